@@ -1,0 +1,86 @@
+"""The one entry point for jobledger's checks: tests, lint, typing and docs.
+
+Run ``nox`` for the default sessions, ``nox -s tests -- -k etag -x`` to pass
+arguments through to pytest, and ``nox -l`` to list the sessions.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.needs_version = ">=2025.2.9"
+# venv + pip: what a fresh machine has, and pip honours the machine's pip configuration
+# (certificates, mirrors) where uv does not. A session's install takes ~10 s; with uv
+# installed, `nox -db uv` is faster still.
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_venv = "yes"
+nox.options.error_on_missing_interpreters = True
+nox.options.sessions = ["tests", "lint", "typing", "docs"]
+
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+# Every extra whose modules the tests and doctests import.
+TEST_EXTRAS = ".[testing,postgres,cli]"
+
+
+def group(name: str) -> list[str]:
+    """Return the requirements of a dependency group of pyproject.toml."""
+    return list(nox.project.dependency_groups(PYPROJECT, name))
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite and the doctests of src, docs/**/*.md and README.md.
+
+    What pytest collects is configured in pyproject.toml (testpaths, addopts), so
+    arguments after ``--`` narrow it down: ``nox -s tests -- tests/unit -x``.
+    PostgreSQL tests need JOBLEDGER_TEST_POSTGRES: ``eval "$(.ci/postgres)"`` first.
+    """
+    # Editable, so pytest's --doctest-modules over src/ and the tests import the
+    # very same jobledger modules.
+    session.install("-e", TEST_EXTRAS, *group("tests"))
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Check style and formatting (ruff) and the layer contracts (import-linter)."""
+    session.install(*group("lint"))
+    session.run("ruff", "check", "--no-cache", ".")
+    session.run("ruff", "format", "--no-cache", "--check", ".")
+    # import-linter reads the source tree; it needs jobledger importable, not installed.
+    session.run("lint-imports", env={"PYTHONPATH": "src"})
+
+
+@nox.session
+def typing(session: nox.Session) -> None:
+    """Type-check src and tests with mypy --strict (configured in pyproject.toml)."""
+    session.install("-e", TEST_EXTRAS, *group("typing"))
+    session.run("mypy", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the HTML docs with warnings as errors.
+
+    The docs' ``>>>`` examples run as doctests in the tests session (pytest
+    --doctest-glob), not here.
+    """
+    session.install(".[docs]")
+    session.run(
+        "sphinx-build",
+        "--fresh-env",  # re-read every page so no warning hides in a cached environment
+        "-W",
+        "--keep-going",
+        "-b",
+        "html",
+        "docs",
+        "docs/_build/html",
+        *session.posargs,
+    )
+
+
+# ---------------------------------------------------------------------------
+# Reserved: a `bench` session (benchmarks of the repositories and the runner)
+# belongs here when the first benchmark exists. Keep it out of
+# nox.options.sessions so CI stays within its time budget.
+# ---------------------------------------------------------------------------

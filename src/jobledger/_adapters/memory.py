@@ -1,0 +1,131 @@
+"""The in-memory repository: a real backend that lives as long as its process.
+
+It keeps every rule the durable backends keep and passes the same contract
+suite; it is the default of :class:`~jobledger.Jobs` and the backend of choice
+for tests.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+from jobledger._core.errors import (
+    ConcurrencyError,
+    JobAlreadyExistsError,
+    JobNotFoundError,
+    RequestIdConflictError,
+)
+from jobledger._core.query import JobPage
+from jobledger._ports import FeedEntry
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from jobledger._core.decide import Change, RequestRecord
+    from jobledger._core.events import JobEvent
+    from jobledger._core.job import Job, JobUpdate
+    from jobledger._core.query import JobQuery
+
+__all__ = ["InMemoryRepository"]
+
+
+class InMemoryRepository:
+    """A thread-safe :class:`~jobledger.Repository` held in this process's memory.
+
+    One lock serializes saves, so every save is atomic and the feed has no gap.
+    Stored values are immutable and shared, never copied.
+
+    >>> from jobledger import Jobs, InMemoryRepository
+    >>> jobs = Jobs(repository=InMemoryRepository())
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: dict[str, Job] = {}
+        self._updates: dict[str, list[JobUpdate]] = {}
+        self._requests: dict[str, RequestRecord] = {}
+        self._feed: list[JobEvent] = []
+        self._checkpoints: dict[str, int] = {}
+
+    def get(self, job_id: str) -> Job:
+        """The job as last saved; see :meth:`jobledger.Repository.get`."""
+        try:
+            return self._jobs[job_id]
+        except KeyError:
+            raise JobNotFoundError(job_id) from None
+
+    def updates(self, job_id: str, *, after: int = 0) -> Sequence[JobUpdate]:
+        """The job's updates after ``after``; see :meth:`jobledger.Repository.updates`."""
+        with self._lock:
+            try:
+                log = self._updates[job_id]
+            except KeyError:
+                raise JobNotFoundError(job_id) from None
+            return tuple(log[max(after, 0) :])
+
+    def find(self, query: JobQuery) -> JobPage:
+        """A page of matching jobs, newest first; see :meth:`jobledger.Repository.find`."""
+        after = query.after()
+        with self._lock:
+            candidates = list(self._jobs.values())
+        candidates.sort(key=lambda job: (job.created_at, job.id), reverse=True)
+        page: list[Job] = []
+        for job in candidates:
+            if (after is None or after.follows(job)) and query.matches(job):
+                if len(page) == query.limit:
+                    return JobPage.of(page, more=True)
+                page.append(job)
+        return JobPage.of(page, more=False)
+
+    def find_request(self, request_id: str) -> RequestRecord | None:
+        """The record of ``request_id``; see :meth:`jobledger.Repository.find_request`."""
+        return self._requests.get(request_id)
+
+    def save(self, change: Change) -> int:
+        """Save ``change`` atomically; see :meth:`jobledger.Repository.save`."""
+        job = change.job
+        with self._lock:
+            stored = self._jobs.get(job.id)
+            if change.expected_etag is None:
+                if stored is not None:
+                    raise JobAlreadyExistsError(job.id)
+            elif stored is None:
+                raise JobNotFoundError(job.id)
+            elif stored.etag != change.expected_etag:
+                raise ConcurrencyError(job.id, change.expected_etag, stored.etag)
+            elif change.update is None or change.update.update_id != stored.version:
+                msg = f"update of job {job.id!r} does not follow version {stored.version}"
+                raise ValueError(msg)
+            if change.request is not None and change.request.request_id in self._requests:
+                raise RequestIdConflictError(change.request.request_id)
+            # Nothing below can fail, so the change is all-or-nothing.
+            self._jobs[job.id] = job
+            if change.update is None:
+                self._updates[job.id] = []
+            else:
+                self._updates[job.id].append(change.update)
+            if change.request is not None:
+                self._requests[change.request.request_id] = change.request
+            self._feed.append(change.event)
+            return len(self._feed)
+
+    def read_feed(self, *, after: int = 0, limit: int = 1000) -> Sequence[FeedEntry]:
+        """Feed entries after ``after``; see :meth:`jobledger.Repository.read_feed`."""
+        start = max(after, 0)
+        with self._lock:
+            events = self._feed[start : start + max(limit, 0)]
+        return tuple(FeedEntry(start + offset + 1, event) for offset, event in enumerate(events))
+
+    def feed_head(self) -> int:
+        """The last feed position; see :meth:`jobledger.Repository.feed_head`."""
+        return len(self._feed)
+
+    def load_checkpoint(self, name: str) -> int:
+        """The checkpoint of ``name``; see :meth:`jobledger.Repository.load_checkpoint`."""
+        return self._checkpoints.get(name, 0)
+
+    def save_checkpoint(self, name: str, position: int) -> None:
+        """Record a checkpoint; see :meth:`jobledger.Repository.save_checkpoint`."""
+        with self._lock:
+            self._checkpoints[name] = position

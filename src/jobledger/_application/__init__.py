@@ -1,0 +1,1 @@
+"""The application layer: the :class:`~jobledger.Jobs` facade and event delivery."""

@@ -1,0 +1,142 @@
+"""How a command is handled, written once for every kind of driver.
+
+:func:`handling` is a generator that yields the storage steps it needs
+(:class:`Load`, :class:`FindRequest`, :class:`Save`) and receives their results.
+The synchronous :class:`~jobledger.Jobs` drives it with a repository; an
+asyncio facade can drive the very same generator with ``await``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, TypeAlias
+
+import attrs
+
+from jobledger._core.commands import ANY_ETAG, StartJob
+from jobledger._core.decide import Change, RequestRecord, decide, fingerprint
+from jobledger._core.errors import (
+    ConcurrencyError,
+    JobledgerError,
+    RequestIdConflictError,
+)
+from jobledger._core.job import Job
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Generator
+    from datetime import datetime
+
+    from jobledger._core.commands import Command
+    from jobledger._core.jsondoc import Limits
+
+__all__ = ["FindRequest", "Handled", "Load", "Save", "Step", "drive", "handling"]
+
+#: How often a command with the wildcard ETag is re-decided after losing a race.
+WILDCARD_ATTEMPTS = 16
+
+
+@attrs.frozen
+class Load:
+    """Step: load the job with ``job_id`` (answer: the :class:`Job`)."""
+
+    job_id: str
+
+
+@attrs.frozen
+class FindRequest:
+    """Step: look up a request record (answer: the record or ``None``)."""
+
+    request_id: str
+
+
+@attrs.frozen
+class Save:
+    """Step: save a change atomically (answer: ignored)."""
+
+    change: Change
+
+
+Step: TypeAlias = Load | FindRequest | Save
+
+
+@attrs.frozen
+class Handled:
+    """What handling a command came to.
+
+    Attributes:
+        job: The job as the command left it.
+        change: The change that was saved, or ``None`` when the command was a
+            retry answered from its request record.
+    """
+
+    job: Job
+    change: Change | None
+
+
+def _answer(record: RequestRecord, command: Command) -> Handled:
+    if record.fingerprint != fingerprint(command):
+        raise RequestIdConflictError(record.request_id)
+    return Handled(record.job, None)
+
+
+def handling(
+    command: Command,
+    *,
+    clock: Callable[[], datetime],
+    new_id: Callable[[], str],
+    limits: Limits,
+) -> Generator[Step, object, Handled]:
+    """Handle ``command``: the steps to take, and what they came to.
+
+    Raises:
+        JobledgerError: whatever :func:`~jobledger._core.decide.decide` or the
+            repository raise; a wildcard command is re-decided when it loses
+            a race, up to :data:`WILDCARD_ATTEMPTS` times.
+    """
+    request_id = command.request_id
+    if request_id is not None:
+        record = yield FindRequest(request_id)
+        if record is not None:
+            assert isinstance(record, RequestRecord)  # noqa: S101  (the driver's contract)
+            return _answer(record, command)
+    attempts = 0
+    while True:
+        attempts += 1
+        job = None
+        if not isinstance(command, StartJob):
+            job = yield Load(command.job_id)
+        change = decide(job, command, now=clock(), new_id=new_id, limits=limits)  # type: ignore[arg-type]
+        try:
+            yield Save(change)
+        except ConcurrencyError:
+            if isinstance(command, StartJob) or command.etag != ANY_ETAG:
+                raise
+            if attempts >= WILDCARD_ATTEMPTS:
+                raise
+            continue
+        except RequestIdConflictError:
+            # A twin of this command committed between our look-up and our save.
+            assert request_id is not None  # noqa: S101
+            record = yield FindRequest(request_id)
+            if not isinstance(record, RequestRecord):
+                raise
+            return _answer(record, command)
+        return Handled(change.job, change)
+
+
+def drive(steps: Generator[Step, object, Handled], perform: Callable[[Step], object]) -> Handled:
+    """Run a :func:`handling` generator to the end, performing each step.
+
+    A :class:`~jobledger.JobledgerError` raised by ``perform`` is thrown back
+    into the generator, which may handle it; other exceptions propagate.
+    """
+    reply: object = None
+    error: JobledgerError | None = None
+    while True:
+        try:
+            step = steps.send(reply) if error is None else steps.throw(error)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        try:
+            reply, error = perform(step), None
+        except JobledgerError as err:
+            reply, error = None, err

@@ -1,0 +1,339 @@
+"""The :class:`Jobs` facade: load, decide, save, publish."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+from jobledger._application.defaults import new_id, utc_now
+from jobledger._application.delivery import InProcessPublisher, Outbox
+from jobledger._application.handling import FindRequest, Load, Step, drive, handling
+from jobledger._core.commands import (
+    CancelJob,
+    Command,
+    CompleteJob,
+    FailJob,
+    StartJob,
+    UpdateJob,
+)
+from jobledger._core.events import EventFilter, JobEvent
+from jobledger._core.jsondoc import DEFAULT_LIMITS, Limits
+from jobledger._core.query import JobQuery
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Collection, Iterable, Sequence
+    from datetime import datetime
+
+    from jobledger._application.delivery import Handler, Subscription
+    from jobledger._core.job import Job, JobUpdate
+    from jobledger._core.query import JobPage
+    from jobledger._ports import EventPublisher, Repository
+
+__all__ = ["Jobs"]
+
+_STRIPES = 64
+
+
+class Jobs:
+    """The ledger of jobs: start, change and read jobs, and subscribe to their events.
+
+    Args:
+        repository: Where jobs are kept; a new :class:`~jobledger.InMemoryRepository`
+            when ``None``.
+        publishers: Extra :class:`~jobledger.EventPublisher` s that receive every
+            event this ledger commits (after the in-process subscribers).
+        clock: Returns the current time; UTC now by default.
+        id_factory: Returns a new unique id for jobs, ETags and events; UUIDv7
+            strings by default.
+        limits: The data limits to enforce; :class:`~jobledger.Limits` defaults.
+
+    Every command is atomic: the job, its update, its event and its request
+    record are saved together or not at all. Every change command carries the
+    ETag the sender last saw (or :data:`~jobledger.ANY_ETAG`); a stale ETag
+    raises :class:`~jobledger.ConcurrencyError` and changes nothing.
+
+    Any command may carry a ``request_id``. Sent again with the same
+    ``request_id``, the command is answered with the job as the first one left
+    it, and nothing is written or published; the same ``request_id`` with a
+    different command raises :class:`~jobledger.RequestIdConflictError`.
+
+    Subscribers run in this process, after the change commits, in commit order
+    for each job, before the command that committed it returns; a handler that
+    raises is logged and never undoes the change. Handlers must not wait for
+    other threads that issue commands.
+
+    >>> from jobledger import Jobs
+    >>> jobs = Jobs()
+    >>> job = jobs.start(
+    ...     service="hr",
+    ...     entity="employee",
+    ...     type="sync",
+    ...     display_name="Nightly HR sync",
+    ...     state={"done": 0},
+    ... )
+    >>> job = jobs.update(job.id, etag=job.etag, status="exporting", state_update={"done": 10})
+    >>> job = jobs.complete(job.id, etag=job.etag, state_update={"done": 42})
+    >>> job.status, job.state, job.version
+    ('completed', {'done': 42}, 3)
+    >>> [update.update_type.name for update in jobs.updates(job.id)]
+    ['UPDATED', 'COMPLETED']
+    """
+
+    def __init__(
+        self,
+        repository: Repository | None = None,
+        *,
+        publishers: Iterable[EventPublisher] = (),
+        clock: Callable[[], datetime] = utc_now,
+        id_factory: Callable[[], str] = new_id,
+        limits: Limits = DEFAULT_LIMITS,
+    ) -> None:
+        if repository is None:
+            # The composition root's one outward import: the default backend.
+            from jobledger._adapters.memory import InMemoryRepository  # noqa: PLC0415
+
+            repository = InMemoryRepository()
+        self._repository = repository
+        self._clock = clock
+        self._new_id = id_factory
+        self._limits = limits
+        self._subscribers = InProcessPublisher()
+        self._outbox = Outbox((self._subscribers, *publishers))
+        self._stripes = tuple(threading.Lock() for _ in range(_STRIPES))
+
+    @property
+    def repository(self) -> Repository:
+        """The repository this ledger keeps its jobs in."""
+        return self._repository
+
+    @property
+    def limits(self) -> Limits:
+        """The data limits this ledger enforces."""
+        return self._limits
+
+    def handle(self, command: Command) -> Job:
+        """Carry out ``command``; return the job as it left it.
+
+        Raises:
+            JobNotFoundError: a change for a job that does not exist.
+            JobAlreadyExistsError: a start whose ``job_id`` is taken.
+            ConcurrencyError: the command's ETag is stale.
+            InvalidTransitionError: the job's phase does not allow the command.
+            InvalidJobDataError: a field breaks the data rules or limits.
+            RequestIdConflictError: the ``request_id`` was used for another command.
+        """
+        steps = handling(command, clock=self._clock, new_id=self._new_id, limits=self._limits)
+        handled = drive(steps, self._perform)
+        if handled.change is not None:
+            self._outbox.drain()
+        return handled.job
+
+    def _perform(self, step: Step) -> object:
+        if isinstance(step, Load):
+            return self._repository.get(step.job_id)
+        if isinstance(step, FindRequest):
+            return self._repository.find_request(step.request_id)
+        change = step.change
+        # Saving and queueing under the job's lock keeps each job's events in
+        # commit order on their way to the subscribers.
+        with self._stripes[hash(change.job.id) % _STRIPES]:
+            self._repository.save(change)
+            self._outbox.put(change.event)
+        return None
+
+    def start(
+        self,
+        *,
+        service: str,
+        entity: str,
+        type: str,
+        display_name: str = "",
+        description: str = "",
+        input: object = None,
+        state: object = None,
+        job_id: str | None = None,
+        request_id: str | None = None,
+    ) -> Job:
+        """Start a job; see :class:`~jobledger.StartJob` for the fields.
+
+        ``input`` and ``state`` default to ``{}``.
+        """
+        return self.handle(
+            StartJob(
+                service=service,
+                entity=entity,
+                type=type,
+                display_name=display_name,
+                description=description,
+                input={} if input is None else input,
+                state={} if state is None else state,
+                job_id=job_id,
+                request_id=request_id,
+            )
+        )
+
+    def update(
+        self,
+        job_id: str,
+        *,
+        etag: str,
+        status: str | None = None,
+        display_name: str | None = None,
+        description: str | None = None,
+        state_update: object = None,
+        request_id: str | None = None,
+    ) -> Job:
+        """Update an active job; see :class:`~jobledger.UpdateJob` for the fields."""
+        return self.handle(
+            UpdateJob(
+                job_id=job_id,
+                etag=etag,
+                status=status,
+                display_name=display_name,
+                description=description,
+                state_update=state_update,
+                request_id=request_id,
+            )
+        )
+
+    def complete(
+        self,
+        job_id: str,
+        *,
+        etag: str,
+        display_name: str | None = None,
+        description: str | None = None,
+        state_update: object = None,
+        request_id: str | None = None,
+    ) -> Job:
+        """Complete an active job; see :class:`~jobledger.CompleteJob`."""
+        return self.handle(
+            CompleteJob(
+                job_id=job_id,
+                etag=etag,
+                display_name=display_name,
+                description=description,
+                state_update=state_update,
+                request_id=request_id,
+            )
+        )
+
+    def fail(
+        self,
+        job_id: str,
+        *,
+        etag: str,
+        display_name: str | None = None,
+        description: str | None = None,
+        state_update: object = None,
+        request_id: str | None = None,
+    ) -> Job:
+        """Fail an active job; see :class:`~jobledger.FailJob`."""
+        return self.handle(
+            FailJob(
+                job_id=job_id,
+                etag=etag,
+                display_name=display_name,
+                description=description,
+                state_update=state_update,
+                request_id=request_id,
+            )
+        )
+
+    def cancel(
+        self,
+        job_id: str,
+        *,
+        etag: str,
+        display_name: str | None = None,
+        description: str | None = None,
+        request_id: str | None = None,
+    ) -> Job:
+        """Cancel an active job; see :class:`~jobledger.CancelJob`."""
+        return self.handle(
+            CancelJob(
+                job_id=job_id,
+                etag=etag,
+                display_name=display_name,
+                description=description,
+                request_id=request_id,
+            )
+        )
+
+    def get(self, job_id: str) -> Job:
+        """The job with ``job_id`` (the GetJobById query).
+
+        Raises:
+            JobNotFoundError: no job has this id.
+        """
+        return self._repository.get(job_id)
+
+    def updates(self, job_id: str) -> Sequence[JobUpdate]:
+        """The job's update log, oldest first.
+
+        Raises:
+            JobNotFoundError: no job has this id.
+        """
+        return self._repository.updates(job_id)
+
+    def find(self, query: JobQuery | None = None, **filters: object) -> JobPage:
+        """List jobs, newest first, a page at a time.
+
+        Give a :class:`~jobledger.JobQuery`, or its fields as keywords
+        (``service``, ``entity``, ``type``, ``status``, ``phase``,
+        ``created_after``, ``created_before``, ``limit``, ``cursor``).
+
+        >>> from jobledger import Jobs
+        >>> jobs = Jobs()
+        >>> for n in range(3):
+        ...     _ = jobs.start(service="hr", entity="employee", type="sync", job_id=f"job-{n}")
+        >>> page = jobs.find(service="hr", limit=2)
+        >>> [job.id for job in page.jobs], page.next_cursor is not None
+        (['job-2', 'job-1'], True)
+        >>> [job.id for job in jobs.find(service="hr", cursor=page.next_cursor).jobs]
+        ['job-0']
+
+        Raises:
+            InvalidJobDataError: a filter or the cursor is not valid.
+        """
+        if query is None:
+            query = JobQuery(**filters)  # type: ignore[arg-type]
+        elif filters:
+            msg = "give either a JobQuery or filter keywords, not both"
+            raise TypeError(msg)
+        return self._repository.find(query)
+
+    def subscribe(
+        self,
+        handler: Handler,
+        event_filter: EventFilter | None = None,
+        *,
+        service: str | Collection[str] | None = None,
+        entity: str | Collection[str] | None = None,
+        type: str | Collection[str] | None = None,
+        events: type[JobEvent] | Collection[type[JobEvent]] | None = None,
+    ) -> Subscription:
+        """Call ``handler`` with every event this ledger commits that passes the filter.
+
+        Give either an :class:`~jobledger.EventFilter` or its fields as keywords;
+        with neither, the handler receives every event. Returns a
+        :class:`~jobledger.Subscription`; cancel it (or use it as a context
+        manager) to stop.
+
+        >>> from jobledger import Jobs, JobCompleted
+        >>> jobs = Jobs()
+        >>> seen = []
+        >>> subscription = jobs.subscribe(seen.append, service="hr", events=JobCompleted)
+        >>> job = jobs.start(service="hr", entity="employee", type="sync")
+        >>> job = jobs.complete(job.id, etag=job.etag)
+        >>> [type(event).__name__ for event in seen]
+        ['JobCompleted']
+        >>> subscription.cancel()
+        """
+        keywords = (service, entity, type, events)
+        if event_filter is None:
+            event_filter = EventFilter(service=service, entity=entity, type=type, events=events)
+        elif any(value is not None for value in keywords):
+            msg = "give either an EventFilter or filter keywords, not both"
+            raise TypeError(msg)
+        return self._subscribers.subscribe(handler, event_filter)

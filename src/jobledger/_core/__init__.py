@@ -1,0 +1,1 @@
+"""The pure core of jobledger: values, rules and decisions, with no I/O."""

@@ -1,0 +1,345 @@
+"""The pure decision: given a job and a command, what changes.
+
+:func:`decide` does no I/O. It is handed the job as loaded (or ``None`` for a
+start), the time and an id factory, and returns a :class:`Change`: the job as
+it will be, the update to append to its log, the event to publish, and the
+ETag the stored job must still have when the change is saved.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import TYPE_CHECKING, TypedDict
+
+import attrs
+
+from jobledger._core.commands import (
+    ANY_ETAG,
+    CancelJob,
+    Command,
+    CompleteJob,
+    FailJob,
+    StartJob,
+    UpdateJob,
+)
+from jobledger._core.errors import ConcurrencyError, InvalidJobDataError, JobNotFoundError
+from jobledger._core.events import (
+    JobCanceled,
+    JobChanged,
+    JobCompleted,
+    JobEvent,
+    JobFailed,
+    JobStarted,
+    JobUpdated,
+)
+from jobledger._core.job import TERMINAL_STATUSES, Job, JobStatus, JobUpdate, UpdateType
+from jobledger._core.jsondoc import (
+    JsonObject,
+    JsonValue,
+    Limits,
+    check_limits,
+    check_name,
+    check_text,
+    merge_patch,
+)
+from jobledger._core.lifecycle import CommandKind, next_phase
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from datetime import datetime
+
+__all__ = ["Change", "RequestRecord", "command_kind", "decide", "fingerprint"]
+
+
+@attrs.frozen
+class RequestRecord:
+    """What the ledger remembers of a command sent with a ``request_id``.
+
+    Attributes:
+        request_id: The id the sender gave the command.
+        fingerprint: :func:`fingerprint` of the command, to tell a retry from a
+            different command that reuses the id.
+        job: The job as the command left it: the answer to every retry.
+    """
+
+    request_id: str
+    fingerprint: str
+    job: Job
+
+
+@attrs.frozen
+class Change:
+    """Everything one command changes, to be saved atomically.
+
+    Attributes:
+        job: The job after the change.
+        update: The update to append to the job's log; ``None`` for a start.
+        event: The integration event that announces the change.
+        expected_etag: The ETag the stored job must have for the change to
+            apply; ``None`` for a start, which needs the job not to exist.
+        request: The record of the command's ``request_id``, if it had one.
+    """
+
+    job: Job
+    update: JobUpdate | None
+    event: JobEvent
+    expected_etag: str | None
+    request: RequestRecord | None
+
+
+_KINDS: dict[type, CommandKind] = {
+    StartJob: CommandKind.START,
+    UpdateJob: CommandKind.UPDATE,
+    CompleteJob: CommandKind.COMPLETE,
+    FailJob: CommandKind.FAIL,
+    CancelJob: CommandKind.CANCEL,
+}
+
+_OUTCOMES: dict[CommandKind, tuple[JobStatus, UpdateType]] = {
+    CommandKind.UPDATE: (JobStatus.STARTED, UpdateType.UPDATED),
+    CommandKind.COMPLETE: (JobStatus.COMPLETED, UpdateType.COMPLETED),
+    CommandKind.FAIL: (JobStatus.FAILED, UpdateType.FAILED),
+    CommandKind.CANCEL: (JobStatus.CANCELED, UpdateType.CANCELED),
+}
+
+
+class _ChangeFields(TypedDict):
+    """The fields every change event shares."""
+
+    event_id: str
+    job_id: str
+    service: str
+    entity: str
+    type: str
+    status: str
+    etag: str
+    version: int
+    at: datetime
+    update_id: int
+    display_name: str | None
+    description: str | None
+
+
+_CHANGE_EVENTS: dict[CommandKind, Callable[[_ChangeFields, JsonObject | None], JobChanged]] = {
+    CommandKind.UPDATE: lambda fields, patch: JobUpdated(**fields, state_update=patch),
+    CommandKind.COMPLETE: lambda fields, patch: JobCompleted(**fields, state_update=patch),
+    CommandKind.FAIL: lambda fields, patch: JobFailed(**fields, state_update=patch),
+    CommandKind.CANCEL: lambda fields, _patch: JobCanceled(**fields),
+}
+
+
+def command_kind(command: Command) -> CommandKind:
+    """The lifecycle action ``command`` asks for.
+
+    Raises:
+        TypeError: if ``command`` is not one of the five commands.
+    """
+    try:
+        return _KINDS[type(command)]
+    except KeyError:
+        msg = f"not a jobledger command: {type(command).__name__}"
+        raise TypeError(msg) from None
+
+
+def fingerprint(command: Command) -> str:
+    """A digest of everything in ``command`` but its ``request_id``.
+
+    Two commands with the same fingerprint are the same command, so one may be
+    answered as a retry of the other.
+    """
+    fields = {
+        field.name: getattr(command, field.name)
+        for field in attrs.fields(type(command))
+        if field.name != "request_id"
+    }
+    canonical = json.dumps(
+        [type(command).__name__, fields],
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def decide(
+    job: Job | None,
+    command: Command,
+    *,
+    now: datetime,
+    new_id: Callable[[], str],
+    limits: Limits,
+) -> Change:
+    """Decide what ``command`` changes in ``job`` (``None`` for a start).
+
+    Raises:
+        JobNotFoundError: a change command and ``job`` is ``None``.
+        ConcurrencyError: the command's ETag is neither the job's nor
+            :data:`~jobledger.ANY_ETAG`.
+        InvalidTransitionError: the lifecycle forbids the command in the job's phase.
+        InvalidJobDataError: a field of the command breaks the data rules or ``limits``.
+    """
+    kind = command_kind(command)
+    if isinstance(command, StartJob):
+        change = _start(command, now=now, new_id=new_id, limits=limits)
+    else:
+        _check_optional_name(command.request_id, "request_id", limits)
+        if job is None:
+            raise JobNotFoundError(command.job_id)
+        next_phase(job.id, job.phase, kind)
+        if command.etag not in (ANY_ETAG, job.etag):
+            raise ConcurrencyError(job.id, command.etag, job.etag)
+        change = _change(job, command, kind, now=now, new_id=new_id, limits=limits)
+    if command.request_id is None:
+        return change
+    record = RequestRecord(command.request_id, fingerprint(command), change.job)
+    return attrs.evolve(change, request=record)
+
+
+def _check_optional_name(value: str | None, field: str, limits: Limits) -> None:
+    if value is not None:
+        check_name(value, field=field, limits=limits)
+
+
+def _state(value: JsonValue, field: str, limits: Limits) -> JsonObject:
+    if not isinstance(value, JsonObject):
+        raise InvalidJobDataError(field, "", f"must be a JSON object, not {_json_kind(value)}")
+    check_limits(value, field=field, limits=limits)
+    return value
+
+
+def _json_kind(value: JsonValue) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array"
+
+
+def _start(
+    command: StartJob, *, now: datetime, new_id: Callable[[], str], limits: Limits
+) -> Change:
+    _check_optional_name(command.request_id, "request_id", limits)
+    _check_optional_name(command.job_id, "job_id", limits)
+    job = Job(
+        id=command.job_id if command.job_id is not None else new_id(),
+        service=check_name(command.service, field="service", limits=limits),
+        entity=check_name(command.entity, field="entity", limits=limits),
+        type=check_name(command.type, field="type", limits=limits),
+        display_name=check_text(command.display_name, field="display_name", limits=limits),
+        description=check_text(command.description, field="description", limits=limits),
+        status=JobStatus.STARTED.value,
+        input=command.input,
+        state=_state(command.state, "state", limits),
+        etag=new_id(),
+        version=1,
+        created_at=now,
+        updated_at=now,
+    )
+    check_limits(job.input, field="input", limits=limits)
+    event = JobStarted(
+        event_id=new_id(),
+        job_id=job.id,
+        service=job.service,
+        entity=job.entity,
+        type=job.type,
+        status=job.status,
+        etag=job.etag,
+        version=job.version,
+        at=now,
+        display_name=job.display_name,
+        description=job.description,
+        input=job.input,
+        state=job.state,
+    )
+    return Change(job=job, update=None, event=event, expected_etag=None, request=None)
+
+
+def _change(
+    job: Job,
+    command: UpdateJob | CompleteJob | FailJob | CancelJob,
+    kind: CommandKind,
+    *,
+    now: datetime,
+    new_id: Callable[[], str],
+    limits: Limits,
+) -> Change:
+    default_status, update_type = _OUTCOMES[kind]
+    if isinstance(command, UpdateJob):
+        status = job.status if command.status is None else _update_status(command.status, limits)
+    else:
+        status = default_status.value
+    display_name = command.display_name
+    if display_name is not None:
+        check_text(display_name, field="display_name", limits=limits)
+    description = command.description
+    if description is not None:
+        check_text(description, field="description", limits=limits)
+    patch: JsonObject | None = None
+    state = job.state
+    if not isinstance(command, CancelJob) and command.state_update is not None:
+        patch = _state(command.state_update, "state_update", limits)
+        state = _state(merge_patch(job.state, patch), "state", limits)
+    version = job.version + 1
+    after = attrs.evolve(
+        job,
+        status=status,
+        display_name=job.display_name if display_name is None else display_name,
+        description=job.description if description is None else description,
+        state=state,
+        etag=new_id(),
+        version=version,
+        updated_at=now,
+    )
+    update = JobUpdate(
+        job_id=job.id,
+        update_id=version - 1,
+        update_type=update_type,
+        status=status,
+        state_update=patch,
+        display_name=display_name,
+        description=description,
+        etag=after.etag,
+        at=now,
+    )
+    event = _CHANGE_EVENTS[kind](
+        _ChangeFields(
+            event_id=new_id(),
+            job_id=job.id,
+            service=job.service,
+            entity=job.entity,
+            type=job.type,
+            status=status,
+            etag=after.etag,
+            version=version,
+            at=now,
+            update_id=update.update_id,
+            display_name=display_name,
+            description=description,
+        ),
+        patch,
+    )
+    return Change(job=after, update=update, event=event, expected_etag=job.etag, request=None)
+
+
+def _update_status(status: object, limits: Limits) -> str:
+    text = check_name(status, field="status", limits=limits)
+    if text in TERMINAL_STATUSES:
+        raise InvalidJobDataError(
+            "status",
+            "",
+            f"{text!r} is a terminal status, which only its own command sets "
+            f"(use {_TERMINAL_VERB[text]} instead of update)",
+        )
+    return text
+
+
+_TERMINAL_VERB: dict[str, str] = {
+    JobStatus.COMPLETED: "complete",
+    JobStatus.FAILED: "fail",
+    JobStatus.CANCELED: "cancel",
+}

@@ -1,0 +1,200 @@
+"""Integration events: one per change, published after the change commits.
+
+Other services subscribe to them, filtered by service, entity, type and event
+kind (:class:`EventFilter`). Each carries the seed's fields plus an event id,
+the time and the job's version, so a subscriber can rebuild a job from its
+events alone.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, TypeAlias
+
+import attrs
+
+from jobledger._core.jsondoc import JsonObject, JsonValue
+
+if TYPE_CHECKING:
+    from collections.abc import Collection
+
+__all__ = [
+    "EVENT_TYPES",
+    "EventFilter",
+    "JobCanceled",
+    "JobChanged",
+    "JobCompleted",
+    "JobEvent",
+    "JobFailed",
+    "JobStarted",
+    "JobUpdated",
+]
+
+
+@attrs.frozen(kw_only=True)
+class _EventBase:
+    """What every event says: which event, which job, and the job after it."""
+
+    event_id: str
+    job_id: str
+    service: str
+    entity: str
+    type: str
+    status: str
+    etag: str
+    version: int
+    at: datetime
+
+
+@attrs.frozen(kw_only=True)
+class JobStarted(_EventBase):
+    """A job was started.
+
+    Attributes:
+        event_id: The event's own id.
+        job_id: The job.
+        service: The job's service.
+        entity: The job's entity.
+        type: The job's type.
+        status: ``started``.
+        etag: The job's ETag after the start.
+        version: 1.
+        at: When the job started.
+        display_name: The job's display name.
+        description: The job's description.
+        input: The job's input.
+        state: The job's initial state.
+    """
+
+    display_name: str
+    description: str
+    input: JsonValue
+    state: JsonObject
+
+
+@attrs.frozen(kw_only=True)
+class _ChangeBase(_EventBase):
+    update_id: int
+    display_name: str | None
+    description: str | None
+
+
+@attrs.frozen(kw_only=True)
+class JobUpdated(_ChangeBase):
+    """A job was updated.
+
+    Attributes:
+        update_id: The id of the :class:`~jobledger.JobUpdate` this event announces.
+        status: The job's status after the update.
+        state_update: The merge patch applied to the state, or ``None``.
+        display_name: The new display name, or ``None`` when unchanged.
+        description: The new description, or ``None`` when unchanged.
+    """
+
+    state_update: JsonObject | None
+
+
+@attrs.frozen(kw_only=True)
+class JobCompleted(_ChangeBase):
+    """A job was completed.
+
+    Attributes:
+        update_id: The id of the :class:`~jobledger.JobUpdate` this event announces.
+        status: ``completed``.
+        state_update: The merge patch applied to the state, or ``None``.
+    """
+
+    state_update: JsonObject | None
+
+
+@attrs.frozen(kw_only=True)
+class JobFailed(_ChangeBase):
+    """A job failed.
+
+    Attributes:
+        update_id: The id of the :class:`~jobledger.JobUpdate` this event announces.
+        status: ``failed``.
+        state_update: The merge patch applied to the state, or ``None``.
+    """
+
+    state_update: JsonObject | None
+
+
+@attrs.frozen(kw_only=True)
+class JobCanceled(_ChangeBase):
+    """A job was canceled.
+
+    Attributes:
+        update_id: The id of the :class:`~jobledger.JobUpdate` this event announces.
+        status: ``canceled``.
+    """
+
+
+#: An event that announces a change after the start (it has an ``update_id``).
+JobChanged: TypeAlias = JobUpdated | JobCompleted | JobFailed | JobCanceled
+#: Any integration event.
+JobEvent: TypeAlias = JobStarted | JobChanged
+
+#: Every event type, in lifecycle order.
+EVENT_TYPES: tuple[type[JobEvent], ...] = (
+    JobStarted,
+    JobUpdated,
+    JobCompleted,
+    JobFailed,
+    JobCanceled,
+)
+
+
+def _names(value: str | Collection[str] | None) -> frozenset[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return frozenset({value})
+    names = frozenset(value)
+    if not all(isinstance(name, str) for name in names):
+        msg = f"filter values must be strings, not {sorted(map(repr, names))}"
+        raise TypeError(msg)
+    return names
+
+
+#: What ``EventFilter.events`` holds (named so the field called ``type`` cannot shadow it).
+EventType: TypeAlias = type[JobStarted | JobUpdated | JobCompleted | JobFailed | JobCanceled]
+
+
+def _kinds(value: EventType | Collection[EventType] | None) -> frozenset[EventType] | None:
+    if value is None:
+        return None
+    kinds = frozenset({value}) if isinstance(value, type) else frozenset(value)
+    unknown = kinds - set(EVENT_TYPES)
+    if unknown:
+        names = ", ".join(sorted(getattr(kind, "__name__", repr(kind)) for kind in unknown))
+        msg = f"events must be jobledger event types (JobStarted, ...), not {names}"
+        raise TypeError(msg)
+    return kinds
+
+
+@attrs.frozen
+class EventFilter:
+    """Which events a subscriber wants: ``None`` in a field means any.
+
+    Each field takes one value or a collection of values; an event matches when
+    every field that is set contains the event's value.
+
+    >>> from jobledger import EventFilter, JobCompleted
+    >>> EventFilter(service="hr", events=JobCompleted).service
+    frozenset({'hr'})
+    """
+
+    service: frozenset[str] | None = attrs.field(default=None, converter=_names)
+    entity: frozenset[str] | None = attrs.field(default=None, converter=_names)
+    type: frozenset[str] | None = attrs.field(default=None, converter=_names)
+    events: frozenset[EventType] | None = attrs.field(default=None, converter=_kinds)
+
+    def matches(self, event: JobEvent) -> bool:
+        """Whether ``event`` passes this filter."""
+        return (
+            (self.service is None or event.service in self.service)
+            and (self.entity is None or event.entity in self.entity)
+            and (self.type is None or event.type in self.type)
+            and (self.events is None or type(event) in self.events)
+        )

@@ -1,0 +1,503 @@
+"""JSON documents as the ledger keeps them: strict I-JSON, size-limited, immutable.
+
+A job's ``input``, ``state`` and every ``state_update`` pass through :func:`freeze`,
+which checks them against RFC 7493 (I-JSON) and the configured :class:`Limits`
+and turns them into read-only :class:`JsonObject` and :class:`JsonArray`
+containers. Those behave like ``dict`` and ``list`` for reading and comparing,
+refuse every mutation, and remember their encoded size and nesting depth so
+that :func:`merge_patch` (RFC 7396) can share unchanged subtrees and check the
+limits of its result without walking the whole document.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, NoReturn, Self, Union
+
+import attrs
+
+from jobledger._core.errors import InvalidJobDataError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "HARD_MAX_DEPTH",
+    "MAX_SAFE_INTEGER",
+    "JsonArray",
+    "JsonObject",
+    "JsonValue",
+    "Limits",
+    "check_name",
+    "check_text",
+    "empty_object",
+    "freeze",
+    "merge_patch",
+    "thaw",
+]
+
+#: The largest integer magnitude I-JSON allows (RFC 7493, section 2.2).
+MAX_SAFE_INTEGER = 2**53 - 1
+
+#: No configured depth may exceed this: it keeps every recursive consumer
+#: (merge patch, ``json`` encoders and decoders) far from Python's recursion limit.
+HARD_MAX_DEPTH = 500
+
+JsonValue = Union[None, bool, int, float, str, "JsonArray", "JsonObject"]
+
+
+def _positive(_instance: object, attribute: attrs.Attribute[int], value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        msg = f"{attribute.name} must be a positive integer, not {value!r}"
+        raise ValueError(msg)
+
+
+def _depth_cap(_instance: object, _attribute: attrs.Attribute[int], value: object) -> None:
+    if isinstance(value, int) and value > HARD_MAX_DEPTH:
+        msg = f"max_depth must be at most {HARD_MAX_DEPTH}, not {value}"
+        raise ValueError(msg)
+
+
+@attrs.frozen
+class Limits:
+    """The limits the ledger enforces on what it stores.
+
+    Every limit has a default that suits most applications; pass your own
+    ``Limits`` to :class:`~jobledger.Jobs` to change them.
+
+    Attributes:
+        max_depth: How deeply objects and arrays may nest in one JSON document
+            (``{"a": [1]}`` has depth 2). Default 64, at most 500.
+        max_bytes: The largest encoded size of one JSON document (``input``,
+            ``state``, a ``state_update``, and the state that results from
+            applying it), counted as compact UTF-8 JSON without escapes.
+            Default 1 MiB.
+        max_name_length: The longest ``service``, ``entity``, ``type``,
+            ``status``, job id and request id, in characters. Default 200.
+        max_text_length: The longest ``display_name`` and ``description``, in
+            characters. Default 10,000.
+    """
+
+    max_depth: int = attrs.field(default=64, validator=[_positive, _depth_cap])
+    max_bytes: int = attrs.field(default=1_048_576, validator=_positive)
+    max_name_length: int = attrs.field(default=200, validator=_positive)
+    max_text_length: int = attrs.field(default=10_000, validator=_positive)
+
+
+DEFAULT_LIMITS = Limits()
+
+# What command constructors freeze with: only the hard caps, so a command can
+# be built before the limits of the ledger that will run it are known.
+_COMMAND_LIMITS = Limits(max_depth=HARD_MAX_DEPTH, max_bytes=2**62)
+
+
+def _read_only(self: object, *_args: object, **_kwargs: object) -> NoReturn:
+    msg = (
+        f"{type(self).__name__} is read-only: jobledger's JSON values never change; "
+        "use jobledger.thaw(value) for a mutable copy"
+    )
+    raise TypeError(msg)
+
+
+class JsonObject(dict[str, JsonValue]):
+    """A read-only JSON object: reads and compares like a ``dict``, never changes.
+
+    ``json.dumps`` accepts it, ``==`` compares it with plain dicts, and ``copy()``
+    gives a shallow mutable ``dict``. Every mutating method raises ``TypeError``.
+    Instances are made by the ledger; use :func:`thaw` for a mutable deep copy.
+    """
+
+    __slots__ = ("_depth", "_size")
+    _size: int
+    _depth: int
+
+    def __init__(self, *_args: object, **_kwargs: object) -> None:
+        _read_only(self)
+
+    __setitem__ = _read_only
+    __delitem__ = _read_only
+    __ior__ = _read_only
+    clear = _read_only
+    pop = _read_only
+    popitem = _read_only
+    setdefault = _read_only
+    update = _read_only
+
+    def __reduce__(self) -> tuple[Callable[[dict[str, JsonValue]], JsonObject], tuple[Any]]:
+        return (_object_from, (dict(self),))
+
+    def __copy__(self) -> Self:
+        return self
+
+    def __deepcopy__(self, _memo: object) -> Self:
+        return self
+
+
+class JsonArray(list[JsonValue]):
+    """A read-only JSON array: reads and compares like a ``list``, never changes.
+
+    ``json.dumps`` accepts it, ``==`` compares it with plain lists, and ``copy()``
+    gives a shallow mutable ``list``. Every mutating method raises ``TypeError``.
+    """
+
+    __slots__ = ("_depth", "_size")
+    _size: int
+    _depth: int
+
+    def __init__(self, *_args: object, **_kwargs: object) -> None:
+        _read_only(self)
+
+    __setitem__ = _read_only
+    __delitem__ = _read_only
+    __iadd__ = _read_only
+    __imul__ = _read_only
+    append = _read_only
+    extend = _read_only
+    insert = _read_only
+    pop = _read_only
+    remove = _read_only
+    reverse = _read_only
+    sort = _read_only
+    clear = _read_only
+
+    def __reduce__(self) -> tuple[Callable[[list[JsonValue]], JsonArray], tuple[Any]]:
+        return (_array_from, (list(self),))
+
+    def __copy__(self) -> Self:
+        return self
+
+    def __deepcopy__(self, _memo: object) -> Self:
+        return self
+
+
+if not TYPE_CHECKING:
+    # At run time, resolve the alias's forward references here, once, so that
+    # typing.get_type_hints (and so cattrs) can resolve it from any module.
+    JsonValue = Union[None, bool, int, float, str, JsonArray, JsonObject]  # noqa: UP007
+
+
+def _scalar_size(value: JsonValue) -> int:
+    """Encoded size of an already-checked scalar, or a container's cached size."""
+    if value is None or value is True:
+        return 4
+    if value is False:
+        return 5
+    if isinstance(value, str):
+        return len(value.encode("utf-8", "surrogatepass")) + 2
+    if isinstance(value, (JsonObject, JsonArray)):
+        return value._size  # noqa: SLF001  (the cache is this module's own)
+    return len(repr(value))
+
+
+def _depth_of(value: JsonValue) -> int:
+    if isinstance(value, (JsonObject, JsonArray)):
+        return value._depth  # noqa: SLF001
+    return 0
+
+
+def _object_from(members: dict[str, JsonValue]) -> JsonObject:
+    """Wrap already-frozen members in a JsonObject, computing its size and depth."""
+    obj = dict.__new__(JsonObject)
+    dict.__init__(obj, members)
+    size = 2 + max(len(members) - 1, 0)
+    depth = 0
+    for key, value in members.items():
+        size += len(key.encode("utf-8", "surrogatepass")) + 3 + _scalar_size(value)
+        depth = max(depth, _depth_of(value))
+    obj._size = size  # noqa: SLF001
+    obj._depth = depth + 1  # noqa: SLF001
+    return obj
+
+
+def _array_from(items: list[JsonValue]) -> JsonArray:
+    """Wrap already-frozen items in a JsonArray, computing its size and depth."""
+    arr = list.__new__(JsonArray)
+    list.__init__(arr, items)
+    size = 2 + max(len(items) - 1, 0)
+    depth = 0
+    for value in items:
+        size += _scalar_size(value)
+        depth = max(depth, _depth_of(value))
+    arr._size = size  # noqa: SLF001
+    arr._depth = depth + 1  # noqa: SLF001
+    return arr
+
+
+_EMPTY_OBJECT = _object_from({})
+
+
+def empty_object() -> JsonObject:
+    """The empty JSON object ``{}`` (one shared, read-only instance)."""
+    return _EMPTY_OBJECT
+
+
+def _pointer(parts: Iterable[str | int]) -> str:
+    """The JSON Pointer of ``parts``; characters UTF-8 cannot carry are shown escaped."""
+    pointer = "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in parts)
+    return pointer.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+class _Frame:
+    """One container being frozen: where it is, what it has so far."""
+
+    __slots__ = ("depth", "entries", "is_object", "key", "members")
+
+    def __init__(self, source: object, key: str | int, depth: int) -> None:
+        self.key = key
+        self.depth = depth
+        self.is_object = isinstance(source, Mapping)
+        self.entries: Iterator[tuple[object, object]]
+        if self.is_object:
+            assert isinstance(source, Mapping)  # noqa: S101  (narrowing for the type checker)
+            self.entries = iter(source.items())
+            self.members: dict[str, JsonValue] | list[JsonValue] = {}
+        else:
+            assert isinstance(source, (list, tuple))  # noqa: S101
+            self.entries = enumerate(source)
+            self.members = []
+
+    def add(self, key: str | int, value: JsonValue) -> None:
+        if self.is_object:
+            self.members[key] = value  # type: ignore[index]
+        else:
+            self.members.append(value)  # type: ignore[union-attr]
+
+    def close(self) -> JsonObject | JsonArray:
+        if self.is_object:
+            return _object_from(self.members)  # type: ignore[arg-type]
+        return _array_from(self.members)  # type: ignore[arg-type]
+
+
+class _Freezer:
+    """Freezes one document, iteratively, so no nesting depth can recurse."""
+
+    __slots__ = ("budget", "field", "limits", "stack")
+
+    def __init__(self, field: str, limits: Limits) -> None:
+        self.field = field
+        self.limits = limits
+        self.stack: list[_Frame] = []
+        self.budget = limits.max_bytes
+
+    def error(self, key: str | int | None, reason: str) -> InvalidJobDataError:
+        """The error for the value at ``key`` of the innermost open container."""
+        parts: list[str | int] = [frame.key for frame in self.stack[1:]]
+        if key is not None:
+            parts.append(key)
+        return InvalidJobDataError(self.field, _pointer(parts), reason)
+
+    def spend(self, size: int) -> None:
+        self.budget -= size
+        if self.budget < 0:
+            self.stack.clear()
+            raise self.error(None, f"the document is larger than {self.limits.max_bytes} bytes")
+
+    def string(self, value: str, key: str | int | None, what: str = "string") -> str:
+        if type(value) is not str:
+            value = str.__str__(value)
+        try:
+            encoded = value.encode("utf-8")
+        except UnicodeEncodeError as err:
+            position = err.start
+        else:
+            position = -1
+        if position >= 0:
+            raise self.error(key, f"{what} has a lone surrogate at character {position}")
+        if "\x00" in value:
+            raise self.error(key, f"{what} contains a NUL character (U+0000)")
+        self.spend(len(encoded) + 2)
+        return value
+
+    def scalar(self, value: object, key: str | int | None) -> JsonValue:
+        """Check a non-container value; return it frozen, or fail."""
+        if value is None or value is True or value is False:
+            self.spend(4)
+            return value
+        if isinstance(value, str):
+            return self.string(value, key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+                raise self.error(
+                    key,
+                    f"an integer of {value.bit_length()} bits is outside the I-JSON range "
+                    "-(2**53-1)..2**53-1; send it as a string",
+                )
+            value = int(value)
+            self.spend(len(repr(value)))
+            return value
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                raise self.error(key, f"{value!r} is not a JSON number (numbers must be finite)")
+            value = float(value)
+            self.spend(len(repr(value)))
+            return value
+        raise self.error(key, f"a {type(value).__name__} is not a JSON value")
+
+    def cached(self, value: JsonObject | JsonArray, key: str | int | None, depth: int) -> JsonValue:
+        if depth + value._depth - 1 > self.limits.max_depth:  # noqa: SLF001
+            raise self.error(key, f"nested deeper than {self.limits.max_depth} levels")
+        self.spend(value._size)  # noqa: SLF001
+        return value
+
+    def freeze(self, value: object) -> JsonValue:
+        if isinstance(value, (JsonObject, JsonArray)):
+            return self.cached(value, None, 1)
+        if not isinstance(value, (Mapping, list, tuple)):
+            return self.scalar(value, None)
+        self.stack.append(_Frame(value, "", 1))
+        while True:
+            frame = self.stack[-1]
+            entry = next(frame.entries, None)
+            if entry is not None:
+                self.member(frame, *entry)
+                continue
+            done = frame.close()
+            self.stack.pop()
+            if not self.stack:
+                return done
+            self.stack[-1].add(frame.key, done)
+
+    def member(self, frame: _Frame, key: object, child: object) -> None:
+        """Freeze one member of ``frame``'s container, or open a frame for it."""
+        if frame.is_object:
+            if not isinstance(key, str):
+                raise self.error(None, f"object keys must be strings, not {type(key).__name__}")
+            key = self.string(key, key, "key")
+            self.spend(1)
+        if frame.members:
+            self.spend(1)
+        assert isinstance(key, (str, int))  # noqa: S101  (narrowing: a key or an index)
+        if isinstance(child, (JsonObject, JsonArray)):
+            frame.add(key, self.cached(child, key, frame.depth + 1))
+        elif isinstance(child, (Mapping, list, tuple)):
+            if frame.depth + 1 > self.limits.max_depth:
+                raise self.error(key, f"nested deeper than {self.limits.max_depth} levels")
+            self.spend(2)
+            self.stack.append(_Frame(child, key, frame.depth + 1))
+        else:
+            frame.add(key, self.scalar(child, key))
+
+
+def freeze(value: object, *, field: str, limits: Limits = DEFAULT_LIMITS) -> JsonValue:
+    """Check ``value`` against the I-JSON rules and ``limits``; return it read-only.
+
+    Objects may be any ``Mapping`` with string keys, arrays any ``list`` or
+    ``tuple``. The result shares nothing mutable with ``value``.
+
+    Raises:
+        InvalidJobDataError: naming ``field`` and the JSON Pointer of the first
+            offending value: a non-finite number, an integer beyond +-(2**53-1),
+            a non-string key, a string with a lone surrogate or NUL, a value of
+            another type, nesting deeper than ``limits.max_depth``, or a document
+            larger than ``limits.max_bytes``.
+
+    >>> freeze({"done": 1, "tags": ["a"]}, field="state")
+    {'done': 1, 'tags': ['a']}
+    >>> freeze({"ratio": float("nan")}, field="state")
+    Traceback (most recent call last):
+    ...
+    jobledger._core.errors.InvalidJobDataError: invalid state at /ratio: nan is not a JSON number (numbers must be finite)
+    """  # noqa: E501
+    return _Freezer(field, limits).freeze(value)
+
+
+def freeze_for_command(value: object, *, field: str) -> JsonValue:
+    """Freeze with only the hard caps; the ledger checks its own limits later."""
+    return freeze(value, field=field, limits=_COMMAND_LIMITS)
+
+
+def check_limits(value: JsonValue, *, field: str, limits: Limits) -> None:
+    """Check an already-frozen document against ``limits`` in constant time.
+
+    Raises:
+        InvalidJobDataError: if it nests too deeply or is too large.
+    """
+    if isinstance(value, (JsonObject, JsonArray)):
+        if value._depth > limits.max_depth:  # noqa: SLF001
+            raise InvalidJobDataError(field, "", f"nested deeper than {limits.max_depth} levels")
+        if value._size > limits.max_bytes:  # noqa: SLF001
+            raise InvalidJobDataError(
+                field, "", f"the document is larger than {limits.max_bytes} bytes"
+            )
+
+
+def merge_patch(target: JsonValue, patch: JsonValue) -> JsonValue:
+    """Apply an RFC 7396 JSON Merge Patch to ``target``; return the result.
+
+    Both must be frozen (see :func:`freeze`); neither is changed. Members the
+    patch does not touch are shared with ``target``, so a small patch to a
+    large state costs only the objects along the patched paths.
+
+    >>> state = freeze({"a": "b", "c": {"d": "e", "f": "g"}}, field="state")
+    >>> merge_patch(state, freeze({"a": "z", "c": {"f": None}}, field="patch"))
+    {'a': 'z', 'c': {'d': 'e'}}
+    """
+    if not isinstance(patch, JsonObject):
+        return patch
+    merged = dict(target) if isinstance(target, JsonObject) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = merge_patch(merged.get(key), value)
+    return _object_from(merged)
+
+
+def thaw(value: JsonValue) -> Any:  # noqa: ANN401  (plain JSON: dict, list or a scalar)
+    """Return a deep, mutable copy of a JSON value, made of plain dicts and lists.
+
+    >>> state = freeze({"items": [1, 2]}, field="state")
+    >>> plain = thaw(state)
+    >>> plain["items"].append(3)
+    >>> plain, state
+    ({'items': [1, 2, 3]}, {'items': [1, 2]})
+    """
+    if isinstance(value, dict):
+        return {key: thaw(member) for key, member in value.items()}
+    if isinstance(value, list):
+        return [thaw(item) for item in value]
+    return value
+
+
+def check_name(value: object, *, field: str, limits: Limits) -> str:
+    """Check a short identifying string (service, entity, type, status, ids).
+
+    Raises:
+        InvalidJobDataError: unless it is a non-empty string of at most
+            ``limits.max_name_length`` characters with no NUL, no other control
+            character and no lone surrogate.
+    """
+    text = _check_string(value, field=field, max_length=limits.max_name_length)
+    if not text:
+        raise InvalidJobDataError(field, "", "must not be empty")
+    if not text.isprintable():
+        raise InvalidJobDataError(field, "", "must not contain control characters")
+    return text
+
+
+def check_text(value: object, *, field: str, limits: Limits) -> str:
+    """Check free text (display name, description); it may be empty.
+
+    Raises:
+        InvalidJobDataError: unless it is a string of at most
+            ``limits.max_text_length`` characters with no NUL and no lone surrogate.
+    """
+    return _check_string(value, field=field, max_length=limits.max_text_length)
+
+
+def _check_string(value: object, *, field: str, max_length: int) -> str:
+    if not isinstance(value, str):
+        raise InvalidJobDataError(field, "", f"must be a string, not {type(value).__name__}")
+    if len(value) > max_length:
+        raise InvalidJobDataError(field, "", f"is longer than {max_length} characters")
+    if "\x00" in value:
+        raise InvalidJobDataError(field, "", "contains a NUL character (U+0000)")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise InvalidJobDataError(
+            field, "", f"has a lone surrogate at character {err.start}"
+        ) from None
+    return str.__str__(value) if type(value) is not str else value

@@ -1,0 +1,145 @@
+"""The ports: what the application needs from storage and from a message bus.
+
+Implement :class:`Repository` to keep jobs somewhere new, and prove the
+implementation with the contract suite in :mod:`jobledger.testing`.
+Implement :class:`EventPublisher` to forward events to a broker.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import attrs
+
+from jobledger._core.events import JobEvent
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from jobledger._core.decide import Change, RequestRecord
+    from jobledger._core.job import Job, JobUpdate
+    from jobledger._core.query import JobPage, JobQuery
+
+__all__ = ["EventPublisher", "FeedEntry", "Repository"]
+
+
+@attrs.frozen
+class FeedEntry:
+    """An event at its position in the repository's event feed.
+
+    Attributes:
+        position: 1 for the first event ever saved, then 2, 3, ... with no gap.
+        event: The event.
+    """
+
+    position: int
+    event: JobEvent
+
+
+@runtime_checkable
+class Repository(Protocol):
+    """Where jobs, their update logs and the event feed are kept.
+
+    The contract every implementation keeps (the contract suite in
+    :mod:`jobledger.testing` checks each point):
+
+    * **Atomicity.** :meth:`save` writes the job, its update, its event and its
+      request record all together or not at all. When it raises, nothing of the
+      change is visible to anyone, ever.
+    * **Compare-and-set.** :meth:`save` applies a change only if the stored job's
+      ETag is still ``change.expected_etag``; of several saves expecting the same
+      ETag, exactly one succeeds, across threads and processes.
+    * **Isolation of values.** What is saved cannot be changed through the objects
+      passed in, and what is read cannot change what is stored. (Jobledger's
+      values are immutable, so sharing them is safe.)
+    * **The feed.** Every saved event gets the next position, 1, 2, 3, ... with no
+      gap, and :meth:`read_feed` returns events in position order. A reader never
+      skips an event: an event becomes readable only when every event before it is.
+    * **Errors.** Only the library's errors escape: a driver's errors are
+      translated at the boundary.
+
+    Methods that take a ``job_id`` raise :class:`~jobledger.JobNotFoundError`
+    when no such job exists.
+    """
+
+    def get(self, job_id: str) -> Job:
+        """The job as last saved.
+
+        Raises:
+            JobNotFoundError: no job has this id.
+        """
+        ...
+
+    def updates(self, job_id: str, *, after: int = 0) -> Sequence[JobUpdate]:
+        """The job's updates with ``update_id`` greater than ``after``, oldest first.
+
+        Raises:
+            JobNotFoundError: no job has this id.
+        """
+        ...
+
+    def find(self, query: JobQuery) -> JobPage:
+        """The page of jobs that ``query`` asks for, newest first.
+
+        Order is by ``created_at`` descending, then by id descending; a page
+        holds at most ``query.limit`` jobs and has a ``next_cursor`` exactly when
+        more jobs match after it.
+
+        Raises:
+            InvalidJobDataError: the query's cursor is not one this ledger made.
+        """
+        ...
+
+    def find_request(self, request_id: str) -> RequestRecord | None:
+        """The record of the command saved with ``request_id``, or ``None``."""
+        ...
+
+    def save(self, change: Change) -> int:
+        """Save ``change`` atomically; return its event's feed position.
+
+        For a start (``change.expected_etag is None``) the job must not exist;
+        otherwise its stored ETag must equal ``change.expected_etag`` and
+        ``change.update.update_id`` must be its version.
+
+        Raises:
+            JobAlreadyExistsError: a start for a job id that exists.
+            JobNotFoundError: a change for a job that does not exist.
+            ConcurrencyError: the stored ETag is not ``change.expected_etag``;
+                carries the stored ETag.
+            RequestIdConflictError: ``change.request`` names a request id that
+                is already recorded.
+        """
+        ...
+
+    def read_feed(self, *, after: int = 0, limit: int = 1000) -> Sequence[FeedEntry]:
+        """Up to ``limit`` feed entries with positions greater than ``after``, in order."""
+        ...
+
+    def feed_head(self) -> int:
+        """The position of the last readable event; 0 when the feed is empty."""
+        ...
+
+    def load_checkpoint(self, name: str) -> int:
+        """The feed position the subscription ``name`` has handled up to; 0 if none."""
+        ...
+
+    def save_checkpoint(self, name: str, position: int) -> None:
+        """Record that the subscription ``name`` has handled the feed up to ``position``."""
+        ...
+
+
+@runtime_checkable
+class EventPublisher(Protocol):
+    """Something that receives every event after its change is committed.
+
+    :class:`~jobledger.Jobs` calls :meth:`publish` once per committed change, in
+    commit order for each job, after the change is durable. Publishing never
+    undoes a change: if :meth:`publish` raises, the error is logged and the
+    next publisher and the next event are still served. Events stay in the
+    repository's feed, so a publisher that must not miss any can be fed from
+    the feed instead.
+    """
+
+    def publish(self, event: JobEvent) -> None:
+        """Take one committed event."""
+        ...
