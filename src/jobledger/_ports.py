@@ -107,7 +107,10 @@ class Repository(Protocol):
             ConcurrencyError: the stored ETag is not ``change.expected_etag``;
                 carries the stored ETag.
             RequestIdConflictError: ``change.request`` names a request id that
-                is already recorded.
+                is already recorded (request ids are unique across all jobs).
+            ValueError: the change contradicts itself or the stored job (its
+                update does not follow the stored version): a bug in the
+                caller, never a race.
         """
         ...
 

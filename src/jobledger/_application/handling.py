@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, TypeAlias
 import attrs
 
 from jobledger._core.commands import ANY_ETAG, StartJob
-from jobledger._core.decide import Change, RequestRecord, decide, fingerprint
+from jobledger._core.decide import Change, RequestRecord, command_kind, decide, fingerprint
 from jobledger._core.errors import (
     ConcurrencyError,
+    JobAlreadyExistsError,
     JobledgerError,
     RequestIdConflictError,
 )
@@ -92,6 +93,7 @@ def handling(
             repository raise; a wildcard command is re-decided when it loses
             a race, up to :data:`WILDCARD_ATTEMPTS` times.
     """
+    command_kind(command)  # refuses what is not a command before anything is read
     request_id = command.request_id
     if request_id is not None:
         record = yield FindRequest(request_id)
@@ -101,26 +103,31 @@ def handling(
     attempts = 0
     while True:
         attempts += 1
-        job = None
-        if not isinstance(command, StartJob):
-            job = yield Load(command.job_id)
-        change = decide(job, command, now=clock(), new_id=new_id, limits=limits)  # type: ignore[arg-type]
         try:
+            job = None if isinstance(command, StartJob) else (yield Load(command.job_id))
+            assert job is None or isinstance(job, Job)  # noqa: S101  (the driver's contract)
+            change = decide(job, command, now=clock(), new_id=new_id, limits=limits)
             yield Save(change)
-        except ConcurrencyError:
-            if isinstance(command, StartJob) or command.etag != ANY_ETAG:
-                raise
-            if attempts >= WILDCARD_ATTEMPTS:
-                raise
-            continue
-        except RequestIdConflictError:
-            # A twin of this command committed between our look-up and our save.
-            assert request_id is not None  # noqa: S101
-            record = yield FindRequest(request_id)
-            if not isinstance(record, RequestRecord):
-                raise
-            return _answer(record, command)
+        except (ConcurrencyError, JobAlreadyExistsError, RequestIdConflictError):
+            if request_id is not None:
+                # A twin of this command may have committed between our look-up
+                # and our save; if so, it is the answer.
+                record = yield FindRequest(request_id)
+                if isinstance(record, RequestRecord):
+                    return _answer(record, command)
+            if _wildcard_may_retry(command, attempts):
+                continue
+            raise
         return Handled(change.job, change)
+
+
+def _wildcard_may_retry(command: Command, attempts: int) -> bool:
+    """Whether a command that lost a race may be decided again on the new version."""
+    return (
+        not isinstance(command, StartJob)
+        and command.etag == ANY_ETAG
+        and attempts < WILDCARD_ATTEMPTS
+    )
 
 
 def drive(steps: Generator[Step, object, Handled], perform: Callable[[Step], object]) -> Handled:

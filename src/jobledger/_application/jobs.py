@@ -165,8 +165,8 @@ class Jobs:
                 type=type,
                 display_name=display_name,
                 description=description,
-                input={} if input is None else input,
-                state={} if state is None else state,
+                input=input,
+                state=state,
                 job_id=job_id,
                 request_id=request_id,
             )

@@ -30,11 +30,11 @@ ANY_ETAG = "*"
 
 
 def _input(value: object) -> JsonValue:
-    return freeze_for_command(value, field="input")
+    return empty_object() if value is None else freeze_for_command(value, field="input")
 
 
 def _state(value: object) -> JsonValue:
-    return freeze_for_command(value, field="state")
+    return empty_object() if value is None else freeze_for_command(value, field="state")
 
 
 def _state_update(value: object) -> JsonValue | None:
@@ -51,8 +51,8 @@ class StartJob:
         type: The job's type.
         display_name: A name for people.
         description: A longer text for people.
-        input: The job's immutable input, any JSON value.
-        state: The job's initial variables, a JSON object.
+        input: The job's immutable input, any JSON value; ``None`` means ``{}``.
+        state: The job's initial variables, a JSON object; ``None`` means ``{}``.
         job_id: The id to give the job; the ledger makes one when ``None``.
         request_id: Makes the command safe to retry (see :class:`~jobledger.Jobs`).
     """

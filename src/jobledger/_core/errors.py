@@ -106,10 +106,11 @@ class InvalidTransitionError(JobledgerError):
         self.job_id = job_id
         self.phase = phase
         self.command = command
-        super().__init__(
-            f"cannot {command} job {job_id!r}: it is {phase}, and a {phase} job "
-            "accepts no further changes"
-        )
+        if phase == "active":
+            reason = "it is already active"
+        else:
+            reason = f"it is {phase}, and a {phase} job accepts no further changes"
+        super().__init__(f"cannot {command} job {job_id!r}: {reason}")
 
     def __reduce__(self) -> tuple[type[InvalidTransitionError], tuple[str, str, str]]:
         return (type(self), (self.job_id, self.phase, self.command))

@@ -12,6 +12,7 @@ limits of its result without walking the whole document.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn, Self, Union
 
@@ -43,7 +44,7 @@ MAX_SAFE_INTEGER = 2**53 - 1
 
 #: No configured depth may exceed this: it keeps every recursive consumer
 #: (merge patch, ``json`` encoders and decoders) far from Python's recursion limit.
-HARD_MAX_DEPTH = 500
+HARD_MAX_DEPTH = 128
 
 JsonValue = Union[None, bool, int, float, str, "JsonArray", "JsonObject"]
 
@@ -69,7 +70,7 @@ class Limits:
 
     Attributes:
         max_depth: How deeply objects and arrays may nest in one JSON document
-            (``{"a": [1]}`` has depth 2). Default 64, at most 500.
+            (``{"a": [1]}`` has depth 2). Default 64, at most 128.
         max_bytes: The largest encoded size of one JSON document (``input``,
             ``state``, a ``state_update``, and the state that results from
             applying it), counted as compact UTF-8 JSON without escapes.
@@ -312,8 +313,11 @@ class _Freezer:
 
     def scalar(self, value: object, key: str | int | None) -> JsonValue:
         """Check a non-container value; return it frozen, or fail."""
-        if value is None or value is True or value is False:
+        if value is None or value is True:
             self.spend(4)
+            return value
+        if value is False:
+            self.spend(5)
             return value
         if isinstance(value, str):
             return self.string(value, key)
@@ -346,6 +350,7 @@ class _Freezer:
             return self.cached(value, None, 1)
         if not isinstance(value, (Mapping, list, tuple)):
             return self.scalar(value, None)
+        self.spend(2)
         self.stack.append(_Frame(value, "", 1))
         while True:
             frame = self.stack[-1]
@@ -414,13 +419,12 @@ def check_limits(value: JsonValue, *, field: str, limits: Limits) -> None:
     Raises:
         InvalidJobDataError: if it nests too deeply or is too large.
     """
-    if isinstance(value, (JsonObject, JsonArray)):
-        if value._depth > limits.max_depth:  # noqa: SLF001
-            raise InvalidJobDataError(field, "", f"nested deeper than {limits.max_depth} levels")
-        if value._size > limits.max_bytes:  # noqa: SLF001
-            raise InvalidJobDataError(
-                field, "", f"the document is larger than {limits.max_bytes} bytes"
-            )
+    if _depth_of(value) > limits.max_depth:
+        raise InvalidJobDataError(field, "", f"nested deeper than {limits.max_depth} levels")
+    if _scalar_size(value) > limits.max_bytes:
+        raise InvalidJobDataError(
+            field, "", f"the document is larger than {limits.max_bytes} bytes"
+        )
 
 
 def merge_patch(target: JsonValue, patch: JsonValue) -> JsonValue:
@@ -461,18 +465,21 @@ def thaw(value: JsonValue) -> Any:  # noqa: ANN401  (plain JSON: dict, list or a
     return value
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def check_name(value: object, *, field: str, limits: Limits) -> str:
     """Check a short identifying string (service, entity, type, status, ids).
 
     Raises:
         InvalidJobDataError: unless it is a non-empty string of at most
-            ``limits.max_name_length`` characters with no NUL, no other control
-            character and no lone surrogate.
+            ``limits.max_name_length`` characters with no control character
+            (C0, DEL or C1) and no lone surrogate.
     """
     text = _check_string(value, field=field, max_length=limits.max_name_length)
     if not text:
         raise InvalidJobDataError(field, "", "must not be empty")
-    if not text.isprintable():
+    if _CONTROL.search(text):
         raise InvalidJobDataError(field, "", "must not contain control characters")
     return text
 

@@ -23,6 +23,9 @@ __all__ = ["MAX_PAGE_SIZE", "Cursor", "JobPage", "JobQuery"]
 #: The most jobs one page may hold.
 MAX_PAGE_SIZE = 1000
 
+# A cursor holds a timestamp and a job id (at most a few hundred characters).
+_MAX_CURSOR_LENGTH = 2048
+
 
 def _names(value: str | Collection[str] | None) -> frozenset[str] | None:
     if value is None:
@@ -79,10 +82,12 @@ class Cursor:
         Raises:
             InvalidJobDataError: ``text`` is not such a cursor.
         """
+        if not isinstance(text, str) or len(text) > _MAX_CURSOR_LENGTH:
+            raise InvalidJobDataError("cursor", "", "is not a cursor this ledger made")
         try:
             created_at, job_id = json.loads(base64.urlsafe_b64decode(text.encode("ascii")))
             when = datetime.fromisoformat(created_at)
-        except (ValueError, TypeError, UnicodeError, binascii.Error):
+        except (ValueError, TypeError, UnicodeError, binascii.Error, RecursionError):
             raise InvalidJobDataError("cursor", "", "is not a cursor this ledger made") from None
         if when.tzinfo is None or not isinstance(job_id, str):
             raise InvalidJobDataError("cursor", "", "is not a cursor this ledger made")

@@ -1,0 +1,98 @@
+"""Specification of the default id factory: UUIDv7 strings, unique and in creation order."""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import threading
+import time
+import types
+import uuid
+from typing import TYPE_CHECKING
+
+import pytest
+
+from jobledger._application import defaults
+from jobledger._application.defaults import new_id
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+
+def milliseconds(value: str) -> int:
+    """The Unix time in milliseconds that a UUIDv7 carries in its top 48 bits."""
+    return uuid.UUID(value).int >> 80
+
+
+@pytest.fixture
+def frequent_switches() -> Iterator[None]:
+    """Make the interpreter switch threads very often, so threads really interleave."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    yield
+    sys.setswitchinterval(interval)
+
+
+class TestNewId:
+    """new_id gives UUIDv7 strings that are unique and sort in creation order."""
+
+    def test_a_uuid_version_7_string(self) -> None:
+        """An id is a canonical lowercase UUID string of version 7 and the RFC variant."""
+        value = new_id()
+        parsed = uuid.UUID(value)
+        assert (7, uuid.RFC_4122, value) == (parsed.version, parsed.variant, str(parsed))
+
+    def test_it_carries_the_creation_time(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """An id's timestamp is the time it was made, in milliseconds."""
+        monkeypatch.setattr(defaults, "_last", [0, 0])
+        before = time.time_ns() // 1_000_000
+        value = new_id()
+        after = time.time_ns() // 1_000_000
+        assert before <= milliseconds(value)
+        assert milliseconds(value) <= after
+
+    def test_many_in_a_tight_loop_are_unique_and_increasing(self) -> None:
+        """Ids made one after another are all different and sort in the order they were made."""
+        values = [new_id() for _ in range(20_000)]
+        assert (20_000, values) == (len(set(values)), sorted(values))
+        assert {(7, uuid.RFC_4122)} == {
+            (uuid.UUID(value).version, uuid.UUID(value).variant) for value in values
+        }
+
+    def test_order_holds_when_the_clock_goes_back(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """With a clock stuck in the past, ids still increase, past the counter's overflow."""
+        monkeypatch.setattr(defaults, "_last", [0, 0])
+        first = new_id()
+        monkeypatch.setattr(defaults, "time", types.SimpleNamespace(time_ns=lambda: 0))
+        values = [new_id() for _ in range(10_000)]
+        assert (10_001, [first, *values]) == (len({first, *values}), sorted([first, *values]))
+        assert milliseconds(values[-1]) > milliseconds(first)
+
+    @pytest.mark.usefixtures("frequent_switches")
+    def test_unique_across_threads(self) -> None:
+        """Ids made by several threads at once are all different and increase in each thread."""
+        per_thread = 3_000
+        barrier = threading.Barrier(6)
+        made: dict[int, list[str]] = {}
+
+        def make(index: int) -> None:
+            barrier.wait()
+            made[index] = [new_id() for _ in range(per_thread)]
+
+        threads = [threading.Thread(target=make, args=(index,)) for index in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        everything = [value for values in made.values() for value in values]
+        owner = {value: index for index, values in made.items() for value in values}
+        switches = sum(
+            1
+            for left, right in itertools.pairwise(sorted(everything))
+            if owner[left] != owner[right]
+        )
+        assert 6 * per_thread == len(set(everything))
+        assert dict.fromkeys(made, True) == {
+            index: values == sorted(values) for index, values in made.items()
+        }
+        assert switches > 0

@@ -1,0 +1,677 @@
+"""Specification of the Jobs facade: commands, ETags, retries, reads and isolation."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import TYPE_CHECKING
+
+import attrs
+import pytest
+
+from jobledger import (
+    ANY_ETAG,
+    DEFAULT_LIMITS,
+    CancelJob,
+    CompleteJob,
+    ConcurrencyError,
+    FailJob,
+    InMemoryRepository,
+    InvalidJobDataError,
+    Job,
+    JobAlreadyExistsError,
+    JobCanceled,
+    JobNotFoundError,
+    Jobs,
+    JobStarted,
+    JobUpdate,
+    JobUpdated,
+    JsonArray,
+    JsonObject,
+    Limits,
+    RequestIdConflictError,
+    StartJob,
+    UpdateJob,
+    UpdateType,
+    thaw,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from jobledger import Change, JobEvent, RequestRecord
+
+EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def second(n: int) -> datetime:
+    """The ``clock`` fixture's reading number ``n`` (0 is the first)."""
+    return EPOCH + timedelta(seconds=n)
+
+
+def fresh_ledger() -> Jobs:
+    """A ledger with its own deterministic clock and ids, like the ``jobs`` fixture's."""
+    readings = iter(range(1_000))
+    counter = iter(range(1, 10_000))
+    return Jobs(clock=lambda: second(next(readings)), id_factory=lambda: f"id-{next(counter):04d}")
+
+
+def start(jobs: Jobs, **fields: object) -> Job:
+    """Start an hr/employee/sync job with ``fields`` on top."""
+    arguments: dict[str, object] = {"service": "hr", "entity": "employee", "type": "sync"}
+    arguments.update(fields)
+    return jobs.start(**arguments)  # type: ignore[arg-type]
+
+
+def written(jobs: Jobs, job_id: str) -> tuple[object, ...]:
+    """Everything the ledger holds about ``job_id`` and its feed."""
+    return (
+        jobs.get(job_id),
+        tuple(jobs.updates(job_id)),
+        jobs.repository.feed_head(),
+        tuple(jobs.repository.read_feed()),
+    )
+
+
+def collect(jobs: Jobs) -> list[JobEvent]:
+    """Subscribe a list to every event of ``jobs`` and return it."""
+    events: list[JobEvent] = []
+    jobs.subscribe(events.append)
+    return events
+
+
+class TestStart:
+    """A start makes a job with the injected clock and ids, and reads it back."""
+
+    def test_start_uses_the_injected_clock_and_ids(self, jobs: Jobs) -> None:
+        """The job's id, ETag, times and event id come from the injected clock and id factory."""
+        job = start(jobs, display_name="Nightly", input={"a": 1}, state={"done": 0})
+        assert (
+            Job(
+                id="id-0001",
+                service="hr",
+                entity="employee",
+                type="sync",
+                display_name="Nightly",
+                description="",
+                status="started",
+                input=job.input,
+                state=job.state,
+                etag="id-0002",
+                version=1,
+                created_at=second(0),
+                updated_at=second(0),
+            )
+            == job
+        )
+        assert ({"a": 1}, {"done": 0}) == (job.input, job.state)
+        (entry,) = jobs.repository.read_feed()
+        assert (1, "id-0003") == (entry.position, entry.event.event_id)
+
+    def test_input_and_state_default_to_empty_objects(self, jobs: Jobs) -> None:
+        """A start without input or state gives both as {}."""
+        job = start(jobs)
+        assert ({}, {}) == (job.input, job.state)
+
+    def test_start_with_a_job_id(self, jobs: Jobs) -> None:
+        """A start that names a job id gets it, and the factory only makes ETag and event id."""
+        job = start(jobs, job_id="nightly-2024-01-01")
+        assert ("nightly-2024-01-01", "id-0001") == (job.id, job.etag)
+
+    def test_get_returns_the_job_as_started(self, jobs: Jobs) -> None:
+        """Reading the job back gives the job the start returned."""
+        job = start(jobs)
+        assert job == jobs.get(job.id)
+
+    def test_a_new_job_has_no_updates(self, jobs: Jobs) -> None:
+        """A job's update log is empty after its start."""
+        assert () == tuple(jobs.updates(start(jobs).id))
+
+    def test_start_on_a_taken_id_raises_and_writes_nothing(self, jobs: Jobs) -> None:
+        """A second start with the same job id raises JobAlreadyExistsError and changes nothing."""
+        job = start(jobs, job_id="j")
+        before = written(jobs, "j")
+        with pytest.raises(JobAlreadyExistsError) as caught:
+            start(jobs, job_id="j", display_name="other")
+        assert "j" == caught.value.job_id
+        assert before == written(jobs, "j")
+        assert job == jobs.get("j")
+
+    def test_invalid_data_on_start_writes_nothing(self, jobs: Jobs) -> None:
+        """A start with invalid data raises InvalidJobDataError and leaves the feed empty."""
+        with pytest.raises(InvalidJobDataError) as caught:
+            start(jobs, state={"x": float("nan")})
+        assert ("state", "/x") == (caught.value.field, caught.value.path)
+        assert (0, ()) == (jobs.repository.feed_head(), tuple(jobs.find().jobs))
+
+
+class TestConstruction:
+    """Jobs takes a repository, limits, clock, ids and publishers, with sane defaults."""
+
+    def test_default_repository_is_in_memory(self) -> None:
+        """Without a repository, Jobs keeps jobs in a new InMemoryRepository."""
+        assert isinstance(Jobs().repository, InMemoryRepository)
+
+    def test_given_repository_is_used(self) -> None:
+        """Jobs keeps its jobs in the repository it was given."""
+        repository = InMemoryRepository()
+        job = start(Jobs(repository=repository))
+        assert job == repository.get(job.id)
+
+    def test_limits_default_and_configured(self) -> None:
+        """Jobs enforces DEFAULT_LIMITS unless given others."""
+        limits = Limits(max_name_length=3)
+        assert (DEFAULT_LIMITS, limits) == (Jobs().limits, Jobs(limits=limits).limits)
+        with pytest.raises(InvalidJobDataError) as caught:
+            start(Jobs(limits=limits))
+        assert "entity" == caught.value.field
+
+    def test_default_clock_and_ids(self) -> None:
+        """By default, times are aware UTC datetimes and ids are UUIDv7 strings."""
+        job = start(Jobs())
+        assert (UTC, 7, 7) == (
+            job.created_at.tzinfo,
+            uuid.UUID(job.id).version,
+            uuid.UUID(job.etag).version,
+        )
+
+    def test_same_script_gives_the_same_ledger(self) -> None:
+        """Two ledgers with equal clocks and id factories record exactly the same things."""
+        ledgers = (fresh_ledger(), fresh_ledger())
+        for jobs in ledgers:
+            job = start(jobs, state={"n": 0})
+            job = jobs.update(job.id, etag=job.etag, state_update={"n": 1})
+            jobs.complete(job.id, etag=job.etag)
+        first, second_ledger = ledgers
+        assert written(first, "id-0001") == written(second_ledger, "id-0001")
+
+
+class TestChanges:
+    """Update, complete, fail and cancel return the job after the change and log it."""
+
+    def test_update_returns_the_job_after(self, jobs: Jobs) -> None:
+        """An update changes status, texts and state and returns the job as stored."""
+        job = start(jobs, state={"done": 0, "total": 42})
+        job = jobs.update(
+            job.id,
+            etag=job.etag,
+            status="exporting",
+            display_name="Export",
+            description="step 1",
+            state_update={"done": 10},
+        )
+        assert (
+            "exporting",
+            "Export",
+            "step 1",
+            {"done": 10, "total": 42},
+            2,
+            "id-0004",
+            second(1),
+            second(0),
+        ) == (
+            job.status,
+            job.display_name,
+            job.description,
+            job.state,
+            job.version,
+            job.etag,
+            job.updated_at,
+            job.created_at,
+        )
+        assert job == jobs.get(job.id)
+
+    @pytest.mark.parametrize(
+        ("command", "status"),
+        [("complete", "completed"), ("fail", "failed"), ("cancel", "canceled")],
+    )
+    def test_final_commands(self, jobs: Jobs, command: str, status: str) -> None:
+        """Complete, fail and cancel set their status and end the job."""
+        job = start(jobs)
+        job = getattr(jobs, command)(job.id, etag=job.etag, description="end")
+        assert (status, "end", 2, True) == (
+            job.status,
+            job.description,
+            job.version,
+            job.phase.is_terminal,
+        )
+        assert job == jobs.get(job.id)
+
+    def test_updates_are_oldest_first(self, jobs: Jobs) -> None:
+        """The update log lists every change in order, with consecutive ids."""
+        job = start(jobs)
+        job = jobs.update(job.id, etag=job.etag, status="a", state_update={"n": 1})
+        job = jobs.update(job.id, etag=job.etag, display_name="b")
+        job = jobs.fail(job.id, etag=job.etag, state_update={"error": "x"})
+        assert [
+            JobUpdate(
+                job_id="id-0001",
+                update_id=1,
+                update_type=UpdateType.UPDATED,
+                status="a",
+                state_update={"n": 1},  # type: ignore[arg-type]
+                display_name=None,
+                description=None,
+                etag="id-0004",
+                at=second(1),
+            ),
+            JobUpdate(
+                job_id="id-0001",
+                update_id=2,
+                update_type=UpdateType.UPDATED,
+                status="a",
+                state_update=None,
+                display_name="b",
+                description=None,
+                etag="id-0006",
+                at=second(2),
+            ),
+            JobUpdate(
+                job_id="id-0001",
+                update_id=3,
+                update_type=UpdateType.FAILED,
+                status="failed",
+                state_update={"error": "x"},  # type: ignore[arg-type]
+                display_name=None,
+                description=None,
+                etag="id-0008",
+                at=second(3),
+            ),
+        ] == list(jobs.updates(job.id))
+
+    def test_each_change_publishes_its_event(self, jobs: Jobs) -> None:
+        """Start, update and cancel publish JobStarted, JobUpdated and JobCanceled, in order."""
+        events = collect(jobs)
+        job = start(jobs)
+        job = jobs.update(job.id, etag=job.etag)
+        jobs.cancel(job.id, etag=job.etag)
+        assert [(JobStarted, 1), (JobUpdated, 2), (JobCanceled, 3)] == [
+            (type(event), event.version) for event in events
+        ]
+
+    @pytest.mark.parametrize(
+        "read", [lambda jobs: jobs.get("nope"), lambda jobs: jobs.updates("nope")]
+    )
+    def test_reading_an_unknown_job_raises_not_found(
+        self, jobs: Jobs, read: Callable[[Jobs], object]
+    ) -> None:
+        """Reading an unknown id raises JobNotFoundError, which is also a LookupError."""
+        with pytest.raises(JobNotFoundError) as caught:
+            read(jobs)
+        assert "nope" == caught.value.job_id
+        assert isinstance(caught.value, LookupError)
+
+    @pytest.mark.parametrize(
+        "change",
+        [
+            lambda jobs: jobs.update("nope", etag="e"),
+            lambda jobs: jobs.complete("nope", etag="e"),
+            lambda jobs: jobs.fail("nope", etag=ANY_ETAG),
+            lambda jobs: jobs.cancel("nope", etag="e"),
+        ],
+        ids=["update", "complete", "fail", "cancel"],
+    )
+    def test_changing_an_unknown_job_raises_not_found(
+        self, jobs: Jobs, change: Callable[[Jobs], object]
+    ) -> None:
+        """A change for an unknown id raises JobNotFoundError and publishes nothing."""
+        events = collect(jobs)
+        with pytest.raises(JobNotFoundError):
+            change(jobs)
+        assert ([], 0) == (events, jobs.repository.feed_head())
+
+
+class TestEtags:
+    """Every change is guarded by the ETag the sender last saw."""
+
+    @pytest.mark.parametrize(
+        "change",
+        [
+            lambda jobs, etag: jobs.update("id-0001", etag=etag, status="x"),
+            lambda jobs, etag: jobs.complete("id-0001", etag=etag),
+            lambda jobs, etag: jobs.fail("id-0001", etag=etag),
+            lambda jobs, etag: jobs.cancel("id-0001", etag=etag),
+        ],
+        ids=["update", "complete", "fail", "cancel"],
+    )
+    def test_stale_etag_raises_and_changes_nothing(
+        self, jobs: Jobs, change: Callable[[Jobs, str], Job]
+    ) -> None:
+        """A stale ETag raises ConcurrencyError with the current ETag and changes nothing."""
+        first = start(jobs)
+        current = jobs.update(first.id, etag=first.etag, status="moved")
+        events = collect(jobs)
+        before = written(jobs, first.id)
+        with pytest.raises(ConcurrencyError) as caught:
+            change(jobs, first.etag)
+        assert ("id-0001", "id-0002", "id-0004") == (
+            caught.value.job_id,
+            caught.value.expected_etag,
+            caught.value.current_etag,
+        )
+        assert current.etag == caught.value.current_etag
+        assert before == written(jobs, first.id)
+        assert [] == events
+
+    def test_retry_with_the_current_etag_succeeds(self, jobs: Jobs) -> None:
+        """After a ConcurrencyError, the command with the current ETag applies."""
+        job = start(jobs)
+        jobs.update(job.id, etag=job.etag, status="moved")
+        with pytest.raises(ConcurrencyError) as caught:
+            jobs.complete(job.id, etag=job.etag)
+        assert "completed" == jobs.complete(job.id, etag=caught.value.current_etag).status
+
+    def test_any_etag_applies_at_any_version(self, jobs: Jobs) -> None:
+        """The wildcard ETag applies whatever the job's version."""
+        job = start(jobs)
+        for n in range(3):
+            job = jobs.update(job.id, etag=ANY_ETAG, state_update={"n": n})
+        job = jobs.complete(job.id, etag=ANY_ETAG)
+        assert ("completed", 5, {"n": 2}) == (job.status, job.version, job.state)
+
+    def test_every_change_gets_a_new_etag(self, jobs: Jobs) -> None:
+        """Each change gives the job an ETag it never had before."""
+        job = start(jobs)
+        etags = [job.etag]
+        for n in range(10):
+            job = jobs.update(job.id, etag=job.etag, state_update={"n": n})
+            etags.append(job.etag)
+        assert 11 == len(set(etags))
+        assert [update.etag for update in jobs.updates(job.id)] == etags[1:]
+
+    def test_a_wildcard_change_that_loses_a_race_is_decided_again(self) -> None:
+        """A wildcard command whose save loses to another writer is re-decided and applies."""
+        repository = RacingRepository()
+        jobs = Jobs(repository=repository)
+        job = start(jobs)
+        rival = Jobs(repository=repository)
+        repository.before_next_save = lambda: rival.update(job.id, etag=job.etag, status="rival")
+        result = jobs.update(job.id, etag=ANY_ETAG, state_update={"mine": True})
+        assert 1 == repository.conflicts
+        assert (3, "rival", {"mine": True}) == (result.version, result.status, result.state)
+
+
+class RacingRepository(InMemoryRepository):
+    """An in-memory repository that lets a rival act just before the next save or look-up."""
+
+    def __init__(self) -> None:
+        """Start with no rival waiting."""
+        super().__init__()
+        self.before_next_save: Callable[[], object] | None = None
+        self.before_next_find_request: Callable[[], object] | None = None
+        self.conflicts = 0
+
+    def save(self, change: Change) -> int:
+        """Let the rival act first, once, then save; count the ConcurrencyErrors."""
+        rival, self.before_next_save = self.before_next_save, None
+        if rival is not None:
+            rival()
+        try:
+            return super().save(change)
+        except ConcurrencyError:
+            self.conflicts += 1
+            raise
+
+    def find_request(self, request_id: str) -> RequestRecord | None:
+        """Let the rival act once, after the look-up has found nothing."""
+        rival, self.before_next_find_request = self.before_next_find_request, None
+        record = super().find_request(request_id)
+        if rival is not None:
+            rival()
+        return record
+
+
+class TestRequestIds:
+    """A command sent again with its request id is answered, not redone."""
+
+    def test_a_retried_update_is_answered_with_the_same_job(self, jobs: Jobs) -> None:
+        """The same update sent twice with one request id returns the same job and writes once."""
+        events = collect(jobs)
+        job = start(jobs)
+        first = jobs.update(job.id, etag=job.etag, status="x", request_id="msg-42")
+        before = written(jobs, job.id)
+        delivered = len(events)
+        again = jobs.update(job.id, etag=job.etag, status="x", request_id="msg-42")
+        assert first == again
+        assert before == written(jobs, job.id)
+        assert delivered == len(events)
+
+    @pytest.mark.parametrize("command", ["complete", "fail", "cancel"])
+    def test_retried_final_commands_are_answered(self, jobs: Jobs, command: str) -> None:
+        """A retried complete, fail or cancel is answered even though the job is now terminal."""
+        job = start(jobs)
+        first = getattr(jobs, command)(job.id, etag=job.etag, request_id="r")
+        before = written(jobs, job.id)
+        assert first == getattr(jobs, command)(job.id, etag=job.etag, request_id="r")
+        assert before == written(jobs, job.id)
+
+    def test_a_retry_gets_the_job_as_the_first_command_left_it(self, jobs: Jobs) -> None:
+        """A retry after later changes answers with the job as its own command left it."""
+        job = start(jobs)
+        first = jobs.update(job.id, etag=job.etag, status="x", request_id="r")
+        jobs.update(job.id, etag=first.etag, status="later")
+        assert first == jobs.update(job.id, etag=job.etag, status="x", request_id="r")
+
+    def test_a_retried_start_makes_one_job(self, jobs: Jobs) -> None:
+        """A start retried with its request id returns the first job and starts no other."""
+        events = collect(jobs)
+        first = start(jobs, state={"a": 1}, request_id="start-1")
+        again = start(jobs, state={"a": 1}, request_id="start-1")
+        assert first == again
+        assert ([first], 1, 1) == (
+            list(jobs.find().jobs),
+            len(events),
+            jobs.repository.feed_head(),
+        )
+
+    def test_a_start_with_its_own_job_id_is_answered_on_retry(self, jobs: Jobs) -> None:
+        """A start that names its job id and a request id is answered when retried."""
+        first = start(jobs, job_id="j-1", request_id="r-1")
+        assert first == start(jobs, job_id="j-1", request_id="r-1")
+        assert 1 == jobs.repository.feed_head()
+
+    def test_a_start_with_a_taken_id_and_no_request_id_is_refused(self, jobs: Jobs) -> None:
+        """Without a request id, a second start of the same job id is JobAlreadyExistsError."""
+        start(jobs, job_id="j-1", request_id="r-1")
+        with pytest.raises(JobAlreadyExistsError):
+            start(jobs, job_id="j-1")
+
+    @pytest.mark.parametrize(
+        "other",
+        [
+            lambda jobs, job: jobs.update(job.id, etag=job.etag, status="y", request_id="r"),
+            lambda jobs, job: jobs.update(job.id, etag=ANY_ETAG, status="x", request_id="r"),
+            lambda jobs, job: jobs.complete(job.id, etag=job.etag, request_id="r"),
+            lambda jobs, _job: start(jobs, request_id="r"),
+        ],
+        ids=["other-status", "other-etag", "other-command", "start"],
+    )
+    def test_the_same_request_id_for_another_command_conflicts(
+        self, jobs: Jobs, other: Callable[[Jobs, Job], Job]
+    ) -> None:
+        """Reusing a request id for another command raises RequestIdConflictError, no write."""
+        job = start(jobs)
+        jobs.update(job.id, etag=job.etag, status="x", request_id="r")
+        events = collect(jobs)
+        before = written(jobs, job.id)
+        with pytest.raises(RequestIdConflictError) as caught:
+            other(jobs, job)
+        assert "r" == caught.value.request_id
+        assert before == written(jobs, job.id)
+        assert [] == events
+
+    def test_a_refused_command_does_not_use_up_its_request_id(self, jobs: Jobs) -> None:
+        """A command refused for a stale ETag records nothing, so its request id stays free."""
+        job = start(jobs)
+        moved = jobs.update(job.id, etag=job.etag, status="moved")
+        with pytest.raises(ConcurrencyError):
+            jobs.update(job.id, etag=job.etag, status="x", request_id="r")
+        assert "x" == jobs.update(job.id, etag=moved.etag, status="x", request_id="r").status
+
+    def test_a_twin_update_that_commits_first_is_answered(self) -> None:
+        """When a twin of a retried update commits just before it, the retry is answered."""
+        repository = RacingRepository()
+        jobs = Jobs(repository=repository)
+        job = start(jobs)
+        command = UpdateJob(job_id=job.id, etag=job.etag, status="x", request_id="r")
+        twin = Jobs(repository=repository)
+        repository.before_next_find_request = lambda: twin.handle(command)
+        answer = jobs.handle(command)
+        assert (2, "x") == (answer.version, answer.status)
+        assert answer == jobs.get(job.id)
+
+    def test_a_twin_start_with_a_job_id_that_commits_first_is_answered(self) -> None:
+        """When a twin of a retried start with a job id commits first, the retry is answered."""
+        repository = RacingRepository()
+        jobs = Jobs(repository=repository)
+        command = StartJob(service="hr", entity="e", type="t", job_id="j", request_id="r")
+        twin = Jobs(repository=repository)
+        repository.before_next_find_request = lambda: twin.handle(command)
+        answer = jobs.handle(command)
+        assert (answer, 1) == (jobs.get("j"), repository.feed_head())
+
+    def test_a_twin_start_without_a_job_id_that_commits_first_is_answered(self) -> None:
+        """When a twin of a retried start without a job id commits first, the retry is answered."""
+        repository = RacingRepository()
+        jobs = Jobs(repository=repository)
+        command = StartJob(service="hr", entity="e", type="t", request_id="r")
+        twin = Jobs(repository=repository)
+        repository.before_next_find_request = lambda: twin.handle(command)
+        answer = jobs.handle(command)
+        assert ([answer], 1) == (list(jobs.find().jobs), repository.feed_head())
+
+
+class TestHandle:
+    """Handling a command object does exactly what the matching method does."""
+
+    def test_handle_is_the_methods(self) -> None:
+        """A script of commands through handle records what the same script of methods does."""
+        by_methods, by_commands = fresh_ledger(), fresh_ledger()
+        job = start(by_methods, display_name="d", input=[1], state={"a": 1}, request_id="r1")
+        job = by_methods.update(job.id, etag=job.etag, status="s", state_update={"b": 2})
+        job = by_methods.complete(job.id, etag=job.etag, description="done")
+        other = start(by_methods, job_id="other")
+        other = by_methods.fail(other.id, etag=other.etag, state_update={"e": 1})
+        third = start(by_methods, job_id="third")
+        by_methods.cancel(third.id, etag=third.etag, display_name="c")
+        job = by_commands.handle(
+            StartJob(
+                service="hr",
+                entity="employee",
+                type="sync",
+                display_name="d",
+                input=[1],
+                state={"a": 1},
+                request_id="r1",
+            )
+        )
+        job = by_commands.handle(
+            UpdateJob(job_id=job.id, etag=job.etag, status="s", state_update={"b": 2})
+        )
+        by_commands.handle(CompleteJob(job_id=job.id, etag=job.etag, description="done"))
+        other = by_commands.handle(
+            StartJob(service="hr", entity="employee", type="sync", job_id="other")
+        )
+        by_commands.handle(FailJob(job_id=other.id, etag=other.etag, state_update={"e": 1}))
+        third = by_commands.handle(
+            StartJob(service="hr", entity="employee", type="sync", job_id="third")
+        )
+        by_commands.handle(CancelJob(job_id=third.id, etag=third.etag, display_name="c"))
+        for job_id in ("id-0001", "other", "third"):
+            assert written(by_methods, job_id) == written(by_commands, job_id)
+
+    def test_handle_returns_the_job(self, jobs: Jobs) -> None:
+        """Handling a command returns the job as the command left it."""
+        job = jobs.handle(StartJob(service="hr", entity="employee", type="sync"))
+        assert job == jobs.get(job.id)
+
+    def test_handle_refuses_what_is_not_a_command(self, jobs: Jobs) -> None:
+        """Handing handle something that is not a command raises TypeError."""
+        with pytest.raises(TypeError):
+            jobs.handle("start")  # type: ignore[arg-type]
+
+
+class TestIsolation:
+    """Nobody changes a stored job or update by mutating what they passed in or got back."""
+
+    def test_mutating_start_inputs_afterwards_changes_nothing(self, jobs: Jobs) -> None:
+        """Changing the input and state dicts after start leaves the stored job as it was."""
+        input_value: dict[str, list[int]] = {"ids": [1, 2]}
+        state: dict[str, object] = {"done": 0, "nested": {"k": "v"}}
+        job = start(jobs, input=input_value, state=state)
+        input_value["ids"].append(3)
+        state["done"] = 99
+        nested = state["nested"]
+        assert isinstance(nested, dict)
+        nested["k"] = "changed"
+        stored = jobs.get(job.id)
+        assert ({"ids": [1, 2]}, {"done": 0, "nested": {"k": "v"}}) == (stored.input, stored.state)
+
+    def test_mutating_a_state_update_afterwards_changes_nothing(self, jobs: Jobs) -> None:
+        """Changing a state_update dict after the update leaves the job and its log as they were."""
+        job = start(jobs)
+        patch: dict[str, object] = {"items": [1]}
+        job = jobs.update(job.id, etag=job.etag, state_update=patch)
+        items = patch["items"]
+        assert isinstance(items, list)
+        items.append(2)
+        patch["new"] = True
+        (update,) = jobs.updates(job.id)
+        assert ({"items": [1]}, {"items": [1]}) == (jobs.get(job.id).state, update.state_update)
+
+    def test_read_values_cannot_be_mutated(self, jobs: Jobs) -> None:
+        """The state, input and update log read back are read-only; the store stays unchanged."""
+        job = start(jobs, input={"a": [1]}, state={"b": {"c": 1}})
+        job = jobs.update(job.id, etag=job.etag, state_update={"d": [2]})
+        got = jobs.get(job.id)
+        (update,) = jobs.updates(job.id)
+        inner, items, listed = got.state["b"], got.state["d"], got.input
+        assert isinstance(inner, JsonObject)
+        assert isinstance(items, JsonArray)
+        assert isinstance(listed, JsonObject)
+        assert update.state_update is not None
+        attempts: list[Callable[[], object]] = [
+            partial(got.state.__setitem__, "x", 1),
+            partial(got.state.pop, "b"),
+            partial(inner.__setitem__, "c", 2),
+            partial(items.append, 3),
+            partial(listed.__delitem__, "a"),
+            update.state_update.clear,
+        ]
+        for attempt in attempts:
+            with pytest.raises(TypeError):
+                attempt()
+        assert ({"a": [1]}, {"b": {"c": 1}, "d": [2]}) == (jobs.get(job.id).input, got.state)
+
+    def test_jobs_and_updates_are_frozen(self, jobs: Jobs) -> None:
+        """Setting an attribute of a Job or JobUpdate raises FrozenInstanceError."""
+        job = start(jobs)
+        job = jobs.update(job.id, etag=job.etag, status="x")
+        (update,) = jobs.updates(job.id)
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            job.status = "hacked"  # type: ignore[misc]
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            update.status = "hacked"  # type: ignore[misc]
+        assert ("x", "x") == (jobs.get(job.id).status, jobs.updates(job.id)[0].status)
+
+    def test_a_thawed_copy_is_free_to_change(self, jobs: Jobs) -> None:
+        """Thawing gives a copy of the state that may change without touching the job."""
+        job = start(jobs, state={"list": [1]})
+        copy = thaw(job.state)
+        copy["list"].append(2)
+        assert ({"list": [1]}, {"list": [1, 2]}) == (jobs.get(job.id).state, copy)
+
+    def test_events_carry_read_only_values(self, jobs: Jobs) -> None:
+        """The JSON in a published event is read-only too."""
+        events = collect(jobs)
+        job = start(jobs, state={"a": 1})
+        jobs.update(job.id, etag=job.etag, state_update={"b": 2})
+        started, updated = events
+        assert isinstance(started, JobStarted)
+        assert isinstance(updated, JobUpdated)
+        with pytest.raises(TypeError):
+            started.state["a"] = 2
+        with pytest.raises(TypeError):
+            updated.state_update["b"] = 3  # type: ignore[index]
+        assert {"a": 1, "b": 2} == jobs.get(job.id).state

@@ -1,0 +1,327 @@
+"""Specification of subscriptions and publishers: filters, order, isolation of failures."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import pytest
+
+from jobledger import (
+    EVENT_TYPES,
+    EventFilter,
+    EventPublisher,
+    Job,
+    JobCanceled,
+    JobCompleted,
+    JobFailed,
+    Jobs,
+    JobStarted,
+    JobUpdated,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from jobledger import JobEvent
+
+
+def run_script(jobs: Jobs) -> None:
+    """Send a fixed script of commands to three jobs in different services, entities, types."""
+    a = jobs.start(service="hr", entity="employee", type="sync", job_id="a")
+    b = jobs.start(service="crm", entity="account", type="export", job_id="b")
+    a = jobs.update("a", etag=a.etag, status="working")
+    c = jobs.start(service="hr", entity="account", type="export", job_id="c")
+    jobs.complete("a", etag=a.etag)
+    jobs.fail("b", etag=b.etag)
+    jobs.cancel("c", etag=c.etag)
+
+
+def seen(events: list[JobEvent]) -> list[tuple[str, str]]:
+    """Each event as (job id, event type name)."""
+    return [(event.job_id, type(event).__name__) for event in events]
+
+
+class RecordingPublisher:
+    """A publisher that keeps what it receives."""
+
+    def __init__(self) -> None:
+        """Start with nothing received."""
+        self.events: list[JobEvent] = []
+
+    def publish(self, event: JobEvent) -> None:
+        """Keep ``event``."""
+        self.events.append(event)
+
+
+class FailingPublisher:
+    """A publisher that always raises."""
+
+    def publish(self, event: JobEvent) -> None:
+        """Raise, whatever the event."""
+        msg = f"broker down for {event.event_id}"
+        raise ConnectionError(msg)
+
+
+ALL = [
+    ("a", "JobStarted"),
+    ("b", "JobStarted"),
+    ("a", "JobUpdated"),
+    ("c", "JobStarted"),
+    ("a", "JobCompleted"),
+    ("b", "JobFailed"),
+    ("c", "JobCanceled"),
+]
+
+
+class TestFilters:
+    """A subscriber receives exactly the events its filter lets through."""
+
+    @pytest.mark.parametrize(
+        ("filters", "expected"),
+        [
+            ({}, ALL),
+            ({"service": "crm"}, [("b", "JobStarted"), ("b", "JobFailed")]),
+            ({"service": ["crm", "nobody"]}, [("b", "JobStarted"), ("b", "JobFailed")]),
+            (
+                {"entity": "account"},
+                [
+                    ("b", "JobStarted"),
+                    ("c", "JobStarted"),
+                    ("b", "JobFailed"),
+                    ("c", "JobCanceled"),
+                ],
+            ),
+            (
+                {"type": {"sync"}},
+                [("a", "JobStarted"), ("a", "JobUpdated"), ("a", "JobCompleted")],
+            ),
+            ({"events": JobUpdated}, [("a", "JobUpdated")]),
+            (
+                {"events": [JobCompleted, JobFailed, JobCanceled]},
+                [("a", "JobCompleted"), ("b", "JobFailed"), ("c", "JobCanceled")],
+            ),
+            ({"events": EVENT_TYPES}, ALL),
+            ({"service": "hr", "entity": "account"}, [("c", "JobStarted"), ("c", "JobCanceled")]),
+            ({"service": "hr", "events": JobStarted}, [("a", "JobStarted"), ("c", "JobStarted")]),
+            ({"service": "hr", "type": "export", "events": JobCanceled}, [("c", "JobCanceled")]),
+            ({"service": "crm", "events": JobCompleted}, []),
+            ({"service": []}, []),
+        ],
+    )
+    def test_keyword_filters(
+        self, jobs: Jobs, filters: dict[str, object], expected: list[tuple[str, str]]
+    ) -> None:
+        """Filtering by service, entity, type and event kind, alone or together, keeps matches."""
+        events: list[JobEvent] = []
+        jobs.subscribe(events.append, None, **filters)  # type: ignore[arg-type]
+        run_script(jobs)
+        assert expected == seen(events)
+
+    def test_an_event_filter_object_works_like_keywords(self, jobs: Jobs) -> None:
+        """Subscribing with an EventFilter delivers what the same keywords deliver."""
+        by_object: list[JobEvent] = []
+        by_keywords: list[JobEvent] = []
+        jobs.subscribe(by_object.append, EventFilter(service="hr", events=JobStarted))
+        jobs.subscribe(by_keywords.append, service="hr", events=JobStarted)
+        run_script(jobs)
+        assert [("a", "JobStarted"), ("c", "JobStarted")] == seen(by_object)
+        assert by_object == by_keywords
+
+    def test_an_event_filter_and_keywords_together_are_refused(self, jobs: Jobs) -> None:
+        """Giving both an EventFilter and filter keywords is a TypeError."""
+        with pytest.raises(TypeError, match="not both"):
+            jobs.subscribe(print, EventFilter(), service="hr")
+
+    def test_a_handler_must_be_callable(self, jobs: Jobs) -> None:
+        """Subscribing something that cannot be called is a TypeError."""
+        with pytest.raises(TypeError, match="callable"):
+            jobs.subscribe("handler")  # type: ignore[arg-type]
+
+    @pytest.mark.parametrize(
+        "events",
+        [str, [JobStarted, int], "JobStarted", Job, [JobStarted, "JobUpdated"]],
+        ids=["str-type", "int-in-list", "name", "job-type", "name-in-list"],
+    )
+    def test_event_filter_refuses_what_is_not_an_event_type(self, events: object) -> None:
+        """EventFilter's events must be jobledger event types."""
+        with pytest.raises(TypeError):
+            EventFilter(events=events)  # type: ignore[arg-type]
+
+    def test_event_filter_refuses_non_string_names(self) -> None:
+        """EventFilter's service, entity and type must be strings."""
+        with pytest.raises(TypeError, match="must be strings"):
+            EventFilter(service=[1])  # type: ignore[list-item]
+
+    def test_event_filter_keeps_sets(self) -> None:
+        """A single value becomes a one-element set; None means any."""
+        event_filter = EventFilter(service="hr", events=JobStarted)
+        assert (frozenset({"hr"}), None, None, frozenset({JobStarted})) == (
+            event_filter.service,
+            event_filter.entity,
+            event_filter.type,
+            event_filter.events,
+        )
+
+
+class TestDelivery:
+    """Events are delivered after commit, in order, and failures stay isolated."""
+
+    def test_handlers_run_after_commit(self, jobs: Jobs) -> None:
+        """When a handler runs, the job is already stored at the event's version."""
+        versions: list[tuple[int, int]] = []
+        jobs.subscribe(
+            lambda event: versions.append((event.version, jobs.get(event.job_id).version))
+        )
+        run_script(jobs)
+        assert [(1, 1), (1, 1), (2, 2), (1, 1), (3, 3), (2, 2), (2, 2)] == versions
+
+    def test_delivered_before_the_command_returns(self, jobs: Jobs) -> None:
+        """The event of a command has been delivered by the time the command returns."""
+        events: list[JobEvent] = []
+        jobs.subscribe(events.append)
+        job = jobs.start(service="hr", entity="employee", type="sync")
+        assert [job.etag] == [event.etag for event in events]
+
+    def test_events_of_a_job_arrive_in_version_order(self, jobs: Jobs) -> None:
+        """Every event of a job arrives, in version order, with consecutive versions."""
+        events: list[JobEvent] = []
+        jobs.subscribe(events.append, events=(JobStarted, JobUpdated, JobCompleted))
+        job = jobs.start(service="hr", entity="employee", type="sync")
+        for n in range(5):
+            job = jobs.update(job.id, etag=job.etag, state_update={"n": n})
+        jobs.complete(job.id, etag=job.etag)
+        assert [1, 2, 3, 4, 5, 6, 7] == [event.version for event in events]
+
+    def test_a_raising_handler_is_logged_and_isolated(
+        self, jobs: Jobs, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A handler that raises is logged; the change stays and other handlers and events go on."""
+        before: list[JobEvent] = []
+        after: list[JobEvent] = []
+        calls: list[int] = []
+
+        def explode(event: JobEvent) -> None:
+            calls.append(event.version)
+            msg = "handler bug"
+            raise RuntimeError(msg)
+
+        jobs.subscribe(before.append)
+        jobs.subscribe(explode)
+        jobs.subscribe(after.append)
+        with caplog.at_level(logging.ERROR, logger="jobledger"):
+            job = jobs.start(service="hr", entity="employee", type="sync")
+            job = jobs.update(job.id, etag=job.etag, status="x")
+        assert [1, 2] == calls
+        assert [1, 2] == [event.version for event in before]
+        assert [1, 2] == [event.version for event in after]
+        assert (2, "x") == (jobs.get(job.id).version, jobs.get(job.id).status)
+        failures = [record for record in caplog.records if "event handler" in record.getMessage()]
+        assert 2 == len(failures)
+        assert [job.id, job.id] == [record.__dict__["job_id"] for record in failures]
+        assert all(record.exc_info is not None for record in failures)
+
+    def test_cancel_stops_delivery(self, jobs: Jobs) -> None:
+        """A canceled subscription receives nothing more; canceling twice is harmless."""
+        events: list[JobEvent] = []
+        subscription = jobs.subscribe(events.append)
+        job = jobs.start(service="hr", entity="employee", type="sync")
+        subscription.cancel()
+        subscription.cancel()
+        jobs.update(job.id, etag=job.etag)
+        assert ([1], False) == ([event.version for event in events], subscription.active)
+
+    def test_a_subscription_is_a_context_manager(self, jobs: Jobs) -> None:
+        """Leaving a subscription's with block cancels it."""
+        events: list[JobEvent] = []
+        with jobs.subscribe(events.append) as subscription:
+            job = jobs.start(service="hr", entity="employee", type="sync")
+            assert subscription.active
+        jobs.update(job.id, etag=job.etag)
+        assert ([1], False) == ([event.version for event in events], subscription.active)
+
+    def test_a_handler_can_cancel_itself(self, jobs: Jobs) -> None:
+        """A handler that cancels its own subscription receives no further event."""
+        events: list[JobEvent] = []
+
+        def once(event: JobEvent) -> None:
+            events.append(event)
+            subscription.cancel()
+
+        subscription = jobs.subscribe(once)
+        job = jobs.start(service="hr", entity="employee", type="sync")
+        jobs.update(job.id, etag=job.etag)
+        assert [1] == [event.version for event in events]
+
+    def test_a_handler_that_changes_the_job_keeps_everyones_order(self) -> None:
+        """When a handler completes the job it hears of, every subscriber sees version order."""
+        publisher = RecordingPublisher()
+        jobs = Jobs(publishers=[publisher], clock=jobs_clock(), id_factory=jobs_ids())
+        earlier: list[JobEvent] = []
+        later: list[JobEvent] = []
+
+        def complete_on_update(event: JobEvent) -> None:
+            if isinstance(event, JobUpdated):
+                jobs.complete(event.job_id, etag=event.etag)
+
+        jobs.subscribe(earlier.append)
+        jobs.subscribe(complete_on_update)
+        jobs.subscribe(later.append)
+        job = jobs.start(service="hr", entity="employee", type="sync")
+        updated = jobs.update(job.id, etag=job.etag, status="x")
+        expected = [("JobStarted", 1), ("JobUpdated", 2), ("JobCompleted", 3)]
+        for events in (earlier, later, publisher.events):
+            assert expected == [(type(event).__name__, event.version) for event in events]
+        assert (2, 3) == (updated.version, jobs.get(job.id).version)
+
+
+def jobs_clock() -> Callable[[], datetime]:
+    """A fixed clock for a ledger built inside a test (any aware time will do)."""
+    return lambda: datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def jobs_ids() -> Callable[[], str]:
+    """A fresh counting id factory for a ledger built inside a test."""
+    counter = iter(range(1, 1_000))
+    return lambda: f"x-{next(counter):04d}"
+
+
+class TestPublishers:
+    """Extra publishers receive every committed event, in order, isolated from each other."""
+
+    def test_publishers_receive_every_event_in_order(self) -> None:
+        """Each publisher receives every event, in commit order."""
+        first, second = RecordingPublisher(), RecordingPublisher()
+        jobs = Jobs(publishers=[first, second], clock=jobs_clock(), id_factory=jobs_ids())
+        run_script(jobs)
+        assert (ALL, ALL) == (seen(first.events), seen(second.events))
+
+    def test_publishers_are_event_publishers(self) -> None:
+        """A class with a publish method is an EventPublisher."""
+        assert isinstance(RecordingPublisher(), EventPublisher)
+
+    def test_a_raising_publisher_is_isolated(self, caplog: pytest.LogCaptureFixture) -> None:
+        """A publisher that raises is logged; the others, the subscribers and the change go on."""
+        recording = RecordingPublisher()
+        jobs = Jobs(
+            publishers=[FailingPublisher(), recording], clock=jobs_clock(), id_factory=jobs_ids()
+        )
+        subscribed: list[JobEvent] = []
+        jobs.subscribe(subscribed.append)
+        with caplog.at_level(logging.ERROR, logger="jobledger"):
+            run_script(jobs)
+        assert (ALL, ALL) == (seen(recording.events), seen(subscribed))
+        assert "completed" == jobs.get("a").status
+        failures = [record for record in caplog.records if "publisher" in record.getMessage()]
+        assert 7 == len(failures)
+
+    def test_publishers_see_what_subscribers_see(self) -> None:
+        """Publishers receive the very events subscribers receive."""
+        recording = RecordingPublisher()
+        jobs = Jobs(publishers=[recording], clock=jobs_clock(), id_factory=jobs_ids())
+        subscribed: list[JobEvent] = []
+        jobs.subscribe(subscribed.append)
+        run_script(jobs)
+        assert subscribed == recording.events
+        assert [entry.event for entry in jobs.repository.read_feed()] == recording.events
