@@ -1,0 +1,138 @@
+"""The job runner: Usercube Invoke-Job semantics, every run recorded in the ledger.
+
+Write a :class:`JobDefinition` (tasks grouped into steps by launch order,
+with parents, sides, warning mode, guards, repair variants and timeouts),
+give it to a :class:`Runner` with a :class:`~jobledger.Jobs` ledger, and
+:meth:`Runner.invoke` it. Any process that shares the ledger can watch the
+run (:meth:`Runner.result`), cancel it (:func:`request_cancel`) or resume it
+(:meth:`Runner.resume`).
+
+**A run in the ledger.** A run is a job: service ``"jobledger.runner"``,
+entity ``"job"``, type the definition's identifier. Its status is the
+:class:`RunStatus`: ``running`` and ``blocked`` (custom statuses of an active
+job), ``completed`` (warnings, if any, listed in the state), ``failed`` or
+``canceled``. Its ``input`` never changes::
+
+    {"definition": "HRSync", "selection": {"begin_step": 2}, "force": 100,
+     "input": <the run's input>}
+
+Its ``state``::
+
+    {
+      "definition": "HRSync",
+      "tasks": {                                # one entry per task of the run
+        "<task>": {
+          "status": "completed",                # a TaskStatus
+          "type": "export", "launch_order": 1, "side": "agent", "index": 0,
+          "attempts": 1,                        # launches in this run
+          "launch_group": 1, "launched_at": "<ISO time>", "repair": false,
+          "started_at": "<ISO time>", "ended_at": "<ISO time>", "duration": 0.25,
+          "output": true, "summary": <JSON>,     # completed
+          "error": {"type": "ValueError", "message": "...", "traceback": "..."},
+          "blocked": {"reason": "...", "details": <JSON>},
+          "skip_reason": "parents did not complete: 'export' is failed",
+          "progress": {...}                     # what the task reported
+        }
+      },
+      "launch_groups": {"1": {"step": 1, "tasks": ["export"],
+                              "launched_at": "<ISO time>", "drive": 1}},
+      "warnings": [{"task": "export", "type": "ValueError", "message": "..."}],
+      "drive": {"id": "...", "number": 1, "kind": "invoke", "repair": false,
+                "claimed_at": "<ISO time>"},   # the runner that holds the run
+      "heartbeat_at": "<ISO time>",
+      "force": 100,                             # when given
+      "breakpoint": {"step": 2, "tasks": ["synchronize"], "at": "<ISO time>"},
+      "cancel_requested": true,                 # once requested
+      "failed_tasks": ["provision"]             # when failed
+    }
+
+Every change is a merge patch with the run's ETag, so ``jobs.updates(run_id)``
+is the run's history: the claim of each drive, each launch group (one update
+per step), each task's end, progress and heartbeats, and the end.
+"""
+
+from __future__ import annotations
+
+from jobledger.runner._context import TASK_LOGGER, TaskContext
+from jobledger.runner._definition import (
+    AGENT,
+    SERVER,
+    DefinitionBuilder,
+    JobDefinition,
+    Task,
+    TaskFunction,
+)
+from jobledger.runner._engine import Runner
+from jobledger.runner._errors import (
+    DefinitionError,
+    RunnerError,
+    RunNotFoundError,
+    RunNotResumableError,
+    RunTakenOverError,
+    SelectionError,
+    TaskBlocked,
+    TaskCanceled,
+    TaskTimeoutError,
+    UnknownDefinitionError,
+)
+from jobledger.runner._outcome import (
+    Blockage,
+    Breakpoint,
+    LaunchGroup,
+    RunResult,
+    RunWarning,
+    TaskError,
+    TaskOutcome,
+    TaskResult,
+)
+from jobledger.runner._record import RUN_ENTITY, RUN_SERVICE, request_cancel
+from jobledger.runner._selection import Selection
+from jobledger.runner._states import (
+    RUN_TRANSITIONS,
+    RunStatus,
+    RunTrigger,
+    TaskStatus,
+    run_state_mermaid,
+)
+from jobledger.runner._steps import Step, steps
+
+__all__ = [
+    "AGENT",
+    "RUN_ENTITY",
+    "RUN_SERVICE",
+    "RUN_TRANSITIONS",
+    "SERVER",
+    "TASK_LOGGER",
+    "Blockage",
+    "Breakpoint",
+    "DefinitionBuilder",
+    "DefinitionError",
+    "JobDefinition",
+    "LaunchGroup",
+    "RunNotFoundError",
+    "RunNotResumableError",
+    "RunResult",
+    "RunStatus",
+    "RunTakenOverError",
+    "RunTrigger",
+    "RunWarning",
+    "Runner",
+    "RunnerError",
+    "Selection",
+    "SelectionError",
+    "Step",
+    "Task",
+    "TaskBlocked",
+    "TaskCanceled",
+    "TaskContext",
+    "TaskError",
+    "TaskFunction",
+    "TaskOutcome",
+    "TaskResult",
+    "TaskStatus",
+    "TaskTimeoutError",
+    "UnknownDefinitionError",
+    "request_cancel",
+    "run_state_mermaid",
+    "steps",
+]

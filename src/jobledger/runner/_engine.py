@@ -1,0 +1,904 @@
+"""The runner: invokes job definitions and resumes their runs, recording all in the ledger.
+
+One call of :meth:`Runner.invoke` or :meth:`Runner.resume` is one *drive* of
+a run: it claims the run with an ETag-guarded update, runs the steps that
+are not done, and ends the run (or leaves it ``blocked``). Only the drive
+that holds the run's current ETag can write it, so two runners never drive
+one run at once.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import multiprocessing
+import queue
+import threading
+import time
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from datetime import timedelta
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from jobledger._application.defaults import new_id, utc_now
+from jobledger._core.errors import ConcurrencyError, InvalidJobDataError, InvalidTransitionError
+from jobledger._core.events import JobCanceled, JobCompleted, JobFailed, JobUpdated
+from jobledger.runner._context import (
+    CancelSignal,
+    ProgressReport,
+    ProgressSink,
+    TaskCall,
+    TaskReport,
+    error_of,
+    error_type,
+    execute,
+)
+from jobledger.runner._definition import AGENT, SERVER, JobDefinition, Task
+from jobledger.runner._errors import (
+    DefinitionError,
+    RunNotResumableError,
+    TaskTimeoutError,
+    UnknownDefinitionError,
+)
+from jobledger.runner._outcome import RunResult, TaskError
+from jobledger.runner._record import (
+    RUN_ENTITY,
+    RUN_SERVICE,
+    RunRecorder,
+    compose_patches,
+    drive_of,
+    initial_state,
+    load_run,
+    request_cancel,
+)
+from jobledger.runner._selection import Selection
+from jobledger.runner._states import RunStatus, RunTrigger, TaskStatus, next_run_status
+from jobledger.runner._steps import group_steps
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+    from datetime import datetime
+    from multiprocessing.managers import SyncManager
+
+    from jobledger._application.delivery import Subscription
+    from jobledger._application.jobs import Jobs
+    from jobledger._core.events import JobEvent
+    from jobledger._core.job import Job
+    from jobledger._core.jsondoc import JsonObject, JsonValue
+
+__all__ = ["Runner"]
+
+logger = logging.getLogger("jobledger.runner")
+
+#: Seconds between looks at the progress queue of tasks in other processes.
+_MANAGED_PROGRESS_INTERVAL = 0.05
+
+#: Fields of a task's entry that describe one launch; a new launch clears them.
+_LAUNCH_FIELDS = (
+    "started_at",
+    "ended_at",
+    "duration",
+    "output",
+    "summary",
+    "error",
+    "blocked",
+    "skip_reason",
+    "progress",
+)
+
+
+class Runner:
+    """Runs job definitions and records every run in a ledger.
+
+    Args:
+        jobs: The ledger runs are recorded in (any repository).
+        definitions: The job definitions this runner can invoke and resume.
+        executors: Executors by side name. ``"server"`` and ``"agent"`` not
+            given here get a thread pool per drive, wide enough for each step
+            to run all its tasks at once. Executors given here are used as they
+            are and never shut down by the runner; on an executor that is not
+            a :class:`~concurrent.futures.ThreadPoolExecutor` (a process pool,
+            say) task functions must be picklable, and the cancellation flag
+            and progress reports travel through a :mod:`multiprocessing` manager.
+        heartbeat: Seconds between the writes that show a drive is alive while
+            its tasks run.
+        takeover_after: Seconds of silence after which a ``running`` run may be
+            taken over by :meth:`resume`; three heartbeats by default.
+        poll_interval: Seconds between reads of the run while tasks run, to see
+            cancel requests made in other processes (requests made through the
+            same :class:`~jobledger.Jobs` are seen at once).
+        clock: Reads the time for the records; UTC now by default.
+        id_factory: Makes drive ids; UUIDv7 strings by default.
+        service: The service of the runs' jobs.
+
+    Raises:
+        DefinitionError: two definitions share an identifier, or tasks name
+            sides that have no executor.
+
+    >>> from jobledger import Jobs
+    >>> from jobledger.runner import DefinitionBuilder, Runner, TaskResult
+    >>> nightly = DefinitionBuilder("Nightly")
+    >>> @nightly.task(type="export")
+    ... def export_hr(context):
+    ...     return TaskResult(summary="42 employees")
+    >>> @nightly.task(launch_order=2, type="synchronize", parents="export_hr")
+    ... def synchronize_hr(context):
+    ...     return None
+    >>> runner = Runner(Jobs(), [nightly.build()])
+    >>> result = runner.invoke("Nightly")
+    >>> result.status, result.statuses()
+    (<RunStatus.COMPLETED: 'completed'>, {'export_hr': 'completed', 'synchronize_hr': 'completed'})
+    >>> result.outcomes["export_hr"].summary
+    '42 employees'
+    """
+
+    def __init__(
+        self,
+        jobs: Jobs,
+        definitions: Iterable[JobDefinition],
+        *,
+        executors: Mapping[str, Executor] | None = None,
+        heartbeat: float = 30.0,
+        takeover_after: float | None = None,
+        poll_interval: float = 1.0,
+        clock: Callable[[], datetime] = utc_now,
+        id_factory: Callable[[], str] = new_id,
+        service: str = RUN_SERVICE,
+    ) -> None:
+        self.jobs = jobs
+        self.executors: Mapping[str, Executor] = MappingProxyType(dict(executors or {}))
+        found: dict[str, JobDefinition] = {}
+        problems: list[str] = []
+        for definition in definitions:
+            if definition.identifier in found:
+                problems.append(f"definition {definition.identifier!r} is given more than once")
+                continue
+            found[definition.identifier] = definition
+            sides = {SERVER, AGENT, *self.executors}
+            problems.extend(
+                f"definition {definition.identifier!r}: task {task.identifier!r} runs on side "
+                f"{task.side!r}, which has no executor (known: {', '.join(sorted(sides))})"
+                for task in definition.tasks
+                if task.side not in sides
+            )
+        if problems:
+            raise DefinitionError("<runner>", problems)
+        self.definitions: Mapping[str, JobDefinition] = MappingProxyType(found)
+        for name, value in (("heartbeat", heartbeat), ("poll_interval", poll_interval)):
+            if not value > 0:
+                msg = f"{name} must be a positive number of seconds, not {value!r}"
+                raise ValueError(msg)
+        if takeover_after is not None and not takeover_after >= 0:
+            msg = f"takeover_after must be zero or more seconds, not {takeover_after!r}"
+            raise ValueError(msg)
+        self.heartbeat = heartbeat
+        self.takeover_after = 3 * heartbeat if takeover_after is None else takeover_after
+        self.poll_interval = poll_interval
+        self.clock = clock
+        self.id_factory = id_factory
+        self.service = service
+
+    def definition(self, identifier: str) -> JobDefinition:
+        """The definition with ``identifier``.
+
+        Raises:
+            UnknownDefinitionError: the runner has no such definition.
+        """
+        try:
+            return self.definitions[identifier]
+        except KeyError:
+            raise UnknownDefinitionError(identifier, self.definitions) from None
+
+    def invoke(
+        self,
+        definition_id: str,
+        *,
+        selection: Selection | None = None,
+        begin_step: int | None = None,
+        end_step: int | None = None,
+        task: str | None = None,
+        task_type: str | None = None,
+        contains: str | None = None,
+        force: int | None = None,
+        input: object = None,
+        run_id: str | None = None,
+    ) -> RunResult:
+        """Run a job definition; return when the run completes, fails, blocks or is canceled.
+
+        Args:
+            definition_id: The identifier of the definition to run.
+            selection: Which tasks to run, as a :class:`Selection`; or give its
+                fields as the keywords below (not both).
+            begin_step: The first launch order to run.
+            end_step: The last launch order to run (inclusive).
+            task: Run only this task.
+            task_type: Run only the first task of this type.
+            contains: Run the tasks whose identifier contains this text.
+            force: The force threshold handed to guarded tasks.
+            input: The run's input, a JSON value handed to every task.
+            run_id: The id to give the run's job; the ledger makes one when ``None``.
+
+        Returns:
+            The run, as the ledger records it at its end.
+
+        Raises:
+            UnknownDefinitionError: no definition has ``definition_id``.
+            SelectionError: the selection is invalid or selects nothing.
+            InvalidJobDataError: ``input`` is not JSON, or ``force`` not an integer.
+            JobAlreadyExistsError: ``run_id`` is taken.
+            RunTakenOverError: another runner took the run over meanwhile.
+        """
+        definition = self.definition(definition_id)
+        flags = Selection(
+            begin_step=begin_step,
+            end_step=end_step,
+            task=task,
+            task_type=task_type,
+            contains=contains,
+        )
+        if selection is not None and flags != Selection():
+            msg = "give either a Selection or selection keywords, not both"
+            raise TypeError(msg)
+        selection = flags if selection is None else selection
+        tasks = selection.select(definition)
+        _check_force(force)
+        job = self.jobs.start(
+            service=self.service,
+            entity=RUN_ENTITY,
+            type=definition.identifier,
+            display_name=definition.display_name or definition.identifier,
+            input={
+                "definition": definition.identifier,
+                "selection": selection.to_json(),
+                "force": force,
+                "input": input,
+            },
+            state=initial_state(definition, tasks, force),
+            job_id=run_id,
+        )
+        logger.info("run started", extra={"run_id": job.id, "definition": definition.identifier})
+        return _Drive(self, definition, job, RunTrigger.INVOKE, repair=False, force=force).run()
+
+    def resume(self, run_id: str, *, repair: bool = False, force: int | None = None) -> RunResult:
+        """Drive a blocked run on from its breakpoint, or take over a silent one.
+
+        A ``blocked`` run runs its blocked tasks again (with ``repair=True``,
+        their repair variants in their place, recorded as repairs), then only
+        the tasks that had not run. A ``running`` run whose runner has been
+        silent for longer than ``takeover_after`` is taken over: every task
+        not done runs, the ones its old runner had running included.
+
+        Args:
+            run_id: The run.
+            repair: Run the blocked tasks' repair variants.
+            force: A new force threshold; ``None`` keeps the run's.
+
+        Returns:
+            The run, as the ledger records it at its end.
+
+        Raises:
+            RunNotFoundError: no run has this id.
+            UnknownDefinitionError: this runner does not know the run's definition.
+            RunNotResumableError: the run is over, is being driven, was claimed
+                by another runner first, or cannot be repaired.
+            RunTakenOverError: another runner took the run over meanwhile.
+        """
+        job = load_run(self.jobs, run_id, self.service)
+        definition = self.definition(job.type)
+        _check_force(force)
+        trigger = self._resume_trigger(job, repair=repair)
+        state_tasks = job.state.get("tasks")
+        known = {task.identifier for task in definition.tasks}
+        missing = sorted(set(state_tasks if isinstance(state_tasks, dict) else ()) - known)
+        if missing:
+            reason = f"its definition no longer has the tasks {', '.join(map(repr, missing))}"
+            raise RunNotResumableError(run_id, job.status, reason)
+        if repair:
+            blocked = RunResult.of(job).breakpoint
+            lacking = [
+                name
+                for name in (blocked.tasks if blocked else ())
+                if definition.task(name).repair is None
+            ]
+            if lacking:
+                names = ", ".join(map(repr, lacking))
+                raise RunNotResumableError(run_id, job.status, f"no repair variant for {names}")
+        return _Drive(self, definition, job, trigger, repair=repair, force=force).run()
+
+    def _resume_trigger(self, job: Job, *, repair: bool) -> RunTrigger:
+        status = RunResult.of(job).status
+        if status is RunStatus.BLOCKED:
+            trigger = RunTrigger.RESUME
+        elif status is RunStatus.RUNNING:
+            silence = self.clock() - job.updated_at
+            if silence <= timedelta(seconds=self.takeover_after):
+                reason = (
+                    f"a runner drives it (it wrote {silence.total_seconds():g}s ago; "
+                    f"it may be taken over after {self.takeover_after:g}s of silence)"
+                )
+                raise RunNotResumableError(job.id, job.status, reason)
+            if repair:
+                raise RunNotResumableError(job.id, job.status, "only a blocked run is repaired")
+            trigger = RunTrigger.TAKE_OVER
+        else:
+            trigger = RunTrigger.RESUME
+        if next_run_status(status, trigger) is None:
+            raise RunNotResumableError(job.id, job.status, "the run is over")
+        return trigger
+
+    def request_cancel(self, run_id: str) -> RunResult:
+        """Ask a run to stop; see :func:`jobledger.runner.request_cancel`."""
+        return request_cancel(self.jobs, run_id, service=self.service)
+
+    def result(self, run_id: str) -> RunResult:
+        """The run as the ledger records it now.
+
+        Raises:
+            RunNotFoundError: no run has this id.
+        """
+        return RunResult.of(load_run(self.jobs, run_id, self.service))
+
+
+def _check_force(force: object) -> None:
+    if force is not None and (not isinstance(force, int) or isinstance(force, bool)):
+        raise InvalidJobDataError("force", "", "must be an integer or None")
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+@attrs.frozen
+class _Finished:
+    """Inbox message: a launch's future is done."""
+
+    task: str
+    attempt: int
+
+
+@attrs.frozen
+class _Wake:
+    """Inbox message: the run changed in the ledger; read it."""
+
+
+_Message = _Finished | _Wake | ProgressReport
+
+
+@attrs.define
+class _Launch:
+    """A task launched by this drive and not yet settled."""
+
+    task: Task
+    attempt: int
+    future: Future[TaskReport]
+    cancel_signal: CancelSignal
+    deadline: float | None
+    flagged: bool = False
+
+
+class _Channels:
+    """Cancellation flags and the progress queue for tasks on one kind of executor."""
+
+    def __init__(self, manager: SyncManager | None, inbox: queue.SimpleQueue[_Message]) -> None:
+        self.manager = manager
+        # The inbox for threads; a manager's queue (a proxy) for other processes.
+        self.progress: Any = inbox if manager is None else manager.Queue()
+
+    def signal(self) -> CancelSignal:
+        return threading.Event() if self.manager is None else self.manager.Event()
+
+    def sink(self) -> ProgressSink:
+        sink: ProgressSink = self.progress
+        return sink
+
+
+class _Drive:
+    """One drive of a run: claim it, run what is not done, end it."""
+
+    def __init__(
+        self,
+        runner: Runner,
+        definition: JobDefinition,
+        job: Job,
+        trigger: RunTrigger,
+        *,
+        repair: bool,
+        force: int | None,
+    ) -> None:
+        self.runner = runner
+        self.jobs = runner.jobs
+        self.definition = definition
+        self.trigger = trigger
+        self.repair = repair
+        self.id = runner.id_factory()
+        self.seen = job
+        self.force = force
+        self.inbox: queue.SimpleQueue[_Message] = queue.SimpleQueue()
+        self.running: dict[str, _Launch] = {}
+        self.pending_progress: dict[str, tuple[int, JsonObject]] = {}
+        self.executors: dict[str, Executor] = {}
+        self.own_executors: list[ThreadPoolExecutor] = []
+        self.local = _Channels(None, self.inbox)
+        self.managed: _Channels | None = None
+        self.abandoned = False
+        self.halted = False
+        self.repair_tasks: frozenset[str] = frozenset()
+        self.last_poll = time.monotonic()
+        self.recorder: RunRecorder
+
+    # -- claim -------------------------------------------------------------------------
+
+    def _claim(self) -> RunRecorder:
+        job = self.seen
+        previous, number = drive_of(job)
+        point = RunResult.of(job).breakpoint
+        if self.repair and point is not None:
+            self.repair_tasks = frozenset(point.tasks)
+        patch: dict[str, object] = {
+            "drive": {
+                "id": self.id,
+                "number": number + 1,
+                "kind": self.trigger.value,
+                "repair": self.repair,
+                "claimed_at": _iso(self.runner.clock()),
+            },
+            "breakpoint": None,
+        }
+        if self.force is not None:
+            patch["force"] = self.force
+        while True:
+            try:
+                claimed = self.jobs.update(
+                    job.id, etag=job.etag, status=RunStatus.RUNNING.value, state_update=patch
+                )
+            except (ConcurrencyError, InvalidTransitionError):
+                # Someone changed the run since it was read; a finished run refuses the
+                # claim with InvalidTransitionError before its ETag is compared.
+                job = self.jobs.get(job.id)
+                if (
+                    # A write to a silent run shows its runner is alive after all.
+                    self.trigger is RunTrigger.TAKE_OVER
+                    or job.phase.is_terminal
+                    or drive_of(job)[0] != previous
+                    or job.status != self.seen.status
+                ):
+                    reason = "another runner claimed it first, or it changed meanwhile"
+                    raise RunNotResumableError(job.id, job.status, reason) from None
+                continue
+            recorder = RunRecorder(self.jobs, claimed, self.id)
+            recorder.cancel_requested = claimed.state.get("cancel_requested") is True
+            return recorder
+
+    # -- the drive ---------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        self.recorder = self._claim()
+        logger.info(
+            "run claimed",
+            extra={"run_id": self.recorder.run_id, "drive_id": self.id, "kind": self.trigger.value},
+        )
+        subscription: Subscription = self.jobs.subscribe(
+            self._on_event,
+            service=self.runner.service,
+            entity=RUN_ENTITY,
+            events=(JobUpdated, JobCompleted, JobFailed, JobCanceled),
+        )
+        finished = False
+        try:
+            self._run_steps()
+            self._end()
+            finished = True
+        finally:
+            subscription.cancel()
+            for launch in self.running.values():
+                launch.cancel_signal.set()
+            wait = finished and not self.abandoned
+            for executor in self.own_executors:
+                executor.shutdown(wait=wait, cancel_futures=not wait)
+            if self.managed is not None and self.managed.manager is not None:
+                self.managed.manager.shutdown()
+        return RunResult.of(self.recorder.job)
+
+    def _on_event(self, event: JobEvent) -> None:
+        if event.job_id != self.seen.id:
+            return
+        patch = getattr(event, "state_update", None)
+        if not isinstance(event, JobUpdated) or (
+            patch is not None and ("cancel_requested" in patch or "drive" in patch)
+        ):
+            self.inbox.put(_Wake())
+
+    def _tasks(self) -> Mapping[str, JsonValue]:
+        tasks = self.recorder.job.state.get("tasks")
+        return tasks if isinstance(tasks, dict) else {}
+
+    def _entry(self, identifier: str) -> Mapping[str, JsonValue]:
+        entry = self._tasks().get(identifier)
+        return entry if isinstance(entry, dict) else {}
+
+    def _status(self, identifier: str) -> TaskStatus:
+        status = self._entry(identifier).get("status")
+        return TaskStatus(status) if isinstance(status, str) else TaskStatus.PENDING
+
+    def _stopping(self) -> bool:
+        """Whether nothing more may be launched: a cancel, an error or a block."""
+        return self.recorder.closed or self.recorder.cancel_requested or self.halted
+
+    def _run_steps(self) -> None:
+        in_run = set(self._tasks())
+        # A taken-over run may hold a failure its dead runner did not get to end it with.
+        self.halted = any(self._status(name) is TaskStatus.FAILED for name in in_run)
+        for step in group_steps(
+            task for task in self.definition.tasks if task.identifier in in_run
+        ):
+            todo = [task for task in step.tasks if not self._status(task.identifier).is_done]
+            if not todo:
+                continue
+            if self._stopping():
+                return
+            self._launch(step.launch_order, todo)
+            self._await_step()
+            if self._stopping():
+                return
+
+    # -- launching ---------------------------------------------------------------------
+
+    def _skip_reason(self, task: Task) -> str | None:
+        in_run = [parent for parent in task.parents if parent in self._tasks()]
+        if not in_run:
+            return None
+        unfinished = [
+            f"{parent!r} is {self._status(parent).value}"
+            for parent in in_run
+            if self._status(parent) is not TaskStatus.COMPLETED
+        ]
+        if unfinished:
+            return "parents did not complete: " + ", ".join(unfinished)
+        if not any(self._entry(parent).get("output") is True for parent in in_run):
+            return "none of its parents produced output"
+        return None
+
+    def _launch(self, step: int, todo: list[Task]) -> None:
+        now = _iso(self.runner.clock())
+        groups = self.recorder.job.state.get("launch_groups")
+        number = (len(groups) if isinstance(groups, dict) else 0) + 1
+        entries: dict[str, object] = {}
+        launched: list[tuple[Task, int]] = []
+        for task in todo:
+            entry = self._entry(task.identifier)
+            cleared: dict[str, object] = dict.fromkeys(f for f in _LAUNCH_FIELDS if f in entry)
+            reason = self._skip_reason(task)
+            if reason is not None:
+                entries[task.identifier] = {
+                    **cleared,
+                    "status": TaskStatus.SKIPPED.value,
+                    "skip_reason": reason,
+                }
+                continue
+            attempts = entry.get("attempts")
+            attempt = (attempts if isinstance(attempts, int) else 0) + 1
+            launched.append((task, attempt))
+            entries[task.identifier] = {
+                **cleared,
+                "status": TaskStatus.RUNNING.value,
+                "launch_group": number,
+                "attempts": attempt,
+                "launched_at": now,
+                "repair": task.identifier in self.repair_tasks,
+            }
+        patch: dict[str, object] = {"tasks": entries}
+        if launched:
+            patch["launch_groups"] = {
+                str(number): {
+                    "step": step,
+                    "tasks": [task.identifier for task, _ in launched],
+                    "launched_at": now,
+                    "drive": drive_of(self.recorder.job)[1],
+                }
+            }
+        if not self.recorder.write("update", patch=patch, launch=True):
+            return
+        logger.info(
+            "launch group started",
+            extra={"run_id": self.recorder.run_id, "launch_group": number, "step": step},
+        )
+        for task, attempt in launched:
+            self._submit(task, attempt)
+
+    def _executor(self, side: str) -> Executor:
+        executor = self.executors.get(side)
+        if executor is None:
+            executor = self.runner.executors.get(side)
+            if executor is None:
+                widest = max(
+                    (
+                        sum(1 for task in step.tasks if task.side == side)
+                        for step in group_steps(self.definition.tasks)
+                    ),
+                    default=1,
+                )
+                own = ThreadPoolExecutor(
+                    max_workers=max(widest, 1), thread_name_prefix=f"jobledger-{side}"
+                )
+                self.own_executors.append(own)
+                executor = own
+            self.executors[side] = executor
+        return executor
+
+    def _channels(self, executor: Executor) -> _Channels:
+        if isinstance(executor, ThreadPoolExecutor):
+            return self.local
+        if self.managed is None:
+            # Spawned, not forked: forking a process that runs threads is unsafe.
+            manager = multiprocessing.get_context("spawn").Manager()
+            self.managed = _Channels(manager, self.inbox)
+        return self.managed
+
+    def _submit(self, task: Task, attempt: int) -> None:
+        executor = self._executor(task.side)
+        channels = self._channels(executor)
+        signal = channels.signal()
+        repair = task.identifier in self.repair_tasks
+        function = task.repair if repair and task.repair is not None else task.function
+        run_input = self.recorder.job.input
+        force = self.recorder.job.state.get("force")
+        call = TaskCall(
+            run_id=self.recorder.run_id,
+            task=task,
+            function=function,
+            input=run_input.get("input") if isinstance(run_input, dict) else None,
+            force=force if isinstance(force, int) and not isinstance(force, bool) else None,
+            repair=repair,
+            attempt=attempt,
+            cancel_signal=signal,
+            progress_sink=channels.sink(),
+            clock=self.runner.clock,
+        )
+        deadline = None if task.timeout is None else time.monotonic() + task.timeout
+        try:
+            future: Future[TaskReport] = executor.submit(execute, call)
+        except Exception as err:  # noqa: BLE001  (a refused submit is the task's error)
+            future = Future()
+            future.set_exception(err)
+        self.running[task.identifier] = _Launch(task, attempt, future, signal, deadline)
+        future.add_done_callback(functools.partial(self._done, task.identifier, attempt))
+
+    def _done(self, name: str, attempt: int, _future: Future[TaskReport]) -> None:
+        self.inbox.put(_Finished(name, attempt))
+
+    # -- waiting -----------------------------------------------------------------------
+
+    def _await_step(self) -> None:
+        while self.running:
+            message = self._next_message()
+            if isinstance(message, _Finished):
+                self._settle(message)
+            elif isinstance(message, ProgressReport):
+                self._collect(message)
+            elif isinstance(message, _Wake):
+                self._poll()
+            self._drain_managed_progress()
+            self._flush_progress()
+            self._expire()
+            if time.monotonic() - self.last_poll >= self.runner.poll_interval:
+                self._poll()
+            if self._heartbeat_due():
+                self.recorder.write("update", patch={"heartbeat_at": _iso(self.runner.clock())})
+            if self.recorder.cancel_requested or self.recorder.closed:
+                self._flag_running()
+
+    def _heartbeat_due(self) -> bool:
+        if not self.running or self.recorder.closed:
+            return False
+        return time.monotonic() - self.recorder.last_write >= self.runner.heartbeat
+
+    def _next_message(self) -> _Message | None:
+        now = time.monotonic()
+        wakes = [self.last_poll + self.runner.poll_interval]
+        if self.managed is not None:
+            # Progress from other processes arrives on the manager's queue, which cannot
+            # wake this thread: look at it often.
+            wakes.append(now + _MANAGED_PROGRESS_INTERVAL)
+        if not self.recorder.closed:
+            wakes.append(self.recorder.last_write + self.runner.heartbeat)
+        wakes.extend(
+            launch.deadline for launch in self.running.values() if launch.deadline is not None
+        )
+        wake = min(wakes)
+        try:
+            return self.inbox.get(timeout=max(wake - now, 0.0))
+        except queue.Empty:
+            return None
+
+    def _poll(self) -> None:
+        self.last_poll = time.monotonic()
+        self.recorder.poll()
+
+    def _flag_running(self) -> None:
+        for launch in self.running.values():
+            if not launch.flagged:
+                launch.flagged = True
+                launch.cancel_signal.set()
+
+    def _collect(self, report: ProgressReport) -> None:
+        launch = self.running.get(report.task)
+        if launch is None or launch.attempt != report.attempt:
+            return
+        earlier = self.pending_progress.get(report.task)
+        if earlier is not None:
+            composed = compose_patches(earlier[1], report.values)
+            if composed is not None:
+                self.pending_progress[report.task] = (report.attempt, composed)
+                return
+            self._flush_progress()
+        self.pending_progress[report.task] = (report.attempt, report.values)
+
+    def _drain_managed_progress(self) -> None:
+        if self.managed is None:
+            return
+        while True:
+            try:
+                report = self.managed.progress.get_nowait()
+            except queue.Empty:
+                return
+            self._collect(report)
+
+    def _flush_progress(self) -> None:
+        if not self.pending_progress:
+            return
+        entries: dict[str, object] = {
+            name: {"progress": values}
+            for name, (attempt, values) in self.pending_progress.items()
+            if name in self.running and self.running[name].attempt == attempt
+        }
+        self.pending_progress.clear()
+        if entries:
+            self.recorder.write("update", patch={"tasks": entries})
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        for name, launch in list(self.running.items()):
+            if launch.deadline is None or now < launch.deadline:
+                continue
+            # Threads cannot be stopped: the launch is abandoned, and asked to stop.
+            del self.running[name]
+            self.abandoned = True
+            launch.flagged = True
+            launch.cancel_signal.set()
+            launch.future.cancel()
+            timeout = launch.task.timeout or 0.0
+            error = TaskTimeoutError(name, timeout)
+            self._record_end(
+                launch.task,
+                {
+                    "status": TaskStatus.FAILED.value,
+                    "ended_at": _iso(self.runner.clock()),
+                    "error": {
+                        "type": error_type(type(error)),
+                        "message": str(error),
+                        "traceback": "",
+                    },
+                },
+            )
+
+    # -- settling ----------------------------------------------------------------------
+
+    def _settle(self, message: _Finished) -> None:
+        launch = self.running.get(message.task)
+        if launch is None or launch.attempt != message.attempt:
+            return  # a launch abandoned on its timeout
+        # A worker process hands its progress over before its result: take it in first.
+        self._drain_managed_progress()
+        self._flush_progress()
+        del self.running[message.task]
+        future = launch.future
+        if future.cancelled():
+            entry: dict[str, object] = {
+                "status": TaskStatus.CANCELED.value,
+                "ended_at": _iso(self.runner.clock()),
+            }
+        elif (failure := future.exception()) is not None:
+            entry = self._error_entry(launch.task, error_of(failure))
+            entry["ended_at"] = _iso(self.runner.clock())
+        else:
+            entry = self._report_entry(launch, future.result())
+        self._record_end(launch.task, entry)
+
+    def _error_entry(self, task: Task, error: TaskError) -> dict[str, object]:
+        status = TaskStatus.WARNING if task.warning_mode else TaskStatus.FAILED
+        return {
+            "status": status.value,
+            "error": {"type": error.type, "message": error.message, "traceback": error.traceback},
+        }
+
+    def _report_entry(self, launch: _Launch, report: TaskReport) -> dict[str, object]:
+        task = launch.task
+        entry: dict[str, object]
+        if report.blockage is not None and task.guarded:
+            entry = {
+                "status": TaskStatus.BLOCKED.value,
+                "blocked": {"reason": report.blockage.reason, "details": report.blockage.details},
+            }
+        elif report.blockage is not None:
+            assert report.error is not None  # noqa: S101  (execute records both)
+            error = attrs.evolve(
+                report.error,
+                message=f"task {task.identifier!r} is not guarded, so it may not block: "
+                f"{report.blockage.reason}",
+            )
+            entry = self._error_entry(task, error)
+        elif report.canceled and launch.flagged:
+            entry = {"status": TaskStatus.CANCELED.value}
+        elif report.error is not None:
+            entry = self._error_entry(task, report.error)
+        else:
+            result = report.result
+            entry = {
+                "status": TaskStatus.COMPLETED.value,
+                "output": True if result is None else result.output,
+                "summary": None if result is None else result.summary,
+            }
+        entry["started_at"] = _iso(report.started_at)
+        entry["ended_at"] = _iso(report.ended_at)
+        entry["duration"] = round(report.duration, 6)
+        return entry
+
+    def _record_end(self, task: Task, entry: dict[str, object]) -> None:
+        if entry["status"] in {TaskStatus.FAILED.value, TaskStatus.BLOCKED.value}:
+            self.halted = True
+        patch: dict[str, object] = {"tasks": {task.identifier: entry}}
+        if entry["status"] == TaskStatus.WARNING.value:
+            error = entry["error"]
+            assert isinstance(error, dict)  # noqa: S101
+            earlier = self.recorder.job.state.get("warnings")
+            patch["warnings"] = [
+                *(earlier if isinstance(earlier, list) else ()),
+                {"task": task.identifier, "type": error["type"], "message": error["message"]},
+            ]
+        self.recorder.write("update", patch=patch)
+        logger.info(
+            "task ended",
+            extra={
+                "run_id": self.recorder.run_id,
+                "task_id": task.identifier,
+                "status": entry["status"],
+            },
+        )
+
+    # -- the end -----------------------------------------------------------------------
+
+    def _end(self) -> None:
+        recorder = self.recorder
+        if recorder.closed:
+            return
+        statuses = {name: self._status(name) for name in self._tasks()}
+        failed = [name for name, status in statuses.items() if status is TaskStatus.FAILED]
+        blocked = [name for name, status in statuses.items() if status is TaskStatus.BLOCKED]
+        if recorder.cancel_requested:
+            trigger = RunTrigger.CANCEL
+        elif failed:
+            trigger = RunTrigger.FAIL
+        elif blocked:
+            trigger = RunTrigger.BLOCK
+        else:
+            trigger = RunTrigger.COMPLETE
+        after = next_run_status(RunStatus.RUNNING, trigger)
+        assert after is not None  # noqa: S101  (the table allows every end of a running run)
+        if trigger is RunTrigger.CANCEL:
+            recorder.write("cancel")
+        elif trigger is RunTrigger.FAIL:
+            recorder.write("fail", patch={"failed_tasks": failed})
+        elif trigger is RunTrigger.BLOCK:
+            order = {task.identifier: task.launch_order for task in self.definition.tasks}
+            step = min(order[name] for name in blocked)
+            point: dict[str, object] = {
+                "step": step,
+                "tasks": [name for name in blocked if order[name] == step],
+                "at": _iso(self.runner.clock()),
+            }
+            recorder.write("update", status=after.value, patch={"breakpoint": point})
+        else:
+            recorder.write("complete")
+        logger.info("run ended", extra={"run_id": recorder.run_id, "status": after.value})

@@ -1,0 +1,162 @@
+"""Canceling runs: from another thread, through the ledger alone, and while blocked."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+import pytest
+
+from jobledger import ANY_ETAG, Jobs, thaw
+from jobledger.runner import (
+    JobDefinition,
+    Runner,
+    RunNotFoundError,
+    RunStatus,
+    Task,
+    TaskBlocked,
+    TaskContext,
+    TaskResult,
+    request_cancel,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+
+def done(context: TaskContext) -> None:
+    """Return normally."""
+
+
+def waits_for_cancel(started: threading.Event, ids: list[str]) -> Callable[[TaskContext], object]:
+    """Return a task that announces itself, then waits for its cancellation flag."""
+
+    def wait(context: TaskContext) -> TaskResult:
+        ids.append(context.run_id)
+        started.set()
+        saw = context.wait_for_cancel(timeout=30)
+        return TaskResult(summary={"saw_cancel": saw})
+
+    return wait
+
+
+class TestCancel:
+    """request_cancel and Runner.request_cancel."""
+
+    def test_a_cancel_from_another_thread_lets_the_running_task_finish(self, jobs: Jobs) -> None:
+        """The running task sees its flag, finishes and is recorded; the next step never starts."""
+        started, ids = threading.Event(), list[str]()
+        definition = JobDefinition(
+            "Long",
+            [Task("export", waits_for_cancel(started, ids)), Task("sync", done, launch_order=2)],
+        )
+        runner = Runner(jobs, [definition])
+
+        with ThreadPoolExecutor(1) as pool:
+            running = pool.submit(runner.invoke, "Long")
+            assert started.wait(timeout=30)
+            requested = request_cancel(jobs, ids[0])
+            result = running.result(timeout=30)
+
+        assert (RunStatus.RUNNING, True) == (requested.status, requested.cancel_requested)
+        assert (RunStatus.CANCELED, "canceled") == (result.status, jobs.get(ids[0]).status)
+        assert {"export": "completed", "sync": "pending"} == result.statuses()
+        assert {"saw_cancel": True} == result.outcomes["export"].summary
+        assert {"saw_cancel": True} == thaw(jobs.get(ids[0]).state)["tasks"]["export"]["summary"]
+
+    def test_a_cancel_through_the_ledger_alone_is_seen_by_polling(self) -> None:
+        """A cancel written by another ledger on the same storage is seen at the next poll."""
+        jobs = Jobs()
+        elsewhere = Jobs(repository=jobs.repository)
+        started, ids = threading.Event(), list[str]()
+        definition = JobDefinition("Long", [Task("export", waits_for_cancel(started, ids))])
+        runner = Runner(jobs, [definition], poll_interval=0.01)
+
+        with ThreadPoolExecutor(1) as pool:
+            running = pool.submit(runner.invoke, "Long")
+            assert started.wait(timeout=30)
+            request_cancel(elsewhere, ids[0])
+            result = running.result(timeout=30)
+
+        assert RunStatus.CANCELED == result.status
+        assert {"saw_cancel": True} == result.outcomes["export"].summary
+
+    def test_a_task_that_stops_on_the_cancel_is_recorded_canceled(self, jobs: Jobs) -> None:
+        """raise_if_cancel_requested stops the task, which is recorded canceled."""
+        started, ids = threading.Event(), list[str]()
+
+        def rounds(context: TaskContext) -> None:
+            ids.append(context.run_id)
+            started.set()
+            context.wait_for_cancel(timeout=30)
+            context.raise_if_cancel_requested()
+
+        runner = Runner(jobs, [JobDefinition("Rounds", [Task("rounds", rounds)])])
+        with ThreadPoolExecutor(1) as pool:
+            running = pool.submit(runner.invoke, "Rounds")
+            assert started.wait(timeout=30)
+            runner.request_cancel(ids[0])
+            result = running.result(timeout=30)
+
+        assert (RunStatus.CANCELED, {"rounds": "canceled"}) == (result.status, result.statuses())
+
+    def test_task_canceled_without_a_cancel_request_is_an_error(self, jobs: Jobs) -> None:
+        """A task may not cancel itself: TaskCanceled with no request fails the run."""
+        from jobledger.runner import TaskCanceled  # noqa: PLC0415  (only this test needs it)
+
+        def quits(_context: TaskContext) -> None:
+            raise TaskCanceled
+
+        result = Runner(jobs, [JobDefinition("Quits", [Task("quits", quits)])]).invoke("Quits")
+
+        assert (RunStatus.FAILED, {"quits": "failed"}) == (result.status, result.statuses())
+
+    def test_a_blocked_run_is_canceled_at_once(self, jobs: Jobs) -> None:
+        """Nobody drives a blocked run, so the request ends it canceled."""
+
+        def sync(_context: TaskContext) -> None:
+            reason = "too many changes"
+            raise TaskBlocked(reason)
+
+        runner = Runner(jobs, [JobDefinition("Sync", [Task("sync", sync, guarded=True)])])
+        blocked = runner.invoke("Sync")
+
+        canceled = request_cancel(jobs, blocked.run_id)
+
+        assert (RunStatus.CANCELED, True) == (canceled.status, canceled.cancel_requested)
+        assert "canceled" == jobs.get(blocked.run_id).status
+
+    def test_a_finished_run_is_left_as_it_is(self, jobs: Jobs) -> None:
+        """A cancel request for a completed run changes nothing."""
+        runner = Runner(jobs, [JobDefinition("One", [Task("a", done)])])
+        completed = runner.invoke("One")
+        version = jobs.get(completed.run_id).version
+
+        answer = request_cancel(jobs, completed.run_id)
+
+        assert (RunStatus.COMPLETED, version) == (answer.status, jobs.get(completed.run_id).version)
+
+    def test_an_unknown_run_is_not_found(self, jobs: Jobs) -> None:
+        """request_cancel names the missing run."""
+        with pytest.raises(RunNotFoundError):
+            request_cancel(jobs, "ghost")
+
+    def test_a_run_ended_directly_in_the_ledger_keeps_its_outcomes_in_the_result(
+        self, jobs: Jobs
+    ) -> None:
+        """Canceled by a wildcard ledger command, the result still holds the task's outcome."""
+        started, ids = threading.Event(), list[str]()
+        runner = Runner(
+            jobs, [JobDefinition("Long", [Task("export", waits_for_cancel(started, ids))])]
+        )
+
+        with ThreadPoolExecutor(1) as pool:
+            running = pool.submit(runner.invoke, "Long")
+            assert started.wait(timeout=30)
+            jobs.cancel(ids[0], etag=ANY_ETAG)
+            result = running.result(timeout=30)
+
+        assert RunStatus.CANCELED == result.status
+        assert {"saw_cancel": True} == result.outcomes["export"].summary
+        assert "running" == thaw(jobs.get(ids[0]).state)["tasks"]["export"]["status"]
