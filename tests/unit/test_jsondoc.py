@@ -20,6 +20,7 @@ from jobledger import (
     JsonArray,
     JsonObject,
     Limits,
+    StartJob,
     freeze,
     thaw,
 )
@@ -314,6 +315,19 @@ class TestJsonContainersBehaveLikeJson:
         assert plain == frozen
         assert frozen == plain
         assert {"a": [1, {"b": None}], "c": "e"} != frozen
+
+    def test_equal_documents_hash_equal(self) -> None:
+        """Frozen documents are hashable, and equal ones hash alike whatever their key order."""
+        first = freeze({"a": [1, {"b": None}], "c": "d"}, field="state")
+        second = freeze({"c": "d", "a": [1, {"b": None}]}, field="state")
+        assert hash(first) == hash(second)
+        assert 1 == len({first, second})
+
+    def test_values_holding_frozen_documents_are_hashable(self) -> None:
+        """A command holding frozen JSON can be a dict key or a set member."""
+        command = StartJob(service="hr", entity="employee", type="sync", input={"a": [1]})
+        twin = StartJob(service="hr", entity="employee", type="sync", input={"a": [1]})
+        assert {command: "seen"}[twin] == "seen"
 
     def test_json_dumps_accepts_frozen_documents(self) -> None:
         """json.dumps writes a frozen document exactly as it writes the plain one."""

@@ -107,6 +107,7 @@ class JsonObject(dict[str, JsonValue]):
 
     ``json.dumps`` accepts it, ``==`` compares it with plain dicts, and ``copy()``
     gives a shallow mutable ``dict``. Every mutating method raises ``TypeError``.
+    Unlike a ``dict`` it is hashable, so jobs, commands and events holding it are too.
     Instances are made by the ledger; use :func:`thaw` for a mutable deep copy.
     """
 
@@ -126,6 +127,9 @@ class JsonObject(dict[str, JsonValue]):
     setdefault = _read_only
     update = _read_only
 
+    def __hash__(self) -> int:  # type: ignore[override]  # read-only, so hashable
+        return hash(frozenset(self.items()))
+
     def __reduce__(self) -> tuple[Callable[[dict[str, JsonValue]], JsonObject], tuple[Any]]:
         return (_object_from, (dict(self),))
 
@@ -141,6 +145,7 @@ class JsonArray(list[JsonValue]):
 
     ``json.dumps`` accepts it, ``==`` compares it with plain lists, and ``copy()``
     gives a shallow mutable ``list``. Every mutating method raises ``TypeError``.
+    Unlike a ``list`` it is hashable.
     """
 
     __slots__ = ("_depth", "_size")
@@ -162,6 +167,9 @@ class JsonArray(list[JsonValue]):
     reverse = _read_only
     sort = _read_only
     clear = _read_only
+
+    def __hash__(self) -> int:  # type: ignore[override]  # read-only, so hashable
+        return hash(tuple(self))
 
     def __reduce__(self) -> tuple[Callable[[list[JsonValue]], JsonArray], tuple[Any]]:
         return (_array_from, (list(self),))

@@ -1,0 +1,30 @@
+"""Tools for testing code that uses jobledger, and for proving storage adapters.
+
+:mod:`jobledger.testing.strategies` holds the hypothesis strategies that make
+every value the ledger accepts (and some it must refuse). This package needs the
+``testing`` extra: ``pip install "jobledger[testing]"``.
+
+The fakes importable from here (:class:`ManualClock`, :class:`SequentialIds`,
+:class:`RecordingPublisher`, :class:`EventMatch`, :class:`LedgerHarness`, from
+:mod:`jobledger.testing.fakes`) and the pytest fixtures of
+:mod:`jobledger.testing.plugin` need nothing beyond jobledger (and pytest for the
+fixtures): importing this package never imports hypothesis.
+"""
+
+from jobledger.testing.fakes import (
+    DEFAULT_START,
+    EventMatch,
+    LedgerHarness,
+    ManualClock,
+    RecordingPublisher,
+    SequentialIds,
+)
+
+__all__ = [
+    "DEFAULT_START",
+    "EventMatch",
+    "LedgerHarness",
+    "ManualClock",
+    "RecordingPublisher",
+    "SequentialIds",
+]
