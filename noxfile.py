@@ -65,7 +65,8 @@ def docs(session: nox.Session) -> None:
     The docs' ``>>>`` examples run as doctests in the tests session (pytest
     --doctest-glob), not here.
     """
-    session.install(".[docs]")
+    # testing: autodoc imports jobledger.testing (pytest, hypothesis) for the API reference
+    session.install(".[docs,testing]")
     session.run(
         "sphinx-build",
         "--fresh-env",  # re-read every page so no warning hides in a cached environment
