@@ -83,6 +83,13 @@ def generate_runner_diagram(app: Sphinx) -> None:  # noqa: ARG001 - Sphinx's eve
     )
 
 
+def generate_cli_reference(app: Sphinx) -> None:  # noqa: ARG001 - Sphinx's event signature
+    """Write the CLI reference, rendered from the commands' help, for cli.md to include."""
+    from jobledger.cli import reference_markdown  # noqa: PLC0415 - only the docs need it
+
+    write_if_changed(GENERATED / "cli.md", reference_markdown())
+
+
 def resolve_builtins_exactly(app: Sphinx, doctree: nodes.document) -> None:  # noqa: ARG001
     """Make ``type``, ``str``, ... in annotations name the builtins, not our attributes.
 
@@ -100,4 +107,5 @@ def setup(app: Sphinx) -> None:
     """Hook the generated files and the annotation fix into the build."""
     app.connect("builder-inited", generate_lifecycle_diagram)
     app.connect("builder-inited", generate_runner_diagram)
+    app.connect("builder-inited", generate_cli_reference)
     app.connect("doctree-read", resolve_builtins_exactly)

@@ -11,6 +11,7 @@ from importlib.metadata import version as _version
 from jobledger._adapters.memory import InMemoryRepository
 from jobledger._application.delivery import Handler, InProcessPublisher, Subscription
 from jobledger._application.jobs import Jobs
+from jobledger._application.subscriber import DurableSubscriber
 from jobledger._core.commands import (
     ANY_ETAG,
     CancelJob,
@@ -24,12 +25,17 @@ from jobledger._core.commands import (
 from jobledger._core.decide import Change, RequestRecord
 from jobledger._core.errors import (
     ConcurrencyError,
+    ForeignDatabaseError,
     InvalidJobDataError,
     InvalidTransitionError,
     JobAlreadyExistsError,
     JobledgerError,
     JobNotFoundError,
     RequestIdConflictError,
+    SchemaVersionError,
+    StorageError,
+    StorageTimeoutError,
+    StorageUnavailableError,
     WireFormatError,
 )
 from jobledger._core.events import (
@@ -56,7 +62,7 @@ from jobledger._core.jsondoc import (
 )
 from jobledger._core.lifecycle import TRANSITIONS, CommandKind, lifecycle_mermaid
 from jobledger._core.query import JobPage, JobQuery
-from jobledger._ports import EventPublisher, FeedEntry, Repository
+from jobledger._ports import EventPublisher, FeedEntry, FeedNotifier, Repository
 
 __all__ = [
     "ANY_ETAG",
@@ -70,10 +76,13 @@ __all__ = [
     "CommandKind",
     "CompleteJob",
     "ConcurrencyError",
+    "DurableSubscriber",
     "EventFilter",
     "EventPublisher",
     "FailJob",
     "FeedEntry",
+    "FeedNotifier",
+    "ForeignDatabaseError",
     "Handler",
     "InMemoryRepository",
     "InProcessPublisher",
@@ -103,7 +112,11 @@ __all__ = [
     "Repository",
     "RequestIdConflictError",
     "RequestRecord",
+    "SchemaVersionError",
     "StartJob",
+    "StorageError",
+    "StorageTimeoutError",
+    "StorageUnavailableError",
     "Subscription",
     "UpdateJob",
     "UpdateType",

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from jobledger._core.job import Job, JobUpdate
     from jobledger._core.query import JobPage, JobQuery
 
-__all__ = ["EventPublisher", "FeedEntry", "Repository"]
+__all__ = ["EventPublisher", "FeedEntry", "FeedNotifier", "Repository"]
 
 
 @attrs.frozen
@@ -145,4 +145,23 @@ class EventPublisher(Protocol):
 
     def publish(self, event: JobEvent) -> None:
         """Take one committed event."""
+        ...
+
+
+@runtime_checkable
+class FeedNotifier(Protocol):
+    """A repository that can tell when its feed grows; subscribers then need not poll.
+
+    Optional: a :class:`~jobledger.Repository` that also has this method wakes
+    idle :class:`DurableSubscriber` s early. It may wake spuriously and may
+    oversleep a little (subscribers also poll), but must not report an event
+    that is not yet readable.
+    """
+
+    def wait_for_feed(self, after: int, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the feed's head to pass ``after``.
+
+        Returns:
+            Whether the feed now holds an event after position ``after``.
+        """
         ...

@@ -14,6 +14,7 @@ from jobledger import (
     EventPublisher,
     Job,
     JobCanceled,
+    JobChanged,
     JobCompleted,
     JobFailed,
     Jobs,
@@ -148,6 +149,16 @@ class TestFilters:
         """EventFilter's events must be jobledger event types."""
         with pytest.raises(TypeError):
             EventFilter(events=events)  # type: ignore[arg-type]
+
+    def test_event_filter_takes_a_union_of_event_types(self) -> None:
+        """A union such as JobChanged stands for every event type it unites."""
+        event_filter = EventFilter(events=JobChanged)
+        assert frozenset({JobUpdated, JobCompleted, JobFailed, JobCanceled}) == event_filter.events
+
+    def test_event_filter_refuses_a_union_of_other_types(self) -> None:
+        """A union of types that are not event types is refused."""
+        with pytest.raises(TypeError):
+            EventFilter(events=JobStarted | int)
 
     def test_event_filter_refuses_non_string_names(self) -> None:
         """EventFilter's service, entity and type must be strings."""

@@ -16,6 +16,8 @@ from jobledger._core.errors import (
     JobNotFoundError,
     RequestIdConflictError,
 )
+from jobledger._core.events import JobCanceled, JobCompleted, JobFailed, JobUpdated
+from jobledger._core.job import JobUpdate, UpdateType
 from jobledger._core.query import JobPage
 from jobledger._ports import FeedEntry
 
@@ -23,8 +25,8 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from jobledger._core.decide import Change, RequestRecord
-    from jobledger._core.events import JobEvent
-    from jobledger._core.job import Job, JobUpdate
+    from jobledger._core.events import JobChanged, JobEvent
+    from jobledger._core.job import Job
     from jobledger._core.query import JobQuery
 
 __all__ = ["InMemoryRepository"]
@@ -32,6 +34,9 @@ __all__ = ["InMemoryRepository"]
 
 class InMemoryRepository:
     """A thread-safe :class:`~jobledger.Repository` held in this process's memory.
+
+    It is also a :class:`~jobledger.FeedNotifier`, so durable subscribers wake as
+    soon as an event is saved.
 
     One lock serializes saves, so every save is atomic and the feed has no gap.
     Stored values are immutable and shared, never copied.
@@ -42,8 +47,11 @@ class InMemoryRepository:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._feed_grew = threading.Condition(self._lock)
         self._jobs: dict[str, Job] = {}
-        self._updates: dict[str, list[JobUpdate]] = {}
+        # Each job's change events, oldest first. Its updates are read from them
+        # (an update says nothing its event does not), so each fact is held once.
+        self._logs: dict[str, list[JobChanged]] = {}
         self._requests: dict[str, RequestRecord] = {}
         self._feed: list[JobEvent] = []
         self._checkpoints: dict[str, int] = {}
@@ -59,10 +67,11 @@ class InMemoryRepository:
         """The job's updates after ``after``; see :meth:`jobledger.Repository.updates`."""
         with self._lock:
             try:
-                log = self._updates[job_id]
+                log = self._logs[job_id]
             except KeyError:
                 raise JobNotFoundError(job_id) from None
-            return tuple(log[max(after, 0) :])
+            events = log[max(after, 0) :]
+        return tuple(map(_update_of, events))
 
     def find(self, query: JobQuery) -> JobPage:
         """A page of matching jobs, newest first; see :meth:`jobledger.Repository.find`."""
@@ -102,12 +111,13 @@ class InMemoryRepository:
             # Nothing below can fail, so the change is all-or-nothing.
             self._jobs[job.id] = job
             if change.update is None:
-                self._updates[job.id] = []
+                self._logs[job.id] = []
             else:
-                self._updates[job.id].append(change.update)
+                self._logs[job.id].append(change.event)  # type: ignore[arg-type]  # a change's event
             if change.request is not None:
                 self._requests[change.request.request_id] = change.request
             self._feed.append(change.event)
+            self._feed_grew.notify_all()
             return len(self._feed)
 
     def read_feed(self, *, after: int = 0, limit: int = 1000) -> Sequence[FeedEntry]:
@@ -116,6 +126,11 @@ class InMemoryRepository:
         with self._lock:
             events = self._feed[start : start + max(limit, 0)]
         return tuple(FeedEntry(start + offset + 1, event) for offset, event in enumerate(events))
+
+    def wait_for_feed(self, after: int, timeout: float) -> bool:
+        """Wait for an event after ``after``; see :meth:`jobledger.FeedNotifier.wait_for_feed`."""
+        with self._feed_grew:
+            return self._feed_grew.wait_for(lambda: len(self._feed) > after, timeout)
 
     def feed_head(self) -> int:
         """The last feed position; see :meth:`jobledger.Repository.feed_head`."""
@@ -129,3 +144,26 @@ class InMemoryRepository:
         """Record a checkpoint; see :meth:`jobledger.Repository.save_checkpoint`."""
         with self._lock:
             self._checkpoints[name] = position
+
+
+_UPDATE_TYPES: dict[type[JobChanged], UpdateType] = {
+    JobUpdated: UpdateType.UPDATED,
+    JobCompleted: UpdateType.COMPLETED,
+    JobFailed: UpdateType.FAILED,
+    JobCanceled: UpdateType.CANCELED,
+}
+
+
+def _update_of(event: JobChanged) -> JobUpdate:
+    """The update a change event announces (equal to the one the change was saved with)."""
+    return JobUpdate(
+        job_id=event.job_id,
+        update_id=event.update_id,
+        update_type=_UPDATE_TYPES[type(event)],
+        status=event.status,
+        state_update=None if isinstance(event, JobCanceled) else event.state_update,
+        display_name=event.display_name,
+        description=event.description,
+        etag=event.etag,
+        at=event.at,
+    )

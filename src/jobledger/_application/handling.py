@@ -8,6 +8,7 @@ asyncio facade can drive the very same generator with ``await``.
 
 from __future__ import annotations
 
+import random
 from typing import TYPE_CHECKING, TypeAlias
 
 import attrs
@@ -29,10 +30,12 @@ if TYPE_CHECKING:
     from jobledger._core.commands import Command
     from jobledger._core.jsondoc import Limits
 
-__all__ = ["FindRequest", "Handled", "Load", "Save", "Step", "drive", "handling"]
+__all__ = ["FindRequest", "Handled", "Load", "Pause", "Save", "Step", "drive", "handling"]
 
-#: How often a command with the wildcard ETag is re-decided after losing a race.
-WILDCARD_ATTEMPTS = 16
+#: How often a command with the wildcard ETag is decided before it gives up.
+WILDCARD_ATTEMPTS = 100
+#: The longest pause between two attempts of a wildcard command, in seconds.
+WILDCARD_MAX_PAUSE = 0.05
 
 
 @attrs.frozen
@@ -56,7 +59,14 @@ class Save:
     change: Change
 
 
-Step: TypeAlias = Load | FindRequest | Save
+@attrs.frozen
+class Pause:
+    """Step: wait ``seconds`` before going on (answer: ignored)."""
+
+    seconds: float
+
+
+Step: TypeAlias = Load | FindRequest | Save | Pause
 
 
 @attrs.frozen
@@ -90,8 +100,9 @@ def handling(
 
     Raises:
         JobledgerError: whatever :func:`~jobledger._core.decide.decide` or the
-            repository raise; a wildcard command is re-decided when it loses
-            a race, up to :data:`WILDCARD_ATTEMPTS` times.
+            repository raise; a wildcard command is decided again on the new
+            version when it loses a race, after a short pause with jitter, up to
+            :data:`WILDCARD_ATTEMPTS` times.
     """
     command_kind(command)  # refuses what is not a command before anything is read
     request_id = command.request_id
@@ -108,7 +119,7 @@ def handling(
             assert job is None or isinstance(job, Job)  # noqa: S101  (the driver's contract)
             change = decide(job, command, now=clock(), new_id=new_id, limits=limits)
             yield Save(change)
-        except (ConcurrencyError, JobAlreadyExistsError, RequestIdConflictError):
+        except (ConcurrencyError, JobAlreadyExistsError, RequestIdConflictError) as error:
             if request_id is not None:
                 # A twin of this command may have committed between our look-up
                 # and our save; if so, it is the answer.
@@ -116,7 +127,17 @@ def handling(
                 if isinstance(record, RequestRecord):
                     return _answer(record, command)
             if _wildcard_may_retry(command, attempts):
+                # Back off with jitter, so racing writers stop colliding in lockstep.
+                ceiling = min(WILDCARD_MAX_PAUSE, 0.0005 * 2**attempts)
+                yield Pause(random.uniform(0, ceiling))  # noqa: S311  (jitter, not secrecy)
                 continue
+            if (
+                isinstance(error, ConcurrencyError)
+                and not isinstance(command, StartJob)
+                and command.etag == ANY_ETAG
+            ):
+                # Say what the command carried, not the version it last decided on.
+                raise ConcurrencyError(error.job_id, ANY_ETAG, error.current_etag) from error
             raise
         return Handled(change.job, change)
 

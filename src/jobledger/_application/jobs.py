@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import TYPE_CHECKING
 
 from jobledger._application.defaults import new_id, utc_now
 from jobledger._application.delivery import InProcessPublisher, Outbox
-from jobledger._application.handling import FindRequest, Load, Step, drive, handling
+from jobledger._application.handling import FindRequest, Load, Pause, Step, drive, handling
+from jobledger._application.subscriber import DurableSubscriber
 from jobledger._core.commands import (
     CancelJob,
     Command,
@@ -16,7 +18,7 @@ from jobledger._core.commands import (
     StartJob,
     UpdateJob,
 )
-from jobledger._core.events import EventFilter, JobEvent
+from jobledger._core.events import EventFilter, EventKinds
 from jobledger._core.jsondoc import DEFAULT_LIMITS, Limits
 from jobledger._core.query import JobQuery
 
@@ -133,6 +135,9 @@ class Jobs:
             return self._repository.get(step.job_id)
         if isinstance(step, FindRequest):
             return self._repository.find_request(step.request_id)
+        if isinstance(step, Pause):
+            time.sleep(step.seconds)
+            return None
         change = step.change
         # Saving and queueing under the job's lock keeps each job's events in
         # commit order on their way to the subscribers.
@@ -311,7 +316,7 @@ class Jobs:
         service: str | Collection[str] | None = None,
         entity: str | Collection[str] | None = None,
         type: str | Collection[str] | None = None,
-        events: type[JobEvent] | Collection[type[JobEvent]] | None = None,
+        events: EventKinds | None = None,
     ) -> Subscription:
         """Call ``handler`` with every event this ledger commits that passes the filter.
 
@@ -337,3 +342,38 @@ class Jobs:
             msg = "give either an EventFilter or filter keywords, not both"
             raise TypeError(msg)
         return self._subscribers.subscribe(handler, event_filter)
+
+    def subscribe_durable(
+        self,
+        name: str,
+        handler: Handler,
+        event_filter: EventFilter | None = None,
+        *,
+        service: str | Collection[str] | None = None,
+        entity: str | Collection[str] | None = None,
+        type: str | Collection[str] | None = None,
+        events: EventKinds | None = None,
+        batch_size: int = 100,
+        poll_interval: float = 1.0,
+    ) -> DurableSubscriber:
+        """Feed the repository's event feed to ``handler`` in a background thread.
+
+        Unlike :meth:`subscribe`, this delivers every event in the repository's
+        feed, whichever process committed it, at least once, in feed order, and
+        resumes after the checkpoint stored under ``name`` when restarted. A
+        handler that raises is retried with backoff, never skipped. Stop the
+        returned :class:`~jobledger.DurableSubscriber` with ``stop()`` (or use it
+        as a context manager).
+        """
+        return DurableSubscriber(
+            self._repository,
+            name,
+            handler,
+            event_filter,
+            service=service,
+            entity=entity,
+            type=type,
+            events=events,
+            batch_size=batch_size,
+            poll_interval=poll_interval,
+        ).start()

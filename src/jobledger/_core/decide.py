@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -42,6 +42,7 @@ from jobledger._core.jsondoc import (
     check_name,
     check_text,
     merge_patch,
+    within_limits,
 )
 from jobledger._core.lifecycle import CommandKind, next_phase
 
@@ -104,28 +105,10 @@ _OUTCOMES: dict[CommandKind, tuple[JobStatus, UpdateType]] = {
 }
 
 
-class _ChangeFields(TypedDict):
-    """The fields every change event shares."""
-
-    event_id: str
-    job_id: str
-    service: str
-    entity: str
-    type: str
-    status: str
-    etag: str
-    version: int
-    at: datetime
-    update_id: int
-    display_name: str | None
-    description: str | None
-
-
-_CHANGE_EVENTS: dict[CommandKind, Callable[[_ChangeFields, JsonObject | None], JobChanged]] = {
-    CommandKind.UPDATE: lambda fields, patch: JobUpdated(**fields, state_update=patch),
-    CommandKind.COMPLETE: lambda fields, patch: JobCompleted(**fields, state_update=patch),
-    CommandKind.FAIL: lambda fields, patch: JobFailed(**fields, state_update=patch),
-    CommandKind.CANCEL: lambda fields, _patch: JobCanceled(**fields),
+_PATCH_EVENTS: dict[CommandKind, type[JobUpdated | JobCompleted | JobFailed]] = {
+    CommandKind.UPDATE: JobUpdated,
+    CommandKind.COMPLETE: JobCompleted,
+    CommandKind.FAIL: JobFailed,
 }
 
 
@@ -204,6 +187,8 @@ def _check_optional_name(value: str | None, field: str, limits: Limits) -> None:
 def _state(value: JsonValue, field: str, limits: Limits) -> JsonObject:
     if not isinstance(value, JsonObject):
         raise InvalidJobDataError(field, "", f"must be a JSON object, not {_json_kind(value)}")
+    if within_limits(value, limits):
+        return value
     check_limits(value, field=field, limits=limits)
     return value
 
@@ -284,45 +269,72 @@ def _change(
     if not isinstance(command, CancelJob) and command.state_update is not None:
         patch = _state(command.state_update, "state_update", limits)
         state = _state(merge_patch(job.state, patch), "state", limits)
-    version = job.version + 1
-    after = attrs.evolve(
-        job,
-        status=status,
+    # The update's id is the job's version before the change: the very same int
+    # object, so the log and the feed do not hold one more copy of each number.
+    update_id = job.version
+    version = update_id + 1
+    etag = new_id()
+    # Built field by field rather than with attrs.evolve: this is the hot path of
+    # every command, and evolve introspects the class on each call.
+    after = Job(
+        id=job.id,
+        service=job.service,
+        entity=job.entity,
+        type=job.type,
         display_name=job.display_name if display_name is None else display_name,
         description=job.description if description is None else description,
+        status=status,
+        input=job.input,
         state=state,
-        etag=new_id(),
+        etag=etag,
         version=version,
+        created_at=job.created_at,
         updated_at=now,
     )
     update = JobUpdate(
         job_id=job.id,
-        update_id=version - 1,
+        update_id=update_id,
         update_type=update_type,
         status=status,
         state_update=patch,
         display_name=display_name,
         description=description,
-        etag=after.etag,
+        etag=etag,
         at=now,
     )
-    event = _CHANGE_EVENTS[kind](
-        _ChangeFields(
-            event_id=new_id(),
+    event_id = new_id()
+    event: JobChanged
+    if kind is CommandKind.CANCEL:
+        event = JobCanceled(
+            event_id=event_id,
             job_id=job.id,
             service=job.service,
             entity=job.entity,
             type=job.type,
             status=status,
-            etag=after.etag,
+            etag=etag,
             version=version,
             at=now,
-            update_id=update.update_id,
+            update_id=update_id,
             display_name=display_name,
             description=description,
-        ),
-        patch,
-    )
+        )
+    else:
+        event = _PATCH_EVENTS[kind](
+            event_id=event_id,
+            job_id=job.id,
+            service=job.service,
+            entity=job.entity,
+            type=job.type,
+            status=status,
+            etag=etag,
+            version=version,
+            at=now,
+            update_id=update_id,
+            display_name=display_name,
+            description=description,
+            state_update=patch,
+        )
     return Change(job=after, update=update, event=event, expected_etag=job.etag, request=None)
 
 

@@ -9,7 +9,12 @@ The tree::
     ├── InvalidTransitionError
     ├── InvalidJobDataError         (also ValueError)
     │   └── WireFormatError
-    └── RequestIdConflictError      (also ValueError)
+    ├── RequestIdConflictError      (also ValueError)
+    └── StorageError
+        ├── StorageUnavailableError (also ConnectionError)
+        ├── StorageTimeoutError     (also TimeoutError)
+        ├── ForeignDatabaseError
+        └── SchemaVersionError
 
 Each error carries the facts a caller needs as attributes, and its message says
 what happened in words a person can act on.
@@ -19,12 +24,17 @@ from __future__ import annotations
 
 __all__ = [
     "ConcurrencyError",
+    "ForeignDatabaseError",
     "InvalidJobDataError",
     "InvalidTransitionError",
     "JobAlreadyExistsError",
     "JobNotFoundError",
     "JobledgerError",
     "RequestIdConflictError",
+    "SchemaVersionError",
+    "StorageError",
+    "StorageTimeoutError",
+    "StorageUnavailableError",
     "WireFormatError",
 ]
 
@@ -163,3 +173,70 @@ class RequestIdConflictError(JobledgerError, ValueError):
 
     def __reduce__(self) -> tuple[type[RequestIdConflictError], tuple[str]]:
         return (type(self), (self.request_id,))
+
+
+class StorageError(JobledgerError):
+    """The storage behind a repository failed; the operation did not happen.
+
+    A backend raises it (or a subclass) in place of its driver's error, which is
+    the ``__cause__``, so a caller handles one family whatever the backend. When
+    a save raises it, nothing of the change was written.
+
+    Attributes:
+        location: Which database (a file path, or a server and schema).
+    """
+
+    def __init__(self, location: str, message: str) -> None:
+        self.location = location
+        super().__init__(f"{location}: {message}")
+
+    def __reduce__(self) -> tuple[type[StorageError], tuple[str, str]]:
+        return (type(self), (self.location, self.args[0].partition(": ")[2]))
+
+
+class StorageUnavailableError(StorageError, ConnectionError):
+    """The database cannot be reached (a server down, a wrong address or password).
+
+    Check the connection settings and that the server runs. If the connection
+    broke while a change was being committed, the change may have been saved:
+    send the command again with the same ``request_id`` to find out safely.
+    """
+
+
+class StorageTimeoutError(StorageError, TimeoutError):
+    """The database stayed locked by other writers for longer than the repository waits.
+
+    Nothing was written. Retrying later is safe; if it keeps happening, a
+    transaction elsewhere is holding the lock too long, or the timeout is too
+    short for the load.
+    """
+
+
+class ForeignDatabaseError(StorageError):
+    """The database is not a jobledger database (another application's, or not a database).
+
+    The repository refused it and changed nothing in it.
+    """
+
+
+class SchemaVersionError(StorageError):
+    """The database was written by a newer jobledger whose schema this one does not know.
+
+    The repository refused it and changed nothing in it: upgrade jobledger.
+
+    Attributes:
+        found: The schema version in the database.
+        supported: The newest schema version this jobledger knows.
+    """
+
+    def __init__(self, location: str, found: int, supported: int) -> None:
+        self.found = found
+        self.supported = supported
+        super().__init__(
+            location,
+            f"the database has schema version {found}, newer than the {supported} this "
+            "jobledger knows; upgrade jobledger to open it",
+        )
+
+    def __reduce__(self) -> tuple[type[SchemaVersionError], tuple[str, int, int]]:  # type: ignore[override]
+        return (type(self), (self.location, self.found, self.supported))

@@ -8,15 +8,15 @@ events alone.
 
 from __future__ import annotations
 
+import types
+import typing
+from collections.abc import Collection
 from datetime import datetime
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TypeAlias
 
 import attrs
 
 from jobledger._core.jsondoc import JsonObject, JsonValue
-
-if TYPE_CHECKING:
-    from collections.abc import Collection
 
 __all__ = [
     "EVENT_TYPES",
@@ -161,10 +161,20 @@ def _names(value: str | Collection[str] | None) -> frozenset[str] | None:
 EventType: TypeAlias = type[JobStarted | JobUpdated | JobCompleted | JobFailed | JobCanceled]
 
 
-def _kinds(value: EventType | Collection[EventType] | None) -> frozenset[EventType] | None:
+#: What a filter's ``events`` accepts: an event type, a union of them (such as
+#: :data:`JobChanged`), or a collection of event types.
+EventKinds: TypeAlias = EventType | types.UnionType | Collection[EventType]
+
+
+def _kinds(value: EventKinds | None) -> frozenset[EventType] | None:
     if value is None:
         return None
-    kinds = frozenset({value}) if isinstance(value, type) else frozenset(value)
+    if isinstance(value, type):
+        kinds = frozenset({value})
+    elif isinstance(value, types.UnionType):  # JobChanged, say: every type it unites
+        kinds = frozenset(typing.get_args(value))
+    else:
+        kinds = frozenset(value)
     unknown = kinds - set(EVENT_TYPES)
     if unknown:
         names = ", ".join(sorted(getattr(kind, "__name__", repr(kind)) for kind in unknown))
@@ -177,7 +187,8 @@ def _kinds(value: EventType | Collection[EventType] | None) -> frozenset[EventTy
 class EventFilter:
     """Which events a subscriber wants: ``None`` in a field means any.
 
-    Each field takes one value or a collection of values; an event matches when
+    Each field takes one value or a collection of values (``events`` also takes
+    a union of event types, such as :data:`JobChanged`); an event matches when
     every field that is set contains the event's value.
 
     >>> from jobledger import EventFilter, JobCompleted

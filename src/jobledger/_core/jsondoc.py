@@ -37,6 +37,7 @@ __all__ = [
     "freeze",
     "merge_patch",
     "thaw",
+    "within_limits",
 ]
 
 #: The largest integer magnitude I-JSON allows (RFC 7493, section 2.2).
@@ -194,6 +195,8 @@ def _scalar_size(value: JsonValue) -> int:
     if value is False:
         return 5
     if isinstance(value, str):
+        if value.isascii():
+            return len(value) + 2
         return len(value.encode("utf-8", "surrogatepass")) + 2
     if isinstance(value, (JsonObject, JsonArray)):
         return value._size  # noqa: SLF001  (the cache is this module's own)
@@ -413,12 +416,138 @@ def freeze(value: object, *, field: str, limits: Limits = DEFAULT_LIMITS) -> Jso
     ...
     jobledger._core.errors.InvalidJobDataError: invalid state at /ratio: nan is not a JSON number (numbers must be finite)
     """  # noqa: E501
+    kind = type(value)
+    if kind is dict or kind is list:
+        quick = _quick(value, 1, limits.max_depth, limits.max_bytes)  # type: ignore[arg-type]
+        if quick is not _UNUSUAL:
+            return quick
     return _Freezer(field, limits).freeze(value)
+
+
+# What _quick returns for anything it leaves to the _Freezer (compared by identity).
+_UNUSUAL: JsonObject = dict.__new__(JsonObject)
+
+
+def _quick_text(text: str) -> int:
+    """The encoded size of a string the _Freezer would accept, else -1."""
+    if text.isascii():
+        size = len(text) + 2
+    else:
+        try:
+            size = len(text.encode("utf-8")) + 2
+        except UnicodeEncodeError:
+            return -1
+    return -1 if "\x00" in text else size
+
+
+_CONSTANT_SIZES: dict[object, int] = {None: 4, True: 4, False: 5}
+
+
+def _quick_scalar(value: object) -> int:
+    """The encoded size of a plain scalar the _Freezer would accept unchanged, else -1."""
+    kind = type(value)
+    if kind is str:
+        return _quick_text(value)  # type: ignore[arg-type]
+    if kind is int:
+        fits = -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER  # type: ignore[operator]
+    elif kind is float:
+        fits = math.isfinite(value)  # type: ignore[arg-type]
+    else:
+        return _CONSTANT_SIZES.get(value, -1) if kind is bool or value is None else -1
+    return len(repr(value)) if fits else -1
+
+
+def _quick_member(
+    member: object, depth: int, max_depth: int, max_bytes: int
+) -> tuple[JsonValue, int, int] | None:
+    """A member of a container at ``depth``: frozen, its size, its depth; ``None`` if unusual."""
+    size = _quick_scalar(member)
+    if size >= 0:
+        return member, size, 0  # type: ignore[return-value]
+    kind = type(member)
+    frozen: JsonObject | JsonArray
+    if kind is dict or kind is list:
+        frozen = _quick(member, depth + 1, max_depth, max_bytes)  # type: ignore[arg-type]
+        if frozen is _UNUSUAL:
+            return None
+    elif kind is JsonObject or kind is JsonArray:
+        frozen = member  # type: ignore[assignment]
+        if depth + frozen._depth > max_depth:  # noqa: SLF001
+            return None
+    else:
+        return None
+    return frozen, frozen._size, frozen._depth  # noqa: SLF001
+
+
+def _quick(
+    value: dict[object, object] | list[object], depth: int, max_depth: int, max_bytes: int
+) -> JsonObject | JsonArray:
+    """Freeze plain JSON (exact dicts, lists, strings, ints, floats) in one pass.
+
+    The common case, made fast: anything the :class:`_Freezer` would convert,
+    refuse or report on (subclasses, tuples, mappings, bad values, limits
+    reached) returns ``_UNUSUAL`` instead, and the _Freezer does the work, so
+    the result, and every error, is exactly the _Freezer's.
+    """
+    if depth > max_depth:
+        return _UNUSUAL
+    is_object = type(value) is dict
+    entries = value.items() if is_object else enumerate(value)  # type: ignore[union-attr]
+    size = 1 + (len(value) or 1)  # the brackets and the commas
+    inner = 0
+    replaced: list[tuple[object, JsonValue]] = []
+    for key, member in entries:
+        if is_object:
+            key_size = _quick_text(key) if type(key) is str else -1
+            if key_size < 0:
+                return _UNUSUAL
+            size += key_size + 1
+        quick = _quick_member(member, depth, max_depth, max_bytes)
+        if quick is None:
+            return _UNUSUAL
+        frozen, member_size, member_depth = quick
+        if frozen is not member:
+            replaced.append((key, frozen))
+        size += member_size
+        inner = max(inner, member_depth)
+        if size > max_bytes:
+            return _UNUSUAL
+    if size > max_bytes:  # an empty container too has its brackets
+        return _UNUSUAL
+    return _quick_result(value, replaced, size, inner + 1)
+
+
+def _quick_result(
+    value: dict[object, object] | list[object],
+    replaced: list[tuple[object, JsonValue]],
+    size: int,
+    depth: int,
+) -> JsonObject | JsonArray:
+    """The read-only copy of ``value``, with its frozen containers in place."""
+    result: JsonObject | JsonArray
+    if type(value) is dict:
+        result = dict.__new__(JsonObject)
+        dict.__init__(result, value)  # type: ignore[misc]
+        for key, frozen in replaced:
+            dict.__setitem__(result, key, frozen)  # type: ignore[misc]
+    else:
+        result = list.__new__(JsonArray)
+        list.__init__(result, value)  # type: ignore[misc]
+        for index, frozen in replaced:
+            list.__setitem__(result, index, frozen)  # type: ignore[call-overload]
+    result._size = size  # noqa: SLF001
+    result._depth = depth  # noqa: SLF001
+    return result
 
 
 def freeze_for_command(value: object, *, field: str) -> JsonValue:
     """Freeze with only the hard caps; the ledger checks its own limits later."""
     return freeze(value, field=field, limits=_COMMAND_LIMITS)
+
+
+def within_limits(value: JsonObject | JsonArray, limits: Limits) -> bool:
+    """Whether an already-frozen container keeps ``limits`` (:func:`check_limits` says why not)."""
+    return value._depth <= limits.max_depth and value._size <= limits.max_bytes  # noqa: SLF001
 
 
 def check_limits(value: JsonValue, *, field: str, limits: Limits) -> None:
@@ -448,13 +577,55 @@ def merge_patch(target: JsonValue, patch: JsonValue) -> JsonValue:
     """
     if not isinstance(patch, JsonObject):
         return patch
-    merged = dict(target) if isinstance(target, JsonObject) else {}
+    if not isinstance(target, JsonObject):
+        target = _EMPTY_OBJECT
+    # The result is filled in place (through dict's own methods, which the
+    # read-only class hides), so the target's members are copied once. Its size
+    # and depth follow from the target's and from the members that change: a
+    # patch costs what it touches, not what the state holds.
+    merged = dict.__new__(JsonObject)
+    dict.__init__(merged, target)
+    members_size = target._size - 1 - (len(target) or 1)  # noqa: SLF001
+    deepest = target._depth - 1  # noqa: SLF001  (the depth of the target's deepest members)
+    depth = deepest + 1
+    lost_deepest = False
     for key, value in patch.items():
+        old = dict.get(merged, key, _ABSENT)
+        old_depth = 0
+        if old is not _ABSENT:
+            members_size -= _member_size(key, old)
+            old_depth = _depth_of(old)
         if value is None:
-            merged.pop(key, None)
-        else:
-            merged[key] = merge_patch(merged.get(key), value)
-    return _object_from(merged)
+            if old is not _ABSENT:
+                dict.__delitem__(merged, key)
+                # Only losing a member as deep as the deepest can make the result shallower.
+                lost_deepest = lost_deepest or (old_depth > 0 and old_depth == deepest)
+            continue
+        new = (
+            merge_patch(None if old is _ABSENT else old, value)
+            if isinstance(value, JsonObject)
+            else value
+        )
+        dict.__setitem__(merged, key, new)
+        members_size += _member_size(key, new)
+        new_depth = _depth_of(new)
+        if new_depth < old_depth == deepest:
+            lost_deepest = True
+        depth = max(depth, new_depth + 1)
+    if lost_deepest:
+        depth = 1 + max(map(_depth_of, merged.values()), default=0)
+    merged._size = 1 + (len(merged) or 1) + members_size  # noqa: SLF001
+    merged._depth = depth  # noqa: SLF001
+    return merged
+
+
+_ABSENT: Any = object()
+
+
+def _member_size(key: str, value: JsonValue) -> int:
+    """What one member adds to its object's encoded size, its comma aside."""
+    key_size = len(key) if key.isascii() else len(key.encode("utf-8", "surrogatepass"))
+    return key_size + 3 + _scalar_size(value)
 
 
 def thaw(value: JsonValue) -> Any:  # noqa: ANN401  (plain JSON: dict, list or a scalar)

@@ -43,6 +43,9 @@ Its ``state``::
       "force": 100,                             # when given
       "breakpoint": {"step": 2, "tasks": ["synchronize"], "at": "<ISO time>"},
       "cancel_requested": true,                 # once requested
+      "interrupted": {"drive": 1, "at": "<ISO time>", "by": "..."},
+                                                # its driver was stopped at once (the
+                                                # CLI's second Ctrl-C): resumable now
       "failed_tasks": ["provision"]             # when failed
     }
 
@@ -62,7 +65,7 @@ from jobledger.runner._definition import (
     Task,
     TaskFunction,
 )
-from jobledger.runner._engine import Runner
+from jobledger.runner._engine import Runner, runs_in_process
 from jobledger.runner._errors import (
     DefinitionError,
     RunnerError,
@@ -134,5 +137,6 @@ __all__ = [
     "UnknownDefinitionError",
     "request_cancel",
     "run_state_mermaid",
+    "runs_in_process",
     "steps",
 ]

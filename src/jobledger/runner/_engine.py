@@ -89,6 +89,21 @@ _LAUNCH_FIELDS = (
 )
 
 
+def runs_in_process(executor: Executor) -> bool:
+    """Whether ``executor`` runs its calls in this process.
+
+    A :class:`~concurrent.futures.ThreadPoolExecutor` does, and so does any
+    executor with a true ``runs_in_process`` attribute (an executor that runs
+    calls inline, say). The runner hands such executors plain in-process
+    cancellation flags; any other gets them through a :mod:`multiprocessing`
+    manager.
+    """
+    return (
+        isinstance(executor, ThreadPoolExecutor)
+        or getattr(executor, "runs_in_process", False) is True
+    )
+
+
 class Runner:
     """Runs job definitions and records every run in a ledger.
 
@@ -98,10 +113,11 @@ class Runner:
         executors: Executors by side name. ``"server"`` and ``"agent"`` not
             given here get a thread pool per drive, wide enough for each step
             to run all its tasks at once. Executors given here are used as they
-            are and never shut down by the runner; on an executor that is not
-            a :class:`~concurrent.futures.ThreadPoolExecutor` (a process pool,
-            say) task functions must be picklable, and the cancellation flag
-            and progress reports travel through a :mod:`multiprocessing` manager.
+            are and never shut down by the runner; on an executor that does not
+            run its calls in this process (see :func:`runs_in_process`: a
+            process pool, say) task functions must be picklable, and the
+            cancellation flag and progress reports travel through a
+            :mod:`multiprocessing` manager.
         heartbeat: Seconds between the writes that show a drive is alive while
             its tasks run.
         takeover_after: Seconds of silence after which a ``running`` run may be
@@ -417,6 +433,9 @@ class _Drive:
         self.force = force
         self.inbox: queue.SimpleQueue[_Message] = queue.SimpleQueue()
         self.running: dict[str, _Launch] = {}
+        # The running launches that have a deadline: the only ones the waits and the
+        # expiry look at, so a step of many tasks without timeouts costs no scans.
+        self.timed: dict[str, _Launch] = {}
         self.pending_progress: dict[str, tuple[int, JsonObject]] = {}
         self.executors: dict[str, Executor] = {}
         self.own_executors: list[ThreadPoolExecutor] = []
@@ -433,8 +452,10 @@ class _Drive:
     def _claim(self) -> RunRecorder:
         job = self.seen
         previous, number = drive_of(job)
-        point = RunResult.of(job).breakpoint
-        if self.repair and point is not None:
+        # Only a repair needs the breakpoint (reading the whole run to get it costs
+        # as much as the run has tasks).
+        point = RunResult.of(job).breakpoint if self.repair else None
+        if point is not None:
             self.repair_tasks = frozenset(point.tasks)
         patch: dict[str, object] = {
             "drive": {
@@ -628,7 +649,7 @@ class _Drive:
         return executor
 
     def _channels(self, executor: Executor) -> _Channels:
-        if isinstance(executor, ThreadPoolExecutor):
+        if runs_in_process(executor):
             return self.local
         if self.managed is None:
             # Spawned, not forked: forking a process that runs threads is unsafe.
@@ -662,7 +683,10 @@ class _Drive:
         except Exception as err:  # noqa: BLE001  (a refused submit is the task's error)
             future = Future()
             future.set_exception(err)
-        self.running[task.identifier] = _Launch(task, attempt, future, signal, deadline)
+        launch = _Launch(task, attempt, future, signal, deadline)
+        self.running[task.identifier] = launch
+        if deadline is not None:
+            self.timed[task.identifier] = launch
         future.add_done_callback(functools.partial(self._done, task.identifier, attempt))
 
     def _done(self, name: str, attempt: int, _future: Future[TaskReport]) -> None:
@@ -704,7 +728,7 @@ class _Drive:
         if not self.recorder.closed:
             wakes.append(self.recorder.last_write + self.runner.heartbeat)
         wakes.extend(
-            launch.deadline for launch in self.running.values() if launch.deadline is not None
+            launch.deadline for launch in self.timed.values() if launch.deadline is not None
         )
         wake = min(wakes)
         try:
@@ -759,11 +783,13 @@ class _Drive:
 
     def _expire(self) -> None:
         now = time.monotonic()
-        for name, launch in list(self.running.items()):
-            if launch.deadline is None or now < launch.deadline:
+        for name, launch in list(self.timed.items()):
+            if launch.deadline is None or now < launch.deadline or launch.future.done():
+                # A launch that finished in time is recorded from its result, not expired.
                 continue
             # Threads cannot be stopped: the launch is abandoned, and asked to stop.
             del self.running[name]
+            del self.timed[name]
             self.abandoned = True
             launch.flagged = True
             launch.cancel_signal.set()
@@ -793,6 +819,7 @@ class _Drive:
         self._drain_managed_progress()
         self._flush_progress()
         del self.running[message.task]
+        self.timed.pop(message.task, None)
         future = launch.future
         if future.cancelled():
             entry: dict[str, object] = {

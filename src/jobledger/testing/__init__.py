@@ -1,7 +1,9 @@
 """Tools for testing code that uses jobledger, and for proving storage adapters.
 
 :mod:`jobledger.testing.strategies` holds the hypothesis strategies that make
-every value the ledger accepts (and some it must refuse). This package needs the
+every value the ledger accepts (and some it must refuse), and job definitions;
+:mod:`jobledger.testing.runs` runs definitions in-process and synchronously,
+with scripted task outcomes and assertions on a run's result and history. This package needs the
 ``testing`` extra: ``pip install "jobledger[testing]"``.
 
 The fakes importable from here (:class:`ManualClock`, :class:`SequentialIds`,

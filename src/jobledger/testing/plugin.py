@@ -21,6 +21,14 @@ test, and every name starts with ``jobledger_`` so it never clashes with yours.
     ledger committed, and assertions on them.
 ``jobledger_repository``
     The fresh :class:`~jobledger.InMemoryRepository` the ledger keeps its jobs in.
+``jobledger_runner``
+    Makes a :class:`~jobledger.runner.Runner` of the definitions it is given,
+    on ``jobledger_jobs`` and ``jobledger_clock``, with an
+    :class:`~jobledger.testing.runs.InlineExecutor` on every side (see
+    :func:`~jobledger.testing.runs.inline_runner`; other keywords go to it):
+    ``jobledger_runner(definition).invoke("Nightly")`` runs every task in the
+    test's thread and returns when the run ends. Drive ids are ``drive-0001``,
+    ``drive-0002``, ...
 
 An example test::
 
@@ -66,7 +74,7 @@ installed as a distribution) load it by hand with
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -74,7 +82,16 @@ from jobledger import InMemoryRepository, Jobs
 from jobledger.testing.fakes import ManualClock, RecordingPublisher, SequentialIds
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from jobledger import Repository
+    from jobledger.runner import JobDefinition, Runner
+
+# The contract suite and the ledger machine assert inside the library; rewriting
+# them lets a failure show the values, as in the user's own tests.
+pytest.register_assert_rewrite(
+    "jobledger.testing.contract", "jobledger.testing.machine", "jobledger.testing.races"
+)
 
 __all__ = [
     "jobledger_clock",
@@ -82,6 +99,7 @@ __all__ = [
     "jobledger_ids",
     "jobledger_jobs",
     "jobledger_repository",
+    "jobledger_runner",
 ]
 
 
@@ -123,3 +141,23 @@ def jobledger_jobs(
         clock=jobledger_clock,
         id_factory=jobledger_ids,
     )
+
+
+@pytest.fixture
+def jobledger_runner(jobledger_jobs: Jobs, jobledger_clock: ManualClock) -> Callable[..., Runner]:
+    """Make runners of the given definitions that run every task inline, on ``jobledger_jobs``.
+
+    Call it with the definitions (and any keyword of
+    :func:`~jobledger.testing.runs.inline_runner`); the runners read
+    ``jobledger_clock`` and share one sequence of drive ids.
+    """
+    from jobledger.testing.runs import inline_runner  # noqa: PLC0415  (loading the plugin must not import the runner)
+
+    drive_ids = SequentialIds("drive")
+
+    def make(*definitions: JobDefinition, **options: Any) -> Runner:  # noqa: ANN401  (the keywords of inline_runner, passed on)
+        options.setdefault("clock", jobledger_clock)
+        options.setdefault("id_factory", drive_ids)
+        return inline_runner(jobledger_jobs, definitions, **options)
+
+    return make

@@ -3,7 +3,10 @@
 Use them in your own property tests::
 
     from hypothesis import given
+    from collections.abc import Iterable
+
     from jobledger import Jobs
+    from jobledger.testing.runs import OutcomeKind
     from jobledger.testing import strategies as jst
 
 
@@ -21,6 +24,10 @@ Command strategies take each identifying field either as a fixed value or as a
 strategy, so a test can aim commands at a job it knows::
 
     jst.change_commands(job_id=job.id, etag=job.etag)
+
+:func:`job_definitions` makes valid runner definitions whose tasks run a
+:class:`~jobledger.testing.runs.ScriptedTasks`, so a property test knows what
+every task does on every launch (see its docstring).
 """
 
 from __future__ import annotations
@@ -54,9 +61,16 @@ from jobledger import (
     freeze,
 )
 from jobledger._core.jsondoc import MAX_SAFE_INTEGER
+from jobledger.runner import AGENT, SERVER, JobDefinition
+from jobledger.testing.runs import ScriptedOutcome, ScriptedTasks
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from hypothesis.strategies import DrawFn, SearchStrategy
+
+    from jobledger import Jobs
+    from jobledger.testing.runs import OutcomeKind
 
 __all__ = [
     "cancel_commands",
@@ -70,6 +84,7 @@ __all__ = [
     "fail_commands",
     "hostile_json",
     "ids",
+    "job_definitions",
     "job_updates",
     "jobs",
     "json_objects",
@@ -611,3 +626,132 @@ def events(*kinds: type[JobEvent]) -> SearchStrategy[JobEvent]:
         msg = f"not jobledger event types: {', '.join(map(repr, unknown))}"
         raise TypeError(msg)
     return st.one_of(*(_EVENT_STRATEGIES[kind] for kind in chosen))
+
+
+# -- Job definitions ---------------------------------------------------------------------
+#
+# Runner definitions for property tests of workflows: every task runs one ScriptedTasks,
+# drawn with the definition, so the test knows what each launch does.
+
+_TASK_TYPES = ("export", "synchronize", "provision", "task")
+_ALL_KINDS: tuple[OutcomeKind, ...] = ("succeed", "no_output", "fail", "block", "cancel")
+
+
+def _task_outcomes(
+    draw: DrawFn, kinds: tuple[OutcomeKind, ...], *, warning_mode: bool
+) -> list[ScriptedOutcome]:
+    # A raise is a fail, or a warn in warning mode: the flags and the script agree.
+    raised: OutcomeKind = "warn" if warning_mode else "fail"
+    picked = draw(st.lists(st.sampled_from(kinds), min_size=1, max_size=3))
+    return [ScriptedOutcome(raised if kind in {"fail", "warn"} else kind) for kind in picked]
+
+
+@st.composite
+def _job_definitions(
+    draw: DrawFn,
+    *,
+    identifier: str,
+    max_tasks: int,
+    max_launch_orders: int,
+    kinds: tuple[OutcomeKind, ...],
+    ledger: Jobs | None,
+) -> JobDefinition:
+    count = draw(st.integers(min_value=1, max_value=max_tasks))
+    orders = [draw(st.integers(min_value=1, max_value=max_launch_orders)) for _ in range(count)]
+    names = [f"t{index}" for index in range(1, count + 1)]
+    repair_kinds = tuple(kind for kind in kinds if kind != "cancel") or ("succeed",)
+    outcomes: dict[str, list[ScriptedOutcome]] = {}
+    repairs: dict[str, list[ScriptedOutcome]] = {}
+    fields: list[dict[str, Any]] = []
+    for name, order in zip(names, orders, strict=True):
+        earlier = [other for other, at in zip(names, orders, strict=True) if at < order]
+        warning_mode = draw(st.booleans())
+        guarded = draw(st.booleans())
+        repaired = guarded and draw(st.booleans())
+        outcomes[name] = _task_outcomes(draw, kinds, warning_mode=warning_mode)
+        if repaired:
+            repairs[name] = _task_outcomes(draw, repair_kinds, warning_mode=warning_mode)
+        fields.append(
+            {
+                "identifier": name,
+                "type": draw(st.sampled_from(_TASK_TYPES)),
+                "launch_order": order,
+                "parents": draw(st.lists(st.sampled_from(earlier), unique=True)) if earlier else (),
+                "side": draw(st.sampled_from((SERVER, AGENT))),
+                "warning_mode": warning_mode,
+                "guarded": guarded,
+                "repair": repaired,
+            }
+        )
+    script = ScriptedTasks(outcomes, repairs=repairs, ledger=ledger)
+    return JobDefinition(identifier, [script.task(**task) for task in fields])
+
+
+def job_definitions(
+    *,
+    identifier: str = "Drawn",
+    max_tasks: int = 6,
+    max_launch_orders: int = 4,
+    kinds: Iterable[OutcomeKind] | None = None,
+    ledger: Jobs | None = None,
+) -> SearchStrategy[JobDefinition]:
+    """Valid :class:`~jobledger.runner.JobDefinition` values whose tasks run a scripted outcome.
+
+    Tasks ``t1``, ``t2``, ... get random launch orders (so random steps), parents
+    among the tasks of earlier launch orders only, a type, a side (``server``
+    or ``agent``), warning mode or not, and guarded or not, with or without a
+    repair variant. Every task and repair variant runs one
+    :class:`~jobledger.testing.runs.ScriptedTasks` (get it back with
+    ``ScriptedTasks.of(definition)``) that scripts one to three launches of
+    each, drawn from ``kinds``: ``succeed``, ``no_output``, ``fail`` (scripted
+    ``warn`` for a task in warning mode), ``block`` (an error for a task that is
+    not guarded) and ``cancel`` (a request to cancel the run, which needs the
+    ``ledger``). Repair variants draw from the same kinds but ``cancel``.
+
+    Run them with :func:`~jobledger.testing.runs.inline_runner` (or any runner);
+    a definition with scripted cancels must run on ``ledger``, so draw it inside
+    the test::
+
+        @given(st.data())
+        def test_runs_end(data):
+            ledger = LedgerHarness.create()
+            definition = data.draw(jst.job_definitions(ledger=ledger.jobs))
+            result = inline_runner(ledger.jobs, [definition]).invoke(definition.identifier)
+            assert result.status in {"completed", "failed", "blocked", "canceled"}
+
+    Args:
+        identifier: The definitions' identifier.
+        max_tasks: The most tasks in a definition (at least 1).
+        max_launch_orders: Launch orders are drawn from 1 to this (at least 1).
+        kinds: The outcomes to draw from; all of them by default, ``cancel``
+            only when a ``ledger`` is given.
+        ledger: The ledger the runs are recorded in, for scripted cancels.
+
+    Raises:
+        ValueError: a maximum is below 1, ``kinds`` is empty or names an
+            unknown outcome, or has ``cancel`` without a ``ledger``.
+    """
+    if max_tasks < 1 or max_launch_orders < 1:
+        msg = (
+            "max_tasks and max_launch_orders must be at least 1, "
+            f"not {max_tasks} and {max_launch_orders}"
+        )
+        raise ValueError(msg)
+    if kinds is None:
+        chosen = _ALL_KINDS if ledger is not None else _ALL_KINDS[:-1]
+    else:
+        chosen = tuple(dict.fromkeys(kinds))
+        unknown = [kind for kind in chosen if kind not in {*_ALL_KINDS, "warn"}]
+        if not chosen or unknown:
+            msg = f"kinds must name outcomes among {', '.join(_ALL_KINDS)}, not {chosen!r}"
+            raise ValueError(msg)
+        if "cancel" in chosen and ledger is None:
+            msg = "a scripted cancel needs the ledger: give job_definitions(ledger=jobs)"
+            raise ValueError(msg)
+    return _job_definitions(
+        identifier=identifier,
+        max_tasks=max_tasks,
+        max_launch_orders=max_launch_orders,
+        kinds=chosen,
+        ledger=ledger,
+    )

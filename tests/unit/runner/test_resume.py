@@ -20,55 +20,41 @@ from jobledger.runner import (
     Task,
     TaskBlocked,
     TaskContext,
-    TaskResult,
 )
+from jobledger.testing.runs import ScriptedOutcome, ScriptedTasks
 
 if TYPE_CHECKING:
     from jobledger import Job
-
-    from .conftest import ManualClock
-
-
-class Calls:
-    """Counts how often each task function ran, across threads."""
-
-    def __init__(self) -> None:
-        """Start with no calls."""
-        self.lock = threading.Lock()
-        self.counts: Counter[str] = Counter()
-
-    def note(self, name: str) -> None:
-        """Count one call of ``name``."""
-        with self.lock:
-            self.counts[name] += 1
+    from jobledger.testing import ManualClock
 
 
-def guarded_definition(calls: Calls, threshold: int = 100) -> JobDefinition:
-    """Return a three-step job whose guarded sync blocks unless forced past ``threshold``."""
+def guarded_script(*, blocks: bool = True) -> ScriptedTasks:
+    """Return a script whose sync blocks on 120 changes unless forced to 120; its repair validates.
 
-    def export(context: TaskContext) -> None:
-        calls.note(context.task.identifier)
+    With ``blocks=False`` every task succeeds.
+    """
+    if not blocks:
+        return ScriptedTasks()
+    return ScriptedTasks(
+        {
+            "sync": ScriptedOutcome.block(
+                "too many changes", {"changes": 120, "threshold": 100}, unless_force=120
+            )
+        },
+        repairs={"sync": ScriptedOutcome.succeed("validated")},
+    )
 
-    def sync(context: TaskContext) -> TaskResult:
-        calls.note("sync")
-        changes = 120
-        if (context.force or threshold) < changes:
-            reason = "too many changes"
-            raise TaskBlocked(reason, details={"changes": changes, "threshold": threshold})
-        return TaskResult(summary="synchronized")
 
-    def validate(_context: TaskContext) -> TaskResult:
-        calls.note("validate")
-        return TaskResult(summary="validated")
-
+def guarded_definition(script: ScriptedTasks) -> JobDefinition:
+    """Return a three-step job whose guarded sync (with a repair variant) runs ``script``."""
     return JobDefinition(
         "Nightly",
         [
-            Task("export_hr", export),
-            Task("export_ad", export),
-            Task("sync", sync, launch_order=2, parents="export_hr", guarded=True, repair=validate),
-            Task("sync_ad", export, launch_order=2, parents="export_ad"),
-            Task("provision", export, launch_order=3, parents="sync"),
+            script.task("export_hr"),
+            script.task("export_ad"),
+            script.task("sync", launch_order=2, parents="export_hr", guarded=True, repair=True),
+            script.task("sync_ad", launch_order=2, parents="export_ad"),
+            script.task("provision", launch_order=3, parents="sync"),
         ],
     )
 
@@ -78,8 +64,8 @@ class TestResume:
 
     def test_resume_runs_the_blocked_task_then_only_what_had_not_run(self, jobs: Jobs) -> None:
         """The blocked task runs again, then the tasks not yet done; done tasks do not rerun."""
-        calls = Calls()
-        runner = Runner(jobs, [guarded_definition(calls)])
+        script = guarded_script()
+        runner = Runner(jobs, [guarded_definition(script)])
         blocked = runner.invoke("Nightly")
 
         resumed = runner.resume(blocked.run_id, force=500)
@@ -93,7 +79,7 @@ class TestResume:
         } == blocked.statuses()
         assert RunStatus.COMPLETED == resumed.status
         assert {"export_hr": 1, "export_ad": 1, "sync": 2, "sync_ad": 1, "provision": 1} == dict(
-            calls.counts
+            Counter(script.launched())
         )
         assert (2, False, 500) == (
             resumed.outcomes["sync"].attempts,
@@ -106,8 +92,8 @@ class TestResume:
 
     def test_resume_with_repair_runs_the_repair_variant_in_place(self, jobs: Jobs) -> None:
         """With repair=True the blocked task's repair variant runs instead, recorded as a repair."""
-        calls = Calls()
-        runner = Runner(jobs, [guarded_definition(calls)])
+        script = guarded_script()
+        runner = Runner(jobs, [guarded_definition(script)])
         blocked = runner.invoke("Nightly")
 
         resumed = runner.resume(blocked.run_id, repair=True)
@@ -115,16 +101,17 @@ class TestResume:
         drive = thaw(jobs.get(resumed.run_id).state)["drive"]
 
         assert RunStatus.COMPLETED == resumed.status
-        assert {"sync": 1, "validate": 1, "provision": 1} == {
-            name: calls.counts[name] for name in ("sync", "validate", "provision")
-        }
+        assert [("sync", False), ("sync", True), ("provision", False)] == [
+            (launch.task, launch.repair)
+            for launch in script.launches
+            if launch.task in {"sync", "provision"}
+        ]
         assert ("completed", True, "validated") == (sync.status.value, sync.repair, sync.summary)
         assert ("resume", True, 2) == (drive["kind"], drive["repair"], drive["number"])
 
     def test_a_resumed_task_may_block_again(self, jobs: Jobs) -> None:
         """Without force or repair the guard holds: blocked again at the same breakpoint."""
-        calls = Calls()
-        runner = Runner(jobs, [guarded_definition(calls)])
+        runner = Runner(jobs, [guarded_definition(guarded_script())])
         blocked = runner.invoke("Nightly")
 
         again = runner.resume(blocked.run_id)
@@ -153,7 +140,7 @@ class TestResume:
 
     def test_a_run_that_is_over_does_not_resume(self, jobs: Jobs) -> None:
         """A completed run refuses resume with its status and the reason."""
-        runner = Runner(jobs, [guarded_definition(Calls(), threshold=1000)])
+        runner = Runner(jobs, [guarded_definition(guarded_script(blocks=False))])
         completed = runner.invoke("Nightly")
 
         with pytest.raises(RunNotResumableError) as caught:
@@ -179,7 +166,7 @@ class TestResume:
 
     def test_unknown_runs_and_other_jobs_are_not_found(self, jobs: Jobs) -> None:
         """Resume names a missing run, and refuses jobs that are not runs."""
-        runner = Runner(jobs, [guarded_definition(Calls())])
+        runner = Runner(jobs, [guarded_definition(guarded_script())])
         other = jobs.start(service="hr", entity="employee", type="sync", job_id="not-a-run")
 
         with pytest.raises(RunNotFoundError):
@@ -193,8 +180,7 @@ class TestResume:
 
     def test_a_definition_that_lost_a_task_cannot_resume_the_run(self, jobs: Jobs) -> None:
         """A runner whose definition no longer has a task of the run refuses to drive it."""
-        calls = Calls()
-        blocked = Runner(jobs, [guarded_definition(calls)]).invoke("Nightly")
+        blocked = Runner(jobs, [guarded_definition(guarded_script())]).invoke("Nightly")
         smaller = JobDefinition("Nightly", [Task("export_hr", lambda _context: None)])
 
         with pytest.raises(RunNotResumableError) as caught:
@@ -265,8 +251,8 @@ class TestExclusiveDrive:
         """Both read the blocked run and claim it; the ETag lets one through, refuses the other."""
         repository = MeetingRepository()
         jobs = Jobs(repository=repository)
-        calls = Calls()
-        runner = Runner(jobs, [guarded_definition(calls)])
+        script = guarded_script()
+        runner = Runner(jobs, [guarded_definition(script)])
         blocked = runner.invoke("Nightly")
         repository.arm()
 
@@ -279,13 +265,13 @@ class TestExclusiveDrive:
         assert 1 == len(errors)
         assert "another runner claimed it first, or it changed meanwhile" == errors[0].reason
         assert [RunStatus.COMPLETED] == [result.status for result in results]
-        assert 2 == calls.counts["sync"]
+        assert 2 == script.launched().count("sync")
 
     def test_a_resume_that_read_the_run_before_it_ended_is_refused(self) -> None:
         """A resume that read a blocked run another resume then finished cannot claim it."""
         repository = PausingRepository()
         jobs = Jobs(repository=repository)
-        runner = Runner(jobs, [guarded_definition(Calls())])
+        runner = Runner(jobs, [guarded_definition(guarded_script())])
         blocked = runner.invoke("Nightly")
         read, release = repository.hold_next_read()
 
@@ -328,7 +314,7 @@ class TestExclusiveDrive:
             assert first_started.wait(timeout=30)
             with pytest.raises(RunNotResumableError) as early:
                 new.resume("run-1")
-            manual_clock.advance(61)
+            manual_clock.advance(seconds=61)
             result = new.resume("run-1")
             release.set()
             with pytest.raises(RunTakenOverError):
@@ -357,7 +343,7 @@ class TestExclusiveDrive:
         with ThreadPoolExecutor(1) as pool:
             running = pool.submit(runner.invoke, "Nightly", run_id="run-1")
             assert started.wait(timeout=30)
-            manual_clock.advance(61)
+            manual_clock.advance(seconds=61)
             with pytest.raises(RunNotResumableError) as caught:
                 runner.resume("run-1", repair=True)
             release.set()

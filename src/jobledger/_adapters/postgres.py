@@ -1,0 +1,1003 @@
+"""The PostgreSQL repository: jobs shared by every process and machine that reaches one server.
+
+psycopg 3 with a :class:`psycopg_pool.ConnectionPool`. Each call borrows a
+connection for its own length; :meth:`PostgresRepository.save` runs one
+``READ COMMITTED`` transaction. Every value is a bound parameter, and every
+name (schema, table, channel) is built with :class:`psycopg.sql.Identifier`.
+
+**The feed never skips.** Positions taken from a sequence break in two ways:
+a rolled-back transaction leaves a hole, and two writers that take positions
+7 and 8 may commit 8 first, so a reader that sees 8 and remembers "handled up
+to 8" never reads 7. Here a position comes from a single counter row,
+``UPDATE ... SET last = last + 1 RETURNING last``, as the *last* statement of
+the save, right before ``COMMIT``. The row lock it takes is held until the
+transaction ends, so:
+
+* the next writer's counter update waits until this transaction has committed
+  (and is visible to every new snapshot) or rolled back; positions therefore
+  commit in the order they are taken, and any snapshot that sees position
+  ``n`` sees every position before it;
+* a rollback also undoes its increment, so the next writer takes the same
+  number: no hole.
+
+Only the tail of a save is serialized: the compare-and-set of the job row,
+the update row and the request record run concurrently across writers; the
+counter lock is held from the feed insert to the end of the commit. The
+trade-off is throughput: saves commit one after another, so their rate is
+bounded by one commit's latency (a WAL flush with ``synchronous_commit=on``),
+however many writers there are. The insert, the position and the
+notification are one statement, so the lock is held for one statement, one
+round trip and the commit.
+
+**Wake-ups.** With ``notify=True`` each save also sends ``pg_notify`` on a
+channel derived from the schema name, with the position as payload;
+PostgreSQL delivers it when (and only if) the transaction commits.
+:meth:`PostgresRepository.wait_for_feed` (the :class:`~jobledger.FeedNotifier`
+protocol of durable subscribers) waits for those on a dedicated ``LISTEN``
+connection, kept by a background thread; subscribers also poll, so a lost
+notification only delays them.
+
+**JSON** is stored in ``jsonb`` columns. ``jsonb`` keeps numbers as
+``numeric``, which loses the sign of ``-0.0`` and turns a float written with an
+exponent (``1e+300``) into an integer; a document whose text holds such a
+number also keeps its exact text in a ``*_exact`` column, which reads take in
+preference. Key order is not kept (JSON objects are unordered).
+
+**The schema** is created on first use and versioned in a meta table.
+Creation and migration run under a transaction-scoped advisory lock keyed on
+the schema name, so processes that open a new database at once wait for one
+another instead of failing; a schema written by a newer jobledger is refused.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import re
+import threading
+import time
+import weakref
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, NoReturn, Self
+
+import attrs
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
+
+from jobledger._adapters.rows import (
+    EVENT_COLUMNS,
+    JOB_COLUMNS,
+    REQUEST_COLUMNS,
+    UPDATE_COLUMNS,
+    event_from_row,
+    event_row,
+    find_clause,
+    job_from_row,
+    job_row,
+    request_from_row,
+    request_row,
+    update_from_row,
+    update_row,
+)
+from jobledger._core.errors import (
+    ConcurrencyError,
+    ForeignDatabaseError,
+    JobAlreadyExistsError,
+    JobNotFoundError,
+    RequestIdConflictError,
+    SchemaVersionError,
+    StorageError,
+    StorageTimeoutError,
+    StorageUnavailableError,
+)
+from jobledger._core.query import JobPage
+from jobledger._ports import FeedEntry
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Sequence
+
+    from jobledger._core.decide import Change, RequestRecord
+    from jobledger._core.job import Job, JobUpdate
+    from jobledger._core.query import JobQuery
+
+__all__ = ["SAVE_ATTEMPTS", "SCHEMA_VERSION", "PostgresRepository", "translate_error"]
+
+logger = logging.getLogger(__name__)
+
+#: The schema version this jobledger writes, kept in the schema's meta table.
+SCHEMA_VERSION = 1
+
+#: How many times a save is tried when PostgreSQL aborts it for a serialization
+#: failure or a deadlock (it was rolled back, so trying again is safe).
+SAVE_ATTEMPTS = 5
+
+# PostgreSQL truncates longer identifiers; a truncated schema name would not be the one asked for.
+_MAX_IDENTIFIER_BYTES = 63
+
+# How often the listener thread looks at its stop flag while no notification comes.
+_LISTEN_TICK_SECONDS = 0.2
+
+# The longest the listener waits before it reconnects after losing its connection.
+_LISTEN_MAX_BACKOFF_SECONDS = 5.0
+
+# SQLSTATEs of a connection that is gone (class 08) or of a server shutting down.
+_UNAVAILABLE_STATES = frozenset({"57P01", "57P02", "57P03"})
+
+_TABLES = ("meta", "jobs", "updates", "feed", "feed_counter", "requests", "checkpoints")
+
+# Numbers as Python's json module writes them that jsonb would not give back as written.
+_INEXACT_IN_JSONB = re.compile(r"[0-9]e[+-]|-0\.0(?![0-9])")
+
+# Columns that hold JSON documents: each is ``jsonb``, with a ``<name>_exact`` text sibling.
+_JSON_COLUMNS = frozenset({"input", "state", "state_update", "job"})
+
+
+def _exact_text(text: str | None) -> str | None:
+    """``text`` itself when ``jsonb`` would not give it back exactly, else ``None``.
+
+    ``jsonb`` gives back integers and plain decimals (``2.5``, ``3.0``) as
+    written, but not ``-0.0`` (``numeric`` has no negative zero) nor a float
+    Python writes with an exponent (``1e+16`` comes back as an integer). A
+    string that merely looks like such a number only costs a redundant copy.
+    """
+    if text is None or _INEXACT_IN_JSONB.search(text) is None:
+        return None
+    return text
+
+
+def _columns(names: Sequence[str]) -> sql.Composed:
+    """The column list of an insert: ``names``, then each JSON column's exact sibling."""
+    exact = [f"{name}_exact" for name in names if name in _JSON_COLUMNS]
+    return sql.SQL(", ").join(sql.Identifier(name) for name in (*names, *exact))
+
+
+def _values(names: Sequence[str], row: Sequence[Any]) -> tuple[Any, ...]:
+    """The values for :func:`_columns`: ``row``, then each JSON value's exact text or NULL."""
+    exact = [
+        _exact_text(value) for name, value in zip(names, row, strict=True) if name in _JSON_COLUMNS
+    ]
+    return (*row, *exact)
+
+
+def _placeholders(names: Sequence[str]) -> sql.Composed:
+    count = len(names) + sum(1 for name in names if name in _JSON_COLUMNS)
+    return sql.SQL(", ").join([sql.Placeholder()] * count)
+
+
+def _selected(names: Sequence[str]) -> sql.Composed:
+    """The select list that reads ``names`` back, each JSON column as its exact text."""
+    return sql.SQL(", ").join(
+        sql.SQL("COALESCE({exact}, {column}::text)").format(
+            exact=sql.Identifier(f"{name}_exact"), column=sql.Identifier(name)
+        )
+        if name in _JSON_COLUMNS
+        else sql.Identifier(name)
+        for name in names
+    )
+
+
+def _schema_ddl(names: _Names) -> tuple[sql.Composed, ...]:
+    """The statements that create schema version 1 in an empty schema."""
+    indexes = [
+        sql.SQL("CREATE INDEX {name} ON {jobs} ({column}, created_at DESC, id DESC)").format(
+            name=sql.Identifier(f"jobledger_jobs_by_{column}"),
+            jobs=names.jobs,
+            column=sql.Identifier(column),
+        )
+        for column in ("service", "entity", "type", "status", "phase")
+    ]
+    statements = [
+        # Ids compare in code point order (COLLATE "C"), as Python compares strings,
+        # so keyset pages match the in-memory ledger's whatever the database's locale.
+        """CREATE TABLE {jobs} (
+            id text COLLATE "C" NOT NULL CONSTRAINT jobledger_jobs_pkey PRIMARY KEY,
+            service text NOT NULL,
+            entity text NOT NULL,
+            type text NOT NULL,
+            display_name text NOT NULL,
+            description text NOT NULL,
+            status text NOT NULL,
+            phase text NOT NULL,
+            input jsonb NOT NULL,
+            input_exact text,
+            state jsonb NOT NULL,
+            state_exact text,
+            etag text NOT NULL,
+            version integer NOT NULL,
+            created_at bigint NOT NULL,
+            updated_at bigint NOT NULL
+        )""",
+        "CREATE INDEX jobledger_jobs_by_created ON {jobs} (created_at DESC, id DESC)",
+        """CREATE TABLE {updates} (
+            job_id text COLLATE "C" NOT NULL REFERENCES {jobs} (id),
+            update_id integer NOT NULL,
+            update_type smallint NOT NULL,
+            status text NOT NULL,
+            state_update jsonb,
+            state_update_exact text,
+            display_name text,
+            description text,
+            etag text NOT NULL,
+            at bigint NOT NULL,
+            CONSTRAINT jobledger_updates_pkey PRIMARY KEY (job_id, update_id)
+        )""",
+        """CREATE TABLE {feed} (
+            position bigint NOT NULL CONSTRAINT jobledger_feed_pkey PRIMARY KEY,
+            event_id text NOT NULL,
+            kind text NOT NULL,
+            job_id text NOT NULL,
+            service text NOT NULL,
+            entity text NOT NULL,
+            type text NOT NULL,
+            status text NOT NULL,
+            etag text NOT NULL,
+            version integer NOT NULL,
+            at bigint NOT NULL,
+            update_id integer,
+            display_name text,
+            description text,
+            input jsonb,
+            input_exact text,
+            state jsonb,
+            state_exact text,
+            state_update jsonb,
+            state_update_exact text
+        )""",
+        """CREATE TABLE {feed_counter} (
+            singleton boolean NOT NULL DEFAULT true PRIMARY KEY CHECK (singleton),
+            last bigint NOT NULL
+        )""",
+        "INSERT INTO {feed_counter} (singleton, last) VALUES (true, 0)",
+        """CREATE TABLE {requests} (
+            request_id text NOT NULL CONSTRAINT jobledger_requests_pkey PRIMARY KEY,
+            fingerprint text NOT NULL,
+            job jsonb NOT NULL,
+            job_exact text
+        )""",
+        """CREATE TABLE {checkpoints} (
+            name text NOT NULL PRIMARY KEY,
+            position bigint NOT NULL
+        )""",
+    ]
+    tables = names.mapping()
+    return (*(sql.SQL(text).format(**tables) for text in statements), *indexes)
+
+
+# Each schema version's migration from the one before; version 1 creates everything.
+_MIGRATIONS: dict[int, Callable[[_Names], tuple[sql.Composed, ...]]] = {1: _schema_ddl}
+
+
+@attrs.frozen
+class _Names:
+    """The qualified names of one jobledger schema's tables."""
+
+    schema: str
+
+    def table(self, name: str) -> sql.Identifier:
+        return sql.Identifier(self.schema, f"jobledger_{name}")
+
+    def mapping(self) -> dict[str, sql.Identifier]:
+        return {name: self.table(name) for name in _TABLES}
+
+    @property
+    def jobs(self) -> sql.Identifier:
+        return self.table("jobs")
+
+    @property
+    def channel(self) -> str:
+        """The notification channel of this schema's feed (short enough for any schema name)."""
+        digest = hashlib.sha256(self.schema.encode("utf-8")).hexdigest()[:24]
+        return f"jobledger_feed_{digest}"
+
+    @property
+    def lock_key(self) -> int:
+        """The advisory lock key that serializes this schema's creation and migration."""
+        digest = hashlib.sha256(b"jobledger schema " + self.schema.encode("utf-8")).digest()
+        return int.from_bytes(digest[:8], "big", signed=True)
+
+
+@attrs.frozen
+class _Statements:
+    """Every statement the repository runs, built once from the schema's names."""
+
+    insert_job: sql.Composed
+    update_job: sql.Composed
+    refusal: sql.Composed
+    insert_update: sql.Composed
+    insert_request: sql.Composed
+    append_event: sql.Composed
+    append_event_and_notify: sql.Composed
+    select_job: sql.Composed
+    select_job_by_id: sql.Composed
+    job_exists: sql.Composed
+    select_updates: sql.Composed
+    select_request: sql.Composed
+    select_feed: sql.Composed
+    feed_head: sql.Composed
+    load_checkpoint: sql.Composed
+    save_checkpoint: sql.Composed
+
+    @classmethod
+    def of(cls, names: _Names) -> _Statements:
+        tables = names.mapping()
+
+        def statement(text: str, **parts: sql.Composable) -> sql.Composed:
+            return sql.SQL(text).format(**tables, **parts)
+
+        # The position is taken last, from the counter row: see the module docstring.
+        append = statement(
+            "WITH next AS (UPDATE {feed_counter} SET last = last + 1 RETURNING last) "
+            "INSERT INTO {feed} (position, {columns}) "
+            "VALUES ((SELECT last FROM next), {values}) RETURNING position",
+            columns=_columns(EVENT_COLUMNS),
+            values=_placeholders(EVENT_COLUMNS),
+        )
+        return cls(
+            insert_job=statement(
+                "INSERT INTO {jobs} ({columns}) VALUES ({values})",
+                columns=_columns(JOB_COLUMNS),
+                values=_placeholders(JOB_COLUMNS),
+            ),
+            update_job=statement(
+                "UPDATE {jobs} SET ({columns}) = ({values}) "
+                "WHERE id = %s AND etag = %s AND version = %s",
+                columns=_columns(JOB_COLUMNS[1:]),
+                values=_placeholders(JOB_COLUMNS[1:]),
+            ),
+            refusal=statement("SELECT etag, version FROM {jobs} WHERE id = %s"),
+            insert_update=statement(
+                "INSERT INTO {updates} ({columns}) VALUES ({values})",
+                columns=_columns(UPDATE_COLUMNS),
+                values=_placeholders(UPDATE_COLUMNS),
+            ),
+            insert_request=statement(
+                "INSERT INTO {requests} ({columns}) VALUES ({values})",
+                columns=_columns(REQUEST_COLUMNS),
+                values=_placeholders(REQUEST_COLUMNS),
+            ),
+            append_event=append,
+            append_event_and_notify=append + sql.SQL(", pg_notify(%s, position::text)"),
+            select_job=statement("SELECT {columns} FROM {jobs}", columns=_selected(JOB_COLUMNS)),
+            select_job_by_id=statement(
+                "SELECT {columns} FROM {jobs} WHERE id = %s", columns=_selected(JOB_COLUMNS)
+            ),
+            job_exists=statement("SELECT 1 FROM {jobs} WHERE id = %s"),
+            select_updates=statement(
+                "SELECT {columns} FROM {updates} WHERE job_id = %s AND update_id > %s "
+                "ORDER BY update_id",
+                columns=_selected(UPDATE_COLUMNS),
+            ),
+            select_request=statement(
+                "SELECT {columns} FROM {requests} WHERE request_id = %s",
+                columns=_selected(REQUEST_COLUMNS),
+            ),
+            select_feed=statement(
+                "SELECT position, {columns} FROM {feed} WHERE position > %s "
+                "ORDER BY position LIMIT %s",
+                columns=_selected(EVENT_COLUMNS),
+            ),
+            feed_head=statement("SELECT last FROM {feed_counter}"),
+            load_checkpoint=statement("SELECT position FROM {checkpoints} WHERE name = %s"),
+            save_checkpoint=statement(
+                "INSERT INTO {checkpoints} (name, position) VALUES (%s, %s) "
+                "ON CONFLICT (name) DO UPDATE SET position = excluded.position"
+            ),
+        )
+
+
+def _is_unavailable(err: psycopg.Error) -> bool:
+    """Whether ``err`` says the server cannot be reached or the connection broke."""
+    if isinstance(err, PoolTimeout):
+        return True
+    if not isinstance(err, psycopg.OperationalError):
+        return False
+    state = err.sqlstate
+    return state is None or state.startswith("08") or state in _UNAVAILABLE_STATES
+
+
+def translate_error(err: psycopg.Error, location: str) -> StorageError:
+    """The jobledger error that stands for the driver error ``err`` at the boundary.
+
+    Errors that have a meaning for the ledger (a taken job id, a taken request
+    id) are translated where they happen; this maps everything else:
+
+    * no connection within the timeout, a refused or broken connection, a
+      server shutting down: :class:`StorageUnavailableError`;
+    * a lock or statement timeout (``lock_timeout``, ``statement_timeout``):
+      :class:`~jobledger.postgres.StorageTimeoutError`;
+    * a serialization failure or deadlock that outlived the retries, and any
+      other error: :class:`~jobledger.postgres.StorageError`.
+
+    Args:
+        err: The driver's error.
+        location: Which server and schema, for the message.
+    """
+    if isinstance(err, PoolClosed):
+        return StorageError(location, "the repository is closed")
+    if isinstance(err, PoolTimeout):
+        message = (
+            "no connection became free in time: the server cannot be reached, "
+            f"or every pooled connection stayed busy ({err})"
+        )
+        return StorageUnavailableError(location, message)
+    if _is_unavailable(err):
+        return StorageUnavailableError(location, f"cannot reach the PostgreSQL server ({err})")
+    if isinstance(err, (pg_errors.LockNotAvailable, pg_errors.QueryCanceled)):
+        return StorageTimeoutError(location, f"PostgreSQL gave up waiting ({err})")
+    if isinstance(err, (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)):
+        message = f"the save kept colliding with other transactions ({err}); retry it"
+        return StorageError(location, message)
+    return StorageError(location, f"PostgreSQL failed: {err}")
+
+
+def _location(conninfo: str, schema: str | None) -> str:
+    """A description of the database for messages: never the password."""
+    try:
+        params = conninfo_to_dict(conninfo)
+    except psycopg.Error:
+        params = {}
+    host = params.get("host") or params.get("hostaddr") or "localhost"
+    port = params.get("port") or "5432"
+    dbname = params.get("dbname") or params.get("user") or "(default database)"
+    where = f"schema {schema!r}" if schema is not None else "the default schema"
+    return f"PostgreSQL database {dbname!r} on {host}:{port}, {where}"
+
+
+def _check_schema_name(schema: str) -> None:
+    if not isinstance(schema, str) or not schema:
+        msg = f"schema must be a non-empty string, not {schema!r}"
+        raise ValueError(msg)
+    if "\x00" in schema or len(schema.encode("utf-8")) > _MAX_IDENTIFIER_BYTES:
+        msg = (
+            f"schema must be at most {_MAX_IDENTIFIER_BYTES} bytes of UTF-8 without NUL, "
+            f"not {schema!r}"
+        )
+        raise ValueError(msg)
+
+
+class PostgresRepository:
+    """A :class:`~jobledger.Repository` in a PostgreSQL database, shared by processes and machines.
+
+    Args:
+        conninfo: A libpq connection string or URI
+            (``"postgresql://user@host/dbname"``; ``""`` takes everything from
+            libpq's ``PG*`` environment variables). Leave it out when giving
+            ``pool``.
+        schema: The schema to keep the tables in; created if missing. ``None``
+            uses the connection's current schema (the first existing one on
+            its ``search_path``, normally ``public``). Tables are named
+            ``jobledger_*``, so they may share a schema with others.
+        pool: A :class:`psycopg_pool.ConnectionPool` of your own to borrow
+            connections from. It stays yours: :meth:`close` leaves it open.
+            Its connections should run ``READ COMMITTED`` (PostgreSQL's
+            default); under stricter levels concurrent saves are retried more.
+        min_size: The connections the repository's own pool keeps open.
+        max_size: The most connections the repository's own pool opens.
+        timeout: Seconds a call waits for a connection before it raises
+            :class:`StorageUnavailableError`.
+        notify: Send a notification with every save, to wake subscribers
+            waiting in :meth:`wait_for_feed` at once. Turn it off if no one
+            waits on this database: subscribers then find new events by polling.
+
+    Raises:
+        StorageUnavailableError: the server cannot be reached.
+        ForeignDatabaseError: the schema holds tables named like jobledger's
+            that are not a jobledger schema; nothing was changed.
+        SchemaVersionError: the schema was written by a newer jobledger.
+        StorageError: creating or migrating the schema failed otherwise.
+        ValueError: both or neither of ``conninfo`` and ``pool``, or a schema
+            name PostgreSQL cannot hold (empty, NUL, longer than 63 bytes).
+
+    The schema is created, or migrated, when the repository is made: safe to
+    do from many processes at once. The repository is safe to share between
+    threads; open one per process (a pickled repository reopens with the same
+    settings in the process that unpickles it). Close it when done, or use it
+    as a context manager.
+
+    Example::
+
+        from jobledger import Jobs
+        from jobledger.postgres import PostgresRepository
+
+        with PostgresRepository("postgresql://app@db.example/app", schema="jobs") as repository:
+            jobs = Jobs(repository=repository)
+            job = jobs.start(service="hr", entity="employee", type="sync")
+    """
+
+    def __init__(
+        self,
+        conninfo: str | None = None,
+        *,
+        schema: str | None = None,
+        pool: ConnectionPool[Any] | None = None,
+        min_size: int = 1,
+        max_size: int = 10,
+        timeout: float = 30.0,
+        notify: bool = True,
+    ) -> None:
+        if schema is not None:
+            _check_schema_name(schema)
+        if (pool is None) == (conninfo is None):
+            msg = "give either a conninfo or a pool"
+            raise ValueError(msg)
+        if timeout <= 0:
+            msg = f"timeout must be more than zero seconds, not {timeout!r}"
+            raise ValueError(msg)
+        if pool is None:
+            given: str | Callable[[], str] = conninfo or ""
+            kwargs: dict[str, Any] | Callable[[], dict[str, Any]] | None = None
+        else:
+            given, kwargs = pool.conninfo, pool.kwargs
+        # A pool's conninfo and kwargs may be callables (credentials that rotate).
+        self._conninfo: Callable[[], str] = given if callable(given) else lambda: given
+        self._connect_kwargs: Callable[[], dict[str, Any]] = (
+            kwargs if callable(kwargs) else lambda: dict(kwargs or {})
+        )
+        self._min_size = min_size
+        self._max_size = max_size
+        self._timeout = float(timeout)
+        self._notify = notify
+        self._location = _location(self._conninfo(), schema)
+        self._owns_pool = pool is None
+        if pool is None:
+            pool = ConnectionPool(
+                self._conninfo(),
+                min_size=min_size,
+                max_size=max_size,
+                kwargs={"autocommit": True},
+                configure=_configure,
+                timeout=self._timeout,
+                open=False,
+                name=f"jobledger:{schema or '(default schema)'}",
+            )
+            pool.open(wait=False)
+        self._pool = pool
+        try:
+            with self._translated(), self._connection() as conn:
+                self._names = _migrate(conn, schema, self._location)
+        except BaseException:
+            self._close_pool()
+            raise
+        self._location = _location(self._conninfo(), self._names.schema)
+        self._sql = _Statements.of(self._names)
+        # The listener must not hold the repository, or a repository dropped
+        # without close() would live (and listen) forever.
+        connect = functools.partial(
+            _connect_listener, self._conninfo, self._connect_kwargs, self._timeout
+        )
+        self._listener = _FeedListener(
+            connect, self._names.channel, self._sql.feed_head, self._location
+        )
+        # A repository dropped without close() must not leave its listener running.
+        self._forget = weakref.finalize(self, self._listener.stop)
+
+    @property
+    def schema(self) -> str:
+        """The schema that holds this repository's tables."""
+        return self._names.schema
+
+    @property
+    def pool(self) -> ConnectionPool[Any]:
+        """The connection pool the repository borrows connections from."""
+        return self._pool
+
+    def __repr__(self) -> str:
+        return f"<PostgresRepository {self._location}>"
+
+    def __reduce__(self) -> tuple[Callable[..., PostgresRepository], tuple[Any, ...]]:
+        if not self._owns_pool:
+            msg = "a PostgresRepository over a pool of your own cannot be pickled"
+            raise TypeError(msg)
+        reopen = functools.partial(
+            PostgresRepository,
+            self._conninfo(),
+            schema=self._names.schema,
+            min_size=self._min_size,
+            max_size=self._max_size,
+            timeout=self._timeout,
+            notify=self._notify,
+        )
+        return (reopen, ())
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop listening for notifications and close the repository's own pool.
+
+        A pool given to the repository is left open. After closing, calls
+        raise :class:`~jobledger.postgres.StorageError`. Closing again does nothing.
+        """
+        self._listener.close()
+        self._close_pool()
+
+    def _close_pool(self) -> None:
+        if self._owns_pool:
+            self._pool.close()
+
+    # -- connections and errors -------------------------------------------------------------
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        with self._pool.connection(timeout=self._timeout) as conn:
+            yield conn
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """Turn the driver's errors into jobledger's at the boundary."""
+        try:
+            yield
+        except psycopg.Error as err:
+            raise translate_error(err, self._location) from err
+
+    def _decoded(self, read: Callable[[Any], Any], row: Any) -> Any:  # noqa: ANN401  (a row and what it holds)
+        try:
+            return read(row)
+        except (ValueError, KeyError, TypeError) as err:
+            msg = f"the database holds a row jobledger cannot read ({err})"
+            raise StorageError(self._location, msg) from err
+
+    # -- the Repository protocol ------------------------------------------------------------
+
+    def get(self, job_id: str) -> Job:
+        """The job as last saved; see :meth:`jobledger.Repository.get`."""
+        with self._translated(), self._connection() as conn:
+            row = conn.execute(self._sql.select_job_by_id, (job_id,)).fetchone()
+        if row is None:
+            raise JobNotFoundError(job_id)
+        job: Job = self._decoded(job_from_row, row)
+        return job
+
+    def updates(self, job_id: str, *, after: int = 0) -> Sequence[JobUpdate]:
+        """The job's updates after ``after``; see :meth:`jobledger.Repository.updates`."""
+        with self._translated(), self._connection() as conn:
+            rows = conn.execute(self._sql.select_updates, (job_id, after)).fetchall()
+            # Jobs are never deleted, so a job seen by this later statement had no
+            # updates after ``after`` when the first one ran either.
+            exists = bool(rows) or (
+                conn.execute(self._sql.job_exists, (job_id,)).fetchone() is not None
+            )
+        if not exists:
+            raise JobNotFoundError(job_id)
+        return tuple(self._decoded(update_from_row, row) for row in rows)
+
+    def find(self, query: JobQuery) -> JobPage:
+        """A page of matching jobs, newest first; see :meth:`jobledger.Repository.find`."""
+        clause, params = find_clause(query, placeholder="%s")
+        # ``clause`` is jobledger's own SQL text with %s placeholders; every value is in params.
+        statement = self._sql.select_job + sql.SQL(" " + clause)
+        with self._translated(), self._connection() as conn:
+            rows = conn.execute(statement, params).fetchall()
+        jobs = [self._decoded(job_from_row, row) for row in rows[: query.limit]]
+        return JobPage.of(jobs, more=len(rows) > query.limit)
+
+    def find_request(self, request_id: str) -> RequestRecord | None:
+        """The record of ``request_id``; see :meth:`jobledger.Repository.find_request`."""
+        with self._translated(), self._connection() as conn:
+            row = conn.execute(self._sql.select_request, (request_id,)).fetchone()
+        if row is None:
+            return None
+        record: RequestRecord = self._decoded(request_from_row, row)
+        return record
+
+    def save(self, change: Change) -> int:
+        """Save ``change`` in one transaction; see :meth:`jobledger.Repository.save`.
+
+        A transaction PostgreSQL aborts for a serialization failure or a
+        deadlock is rolled back and tried again, up to :data:`SAVE_ATTEMPTS` times.
+
+        Raises:
+            JobAlreadyExistsError: a start for a job id that exists.
+            JobNotFoundError: a change for a job that does not exist.
+            ConcurrencyError: the stored ETag is not ``change.expected_etag``.
+            RequestIdConflictError: the change's request id is already recorded.
+            StorageUnavailableError: the server cannot be reached; nothing was
+                written, unless the connection broke during the commit itself,
+                when the change may have committed (retry with the same
+                ``request_id`` to find out safely).
+            StorageError: PostgreSQL failed otherwise; nothing was written.
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                with self._connection() as conn, conn.transaction():
+                    return self._write_change(conn, change)
+            except (pg_errors.SerializationFailure, pg_errors.DeadlockDetected) as err:
+                if attempt >= SAVE_ATTEMPTS:
+                    raise translate_error(err, self._location) from err
+                logger.debug("save of job %s rolled back (%s); trying again", change.job.id, err)
+                time.sleep(0.002 * attempt)
+            except psycopg.Error as err:
+                raise translate_error(err, self._location) from err
+
+    def _write_change(self, conn: psycopg.Connection[Any], change: Change) -> int:
+        """Write ``change`` in the transaction open on ``conn``; return its feed position.
+
+        The feed position is taken last (see the module docstring), so the
+        caller must commit or roll back right after.
+
+        Raises:
+            JobAlreadyExistsError: a start for a job id that exists.
+            JobNotFoundError: a change for a job that does not exist.
+            ConcurrencyError: the stored ETag is not ``change.expected_etag``.
+            RequestIdConflictError: the change's request id is already recorded.
+            ValueError: the change's update does not follow the stored version.
+            psycopg.Error: the driver's errors, untranslated.
+        """
+        job = change.job
+        if change.expected_etag is None:
+            try:
+                conn.execute(self._sql.insert_job, _values(JOB_COLUMNS, job_row(job)))
+            except pg_errors.UniqueViolation as err:
+                raise JobAlreadyExistsError(job.id) from err
+        else:
+            version = -1 if change.update is None else change.update.update_id
+            values = _values(JOB_COLUMNS[1:], job_row(job)[1:])
+            cursor = conn.execute(
+                self._sql.update_job, (*values, job.id, change.expected_etag, version)
+            )
+            if cursor.rowcount != 1:
+                self._refuse(conn, change)
+            assert change.update is not None  # noqa: S101  (version -1 never matches)
+            conn.execute(
+                self._sql.insert_update, _values(UPDATE_COLUMNS, update_row(change.update))
+            )
+        if change.request is not None:
+            try:
+                conn.execute(
+                    self._sql.insert_request, _values(REQUEST_COLUMNS, request_row(change.request))
+                )
+            except pg_errors.UniqueViolation as err:
+                raise RequestIdConflictError(change.request.request_id) from err
+        values = _values(EVENT_COLUMNS, event_row(change.event))
+        if self._notify:
+            cursor = conn.execute(self._sql.append_event_and_notify, (*values, self._names.channel))
+        else:
+            cursor = conn.execute(self._sql.append_event, values)
+        row = cursor.fetchone()
+        assert row is not None  # noqa: S101  (an INSERT ... RETURNING one row)
+        position: int = row[0]
+        return position
+
+    def _refuse(self, conn: psycopg.Connection[Any], change: Change) -> NoReturn:
+        """Say why the compare-and-set of ``change`` matched no row."""
+        job_id = change.job.id
+        row = conn.execute(self._sql.refusal, (job_id,)).fetchone()
+        if row is None:
+            raise JobNotFoundError(job_id)
+        etag, version = row
+        if etag != change.expected_etag:
+            assert change.expected_etag is not None  # noqa: S101  (only changes get here)
+            raise ConcurrencyError(job_id, change.expected_etag, etag)
+        msg = f"update of job {job_id!r} does not follow version {version}"
+        raise ValueError(msg)
+
+    def read_feed(self, *, after: int = 0, limit: int = 1000) -> Sequence[FeedEntry]:
+        """Feed entries after ``after``; see :meth:`jobledger.Repository.read_feed`."""
+        with self._translated(), self._connection() as conn:
+            rows = conn.execute(self._sql.select_feed, (after, max(limit, 0))).fetchall()
+        return tuple(FeedEntry(row[0], self._decoded(event_from_row, row[1:])) for row in rows)
+
+    def feed_head(self) -> int:
+        """The last feed position; see :meth:`jobledger.Repository.feed_head`."""
+        with self._translated(), self._connection() as conn:
+            row = conn.execute(self._sql.feed_head).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def load_checkpoint(self, name: str) -> int:
+        """The checkpoint of ``name``; see :meth:`jobledger.Repository.load_checkpoint`."""
+        with self._translated(), self._connection() as conn:
+            row = conn.execute(self._sql.load_checkpoint, (name,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def save_checkpoint(self, name: str, position: int) -> None:
+        """Record a checkpoint; see :meth:`jobledger.Repository.save_checkpoint`."""
+        with self._translated(), self._connection() as conn:
+            conn.execute(self._sql.save_checkpoint, (name, position))
+
+    def wait_for_feed(self, after: int, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the feed to hold an event after ``after``.
+
+        The first call starts a background thread that ``LISTEN`` s on this
+        schema's channel on a connection of its own; saves with ``notify=True``
+        from any process wake it when they commit. Returns at once when the
+        feed is already past ``after``. If the listening connection is lost,
+        the thread reconnects, and waiters simply wait out their timeout
+        meanwhile (callers poll as well).
+
+        Returns:
+            Whether an event after position ``after`` is committed and readable.
+        """
+        return self._listener.wait(after, timeout)
+
+
+def _connect_listener(
+    conninfo: Callable[[], str], kwargs: Callable[[], dict[str, Any]], timeout: float
+) -> psycopg.Connection[Any]:
+    """A new connection, outside the pool, for the feed listener."""
+    settings = {**kwargs(), "autocommit": True}
+    settings.setdefault("connect_timeout", max(1, round(timeout)))
+    return psycopg.Connection.connect(conninfo(), **settings)
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    """Set up each connection of the repository's own pool."""
+    # Compare-and-set and the feed counter rely on READ COMMITTED re-reading a row
+    # that another transaction changed, whatever the server's default level is.
+    conn.isolation_level = psycopg.IsolationLevel.READ_COMMITTED
+
+
+def _migrate(conn: psycopg.Connection[Any], schema: str | None, location: str) -> _Names:
+    """Create or migrate the schema under an advisory lock; return its names.
+
+    Raises:
+        ForeignDatabaseError: the schema holds jobledger-named tables without a version.
+        SchemaVersionError: the schema's version is newer than :data:`SCHEMA_VERSION`.
+        StorageError: ``schema`` is ``None`` and the connection has no current schema.
+    """
+    with conn.transaction():
+        if schema is None:
+            row = conn.execute("SELECT current_schema()").fetchone()
+            schema = None if row is None else row[0]
+            if schema is None:
+                msg = "the connection has no current schema: pass schema= or set search_path"
+                raise StorageError(location, msg)
+        names = _Names(schema)
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (names.lock_key,))
+        version = _installed_version(conn, names, location)
+        if version > SCHEMA_VERSION:
+            raise SchemaVersionError(location, version, SCHEMA_VERSION)
+        if version == SCHEMA_VERSION:
+            return names
+        if version == 0:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)
+            ).fetchone()
+            if exists is None:
+                conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+            conn.execute(
+                sql.SQL("CREATE TABLE {} (name text PRIMARY KEY, value text NOT NULL)").format(
+                    names.table("meta")
+                )
+            )
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in _MIGRATIONS[target](names):
+                conn.execute(statement)
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO {} (name, value) VALUES ('schema_version', %s) "
+                "ON CONFLICT (name) DO UPDATE SET value = excluded.value"
+            ).format(names.table("meta")),
+            (str(SCHEMA_VERSION),),
+        )
+        logger.info("jobledger schema %s is now at version %d", schema, SCHEMA_VERSION)
+    return names
+
+
+def _installed_version(conn: psycopg.Connection[Any], names: _Names, location: str) -> int:
+    """The schema version in ``names.schema``; 0 when it holds no jobledger table."""
+    present = {
+        row[0]
+        for row in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = %s AND tablename = ANY(%s)",
+            (names.schema, [f"jobledger_{table}" for table in _TABLES]),
+        )
+    }
+    if not present:
+        return 0
+    if "jobledger_meta" not in present:
+        msg = (
+            f"not a jobledger schema: it holds tables named like jobledger's "
+            f"({', '.join(sorted(present))}) but no schema version; nothing was changed"
+        )
+        raise ForeignDatabaseError(location, msg)
+    row = conn.execute(
+        sql.SQL("SELECT value FROM {} WHERE name = 'schema_version'").format(names.table("meta"))
+    ).fetchone()
+    value = None if row is None else row[0]
+    try:
+        return int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        pass
+    msg = f"not a jobledger schema: its schema version is {value!r}; nothing was changed"
+    raise ForeignDatabaseError(location, msg)
+
+
+class _FeedListener:
+    """A thread that LISTENs on the feed's channel and tells waiters how far the feed got."""
+
+    def __init__(
+        self,
+        connect: Callable[[], psycopg.Connection[Any]],
+        channel: str,
+        head_query: sql.Composed,
+        location: str,
+    ) -> None:
+        self._connect = connect
+        self._channel = channel
+        self._head_query = head_query
+        self._location = location
+        self._changed = threading.Condition()
+        self._head = 0  # the highest position known to be committed
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        #: Set while the thread listens (tests wait for it before they write).
+        self.listening = threading.Event()
+
+    def wait(self, after: int, timeout: float) -> bool:
+        with self._changed:
+            if not self._closed and (self._thread is None or not self._thread.is_alive()):
+                self._thread = threading.Thread(
+                    target=self._run, name=f"jobledger-listen-{self._channel}", daemon=True
+                )
+                self._thread.start()
+            self._changed.wait_for(lambda: self._head > after or self._closed, max(timeout, 0.0))
+            return self._head > after
+
+    def stop(self) -> None:
+        """Tell the thread to stop, without waiting for it."""
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+
+    def close(self) -> None:
+        """Stop the thread and wait until it has closed its connection."""
+        self.stop()
+        with self._changed:
+            thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            # It stops within one tick, unless it is still connecting: then it
+            # is left to notice the flag when the connection attempt ends.
+            thread.join(4 * _LISTEN_TICK_SECONDS)
+
+    def _advance(self, position: int) -> None:
+        with self._changed:
+            if position > self._head:
+                self._head = position
+                self._changed.notify_all()
+
+    def _on_notify(self, note: psycopg.Notify) -> None:
+        if note.channel != self._channel:
+            return
+        try:
+            position = int(note.payload)
+        except ValueError:
+            return
+        self._advance(position)
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._closed:
+            try:
+                with self._connect() as conn:
+                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+                    # Commits made before LISTEN took effect sent no notification to us.
+                    row = conn.execute(self._head_query).fetchone()
+                    self._advance(0 if row is None else int(row[0]))
+                    self.listening.set()
+                    failures = 0
+                    while not self._closed:
+                        # Notifications that came during the query above come first.
+                        for note in conn.notifies(timeout=_LISTEN_TICK_SECONDS):
+                            self._on_notify(note)
+            except psycopg.Error as err:
+                self.listening.clear()
+                failures += 1
+                delay = min(_LISTEN_MAX_BACKOFF_SECONDS, 0.1 * 2 ** min(failures, 10))
+                logger.warning(
+                    "%s: listening for feed notifications failed (%s); retrying in %.1f s",
+                    self._location,
+                    err,
+                    delay,
+                )
+                with self._changed:
+                    self._changed.wait_for(lambda: self._closed, delay)
+        self.listening.clear()

@@ -1,0 +1,658 @@
+"""The SQLite repository: jobs kept durably in one file that threads and processes share.
+
+Standard-library :mod:`sqlite3` only. The file is in WAL mode, so readers never
+wait for the writer and the writer never waits for readers; writers take the
+write lock when their transaction begins (``BEGIN IMMEDIATE``) and wait for it
+up to the busy timeout. Each thread borrows a connection from a small pool for
+the length of one call.
+
+**The feed never skips.** A sequence-numbered outbox has a classic pitfall:
+two writers take positions 7 and 8, the one holding 8 commits first, a reader
+sees 8, remembers "handled up to 8", and 7 (committed a moment later) is never
+read. Here that cannot happen, because SQLite has exactly one writer at a time
+and a position is taken *inside* the write transaction, as one more than the
+last committed position. The writer holding position 7 holds the write lock
+until it commits or rolls back; nobody else can take position 8 meanwhile. So
+positions are assigned in commit order, a rolled-back transaction leaves no
+hole (its position is taken again by the next writer), and whatever position
+a reader sees, every position before it is committed and visible too.
+
+**The schema** is created on first use and versioned: the file's header holds
+jobledger's ``application_id`` and the schema version in ``user_version``.
+Opening a file that is not a jobledger database, or one whose schema is newer
+than this jobledger knows, fails before anything is written to it.
+
+Timestamps are stored as microseconds since the Unix epoch and JSON as text
+(see :mod:`jobledger._adapters.rows`); every value is a bound parameter.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import sqlite3
+import threading
+import time
+import weakref
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, NoReturn, Self
+
+from jobledger._adapters.rows import (
+    EVENT_COLUMNS,
+    JOB_COLUMNS,
+    REQUEST_COLUMNS,
+    UPDATE_COLUMNS,
+    event_from_row,
+    event_row,
+    find_clause,
+    job_from_row,
+    job_row,
+    request_from_row,
+    request_row,
+    update_from_row,
+    update_row,
+)
+from jobledger._core.errors import (
+    ConcurrencyError,
+    ForeignDatabaseError,
+    JobAlreadyExistsError,
+    JobNotFoundError,
+    RequestIdConflictError,
+    SchemaVersionError,
+    StorageError,
+    StorageTimeoutError,
+)
+from jobledger._core.query import JobPage
+from jobledger._ports import FeedEntry
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Sequence
+
+    from jobledger._core.decide import Change, RequestRecord
+    from jobledger._core.job import Job, JobUpdate
+    from jobledger._core.query import JobQuery
+
+__all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "Durability", "SQLiteRepository"]
+
+logger = logging.getLogger(__name__)
+
+#: The ``PRAGMA application_id`` that marks a file as a jobledger database ("JLDG").
+APPLICATION_ID = 0x4A4C4447
+
+#: The schema version this jobledger writes, kept in ``PRAGMA user_version``.
+SCHEMA_VERSION = 1
+
+# SQLite's primary result codes that the boundary translates.
+_SQLITE_BUSY = 5
+_SQLITE_LOCKED = 6
+_SQLITE_NOTADB = 26
+
+# How often wait_for_feed looks for commits made by other processes.
+_FEED_POLL_SECONDS = 0.05
+
+# Idle connections kept for reuse; more are closed when returned.
+_MAX_IDLE_CONNECTIONS = 16
+
+_SCHEMA = (
+    """CREATE TABLE jobs (
+        id TEXT PRIMARY KEY NOT NULL,
+        service TEXT NOT NULL,
+        entity TEXT NOT NULL,
+        type TEXT NOT NULL,
+        display_name TEXT NOT NULL,
+        description TEXT NOT NULL,
+        status TEXT NOT NULL,
+        phase TEXT NOT NULL,
+        input TEXT NOT NULL,
+        state TEXT NOT NULL,
+        etag TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    )""",
+    "CREATE INDEX jobs_by_created ON jobs (created_at DESC, id DESC)",
+    *(
+        f"CREATE INDEX jobs_by_{column} ON jobs ({column}, created_at DESC, id DESC)"
+        for column in ("service", "entity", "type", "status", "phase")
+    ),
+    """CREATE TABLE updates (
+        job_id TEXT NOT NULL,
+        update_id INTEGER NOT NULL,
+        update_type INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        state_update TEXT,
+        display_name TEXT,
+        description TEXT,
+        etag TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        PRIMARY KEY (job_id, update_id)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE feed (
+        position INTEGER PRIMARY KEY,
+        event_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        job_id TEXT NOT NULL,
+        service TEXT NOT NULL,
+        entity TEXT NOT NULL,
+        type TEXT NOT NULL,
+        status TEXT NOT NULL,
+        etag TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        at INTEGER NOT NULL,
+        update_id INTEGER,
+        display_name TEXT,
+        description TEXT,
+        input TEXT,
+        state TEXT,
+        state_update TEXT
+    )""",
+    """CREATE TABLE requests (
+        request_id TEXT PRIMARY KEY NOT NULL,
+        fingerprint TEXT NOT NULL,
+        job TEXT NOT NULL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE checkpoints (
+        name TEXT PRIMARY KEY NOT NULL,
+        position INTEGER NOT NULL
+    ) WITHOUT ROWID""",
+    f"PRAGMA application_id = {APPLICATION_ID}",
+    f"PRAGMA user_version = {SCHEMA_VERSION}",
+)
+
+
+def _statement(*parts: str) -> str:
+    """Join the parts of an SQL statement.
+
+    Statements are assembled once, at import, from the literal text below and
+    the column tuples of :mod:`jobledger._adapters.rows`; no value ever enters
+    them. Every value is a bound ``?`` parameter.
+    """
+    return "".join(parts)
+
+
+def _columns(columns: Sequence[str]) -> str:
+    return ", ".join(columns)
+
+
+def _marks(columns: Sequence[str]) -> str:
+    return ", ".join("?" * len(columns))
+
+
+_INSERT_JOB = _statement(
+    "INSERT INTO jobs (", _columns(JOB_COLUMNS), ") VALUES (", _marks(JOB_COLUMNS), ")"
+)
+_UPDATE_JOB = _statement(
+    "UPDATE jobs SET ",
+    ", ".join(f"{column} = ?" for column in JOB_COLUMNS[1:]),
+    " WHERE id = ? AND etag = ? AND version = ?",
+)
+_INSERT_UPDATE = _statement(
+    "INSERT INTO updates (", _columns(UPDATE_COLUMNS), ") VALUES (", _marks(UPDATE_COLUMNS), ")"
+)
+_INSERT_REQUEST = _statement(
+    "INSERT INTO requests (",
+    _columns(REQUEST_COLUMNS),
+    ") VALUES (",
+    _marks(REQUEST_COLUMNS),
+    ")",
+)
+# The position is taken inside the write transaction: see the module docstring.
+_INSERT_EVENT = _statement(
+    "INSERT INTO feed (position, ",
+    _columns(EVENT_COLUMNS),
+    ") VALUES ((SELECT COALESCE(MAX(position), 0) + 1 FROM feed), ",
+    _marks(EVENT_COLUMNS),
+    ")",
+)
+_SELECT_JOB = _statement("SELECT ", _columns(JOB_COLUMNS), " FROM jobs")
+_SELECT_JOB_BY_ID = _statement(_SELECT_JOB, " WHERE id = ?")
+_SELECT_UPDATES = _statement(
+    "SELECT ",
+    _columns(UPDATE_COLUMNS),
+    " FROM updates WHERE job_id = ? AND update_id > ? ORDER BY update_id",
+)
+_SELECT_FEED = _statement(
+    "SELECT position, ",
+    _columns(EVENT_COLUMNS),
+    " FROM feed WHERE position > ? ORDER BY position LIMIT ?",
+)
+_SELECT_REQUEST = _statement(
+    "SELECT ", _columns(REQUEST_COLUMNS), " FROM requests WHERE request_id = ?"
+)
+_UPSERT_CHECKPOINT = (
+    "INSERT INTO checkpoints (name, position) VALUES (?, ?) "
+    "ON CONFLICT (name) DO UPDATE SET position = excluded.position"
+)
+
+
+class Durability(enum.StrEnum):
+    """How hard a commit works to survive a crash; what each setting trades.
+
+    Both settings keep the database consistent after any crash: a change is
+    always all there or not there at all, and the file is never corrupted.
+    They differ in what a crash of the whole machine may take back.
+
+    Attributes:
+        FULL: The default. Every commit waits until the write-ahead log is on
+            disk (``PRAGMA synchronous=FULL``). Once a save returns, the change
+            survives the process being killed, the operating system crashing
+            and the power failing. Each commit costs a disk flush.
+        NORMAL: Commits do not wait for the disk; the log is flushed when it is
+            checkpointed into the database (``PRAGMA synchronous=NORMAL``).
+            A change survives the process being killed (even by SIGKILL), but
+            an operating system crash or power loss may take back the last
+            changes that were committed before it (the database comes back as
+            it was a moment earlier, consistent and uncorrupted). Much faster
+            on disks with slow flushes; choose it when the last second of work
+            can be redone.
+    """
+
+    FULL = "full"
+    NORMAL = "normal"
+
+
+def _reopen(path: str, durability: str, busy_timeout: float) -> SQLiteRepository:
+    return SQLiteRepository(path, durability=durability, busy_timeout=busy_timeout)
+
+
+class SQLiteRepository:
+    """A :class:`~jobledger.Repository` in an SQLite file, safe for many threads and processes.
+
+    Args:
+        path: The database file. It is created, with its schema, if it does
+            not exist; an existing file must be a jobledger database.
+        durability: :attr:`Durability.FULL` (the default) or
+            :attr:`Durability.NORMAL` (or their names, ``"full"``,
+            ``"normal"``); see :class:`Durability` for what each trades.
+        busy_timeout: How many seconds a write waits for another writer's
+            lock before it gives up with :class:`StorageTimeoutError`.
+
+    Raises:
+        ForeignDatabaseError: ``path`` is not a jobledger database (another
+            application's SQLite database, or not a database at all).
+        SchemaVersionError: ``path`` was written by a newer jobledger.
+        StorageError: the file cannot be opened or created.
+
+    Every process and thread may open the same file; a change commits for all
+    of them at once. The repository can be pickled: the copy opens the same
+    file with the same settings (handy for handing it to a child process).
+
+    >>> import tempfile, pathlib
+    >>> from jobledger import Jobs
+    >>> from jobledger.sqlite import SQLiteRepository
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     with SQLiteRepository(pathlib.Path(folder) / "jobs.db") as repository:
+    ...         jobs = Jobs(repository=repository)
+    ...         job = jobs.start(service="hr", entity="employee", type="sync")
+    ...         print(repository.get(job.id).status, repository.feed_head())
+    started 1
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        durability: Durability | str = Durability.FULL,
+        busy_timeout: float = 10.0,
+    ) -> None:
+        self._path = os.fspath(path)
+        if self._path in {"", ":memory:"} or self._path.startswith("file:"):
+            msg = (
+                f"path must name a database file, not {self._path!r}; "
+                "for a ledger in memory use jobledger.InMemoryRepository"
+            )
+            raise ValueError(msg)
+        self._durability = Durability(durability)
+        if busy_timeout < 0:
+            msg = f"busy_timeout must be zero or more seconds, not {busy_timeout!r}"
+            raise ValueError(msg)
+        self._busy_timeout = float(busy_timeout)
+        self._lock = threading.Lock()
+        self._idle: list[sqlite3.Connection] = []
+        self._pid = os.getpid()
+        self._feed_changed = threading.Condition()
+        # A repository dropped without close() still closes its connections.
+        weakref.finalize(self, _close_all, self._idle, self._lock)
+        with self._translated(), self._connection() as conn:
+            self._prepare(conn)
+
+    @property
+    def path(self) -> str:
+        """The database file."""
+        return self._path
+
+    @property
+    def durability(self) -> Durability:
+        """The durability setting of this repository's connections."""
+        return self._durability
+
+    @property
+    def busy_timeout(self) -> float:
+        """How many seconds a write waits for the write lock."""
+        return self._busy_timeout
+
+    def __repr__(self) -> str:
+        return f"SQLiteRepository({self._path!r}, durability={self._durability.value!r})"
+
+    def __reduce__(self) -> tuple[Callable[..., SQLiteRepository], tuple[str, str, float]]:
+        return (_reopen, (self._path, self._durability.value, self._busy_timeout))
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connections this repository holds idle.
+
+        The repository stays usable: a later call opens a new connection.
+        """
+        _close_all(self._idle, self._lock)
+
+    # -- connections --------------------------------------------------------------------
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self._path,
+            timeout=self._busy_timeout,
+            isolation_level=None,  # transactions are begun and ended explicitly
+            check_same_thread=False,  # a pooled connection serves one thread at a time
+        )
+        try:
+            conn.execute(f"PRAGMA synchronous = {self._durability.value.upper()}")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            if self._pid != os.getpid():
+                # A forked child must not touch its parent's connections, not even
+                # to close them: leave them be and start afresh.
+                _ABANDONED.extend(self._idle)
+                self._idle.clear()
+                self._pid = os.getpid()
+            conn = self._idle.pop() if self._idle else None
+        if conn is None:
+            conn = self._open()
+        try:
+            yield conn
+        finally:
+            if conn.in_transaction:
+                conn.rollback()
+            with self._lock:
+                keep = self._pid == os.getpid() and len(self._idle) < _MAX_IDLE_CONNECTIONS
+                if keep:
+                    self._idle.append(conn)
+            if not keep:
+                conn.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that holds the write lock from its start."""
+        with self._connection() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            finally:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """Turn the driver's errors into jobledger's at the boundary."""
+        try:
+            yield
+        except sqlite3.Error as err:
+            self._raise_translated(err)
+
+    def _raise_translated(self, err: sqlite3.Error) -> NoReturn:
+        code = getattr(err, "sqlite_errorcode", 0) & 0xFF
+        if code in {_SQLITE_BUSY, _SQLITE_LOCKED}:
+            message = (
+                f"the database stayed locked by another writer for more than "
+                f"{self._busy_timeout:g} s ({err})"
+            )
+            raise StorageTimeoutError(self._path, message) from err
+        if code == _SQLITE_NOTADB:
+            raise ForeignDatabaseError(
+                self._path, f"not a jobledger database: not an SQLite database ({err})"
+            ) from err
+        raise StorageError(self._path, f"SQLite failed: {err}") from err
+
+    def _decoded(self, read: Callable[[Any], Any], row: Any) -> Any:  # noqa: ANN401  (a row and what it holds)
+        try:
+            return read(row)
+        except (ValueError, KeyError, TypeError) as err:
+            msg = f"the database holds a row jobledger cannot read ({err})"
+            raise StorageError(self._path, msg) from err
+
+    # -- schema ---------------------------------------------------------------------------
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        """Check the file is ours (changing nothing if not), then create the schema if new."""
+        # One read transaction, so that the header and the table count come from
+        # the same snapshot even while another process is creating the schema.
+        conn.execute("BEGIN")
+        try:
+            ready = self._inspect(conn)
+        finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        if ready:
+            return
+        # A new, empty file: switch it to WAL (outside any transaction, as SQLite
+        # requires), then create the schema unless a racing process just did.
+        self._set_wal(conn)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if not self._inspect(conn):
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+                logger.info("created jobledger schema %d in %s", SCHEMA_VERSION, self._path)
+            conn.execute("COMMIT")
+        finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+
+    def _inspect(self, conn: sqlite3.Connection) -> bool:
+        """Whether the schema is there; ``False`` for an empty file; raises for anything else."""
+        application_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if application_id == APPLICATION_ID:
+            if version > SCHEMA_VERSION:
+                raise SchemaVersionError(self._path, version, SCHEMA_VERSION)
+            if version == SCHEMA_VERSION:
+                return True
+        tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        if application_id != 0 or version != 0 or tables:
+            owner = (
+                "an SQLite database of another application"
+                if application_id != APPLICATION_ID
+                else f"a jobledger database of unknown schema version {version}"
+            )
+            msg = f"not a jobledger database: it is {owner}; nothing was changed"
+            raise ForeignDatabaseError(self._path, msg)
+        return False
+
+    def _set_wal(self, conn: sqlite3.Connection) -> None:
+        deadline = time.monotonic() + self._busy_timeout
+        while True:
+            try:
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            except sqlite3.OperationalError as err:
+                code = getattr(err, "sqlite_errorcode", 0) & 0xFF
+                if code not in {_SQLITE_BUSY, _SQLITE_LOCKED} or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+                continue
+            if mode.lower() != "wal":
+                raise StorageError(self._path, f"cannot use WAL mode (journal mode {mode!r})")
+            return
+
+    # -- the Repository protocol ----------------------------------------------------------
+
+    def get(self, job_id: str) -> Job:
+        """The job as last saved; see :meth:`jobledger.Repository.get`."""
+        with self._translated(), self._connection() as conn:
+            row = conn.execute(_SELECT_JOB_BY_ID, (job_id,)).fetchone()
+        if row is None:
+            raise JobNotFoundError(job_id)
+        job: Job = self._decoded(job_from_row, row)
+        return job
+
+    def updates(self, job_id: str, *, after: int = 0) -> Sequence[JobUpdate]:
+        """The job's updates after ``after``; see :meth:`jobledger.Repository.updates`."""
+        with self._translated(), self._connection() as conn:
+            rows = conn.execute(_SELECT_UPDATES, (job_id, after)).fetchall()
+            exists = bool(rows) or (
+                conn.execute("SELECT 1 FROM jobs WHERE id = ?", (job_id,)).fetchone() is not None
+            )
+        if not exists:
+            raise JobNotFoundError(job_id)
+        return tuple(self._decoded(update_from_row, row) for row in rows)
+
+    def find(self, query: JobQuery) -> JobPage:
+        """A page of matching jobs, newest first; see :meth:`jobledger.Repository.find`."""
+        clause, params = find_clause(query, placeholder="?")
+        with self._translated(), self._connection() as conn:
+            rows = conn.execute(_statement(_SELECT_JOB, " ", clause), params).fetchall()
+        jobs = [self._decoded(job_from_row, row) for row in rows[: query.limit]]
+        return JobPage.of(jobs, more=len(rows) > query.limit)
+
+    def find_request(self, request_id: str) -> RequestRecord | None:
+        """The record of ``request_id``; see :meth:`jobledger.Repository.find_request`."""
+        with self._translated(), self._connection() as conn:
+            row = conn.execute(_SELECT_REQUEST, (request_id,)).fetchone()
+        if row is None:
+            return None
+        record: RequestRecord = self._decoded(request_from_row, row)
+        return record
+
+    def save(self, change: Change) -> int:
+        """Save ``change`` in one transaction; see :meth:`jobledger.Repository.save`.
+
+        Raises:
+            JobAlreadyExistsError: a start for a job id that exists.
+            JobNotFoundError: a change for a job that does not exist.
+            ConcurrencyError: the stored ETag is not ``change.expected_etag``.
+            RequestIdConflictError: the change's request id is already recorded.
+            StorageTimeoutError: other writers held the lock beyond the busy timeout.
+            StorageError: SQLite failed otherwise; nothing was written.
+        """
+        with self._translated(), self._write() as conn:
+            position = write_change(conn, change)
+        with self._feed_changed:
+            self._feed_changed.notify_all()
+        return position
+
+    def read_feed(self, *, after: int = 0, limit: int = 1000) -> Sequence[FeedEntry]:
+        """Feed entries after ``after``; see :meth:`jobledger.Repository.read_feed`."""
+        with self._translated(), self._connection() as conn:
+            rows = conn.execute(_SELECT_FEED, (after, max(limit, 0))).fetchall()
+        return tuple(FeedEntry(row[0], self._decoded(event_from_row, row[1:])) for row in rows)
+
+    def feed_head(self) -> int:
+        """The last feed position; see :meth:`jobledger.Repository.feed_head`."""
+        with self._translated(), self._connection() as conn:
+            head: int = conn.execute("SELECT COALESCE(MAX(position), 0) FROM feed").fetchone()[0]
+        return head
+
+    def load_checkpoint(self, name: str) -> int:
+        """The checkpoint of ``name``; see :meth:`jobledger.Repository.load_checkpoint`."""
+        with self._translated(), self._connection() as conn:
+            row = conn.execute(
+                "SELECT position FROM checkpoints WHERE name = ?", (name,)
+            ).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def save_checkpoint(self, name: str, position: int) -> None:
+        """Record a checkpoint durably; see :meth:`jobledger.Repository.save_checkpoint`."""
+        with self._translated(), self._write() as conn:
+            conn.execute(_UPSERT_CHECKPOINT, (name, position))
+
+    def wait_for_feed(self, after: int, timeout: float) -> bool:
+        """Wait until the feed has an event after ``after``, for at most ``timeout`` seconds.
+
+        A save through this repository object wakes the waiter at once; a
+        commit by another process or another repository object is noticed
+        within a few hundredths of a second.
+
+        Returns:
+            Whether the feed's head is now beyond ``after``.
+        """
+        deadline = time.monotonic() + max(timeout, 0.0)
+        while True:
+            if self.feed_head() > after:
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            with self._feed_changed:
+                self._feed_changed.wait(min(remaining, _FEED_POLL_SECONDS))
+
+
+def _close_all(connections: list[sqlite3.Connection], lock: threading.Lock) -> None:
+    """Close and forget the idle ``connections`` (the pool's own list, emptied in place)."""
+    with lock:
+        idle = connections[:]
+        connections.clear()
+    for conn in idle:
+        conn.close()
+
+
+# Connections inherited from a parent process: kept referenced so that they are
+# never closed (closing them could disturb the parent's use of the file).
+_ABANDONED: list[sqlite3.Connection] = []
+
+
+def write_change(conn: sqlite3.Connection, change: Change) -> int:
+    """Write ``change`` in the write transaction open on ``conn``; return its feed position.
+
+    Raises:
+        JobAlreadyExistsError: a start for a job id that exists.
+        JobNotFoundError: a change for a job that does not exist.
+        ConcurrencyError: the stored ETag is not ``change.expected_etag``.
+        RequestIdConflictError: the change's request id is already recorded.
+        ValueError: the change's update does not follow the stored version.
+    """
+    job = change.job
+    if change.expected_etag is None:
+        try:
+            conn.execute(_INSERT_JOB, job_row(job))
+        except sqlite3.IntegrityError as err:
+            raise JobAlreadyExistsError(job.id) from err
+    else:
+        version = -1 if change.update is None else change.update.update_id
+        values = (*job_row(job)[1:], job.id, change.expected_etag, version)
+        if conn.execute(_UPDATE_JOB, values).rowcount != 1:
+            _refuse(conn, change)
+        assert change.update is not None  # noqa: S101  (version -1 never matches)
+        conn.execute(_INSERT_UPDATE, update_row(change.update))
+    if change.request is not None:
+        try:
+            conn.execute(_INSERT_REQUEST, request_row(change.request))
+        except sqlite3.IntegrityError as err:
+            raise RequestIdConflictError(change.request.request_id) from err
+    position = conn.execute(_INSERT_EVENT, event_row(change.event)).lastrowid
+    assert position is not None  # noqa: S101  (an INSERT always sets it)
+    return position
+
+
+def _refuse(conn: sqlite3.Connection, change: Change) -> NoReturn:
+    """Say why the compare-and-set of ``change`` matched no row."""
+    job_id = change.job.id
+    row = conn.execute("SELECT etag, version FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    if row is None:
+        raise JobNotFoundError(job_id)
+    etag, version = row
+    if etag != change.expected_etag:
+        assert change.expected_etag is not None  # noqa: S101  (only changes get here)
+        raise ConcurrencyError(job_id, change.expected_etag, etag)
+    msg = f"update of job {job_id!r} does not follow version {version}"
+    raise ValueError(msg)

@@ -1,0 +1,294 @@
+"""Durable subscribers: handlers fed from the repository's event feed, resuming after restarts.
+
+A :class:`DurableSubscriber` reads the feed in position order, hands each event
+that passes its filter to its handler, and records how far it got (its
+checkpoint) in the repository under its name. Stopped, crashed or killed, a
+subscriber with the same name resumes after the last checkpoint, so every
+event is delivered at least once; events handled after the last checkpoint
+are delivered again.
+
+A repository that implements :class:`~jobledger.FeedNotifier` wakes an idle subscriber as
+soon as new events are committed; with any other repository the subscriber
+polls.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Self
+
+from jobledger._core.events import EventFilter, EventKinds
+from jobledger._ports import FeedNotifier
+
+if TYPE_CHECKING:
+    from collections.abc import Collection
+
+    from jobledger._application.delivery import Handler
+    from jobledger._ports import Repository
+
+__all__ = ["DurableSubscriber", "backoff_delay"]
+
+logger = logging.getLogger(__name__)
+
+# The longest an idle subscriber waits before it looks at its stop event again.
+_STOP_CHECK_SECONDS = 0.1
+
+
+def backoff_delay(failures: int, *, first: float, maximum: float) -> float:
+    """How long to wait after ``failures`` failures in a row: doubling from ``first``, capped.
+
+    >>> [backoff_delay(n, first=0.5, maximum=3.0) for n in range(1, 6)]
+    [0.5, 1.0, 2.0, 3.0, 3.0]
+    """
+    if failures < 1:
+        return 0.0
+    # Capping the exponent keeps the arithmetic small however long failures last.
+    return min(maximum, first * 2.0 ** min(failures - 1, 64))
+
+
+class DurableSubscriber:
+    """Deliver the feed's events to ``handler`` in feed order, at least once, resuming by name.
+
+    Args:
+        repository: The repository whose feed to read; the checkpoint is kept
+            in it too.
+        name: The subscription's name. Subscribers with the same name share a
+            checkpoint: run one at a time per name.
+        handler: Called with each event that passes the filter, one at a time,
+            in feed order (so in order for each job).
+        event_filter: Which events to deliver; give either it or the keyword
+            filters (``service``, ``entity``, ``type``, ``events``), as for
+            :meth:`jobledger.Jobs.subscribe`. With neither, every event.
+        service: Deliver only events of these services.
+        entity: Deliver only events about these entities.
+        type: Deliver only events of these job types.
+        events: Deliver only these event types.
+        batch_size: How many feed entries one :meth:`run_once` reads; the
+            checkpoint is saved after each batch.
+        poll_interval: Seconds an idle subscriber waits before it reads the
+            feed again (a :class:`FeedNotifier` repository wakes it earlier).
+        retry_delay: Seconds to wait after a handler's first failure; the wait
+            doubles with each failure in a row.
+        max_backoff: The longest wait between retries, in seconds.
+
+    Delivery is at least once: the checkpoint is saved after each batch (and
+    up to the last handled event when the handler raises), so after a crash the
+    events handled since the last checkpoint are delivered again. A handler
+    that raises is retried with the same event, after a growing delay, until
+    it succeeds: no event is ever skipped. Events the filter rejects are
+    passed over and count as handled.
+
+    >>> from jobledger import Jobs
+    >>> jobs = Jobs()
+    >>> job = jobs.start(service="hr", entity="employee", type="sync")
+    >>> seen = []
+    >>> subscriber = DurableSubscriber(jobs.repository, "audit", seen.append, service="hr")
+    >>> subscriber.lag, subscriber.run_once(), subscriber.lag
+    (1, 1, 0)
+    >>> [type(event).__name__ for event in seen], jobs.repository.load_checkpoint("audit")
+    (['JobStarted'], 1)
+    """
+
+    def __init__(
+        self,
+        repository: Repository,
+        name: str,
+        handler: Handler,
+        event_filter: EventFilter | None = None,
+        *,
+        service: str | Collection[str] | None = None,
+        entity: str | Collection[str] | None = None,
+        type: str | Collection[str] | None = None,
+        events: EventKinds | None = None,
+        batch_size: int = 100,
+        poll_interval: float = 1.0,
+        retry_delay: float = 0.1,
+        max_backoff: float = 30.0,
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            msg = f"name must be a non-empty string, not {name!r}"
+            raise ValueError(msg)
+        given: object = handler  # checked at run time: callers need not be typed
+        if not callable(given):
+            msg = f"handler must be callable, not {given.__class__.__name__}"
+            raise TypeError(msg)
+        if event_filter is None:
+            event_filter = EventFilter(service=service, entity=entity, type=type, events=events)
+        elif any(value is not None for value in (service, entity, type, events)):
+            msg = "give either an EventFilter or filter keywords, not both"
+            raise TypeError(msg)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            msg = f"batch_size must be a positive integer, not {batch_size!r}"
+            raise ValueError(msg)
+        for label, seconds in (
+            ("poll_interval", poll_interval),
+            ("retry_delay", retry_delay),
+            ("max_backoff", max_backoff),
+        ):
+            if not seconds >= 0:
+                msg = f"{label} must be zero or more seconds, not {seconds!r}"
+                raise ValueError(msg)
+        self._repository = repository
+        self._name = name
+        self._handler = handler
+        self._filter = event_filter
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._retry_delay = retry_delay
+        self._max_backoff = max_backoff
+        self._position: int | None = None
+        self._failures = 0
+        self._last_error: Exception | None = None
+        self._run_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    @property
+    def name(self) -> str:
+        """The subscription's name, under which its checkpoint is kept."""
+        return self._name
+
+    @property
+    def filter(self) -> EventFilter:
+        """Which events the handler receives."""
+        return self._filter
+
+    @property
+    def position(self) -> int:
+        """The feed position handled up to: the checkpoint (0 before the first event)."""
+        if self._position is None:
+            self._position = self._repository.load_checkpoint(self._name)
+        return self._position
+
+    @property
+    def lag(self) -> int:
+        """How many feed entries are not yet handled: the feed's head minus :attr:`position`."""
+        return max(self._repository.feed_head() - self.position, 0)
+
+    @property
+    def failures(self) -> int:
+        """How many times in a row the latest attempts failed; 0 after a success."""
+        return self._failures
+
+    @property
+    def last_error(self) -> Exception | None:
+        """The error of the latest failed attempt, until an attempt succeeds."""
+        return self._last_error
+
+    @property
+    def running(self) -> bool:
+        """Whether the background thread of :meth:`start` is running."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def run_once(self) -> int:
+        """Deliver the next batch of the feed; return how many feed entries it consumed.
+
+        Returns 0 when the subscriber has caught up with the feed. The
+        checkpoint is saved before this returns or raises.
+
+        Raises:
+            Exception: whatever the handler raised; the checkpoint then stands
+                just before the event that failed, which is delivered again by
+                the next call.
+        """
+        with self._run_lock:
+            # Reloaded on every batch so that a checkpoint moved elsewhere (a
+            # replay, an operator's reset) is honoured.
+            start = self._position = self._repository.load_checkpoint(self._name)
+            handled = start
+            entries = self._repository.read_feed(after=start, limit=self._batch_size)
+            try:
+                for entry in entries:
+                    if self._filter.matches(entry.event):
+                        self._handler(entry.event)
+                    handled = entry.position
+            finally:
+                if handled != start:
+                    self._repository.save_checkpoint(self._name, handled)
+                    self._position = handled
+            return len(entries)
+
+    def run_forever(self, stop: threading.Event) -> None:
+        """Deliver events until ``stop`` is set, waiting for new ones when caught up.
+
+        A failing attempt (the handler raised, or storage failed) is logged
+        and retried after :func:`backoff_delay`; it never ends the loop and
+        never skips the event.
+        """
+        while not stop.is_set():
+            try:
+                consumed = self.run_once()
+            except Exception as err:
+                self._failures += 1
+                self._last_error = err
+                delay = backoff_delay(
+                    self._failures, first=self._retry_delay, maximum=self._max_backoff
+                )
+                logger.exception(
+                    "durable subscriber %r failed (%d in a row); retrying in %.3g s",
+                    self._name,
+                    self._failures,
+                    delay,
+                    extra={"subscription": self._name, "position": self._position},
+                )
+                stop.wait(delay)
+                continue
+            self._failures = 0
+            self._last_error = None
+            if consumed < self._batch_size:
+                self._idle(stop)
+
+    def _idle(self, stop: threading.Event) -> None:
+        """Wait for new events, for at most the poll interval, or until ``stop`` is set."""
+        notifier = self._repository if isinstance(self._repository, FeedNotifier) else None
+        if notifier is None:
+            stop.wait(self._poll_interval)
+            return
+        deadline = time.monotonic() + self._poll_interval
+        while not stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            if notifier.wait_for_feed(self.position, min(remaining, _STOP_CHECK_SECONDS)):
+                return
+
+    def start(self) -> Self:
+        """Run :meth:`run_forever` in a background (daemon) thread; return this subscriber.
+
+        Raises:
+            RuntimeError: it is already running.
+        """
+        if self.running:
+            msg = f"durable subscriber {self._name!r} is already running"
+            raise RuntimeError(msg)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self.run_forever,
+            args=(self._stop,),
+            name=f"jobledger-subscriber-{self._name}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop the background thread after the event it is handling; wait up to ``timeout``.
+
+        Calling it when the subscriber is not running does nothing.
+        """
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<DurableSubscriber {self._name!r} at {self._position} {state}>"

@@ -1,0 +1,199 @@
+"""The command line's own errors, and one line for a person for every error a command meets.
+
+The command line's branch of the tree, under :class:`~jobledger.JobledgerError`::
+
+    JobledgerError
+    └── CommandLineError              carries the exit code
+        ├── AppError                  --app names no usable job definitions
+        ├── StoreSpecError            --store is not a store address (also ValueError)
+        ├── StoreUnreachableError     --store cannot be opened or reached
+        ├── UnknownJobError           -j names no job of --app (also LookupError)
+        └── NothingToRepairError      --repair-job finds no blocked run (also LookupError)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from jobledger import (
+    ConcurrencyError,
+    InvalidJobDataError,
+    InvalidTransitionError,
+    JobAlreadyExistsError,
+    JobledgerError,
+    JobNotFoundError,
+    StorageError,
+)
+from jobledger.cli._exit import ExitCode
+from jobledger.runner import (
+    DefinitionError,
+    RunNotFoundError,
+    RunNotResumableError,
+    RunTakenOverError,
+    SelectionError,
+    UnknownDefinitionError,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+__all__ = [
+    "AppError",
+    "CommandLineError",
+    "NothingToRepairError",
+    "StoreSpecError",
+    "StoreUnreachableError",
+    "UnknownJobError",
+    "explain",
+]
+
+
+class CommandLineError(JobledgerError):
+    """A command cannot go on; its message says what happened and what to do.
+
+    Attributes:
+        exit_code: The code the process exits with.
+    """
+
+    exit_code: ExitCode = ExitCode.ERROR
+
+
+class AppError(CommandLineError):
+    """``--app`` does not name job definitions that can be loaded.
+
+    Attributes:
+        app: The ``--app`` value.
+    """
+
+    exit_code = ExitCode.USAGE
+
+    def __init__(self, app: str, problem: str) -> None:
+        self.app = app
+        super().__init__(
+            f"--app {app!r}: {problem}; give --app (or JOBLEDGER_APP) as module:attribute "
+            "naming your job definitions"
+        )
+
+
+class StoreSpecError(CommandLineError, ValueError):
+    """``--store`` is not a store address this command line knows.
+
+    Attributes:
+        store: The ``--store`` value.
+    """
+
+    exit_code = ExitCode.USAGE
+
+    def __init__(self, store: str, problem: str) -> None:
+        self.store = store
+        super().__init__(
+            f"--store {store!r}: {problem}; give a file path, sqlite:///PATH or "
+            "postgresql://USER@HOST/DATABASE"
+        )
+
+
+class StoreUnreachableError(CommandLineError):
+    """``--store`` names a store that cannot be opened or reached.
+
+    Attributes:
+        store: The ``--store`` value.
+    """
+
+    exit_code = ExitCode.STORE_UNREACHABLE
+
+    def __init__(self, store: str, problem: str) -> None:
+        self.store = store
+        super().__init__(
+            f"cannot open the store {store!r}: {problem}; check --store (or JOBLEDGER_STORE)"
+        )
+
+
+class UnknownJobError(CommandLineError, LookupError):
+    """The job definitions of ``--app`` have no job with this identifier.
+
+    Attributes:
+        job: The job identifier asked for.
+        app: The ``--app`` value.
+        known: The identifiers ``--app`` defines.
+    """
+
+    exit_code = ExitCode.NOT_FOUND
+
+    def __init__(self, job: str, app: str, known: Iterable[str], *, run_id: str = "") -> None:
+        self.job = job
+        self.app = app
+        self.known = tuple(sorted(known))
+        names = ", ".join(self.known) or "nothing"
+        lead = f"run {run_id} is a run of job {job!r}, but there is" if run_id else "there is"
+        super().__init__(
+            f"{lead} no job {job!r} in --app {app!r} (it defines {names}); "
+            + ("check -j, or give" if not run_id else "give")
+            + " the --app (or JOBLEDGER_APP) that defines it"
+        )
+
+
+class NothingToRepairError(CommandLineError, LookupError):
+    """``invoke --repair-job`` found no blocked run of the job.
+
+    Attributes:
+        job: The job identifier.
+    """
+
+    exit_code = ExitCode.NOT_FOUND
+
+    def __init__(self, job: str) -> None:
+        self.job = job
+        super().__init__(
+            f"no blocked run of job {job!r} to repair; `jobledger list --type {job}` lists its runs"
+        )
+
+
+def explain(error: BaseException) -> tuple[ExitCode, str]:
+    """The exit code for ``error`` and one line for a person: what happened, what to do.
+
+    >>> explain(JobNotFoundError("42"))
+    (<ExitCode.NOT_FOUND: 7>, "no job with id '42'; `jobledger list` lists the latest jobs")
+    """
+    if isinstance(error, CommandLineError):
+        return error.exit_code, str(error)
+    for kinds, code, advice in _ADVICE:
+        if isinstance(error, kinds):
+            return code, f"{_first_line(error)}{advice}"
+    if isinstance(error, JobledgerError):
+        return ExitCode.ERROR, f"{_first_line(error)}; run again with --debug for details"
+    message = (
+        f"unexpected error: {type(error).__name__}: {_first_line(error)}; "
+        "run again with --debug for the traceback"
+    )
+    return ExitCode.ERROR, message
+
+
+def _first_line(error: BaseException) -> str:
+    if isinstance(error, DefinitionError):
+        return "; ".join([f"job definition {error.identifier!r}", *error.problems])
+    text = str(error).strip() or type(error).__name__
+    return " ".join(text.split())
+
+
+_ADVICE: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], ExitCode, str], ...] = (
+    (StorageError, ExitCode.STORE_UNREACHABLE, "; check --store (or JOBLEDGER_STORE)"),
+    (
+        UnknownDefinitionError,
+        ExitCode.NOT_FOUND,
+        "; check -j, or give the --app (or JOBLEDGER_APP) that defines it",
+    ),
+    (
+        (JobNotFoundError, RunNotFoundError),
+        ExitCode.NOT_FOUND,
+        "; `jobledger list` lists the latest jobs",
+    ),
+    (ConcurrencyError, ExitCode.CONFLICT, " (`jobledger show ID` reads it)"),
+    (
+        (InvalidTransitionError, RunNotResumableError, RunTakenOverError),
+        ExitCode.CONFLICT,
+        "; `jobledger show ID` shows where it is",
+    ),
+    ((SelectionError, DefinitionError), ExitCode.USAGE, ""),
+    (JobAlreadyExistsError, ExitCode.CONFLICT, ""),
+    (InvalidJobDataError, ExitCode.USAGE, ""),
+)

@@ -1,0 +1,369 @@
+"""The commands that read the ledger: ``steps``, ``show``, ``history``, ``list``, ``watch``."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+from rich.text import Text
+
+from jobledger import EVENT_TYPES, EventFilter, JobPhase, JobQuery, Jobs, wire
+from jobledger._core.query import MAX_PAGE_SIZE
+from jobledger.cli._app import load_definitions
+from jobledger.cli._render import (
+    console,
+    dumps,
+    emit,
+    event_json,
+    event_line,
+    history_json,
+    is_run,
+    job_view,
+    jobs_table,
+    launch_records,
+    launches_table,
+    page_json,
+    run_summary,
+    steps_json,
+    steps_table,
+    updates_table,
+    when,
+)
+from jobledger.cli._root import (
+    app_option,
+    cli,
+    debug_option,
+    definition_of,
+    hints_of,
+    json_option,
+    open_repository,
+    store_option,
+)
+from jobledger.runner import (
+    RunResult,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from jobledger import JobEvent, Repository
+
+__all__ = ["history", "list_command", "show", "steps_command", "watch"]
+
+F = TypeVar("F", bound="Callable[..., Any]")
+
+_EVENT_KINDS = {kind.__name__.removeprefix("Job").lower(): kind for kind in EVENT_TYPES}
+
+
+@cli.command("steps")
+@click.option(
+    "-j",
+    "--job-identifier",
+    "job",
+    required=True,
+    metavar="JOB",
+    help="The job whose steps to list.",
+)
+@app_option
+@json_option
+@debug_option
+def steps_command(job: str, app: str, as_json: bool) -> None:  # noqa: FBT001
+    """List a job's steps and their tasks in launch order (Usercube-Get-JobSteps).
+
+    Tasks with the same launch order form a step and run together; steps run
+    one after the other. A task runs only when its parents in the run
+    completed, one of them with output.
+    """
+    definition = definition_of(app, load_definitions(app), job)
+    if as_json:
+        click.echo(dumps(steps_json(definition)))
+        return
+    out = console()
+    name = f" ({definition.display_name})" if definition.display_name else ""
+    count = len({task.launch_order for task in definition.tasks})
+    out.print(
+        Text(f"{definition.identifier}{name}: {len(definition.tasks)} tasks in {count} steps")
+    )
+    emit(out, steps_table(definition))
+
+
+@cli.command()
+@click.argument("job_id", metavar="ID")
+@store_option
+@json_option
+@debug_option
+@click.pass_context
+def show(ctx: click.Context, job_id: str, store: str, as_json: bool) -> None:  # noqa: FBT001
+    """Show job or run ID: its fields, and for a run each task's status.
+
+    With --json, the job in the wire format (decode it with
+    jobledger.wire.decode_job).
+    """
+    jobs = Jobs(repository=open_repository(ctx, store))
+    job = jobs.get(job_id)
+    if as_json:
+        click.echo(dumps(wire.encode(job)))
+        return
+    out = console()
+    emit(out, job_view(job))
+    if is_run(job):
+        out.print()
+        for line in run_summary(RunResult.of(job), job, hints_of(ctx)):
+            out.print(line)
+
+
+@cli.command()
+@click.argument("job_id", metavar="ID")
+@store_option
+@json_option
+@debug_option
+@click.pass_context
+def history(ctx: click.Context, job_id: str, store: str, as_json: bool) -> None:  # noqa: FBT001
+    """Show the update log of job or run ID, oldest first; for a run, its launch groups too.
+
+    A run's launch groups say which tasks each step launched, in which drive
+    (1 for the invoke, then one per resume) and how each launch ended.
+    """
+    jobs = Jobs(repository=open_repository(ctx, store))
+    job = jobs.get(job_id)
+    updates = jobs.updates(job_id)
+    records = launch_records(RunResult.of(job), updates) if is_run(job) else None
+    if as_json:
+        click.echo(dumps(history_json(job, updates, records)))
+        return
+    out = console()
+    out.print(Text(f"Job {job.id}: started {when(job.created_at)}, {len(updates)} updates"))
+    emit(out, updates_table(updates))
+    if records is not None:
+        out.print()
+        out.print(Text("Launch groups:", style="bold"))
+        emit(out, launches_table(records))
+
+
+def _filter_options(function: F) -> F:
+    for option in reversed(
+        [
+            click.option("--service", multiple=True, help="Only jobs of this service."),
+            click.option("--entity", multiple=True, help="Only jobs about this entity."),
+            click.option(
+                "--type",
+                "job_type",
+                multiple=True,
+                help="Only jobs of this type (for runs: the job identifier).",
+            ),
+            click.option("--status", multiple=True, help="Only jobs with this status."),
+            click.option(
+                "--phase",
+                multiple=True,
+                type=click.Choice([phase.value for phase in JobPhase]),
+                help="Only jobs in this phase.",
+            ),
+        ]
+    ):
+        function = option(function)
+    return function
+
+
+@cli.command("list")
+@_filter_options
+@click.option(
+    "--limit",
+    type=click.IntRange(1, MAX_PAGE_SIZE),
+    default=20,
+    show_default=True,
+    help="The most jobs on one page.",
+)
+@click.option(
+    "--cursor",
+    metavar="CURSOR",
+    help="Start after the page that printed this next cursor.",
+)
+@store_option
+@json_option
+@debug_option
+@click.pass_context
+def list_command(  # noqa: PLR0917  (one parameter per option)
+    ctx: click.Context,
+    service: tuple[str, ...],
+    entity: tuple[str, ...],
+    job_type: tuple[str, ...],
+    status: tuple[str, ...],
+    phase: tuple[str, ...],
+    limit: int,
+    cursor: str | None,
+    store: str,
+    as_json: bool,  # noqa: FBT001
+) -> None:
+    """List jobs and runs, newest first, a page at a time.
+
+    Each filter may be given more than once (any of the values matches).
+    Runs are jobs of service jobledger.runner whose type is the job
+    identifier. When more jobs match, the next cursor is printed: pass it to
+    --cursor for the next page.
+    """
+    jobs = Jobs(repository=open_repository(ctx, store))
+    query = JobQuery(
+        service=service or None,
+        entity=entity or None,
+        type=job_type or None,
+        status=status or None,
+        phase=phase or None,
+        limit=limit,
+        cursor=cursor,
+    )
+    page = jobs.find(query)
+    if as_json:
+        click.echo(dumps(page_json(page)))
+        return
+    out = console()
+    if not page.jobs:
+        out.print("No jobs.")
+    else:
+        emit(out, jobs_table(page))
+    if page.next_cursor is not None:
+        words = ["list"]
+        for flag, values in (
+            ("--service", service),
+            ("--entity", entity),
+            ("--type", job_type),
+            ("--status", status),
+            ("--phase", phase),
+        ):
+            for value in values:
+                words += [flag, value]
+        if limit != 20:  # noqa: PLR2004  (the default)
+            words += ["--limit", str(limit)]
+        out.print(Text(f"next cursor: {page.next_cursor}"))
+        out.print(Text(f"next page: {hints_of(ctx).command(*words, '--cursor', page.next_cursor)}"))
+
+
+@cli.command()
+@_filter_options
+@click.option(
+    "--event",
+    "kinds",
+    multiple=True,
+    type=click.Choice(list(_EVENT_KINDS)),
+    help="Only events of this kind.",
+)
+@click.option(
+    "--from-start",
+    is_flag=True,
+    help="Replay the whole feed first, instead of starting with the next event.",
+)
+@click.option(
+    "--after",
+    type=click.IntRange(0),
+    metavar="POSITION",
+    help="Start after this feed position (as printed: #POSITION).",
+)
+@click.option(
+    "--max-events",
+    type=click.IntRange(1),
+    metavar="N",
+    help="Stop after N events.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(0),
+    metavar="SECONDS",
+    help="Stop after SECONDS.",
+)
+@store_option
+@json_option
+@debug_option
+@click.pass_context
+def watch(  # noqa: PLR0917  (one parameter per option)
+    ctx: click.Context,
+    service: tuple[str, ...],
+    entity: tuple[str, ...],
+    job_type: tuple[str, ...],
+    status: tuple[str, ...],
+    phase: tuple[str, ...],
+    kinds: tuple[str, ...],
+    from_start: bool,  # noqa: FBT001
+    after: int | None,
+    max_events: int | None,
+    timeout: float | None,
+    store: str,
+    as_json: bool,  # noqa: FBT001
+) -> None:
+    """Follow the ledger's events live, as they are committed, until Ctrl-C.
+
+    Every change of every job (from any process sharing the store) is one
+    event, with its feed position. The filters are those of list, plus the
+    event kind. With --json, one JSON object per line: {"Position": N,
+    "Event": <the event in the wire format>}.
+    """
+    repository = open_repository(ctx, store)
+    event_filter = EventFilter(
+        service=service or None,
+        entity=entity or None,
+        type=job_type or None,
+        events=[_EVENT_KINDS[kind] for kind in kinds] or None,
+    )
+    phases = {JobPhase(value) for value in phase}
+
+    def wanted(event: JobEvent) -> bool:
+        return (
+            event_filter.matches(event)
+            and (not status or event.status in status)
+            and (not phases or JobPhase.of_status(event.status) in phases)
+        )
+
+    start = 0 if from_start else None
+    position = after if after is not None else start
+    if position is None:
+        position = repository.feed_head()
+    if not as_json:
+        console(stderr=True).print(
+            Text(f"Watching the events after #{position} (Ctrl-C stops).", style="dim")
+        )
+    _follow_feed(
+        repository,
+        position,
+        wanted,
+        as_json=as_json,
+        max_events=max_events,
+        deadline=None if timeout is None else time.monotonic() + timeout,
+    )
+
+
+def _follow_feed(
+    repository: Repository,
+    position: int,
+    wanted: Callable[[JobEvent], bool],
+    *,
+    as_json: bool,
+    max_events: int | None,
+    deadline: float | None,
+) -> None:
+    out = console()
+    wait_for_feed = getattr(repository, "wait_for_feed", None)
+    shown = 0
+    try:
+        while True:
+            entries = repository.read_feed(after=position, limit=100)
+            for entry in entries:
+                position = entry.position
+                if not wanted(entry.event):
+                    continue
+                if as_json:
+                    click.echo(dumps(event_json(entry), indent=None))
+                else:
+                    out.print(event_line(entry))
+                shown += 1
+                if max_events is not None and shown >= max_events:
+                    return
+            if entries:
+                continue
+            pause = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
+            if pause <= 0:
+                return
+            if callable(wait_for_feed):
+                wait_for_feed(position, pause)
+            else:
+                time.sleep(pause)
+    except KeyboardInterrupt:
+        return

@@ -1,0 +1,614 @@
+"""What the command line prints: jobs, runs, logs, steps and events, for people and as JSON.
+
+People get rich text (colour on a terminal, plain text elsewhere, none with
+``NO_COLOR``). ``--json`` gets the wire format of :mod:`jobledger.wire`
+(``JobId``, ``State``, ...), wrapped in objects with the same PascalCase keys.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import attrs
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from jobledger import JsonObject, JsonValue, thaw, wire
+from jobledger.runner import RUN_ENTITY, RUN_SERVICE, RunResult, RunStatus, TaskStatus, steps
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+    from rich.console import RenderableType
+
+    from jobledger import FeedEntry, Job, JobPage, JobUpdate
+    from jobledger.runner import JobDefinition, TaskOutcome
+
+__all__ = [
+    "INTERRUPTED",
+    "STATUS_STYLES",
+    "Hints",
+    "LaunchRecord",
+    "console",
+    "dumps",
+    "emit",
+    "event_json",
+    "event_line",
+    "history_json",
+    "is_interrupted",
+    "is_run",
+    "job_view",
+    "jobs_table",
+    "launch_records",
+    "launches_table",
+    "page_json",
+    "run_summary",
+    "run_table",
+    "steps_json",
+    "steps_table",
+    "task_detail",
+    "task_status",
+    "updates_table",
+    "when",
+]
+
+#: The key of a run's state that records a second Ctrl-C (see ``invoke``).
+INTERRUPTED = "interrupted"
+
+#: How text for people is styled, by task or run status.
+STATUS_STYLES: Mapping[str, str] = {
+    "pending": "dim",
+    "running": "cyan",
+    "completed": "green",
+    "warning": "yellow",
+    "failed": "bold red",
+    "blocked": "bold magenta",
+    "skipped": "dim",
+    "canceled": "red",
+    "started": "cyan",
+}
+
+# Width used when the output is not a terminal and COLUMNS does not say: wide
+# enough that log lines and tables are not wrapped in files and pipes.
+_PLAIN_WIDTH = 160
+_MAX_DETAIL = 120
+
+
+def console(*, stderr: bool = False) -> Console:
+    """A console on standard output (or error): colour only on a terminal, never with NO_COLOR.
+
+    Off a terminal, lines are not wrapped, and tables are as wide as they need
+    (up to a generous width) so that files and pipes get whole lines.
+    """
+    out = Console(stderr=stderr, highlight=False)
+    if not out.is_terminal:
+        out.soft_wrap = True
+        if "COLUMNS" not in os.environ:
+            out.width = _PLAIN_WIDTH
+    return out
+
+
+def emit(out: Console, renderable: RenderableType) -> None:
+    """Print ``renderable``; off a terminal, without the blanks that pad table rows."""
+    if out.is_terminal:
+        out.print(renderable)
+        return
+    with out.capture() as captured:
+        out.print(renderable)
+    for line in captured.get().splitlines():
+        out.file.write(line.rstrip() + "\n")
+    out.file.flush()
+
+
+def dumps(value: object, *, indent: int | None = 2) -> str:
+    """JSON text for ``--json``: UTF-8 kept as is, one document."""
+    separators = (",", ":") if indent is None else None
+    return json.dumps(value, ensure_ascii=False, indent=indent, separators=separators)
+
+
+@attrs.frozen
+class Hints:
+    """Writes the commands the output suggests, with the options the person gave.
+
+    Attributes:
+        store: The ``--store`` to repeat, or ``None`` when it came from the
+            environment or is the default.
+        app: The ``--app`` to repeat, or ``None`` likewise.
+
+    >>> Hints(store="/tmp/x.db", app=None).command("resume", "r1", "--repair", app=True)
+    'jobledger resume r1 --repair --store /tmp/x.db'
+    """
+
+    store: str | None = None
+    app: str | None = None
+
+    def command(self, *words: str, app: bool = False) -> str:
+        """``jobledger`` and ``words``, plus ``--app`` (when ``app``) and ``--store``, quoted."""
+        parts = ["jobledger", *words]
+        if app and self.app is not None:
+            parts += ["--app", self.app]
+        if self.store is not None:
+            parts += ["--store", self.store]
+        return shlex.join(parts)
+
+
+def when(moment: datetime | None) -> str:
+    """A time for people: UTC, to the second.
+
+    >>> when(datetime(2024, 5, 1, 12, 0, 3, 500, tzinfo=UTC))
+    '2024-05-01 12:00:03Z'
+    """
+    if moment is None:
+        return ""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def compact(value: JsonValue, limit: int = _MAX_DETAIL) -> str:
+    """A JSON value on one line, shortened to ``limit`` characters; strings as they are.
+
+    >>> compact({"done": 10, "total": 42})
+    '{"done": 10, "total": 42}'
+    """
+    text = value if isinstance(value, str) else json.dumps(thaw(value), ensure_ascii=False)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def is_run(job: Job) -> bool:
+    """Whether ``job`` is a run of the runner (service ``jobledger.runner``, entity ``job``)."""
+    return job.service == RUN_SERVICE and job.entity == RUN_ENTITY
+
+
+def is_interrupted(job: Job) -> bool:
+    """Whether the run's last runner was stopped at once by a second Ctrl-C (so none drives it)."""
+    if job.phase.is_terminal or job.status == RunStatus.BLOCKED:
+        return False
+    mark, drive = job.state.get(INTERRUPTED), job.state.get("drive")
+    if not isinstance(mark, JsonObject):
+        return False
+    drive_id = drive.get("id") if isinstance(drive, JsonObject) else None
+    return mark.get("drive") == drive_id
+
+
+def _progress(progress: JsonObject | None) -> str:
+    if not progress:
+        return ""
+    done, total = progress.get("done"), progress.get("total")
+    if isinstance(done, int) and isinstance(total, int) and len(progress) == 2:  # noqa: PLR2004  (exactly the two keys)
+        return f"{done}/{total}"
+    return compact(progress)
+
+
+def task_detail(outcome: TaskOutcome) -> str:
+    """What to say of a task beside its status: its summary, error, block or skip reason."""
+    status = outcome.status
+    if status is TaskStatus.RUNNING:
+        text = _progress(outcome.progress)
+    elif status is TaskStatus.COMPLETED:
+        text = "" if outcome.summary is None else compact(outcome.summary)
+    elif status in {TaskStatus.WARNING, TaskStatus.FAILED} and outcome.error is not None:
+        text = compact(f"{outcome.error.type}: {outcome.error.message}")
+    elif status is TaskStatus.BLOCKED and outcome.blocked is not None:
+        text = compact(outcome.blocked.reason)
+    elif status is TaskStatus.SKIPPED:
+        text = outcome.skip_reason or ""
+    else:
+        text = ""
+    return text
+
+
+def _status_text(status: str, *, repair: bool = False) -> Text:
+    text = Text(status, style=STATUS_STYLES.get(status, ""))
+    if repair:
+        text.append(" (repair)")
+    return text
+
+
+def task_status(outcome: TaskOutcome) -> Text:
+    """A task's status, styled, marked ``(repair)`` when its launch ran the repair variant."""
+    return _status_text(
+        outcome.status.value, repair=outcome.repair and outcome.status is not TaskStatus.PENDING
+    )
+
+
+def _duration(outcome: TaskOutcome) -> str:
+    return "" if outcome.duration is None else f"{outcome.duration:.1f}s"
+
+
+def run_table(result: RunResult) -> Table:
+    """The run's tasks by step: status, time taken, and what they said."""
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    for column in ("step", "task", "status", "time", "detail"):
+        table.add_column(column, no_wrap=column in {"step", "status", "time"}, overflow="fold")
+    step = None
+    for outcome in result.outcomes.values():
+        shown_step = "" if outcome.launch_order == step else str(outcome.launch_order)
+        step = outcome.launch_order
+        table.add_row(
+            shown_step,
+            Text(outcome.identifier),
+            task_status(outcome),
+            _duration(outcome),
+            Text(task_detail(outcome)),
+        )
+    return table
+
+
+def _details(details: JsonValue) -> list[Text]:
+    if isinstance(details, JsonObject):
+        return [Text(f"    {key}: {compact(value)}") for key, value in details.items()]
+    if details is None:
+        return []
+    return [Text(f"    {compact(details)}")]
+
+
+def run_summary(
+    result: RunResult,
+    job: Job,
+    hints: Hints,
+    *,
+    repair_hint: str | None = None,
+    repairable: bool = True,
+) -> list[Text]:
+    """What a person needs to know about how the run stands, and what to do next.
+
+    Args:
+        result: The run.
+        job: The run's job.
+        hints: Writes the suggested commands.
+        repair_hint: The command that resumes the run with repair, if the
+            caller knows a better one than ``jobledger resume ID --repair``.
+        repairable: Whether the blocked tasks have repair variants (when
+            ``False``, no repair is suggested).
+    """
+    run_id = result.run_id
+    lines: list[Text] = []
+    status = result.status
+    if status is RunStatus.COMPLETED:
+        took = (job.updated_at - job.created_at).total_seconds()
+        lines.append(
+            _headline(f"Run {run_id} completed", status.value, f", {took:.1f}s after it started.")
+        )
+        if result.warnings:
+            lines.append(Text(f"With {len(result.warnings)} warning(s):", style="yellow"))
+            lines.extend(
+                Text(f"  {warning.task}: {warning.type}: {warning.message}")
+                for warning in result.warnings
+            )
+    elif status is RunStatus.FAILED:
+        lines.append(_headline(f"Run {run_id} failed", status.value, "."))
+        lines.extend(
+            Text(f"  {outcome.identifier}: {task_detail(outcome)}")
+            for outcome in result.outcomes.values()
+            if outcome.status is TaskStatus.FAILED
+        )
+        lines.append(Text(f"Its log: {hints.command('history', run_id)}"))
+    elif status is RunStatus.BLOCKED:
+        lines.extend(_blocked_summary(result, hints, repair_hint if repairable else ""))
+    elif status is RunStatus.CANCELED:
+        lines.append(_headline(f"Run {run_id} was canceled", status.value, "."))
+        not_run = [
+            name
+            for name, outcome in result.outcomes.items()
+            if outcome.status in {TaskStatus.PENDING, TaskStatus.CANCELED, TaskStatus.RUNNING}
+        ]
+        if not_run:
+            lines.append(Text(f"  not done: {', '.join(not_run)}"))
+    else:
+        lines.extend(_running_summary(result, job, hints))
+    return lines
+
+
+def _headline(text: str, status: str, end: str) -> Text:
+    line = Text(text, style=STATUS_STYLES.get(status, ""))
+    line.append(end)
+    return line
+
+
+def _blocked_summary(result: RunResult, hints: Hints, repair_hint: str | None) -> list[Text]:
+    run_id = result.run_id
+    point = result.breakpoint
+    step = point.step if point is not None else "?"
+    lines = [_headline(f"Run {run_id} is blocked", "blocked", f" at step {step}:")]
+    for name in point.tasks if point is not None else ():
+        blocked = result.outcomes[name].blocked
+        lines.append(Text(f"  {name}: {blocked.reason if blocked else 'blocked'}"))
+        if blocked is not None:
+            lines.extend(_details(blocked.details))
+    if repair_hint != "":
+        resume_repair = repair_hint or hints.command("resume", run_id, "--repair", app=True)
+        lines += [
+            Text("Resume it with repair (the blocked task's repair variant runs in its place):"),
+            Text(f"    {resume_repair}", style="bold"),
+            Text("or run the blocked task again with a new force threshold N:"),
+        ]
+    else:
+        lines.append(Text("Resume it, running the blocked task again with a force threshold N:"))
+    lines += [
+        Text(f"    {hints.command('resume', run_id, '--force', 'N', app=True)}"),
+        Text(f"or cancel it: {hints.command('cancel', run_id)}"),
+    ]
+    return lines
+
+
+def _running_summary(result: RunResult, job: Job, hints: Hints) -> list[Text]:
+    run_id = result.run_id
+    mark = job.state.get(INTERRUPTED)
+    if is_interrupted(job) and isinstance(mark, JsonObject):
+        at = mark.get("at")
+        moment = when(datetime.fromisoformat(at)) if isinstance(at, str) else "?"
+        return [
+            _headline(
+                f"Run {run_id} was interrupted", "running", f" at {moment}; no runner drives it."
+            ),
+            Text(f"Resume it: {hints.command('resume', run_id, app=True)}"),
+            Text(f"or cancel it: {hints.command('cancel', run_id)}"),
+        ]
+    extra = " (cancel requested)" if result.cancel_requested else ""
+    return [
+        _headline(
+            f"Run {run_id} is running", "running", f"{extra}; last written {when(job.updated_at)}."
+        ),
+        Text(f"Cancel it: {hints.command('cancel', run_id)}"),
+    ]
+
+
+def job_view(job: Job) -> RenderableType:
+    """A job's fields, for ``show``."""
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    rows: list[tuple[str, str | Text]] = [
+        ("id", job.id),
+        ("service", job.service),
+        ("entity", job.entity),
+        ("type", job.type),
+        ("display name", job.display_name),
+        ("description", job.description),
+        ("status", _status_text(job.status) + Text(f"  (phase {job.phase.value})")),
+        ("version", str(job.version)),
+        ("etag", job.etag),
+        ("created", when(job.created_at)),
+        ("updated", when(job.updated_at)),
+    ]
+    rows.append(("input", compact(job.input, 10_000)))
+    if not is_run(job):
+        rows.append(("state", compact(job.state, 10_000)))
+    for label, value in rows:
+        if value != "":
+            table.add_row(label, value if isinstance(value, Text) else Text(value))
+    if not is_run(job):
+        return table
+    return Group(table, Text(""), run_table(RunResult.of(job)))
+
+
+def updates_table(updates: Sequence[JobUpdate]) -> Table:
+    """A job's update log, for ``history``."""
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    for column in ("#", "kind", "status", "at", "change"):
+        table.add_column(column, no_wrap=column in {"#", "kind", "at"}, overflow="fold")
+    for update in updates:
+        change = "" if update.state_update is None else compact(update.state_update, 100)
+        table.add_row(
+            str(update.update_id),
+            update.update_type.name.lower(),
+            _status_text(update.status),
+            when(update.at),
+            Text(change),
+        )
+    return table
+
+
+@attrs.frozen
+class LaunchRecord:
+    """One launch group of a run and how each of its tasks ended in it.
+
+    Attributes:
+        number: The launch group's number.
+        step: The step it launched.
+        drive: The drive that launched it (1 for the invoke, then one per resume).
+        launched_at: When.
+        tasks: Each task launched, with the status it reached in this launch
+            and whether it ran its repair variant.
+    """
+
+    number: int
+    step: int
+    drive: int
+    launched_at: datetime
+    tasks: tuple[tuple[str, str, bool], ...]
+
+
+def launch_records(result: RunResult, updates: Iterable[JobUpdate]) -> tuple[LaunchRecord, ...]:
+    """The run's launch groups with the outcome of each launch, replayed from the update log."""
+    current: dict[str, int] = {}
+    reached: dict[tuple[str, int], str] = {}
+    repaired: dict[tuple[str, int], bool] = {}
+    for update in updates:
+        tasks = update.state_update.get("tasks") if update.state_update is not None else None
+        if not isinstance(tasks, JsonObject):
+            continue
+        for name, entry in tasks.items():
+            if not isinstance(entry, JsonObject):
+                continue
+            group = entry.get("launch_group")
+            if isinstance(group, int):
+                current[name] = group
+                repaired[name, group] = entry.get("repair") is True
+            status = entry.get("status")
+            if name in current and isinstance(status, str):
+                reached[name, current[name]] = status
+    return tuple(
+        LaunchRecord(
+            number=group.number,
+            step=group.step,
+            drive=group.drive,
+            launched_at=group.launched_at,
+            tasks=tuple(
+                (
+                    name,
+                    reached.get((name, group.number), "running"),
+                    repaired.get((name, group.number), False),
+                )
+                for name in group.tasks
+            ),
+        )
+        for group in result.launch_groups
+    )
+
+
+def launches_table(records: Sequence[LaunchRecord]) -> Table:
+    """A run's launch groups, for ``history``."""
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    for column in ("group", "step", "drive", "launched", "tasks"):
+        table.add_column(column, no_wrap=column != "tasks", overflow="fold")  # numbers, a time
+    for record in records:
+        tasks = Text()
+        for position, (name, status, repair) in enumerate(record.tasks):
+            if position:
+                tasks.append(", ")
+            tasks.append(f"{name} ")
+            tasks.append_text(_status_text(status))
+            if repair:
+                tasks.append(" (repair)")
+        table.add_row(
+            str(record.number), str(record.step), str(record.drive), when(record.launched_at), tasks
+        )
+    return table
+
+
+def history_json(
+    job: Job, updates: Sequence[JobUpdate], records: Sequence[LaunchRecord] | None
+) -> dict[str, Any]:
+    """``history --json``: the job's id, its updates on the wire, and a run's launch groups."""
+    document: dict[str, Any] = {
+        "JobId": job.id,
+        "Updates": [wire.encode(update) for update in updates],
+    }
+    if records is not None:
+        document["LaunchGroups"] = [
+            {
+                "Number": record.number,
+                "Step": record.step,
+                "Drive": record.drive,
+                "LaunchedAt": record.launched_at.isoformat(),
+                "Tasks": [
+                    {"Task": name, "Status": status, "Repair": repair}
+                    for name, status, repair in record.tasks
+                ],
+            }
+            for record in records
+        ]
+    return document
+
+
+def steps_table(definition: JobDefinition) -> Table:
+    """The definition's steps and their tasks in launch order (Get-JobSteps)."""
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    for column in ("step", "task", "type", "side", "parents", "notes"):
+        table.add_column(column, no_wrap=column == "step", overflow="fold")
+    for step in steps(definition):
+        for position, task in enumerate(step.tasks):
+            notes = [
+                note
+                for note, present in (
+                    ("warning mode", task.warning_mode),
+                    ("guarded", task.guarded),
+                    ("has a repair variant", task.repair is not None),
+                    (f"timeout {task.timeout:g}s" if task.timeout else "", bool(task.timeout)),
+                )
+                if present
+            ]
+            table.add_row(
+                "" if position else str(step.launch_order),
+                task.identifier,
+                task.type,
+                task.side,
+                ", ".join(task.parents),
+                ", ".join(notes),
+            )
+    return table
+
+
+def steps_json(definition: JobDefinition) -> dict[str, Any]:
+    """``steps --json``: the definition's steps and tasks."""
+    return {
+        "JobIdentifier": definition.identifier,
+        "DisplayName": definition.display_name,
+        "Steps": [
+            {
+                "LaunchOrder": step.launch_order,
+                "Tasks": [
+                    {
+                        "Identifier": task.identifier,
+                        "Type": task.type,
+                        "Side": task.side,
+                        "Parents": list(task.parents),
+                        "WarningMode": task.warning_mode,
+                        "Guarded": task.guarded,
+                        "HasRepair": task.repair is not None,
+                        "Timeout": task.timeout,
+                    }
+                    for task in step.tasks
+                ],
+            }
+            for step in steps(definition)
+        ],
+    }
+
+
+def jobs_table(page: JobPage) -> Table:
+    """A page of jobs, for ``list``."""
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    # Ids are never cut: a narrow terminal wraps the other columns instead.
+    longest = max((len(job.id) for job in page.jobs), default=2)
+    table.add_column("id", no_wrap=True, min_width=longest)
+    for column in ("service/entity/type", "status", "updated", "name"):
+        table.add_column(column, overflow="fold")
+    for job in page.jobs:
+        table.add_row(
+            job.id,
+            f"{job.service}/{job.entity}/{job.type}",
+            _status_text(job.status),
+            when(job.updated_at),
+            Text(job.display_name),
+        )
+    return table
+
+
+def page_json(page: JobPage) -> dict[str, Any]:
+    """``list --json``: the jobs on the wire and the cursor of the next page."""
+    return {"Jobs": [wire.encode(job) for job in page.jobs], "NextCursor": page.next_cursor}
+
+
+_EVENT_WORDS = {
+    "JobStarted": "started",
+    "JobUpdated": "updated",
+    "JobCompleted": "completed",
+    "JobFailed": "failed",
+    "JobCanceled": "canceled",
+}
+
+
+def event_line(entry: FeedEntry) -> Text:
+    """One feed entry on one line, for ``watch``."""
+    event = entry.event
+    kind = _EVENT_WORDS.get(type(event).__name__, type(event).__name__)
+    line = Text(f"#{entry.position}  {when(event.at)}  {kind:<9}  {event.job_id}  ")
+    line.append(f"{event.service}/{event.entity}/{event.type}  ")
+    line.append_text(_status_text(event.status))
+    line.append(f"  v{event.version}")
+    patch = getattr(event, "state_update", None)
+    if patch is not None:
+        line.append(f"  {compact(patch, 100)}")
+    return line
+
+
+def event_json(entry: FeedEntry) -> dict[str, Any]:
+    """``watch --json``: one line per event, its feed position and the event on the wire."""
+    return {"Position": entry.position, "Event": wire.encode(entry.event)}

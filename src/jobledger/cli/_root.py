@@ -1,0 +1,277 @@
+"""The ``jobledger`` command group, and what its commands share: options, store, runner, hints."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import attrs
+import click
+from click.core import ParameterSource
+from rich.text import Text
+
+from jobledger.cli._app import APP_ENV, DEFAULT_APP
+from jobledger.cli._errors import AppError, UnknownJobError, explain
+from jobledger.cli._exit import EXIT_CODE_MEANINGS, ExitCode
+from jobledger.cli._progress import LineView, LiveView, NoView, ProgressView
+from jobledger.cli._render import Hints, console
+from jobledger.cli._store import DEFAULT_STORE, STORE_ENV, StoreAddress, open_store
+from jobledger.runner import DefinitionError, JobDefinition, Runner
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from rich.console import Console
+
+    from jobledger import Jobs, Repository
+
+__all__ = [
+    "FORCE",
+    "HEARTBEAT_SECONDS",
+    "POLL_SECONDS",
+    "TAKEOVER_SECONDS",
+    "Settings",
+    "app_option",
+    "cli",
+    "debug_option",
+    "definition_of",
+    "hints_of",
+    "json_option",
+    "main",
+    "make_runner",
+    "open_repository",
+    "progress_view",
+    "settings",
+    "store_option",
+]
+
+#: Seconds between the writes that show the command line's runner is alive while tasks run.
+HEARTBEAT_SECONDS = 2.0
+#: Seconds of silence after which ``resume`` takes over a ``running`` run whose runner died.
+TAKEOVER_SECONDS = 10.0
+#: Seconds between the runner's reads of the run, to see cancel requests from other processes.
+POLL_SECONDS = 0.25
+
+#: The type of the threshold options: a non-negative integer.
+FORCE = click.IntRange(min=0)
+
+F = TypeVar("F", bound="Callable[..., Any]")
+
+
+#: The order of the commands in the help and the reference.
+_ORDER = ("invoke", "resume", "cancel", "steps", "show", "history", "list", "watch", "demo")
+
+
+@attrs.define
+class Settings:
+    """What the root command and every command share."""
+
+    debug: bool = False
+
+
+def settings(ctx: click.Context) -> Settings:
+    """The settings of the command line that ``ctx`` belongs to."""
+    return ctx.find_root().ensure_object(Settings)
+
+
+class Commands(click.Group):
+    """Lists the commands in a useful order; turns errors into one line and an exit code."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:  # noqa: ARG002  (click's signature)
+        """The commands in the order people meet them: run, steer, read, then the demo."""
+
+        def rank(name: str) -> tuple[int, str]:
+            return (_ORDER.index(name) if name in _ORDER else len(_ORDER), name)
+
+        return sorted(self.commands, key=rank)
+
+    def invoke(self, ctx: click.Context) -> Any:  # noqa: ANN401  (click's signature)
+        """Run the command; report a jobledger error (or any other) in one line."""
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort, BrokenPipeError):
+            # Click reports its own errors, and exits quietly when the reader of the output
+            # went away (``jobledger list | head``).
+            raise
+        except Exception as err:  # noqa: BLE001  (every error ends in one line and a code)
+            code, message = explain(err)
+            errors = console(stderr=True)
+            if settings(ctx).debug:
+                errors.print(Text("".join(traceback.format_exception(err)).rstrip()))
+            line = Text("jobledger: ", style="bold red")
+            line.append(message)
+            errors.print(line)
+            ctx.exit(code)
+
+
+def _set_debug(ctx: click.Context, _param: click.Parameter, value: bool) -> None:  # noqa: FBT001  (click's callback)
+    if value:
+        settings(ctx).debug = True
+
+
+def debug_option(function: F) -> F:
+    """Decorator: the ``--debug`` option (tracebacks with errors)."""
+    return click.option(
+        "--debug",
+        is_flag=True,
+        expose_value=False,
+        is_eager=True,
+        callback=_set_debug,
+        help="On an error, show its traceback too.",
+    )(function)
+
+
+def store_option(function: F) -> F:
+    """Decorator: the ``--store`` option (``JOBLEDGER_STORE``)."""
+    return click.option(
+        "--store",
+        envvar=STORE_ENV,
+        default=DEFAULT_STORE,
+        show_default=True,
+        show_envvar=True,
+        metavar="PATH|URL",
+        help=(
+            "Where the ledger is: an SQLite file (PATH or sqlite:///PATH, created if new) or a "
+            "PostgreSQL database (postgresql://USER@HOST/DB, optionally ?schema=NAME)."
+        ),
+    )(function)
+
+
+def app_option(function: F) -> F:
+    """Decorator: the ``--app`` option (``JOBLEDGER_APP``)."""
+    return click.option(
+        "--app",
+        envvar=APP_ENV,
+        default=DEFAULT_APP,
+        show_default=True,
+        show_envvar=True,
+        metavar="MODULE:ATTRIBUTE",
+        help=(
+            "The job definitions: an attribute of an importable module (the working directory "
+            "is on the path) holding a JobDefinition, a mapping or iterable of them, or a "
+            "callable returning them. The default is the bundled demo."
+        ),
+    )(function)
+
+
+def json_option(function: F) -> F:
+    """Decorator: the ``--json`` flag."""
+    return click.option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        help="Print JSON (the wire format of jobledger.wire) instead of text.",
+    )(function)
+
+
+def _exit_code_listing() -> str:
+    lines = "\n".join(f"  {int(code):>3}  {EXIT_CODE_MEANINGS[code]}" for code in ExitCode)
+    return f"\b\nExit codes:\n{lines}"
+
+
+@click.group(cls=Commands, epilog=_exit_code_listing())
+@click.version_option(package_name="jobledger", prog_name="jobledger")
+@debug_option
+def cli() -> None:
+    """Run, watch, cancel and resume jobs recorded in a jobledger ledger.
+
+    Start with `jobledger demo`: it runs the bundled hr-nightly job, shows it
+    block at its synchronization, and tells you the command that resumes it.
+
+    Job definitions come from --app MODULE:ATTRIBUTE (or JOBLEDGER_APP); the
+    default, jobledger.demo:definitions, holds the demo's hr-nightly job. The
+    ledger lives in --store (or JOBLEDGER_STORE): an SQLite file (by default
+    jobledger.db in the working directory) or a PostgreSQL database. Every
+    process that opens the same store sees the same jobs, so a run invoked in
+    one terminal can be watched, canceled and resumed from another.
+    """
+
+
+def hints_of(ctx: click.Context, *, demo: bool = False) -> Hints:
+    """The --store and --app to repeat in suggested commands: those given on the command line."""
+
+    def given(name: str) -> str | None:
+        if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE:
+            value: str = ctx.params[name]
+            return value
+        return None
+
+    app = given("app") if "app" in ctx.params else None
+    if demo and os.environ.get(APP_ENV, DEFAULT_APP) != DEFAULT_APP:
+        app = DEFAULT_APP
+    return Hints(store=given("store"), app=app)
+
+
+def open_repository(ctx: click.Context, store: str) -> Repository:
+    """Open the repository ``store`` names, to be closed when the command ends.
+
+    Raises:
+        StoreSpecError: ``store`` is not a store address.
+        StoreUnreachableError: the store cannot be opened.
+    """
+    if not settings(ctx).debug:
+        # The PostgreSQL pool logs every failed connection attempt; the command says it once.
+        quiet = logging.getLogger("psycopg")
+        if not quiet.handlers:
+            quiet.addHandler(logging.NullHandler())
+    repository = open_store(StoreAddress.parse(store))
+    close = getattr(repository, "close", None)
+    if callable(close):
+        ctx.call_on_close(close)
+    return repository
+
+
+def make_runner(
+    app: str,
+    jobs: Jobs,
+    definitions: Sequence[JobDefinition],
+    *,
+    takeover_after: float = TAKEOVER_SECONDS,
+) -> Runner:
+    """The command line's runner: a short heartbeat, and quick to see cancel requests.
+
+    Raises:
+        AppError: the definitions cannot run together (two share an identifier, ...).
+    """
+    try:
+        return Runner(
+            jobs,
+            definitions,
+            heartbeat=HEARTBEAT_SECONDS,
+            takeover_after=takeover_after,
+            poll_interval=POLL_SECONDS,
+        )
+    except DefinitionError as err:
+        raise AppError(app, "; ".join(err.problems)) from err
+
+
+def progress_view(out: Console, *, as_json: bool) -> ProgressView:
+    """How to show a run: live on a terminal, in lines elsewhere, not at all with --json."""
+    if as_json:
+        return NoView(console(stderr=True))
+    if out.is_terminal:
+        return LiveView(out)
+    return LineView(out)
+
+
+def definition_of(
+    app: str, definitions: Sequence[JobDefinition], job: str, *, run_id: str = ""
+) -> JobDefinition:
+    """The definition of ``job`` among the --app's ``definitions``.
+
+    Raises:
+        UnknownJobError: there is none (for the run ``run_id``, if given).
+    """
+    for definition in definitions:
+        if definition.identifier == job:
+            return definition
+    known = [definition.identifier for definition in definitions]
+    raise UnknownJobError(job, app, known, run_id=run_id)
+
+
+def main() -> None:
+    """Run the ``jobledger`` command line with ``sys.argv``; exit with its code."""
+    cli.main(args=sys.argv[1:], prog_name="jobledger")

@@ -1,0 +1,46 @@
+"""The PostgreSQL repository keeps every rule of the repository contract, on a real server."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from jobledger.postgres import PostgresRepository
+from jobledger.testing.contract import RepositoryContract
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from jobledger import Repository
+
+pytestmark = pytest.mark.postgres
+
+
+class TestPostgresRepositoryContract(RepositoryContract):
+    """The contract suite over PostgresRepository, each repository in a schema of its own."""
+
+    conninfo = ""
+
+    @pytest.fixture(autouse=True)
+    def _server(self, postgres_conninfo: str) -> None:
+        """Point the suite at the test server."""
+        self.conninfo = postgres_conninfo
+
+    def make_repository(self, directory: Path) -> PostgresRepository:  # noqa: ARG002  (nothing on disk)
+        """Return a repository in a new schema, dropped again by dispose_repository."""
+        return PostgresRepository(self.conninfo, schema=f"jl_contract_{uuid.uuid4().hex[:12]}")
+
+    def dispose_repository(self, repository: Repository) -> None:
+        """Close the repository and drop its schema."""
+        assert isinstance(repository, PostgresRepository)
+        repository.close()
+        with psycopg.connect(self.conninfo, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
+                    sql.Identifier(repository.schema)
+                )
+            )

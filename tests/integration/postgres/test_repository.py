@@ -1,0 +1,282 @@
+"""What PostgresRepository offers beyond the contract: schemas, pools, pickling, exact JSON."""
+
+from __future__ import annotations
+
+import gc
+import json
+import math
+import pickle
+import random
+import struct
+import time
+import uuid
+from typing import TYPE_CHECKING
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+from psycopg_pool import ConnectionPool
+
+from jobledger import JobQuery, Jobs, StorageError, freeze
+from jobledger._adapters.postgres import _exact_text
+from jobledger._adapters.rows import encode_json, find_clause
+from jobledger.postgres import PostgresRepository
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+pytestmark = pytest.mark.postgres
+
+#: How long a test waits for something that should happen at once before it gives up.
+PATIENCE = 30.0
+
+
+class TestSchemaOption:
+    """Where the tables go, and what a schema name may be."""
+
+    def test_a_reopened_schema_keeps_its_jobs(
+        self, repository: PostgresRepository, postgres_conninfo: str, schema: str
+    ) -> None:
+        """A second repository on the same schema sees the jobs the first one saved."""
+        job = Jobs(repository).start(service="hr", entity="employee", type="sync")
+
+        with PostgresRepository(postgres_conninfo, schema=schema) as again:
+            assert (job, 1) == (again.get(job.id), again.feed_head())
+
+    def test_schemas_keep_separate_ledgers(
+        self, repository: PostgresRepository, postgres_conninfo: str, schema: str
+    ) -> None:
+        """Two schemas in one database hold two ledgers that share nothing."""
+        Jobs(repository).start(service="hr", entity="employee", type="sync")
+
+        with PostgresRepository(postgres_conninfo, schema=f"{schema}_other") as other:
+            try:
+                assert (0, (), 1) == (
+                    other.feed_head(),
+                    tuple(other.find(JobQuery()).jobs),
+                    repository.feed_head(),
+                )
+            finally:
+                other.close()
+                with psycopg.connect(postgres_conninfo, autocommit=True) as conn:
+                    conn.execute(
+                        sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(other.schema))
+                    )
+
+    def test_a_schema_name_with_quotes_and_sql_is_taken_literally(
+        self, postgres_conninfo: str
+    ) -> None:
+        """A schema name with quotes, a semicolon and a comment marker names exactly that schema."""
+        name = f'odd "schema"; DROP TABLE x; -- {uuid.uuid4().hex[:6]}'
+        try:
+            with PostgresRepository(postgres_conninfo, schema=name) as repository:
+                Jobs(repository).start(service="hr", entity="employee", type="sync")
+                assert (name, 1) == (repository.schema, repository.feed_head())
+        finally:
+            with psycopg.connect(postgres_conninfo, autocommit=True) as conn:
+                conn.execute(
+                    sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name))
+                )
+
+    def test_no_schema_means_the_connections_current_schema(
+        self, postgres_conninfo: str, schema: str
+    ) -> None:
+        """Without schema=, the tables go in the first existing schema of the search_path."""
+        with psycopg.connect(postgres_conninfo, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+        conninfo = make_conninfo(postgres_conninfo, options=f"-c search_path={schema}")
+
+        with PostgresRepository(conninfo) as repository:
+            assert schema == repository.schema
+
+    def test_no_schema_and_no_current_schema_is_a_storage_error(
+        self, postgres_conninfo: str, schema: str
+    ) -> None:
+        """Without schema= and with no existing schema on the search_path, opening fails."""
+        conninfo = make_conninfo(postgres_conninfo, options=f"-c search_path={schema}")
+
+        with pytest.raises(StorageError, match="no current schema"):
+            PostgresRepository(conninfo)
+
+    @pytest.mark.parametrize("name", ["", "x" * 64, "é" * 32, "nul\x00"])
+    def test_a_schema_name_postgresql_cannot_hold_is_refused(
+        self, postgres_conninfo: str, name: str
+    ) -> None:
+        """An empty name, one over 63 bytes, or one with NUL raises ValueError at once."""
+        with pytest.raises(ValueError, match="schema"):
+            PostgresRepository(postgres_conninfo, schema=name)
+
+
+class TestPools:
+    """The repository's own pool, or one of the application's."""
+
+    def test_a_pool_of_ones_own_is_used_and_left_open(
+        self, postgres_conninfo: str, schema: str
+    ) -> None:
+        """A repository over the application's pool uses it and leaves it open when closed."""
+        with ConnectionPool(postgres_conninfo, min_size=1, max_size=2, open=False) as pool:
+            with PostgresRepository(pool=pool, schema=schema) as repository:
+                job = Jobs(repository).start(service="hr", entity="employee", type="sync")
+                assert pool is repository.pool
+
+            assert not pool.closed
+            with PostgresRepository(pool=pool, schema=schema) as again:
+                assert job == again.get(job.id)
+
+    def test_a_repository_dropped_without_close_leaves_no_session_behind(
+        self, postgres_conninfo: str, schema: str
+    ) -> None:
+        """Once a listening repository is garbage, its pool and its listener disconnect."""
+        repository = PostgresRepository(postgres_conninfo, schema=schema)
+        repository.wait_for_feed(0, 0.0)
+        repository.feed_head()  # the pooled connection's last statement names the schema
+        listening = repository._listener.listening
+        assert listening.wait(PATIENCE)
+        sessions = _sessions_on(postgres_conninfo, schema)
+        before = sessions()
+
+        del repository
+        gc.collect()
+
+        deadline = time.monotonic() + PATIENCE
+        while sessions() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert (2, 0) == (before, sessions())
+
+    def test_neither_conninfo_nor_pool_is_refused(self) -> None:
+        """A repository needs a conninfo or a pool: ValueError without either."""
+        with pytest.raises(ValueError, match="conninfo"):
+            PostgresRepository()
+
+    def test_both_conninfo_and_pool_are_refused(self, postgres_conninfo: str) -> None:
+        """A repository takes a conninfo or a pool, not both: ValueError, nothing opened."""
+        with (
+            ConnectionPool(postgres_conninfo, min_size=1, open=False) as pool,
+            pytest.raises(ValueError, match="either"),
+        ):
+            PostgresRepository(postgres_conninfo, pool=pool)
+
+    def test_a_pickled_repository_reopens_the_same_schema(
+        self, repository: PostgresRepository
+    ) -> None:
+        """Unpickling a repository opens a new one on the same schema with the same settings."""
+        job = Jobs(repository).start(service="hr", entity="employee", type="sync")
+
+        with pickle.loads(pickle.dumps(repository)) as copy:  # noqa: S301  (our own bytes)
+            assert (repository.schema, job) == (copy.schema, copy.get(job.id))
+            assert copy.pool is not repository.pool
+
+    def test_a_repository_over_a_pool_of_ones_own_cannot_be_pickled(
+        self, postgres_conninfo: str, schema: str
+    ) -> None:
+        """Pickling a repository whose pool belongs to the application raises TypeError."""
+        with (
+            ConnectionPool(postgres_conninfo, min_size=1, open=False) as pool,
+            PostgresRepository(pool=pool, schema=schema) as repository,
+            pytest.raises(TypeError, match="pool"),
+        ):
+            pickle.dumps(repository)
+
+
+class TestStorage:
+    """How rows are kept: jsonb documents, exact text where jsonb would change a number."""
+
+    def test_jsonb_holds_documents_and_exact_text_only_when_needed(
+        self, repository: PostgresRepository, postgres_conninfo: str, schema: str
+    ) -> None:
+        """A state jsonb keeps exactly has no exact text; one with -0.0 or 1e+300 has it."""
+        jobs = Jobs(repository)
+        plain = jobs.start(service="hr", entity="e", type="t", state={"n": [1, 2.5]})
+        signed = jobs.start(service="hr", entity="e", type="t", state={"n": -0.0})
+        huge = jobs.start(service="hr", entity="e", type="t", state={"n": 1e300})
+
+        with psycopg.connect(postgres_conninfo, autocommit=True) as conn:
+            rows = conn.execute(
+                sql.SQL(
+                    "SELECT id, jsonb_typeof(state -> 'n'), state_exact FROM {} ORDER BY id"
+                ).format(sql.Identifier(schema, "jobledger_jobs"))
+            ).fetchall()
+
+        assert sorted(
+            [
+                (plain.id, "array", None),
+                (signed.id, "number", '{"n":-0.0}'),
+                (huge.id, "number", '{"n":1e+300}'),
+            ]
+        ) == sorted(rows)
+        assert [-0.0, 1e300] == [
+            repository.get(signed.id).state["n"],
+            repository.get(huge.id).state["n"],
+        ]
+        assert "-0x0.0p+0" == float(repository.get(signed.id).state["n"]).hex()  # type: ignore[arg-type]
+
+    def test_every_float_kept_only_in_jsonb_reads_back_bit_for_bit(
+        self, postgres_conninfo: str
+    ) -> None:
+        """Whenever no exact text is kept, jsonb alone gives back the very same float."""
+        chance = random.Random(7)  # noqa: S311  (a reproducible sample, not cryptography)
+        floats = [0.0, -0.0, 1.0, -1.5, 2.0**53, 1e16, 1e-5, 1e-4, 5e-324, 1.7976931348623157e308]
+        while len(floats) < 5000:
+            value = struct.unpack("<d", chance.getrandbits(64).to_bytes(8, "little"))[0]
+            if math.isfinite(value):
+                floats.append(value)
+        texts = [encode_json(freeze([value], field="state")) for value in floats]
+        plain = [text for text in texts if _exact_text(text) is None]
+        with psycopg.connect(postgres_conninfo, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT array_agg(t::jsonb::text ORDER BY n) FROM unnest(%s::text[]) "
+                "WITH ORDINALITY AS u(t, n)",
+                (plain,),
+            ).fetchone()
+        assert row is not None
+
+        assert [json.loads(text)[0].hex() for text in plain] == [
+            json.loads(text)[0].hex() for text in row[0]
+        ]
+        assert len(plain) > 0
+        assert len(plain) < len(texts)
+
+    def test_a_filter_with_no_values_lists_nothing(self, repository: PostgresRepository) -> None:
+        """A filter given an empty collection matches no job, as in memory."""
+        Jobs(repository).start(service="hr", entity="employee", type="sync")
+
+        pages = [repository.find(JobQuery(service=[])), repository.find(JobQuery(phase=[]))]
+
+        assert [((), None), ((), None)] == [(tuple(page.jobs), page.next_cursor) for page in pages]
+
+    @pytest.mark.parametrize(
+        ("query", "index"),
+        [
+            (JobQuery(), "jobledger_jobs_by_created"),
+            (JobQuery(service="hr", limit=10), "jobledger_jobs_by_service"),
+            (JobQuery(phase="active", limit=10), "jobledger_jobs_by_phase"),
+        ],
+    )
+    def test_listings_are_served_by_an_index(
+        self, repository: PostgresRepository, postgres_conninfo: str, query: JobQuery, index: str
+    ) -> None:
+        """A listing, filtered or not, can be answered from an index in newest-first order."""
+        clause, params = find_clause(query, placeholder="%s")
+        statement = repository._sql.select_job + sql.SQL(" " + clause)
+        with psycopg.connect(postgres_conninfo, autocommit=True) as conn:
+            conn.execute("SET enable_seqscan = off")
+            conn.execute("SET enable_sort = off")
+            plan = conn.execute(sql.SQL("EXPLAIN ") + statement, params).fetchall()
+
+        assert index in "\n".join(line for (line,) in plan)
+
+
+def _sessions_on(conninfo: str, schema: str) -> Callable[[], int]:
+    """How many other sessions last ran a statement on ``schema``'s tables."""
+
+    def count() -> int:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE pid <> pg_backend_pid() AND strpos(query, %s) > 0",
+                (f'"{schema}".',),
+            ).fetchone()
+        return 0 if row is None else int(row[0])
+
+    return count

@@ -1,0 +1,172 @@
+"""``jobledger cancel ID``: runs asked to stop, other jobs canceled, guarded by ETags."""
+
+from __future__ import annotations
+
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+from jobledger import Jobs
+from jobledger.cli import ExitCode
+from jobledger.runner import (
+    RUN_ENTITY,
+    RUN_SERVICE,
+    DefinitionBuilder,
+    Runner,
+    RunStatus,
+    TaskContext,
+    TaskResult,
+)
+from jobledger.sqlite import SQLiteRepository
+
+if TYPE_CHECKING:
+    from tests.unit.cli.conftest import Jobledger
+
+
+class TestCancel:
+    """Canceling from the command line, as an operator in another terminal would."""
+
+    def test_a_running_run_is_asked_to_stop_and_its_runner_ends_it_canceled(
+        self, jobledger: Jobledger, store: str
+    ) -> None:
+        """The request reaches the runner elsewhere: its task sees it and the run ends canceled."""
+        started = threading.Event()
+
+        def export(context: TaskContext) -> TaskResult:
+            started.set()
+            return TaskResult(summary={"saw_cancel": context.wait_for_cancel(timeout=30)})
+
+        builder = DefinitionBuilder("long")
+        builder.task(identifier="export")(export)
+        elsewhere = Jobs(repository=SQLiteRepository(store))
+        runner = Runner(elsewhere, [builder.build()], poll_interval=0.05)
+        with ThreadPoolExecutor(1) as pool:
+            running = pool.submit(runner.invoke, "long", run_id="run-1")
+            assert started.wait(timeout=30)
+            result = jobledger("cancel", "run-1", "--store", store)
+            outcome = running.result(timeout=30)
+
+        assert (
+            ExitCode.OK,
+            [
+                (
+                    "Cancel requested for run run-1: its running tasks finish, then it ends "
+                    "canceled. (Should its runner be gone, "
+                    f"`jobledger resume run-1 --store {store}` ends it once it has been silent "
+                    "for 10 s.)"
+                )
+            ],
+        ) == (result.exit_code, jobledger.lines(result.stdout))
+        assert (RunStatus.CANCELED, {"saw_cancel": True}) == (
+            outcome.status,
+            outcome.outcomes["export"].summary,
+        )
+
+    def test_a_blocked_run_is_canceled_at_once(self, jobledger: Jobledger, store: str) -> None:
+        """Nobody drives a blocked run, so the cancel ends it: --json shows it canceled."""
+        invoked = jobledger(
+            "invoke",
+            "-j",
+            "nightly",
+            "--input",
+            '{"changes": 9}',
+            "--app",
+            jobledger.app,
+            "--store",
+            store,
+        )
+        run_id = jobledger.run_id(invoked.stdout)
+
+        result = jobledger("cancel", run_id, "--store", store, "--json")
+
+        assert (ExitCode.OK, "canceled") == (result.exit_code, json.loads(result.stdout)["Status"])
+
+    def test_a_run_stopped_by_a_second_ctrl_c_is_canceled_at_once(
+        self, jobledger: Jobledger, store: str, ledger: Jobs
+    ) -> None:
+        """A run whose runner is known gone (marked interrupted) is canceled by the command."""
+        job = ledger.start(
+            service=RUN_SERVICE,
+            entity=RUN_ENTITY,
+            type="nightly",
+            job_id="run-2",
+            state={"tasks": {}},
+        )
+        ledger.update(
+            job.id,
+            etag=job.etag,
+            status="running",
+            state_update={
+                "drive": {"id": "drive-1", "number": 1},
+                "interrupted": {"drive": "drive-1", "at": "2024-01-01T00:00:00+00:00"},
+            },
+        )
+
+        result = jobledger("cancel", "run-2", "--store", store)
+
+        assert (ExitCode.OK, ["Run run-2 canceled."], "canceled") == (
+            result.exit_code,
+            jobledger.lines(result.stdout),
+            ledger.get("run-2").status,
+        )
+
+    def test_a_job_that_is_not_a_run_is_canceled_at_once(
+        self, jobledger: Jobledger, store: str, ledger: Jobs
+    ) -> None:
+        """Any other active job is canceled in the ledger, with its current ETag."""
+        ledger.start(service="hr", entity="employee", type="sync", job_id="job-1")
+
+        result = jobledger("cancel", "job-1", "--store", store)
+
+        assert (ExitCode.OK, ["Job job-1 canceled."], "canceled") == (
+            result.exit_code,
+            jobledger.lines(result.stdout),
+            ledger.get("job-1").status,
+        )
+
+    def test_a_stale_etag_is_a_conflicting_edit(
+        self, jobledger: Jobledger, store: str, ledger: Jobs
+    ) -> None:
+        """--etag guards the cancel: if the job changed since, exit 9 and nothing changes."""
+        job = ledger.start(service="hr", entity="employee", type="sync", job_id="job-1")
+        seen = job.etag
+        job = ledger.update(job.id, etag=job.etag, status="exporting")
+
+        result = jobledger("cancel", "job-1", "--etag", seen, "--store", store)
+
+        assert (ExitCode.CONFLICT, "exporting") == (result.exit_code, ledger.get("job-1").status)
+        assert [
+            (
+                f"jobledger: job 'job-1' was changed by someone else: the command carried ETag "
+                f"'{seen}' but the job's ETag is now '{job.etag}'; read the job again and retry "
+                "with "
+                "the new ETag (`jobledger show ID` reads it)"
+            )
+        ] == jobledger.lines(result.stderr)
+
+    def test_a_job_that_is_over_is_a_conflict(
+        self, jobledger: Jobledger, store: str, ledger: Jobs
+    ) -> None:
+        """A completed job cannot be canceled: one line says so, exit code 9."""
+        job = ledger.start(service="hr", entity="employee", type="sync", job_id="job-1")
+        ledger.complete(job.id, etag=job.etag)
+
+        result = jobledger("cancel", "job-1", "--store", store)
+
+        assert (
+            ExitCode.CONFLICT,
+            [
+                (
+                    "jobledger: cannot cancel job 'job-1': it is completed, and a completed job "
+                    "accepts "
+                    "no further changes; `jobledger show ID` shows where it is"
+                )
+            ],
+        ) == (result.exit_code, jobledger.lines(result.stderr))
+
+    def test_an_unknown_id_is_not_found(self, jobledger: Jobledger, store: str) -> None:
+        """An id the store does not know exits 7."""
+        result = jobledger("cancel", "nope", "--store", store)
+
+        assert ExitCode.NOT_FOUND == result.exit_code

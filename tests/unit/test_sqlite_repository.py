@@ -1,0 +1,429 @@
+"""SQLiteRepository: its schema, the files it refuses, durability, error translation, feed order."""
+
+from __future__ import annotations
+
+import pickle
+import sqlite3
+import threading
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import pytest
+
+from jobledger import (
+    ConcurrencyError,
+    ForeignDatabaseError,
+    JobAlreadyExistsError,
+    Jobs,
+    JobStarted,
+    RequestIdConflictError,
+    SchemaVersionError,
+    StartJob,
+    StorageError,
+    StorageTimeoutError,
+    UpdateJob,
+)
+from jobledger._adapters.sqlite import write_change
+from jobledger._core.decide import Change, decide
+from jobledger._core.jsondoc import Limits
+from jobledger.sqlite import APPLICATION_ID, SCHEMA_VERSION, Durability, SQLiteRepository
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from jobledger import Job
+
+NOW = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def _start(job_id: str, *, request_id: str | None = None) -> Change:
+    ids = iter([f"{job_id}-etag", f"{job_id}-event"])
+    return decide(
+        None,
+        StartJob(
+            service="hr", entity="employee", type="sync", job_id=job_id, request_id=request_id
+        ),
+        now=NOW,
+        new_id=lambda: next(ids),
+        limits=Limits(),
+    )
+
+
+def _update(job: Job, status: str, *, request_id: str | None = None) -> Change:
+    ids = iter([f"{job.id}-{status}-etag", f"{job.id}-{status}-event"])
+    return decide(
+        job,
+        UpdateJob(job_id=job.id, etag=job.etag, status=status, request_id=request_id),
+        now=NOW,
+        new_id=lambda: next(ids),
+        limits=Limits(),
+    )
+
+
+def _pragma(path: Path, name: str) -> object:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(f"PRAGMA {name}").fetchone()[0]
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    """Where the test's database file goes."""
+    return tmp_path / "jobs.db"
+
+
+@pytest.fixture
+def repository(path: Path) -> Iterator[SQLiteRepository]:
+    """A repository in a new file."""
+    with SQLiteRepository(path) as repository:
+        yield repository
+
+
+class TestSchema:
+    """The schema is created on first use, marked and versioned, and kept on reopening."""
+
+    @pytest.mark.usefixtures("repository")
+    def test_a_new_file_gets_the_marked_and_versioned_schema(self, path: Path) -> None:
+        """A new file holds the five tables, jobledger's application id and schema version 1."""
+        conn = sqlite3.connect(path)
+        tables = {
+            row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
+        conn.close()
+
+        assert {"jobs", "updates", "feed", "requests", "checkpoints"} == tables
+        assert (APPLICATION_ID, 1) == (
+            _pragma(path, "application_id"),
+            _pragma(path, "user_version"),
+        )
+        assert 1 == SCHEMA_VERSION
+        assert "wal" == _pragma(path, "journal_mode")
+
+    def test_reopening_keeps_every_job(self, path: Path) -> None:
+        """A job saved through one repository is there when the file is opened again."""
+        with SQLiteRepository(path) as first:
+            job = Jobs(first).start(service="hr", entity="employee", type="sync")
+
+        with SQLiteRepository(path) as second:
+            assert job == second.get(job.id)
+            assert 1 == second.feed_head()
+
+    def test_threads_opening_a_new_file_at_once_create_one_schema(self, path: Path) -> None:
+        """Repositories opened on one new file by racing threads all work on the same schema."""
+        barrier = threading.Barrier(6)
+        opened: list[SQLiteRepository] = []
+        errors: list[BaseException] = []
+
+        def open_it() -> None:
+            barrier.wait()
+            try:
+                opened.append(SQLiteRepository(path))
+            except BaseException as err:  # noqa: BLE001  (reported to the test thread)
+                errors.append(err)
+
+        threads = [threading.Thread(target=open_it) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        Jobs(opened[0]).start(service="hr", entity="employee", type="sync")
+
+        assert [] == errors
+        assert [1] * 6 == [repository.feed_head() for repository in opened]
+
+    def test_a_path_that_names_no_file_is_refused(self) -> None:
+        """An in-memory or URI path is refused with ValueError pointing to InMemoryRepository."""
+        with pytest.raises(ValueError, match="InMemoryRepository"):
+            SQLiteRepository(":memory:")
+
+
+class TestForeignFiles:
+    """Files that are not jobledger databases of a known version are refused and left unchanged."""
+
+    def test_another_applications_database_is_refused_unchanged(self, path: Path) -> None:
+        """An SQLite file with other tables raises ForeignDatabaseError and keeps its bytes."""
+        conn = sqlite3.connect(path)
+        conn.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)")
+        conn.execute("INSERT INTO invoices (total) VALUES (12.5)")
+        conn.commit()
+        conn.close()
+        before = path.read_bytes()
+
+        with pytest.raises(ForeignDatabaseError) as raised:
+            SQLiteRepository(path)
+
+        assert before == path.read_bytes()
+        assert str(path) == raised.value.location
+        assert "another application" in str(raised.value)
+        assert "delete" == _pragma(path, "journal_mode")
+
+    def test_a_database_of_another_application_id_is_refused(self, path: Path) -> None:
+        """An empty SQLite file marked by another application raises ForeignDatabaseError."""
+        conn = sqlite3.connect(path)
+        conn.execute("PRAGMA application_id = 1234")
+        conn.close()
+        before = path.read_bytes()
+
+        with pytest.raises(ForeignDatabaseError):
+            SQLiteRepository(path)
+
+        assert before == path.read_bytes()
+
+    def test_a_file_that_is_not_a_database_is_refused_unchanged(self, path: Path) -> None:
+        """A text file raises ForeignDatabaseError, caused by SQLite's, and keeps its bytes."""
+        content = b"name,total\nwidget,12.5\n" * 20
+        path.write_bytes(content)
+
+        with pytest.raises(ForeignDatabaseError) as raised:
+            SQLiteRepository(path)
+
+        assert content == path.read_bytes()
+        assert isinstance(raised.value.__cause__, sqlite3.DatabaseError)
+
+    def test_a_database_of_a_newer_schema_is_refused_unchanged(self, path: Path) -> None:
+        """A jobledger file of schema version 2 raises SchemaVersionError and keeps its bytes."""
+        SQLiteRepository(path).close()
+        conn = sqlite3.connect(path)
+        conn.execute("PRAGMA user_version = 2")
+        conn.close()
+        before = path.read_bytes()
+
+        with pytest.raises(SchemaVersionError) as raised:
+            SQLiteRepository(path)
+
+        assert (2, 1) == (raised.value.found, raised.value.supported)
+        assert before == path.read_bytes()
+        assert 2 == _pragma(path, "user_version")
+
+    def test_a_folder_is_refused_with_a_storage_error(self, tmp_path: Path) -> None:
+        """A path SQLite cannot open raises StorageError caused by SQLite's error."""
+        with pytest.raises(StorageError) as raised:
+            SQLiteRepository(tmp_path)
+
+        assert isinstance(raised.value.__cause__, sqlite3.OperationalError)
+
+
+class TestDurability:
+    """Each durability setting sets SQLite's synchronous mode on every connection."""
+
+    @pytest.mark.parametrize(
+        ("durability", "synchronous"),
+        [(Durability.FULL, 2), (Durability.NORMAL, 1), ("normal", 1), ("full", 2)],
+    )
+    def test_the_setting_chooses_the_synchronous_mode(
+        self, path: Path, durability: Durability | str, synchronous: int
+    ) -> None:
+        """FULL syncs every commit (synchronous=2); NORMAL syncs at checkpoints (1)."""
+        with (
+            SQLiteRepository(path, durability=durability) as repository,
+            repository._connection() as conn,
+        ):
+            actual = conn.execute("PRAGMA synchronous").fetchone()[0]
+
+        assert synchronous == actual
+
+    def test_the_default_is_full(self, repository: SQLiteRepository) -> None:
+        """A repository made without a durability setting syncs every commit."""
+        assert Durability.FULL is repository.durability
+
+    def test_an_unknown_setting_is_refused(self, path: Path) -> None:
+        """A durability that is neither full nor normal raises ValueError."""
+        with pytest.raises(ValueError, match="fast"):
+            SQLiteRepository(path, durability="fast")
+
+
+class TestErrorTranslation:
+    """Every SQLite error leaves the repository as a jobledger error caused by it."""
+
+    def test_a_lock_held_beyond_the_busy_timeout_is_a_storage_timeout(self, path: Path) -> None:
+        """A save that waits out the busy timeout raises StorageTimeoutError and writes nothing."""
+        repository = SQLiteRepository(path, busy_timeout=0.05)
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(StorageTimeoutError) as raised:
+                repository.save(_start("job-1"))
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+
+        assert isinstance(raised.value.__cause__, sqlite3.OperationalError)
+        assert isinstance(raised.value, TimeoutError)
+        assert 0 == repository.feed_head()
+        assert 1 == repository.save(_start("job-1"))
+
+    def test_a_taken_job_id_is_a_job_already_exists_error(
+        self, repository: SQLiteRepository
+    ) -> None:
+        """The jobs table's unique-key violation becomes JobAlreadyExistsError."""
+        repository.save(_start("job-1"))
+
+        with pytest.raises(JobAlreadyExistsError) as raised:
+            repository.save(_start("job-1"))
+
+        assert isinstance(raised.value.__cause__, sqlite3.IntegrityError)
+
+    def test_a_taken_request_id_is_a_request_id_conflict(
+        self, repository: SQLiteRepository
+    ) -> None:
+        """The requests table's unique-key violation becomes RequestIdConflictError."""
+        start = _start("job-1", request_id="request-1")
+        repository.save(start)
+
+        with pytest.raises(RequestIdConflictError) as raised:
+            repository.save(_update(start.job, "busy", request_id="request-1"))
+
+        assert isinstance(raised.value.__cause__, sqlite3.IntegrityError)
+        assert "started" == repository.get("job-1").status
+
+    def test_a_lost_compare_and_set_is_a_concurrency_error(
+        self, repository: SQLiteRepository
+    ) -> None:
+        """An update matching no row for its ETag raises ConcurrencyError with the stored ETag."""
+        start = _start("job-1")
+        repository.save(start)
+        repository.save(_update(start.job, "first"))
+
+        with pytest.raises(ConcurrencyError) as raised:
+            repository.save(_update(start.job, "second"))
+
+        assert "job-1-first-etag" == raised.value.current_etag
+
+    def test_any_other_sqlite_error_is_a_storage_error(
+        self, repository: SQLiteRepository, path: Path
+    ) -> None:
+        """An SQLite error with no closer meaning (a missing table) becomes StorageError."""
+        conn = sqlite3.connect(path)
+        conn.execute("DROP TABLE feed")
+        conn.commit()
+        conn.close()
+
+        with pytest.raises(StorageError) as raised:
+            repository.read_feed()
+
+        assert isinstance(raised.value.__cause__, sqlite3.OperationalError)
+        assert "no such table" in str(raised.value)
+
+    def test_a_row_jobledger_cannot_read_is_a_storage_error(
+        self, repository: SQLiteRepository, path: Path
+    ) -> None:
+        """A stored event of an unknown kind reads as StorageError, not a KeyError."""
+        repository.save(_start("job-1"))
+        conn = sqlite3.connect(path)
+        conn.execute("UPDATE feed SET kind = 'exploded'")
+        conn.commit()
+        conn.close()
+
+        with pytest.raises(StorageError) as raised:
+            repository.read_feed()
+
+        assert isinstance(raised.value.__cause__, KeyError)
+
+    def test_storage_errors_survive_pickling(self) -> None:
+        """Storage errors cross process boundaries with their attributes intact."""
+        error = SchemaVersionError("jobs.db", 3, 1)
+
+        copy = pickle.loads(pickle.dumps(error))  # noqa: S301  (our own bytes)
+
+        assert (SchemaVersionError, "jobs.db", 3, 1, str(error)) == (
+            type(copy),
+            copy.location,
+            copy.found,
+            copy.supported,
+            str(copy),
+        )
+
+
+class TestFeedOrder:
+    """Feed positions are taken inside the write transaction, so commit order is position order."""
+
+    def test_a_reader_never_sees_a_later_position_before_an_earlier_one_commits(
+        self, repository: SQLiteRepository, path: Path
+    ) -> None:
+        """While one writer holds position 2 uncommitted, a second waits and readers see only 1."""
+        repository.save(_start("job-0"))
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        held_position = write_change(holder, _start("job-1"))
+        saved: list[int] = []
+        second = threading.Thread(target=lambda: saved.append(repository.save(_start("job-2"))))
+        second.start()
+        second.join(0.3)
+        waiting = second.is_alive()
+        during = [entry.position for entry in repository.read_feed()]
+        head_during = repository.feed_head()
+        holder.execute("COMMIT")
+        holder.close()
+        second.join()
+        after = [(entry.position, entry.event.job_id) for entry in repository.read_feed()]
+
+        assert (2, True, [1], 1) == (held_position, waiting, during, head_during)
+        assert [3] == saved
+        assert [(1, "job-0"), (2, "job-1"), (3, "job-2")] == after
+
+    def test_a_rolled_back_writer_leaves_no_gap(
+        self, repository: SQLiteRepository, path: Path
+    ) -> None:
+        """A position taken by a transaction that rolls back goes to the next writer."""
+        repository.save(_start("job-0"))
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        write_change(holder, _start("job-1"))
+        holder.execute("ROLLBACK")
+        holder.close()
+
+        position = repository.save(_start("job-2"))
+
+        assert 2 == position
+        assert [1, 2] == [entry.position for entry in repository.read_feed()]
+
+
+class TestConnections:
+    """The repository shares connections safely, pickles, closes and notifies."""
+
+    def test_a_pickled_repository_opens_the_same_file_with_the_same_settings(
+        self, path: Path
+    ) -> None:
+        """A repository unpickled (as in a child process) reads what the original saved."""
+        repository = SQLiteRepository(path, durability="normal", busy_timeout=2.5)
+        repository.save(_start("job-1"))
+
+        copy = pickle.loads(pickle.dumps(repository))  # noqa: S301  (our own bytes)
+
+        assert (str(path), Durability.NORMAL, 2.5) == (
+            copy.path,
+            copy.durability,
+            copy.busy_timeout,
+        )
+        assert repository.get("job-1") == copy.get("job-1")
+
+    def test_a_closed_repository_still_works(self, repository: SQLiteRepository) -> None:
+        """close() releases the idle connections; the next call opens a new one."""
+        repository.save(_start("job-1"))
+
+        repository.close()
+
+        assert "job-1" == repository.get("job-1").id
+
+    def test_wait_for_feed_reports_a_commit_made_elsewhere(
+        self, repository: SQLiteRepository, path: Path
+    ) -> None:
+        """wait_for_feed returns True once another repository on the file commits an event."""
+        other = SQLiteRepository(path)
+        writer = threading.Thread(target=lambda: other.save(_start("job-1")))
+        writer.start()
+
+        woke = repository.wait_for_feed(0, 60.0)
+        writer.join()
+
+        assert woke
+        assert isinstance(repository.read_feed()[0].event, JobStarted)
+
+    def test_wait_for_feed_times_out_when_nothing_is_committed(
+        self, repository: SQLiteRepository
+    ) -> None:
+        """wait_for_feed returns False when the feed does not grow within the timeout."""
+        assert repository.wait_for_feed(0, 0.01) is False
