@@ -65,8 +65,9 @@ def docs(session: nox.Session) -> None:
     The docs' ``>>>`` examples run as doctests in the tests session (pytest
     --doctest-glob), not here.
     """
-    # testing: autodoc imports jobledger.testing (pytest, hypothesis) for the API reference
-    session.install(".[docs,testing]")
+    # autodoc imports every public module: jobledger.testing (pytest, hypothesis),
+    # jobledger.postgres (psycopg) and jobledger.cli (click, rich, for the CLI reference).
+    session.install(".[docs,testing,postgres,cli]", *group("tests"))
     session.run(
         "sphinx-build",
         "--fresh-env",  # re-read every page so no warning hides in a cached environment
@@ -80,8 +81,19 @@ def docs(session: nox.Session) -> None:
     )
 
 
-# ---------------------------------------------------------------------------
-# Reserved: a `bench` session (benchmarks of the repositories and the runner)
-# belongs here when the first benchmark exists. Keep it out of
-# nox.options.sessions so CI stays within its time budget.
-# ---------------------------------------------------------------------------
+# The peer the benchmarks compare jobledger with; installed in the bench session only.
+BENCH_PEER = "eventsourcing[postgres]>=9.5,<10"
+
+
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """Run the benchmarks: jobledger against eventsourcing and the floors (benchmarks/README.md).
+
+    Never part of the default sessions: the full run takes a few minutes. Arguments
+    after ``--`` go to the suite: ``nox -s bench -- --quick`` (under a minute),
+    ``nox -s bench -- --only w/ --json figures.json``. The PostgreSQL cases need
+    JOBLEDGER_TEST_POSTGRES: ``eval "$(.ci/postgres)"`` first; without it they are skipped.
+    """
+    # Installed, not editable: the figures are those of the package as users get it.
+    session.install(".[postgres]", *group("tests"), BENCH_PEER)
+    session.run("python", "-m", "benchmarks", *session.posargs)

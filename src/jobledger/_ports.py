@@ -59,7 +59,9 @@ class Repository(Protocol):
       translated at the boundary.
 
     Methods that take a ``job_id`` raise :class:`~jobledger.JobNotFoundError`
-    when no such job exists.
+    when no such job exists, also for a value no stored id could equal (not a
+    string, or holding NUL or a lone surrogate); :meth:`find_request` answers
+    ``None`` for such a request id.
     """
 
     def get(self, job_id: str) -> Job:

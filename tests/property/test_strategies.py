@@ -15,6 +15,9 @@ from jobledger import (
     EVENT_TYPES,
     CancelJob,
     ChangeCommand,
+    Command,
+    CompleteJob,
+    FailJob,
     InvalidJobDataError,
     Job,
     JobEvent,
@@ -146,6 +149,17 @@ class TestCommandStrategies:
         after = jobs.handle(command)
 
         assert job.version + 1 == after.version
+
+    @settings(max_examples=40, deadline=None)
+    @given(jst.command_sequences(max_updates=4))
+    def test_command_sequences_are_lives_a_ledger_accepts(self, commands: list[Command]) -> None:
+        """Every command of a sequence is accepted in order; the job ends terminal iff it ended."""
+        jobs = Jobs()
+        for command in commands:
+            job = jobs.handle(command)
+
+        ended = isinstance(commands[-1], (CompleteJob, FailJob, CancelJob))
+        assert (len(commands), ended) == (job.version, job.phase.is_terminal)
 
     @given(jst.change_commands(job_id="job-1", etag="e1", request_id=None))
     def test_fixed_values_are_kept(self, command: ChangeCommand) -> None:

@@ -176,6 +176,13 @@ class TestConstruction:
             uuid.UUID(job.etag).version,
         )
 
+    def test_a_clock_that_returns_naive_times_is_refused(self) -> None:
+        """A clock returning naive datetimes is a misconfiguration: ValueError, nothing written."""
+        jobs = Jobs(clock=lambda: datetime(2026, 1, 1))  # noqa: DTZ001  (naive on purpose)
+        with pytest.raises(ValueError, match="timezone-aware"):
+            start(jobs)
+        assert 0 == jobs.repository.feed_head()
+
     def test_same_script_gives_the_same_ledger(self) -> None:
         """Two ledgers with equal clocks and id factories record exactly the same things."""
         ledgers = (fresh_ledger(), fresh_ledger())
@@ -540,6 +547,34 @@ class TestRequestIds:
         repository.before_next_find_request = lambda: twin.handle(command)
         answer = jobs.handle(command)
         assert ([answer], 1) == (list(jobs.find().jobs), repository.feed_head())
+
+
+class TestMalformedKeys:
+    """Job ids, request ids and ETags are checked before anything is read or written."""
+
+    @pytest.mark.parametrize("etag", [None, 123, "", "a\x00b"], ids=repr)
+    def test_an_etag_that_is_not_a_name_is_invalid_data(self, jobs: Jobs, etag: object) -> None:
+        """A change whose ETag is not a non-empty string is InvalidJobDataError, not a conflict."""
+        job = start(jobs)
+        with pytest.raises(InvalidJobDataError) as caught:
+            jobs.update(job.id, etag=etag, status="x")  # type: ignore[arg-type]
+        assert "etag" == caught.value.field
+        assert 1 == jobs.get(job.id).version
+
+    @pytest.mark.parametrize("key", ["a\x00b", "lone \ud800", 7], ids=repr)
+    def test_a_request_id_that_is_not_a_name_is_invalid_data(self, jobs: Jobs, key: object) -> None:
+        """A malformed request id is refused as invalid data before the ledger is read."""
+        job = start(jobs)
+        with pytest.raises(InvalidJobDataError) as caught:
+            jobs.update(job.id, etag=job.etag, request_id=key)  # type: ignore[arg-type]
+        assert "request_id" == caught.value.field
+
+    @pytest.mark.parametrize("key", ["a\x00b", "lone \ud800", 7], ids=repr)
+    def test_a_job_id_that_is_not_a_name_is_invalid_data(self, jobs: Jobs, key: object) -> None:
+        """A change naming a malformed job id is refused as invalid data."""
+        with pytest.raises(InvalidJobDataError) as caught:
+            jobs.update(key, etag="*")  # type: ignore[arg-type]
+        assert "job_id" == caught.value.field
 
 
 class TestHandle:

@@ -371,6 +371,25 @@ class TestDurableSubscriber:
         assert not isinstance(repository, FeedNotifier)
         assert ["a:started"] == recorder.calls
 
+    def test_stop_leaves_the_rest_of_the_batch_for_later(self, jobs: Jobs) -> None:
+        """stop() ends the loop after the event being handled; the next start resumes after it."""
+        for n in range(5):
+            jobs.start(service="hr", entity="employee", type="sync", job_id=f"job-{n}")
+        stop = threading.Event()
+        seen: list[str] = []
+
+        def handler(event: JobEvent) -> None:
+            seen.append(event.job_id)
+            if len(seen) == 2:
+                stop.set()
+
+        subscriber = DurableSubscriber(jobs.repository, "stops", handler, batch_size=100)
+        subscriber.run_forever(stop)
+
+        assert (["job-0", "job-1"], 2) == (seen, subscriber.position)
+        subscriber.run_once()
+        assert ["job-0", "job-1", "job-2", "job-3", "job-4"] == seen
+
     def test_starting_twice_is_refused(self, jobs: Jobs) -> None:
         """Starting a running subscriber raises RuntimeError; after stop it may start again."""
         subscriber = DurableSubscriber(jobs.repository, "twice", Recorder(), poll_interval=0.001)

@@ -18,6 +18,7 @@ from jobledger._core.errors import (
 )
 from jobledger._core.events import JobCanceled, JobCompleted, JobFailed, JobUpdated
 from jobledger._core.job import JobUpdate, UpdateType
+from jobledger._core.jsondoc import is_storable_key
 from jobledger._core.query import JobPage
 from jobledger._ports import FeedEntry
 
@@ -58,6 +59,8 @@ class InMemoryRepository:
 
     def get(self, job_id: str) -> Job:
         """The job as last saved; see :meth:`jobledger.Repository.get`."""
+        if not is_storable_key(job_id):
+            raise JobNotFoundError(job_id)
         try:
             return self._jobs[job_id]
         except KeyError:
@@ -65,6 +68,8 @@ class InMemoryRepository:
 
     def updates(self, job_id: str, *, after: int = 0) -> Sequence[JobUpdate]:
         """The job's updates after ``after``; see :meth:`jobledger.Repository.updates`."""
+        if not is_storable_key(job_id):
+            raise JobNotFoundError(job_id)
         with self._lock:
             try:
                 log = self._logs[job_id]
@@ -89,6 +94,8 @@ class InMemoryRepository:
 
     def find_request(self, request_id: str) -> RequestRecord | None:
         """The record of ``request_id``; see :meth:`jobledger.Repository.find_request`."""
+        if not is_storable_key(request_id):
+            return None
         return self._requests.get(request_id)
 
     def save(self, change: Change) -> int:

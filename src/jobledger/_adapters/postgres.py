@@ -94,6 +94,7 @@ from jobledger._core.errors import (
     StorageTimeoutError,
     StorageUnavailableError,
 )
+from jobledger._core.jsondoc import is_storable_key
 from jobledger._core.query import JobPage
 from jobledger._ports import FeedEntry
 
@@ -648,6 +649,8 @@ class PostgresRepository:
 
     def get(self, job_id: str) -> Job:
         """The job as last saved; see :meth:`jobledger.Repository.get`."""
+        if not is_storable_key(job_id):
+            raise JobNotFoundError(job_id)
         with self._translated(), self._connection() as conn:
             row = conn.execute(self._sql.select_job_by_id, (job_id,)).fetchone()
         if row is None:
@@ -657,6 +660,8 @@ class PostgresRepository:
 
     def updates(self, job_id: str, *, after: int = 0) -> Sequence[JobUpdate]:
         """The job's updates after ``after``; see :meth:`jobledger.Repository.updates`."""
+        if not is_storable_key(job_id):
+            raise JobNotFoundError(job_id)
         with self._translated(), self._connection() as conn:
             rows = conn.execute(self._sql.select_updates, (job_id, after)).fetchall()
             # Jobs are never deleted, so a job seen by this later statement had no
@@ -680,6 +685,8 @@ class PostgresRepository:
 
     def find_request(self, request_id: str) -> RequestRecord | None:
         """The record of ``request_id``; see :meth:`jobledger.Repository.find_request`."""
+        if not is_storable_key(request_id):
+            return None
         with self._translated(), self._connection() as conn:
             row = conn.execute(self._sql.select_request, (request_id,)).fetchone()
         if row is None:

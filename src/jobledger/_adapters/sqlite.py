@@ -63,6 +63,7 @@ from jobledger._core.errors import (
     StorageError,
     StorageTimeoutError,
 )
+from jobledger._core.jsondoc import is_storable_key
 from jobledger._core.query import JobPage
 from jobledger._ports import FeedEntry
 
@@ -499,6 +500,8 @@ class SQLiteRepository:
 
     def get(self, job_id: str) -> Job:
         """The job as last saved; see :meth:`jobledger.Repository.get`."""
+        if not is_storable_key(job_id):
+            raise JobNotFoundError(job_id)
         with self._translated(), self._connection() as conn:
             row = conn.execute(_SELECT_JOB_BY_ID, (job_id,)).fetchone()
         if row is None:
@@ -508,6 +511,8 @@ class SQLiteRepository:
 
     def updates(self, job_id: str, *, after: int = 0) -> Sequence[JobUpdate]:
         """The job's updates after ``after``; see :meth:`jobledger.Repository.updates`."""
+        if not is_storable_key(job_id):
+            raise JobNotFoundError(job_id)
         with self._translated(), self._connection() as conn:
             rows = conn.execute(_SELECT_UPDATES, (job_id, after)).fetchall()
             exists = bool(rows) or (
@@ -527,6 +532,8 @@ class SQLiteRepository:
 
     def find_request(self, request_id: str) -> RequestRecord | None:
         """The record of ``request_id``; see :meth:`jobledger.Repository.find_request`."""
+        if not is_storable_key(request_id):
+            return None
         with self._translated(), self._connection() as conn:
             row = conn.execute(_SELECT_REQUEST, (request_id,)).fetchone()
         if row is None:

@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, TypeAlias
 import attrs
 
 from jobledger._core.commands import ANY_ETAG, StartJob
-from jobledger._core.decide import Change, RequestRecord, command_kind, decide, fingerprint
+from jobledger._core.decide import (
+    Change,
+    RequestRecord,
+    check_keys,
+    command_kind,
+    decide,
+    fingerprint,
+)
 from jobledger._core.errors import (
     ConcurrencyError,
     JobAlreadyExistsError,
@@ -105,6 +112,7 @@ def handling(
             :data:`WILDCARD_ATTEMPTS` times.
     """
     command_kind(command)  # refuses what is not a command before anything is read
+    check_keys(command, limits)
     request_id = command.request_id
     if request_id is not None:
         record = yield FindRequest(request_id)

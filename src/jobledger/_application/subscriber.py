@@ -182,11 +182,12 @@ class DurableSubscriber:
         """Whether the background thread of :meth:`start` is running."""
         return self._thread is not None and self._thread.is_alive()
 
-    def run_once(self) -> int:
+    def run_once(self, stop: threading.Event | None = None) -> int:
         """Deliver the next batch of the feed; return how many feed entries it consumed.
 
         Returns 0 when the subscriber has caught up with the feed. The
-        checkpoint is saved before this returns or raises.
+        checkpoint is saved before this returns or raises. When ``stop`` is set
+        during the batch, the rest of the batch is left for later.
 
         Raises:
             Exception: whatever the handler raised; the checkpoint then stands
@@ -199,16 +200,20 @@ class DurableSubscriber:
             start = self._position = self._repository.load_checkpoint(self._name)
             handled = start
             entries = self._repository.read_feed(after=start, limit=self._batch_size)
+            consumed = 0
             try:
                 for entry in entries:
+                    if stop is not None and stop.is_set():
+                        break
                     if self._filter.matches(entry.event):
                         self._handler(entry.event)
                     handled = entry.position
+                    consumed += 1
             finally:
                 if handled != start:
                     self._repository.save_checkpoint(self._name, handled)
                     self._position = handled
-            return len(entries)
+            return consumed
 
     def run_forever(self, stop: threading.Event) -> None:
         """Deliver events until ``stop`` is set, waiting for new ones when caught up.
@@ -219,7 +224,7 @@ class DurableSubscriber:
         """
         while not stop.is_set():
             try:
-                consumed = self.run_once()
+                consumed = self.run_once(stop)
             except Exception as err:
                 self._failures += 1
                 self._last_error = err
@@ -237,7 +242,7 @@ class DurableSubscriber:
                 continue
             self._failures = 0
             self._last_error = None
-            if consumed < self._batch_size:
+            if consumed < self._batch_size and not stop.is_set():
                 self._idle(stop)
 
     def _idle(self, stop: threading.Event) -> None:

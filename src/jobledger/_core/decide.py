@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import attrs
@@ -48,9 +49,8 @@ from jobledger._core.lifecycle import CommandKind, next_phase
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from datetime import datetime
 
-__all__ = ["Change", "RequestRecord", "command_kind", "decide", "fingerprint"]
+__all__ = ["Change", "RequestRecord", "check_keys", "command_kind", "decide", "fingerprint"]
 
 
 @attrs.frozen
@@ -161,12 +161,16 @@ def decide(
             :data:`~jobledger.ANY_ETAG`.
         InvalidTransitionError: the lifecycle forbids the command in the job's phase.
         InvalidJobDataError: a field of the command breaks the data rules or ``limits``.
+        ValueError: ``now`` is not a timezone-aware datetime (a misconfigured clock).
     """
     kind = command_kind(command)
+    check_keys(command, limits)
+    if not isinstance(now, datetime) or now.tzinfo is None:
+        msg = f"the ledger's clock must return timezone-aware datetimes, not {now!r}"
+        raise ValueError(msg)
     if isinstance(command, StartJob):
         change = _start(command, now=now, new_id=new_id, limits=limits)
     else:
-        _check_optional_name(command.request_id, "request_id", limits)
         if job is None:
             raise JobNotFoundError(command.job_id)
         next_phase(job.id, job.phase, kind)
@@ -177,6 +181,23 @@ def decide(
         return change
     record = RequestRecord(command.request_id, fingerprint(command), change.job)
     return attrs.evolve(change, request=record)
+
+
+def check_keys(command: Command, limits: Limits) -> None:
+    """Check the fields a command is looked up by: its job id, request id and ETag.
+
+    The application checks them before it reads anything, so a malformed key is
+    refused as invalid data by every backend alike.
+
+    Raises:
+        InvalidJobDataError: one of them is not a valid short name.
+    """
+    _check_optional_name(command.request_id, "request_id", limits)
+    if isinstance(command, StartJob):
+        _check_optional_name(command.job_id, "job_id", limits)
+    else:
+        check_name(command.job_id, field="job_id", limits=limits)
+        check_name(command.etag, field="etag", limits=limits)
 
 
 def _check_optional_name(value: str | None, field: str, limits: Limits) -> None:
@@ -208,8 +229,6 @@ def _json_kind(value: JsonValue) -> str:
 def _start(
     command: StartJob, *, now: datetime, new_id: Callable[[], str], limits: Limits
 ) -> Change:
-    _check_optional_name(command.request_id, "request_id", limits)
-    _check_optional_name(command.job_id, "job_id", limits)
     job = Job(
         id=command.job_id if command.job_id is not None else new_id(),
         service=check_name(command.service, field="service", limits=limits),

@@ -35,6 +35,7 @@ __all__ = [
     "check_text",
     "empty_object",
     "freeze",
+    "is_storable_key",
     "merge_patch",
     "thaw",
     "within_limits",
@@ -661,6 +662,21 @@ def check_name(value: object, *, field: str, limits: Limits) -> str:
     if _CONTROL.search(text):
         raise InvalidJobDataError(field, "", "must not contain control characters")
     return text
+
+
+def is_storable_key(value: object) -> bool:
+    """Whether ``value`` could be a stored job id or request id.
+
+    Every backend answers a look-up of any other value as "no such job" (or
+    "no such request"): no stored key can equal it.
+    """
+    if not isinstance(value, str) or "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_text(value: object, *, field: str, limits: Limits) -> str:

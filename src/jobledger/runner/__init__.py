@@ -11,7 +11,11 @@ run (:meth:`Runner.result`), cancel it (:func:`request_cancel`) or resume it
 entity ``"job"``, type the definition's identifier. Its status is the
 :class:`RunStatus`: ``running`` and ``blocked`` (custom statuses of an active
 job), ``completed`` (warnings, if any, listed in the state), ``failed`` or
-``canceled``. Its ``input`` never changes::
+``canceled``. A drive ends its run with the first of these that applies:
+``canceled`` if a cancel was requested, then ``failed`` if a task failed, then
+``blocked`` if a guarded task blocked, else ``completed``; the tasks that
+failed are listed in ``failed_tasks`` whatever the end. Its ``input`` never
+changes::
 
     {"definition": "HRSync", "selection": {"begin_step": 2}, "force": 100,
      "input": <the run's input>}
@@ -46,7 +50,7 @@ Its ``state``::
       "interrupted": {"drive": 1, "at": "<ISO time>", "by": "..."},
                                                 # its driver was stopped at once (the
                                                 # CLI's second Ctrl-C): resumable now
-      "failed_tasks": ["provision"]             # when failed
+      "failed_tasks": ["provision"]             # when tasks failed (canceled runs too)
     }
 
 Every change is a merge patch with the run's ETag, so ``jobs.updates(run_id)``

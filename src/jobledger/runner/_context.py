@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import attrs
 
+from jobledger._core.errors import InvalidJobDataError
 from jobledger._core.jsondoc import JsonObject, JsonValue, empty_object, freeze, merge_patch
 from jobledger.runner._definition import Task, TaskFunction
 from jobledger.runner._errors import TaskBlocked, TaskCanceled
@@ -32,9 +33,11 @@ __all__ = [
     "TaskCall",
     "TaskContext",
     "TaskReport",
+    "TaskStarted",
     "error_of",
     "error_type",
     "execute",
+    "recordable",
 ]
 
 #: The logger task contexts log to (through an adapter that adds the ids).
@@ -83,6 +86,24 @@ class ProgressReport:
     task: str
     attempt: int
     values: JsonObject
+
+
+@attrs.frozen
+class TaskStarted:
+    """A launch's function began to run: its timeout counts from here.
+
+    It travels to the runner the way progress does, so a launch that waits in
+    an executor's queue is not timed yet.
+
+    Attributes:
+        task: The task's identifier.
+        attempt: The launch it belongs to.
+        started_at: When the function started, by the run's clock.
+    """
+
+    task: str
+    attempt: int
+    started_at: datetime
 
 
 _EMPTY_PROGRESS = empty_object()
@@ -266,11 +287,25 @@ def error_type(kind: type[BaseException]) -> str:
     return f"{module}.{kind.__qualname__}"
 
 
+def recordable(text: str) -> str:
+    r"""``text`` as the ledger can keep it: lone surrogates and NUL written as escapes.
+
+    The ledger refuses strings with either, and a task's error text may hold
+    them (a file name decoded with ``surrogateescape``, a row of binary data).
+
+    >>> recordable("a\x00b"), recordable("\udcff.csv")
+    ('a\\x00b', '\\udcff.csv')
+    """
+    # Only what UTF-8 cannot encode (lone surrogates) is escaped; the rest is kept.
+    escaped = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return escaped.replace("\x00", "\\x00")
+
+
 def error_of(error: BaseException) -> TaskError:
-    """An exception as it is recorded: its class, message and last frames."""
+    """An exception as it is recorded: its class, message and last frames, all recordable."""
     lines = traceback.format_exception(error, limit=-TRACEBACK_FRAMES)
-    text = "".join(lines)[-TRACEBACK_CHARS:]
-    return TaskError(error_type(type(error)), str(error), text)
+    text = recordable("".join(lines))[-TRACEBACK_CHARS:]
+    return TaskError(recordable(error_type(type(error))), recordable(str(error)), text)
 
 
 def execute(call: TaskCall) -> TaskReport:
@@ -290,6 +325,7 @@ def execute(call: TaskCall) -> TaskReport:
         progress_sink=call.progress_sink,
     )
     started_at = call.clock()
+    call.progress_sink.put(TaskStarted(call.task.identifier, call.attempt, started_at))
     began = time.perf_counter()
     result: TaskResult | None = None
     error: TaskError | None = None
@@ -299,8 +335,14 @@ def execute(call: TaskCall) -> TaskReport:
         value = call.function(context)
         result = value if isinstance(value, TaskResult) else TaskResult()
     except TaskBlocked as blocked:
-        blockage = Blockage(blocked.reason, blocked.details)
-        error = error_of(blocked)
+        try:
+            # Checked again here: the details may have been replaced since __init__.
+            details = freeze(blocked.details, field="details")
+        except InvalidJobDataError as invalid:
+            error = error_of(invalid)
+        else:
+            blockage = Blockage(recordable(blocked.reason), details)
+            error = error_of(blocked)
     except TaskCanceled as stop:
         canceled = True
         error = error_of(stop)

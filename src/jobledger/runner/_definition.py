@@ -74,8 +74,9 @@ class Task:
         repair: The variant to run in the task's place when a blocked run is
             resumed with ``repair=True`` (a validation or a forced action);
             only for guarded tasks.
-        timeout: Seconds the task may run; past it the task fails. ``None``
-            for no limit.
+        timeout: Seconds the task may run, counted from when it starts (not
+            while it waits for a worker); past it the task fails (in warning
+            mode, it is a warning). ``None`` for no limit.
 
     >>> def export(context):
     ...     return None

@@ -16,7 +16,7 @@ import queue
 import threading
 import time
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +31,7 @@ from jobledger.runner._context import (
     ProgressSink,
     TaskCall,
     TaskReport,
+    TaskStarted,
     error_of,
     error_type,
     execute,
@@ -59,7 +60,6 @@ from jobledger.runner._steps import group_steps
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
-    from datetime import datetime
     from multiprocessing.managers import SyncManager
 
     from jobledger._application.delivery import Subscription
@@ -379,7 +379,7 @@ class _Wake:
     """Inbox message: the run changed in the ledger; read it."""
 
 
-_Message = _Finished | _Wake | ProgressReport
+_Message = _Finished | _Wake | ProgressReport | TaskStarted
 
 
 @attrs.define
@@ -390,7 +390,8 @@ class _Launch:
     attempt: int
     future: Future[TaskReport]
     cancel_signal: CancelSignal
-    deadline: float | None
+    deadline: float | None = None
+    started_at: datetime | None = None
     flagged: bool = False
 
 
@@ -677,16 +678,14 @@ class _Drive:
             progress_sink=channels.sink(),
             clock=self.runner.clock,
         )
-        deadline = None if task.timeout is None else time.monotonic() + task.timeout
         try:
             future: Future[TaskReport] = executor.submit(execute, call)
         except Exception as err:  # noqa: BLE001  (a refused submit is the task's error)
             future = Future()
             future.set_exception(err)
-        launch = _Launch(task, attempt, future, signal, deadline)
-        self.running[task.identifier] = launch
-        if deadline is not None:
-            self.timed[task.identifier] = launch
+        # Its deadline is set once it starts (_start): a launch waiting in the
+        # executor's queue is not timed.
+        self.running[task.identifier] = _Launch(task, attempt, future, signal)
         future.add_done_callback(functools.partial(self._done, task.identifier, attempt))
 
     def _done(self, name: str, attempt: int, _future: Future[TaskReport]) -> None:
@@ -701,6 +700,8 @@ class _Drive:
                 self._settle(message)
             elif isinstance(message, ProgressReport):
                 self._collect(message)
+            elif isinstance(message, TaskStarted):
+                self._start(message)
             elif isinstance(message, _Wake):
                 self._poll()
             self._drain_managed_progress()
@@ -746,6 +747,15 @@ class _Drive:
                 launch.flagged = True
                 launch.cancel_signal.set()
 
+    def _start(self, started: TaskStarted) -> None:
+        launch = self.running.get(started.task)
+        if launch is None or launch.attempt != started.attempt:
+            return
+        launch.started_at = started.started_at
+        if launch.task.timeout is not None:
+            launch.deadline = time.monotonic() + launch.task.timeout
+            self.timed[started.task] = launch
+
     def _collect(self, report: ProgressReport) -> None:
         launch = self.running.get(report.task)
         if launch is None or launch.attempt != report.attempt:
@@ -764,10 +774,13 @@ class _Drive:
             return
         while True:
             try:
-                report = self.managed.progress.get_nowait()
+                message = self.managed.progress.get_nowait()
             except queue.Empty:
                 return
-            self._collect(report)
+            if isinstance(message, TaskStarted):
+                self._start(message)
+            else:
+                self._collect(message)
 
     def _flush_progress(self) -> None:
         if not self.pending_progress:
@@ -796,18 +809,12 @@ class _Drive:
             launch.future.cancel()
             timeout = launch.task.timeout or 0.0
             error = TaskTimeoutError(name, timeout)
-            self._record_end(
-                launch.task,
-                {
-                    "status": TaskStatus.FAILED.value,
-                    "ended_at": _iso(self.runner.clock()),
-                    "error": {
-                        "type": error_type(type(error)),
-                        "message": str(error),
-                        "traceback": "",
-                    },
-                },
-            )
+            # Through _error_entry, so a task in warning mode records a warning.
+            entry = self._error_entry(launch.task, TaskError(error_type(type(error)), str(error)))
+            if launch.started_at is not None:
+                entry["started_at"] = _iso(launch.started_at)
+            entry["ended_at"] = _iso(self.runner.clock())
+            self._record_end(launch.task, entry)
 
     # -- settling ----------------------------------------------------------------------
 
@@ -873,6 +880,20 @@ class _Drive:
         return entry
 
     def _record_end(self, task: Task, entry: dict[str, object]) -> None:
+        try:
+            self._write_end(task, entry)
+        except InvalidJobDataError as refused:
+            # The ledger refused the entry (a summary over its limits, say): record that
+            # as the task's error instead, so the drive goes on and ends the run.
+            # No traceback: it shows the runner, not the task, and keeps the entry small.
+            error = error_of(refused)
+            fallback = self._error_entry(task, attrs.evolve(error, traceback=""))
+            fallback.update(
+                (key, entry[key]) for key in ("started_at", "ended_at", "duration") if key in entry
+            )
+            self._write_end(task, fallback)
+
+    def _write_end(self, task: Task, entry: dict[str, object]) -> None:
         if entry["status"] in {TaskStatus.FAILED.value, TaskStatus.BLOCKED.value}:
             self.halted = True
         patch: dict[str, object] = {"tasks": {task.identifier: entry}}
@@ -914,6 +935,9 @@ class _Drive:
         after = next_run_status(RunStatus.RUNNING, trigger)
         assert after is not None  # noqa: S101  (the table allows every end of a running run)
         if trigger is RunTrigger.CANCEL:
+            if failed:
+                # A cancel takes no state update: the failures are recorded first.
+                recorder.write("update", patch={"failed_tasks": failed})
             recorder.write("cancel")
         elif trigger is RunTrigger.FAIL:
             recorder.write("fail", patch={"failed_tasks": failed})

@@ -211,7 +211,8 @@ class TaskTimeoutError(RunnerError, TimeoutError):
     """A task ran longer than its timeout; recorded as the task's error.
 
     The runner does not raise it: it records it as the error of the task, whose
-    result it stops waiting for, and the run fails.
+    result it stops waiting for, and the run fails (a task in warning mode
+    records it as a warning instead, and the run goes on).
 
     Attributes:
         task: The task's identifier.

@@ -19,6 +19,8 @@ from jobledger._core.errors import (
     ConcurrencyError,
     InvalidTransitionError,
     JobNotFoundError,
+    StorageTimeoutError,
+    StorageUnavailableError,
 )
 from jobledger._core.job import Job
 from jobledger._core.jsondoc import JsonObject, JsonValue, freeze, merge_patch
@@ -46,6 +48,11 @@ __all__ = [
 RUN_SERVICE = "jobledger.runner"
 #: The entity of every run's job.
 RUN_ENTITY = "job"
+
+#: Seconds a write keeps retrying a storage that times out or is unreachable.
+STORAGE_RETRY_SECONDS = 5.0
+#: Seconds before the first retry; each next one waits twice as long.
+STORAGE_RETRY_FIRST_PAUSE = 0.05
 
 Command = Literal["update", "complete", "fail", "cancel"]
 
@@ -136,10 +143,6 @@ def request_cancel(jobs: Jobs, run_id: str, *, service: str = RUN_SERVICE) -> Ru
         return RunResult.of(job)
 
 
-def _is_object(value: JsonValue) -> bool:
-    return isinstance(value, dict)
-
-
 def compose_patches(first: JsonObject, second: JsonObject) -> JsonObject | None:
     """One merge patch that does what ``first`` then ``second`` do, or ``None`` if none can.
 
@@ -179,7 +182,9 @@ class RunRecorder:
     drive in charge is taken in, and the write is applied again on top; a
     claim by another drive raises :class:`RunTakenOverError`; a run ended by
     someone else marks the recorder ``closed``, after which writes only
-    update the local view, so no outcome is lost from the result.
+    update the local view, so no outcome is lost from the result. A storage
+    that times out or cannot be reached is retried, with pauses that double,
+    for up to :data:`STORAGE_RETRY_SECONDS`.
 
     Attributes:
         jobs: The ledger.
@@ -221,7 +226,14 @@ class RunRecorder:
 
         Raises:
             RunTakenOverError: another drive claimed the run.
+            StorageTimeoutError: the storage stayed locked for longer than
+                :data:`STORAGE_RETRY_SECONDS`.
+            StorageUnavailableError: the storage stayed unreachable for longer
+                than :data:`STORAGE_RETRY_SECONDS`.
         """
+        stale = False
+        give_up: float | None = None
+        pause = STORAGE_RETRY_FIRST_PAUSE
         while True:
             if self.closed:
                 if patch is not None:
@@ -230,9 +242,21 @@ class RunRecorder:
             if launch and self.cancel_requested:
                 return False
             try:
+                if stale:
+                    self.observe(self.jobs.get(self.run_id))
+                    stale = False
+                    continue
                 self.job = self._send(command, status, patch)
             except (ConcurrencyError, InvalidTransitionError):
-                self.observe(self.jobs.get(self.run_id))
+                stale = True
+                continue
+            except (StorageTimeoutError, StorageUnavailableError):
+                now = time.monotonic()
+                give_up = now + STORAGE_RETRY_SECONDS if give_up is None else give_up
+                if now >= give_up:
+                    raise
+                time.sleep(min(pause, give_up - now))
+                pause *= 2
                 continue
             self.last_write = time.monotonic()
             return True

@@ -327,6 +327,19 @@ class RepositoryContract:
         with pytest.raises(JobNotFoundError):
             repository.updates("no-such-job")
 
+    @pytest.mark.parametrize(
+        "key", ["lone \ud800 surrogate", "nul \x00 inside", 123, None], ids=repr
+    )
+    def test_a_key_no_job_could_have_is_not_found(
+        self, repository: Repository, key: object
+    ) -> None:
+        """A look-up by a value no stored id could have answers "not found", not a driver error."""
+        with pytest.raises(JobNotFoundError):
+            repository.get(key)  # type: ignore[arg-type]
+        with pytest.raises(JobNotFoundError):
+            repository.updates(key)  # type: ignore[arg-type]
+        assert repository.find_request(key) is None  # type: ignore[arg-type]
+
     def test_find_request_of_an_unknown_id_is_none(self, repository: Repository) -> None:
         """Repository.find_request returns None for a request id never recorded."""
         assert repository.find_request("no-such-request") is None

@@ -75,6 +75,7 @@ if TYPE_CHECKING:
 __all__ = [
     "cancel_commands",
     "change_commands",
+    "command_sequences",
     "commands",
     "complete_commands",
     "custom_statuses",
@@ -456,6 +457,53 @@ def change_commands(
 def commands() -> SearchStrategy[Command]:
     """Any valid command of the five."""
     return st.one_of(start_commands(), change_commands())
+
+
+@st.composite
+def _command_sequences(draw: DrawFn, job_id: str, max_updates: int) -> list[Command]:
+    start = draw(start_commands(job_id=job_id, request_id=None))
+    updates = draw(
+        st.lists(
+            update_commands(job_id=job_id, etag=ANY_ETAG, request_id=None),
+            max_size=max_updates,
+        )
+    )
+    ending = draw(
+        st.one_of(
+            st.none(),
+            complete_commands(job_id=job_id, etag=ANY_ETAG, request_id=None),
+            fail_commands(job_id=job_id, etag=ANY_ETAG, request_id=None),
+            cancel_commands(job_id=job_id, etag=ANY_ETAG, request_id=None),
+        )
+    )
+    return [start, *updates, *([] if ending is None else [ending])]
+
+
+def command_sequences(
+    *, job_id: str = "job-1", max_updates: int = 5
+) -> SearchStrategy[list[Command]]:
+    """Valid lives of one job: a start, some updates, and maybe an end.
+
+    Every command of a sequence is accepted, in order, by a ledger that does
+    not yet hold ``job_id``. The changes carry :data:`~jobledger.ANY_ETAG`,
+    since a job's ETags are known only as the ledger hands them out, and no
+    request id (a sequence's request ids would have to be unique in the ledger).
+
+    >>> from hypothesis import given
+    >>> from jobledger import Jobs
+    >>> @given(command_sequences(max_updates=3))
+    ... def test_a_life_is_accepted(commands):
+    ...     jobs = Jobs()
+    ...     for command in commands:
+    ...         job = jobs.handle(command)
+    ...     assert job.version == len(commands)
+    >>> test_a_life_is_accepted()
+
+    Args:
+        job_id: The job the sequence is about.
+        max_updates: The most updates between the start and the end.
+    """
+    return _command_sequences(job_id, max_updates)
 
 
 @st.composite
