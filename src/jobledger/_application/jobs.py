@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from jobledger._application.defaults import new_id, utc_now
 from jobledger._application.delivery import InProcessPublisher, Outbox
-from jobledger._application.handling import FindRequest, Load, Pause, Step, drive, handling
+from jobledger._application.handling import FindRequest, Load, Save, Step, drive, handling
 from jobledger._application.subscriber import DurableSubscriber
 from jobledger._core.commands import (
     CancelJob,
@@ -133,9 +133,9 @@ class Jobs:
     def _perform(self, step: Step) -> object:
         if isinstance(step, Load):
             return self._repository.get(step.job_id)
-        if isinstance(step, FindRequest):
-            return self._repository.find_request(step.request_id)
-        if isinstance(step, Pause):
+        if not isinstance(step, Save):
+            if isinstance(step, FindRequest):
+                return self._repository.find_request(step.request_id)
             time.sleep(step.seconds)
             return None
         change = step.change

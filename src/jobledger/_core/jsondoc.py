@@ -656,6 +656,15 @@ def check_name(value: object, *, field: str, limits: Limits) -> str:
             ``limits.max_name_length`` characters with no control character
             (C0, DEL or C1) and no lone surrogate.
     """
+    # The common case first: printable ASCII has no control character, NUL or
+    # surrogate, so only its length is left to check.
+    if (
+        type(value) is str
+        and value.isascii()
+        and value.isprintable()
+        and 0 < len(value) <= limits.max_name_length
+    ):
+        return value
     text = _check_string(value, field=field, max_length=limits.max_name_length)
     if not text:
         raise InvalidJobDataError(field, "", "must not be empty")
@@ -686,6 +695,13 @@ def check_text(value: object, *, field: str, limits: Limits) -> str:
         InvalidJobDataError: unless it is a string of at most
             ``limits.max_text_length`` characters with no NUL and no lone surrogate.
     """
+    if (
+        type(value) is str
+        and value.isascii()
+        and "\x00" not in value
+        and len(value) <= limits.max_text_length
+    ):
+        return value
     return _check_string(value, field=field, max_length=limits.max_text_length)
 
 

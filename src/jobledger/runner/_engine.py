@@ -366,6 +366,15 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat()
 
 
+# Task statuses as they are written and read, looked up once (an enum member's
+# ``.value`` and ``TaskStatus(text)`` cost a Python call each, on every task).
+_TASK_STATUSES: dict[str, TaskStatus] = {status.value: status for status in TaskStatus}
+_RUNNING = TaskStatus.RUNNING.value
+_COMPLETED = TaskStatus.COMPLETED.value
+_WARNING = TaskStatus.WARNING.value
+_HALTING = frozenset({TaskStatus.FAILED.value, TaskStatus.BLOCKED.value})
+
+
 @attrs.frozen
 class _Finished:
     """Inbox message: a launch's future is done."""
@@ -542,7 +551,12 @@ class _Drive:
 
     def _status(self, identifier: str) -> TaskStatus:
         status = self._entry(identifier).get("status")
-        return TaskStatus(status) if isinstance(status, str) else TaskStatus.PENDING
+        if not isinstance(status, str):
+            return TaskStatus.PENDING
+        # A dictionary look-up, not TaskStatus(status): this runs for every task
+        # at every step. An unknown status still raises as the enum does.
+        known = _TASK_STATUSES.get(status)
+        return known if known is not None else TaskStatus(status)
 
     def _stopping(self) -> bool:
         """Whether nothing more may be launched: a cancel, an error or a block."""
@@ -604,7 +618,7 @@ class _Drive:
             launched.append((task, attempt))
             entries[task.identifier] = {
                 **cleared,
-                "status": TaskStatus.RUNNING.value,
+                "status": _RUNNING,
                 "launch_group": number,
                 "attempts": attempt,
                 "launched_at": now,
@@ -870,7 +884,7 @@ class _Drive:
         else:
             result = report.result
             entry = {
-                "status": TaskStatus.COMPLETED.value,
+                "status": _COMPLETED,
                 "output": True if result is None else result.output,
                 "summary": None if result is None else result.summary,
             }
@@ -894,10 +908,10 @@ class _Drive:
             self._write_end(task, fallback)
 
     def _write_end(self, task: Task, entry: dict[str, object]) -> None:
-        if entry["status"] in {TaskStatus.FAILED.value, TaskStatus.BLOCKED.value}:
+        if entry["status"] in _HALTING:
             self.halted = True
         patch: dict[str, object] = {"tasks": {task.identifier: entry}}
-        if entry["status"] == TaskStatus.WARNING.value:
+        if entry["status"] == _WARNING:
             error = entry["error"]
             assert isinstance(error, dict)  # noqa: S101
             earlier = self.recorder.job.state.get("warnings")

@@ -1,0 +1,765 @@
+"""Every case of the suite, by name: what it runs and the metrics it returns.
+
+A case is a function of a :class:`~benchmarks.measure.Setting` that returns
+its metrics (name -> unit and one figure per repetition). ``benchmarks.case``
+runs one case in a process of its own; ``benchmarks.run`` runs them all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import importlib
+import multiprocessing
+import os
+import threading
+import time
+import tracemalloc
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from benchmarks.floors import (
+    COMPLETED,
+    UPDATED,
+    DictLedger,
+    PsycopgLedger,
+    SQLiteLedger,
+    postgres_floor_schema,
+)
+from benchmarks.measure import Metric, Setting, fresh_schema, repeat
+from jobledger import Jobs
+from jobledger._application.defaults import new_id, utc_now
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from concurrent.futures import Executor
+
+    from jobledger import Job, Repository
+
+__all__ = ["CASES", "SKIP", "InlineExecutor"]
+
+#: What a case returns when it cannot run here (no PostgreSQL server, no peer).
+SKIP = "skipped"
+
+# -- workload W ------------------------------------------------------------------------------
+
+
+def _per_command(began: float, jobs: int, updates: int) -> float:
+    """Microseconds per command of a workload W run that began at ``began``."""
+    return (time.perf_counter() - began) / (jobs * (updates + 2)) * 1e6
+
+
+def w_jobledger(jobs: Jobs, n_jobs: int, updates: int) -> float:
+    """Workload W through the :class:`~jobledger.Jobs` facade; microseconds per command."""
+    began = time.perf_counter()
+    for _ in range(n_jobs):
+        job = jobs.start(service="bench", entity="item", type="w", state={"done": 0})
+        for done in range(1, updates + 1):
+            job = jobs.update(job.id, etag=job.etag, state_update={"done": done})
+        jobs.complete(job.id, etag=job.etag, state_update={"done": updates})
+    return _per_command(began, n_jobs, updates)
+
+
+def w_floor(ledger: DictLedger | SQLiteLedger | PsycopgLedger, n_jobs: int, updates: int) -> float:
+    """Workload W on a floor; microseconds per command."""
+    prefix = os.urandom(6).hex()
+    began = time.perf_counter()
+    for index in range(n_jobs):
+        job_id = f"{prefix}-{index}"
+        version = ledger.start(job_id, {"done": 0})
+        for done in range(1, updates + 1):
+            version = ledger.change(job_id, version, UPDATED, "started", {"done": done})
+        ledger.change(job_id, version, COMPLETED, "completed", {"done": updates})
+    return _per_command(began, n_jobs, updates)
+
+
+def w_peer(environment: dict[str, str], n_jobs: int, updates: int) -> float:
+    """Workload W on eventsourcing: get, trigger, save per command; microseconds per command."""
+    from benchmarks.peer import JobAggregate, Ledger  # noqa: PLC0415  (the peer is optional)
+
+    app = Ledger(env=environment)
+    try:
+        began = time.perf_counter()
+        for _ in range(n_jobs):
+            job = JobAggregate(service="bench", entity="item", type="w", state={"done": 0})
+            app.save(job)
+            job_id = job.id
+            for done in range(1, updates + 1):
+                job = app.repository.get(job_id)
+                job.update(state_update={"done": done})
+                app.save(job)
+            job = app.repository.get(job_id)
+            job.complete(state_update={"done": updates})
+            app.save(job)
+        return _per_command(began, n_jobs, updates)
+    finally:
+        app.close()
+
+
+def _w_metric(values: list[float], info: dict[str, Any] | None = None) -> dict[str, Metric]:
+    return {"w": {"unit": "us/command", "values": values, "info": info or {}}}
+
+
+def case_w_jobledger_memory(setting: Setting) -> dict[str, Metric]:
+    """W, jobledger with its in-memory repository (``Jobs()``)."""
+    sizes = setting.sizes
+    values = repeat(lambda: w_jobledger(Jobs(), sizes.memory_jobs, sizes.updates), sizes)
+    return _w_metric(values, {"jobs": sizes.memory_jobs, "updates": sizes.updates})
+
+
+def case_w_jobledger_memory_proposal(setting: Setting) -> dict[str, Metric]:
+    """W in memory with the id factory proposed in :mod:`benchmarks.proposals` (no target)."""
+    from benchmarks.proposals import buffered_uuid7  # noqa: PLC0415
+
+    sizes = setting.sizes
+    values = repeat(
+        lambda: w_jobledger(Jobs(id_factory=buffered_uuid7), sizes.memory_jobs, sizes.updates),
+        sizes,
+    )
+    return _w_metric(values, {"jobs": sizes.memory_jobs, "updates": sizes.updates})
+
+
+def case_w_floor_dict(setting: Setting) -> dict[str, Metric]:
+    """W, the dict floor."""
+    sizes = setting.sizes
+    values = repeat(lambda: w_floor(DictLedger(), sizes.memory_jobs, sizes.updates), sizes)
+    return _w_metric(values, {"jobs": sizes.memory_jobs, "updates": sizes.updates})
+
+
+def _sqlite_repository(path: str, durability: str) -> Repository:
+    from jobledger.sqlite import SQLiteRepository  # noqa: PLC0415
+
+    return SQLiteRepository(path, durability=durability)
+
+
+def _jobs_for(setting: Setting, durability: str) -> int:
+    sizes = setting.sizes
+    return sizes.durable_jobs if durability == "full" else sizes.sql_jobs
+
+
+def case_w_jobledger_sqlite(durability: str) -> Callable[[Setting], dict[str, Metric]]:
+    """W, jobledger on SQLite at ``durability``."""
+
+    def run(setting: Setting) -> dict[str, Metric]:
+        sizes = setting.sizes
+        n_jobs = _jobs_for(setting, durability)
+
+        def once() -> float:
+            repository = _sqlite_repository(setting.database("jobledger"), durability)
+            try:
+                return w_jobledger(Jobs(repository=repository), n_jobs, sizes.updates)
+            finally:
+                repository.close()  # type: ignore[attr-defined]
+
+        values = repeat(once, sizes, warm_up=durability != "full")
+        return _w_metric(values, {"jobs": n_jobs, "updates": sizes.updates})
+
+    return run
+
+
+def case_w_floor_sqlite(durability: str) -> Callable[[Setting], dict[str, Metric]]:
+    """W, the raw sqlite3 floor at ``durability``."""
+
+    def run(setting: Setting) -> dict[str, Metric]:
+        sizes = setting.sizes
+        n_jobs = _jobs_for(setting, durability)
+
+        def once() -> float:
+            ledger = SQLiteLedger(setting.database("floor"), durability)
+            try:
+                return w_floor(ledger, n_jobs, sizes.updates)
+            finally:
+                ledger.close()
+
+        values = repeat(once, sizes, warm_up=durability != "full")
+        return _w_metric(values, {"jobs": n_jobs, "updates": sizes.updates})
+
+    return run
+
+
+def case_w_jobledger_postgres(setting: Setting) -> dict[str, Metric]:
+    """W, jobledger on PostgreSQL (its own pool, default settings)."""
+    from jobledger.postgres import PostgresRepository  # noqa: PLC0415
+
+    if setting.postgres is None:
+        return {}
+    conninfo = setting.postgres
+    sizes = setting.sizes
+
+    def once() -> float:
+        with (
+            fresh_schema(conninfo, "bench_jobledger") as schema,
+            PostgresRepository(conninfo, schema=schema) as repository,
+        ):
+            return w_jobledger(Jobs(repository=repository), sizes.sql_jobs, sizes.updates)
+
+    values = repeat(once, sizes)
+    return _w_metric(values, {"jobs": sizes.sql_jobs, "updates": sizes.updates})
+
+
+def case_w_floor_psycopg(setting: Setting) -> dict[str, Metric]:
+    """W, the raw psycopg floor over loopback."""
+    import psycopg  # noqa: PLC0415
+
+    if setting.postgres is None:
+        return {}
+    conninfo = setting.postgres
+    sizes = setting.sizes
+
+    def once() -> float:
+        with (
+            fresh_schema(conninfo, "bench_floor") as schema,
+            psycopg.connect(conninfo, autocommit=True) as conn,
+        ):
+            postgres_floor_schema(conn, schema)
+            return w_floor(PsycopgLedger(conn, schema), sizes.sql_jobs, sizes.updates)
+
+    values = repeat(once, sizes)
+    return _w_metric(values, {"jobs": sizes.sql_jobs, "updates": sizes.updates})
+
+
+def _postgres_settings(conninfo: str, schema: str) -> dict[str, str]:
+    """Eventsourcing's PostgreSQL settings for ``conninfo``, its tables in ``schema``."""
+    from psycopg.conninfo import conninfo_to_dict  # noqa: PLC0415
+
+    parts = conninfo_to_dict(conninfo)
+    settings = {
+        "POSTGRES_DBNAME": str(parts.get("dbname", "")),
+        "POSTGRES_HOST": str(parts.get("host", "127.0.0.1")),
+        "POSTGRES_PORT": str(parts.get("port", "5432")),
+        "POSTGRES_USER": str(parts.get("user", "")),
+        # eventsourcing insists on a password; a server that trusts loopback ignores it.
+        "POSTGRES_PASSWORD": str(parts.get("password") or "unused"),
+        "POSTGRES_SCHEMA": schema,
+    }
+    return {key: value for key, value in settings.items() if value}
+
+
+def case_w_peer(persistence: str, cache: str) -> Callable[[Setting], dict[str, Metric]]:
+    """W, eventsourcing with ``persistence`` (popo, sqlite, postgres) and ``cache``."""
+
+    def run(setting: Setting) -> dict[str, Metric]:
+        from benchmarks.peer import environment  # noqa: PLC0415
+
+        sizes = setting.sizes
+        if persistence == "popo":
+            n_jobs = sizes.memory_jobs
+        elif persistence == "sqlite":
+            n_jobs = sizes.durable_jobs
+        else:
+            n_jobs = sizes.sql_jobs
+        if persistence == "postgres" and setting.postgres is None:
+            return {}
+
+        def once(n_jobs: int = n_jobs) -> float:
+            if persistence == "popo":
+                return w_peer(environment("popo", cache), n_jobs, sizes.updates)
+            if persistence == "sqlite":
+                path = setting.database("peer")
+                return w_peer(
+                    environment("sqlite", cache, SQLITE_DBNAME=path), n_jobs, sizes.updates
+                )
+            assert setting.postgres is not None  # noqa: S101  (checked above)
+            import psycopg  # noqa: PLC0415
+            from psycopg import sql  # noqa: PLC0415
+
+            with fresh_schema(setting.postgres, "bench_peer") as schema:
+                with psycopg.connect(setting.postgres, autocommit=True) as conn:
+                    conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+                settings = _postgres_settings(setting.postgres, schema)
+                return w_peer(environment("postgres", cache, **settings), n_jobs, sizes.updates)
+
+        # The warm-up is a tenth of the work: the peer without its cache is slow.
+        values = repeat(once, sizes, warm_up=lambda: once(max(1, n_jobs // 10)))
+        info: dict[str, Any] = {"jobs": n_jobs, "updates": sizes.updates}
+        if persistence == "sqlite":
+            info["synchronous"] = _sqlite_default_synchronous()
+        return _w_metric(values, info)
+
+    return run
+
+
+def _sqlite_default_synchronous() -> str:
+    """The ``synchronous`` setting a plain sqlite3 connection in WAL mode has here."""
+    import sqlite3  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory() as folder:
+        conn = sqlite3.connect(os.path.join(folder, "probe.db"))  # noqa: PTH118
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            level = conn.execute("PRAGMA synchronous").fetchone()[0]
+        finally:
+            conn.close()
+    return {0: "off", 1: "normal", 2: "full", 3: "extra"}.get(level, str(level))
+
+
+# -- read cost -------------------------------------------------------------------------------
+
+
+def _extend(jobs: Jobs, job: Job, updates: int) -> Job:
+    """Append ``updates`` updates to ``job``'s log through the repository's own save.
+
+    What ``jobs.update`` does, less its read of the job before each change
+    (this loop holds the job already), so a long log is written sooner.
+    """
+    from jobledger._core.commands import UpdateJob  # noqa: PLC0415
+    from jobledger._core.decide import decide  # noqa: PLC0415
+
+    repository = jobs.repository
+    done = job.version - 1
+    for _ in range(updates):
+        done += 1
+        command = UpdateJob(job_id=job.id, etag=job.etag, state_update={"done": done})
+        change = decide(job, command, now=utc_now(), new_id=new_id, limits=jobs.limits)
+        repository.save(change)
+        job = change.job
+    return job
+
+
+def _reads(setting: Setting, jobs: Jobs, gets: int) -> dict[str, Metric]:
+    """get-by-id of one job after each of ``read_sizes`` updates; microseconds per get."""
+    sizes = setting.sizes
+    job = jobs.start(service="bench", entity="item", type="read", state={"done": 0})
+    made = 0
+    metrics: dict[str, Metric] = {}
+    for size in sizes.read_sizes:
+        building = time.perf_counter()
+        job = _extend(jobs, job, size - made)
+        made = size
+        built = time.perf_counter() - building
+        job_id = job.id
+        assert jobs.get(job_id).version == size + 1  # noqa: S101  (the log is as long as said)
+
+        def once(job_id: str = job_id) -> float:
+            get = jobs.get
+            began = time.perf_counter()
+            for _ in range(gets):
+                get(job_id)
+            return (time.perf_counter() - began) / gets * 1e6
+
+        values = repeat(once, sizes)
+        metrics[f"get@{size}"] = {
+            "unit": "us/get",
+            "values": values,
+            "info": {"updates": size, "build_seconds": round(built, 3)},
+        }
+    return metrics
+
+
+def case_reads_memory(setting: Setting) -> dict[str, Metric]:
+    """get-by-id in memory."""
+    return _reads(setting, Jobs(), setting.sizes.memory_gets)
+
+
+def case_reads_sqlite(setting: Setting) -> dict[str, Metric]:
+    """get-by-id on SQLite (the log written at ``NORMAL``; reads do not flush)."""
+    repository = _sqlite_repository(setting.database("reads"), "normal")
+    try:
+        return _reads(setting, Jobs(repository=repository), setting.sizes.sql_gets)
+    finally:
+        repository.close()  # type: ignore[attr-defined]
+
+
+def case_reads_postgres(setting: Setting) -> dict[str, Metric]:
+    """get-by-id on PostgreSQL."""
+    from jobledger.postgres import PostgresRepository  # noqa: PLC0415
+
+    if setting.postgres is None:
+        return {}
+    with (
+        fresh_schema(setting.postgres, "bench_reads") as schema,
+        PostgresRepository(setting.postgres, schema=schema) as repository,
+    ):
+        return _reads(setting, Jobs(repository=repository), setting.sizes.sql_gets)
+
+
+# -- concurrency -----------------------------------------------------------------------------
+
+
+def _open_repository(backend: str, target: str) -> Repository:
+    if backend == "postgres":
+        from jobledger.postgres import PostgresRepository  # noqa: PLC0415
+
+        schema, _, conninfo = target.partition("|")
+        return PostgresRepository(conninfo, schema=schema)
+    durability, _, path = target.partition("|")
+    return _sqlite_repository(path, durability)
+
+
+def _writer_process(
+    backend: str,
+    target: str,
+    *,
+    n_jobs: int,
+    updates: int,
+    rounds: int,
+    barrier: Any,  # noqa: ANN401  (a multiprocessing barrier proxy)
+    results: Any,  # noqa: ANN401  (a multiprocessing queue)
+) -> None:
+    """One writer process: ``rounds`` rounds of W on jobs of its own, each after a barrier."""
+    repository = _open_repository(backend, target)
+    jobs = Jobs(repository=repository)
+    for _ in range(rounds):
+        barrier.wait()
+        began = time.monotonic()
+        w_jobledger(jobs, n_jobs, updates)
+        results.put((began, time.monotonic()))
+    close = getattr(repository, "close", None)
+    if close is not None:
+        close()
+
+
+def _throughputs(rounds: list[list[tuple[float, float]]], commands: int) -> list[float]:
+    """Commands per second of each round, from its writers' (began, ended) times."""
+    return [
+        commands / (max(end for _, end in spans) - min(began for began, _ in spans))
+        for spans in rounds
+    ]
+
+
+def _cpu_times() -> tuple[int, int]:
+    """The machine's busy and total CPU time so far, in clock ticks (Linux ``/proc/stat``)."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:  # noqa: PTH123
+            fields = [int(part) for part in stat.readline().split()[1:]]
+    except OSError:
+        return 0, 0
+    idle = fields[3] + fields[4]  # idle and iowait
+    total = sum(fields[:8])
+    return total - idle, total
+
+
+def _concurrency_processes(
+    backend: str, target: str, *, writers: int, n_jobs: int, updates: int, reps: int
+) -> tuple[list[float], list[float]]:
+    """Throughput of each round, and the share of the machine's CPU that was busy."""
+    context = multiprocessing.get_context("spawn")
+    rounds = reps + 1  # the first is a warm-up
+    barrier = context.Barrier(writers + 1)  # this process starts each round's clock too
+    results = context.Queue()
+    processes = [
+        context.Process(
+            target=_writer_process,
+            args=(backend, target),
+            kwargs={
+                "n_jobs": n_jobs,
+                "updates": updates,
+                "rounds": rounds,
+                "barrier": barrier,
+                "results": results,
+            },
+        )
+        for _ in range(writers)
+    ]
+    for process in processes:
+        process.start()
+    spans = []
+    busy_shares = []
+    for _ in range(rounds):
+        barrier.wait()
+        busy, total = _cpu_times()
+        spans.append([results.get(timeout=600) for _ in range(writers)])
+        busy_after, total_after = _cpu_times()
+        busy_shares.append((busy_after - busy) / max(total_after - total, 1))
+    for process in processes:
+        process.join(timeout=60)
+    return _throughputs(spans[1:], writers * n_jobs * (updates + 2)), busy_shares[1:]
+
+
+def _concurrency_threads(
+    repository: Repository, writers: int, n_jobs: int, updates: int, reps: int
+) -> list[float]:
+    jobs = Jobs(repository=repository)
+    barrier = threading.Barrier(writers)
+    spans: list[tuple[float, float]] = []
+    lock = threading.Lock()
+
+    def writer() -> None:
+        barrier.wait()
+        began = time.monotonic()
+        w_jobledger(jobs, n_jobs, updates)
+        ended = time.monotonic()
+        with lock:
+            spans.append((began, ended))
+
+    values: list[list[tuple[float, float]]] = []
+    for _ in range(reps + 1):
+        spans.clear()
+        threads = [threading.Thread(target=writer) for _ in range(writers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        values.append(list(spans))
+    return _throughputs(values[1:], writers * n_jobs * (updates + 2))
+
+
+def case_concurrency(backend: str, mode: str) -> Callable[[Setting], dict[str, Metric]]:
+    """Throughput of 1, 4, 8 writers on distinct jobs, as processes or threads."""
+
+    def run(setting: Setting) -> dict[str, Metric]:
+        sizes = setting.sizes
+        if backend == "postgres" and setting.postgres is None:
+            return {}
+        durable = backend == "sqlite-full"
+        n_jobs = sizes.durable_writer_jobs if durable else sizes.writer_jobs
+        reps = min(sizes.reps, 3)
+        metrics: dict[str, Metric] = {}
+        for writers in sizes.writers:
+            with _concurrency_target(setting, backend) as (target, repository):
+                busy: list[float] = []
+                if mode == "processes":
+                    values, busy = _concurrency_processes(
+                        backend.partition("-")[0],
+                        target,
+                        writers=writers,
+                        n_jobs=n_jobs,
+                        updates=sizes.updates,
+                        reps=reps,
+                    )
+                else:
+                    values = _concurrency_threads(
+                        repository(), writers, n_jobs, sizes.updates, reps
+                    )
+            metrics[f"writers={writers}"] = {
+                "unit": "commands/s",
+                "values": values,
+                "info": {
+                    "writers": writers,
+                    "jobs_per_writer": n_jobs,
+                    "updates": sizes.updates,
+                    "mode": mode,
+                    "cpu_busy": [round(share, 3) for share in busy],
+                },
+            }
+        return metrics
+
+    return run
+
+
+@contextlib.contextmanager
+def _concurrency_target(
+    setting: Setting, backend: str
+) -> Iterator[tuple[str, Callable[[], Repository]]]:
+    """A fresh database for one concurrency measurement: its target, and how to open it."""
+    if backend == "postgres":
+        assert setting.postgres is not None  # noqa: S101
+        conninfo = setting.postgres
+        with fresh_schema(conninfo, "bench_writers") as schema:
+            target = f"{schema}|{conninfo}"
+            opened: list[Repository] = []
+
+            def open_postgres() -> Repository:
+                repository = _open_repository("postgres", target)
+                opened.append(repository)
+                return repository
+
+            # Create the schema before the writers race to.
+            first = _open_repository("postgres", target)
+            first.close()  # type: ignore[attr-defined]
+            try:
+                yield target, open_postgres
+            finally:
+                for repository in opened:
+                    repository.close()  # type: ignore[attr-defined]
+        return
+    durability = backend.partition("-")[2]
+    target = f"{durability}|{setting.database('writers')}"
+    _open_repository("sqlite", target).close()  # type: ignore[attr-defined]
+    yield target, lambda: _open_repository("sqlite", target)
+
+
+# -- memory ----------------------------------------------------------------------------------
+
+
+def _held_per_update(build: Callable[[], Callable[[int], None]], updates: int) -> float:
+    """Bytes held per update: traced memory after ``updates`` changes, less before, over them."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        change = build()
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        for done in range(1, updates + 1):
+            change(done)
+        gc.collect()
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    return (after - before) / updates
+
+
+def case_memory_jobledger(setting: Setting) -> dict[str, Metric]:
+    """Bytes held per stored small update by the in-memory repository (with its event)."""
+    held: list[object] = []
+
+    def build() -> Callable[[int], None]:
+        jobs = Jobs()
+        job = jobs.start(service="bench", entity="item", type="memory", state={"done": 0})
+        current = [job]
+        held.append(jobs)
+
+        def change(done: int) -> None:
+            job = current[0]
+            current[0] = jobs.update(job.id, etag=job.etag, state_update={"done": done})
+
+        return change
+
+    updates = setting.sizes.memory_updates
+    value = _held_per_update(build, updates)
+    jobs = held[0]
+    assert isinstance(jobs, Jobs)  # noqa: S101
+    head = jobs.repository.feed_head()
+    return {
+        "bytes": {
+            "unit": "bytes/update",
+            "values": [value],
+            "info": {"updates": updates, "feed": head},
+        }
+    }
+
+
+def case_memory_floor(setting: Setting) -> dict[str, Metric]:
+    """Bytes held per stored small update by the dict floor."""
+
+    def build() -> Callable[[int], None]:
+        ledger = DictLedger()
+        ledger.start("job", {"done": 0})
+
+        def change(done: int) -> None:
+            ledger.change("job", done, UPDATED, "started", {"done": done})
+
+        return change
+
+    updates = setting.sizes.memory_updates
+    value = _held_per_update(build, updates)
+    return {"bytes": {"unit": "bytes/update", "values": [value], "info": {"updates": updates}}}
+
+
+# -- runner ----------------------------------------------------------------------------------
+
+
+def _noop(_context: object) -> None:
+    """The no-op task."""
+
+
+class InlineExecutor(ThreadPoolExecutor):
+    """Runs each submitted call at once, in the submitting thread.
+
+    A :class:`~concurrent.futures.ThreadPoolExecutor` by type only, so that the
+    runner hands its tasks in-process cancellation flags and progress queues.
+    """
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:  # noqa: ANN401
+        """Run ``fn`` now; return its settled future."""
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as err:  # noqa: BLE001  (the future carries any failure)
+            future.set_exception(err)
+        return future
+
+
+def _inline_executors() -> dict[str, Executor]:
+    # jobledger.testing.runs ships an inline executor in newer versions; use it if here.
+    try:
+        runs: object = importlib.import_module("jobledger.testing.runs")
+    except ImportError:
+        runs = None
+    factory = getattr(runs, "InlineExecutor", None)
+    if factory is None:
+        return {"server": InlineExecutor(), "agent": InlineExecutor()}
+    return {"server": factory(), "agent": factory()}
+
+
+def case_runner(backend: str, executor: str) -> Callable[[Setting], dict[str, Metric]]:
+    """Overhead per no-op task of the runner over a plain loop calling the same functions."""
+
+    def run(setting: Setting) -> dict[str, Metric]:
+        from jobledger.runner import JobDefinition, Runner, Task  # noqa: PLC0415
+
+        sizes = setting.sizes
+        durable = backend == "sqlite"
+        count = sizes.durable_runner_tasks if durable else sizes.runner_tasks
+        per_step = count // sizes.runner_steps
+        tasks = [
+            Task(f"task-{step}-{index}", _noop, launch_order=step)
+            for step in range(1, sizes.runner_steps + 1)
+            for index in range(per_step)
+        ]
+        definition = JobDefinition("Bench", tasks)
+        functions = [task.function for task in definition.tasks]
+        count = len(functions)
+        plain: list[float] = []
+
+        def once() -> float:
+            began = time.perf_counter()
+            for function in functions:
+                function(None)
+            loop = time.perf_counter() - began
+            plain.append(loop / count * 1e6)
+            if backend == "memory":
+                jobs = Jobs()
+            else:
+                jobs = Jobs(repository=_sqlite_repository(setting.database("runner"), "full"))
+            executors = _inline_executors() if executor == "inline" else None
+            runner = Runner(jobs, [definition], executors=executors)
+            began = time.perf_counter()
+            result = runner.invoke("Bench")
+            elapsed = time.perf_counter() - began
+            assert result.status == "completed", result.status  # noqa: S101
+            return (elapsed - loop) / count * 1e6
+
+        values = repeat(once, sizes, warm_up=not durable)
+        return {
+            "overhead": {
+                "unit": "us/task",
+                "values": values,
+                "info": {
+                    "tasks": count,
+                    "steps": sizes.runner_steps,
+                    "executor": executor,
+                    "plain_loop_us_per_task": round(min(plain), 4),
+                },
+            }
+        }
+
+    return run
+
+
+# -- the registry ----------------------------------------------------------------------------
+
+CASES: dict[str, Callable[[Setting], dict[str, Metric]]] = {
+    "w/jobledger/memory": case_w_jobledger_memory,
+    "w/jobledger/memory+proposal": case_w_jobledger_memory_proposal,
+    "w/floor/dict": case_w_floor_dict,
+    "w/eventsourcing/popo/nocache": case_w_peer("popo", "nocache"),
+    "w/eventsourcing/popo/cache": case_w_peer("popo", "cache"),
+    "w/eventsourcing/popo/cache-noff": case_w_peer("popo", "cache-noff"),
+    "w/jobledger/sqlite-full": case_w_jobledger_sqlite("full"),
+    "w/floor/sqlite3-full": case_w_floor_sqlite("full"),
+    "w/jobledger/sqlite-normal": case_w_jobledger_sqlite("normal"),
+    "w/floor/sqlite3-normal": case_w_floor_sqlite("normal"),
+    "w/eventsourcing/sqlite/nocache": case_w_peer("sqlite", "nocache"),
+    "w/eventsourcing/sqlite/cache": case_w_peer("sqlite", "cache"),
+    "w/eventsourcing/sqlite/cache-noff": case_w_peer("sqlite", "cache-noff"),
+    "w/jobledger/postgres": case_w_jobledger_postgres,
+    "w/floor/psycopg": case_w_floor_psycopg,
+    "w/eventsourcing/postgres/nocache": case_w_peer("postgres", "nocache"),
+    "w/eventsourcing/postgres/cache": case_w_peer("postgres", "cache"),
+    "w/eventsourcing/postgres/cache-noff": case_w_peer("postgres", "cache-noff"),
+    "reads/memory": case_reads_memory,
+    "reads/sqlite": case_reads_sqlite,
+    "reads/postgres": case_reads_postgres,
+    "writers/postgres/processes": case_concurrency("postgres", "processes"),
+    "writers/postgres/threads": case_concurrency("postgres", "threads"),
+    "writers/sqlite-full/processes": case_concurrency("sqlite-full", "processes"),
+    "writers/sqlite-normal/processes": case_concurrency("sqlite-normal", "processes"),
+    "memory/jobledger": case_memory_jobledger,
+    "memory/floor/dict": case_memory_floor,
+    "runner/memory/inline": case_runner("memory", "inline"),
+    "runner/memory/threads": case_runner("memory", "threads"),
+    "runner/sqlite/inline": case_runner("sqlite", "inline"),
+    "runner/sqlite/threads": case_runner("sqlite", "threads"),
+}

@@ -1,0 +1,101 @@
+"""How big each case's work is: the flags of the suite, with a quick and a full preset."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Sizes:
+    """The sizes every case reads its work from.
+
+    Attributes:
+        updates: U, the updates of each job in workload W (between its start and
+            its completion), for every backend.
+        memory_jobs: J of workload W in memory (jobledger, the dict floor, the peer).
+        sql_jobs: J of workload W on PostgreSQL and on SQLite at ``NORMAL``.
+        durable_jobs: J of workload W on SQLite at ``FULL`` (every commit is a disk flush).
+        read_sizes: The update counts of one job at which get-by-id is timed.
+        memory_gets: get-by-id calls per timing, in memory.
+        sql_gets: get-by-id calls per timing, on SQLite and PostgreSQL.
+        writers: The writer counts of the concurrency case.
+        writer_jobs: Jobs each concurrent writer runs workload W on (U updates each).
+        durable_writer_jobs: The same, on SQLite at ``FULL``.
+        memory_updates: Updates of the one job whose memory is measured.
+        runner_tasks: No-op tasks of the runner case in memory.
+        durable_runner_tasks: No-op tasks of the runner case on SQLite (its state
+            holds every task, so each task's write costs more as the run grows).
+        runner_steps: Steps (launch orders) those tasks are spread over.
+        reps: Timed repetitions of each case (after one untimed warm-up where cheap).
+        case_seconds: A case stops repeating once this much time is spent (at
+            least three repetitions are always made).
+    """
+
+    updates: int
+    memory_jobs: int
+    sql_jobs: int
+    durable_jobs: int
+    read_sizes: tuple[int, ...]
+    memory_gets: int
+    sql_gets: int
+    writers: tuple[int, ...]
+    writer_jobs: int
+    durable_writer_jobs: int
+    memory_updates: int
+    runner_tasks: int
+    durable_runner_tasks: int
+    runner_steps: int
+    reps: int
+    case_seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        """The sizes as a JSON object."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, document: dict[str, Any]) -> Sizes:
+        """Sizes from :meth:`to_json`'s object."""
+        values = dict(document)
+        for name in ("read_sizes", "writers"):
+            values[name] = tuple(values[name])
+        return cls(**values)
+
+
+QUICK = Sizes(
+    updates=20,
+    memory_jobs=100,
+    sql_jobs=10,
+    durable_jobs=3,
+    read_sizes=(10, 1_000, 3_000),
+    memory_gets=200_000,
+    sql_gets=1_000,
+    writers=(1, 4, 8),
+    writer_jobs=4,
+    durable_writer_jobs=1,
+    memory_updates=10_000,
+    runner_tasks=1_000,
+    durable_runner_tasks=200,
+    runner_steps=10,
+    reps=3,
+    case_seconds=4.0,
+)
+
+FULL = Sizes(
+    updates=100,
+    memory_jobs=100,
+    sql_jobs=20,
+    durable_jobs=5,
+    read_sizes=(10, 1_000, 100_000),
+    memory_gets=1_000_000,
+    sql_gets=3_000,
+    writers=(1, 4, 8),
+    writer_jobs=4,
+    durable_writer_jobs=1,
+    memory_updates=100_000,
+    runner_tasks=1_000,
+    durable_runner_tasks=1_000,
+    runner_steps=10,
+    reps=5,
+    case_seconds=10.0,
+)
