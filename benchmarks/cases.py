@@ -107,18 +107,6 @@ def case_w_jobledger_memory(setting: Setting) -> dict[str, Metric]:
     return _w_metric(values, {"jobs": sizes.memory_jobs, "updates": sizes.updates})
 
 
-def case_w_jobledger_memory_proposal(setting: Setting) -> dict[str, Metric]:
-    """W in memory with the id factory proposed in :mod:`benchmarks.proposals` (no target)."""
-    from benchmarks.proposals import buffered_uuid7  # noqa: PLC0415
-
-    sizes = setting.sizes
-    values = repeat(
-        lambda: w_jobledger(Jobs(id_factory=buffered_uuid7), sizes.memory_jobs, sizes.updates),
-        sizes,
-    )
-    return _w_metric(values, {"jobs": sizes.memory_jobs, "updates": sizes.updates})
-
-
 def case_w_floor_dict(setting: Setting) -> dict[str, Metric]:
     """W, the dict floor."""
     sizes = setting.sizes
@@ -732,7 +720,6 @@ def case_runner(backend: str, executor: str) -> Callable[[Setting], dict[str, Me
 
 CASES: dict[str, Callable[[Setting], dict[str, Metric]]] = {
     "w/jobledger/memory": case_w_jobledger_memory,
-    "w/jobledger/memory+proposal": case_w_jobledger_memory_proposal,
     "w/floor/dict": case_w_floor_dict,
     "w/eventsourcing/popo/nocache": case_w_peer("popo", "nocache"),
     "w/eventsourcing/popo/cache": case_w_peer("popo", "cache"),

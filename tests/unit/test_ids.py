@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import sys
 import threading
 import time
@@ -44,7 +45,7 @@ class TestNewId:
 
     def test_it_carries_the_creation_time(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """An id's timestamp is the time it was made, in milliseconds."""
-        monkeypatch.setattr(defaults, "_last", [0, 0])
+        monkeypatch.setattr(defaults, "_source", defaults._Uuid7Source())
         before = time.time_ns() // 1_000_000
         value = new_id()
         after = time.time_ns() // 1_000_000
@@ -61,12 +62,34 @@ class TestNewId:
 
     def test_order_holds_when_the_clock_goes_back(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """With a clock stuck in the past, ids still increase, past the counter's overflow."""
-        monkeypatch.setattr(defaults, "_last", [0, 0])
+        monkeypatch.setattr(defaults, "_source", defaults._Uuid7Source())
         first = new_id()
         monkeypatch.setattr(defaults, "time", types.SimpleNamespace(time_ns=lambda: 0))
         values = [new_id() for _ in range(10_000)]
         assert (10_001, [first, *values]) == (len({first, *values}), sorted([first, *values]))
         assert milliseconds(values[-1]) > milliseconds(first)
+
+    def test_a_forked_child_draws_its_own_random_bits(self) -> None:
+        """A forked child never replays its parent's buffered random bits."""
+        new_id()  # the parent now holds buffered random bytes
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: report its ids and leave at once
+            try:
+                os.write(write_end, " ".join(new_id() for _ in range(50)).encode())
+            finally:
+                os._exit(0)
+        os.close(write_end)
+        with os.fdopen(read_end) as pipe:
+            child = pipe.read().split()
+        os.waitpid(pid, 0)
+        parent = [new_id() for _ in range(50)]
+
+        def random_bits(value: str) -> int:
+            return uuid.UUID(value).int & ((1 << 62) - 1)
+
+        assert 50 == len(child)
+        assert set() == {random_bits(v) for v in child} & {random_bits(v) for v in parent}
 
     @pytest.mark.usefixtures("frequent_switches")
     def test_unique_across_threads(self) -> None:
