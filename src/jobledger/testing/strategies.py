@@ -98,6 +98,7 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
+_C = TypeVar("_C", UpdateJob, CompleteJob, FailJob, CancelJob)
 
 #: Names that storage adapters have been known to mangle: quotes, statement
 #: separators, comment markers, wildcards, escapes, non-ASCII, the longest name.
@@ -355,6 +356,25 @@ def start_commands(
     )
 
 
+def _changes(
+    kind: type[_C],
+    job_id: str | SearchStrategy[str],
+    etag: str | SearchStrategy[str],
+    request_id: str | SearchStrategy[str | None] | None,
+    **fields: SearchStrategy[Any],
+) -> SearchStrategy[_C]:
+    """Commands of ``kind`` with the fields every change command has, plus ``fields``."""
+    return st.builds(
+        kind,
+        job_id=_fixed_or(job_id),
+        etag=_fixed_or(etag),
+        display_name=_OPTIONAL_TEXTS,
+        description=_OPTIONAL_TEXTS,
+        request_id=_fixed_or(request_id),
+        **fields,
+    )
+
+
 def update_commands(
     *,
     job_id: str | SearchStrategy[str] = _IDS,
@@ -368,15 +388,13 @@ def update_commands(
         etag: The ETag to send, or a strategy for it.
         request_id: The request id, ``None`` for none, or a strategy for it.
     """
-    return st.builds(
+    return _changes(
         UpdateJob,
-        job_id=_fixed_or(job_id),
-        etag=_fixed_or(etag),
+        job_id,
+        etag,
+        request_id,
         status=st.one_of(st.none(), custom_statuses()),
-        display_name=_OPTIONAL_TEXTS,
-        description=_OPTIONAL_TEXTS,
         state_update=st.one_of(st.none(), merge_patches()),
-        request_id=_fixed_or(request_id),
     )
 
 
@@ -387,14 +405,8 @@ def complete_commands(
     request_id: str | SearchStrategy[str | None] | None = _OPTIONAL_IDS,
 ) -> SearchStrategy[CompleteJob]:
     """Valid :class:`~jobledger.CompleteJob` commands; arguments as :func:`update_commands`."""
-    return st.builds(
-        CompleteJob,
-        job_id=_fixed_or(job_id),
-        etag=_fixed_or(etag),
-        display_name=_OPTIONAL_TEXTS,
-        description=_OPTIONAL_TEXTS,
-        state_update=st.one_of(st.none(), merge_patches()),
-        request_id=_fixed_or(request_id),
+    return _changes(
+        CompleteJob, job_id, etag, request_id, state_update=st.one_of(st.none(), merge_patches())
     )
 
 
@@ -405,14 +417,8 @@ def fail_commands(
     request_id: str | SearchStrategy[str | None] | None = _OPTIONAL_IDS,
 ) -> SearchStrategy[FailJob]:
     """Valid :class:`~jobledger.FailJob` commands; arguments as :func:`update_commands`."""
-    return st.builds(
-        FailJob,
-        job_id=_fixed_or(job_id),
-        etag=_fixed_or(etag),
-        display_name=_OPTIONAL_TEXTS,
-        description=_OPTIONAL_TEXTS,
-        state_update=st.one_of(st.none(), merge_patches()),
-        request_id=_fixed_or(request_id),
+    return _changes(
+        FailJob, job_id, etag, request_id, state_update=st.one_of(st.none(), merge_patches())
     )
 
 
@@ -423,14 +429,7 @@ def cancel_commands(
     request_id: str | SearchStrategy[str | None] | None = _OPTIONAL_IDS,
 ) -> SearchStrategy[CancelJob]:
     """Valid :class:`~jobledger.CancelJob` commands; arguments as :func:`update_commands`."""
-    return st.builds(
-        CancelJob,
-        job_id=_fixed_or(job_id),
-        etag=_fixed_or(etag),
-        display_name=_OPTIONAL_TEXTS,
-        description=_OPTIONAL_TEXTS,
-        request_id=_fixed_or(request_id),
-    )
+    return _changes(CancelJob, job_id, etag, request_id)
 
 
 def change_commands(
