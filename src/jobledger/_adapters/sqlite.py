@@ -43,6 +43,7 @@ from jobledger._adapters.rows import (
     JOB_COLUMNS,
     REQUEST_COLUMNS,
     UPDATE_COLUMNS,
+    encode_json,
     event_from_row,
     event_row,
     find_clause,
@@ -50,6 +51,7 @@ from jobledger._adapters.rows import (
     job_row,
     request_from_row,
     request_row,
+    to_micros,
     update_from_row,
     update_row,
 )
@@ -63,6 +65,7 @@ from jobledger._core.errors import (
     StorageError,
     StorageTimeoutError,
 )
+from jobledger._core.job import UpdateType
 from jobledger._core.jsondoc import is_storable_key
 from jobledger._core.query import JobPage
 from jobledger._ports import FeedEntry
@@ -183,10 +186,26 @@ def _marks(columns: Sequence[str]) -> str:
 _INSERT_JOB = _statement(
     "INSERT INTO jobs (", _columns(JOB_COLUMNS), ") VALUES (", _marks(JOB_COLUMNS), ")"
 )
+# The columns a change may alter. The others (id, service, entity, type, input,
+# created_at) are fixed at the start, so a change leaves them, and the indexes
+# over them, alone: SQLite rewrites an index entry only when the UPDATE sets one
+# of its columns, whatever the value.
+_CHANGED_COLUMNS = ("display_name", "description", "state", "etag", "version", "updated_at")
+# Indexed columns that most changes keep as they are.
+_STATUS_COLUMNS = ("status", "phase")
+_COMPARE_AND_SET = " WHERE id = ? AND etag = ? AND version = ?"
 _UPDATE_JOB = _statement(
     "UPDATE jobs SET ",
-    ", ".join(f"{column} = ?" for column in JOB_COLUMNS[1:]),
-    " WHERE id = ? AND etag = ? AND version = ?",
+    ", ".join(f"{column} = ?" for column in (*_CHANGED_COLUMNS, *_STATUS_COLUMNS)),
+    _COMPARE_AND_SET,
+)
+# The same change for a job whose status (and so its phase) stays: it matches
+# no row when they differ, and then _UPDATE_JOB writes them.
+_UPDATE_JOB_KEEPING_STATUS = _statement(
+    "UPDATE jobs SET ",
+    ", ".join(f"{column} = ?" for column in _CHANGED_COLUMNS),
+    _COMPARE_AND_SET,
+    "".join(f" AND {column} = ?" for column in _STATUS_COLUMNS),
 )
 _INSERT_UPDATE = _statement(
     "INSERT INTO updates (", _columns(UPDATE_COLUMNS), ") VALUES (", _marks(UPDATE_COLUMNS), ")"
@@ -635,12 +654,27 @@ def write_change(conn: sqlite3.Connection, change: Change) -> int:
         except sqlite3.IntegrityError as err:
             raise JobAlreadyExistsError(job.id) from err
     else:
-        version = -1 if change.update is None else change.update.update_id
-        values = (*job_row(job)[1:], job.id, change.expected_etag, version)
-        if conn.execute(_UPDATE_JOB, values).rowcount != 1:
+        update = change.update
+        changed = (
+            job.display_name,
+            job.description,
+            encode_json(job.state),
+            job.etag,
+            job.version,
+            to_micros(job.updated_at),
+        )
+        key = (job.id, change.expected_etag, -1 if update is None else update.update_id)
+        status = (job.status, job.phase.value)
+        # An update mostly keeps the status; a completion, failure or cancel never does.
+        kept = (
+            update is not None
+            and update.update_type is UpdateType.UPDATED
+            and conn.execute(_UPDATE_JOB_KEEPING_STATUS, (*changed, *key, *status)).rowcount == 1
+        )
+        if not kept and conn.execute(_UPDATE_JOB, (*changed, *status, *key)).rowcount != 1:
             _refuse(conn, change)
-        assert change.update is not None  # noqa: S101  (version -1 never matches)
-        conn.execute(_INSERT_UPDATE, update_row(change.update))
+        assert update is not None  # noqa: S101  (version -1 never matches)
+        conn.execute(_INSERT_UPDATE, update_row(update))
     if change.request is not None:
         try:
             conn.execute(_INSERT_REQUEST, request_row(change.request))
