@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg_pool import ConnectionPool
 
 from jobledger.postgres import PostgresRepository
 from jobledger.testing.contract import RepositoryContract
@@ -44,3 +45,24 @@ class TestPostgresRepositoryContract(RepositoryContract):
                     sql.Identifier(repository.schema)
                 )
             )
+
+
+class TestPostgresRepositoryOnATransactionalPoolContract(TestPostgresRepositoryContract):
+    """The contract suite over an application's own pool whose connections are not autocommit.
+
+    Such connections take the repository's plain transaction path, not the
+    pipelined one its own pool uses, so this proves that path keeps the contract.
+    """
+
+    def make_repository(self, directory: Path) -> PostgresRepository:  # noqa: ARG002  (nothing on disk)
+        """Return a repository on a pool of non-autocommit connections, in a new schema."""
+        pool: ConnectionPool = ConnectionPool(
+            self.conninfo, min_size=1, max_size=4, kwargs={"autocommit": False}, open=True
+        )
+        return PostgresRepository(pool=pool, schema=f"jl_contract_{uuid.uuid4().hex[:12]}")
+
+    def dispose_repository(self, repository: Repository) -> None:
+        """Close the application's pool too (the repository never closes a pool it was given)."""
+        assert isinstance(repository, PostgresRepository)
+        super().dispose_repository(repository)
+        repository.pool.close()

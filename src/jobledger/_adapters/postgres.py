@@ -26,8 +26,11 @@ counter lock is held from the feed insert to the end of the commit. The
 trade-off is throughput: saves commit one after another, so their rate is
 bounded by one commit's latency (a WAL flush with ``synchronous_commit=on``),
 however many writers there are. The insert, the position and the
-notification are one statement, so the lock is held for one statement, one
-round trip and the commit.
+notification are one statement, and a save sends its statements in pipeline
+mode with the ``COMMIT`` right behind that one, so the lock is held for one
+statement and the commit. (Without pipeline mode, which needs libpq 14, or
+over a pool whose connections are not in autocommit mode, one round trip
+comes between them.)
 
 **Wake-ups.** With ``notify=True`` each save also sends ``pg_notify`` on a
 channel derived from the schema name, with the position as payload;
@@ -87,6 +90,7 @@ from jobledger._core.errors import (
     ConcurrencyError,
     ForeignDatabaseError,
     JobAlreadyExistsError,
+    JobledgerError,
     JobNotFoundError,
     RequestIdConflictError,
     SchemaVersionError,
@@ -133,6 +137,11 @@ _TABLES = ("meta", "jobs", "updates", "feed", "feed_counter", "requests", "check
 # Numbers as Python's json module writes them that jsonb would not give back as written.
 _INEXACT_IN_JSONB = re.compile(r"[0-9]e[+-]|-0\.0(?![0-9])")
 
+# Whether this libpq can send statements in pipeline mode (libpq 14 and later).
+_PIPELINES = psycopg.Pipeline.is_supported()
+
+_IDLE = psycopg.pq.TransactionStatus.IDLE
+
 # Columns that hold JSON documents: each is ``jsonb``, with a ``<name>_exact`` text sibling.
 _JSON_COLUMNS = frozenset({"input", "state", "state_update", "job"})
 
@@ -158,10 +167,13 @@ def _columns(names: Sequence[str]) -> sql.Composed:
 
 def _values(names: Sequence[str], row: Sequence[Any]) -> tuple[Any, ...]:
     """The values for :func:`_columns`: ``row``, then each JSON value's exact text or NULL."""
-    exact = [
-        _exact_text(value) for name, value in zip(names, row, strict=True) if name in _JSON_COLUMNS
-    ]
-    return (*row, *exact)
+    return (*row, *[_exact_text(row[index]) for index in _json_indexes(tuple(names))])
+
+
+@functools.cache
+def _json_indexes(names: tuple[str, ...]) -> tuple[int, ...]:
+    """Where the JSON columns are in ``names`` (a save looks them up for every row)."""
+    return tuple(index for index, name in enumerate(names) if name in _JSON_COLUMNS)
 
 
 def _placeholders(names: Sequence[str]) -> sql.Composed:
@@ -303,31 +315,38 @@ class _Names:
 
 @attrs.frozen
 class _Statements:
-    """Every statement the repository runs, built once from the schema's names."""
+    """Every statement the repository runs, rendered to text once from the schema's names.
 
-    insert_job: sql.Composed
-    update_job: sql.Composed
-    refusal: sql.Composed
-    insert_update: sql.Composed
-    insert_request: sql.Composed
-    append_event: sql.Composed
-    append_event_and_notify: sql.Composed
-    select_job: sql.Composed
-    select_job_by_id: sql.Composed
-    job_exists: sql.Composed
-    select_updates: sql.Composed
-    select_request: sql.Composed
-    select_feed: sql.Composed
-    feed_head: sql.Composed
-    load_checkpoint: sql.Composed
-    save_checkpoint: sql.Composed
+    Rendering a :class:`psycopg.sql.Composed` walks its parts again on every
+    execute; rendered once, a statement is a plain string, and the only names
+    in it are the schema's tables, quoted by :class:`psycopg.sql.Identifier`.
+    """
+
+    insert_job: str
+    update_job: str
+    refusal: str
+    insert_update: str
+    insert_request: str
+    append_event: str
+    append_event_and_notify: str
+    #: Composable, because listings append their own clause to it (see ``find``).
+    select_job: sql.SQL
+    select_job_by_id: str
+    job_exists: str
+    select_updates: str
+    select_request: str
+    select_feed: str
+    feed_head: str
+    load_checkpoint: str
+    save_checkpoint: str
 
     @classmethod
-    def of(cls, names: _Names) -> _Statements:
+    def of(cls, names: _Names, conn: psycopg.Connection[Any]) -> _Statements:
+        """The statements of the schema ``names``, rendered for connections like ``conn``."""
         tables = names.mapping()
 
-        def statement(text: str, **parts: sql.Composable) -> sql.Composed:
-            return sql.SQL(text).format(**tables, **parts)
+        def statement(text: str, **parts: sql.Composable) -> str:
+            return sql.SQL(text).format(**tables, **parts).as_string(conn)
 
         # The position is taken last, from the counter row: see the module docstring.
         append = statement(
@@ -361,8 +380,10 @@ class _Statements:
                 values=_placeholders(REQUEST_COLUMNS),
             ),
             append_event=append,
-            append_event_and_notify=append + sql.SQL(", pg_notify(%s, position::text)"),
-            select_job=statement("SELECT {columns} FROM {jobs}", columns=_selected(JOB_COLUMNS)),
+            append_event_and_notify=append + ", pg_notify(%s, position::text)",
+            select_job=sql.SQL(
+                statement("SELECT {columns} FROM {jobs}", columns=_selected(JOB_COLUMNS))
+            ),
             select_job_by_id=statement(
                 "SELECT {columns} FROM {jobs} WHERE id = %s", columns=_selected(JOB_COLUMNS)
             ),
@@ -560,11 +581,11 @@ class PostgresRepository:
         try:
             with self._translated(), self._connection() as conn:
                 self._names = _migrate(conn, schema, self._location)
+                self._sql = _Statements.of(self._names, conn)
         except BaseException:
             self._close_pool()
             raise
         self._location = _location(self._conninfo(), self._names.schema)
-        self._sql = _Statements.of(self._names)
         # The listener must not hold the repository, or a repository dropped
         # without close() would live (and listen) forever.
         connect = functools.partial(
@@ -651,8 +672,11 @@ class PostgresRepository:
         """The job as last saved; see :meth:`jobledger.Repository.get`."""
         if not is_storable_key(job_id):
             raise JobNotFoundError(job_id)
-        with self._translated(), self._connection() as conn:
-            row = conn.execute(self._sql.select_job_by_id, (job_id,)).fetchone()
+        try:
+            with self._pool.connection(timeout=self._timeout) as conn:
+                row = conn.execute(self._sql.select_job_by_id, (job_id,)).fetchone()
+        except psycopg.Error as err:
+            raise translate_error(err, self._location) from err
         if row is None:
             raise JobNotFoundError(job_id)
         job: Job = self._decoded(job_from_row, row)
@@ -715,8 +739,12 @@ class PostgresRepository:
         while True:
             attempt += 1
             try:
-                with self._connection() as conn, conn.transaction():
-                    return self._write_change(conn, change)
+                with self._pool.connection(timeout=self._timeout) as conn:
+                    if conn.autocommit:
+                        # Idle in autocommit mode: the write opens and commits its own transaction.
+                        return self._write_change(conn, change)
+                    with conn.transaction():
+                        return self._write_change(conn, change)
             except (pg_errors.SerializationFailure, pg_errors.DeadlockDetected) as err:
                 if attempt >= SAVE_ATTEMPTS:
                     raise translate_error(err, self._location) from err
@@ -726,10 +754,13 @@ class PostgresRepository:
                 raise translate_error(err, self._location) from err
 
     def _write_change(self, conn: psycopg.Connection[Any], change: Change) -> int:
-        """Write ``change`` in the transaction open on ``conn``; return its feed position.
+        """Write ``change`` in one transaction on ``conn``; return its feed position.
 
-        The feed position is taken last (see the module docstring), so the
-        caller must commit or roll back right after.
+        With a transaction open on ``conn``, the change is written in it, and
+        the caller must commit or roll back right after, since the feed
+        position is taken last (see the module docstring). On a connection in
+        autocommit mode with no transaction open, the change is written in a
+        transaction of its own, committed (or rolled back) before this returns.
 
         Raises:
             JobAlreadyExistsError: a start for a job id that exists.
@@ -739,18 +770,62 @@ class PostgresRepository:
             ValueError: the change's update does not follow the stored version.
             psycopg.Error: the driver's errors, untranslated.
         """
+        try:
+            if conn.autocommit and conn.info.transaction_status == _IDLE:
+                if _PIPELINES:
+                    return self._write_pipelined(conn, change)
+                with conn.transaction():
+                    return _position(self._send_change(conn, change, _at_once))
+            return _position(self._send_change(conn, change, _at_once))
+        except pg_errors.UniqueViolation as err:
+            taken = _taken(err, change)
+            if taken is None:
+                raise
+            raise taken from err
+
+    def _write_pipelined(self, conn: psycopg.Connection[Any], change: Change) -> int:
+        """Write ``change`` in a transaction of its own, sent in pipeline mode.
+
+        Each round trip carries as many statements as can go without waiting
+        for an answer: a start is ``BEGIN``, its inserts, the feed insert and
+        ``COMMIT`` in one; a change waits once more, for the compare-and-set's
+        row count. The feed insert is still the transaction's last statement,
+        and the ``COMMIT`` follows it in the same round trip, so the counter
+        row is locked for no longer than before.
+        """
+        try:
+            with conn.pipeline() as pipeline:
+                try:
+                    conn.execute(_begin_statement(conn), prepare=False)
+                    feed = self._send_change(conn, change, pipeline.sync)
+                    conn.execute("COMMIT", prepare=False)
+                except psycopg.Error:
+                    _settle(pipeline)
+                    raise
+        except BaseException:
+            _roll_back(conn)
+            raise
+        return _position(feed)
+
+    def _send_change(
+        self, conn: psycopg.Connection[Any], change: Change, sync: Callable[[], None]
+    ) -> psycopg.Cursor[Any]:
+        """Send the statements that write ``change``; return the feed insert's cursor.
+
+        ``sync`` makes the statements sent so far take effect (a pipeline's
+        sync), for the one answer needed before going on: whether the
+        compare-and-set of the job row matched.
+        """
         job = change.job
         if change.expected_etag is None:
-            try:
-                conn.execute(self._sql.insert_job, _values(JOB_COLUMNS, job_row(job)))
-            except pg_errors.UniqueViolation as err:
-                raise JobAlreadyExistsError(job.id) from err
+            conn.execute(self._sql.insert_job, _values(JOB_COLUMNS, job_row(job)))
         else:
             version = -1 if change.update is None else change.update.update_id
             values = _values(JOB_COLUMNS[1:], job_row(job)[1:])
             cursor = conn.execute(
                 self._sql.update_job, (*values, job.id, change.expected_etag, version)
             )
+            sync()
             if cursor.rowcount != 1:
                 self._refuse(conn, change)
             assert change.update is not None  # noqa: S101  (version -1 never matches)
@@ -758,21 +833,13 @@ class PostgresRepository:
                 self._sql.insert_update, _values(UPDATE_COLUMNS, update_row(change.update))
             )
         if change.request is not None:
-            try:
-                conn.execute(
-                    self._sql.insert_request, _values(REQUEST_COLUMNS, request_row(change.request))
-                )
-            except pg_errors.UniqueViolation as err:
-                raise RequestIdConflictError(change.request.request_id) from err
+            conn.execute(
+                self._sql.insert_request, _values(REQUEST_COLUMNS, request_row(change.request))
+            )
         values = _values(EVENT_COLUMNS, event_row(change.event))
         if self._notify:
-            cursor = conn.execute(self._sql.append_event_and_notify, (*values, self._names.channel))
-        else:
-            cursor = conn.execute(self._sql.append_event, values)
-        row = cursor.fetchone()
-        assert row is not None  # noqa: S101  (an INSERT ... RETURNING one row)
-        position: int = row[0]
-        return position
+            return conn.execute(self._sql.append_event_and_notify, (*values, self._names.channel))
+        return conn.execute(self._sql.append_event, values)
 
     def _refuse(self, conn: psycopg.Connection[Any], change: Change) -> NoReturn:
         """Say why the compare-and-set of ``change`` matched no row."""
@@ -824,6 +891,69 @@ class PostgresRepository:
             Whether an event after position ``after`` is committed and readable.
         """
         return self._listener.wait(after, timeout)
+
+
+def _at_once() -> None:
+    """Nothing to sync: outside pipeline mode each statement has run when ``execute`` returns."""
+
+
+def _position(feed: psycopg.Cursor[Any]) -> int:
+    """The feed position the feed insert of ``feed`` returned."""
+    row = feed.fetchone()
+    assert row is not None  # noqa: S101  (an INSERT ... RETURNING one row)
+    position: int = row[0]
+    return position
+
+
+def _taken(err: pg_errors.UniqueViolation, change: Change) -> JobledgerError | None:
+    """The ledger's name for a unique violation in the save of ``change``, if it has one.
+
+    In pipeline mode the violation surfaces at the next sync, not at the
+    statement that caused it, so the table it names tells which insert it was:
+    a start's job row, or the request record.
+    """
+    table = err.diag.table_name
+    if table == "jobledger_jobs" and change.expected_etag is None:
+        return JobAlreadyExistsError(change.job.id)
+    if table == "jobledger_requests" and change.request is not None:
+        return RequestIdConflictError(change.request.request_id)
+    return None
+
+
+def _begin_statement(conn: psycopg.Connection[Any]) -> str:
+    """The ``BEGIN`` that :meth:`psycopg.Connection.transaction` would send on ``conn``."""
+    parts = ["BEGIN"]
+    if conn.isolation_level is not None:
+        level = psycopg.IsolationLevel(conn.isolation_level).name.replace("_", " ")
+        parts.append(f"ISOLATION LEVEL {level}")
+    if conn.read_only is not None:
+        parts.append("READ ONLY" if conn.read_only else "READ WRITE")
+    if conn.deferrable is not None:
+        parts.append("DEFERRABLE" if conn.deferrable else "NOT DEFERRABLE")
+    return " ".join(parts)
+
+
+def _settle(pipeline: psycopg.Pipeline) -> None:
+    """Sync ``pipeline`` after a failed statement, dropping the errors of what followed it.
+
+    The statements sent after a failed one were skipped; their results only
+    say so, and the failure itself is already on its way to the caller.
+    """
+    try:
+        pipeline.sync()
+    except psycopg.Error as err:
+        logger.debug("statements after a failed one were skipped (%s)", err)
+
+
+def _roll_back(conn: psycopg.Connection[Any]) -> None:
+    """Roll back the transaction a failed write left open on ``conn``, if any."""
+    if conn.info.transaction_status == _IDLE:
+        return
+    try:
+        conn.rollback()
+    except psycopg.Error as err:
+        # The write's own error is the one to report; the pool drops a broken connection.
+        logger.warning("rolling back a failed save failed too (%s)", err)
 
 
 def _connect_listener(
@@ -925,7 +1055,7 @@ class _FeedListener:
         self,
         connect: Callable[[], psycopg.Connection[Any]],
         channel: str,
-        head_query: sql.Composed,
+        head_query: str,
         location: str,
     ) -> None:
         self._connect = connect
