@@ -10,9 +10,8 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
+from jobledger._core.decide import save_refusal
 from jobledger._core.errors import (
-    ConcurrencyError,
-    JobAlreadyExistsError,
     JobNotFoundError,
     RequestIdConflictError,
 )
@@ -106,16 +105,11 @@ class InMemoryRepository:
         job = change.job
         with self._lock:
             stored = self._jobs.get(job.id)
-            if change.expected_etag is None:
-                if stored is not None:
-                    raise JobAlreadyExistsError(job.id)
-            elif stored is None:
-                raise JobNotFoundError(job.id)
-            elif stored.etag != change.expected_etag:
-                raise ConcurrencyError(job.id, change.expected_etag, stored.etag)
-            elif change.update is None or change.update.update_id != stored.version:
-                msg = f"update of job {job.id!r} does not follow version {stored.version}"
-                raise ValueError(msg)
+            refusal = save_refusal(
+                change, None if stored is None else (stored.etag, stored.version)
+            )
+            if refusal is not None:
+                raise refusal
             if change.request is not None and change.request.request_id in self._requests:
                 raise RequestIdConflictError(change.request.request_id)
             # Nothing below can fail, so the change is all-or-nothing.

@@ -62,7 +62,7 @@ import threading
 import time
 import weakref
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, NoReturn, Self
+from typing import TYPE_CHECKING, Any, NoReturn, Self, TypeVar
 
 import attrs
 import psycopg
@@ -76,18 +76,19 @@ from jobledger._adapters.rows import (
     JOB_COLUMNS,
     REQUEST_COLUMNS,
     UPDATE_COLUMNS,
+    decode_row,
     event_from_row,
     event_row,
     find_clause,
     job_from_row,
     job_row,
+    refuse_save,
     request_from_row,
     request_row,
     update_from_row,
     update_row,
 )
 from jobledger._core.errors import (
-    ConcurrencyError,
     ForeignDatabaseError,
     JobAlreadyExistsError,
     JobledgerError,
@@ -112,6 +113,8 @@ if TYPE_CHECKING:
 __all__ = ["SAVE_ATTEMPTS", "SCHEMA_VERSION", "PostgresRepository", "translate_error"]
 
 logger = logging.getLogger(__name__)
+
+_V = TypeVar("_V")
 
 #: The schema version this jobledger writes, kept in the schema's meta table.
 SCHEMA_VERSION = 1
@@ -659,12 +662,8 @@ class PostgresRepository:
         except psycopg.Error as err:
             raise translate_error(err, self._location) from err
 
-    def _decoded(self, read: Callable[[Any], Any], row: Any) -> Any:  # noqa: ANN401  (a row and what it holds)
-        try:
-            return read(row)
-        except (ValueError, KeyError, TypeError) as err:
-            msg = f"the database holds a row jobledger cannot read ({err})"
-            raise StorageError(self._location, msg) from err
+    def _decoded(self, read: Callable[[Any], _V], row: Any) -> _V:  # noqa: ANN401  (a driver's row)
+        return decode_row(read, row, self._location)
 
     # -- the Repository protocol ------------------------------------------------------------
 
@@ -843,16 +842,8 @@ class PostgresRepository:
 
     def _refuse(self, conn: psycopg.Connection[Any], change: Change) -> NoReturn:
         """Say why the compare-and-set of ``change`` matched no row."""
-        job_id = change.job.id
-        row = conn.execute(self._sql.refusal, (job_id,)).fetchone()
-        if row is None:
-            raise JobNotFoundError(job_id)
-        etag, version = row
-        if etag != change.expected_etag:
-            assert change.expected_etag is not None  # noqa: S101  (only changes get here)
-            raise ConcurrencyError(job_id, change.expected_etag, etag)
-        msg = f"update of job {job_id!r} does not follow version {version}"
-        raise ValueError(msg)
+        row = conn.execute(self._sql.refusal, (change.job.id,)).fetchone()
+        refuse_save(change, None if row is None else (row[0], row[1]))
 
     def read_feed(self, *, after: int = 0, limit: int = 1000) -> Sequence[FeedEntry]:
         """Feed entries after ``after``; see :meth:`jobledger.Repository.read_feed`."""

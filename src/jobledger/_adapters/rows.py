@@ -29,9 +29,10 @@ import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias, TypeVar
 
-from jobledger._core.decide import RequestRecord
+from jobledger._core.decide import RequestRecord, save_refusal
+from jobledger._core.errors import StorageError
 from jobledger._core.events import (
     JobCanceled,
     JobCompleted,
@@ -44,7 +45,12 @@ from jobledger._core.job import Job, JobUpdate, UpdateType
 from jobledger._core.jsondoc import HARD_MAX_DEPTH, JsonObject, JsonValue, Limits, freeze
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from jobledger._core.decide import Change
     from jobledger._core.query import JobQuery
+
+_V = TypeVar("_V")
 
 __all__ = [
     "EVENT_COLUMNS",
@@ -55,6 +61,7 @@ __all__ = [
     "UPDATE_COLUMNS",
     "Row",
     "decode_json",
+    "decode_row",
     "encode_json",
     "event_from_row",
     "event_row",
@@ -64,6 +71,7 @@ __all__ = [
     "job_from_document",
     "job_from_row",
     "job_row",
+    "refuse_save",
     "request_from_row",
     "request_row",
     "to_micros",
@@ -516,3 +524,28 @@ def find_clause(query: JobQuery, *, placeholder: str = "?") -> tuple[str, list[A
     where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
     params.append(query.limit + 1)
     return f"{where}ORDER BY created_at DESC, id DESC LIMIT {placeholder}", params
+
+
+def decode_row(read: Callable[[Any], _V], row: Any, location: str) -> _V:  # noqa: ANN401  (a driver's row)
+    """``read(row)``, with a row the reader cannot understand reported as a StorageError.
+
+    Raises:
+        StorageError: the row does not hold what jobledger writes.
+    """
+    try:
+        return read(row)
+    except (ValueError, KeyError, TypeError) as err:
+        msg = f"the database holds a row jobledger cannot read ({err})"
+        raise StorageError(location, msg) from err
+
+
+def refuse_save(change: Change, stored: tuple[str, int] | None) -> NoReturn:
+    """Raise why the compare-and-set of ``change`` matched no row.
+
+    ``stored`` is the stored job's ``(etag, version)`` read in the same
+    transaction, or ``None``.
+    """
+    refusal = save_refusal(change, stored)
+    if refusal is None:  # the compare-and-set failed, so the row must disagree
+        refusal = ValueError(f"the compare-and-set of job {change.job.id!r} matched no row")
+    raise refusal

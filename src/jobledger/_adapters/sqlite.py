@@ -36,19 +36,21 @@ import threading
 import time
 import weakref
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, NoReturn, Self
+from typing import TYPE_CHECKING, Any, NoReturn, Self, TypeVar
 
 from jobledger._adapters.rows import (
     EVENT_COLUMNS,
     JOB_COLUMNS,
     REQUEST_COLUMNS,
     UPDATE_COLUMNS,
+    decode_row,
     encode_json,
     event_from_row,
     event_row,
     find_clause,
     job_from_row,
     job_row,
+    refuse_save,
     request_from_row,
     request_row,
     to_micros,
@@ -56,7 +58,6 @@ from jobledger._adapters.rows import (
     update_row,
 )
 from jobledger._core.errors import (
-    ConcurrencyError,
     ForeignDatabaseError,
     JobAlreadyExistsError,
     JobNotFoundError,
@@ -80,6 +81,8 @@ if TYPE_CHECKING:
 __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "Durability", "SQLiteRepository"]
 
 logger = logging.getLogger(__name__)
+
+_V = TypeVar("_V")
 
 #: The ``PRAGMA application_id`` that marks a file as a jobledger database ("JLDG").
 APPLICATION_ID = 0x4A4C4447
@@ -445,12 +448,8 @@ class SQLiteRepository:
             ) from err
         raise StorageError(self._path, f"SQLite failed: {err}") from err
 
-    def _decoded(self, read: Callable[[Any], Any], row: Any) -> Any:  # noqa: ANN401  (a row and what it holds)
-        try:
-            return read(row)
-        except (ValueError, KeyError, TypeError) as err:
-            msg = f"the database holds a row jobledger cannot read ({err})"
-            raise StorageError(self._path, msg) from err
+    def _decoded(self, read: Callable[[Any], _V], row: Any) -> _V:  # noqa: ANN401  (a driver's row)
+        return decode_row(read, row, self._path)
 
     # -- schema ---------------------------------------------------------------------------
 
@@ -687,13 +686,5 @@ def write_change(conn: sqlite3.Connection, change: Change) -> int:
 
 def _refuse(conn: sqlite3.Connection, change: Change) -> NoReturn:
     """Say why the compare-and-set of ``change`` matched no row."""
-    job_id = change.job.id
-    row = conn.execute("SELECT etag, version FROM jobs WHERE id = ?", (job_id,)).fetchone()
-    if row is None:
-        raise JobNotFoundError(job_id)
-    etag, version = row
-    if etag != change.expected_etag:
-        assert change.expected_etag is not None  # noqa: S101  (only changes get here)
-        raise ConcurrencyError(job_id, change.expected_etag, etag)
-    msg = f"update of job {job_id!r} does not follow version {version}"
-    raise ValueError(msg)
+    row = conn.execute("SELECT etag, version FROM jobs WHERE id = ?", (change.job.id,)).fetchone()
+    refuse_save(change, None if row is None else (row[0], row[1]))

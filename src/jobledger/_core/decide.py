@@ -24,7 +24,12 @@ from jobledger._core.commands import (
     StartJob,
     UpdateJob,
 )
-from jobledger._core.errors import ConcurrencyError, InvalidJobDataError, JobNotFoundError
+from jobledger._core.errors import (
+    ConcurrencyError,
+    InvalidJobDataError,
+    JobAlreadyExistsError,
+    JobNotFoundError,
+)
 from jobledger._core.events import (
     JobCanceled,
     JobChanged,
@@ -50,7 +55,15 @@ from jobledger._core.lifecycle import CommandKind, next_phase
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["Change", "RequestRecord", "check_keys", "command_kind", "decide", "fingerprint"]
+__all__ = [
+    "Change",
+    "RequestRecord",
+    "check_keys",
+    "command_kind",
+    "decide",
+    "fingerprint",
+    "save_refusal",
+]
 
 
 @attrs.frozen
@@ -374,3 +387,30 @@ _TERMINAL_VERB: dict[str, str] = {
     JobStatus.FAILED: "fail",
     JobStatus.CANCELED: "cancel",
 }
+
+
+def save_refusal(change: Change, stored: tuple[str, int] | None) -> Exception | None:
+    """Why ``change`` cannot be saved over the stored job, or ``None`` if it can.
+
+    ``stored`` is the stored job's ``(etag, version)``, or ``None`` when no job
+    has the change's id. Every repository gives the same verdict through this.
+
+    Returns:
+        :class:`~jobledger.JobAlreadyExistsError` for a start of an existing id,
+        :class:`~jobledger.JobNotFoundError` for a change to a missing job,
+        :class:`~jobledger.ConcurrencyError` (with the stored ETag) when the
+        stored ETag is not the expected one, ``ValueError`` when the change's
+        update does not follow the stored version (a bug in the caller), or
+        ``None``.
+    """
+    job_id = change.job.id
+    if change.expected_etag is None:
+        return None if stored is None else JobAlreadyExistsError(job_id)
+    if stored is None:
+        return JobNotFoundError(job_id)
+    etag, version = stored
+    if etag != change.expected_etag:
+        return ConcurrencyError(job_id, change.expected_etag, etag)
+    if change.update is None or change.update.update_id != version:
+        return ValueError(f"update of job {job_id!r} does not follow version {version}")
+    return None
