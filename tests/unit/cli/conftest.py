@@ -171,6 +171,21 @@ class Jobledger:
         """Run ``jobledger ARGS...``; never raises for the command's errors."""
         return self.runner.invoke(cli, list(args), env=env, catch_exceptions=False)
 
+    def invoke_blocked(self, store: str) -> str:
+        """Invoke ``nightly`` with more changes than its threshold; return the blocked run's id."""
+        invoked = self(
+            "invoke",
+            "-j",
+            "nightly",
+            "--input",
+            '{"changes": 9}',
+            "--app",
+            self.app,
+            "--store",
+            store,
+        )
+        return self.run_id(invoked.stdout)
+
     @staticmethod
     def lines(text: str) -> list[str]:
         """The lines of ``text`` without trailing blanks, for exact comparison."""

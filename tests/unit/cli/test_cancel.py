@@ -65,18 +65,7 @@ class TestCancel:
 
     def test_a_blocked_run_is_canceled_at_once(self, jobledger: Jobledger, store: str) -> None:
         """Nobody drives a blocked run, so the cancel ends it: --json shows it canceled."""
-        invoked = jobledger(
-            "invoke",
-            "-j",
-            "nightly",
-            "--input",
-            '{"changes": 9}',
-            "--app",
-            jobledger.app,
-            "--store",
-            store,
-        )
-        run_id = jobledger.run_id(invoked.stdout)
+        run_id = jobledger.invoke_blocked(store)
 
         result = jobledger("cancel", run_id, "--store", store, "--json")
 

@@ -45,18 +45,7 @@ class TestHistory:
         self, jobledger: Jobledger, store: str
     ) -> None:
         """A blocked, then repaired run: the sync blocked in a group, repaired in another."""
-        invoked = jobledger(
-            "invoke",
-            "-j",
-            "nightly",
-            "--input",
-            '{"changes": 9}',
-            "--app",
-            jobledger.app,
-            "--store",
-            store,
-        )
-        run_id = jobledger.run_id(invoked.stdout)
+        run_id = jobledger.invoke_blocked(store)
         jobledger("resume", run_id, "--repair", "--app", jobledger.app, "--store", store)
 
         result = jobledger("history", run_id, "--store", store, "--json")
@@ -86,18 +75,7 @@ class TestHistory:
         self, jobledger: Jobledger, store: str
     ) -> None:
         """Off a terminal the launch groups are a table whose repaired launch says so."""
-        invoked = jobledger(
-            "invoke",
-            "-j",
-            "nightly",
-            "--input",
-            '{"changes": 9}',
-            "--app",
-            jobledger.app,
-            "--store",
-            store,
-        )
-        run_id = jobledger.run_id(invoked.stdout)
+        run_id = jobledger.invoke_blocked(store)
         jobledger("resume", run_id, "--repair", "--app", jobledger.app, "--store", store)
 
         result = jobledger("history", run_id, "--store", store)

@@ -50,18 +50,7 @@ class TestShow:
 
     def test_a_run_shows_its_tasks_and_how_to_go_on(self, jobledger: Jobledger, store: str) -> None:
         """A blocked run lists each task's status by step, then what blocked and how to resume."""
-        invoked = jobledger(
-            "invoke",
-            "-j",
-            "nightly",
-            "--input",
-            '{"changes": 9}',
-            "--app",
-            jobledger.app,
-            "--store",
-            store,
-        )
-        run_id = jobledger.run_id(invoked.stdout)
+        run_id = jobledger.invoke_blocked(store)
 
         result = jobledger("show", run_id, "--store", store)
 
