@@ -19,14 +19,23 @@ _COUNTER_MAX = 0xFFF  # rand_a is 12 bits
 _RANDOM_BATCH = 4096  # random bytes read from the OS at a time
 
 
+# The variant field's hex digit (0b10xx) for each random hex digit.
+_VARIANT_DIGIT = {digit: "89ab"[int(digit, 16) & 0b11] for digit in "0123456789abcdef"}
+# Random hex digits one id takes: 3 to seed the counter, 1 for the variant
+# digit's two random bits, then 15 (60 bits) for the rest of rand_b.
+_DIGITS_PER_ID = 19
+
+
 class _Uuid7Source:
     """UUIDv7 strings (RFC 9562) that sort by creation time.
 
     Within one millisecond, ids from this process keep increasing: the 12-bit
     ``rand_a`` field counts up from a random start (RFC 9562, method 1); the
     other 62 bits are random. Random bytes are read from the OS 4 KiB at a
-    time, and a forked child discards its parent's, so no two processes ever
-    share them.
+    time, as hex digits, and a forked child discards its parent's, so no two
+    processes ever share them. The text of the timestamp is made once per
+    millisecond, and the rest is sliced from the hex digits: formatting numbers
+    was most of an id's cost.
     """
 
     def __init__(self) -> None:
@@ -34,35 +43,37 @@ class _Uuid7Source:
         self._reset()
 
     def _reset(self) -> None:
-        self._millis = 0
+        self._millis = -1
         self._counter = 0
-        self._random = b""
+        self._prefix = ""
+        self._digits = ""
         self._offset = 0
 
-    def _take(self, count: int) -> int:
-        if self._offset + count > len(self._random):
-            self._random = os.urandom(_RANDOM_BATCH)
-            self._offset = 0
-        start = self._offset
-        self._offset = start + count
-        return int.from_bytes(self._random[start : start + count])
+    def _advance(self, millis: int, digits: str) -> int:
+        """Move to ``millis``; return the counter's random start there."""
+        self._millis = millis
+        self._prefix = f"{millis >> 16 & 0xFFFFFFFF:08x}-{millis & 0xFFFF:04x}-7"
+        return int(digits[:3], 16) & 0x7FF  # 11 bits, so the counter has room to count
 
     def __call__(self) -> str:
         millis = time.time_ns() // 1_000_000
         with self._lock:
-            if millis <= self._millis:
-                millis = self._millis
+            offset = self._offset
+            if offset + _DIGITS_PER_ID > len(self._digits):
+                self._digits = os.urandom(_RANDOM_BATCH).hex()
+                offset = 0
+            self._offset = offset + _DIGITS_PER_ID
+            digits = self._digits[offset : offset + _DIGITS_PER_ID]
+            if millis > self._millis:
+                counter = self._advance(millis, digits)
+            else:
                 counter = self._counter + 1
                 if counter > _COUNTER_MAX:
-                    millis += 1
-                    counter = self._take(2) & 0x7FF
-            else:
-                counter = self._take(2) & 0x7FF
-            self._millis, self._counter = millis, counter
-            random_b = self._take(8) & ((1 << 62) - 1)
-        value = (millis & ((1 << 48) - 1)) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | random_b
-        text = f"{value:032x}"
-        return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+                    # The counter ran out within this millisecond: borrow the next.
+                    counter = self._advance(self._millis + 1, digits)
+            self._counter = counter
+            prefix = self._prefix
+        return f"{prefix}{counter:03x}-{_VARIANT_DIGIT[digits[3]]}{digits[4:7]}-{digits[7:]}"
 
 
 _source = _Uuid7Source()

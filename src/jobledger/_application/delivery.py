@@ -83,6 +83,11 @@ class InProcessPublisher:
             self._subscriptions = (*self._subscriptions, subscription)
         return subscription
 
+    @property
+    def subscribed(self) -> bool:
+        """Whether any subscription is active (if none, there is nobody to deliver to)."""
+        return bool(self._subscriptions)
+
     def remove(self, subscription: Subscription) -> None:
         """Forget ``subscription``; see :meth:`Subscription.cancel`."""
         with self._lock:
@@ -119,6 +124,11 @@ class Outbox:
         self._pending: deque[JobEvent] = deque()
         self._lock = threading.Lock()
         self._draining = threading.local()
+
+    @property
+    def pending(self) -> bool:
+        """Whether events wait to be handed out."""
+        return bool(self._pending)
 
     def put(self, event: JobEvent) -> None:
         """Queue ``event``; call :meth:`drain` after releasing any locks."""

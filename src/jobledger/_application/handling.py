@@ -9,9 +9,7 @@ asyncio facade can drive the very same generator with ``await``.
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING, TypeAlias
-
-import attrs
+from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 
 from jobledger._core.commands import ANY_ETAG, StartJob
 from jobledger._core.decide import (
@@ -19,7 +17,7 @@ from jobledger._core.decide import (
     RequestRecord,
     check_keys,
     command_kind,
-    decide,
+    decide_checked,
     fingerprint,
 )
 from jobledger._core.errors import (
@@ -45,29 +43,29 @@ WILDCARD_ATTEMPTS = 100
 WILDCARD_MAX_PAUSE = 0.05
 
 
-@attrs.frozen
-class Load:
+# Steps and their outcome are named tuples rather than attrs classes: one of
+# each is made for every command, and a tuple is the cheapest immutable value.
+
+
+class Load(NamedTuple):
     """Step: load the job with ``job_id`` (answer: the :class:`Job`)."""
 
     job_id: str
 
 
-@attrs.frozen
-class FindRequest:
+class FindRequest(NamedTuple):
     """Step: look up a request record (answer: the record or ``None``)."""
 
     request_id: str
 
 
-@attrs.frozen
-class Save:
+class Save(NamedTuple):
     """Step: save a change atomically (answer: ignored)."""
 
     change: Change
 
 
-@attrs.frozen
-class Pause:
+class Pause(NamedTuple):
     """Step: wait ``seconds`` before going on (answer: ignored)."""
 
     seconds: float
@@ -76,8 +74,7 @@ class Pause:
 Step: TypeAlias = Load | FindRequest | Save | Pause
 
 
-@attrs.frozen
-class Handled:
+class Handled(NamedTuple):
     """What handling a command came to.
 
     Attributes:
@@ -111,7 +108,7 @@ def handling(
             version when it loses a race, after a short pause with jitter, up to
             :data:`WILDCARD_ATTEMPTS` times.
     """
-    command_kind(command)  # refuses what is not a command before anything is read
+    kind = command_kind(command)  # refuses what is not a command before anything is read
     check_keys(command, limits)
     request_id = command.request_id
     if request_id is not None:
@@ -125,7 +122,7 @@ def handling(
         try:
             job = None if isinstance(command, StartJob) else (yield Load(command.job_id))
             assert job is None or isinstance(job, Job)  # noqa: S101  (the driver's contract)
-            change = decide(job, command, now=clock(), new_id=new_id, limits=limits)
+            change = decide_checked(job, command, kind, now=clock(), new_id=new_id, limits=limits)
             yield Save(change)
         except (ConcurrencyError, JobAlreadyExistsError, RequestIdConflictError) as error:
             if request_id is not None:

@@ -100,6 +100,8 @@ class Jobs:
         self._new_id = id_factory
         self._limits = limits
         self._subscribers = InProcessPublisher()
+        publishers = tuple(publishers)
+        self._publishers_given = bool(publishers)
         self._outbox = Outbox((self._subscribers, *publishers))
         self._stripes = tuple(threading.Lock() for _ in range(_STRIPES))
 
@@ -126,9 +128,13 @@ class Jobs:
         """
         steps = handling(command, clock=self._clock, new_id=self._new_id, limits=self._limits)
         handled = drive(steps, self._perform)
-        if handled.change is not None:
+        if handled.change is not None and (self._listening() or self._outbox.pending):
             self._outbox.drain()
         return handled.job
+
+    def _listening(self) -> bool:
+        """Whether anyone receives this ledger's events (a ledger nobody hears skips the outbox)."""
+        return self._publishers_given or self._subscribers.subscribed
 
     def _perform(self, step: Step) -> object:
         if isinstance(step, Load):
@@ -143,7 +149,8 @@ class Jobs:
         # commit order on their way to the subscribers.
         with self._stripes[hash(change.job.id) % _STRIPES]:
             self._repository.save(change)
-            self._outbox.put(change.event)
+            if self._listening():
+                self._outbox.put(change.event)
         return None
 
     def start(
