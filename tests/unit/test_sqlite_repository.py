@@ -427,3 +427,70 @@ class TestConnections:
     ) -> None:
         """wait_for_feed returns False when the feed does not grow within the timeout."""
         assert repository.wait_for_feed(0, 0.01) is False
+
+
+class TestRecentJobs:
+    """A job the repository saved or read is not decoded again while it stays unchanged."""
+
+    def test_a_job_read_again_unchanged_is_the_one_already_decoded(
+        self, repository: SQLiteRepository
+    ) -> None:
+        """Reading a job twice with no change in between hands out the same decoded value."""
+        repository.save(_start("job-1"))
+
+        assert repository.get("job-1") is repository.get("job-1")
+
+    def test_a_saved_job_is_read_back_without_decoding(self, repository: SQLiteRepository) -> None:
+        """The job a save wrote is the one the next read returns."""
+        change = _start("job-1")
+        repository.save(change)
+
+        assert change.job is repository.get("job-1")
+
+    def test_a_change_made_through_another_repository_is_read_fresh(
+        self, repository: SQLiteRepository, path: Path
+    ) -> None:
+        """A job changed by another repository object on the file is read as stored, not as kept."""
+        repository.save(_start("job-1"))
+        kept = repository.get("job-1")
+        other = SQLiteRepository(path)
+        other.save(_update(other.get("job-1"), "exporting"))
+
+        fresh = repository.get("job-1")
+
+        assert ("exporting", 2) == (fresh.status, fresh.version)
+        assert ("started", 1) == (kept.status, kept.version)
+        other.close()
+
+    def test_large_documents_are_not_kept(self, repository: SQLiteRepository) -> None:
+        """A job whose state is large is decoded on every read instead of being held."""
+        ids = iter(["big-etag", "big-event"])
+        big = decide(
+            None,
+            StartJob(
+                service="hr",
+                entity="employee",
+                type="sync",
+                job_id="big",
+                state={"a": "x" * 70_000},
+            ),
+            now=NOW,
+            new_id=lambda: next(ids),
+            limits=Limits(),
+        )
+        repository.save(big)
+
+        first, second = repository.get("big"), repository.get("big")
+
+        assert first == second
+        assert first is not second
+
+    def test_only_the_most_recent_jobs_are_kept(self, repository: SQLiteRepository) -> None:
+        """Past the store's size, the job used longest ago is decoded again when read."""
+        changes = [_start(f"job-{n}") for n in range(200)]
+        for change in changes:
+            repository.save(change)
+
+        assert changes[-1].job is repository.get("job-199")
+        assert changes[0].job is not repository.get("job-0")
+        assert changes[0].job == repository.get("job-0")

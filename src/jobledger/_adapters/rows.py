@@ -42,7 +42,14 @@ from jobledger._core.events import (
     JobUpdated,
 )
 from jobledger._core.job import Job, JobUpdate, UpdateType
-from jobledger._core.jsondoc import HARD_MAX_DEPTH, JsonObject, JsonValue, Limits, freeze
+from jobledger._core.jsondoc import (
+    HARD_MAX_DEPTH,
+    JsonArray,
+    JsonObject,
+    JsonValue,
+    Limits,
+    freeze,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -164,13 +171,27 @@ EVENT_COLUMNS = (
 REQUEST_COLUMNS = ("request_id", "fingerprint", "job")
 
 
+# The document encoded last, and its text. A change's patch goes both in its
+# update row and in its event row: the second encoding is answered from here.
+# The document is held, so no other object can take its identity, and it is
+# immutable, so its text never changes; the pair is replaced in one assignment.
+_last_encoded: tuple[object, str] = (None, "null")
+
+
 def encode_json(value: JsonValue) -> str:
     """The compact JSON text that stores ``value``; non-ASCII characters stay as they are.
 
     >>> encode_json(freeze({"name": "Zoë", "n": [1, 2.5, None]}, field="state"))
     '{"name":"Zoë","n":[1,2.5,null]}'
     """
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    global _last_encoded  # noqa: PLW0603  (a one-entry memo, see above)
+    last_value, last_text = _last_encoded
+    if value is last_value:
+        return last_text
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    if isinstance(value, (JsonObject, JsonArray)):
+        _last_encoded = (value, text)
+    return text
 
 
 def decode_json(text: str | bytes, *, field: str) -> JsonValue:

@@ -67,7 +67,7 @@ from jobledger._core.errors import (
     StorageTimeoutError,
 )
 from jobledger._core.job import UpdateType
-from jobledger._core.jsondoc import is_storable_key
+from jobledger._core.jsondoc import encoded_size, is_storable_key
 from jobledger._core.query import JobPage
 from jobledger._ports import FeedEntry
 
@@ -100,6 +100,11 @@ _FEED_POLL_SECONDS = 0.05
 
 # Idle connections kept for reuse; more are closed when returned.
 _MAX_IDLE_CONNECTIONS = 16
+
+# Jobs kept decoded for the next read (see _RecentJobs), and the largest
+# documents worth keeping: a big state is cheap to decode next to its size.
+_RECENT_JOBS = 128
+_RECENT_JOB_MAX_BYTES = 64 * 1024
 
 _SCHEMA = (
     """CREATE TABLE jobs (
@@ -230,6 +235,7 @@ _INSERT_EVENT = _statement(
 )
 _SELECT_JOB = _statement("SELECT ", _columns(JOB_COLUMNS), " FROM jobs")
 _SELECT_JOB_BY_ID = _statement(_SELECT_JOB, " WHERE id = ?")
+_SELECT_JOB_VERSION = "SELECT etag, version FROM jobs WHERE id = ?"
 _SELECT_UPDATES = _statement(
     "SELECT ",
     _columns(UPDATE_COLUMNS),
@@ -247,6 +253,38 @@ _UPSERT_CHECKPOINT = (
     "INSERT INTO checkpoints (name, position) VALUES (?, ?) "
     "ON CONFLICT (name) DO UPDATE SET position = excluded.position"
 )
+
+
+class _RecentJobs:
+    """The jobs this repository object last saved or read, decoded.
+
+    A read asks SQLite only for the stored job's ETag and version; when they
+    are the ones of the job kept here, that job is the stored one (a job's
+    version and ETag never come back once it has changed), and its JSON need
+    not be decoded again. A command reads the job it changes, so a process
+    that changes its own jobs reads each one cheaply. Kept jobs are immutable
+    values, shared as they are; the oldest is dropped when the store is full.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: dict[str, Job] = {}
+
+    def get(self, job_id: str) -> Job | None:
+        """The job kept under ``job_id``, if any."""
+        return self._jobs.get(job_id)
+
+    def keep(self, job: Job) -> None:
+        """Keep ``job``, as stored now, unless its documents are large."""
+        size = encoded_size(job.state) + encoded_size(job.input)
+        with self._lock:
+            if size > _RECENT_JOB_MAX_BYTES:
+                self._jobs.pop(job.id, None)
+                return
+            self._jobs.pop(job.id, None)  # re-inserted last: the newest
+            self._jobs[job.id] = job
+            if len(self._jobs) > _RECENT_JOBS:
+                del self._jobs[next(iter(self._jobs))]
 
 
 class Durability(enum.StrEnum):
@@ -335,6 +373,7 @@ class SQLiteRepository:
         self._idle: list[sqlite3.Connection] = []
         self._pid = os.getpid()
         self._feed_changed = threading.Condition()
+        self._recent = _RecentJobs()
         # A repository dropped without close() still closes its connections.
         weakref.finalize(self, _close_all, self._idle, self._lock)
         with self._translated(), self._connection() as conn:
@@ -520,11 +559,17 @@ class SQLiteRepository:
         """The job as last saved; see :meth:`jobledger.Repository.get`."""
         if not is_storable_key(job_id):
             raise JobNotFoundError(job_id)
+        recent = self._recent.get(job_id)
         with self._translated(), self._connection() as conn:
+            if recent is not None:
+                stored = conn.execute(_SELECT_JOB_VERSION, (job_id,)).fetchone()
+                if stored is not None and (recent.etag, recent.version) == stored:
+                    return recent
             row = conn.execute(_SELECT_JOB_BY_ID, (job_id,)).fetchone()
         if row is None:
             raise JobNotFoundError(job_id)
         job: Job = self._decoded(job_from_row, row)
+        self._recent.keep(job)
         return job
 
     def updates(self, job_id: str, *, after: int = 0) -> Sequence[JobUpdate]:
@@ -572,6 +617,7 @@ class SQLiteRepository:
         """
         with self._translated(), self._write() as conn:
             position = write_change(conn, change)
+        self._recent.keep(change.job)
         with self._feed_changed:
             self._feed_changed.notify_all()
         return position
