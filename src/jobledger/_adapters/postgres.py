@@ -61,6 +61,7 @@ import re
 import threading
 import time
 import weakref
+from collections.abc import Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NoReturn, Self, TypeVar
 
@@ -316,6 +317,40 @@ class _Names:
         return int.from_bytes(digest[:8], "big", signed=True)
 
 
+def _change_text(*, request: bool, notify: bool) -> str:
+    """The one statement that writes a change, for :meth:`_Statements.of` to render.
+
+    The compare-and-set of the job row comes first; the update row, the request
+    record and the feed entry are written from its result, so when it matches
+    no row nothing at all is written and the statement returns no row. The
+    whole change thus needs no answer before ``COMMIT`` is sent with it. The
+    feed position is still taken from the counter row by this last statement
+    of the transaction (see the module docstring).
+    """
+    parts = [
+        (
+            "WITH changed AS (UPDATE {jobs} SET ({job_columns}) = ({job_values}) "
+            "WHERE id = %s AND etag = %s AND version = %s RETURNING id), "
+            "logged AS (INSERT INTO {updates} ({update_columns}) "
+            "SELECT {update_values} FROM changed), "
+        ),
+    ]
+    if request:
+        parts.append(
+            "requested AS (INSERT INTO {requests} ({request_columns}) "
+            "SELECT {request_values} FROM changed), "
+        )
+    parts.append(
+        "next AS (UPDATE {feed_counter} SET last = last + 1 "
+        "WHERE EXISTS (SELECT FROM changed) RETURNING last) "
+        "INSERT INTO {feed} (position, {event_columns}) "
+        "SELECT last, {event_values} FROM next RETURNING position"
+    )
+    if notify:
+        parts.append(", pg_notify(%s, position::text)")
+    return "".join(parts)
+
+
 @attrs.frozen
 class _Statements:
     """Every statement the repository runs, rendered to text once from the schema's names.
@@ -326,9 +361,9 @@ class _Statements:
     """
 
     insert_job: str
-    update_job: str
+    #: A change in one statement, by whether it records a request and notifies.
+    change_job: Mapping[tuple[bool, bool], str]
     refusal: str
-    insert_update: str
     insert_request: str
     append_event: str
     append_event_and_notify: str
@@ -349,7 +384,18 @@ class _Statements:
         tables = names.mapping()
 
         def statement(text: str, **parts: sql.Composable) -> str:
-            return sql.SQL(text).format(**tables, **parts).as_string(conn)
+            return sql.SQL(text).format(**tables, **lists, **parts).as_string(conn)
+
+        lists = {
+            f"{kind}_{part}": render(columns)
+            for kind, columns in (
+                ("job", JOB_COLUMNS[1:]),
+                ("update", UPDATE_COLUMNS),
+                ("request", REQUEST_COLUMNS),
+                ("event", EVENT_COLUMNS),
+            )
+            for part, render in (("columns", _columns), ("values", _placeholders))
+        }
 
         # The position is taken last, from the counter row: see the module docstring.
         append = statement(
@@ -365,18 +411,12 @@ class _Statements:
                 columns=_columns(JOB_COLUMNS),
                 values=_placeholders(JOB_COLUMNS),
             ),
-            update_job=statement(
-                "UPDATE {jobs} SET ({columns}) = ({values}) "
-                "WHERE id = %s AND etag = %s AND version = %s",
-                columns=_columns(JOB_COLUMNS[1:]),
-                values=_placeholders(JOB_COLUMNS[1:]),
-            ),
+            change_job={
+                (request, notify): statement(_change_text(request=request, notify=notify))
+                for request in (False, True)
+                for notify in (False, True)
+            },
             refusal=statement("SELECT etag, version FROM {jobs} WHERE id = %s"),
-            insert_update=statement(
-                "INSERT INTO {updates} ({columns}) VALUES ({values})",
-                columns=_columns(UPDATE_COLUMNS),
-                values=_placeholders(UPDATE_COLUMNS),
-            ),
             insert_request=statement(
                 "INSERT INTO {requests} ({columns}) VALUES ({values})",
                 columns=_columns(REQUEST_COLUMNS),
@@ -769,34 +809,43 @@ class PostgresRepository:
             ValueError: the change's update does not follow the stored version.
             psycopg.Error: the driver's errors, untranslated.
         """
+        if change.expected_etag is not None and change.update is None:
+            self._refuse(conn, change)  # a change without its update: always refused
         try:
             if conn.autocommit and conn.info.transaction_status == _IDLE:
                 if _PIPELINES:
-                    return self._write_pipelined(conn, change)
-                with conn.transaction():
-                    return _position(self._send_change(conn, change, _at_once))
-            return _position(self._send_change(conn, change, _at_once))
+                    feed = self._write_pipelined(conn, change)
+                else:
+                    with conn.transaction():
+                        feed = self._send_change(conn, change)
+            else:
+                feed = self._send_change(conn, change)
         except pg_errors.UniqueViolation as err:
             taken = _taken(err, change)
             if taken is None:
                 raise
             raise taken from err
+        row = feed.fetchone()
+        if row is None:
+            # The compare-and-set matched no row, so the statement wrote nothing.
+            self._refuse(conn, change)
+        position: int = row[0]
+        return position
 
-    def _write_pipelined(self, conn: psycopg.Connection[Any], change: Change) -> int:
+    def _write_pipelined(
+        self, conn: psycopg.Connection[Any], change: Change
+    ) -> psycopg.Cursor[Any]:
         """Write ``change`` in a transaction of its own, sent in pipeline mode.
 
-        Each round trip carries as many statements as can go without waiting
-        for an answer: a start is ``BEGIN``, its inserts, the feed insert and
-        ``COMMIT`` in one; a change waits once more, for the compare-and-set's
-        row count. The feed insert is still the transaction's last statement,
-        and the ``COMMIT`` follows it in the same round trip, so the counter
-        row is locked for no longer than before.
+        ``BEGIN``, the change's statements and ``COMMIT`` go in one round trip:
+        a start is its inserts and the feed insert, a change one statement
+        (see :func:`_change_text`). Returns the cursor of the feed insert.
         """
         try:
             with conn.pipeline() as pipeline:
                 try:
                     conn.execute(_begin_statement(conn), prepare=False)
-                    feed = self._send_change(conn, change, pipeline.sync)
+                    feed = self._send_change(conn, change)
                     conn.execute("COMMIT", prepare=False)
                 except psycopg.Error:
                     _settle(pipeline)
@@ -804,41 +853,46 @@ class PostgresRepository:
         except BaseException:
             _roll_back(conn)
             raise
-        return _position(feed)
+        return feed
 
-    def _send_change(
-        self, conn: psycopg.Connection[Any], change: Change, sync: Callable[[], None]
-    ) -> psycopg.Cursor[Any]:
-        """Send the statements that write ``change``; return the feed insert's cursor.
+    def _send_change(self, conn: psycopg.Connection[Any], change: Change) -> psycopg.Cursor[Any]:
+        """Send the statements that write ``change``; return the cursor of its feed insert.
 
-        ``sync`` makes the statements sent so far take effect (a pipeline's
-        sync), for the one answer needed before going on: whether the
-        compare-and-set of the job row matched.
+        The feed insert returns the position, or no row for a change whose
+        compare-and-set matched nothing (and so wrote nothing).
         """
         job = change.job
-        if change.expected_etag is None:
-            conn.execute(self._sql.insert_job, _values(JOB_COLUMNS, job_row(job)))
-        else:
-            version = -1 if change.update is None else change.update.update_id
-            values = _values(JOB_COLUMNS[1:], job_row(job)[1:])
-            cursor = conn.execute(
-                self._sql.update_job, (*values, job.id, change.expected_etag, version)
+        events = _values(EVENT_COLUMNS, event_row(change.event))
+        channel = (self._names.channel,) if self._notify else ()
+        if change.expected_etag is not None:
+            assert change.update is not None  # noqa: S101  (refused in _write_change)
+            request = (
+                ()
+                if change.request is None
+                else _values(REQUEST_COLUMNS, request_row(change.request))
             )
-            sync()
-            if cursor.rowcount != 1:
-                self._refuse(conn, change)
-            assert change.update is not None  # noqa: S101  (version -1 never matches)
-            conn.execute(
-                self._sql.insert_update, _values(UPDATE_COLUMNS, update_row(change.update))
+            statement = self._sql.change_job[change.request is not None, self._notify]
+            return conn.execute(
+                statement,
+                (
+                    *_values(JOB_COLUMNS[1:], job_row(job)[1:]),
+                    job.id,
+                    change.expected_etag,
+                    change.update.update_id,
+                    *_values(UPDATE_COLUMNS, update_row(change.update)),
+                    *request,
+                    *events,
+                    *channel,
+                ),
             )
+        conn.execute(self._sql.insert_job, _values(JOB_COLUMNS, job_row(job)))
         if change.request is not None:
             conn.execute(
                 self._sql.insert_request, _values(REQUEST_COLUMNS, request_row(change.request))
             )
-        values = _values(EVENT_COLUMNS, event_row(change.event))
         if self._notify:
-            return conn.execute(self._sql.append_event_and_notify, (*values, self._names.channel))
-        return conn.execute(self._sql.append_event, values)
+            return conn.execute(self._sql.append_event_and_notify, (*events, *channel))
+        return conn.execute(self._sql.append_event, events)
 
     def _refuse(self, conn: psycopg.Connection[Any], change: Change) -> NoReturn:
         """Say why the compare-and-set of ``change`` matched no row."""
@@ -882,18 +936,6 @@ class PostgresRepository:
             Whether an event after position ``after`` is committed and readable.
         """
         return self._listener.wait(after, timeout)
-
-
-def _at_once() -> None:
-    """Nothing to sync: outside pipeline mode each statement has run when ``execute`` returns."""
-
-
-def _position(feed: psycopg.Cursor[Any]) -> int:
-    """The feed position the feed insert of ``feed`` returned."""
-    row = feed.fetchone()
-    assert row is not None  # noqa: S101  (an INSERT ... RETURNING one row)
-    position: int = row[0]
-    return position
 
 
 def _taken(err: pg_errors.UniqueViolation, change: Change) -> JobledgerError | None:

@@ -414,6 +414,22 @@ class RepositoryContract:
         assert [1] == [update.update_id for update in repository.updates("job-1")]
         assert 2 == repository.feed_head()
 
+    def test_a_stale_save_records_neither_its_request_nor_its_event(
+        self, repository: Repository
+    ) -> None:
+        """A save refused for a stale ETag leaves its request id free and the feed as it was."""
+        (start,) = _starts(1, job_id="job-1")
+        repository.save(start)
+        repository.save(_update(start.job, status="first", etag="etag-winner"))
+        loser = _update(start.job, status="second", etag="etag-loser", request_id="request-9")
+
+        with pytest.raises(ConcurrencyError):
+            repository.save(loser)
+
+        assert None is repository.find_request("request-9")
+        assert 2 == repository.feed_head()
+        assert [1] == [update.update_id for update in repository.updates("job-1")]
+
     def test_save_with_a_recorded_request_id_raises_and_writes_nothing(
         self, repository: Repository
     ) -> None:

@@ -225,6 +225,29 @@ class TestWakeUps:
         assert ["silent"] == [event.type for event in delivered]
         assert 0 == repository._listener._head
 
+    @pytest.mark.parametrize("notify", [False, True])
+    def test_changes_with_and_without_request_ids_take_their_positions(
+        self, postgres_conninfo: str, schema: str, *, notify: bool
+    ) -> None:
+        """Updates and a completion, with or without a request id, each take the next position."""
+        with PostgresRepository(postgres_conninfo, schema=schema, notify=notify) as repository:
+            jobs = Jobs(repository)
+            job = jobs.start(service="feed", entity="order", type="changes")
+            job = jobs.update(job.id, etag=job.etag, state_update={"n": 1})
+            job = jobs.update(job.id, etag=job.etag, state_update={"n": 2}, request_id="r-2")
+            job = jobs.complete(job.id, etag=job.etag, request_id="r-3")
+
+            entries = repository.read_feed()
+            record = repository.find_request("r-2")
+            updates = jobs.updates(job.id)
+
+        assert [(1, 1), (2, 2), (3, 3), (4, 4)] == [
+            (entry.position, entry.event.version) for entry in entries
+        ]
+        assert record is not None
+        assert {"n": 2} == record.job.state
+        assert [1, 2, 3] == [update.update_id for update in updates]
+
     def test_notify_false_sends_no_notification(self, postgres_conninfo: str, schema: str) -> None:
         """A save with notify=False sends nothing; one with notify=True sends its position."""
         quiet = PostgresRepository(postgres_conninfo, schema=schema, notify=False)
