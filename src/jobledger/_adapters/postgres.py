@@ -25,12 +25,13 @@ the update row and the request record run concurrently across writers; the
 counter lock is held from the feed insert to the end of the commit. The
 trade-off is throughput: saves commit one after another, so their rate is
 bounded by one commit's latency (a WAL flush with ``synchronous_commit=on``),
-however many writers there are. The insert, the position and the
-notification are one statement, and a save sends its statements in pipeline
-mode with the ``COMMIT`` right behind that one, so the lock is held for one
-statement and the commit. (Without pipeline mode, which needs libpq 14, or
-over a pool whose connections are not in autocommit mode, one round trip
-comes between them.)
+however many writers there are. A change is a single statement whose last
+part takes the position and writes the feed entry and the notification (a
+start sends its inserts, then that part), and a save sends its statements in
+pipeline mode with ``BEGIN`` before them and ``COMMIT`` right behind, all in
+one round trip, so the lock is held for the end of one statement and the
+commit. (Without pipeline mode, which needs libpq 14, or over a pool whose
+connections are not in autocommit mode, one round trip comes between them.)
 
 **Wake-ups.** With ``notify=True`` each save also sends ``pg_notify`` on a
 channel derived from the schema name, with the position as payload;
@@ -320,29 +321,35 @@ class _Names:
 def _change_text(*, request: bool, notify: bool) -> str:
     """The one statement that writes a change, for :meth:`_Statements.of` to render.
 
-    The compare-and-set of the job row comes first; the update row, the request
-    record and the feed entry are written from its result, so when it matches
-    no row nothing at all is written and the statement returns no row. The
-    whole change thus needs no answer before ``COMMIT`` is sent with it. The
-    feed position is still taken from the counter row by this last statement
-    of the transaction (see the module docstring).
+    Each part is written from the rows the one before returned: the
+    compare-and-set of the job row, the update row, the request record, then
+    the feed position and entry. When the compare-and-set matches no row,
+    nothing at all is written and the statement returns no row, so the change
+    needs no answer before ``COMMIT`` is sent behind it. Reading the previous
+    part's rows also orders the parts: the counter row is locked last, as in a
+    start (see the module docstring).
     """
     parts = [
         (
             "WITH changed AS (UPDATE {jobs} SET ({job_columns}) = ({job_values}) "
             "WHERE id = %s AND etag = %s AND version = %s RETURNING id), "
             "logged AS (INSERT INTO {updates} ({update_columns}) "
-            "SELECT {update_values} FROM changed), "
+            "SELECT {update_values} FROM changed RETURNING job_id), "
         ),
     ]
     if request:
         parts.append(
             "requested AS (INSERT INTO {requests} ({request_columns}) "
-            "SELECT {request_values} FROM changed), "
+            "SELECT {request_values} FROM logged RETURNING request_id), "
+            "next AS (UPDATE {feed_counter} SET last = last + 1 "
+            "WHERE EXISTS (SELECT FROM requested) RETURNING last) "
+        )
+    else:
+        parts.append(
+            "next AS (UPDATE {feed_counter} SET last = last + 1 "
+            "WHERE EXISTS (SELECT FROM logged) RETURNING last) "
         )
     parts.append(
-        "next AS (UPDATE {feed_counter} SET last = last + 1 "
-        "WHERE EXISTS (SELECT FROM changed) RETURNING last) "
         "INSERT INTO {feed} (position, {event_columns}) "
         "SELECT last, {event_values} FROM next RETURNING position"
     )
