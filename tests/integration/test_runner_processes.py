@@ -57,6 +57,22 @@ print(json.dumps([result.status.value, result.statuses()]))
 """
 
 
+#: Invokes a run on the runner's own threads and exits without closing the runner.
+UNCLOSED = """
+import threading
+from jobledger import Jobs
+from jobledger.runner import JobDefinition, Runner, Task
+
+def work(context):
+    return None
+
+runner = Runner(Jobs(), [JobDefinition("D", [Task("a", work), Task("b", work)])])
+result = runner.invoke("D")
+kept = [t for t in threading.enumerate() if t.name.startswith("jobledger-")]
+print(result.status.value, len(kept) > 0)
+"""
+
+
 def in_another_process(
     script: str, *arguments: str, root: Path
 ) -> subprocess.CompletedProcess[str]:
@@ -167,3 +183,11 @@ class TestRunnerAcrossProcesses:
             thaw(jobs.get("run-2").state)["drive"]["number"],
             thaw(jobs.get("run-2").state)["drive"]["kind"],
         )
+
+    def test_a_runner_left_open_does_not_keep_the_interpreter_from_exiting(
+        self, pytestconfig: pytest.Config
+    ) -> None:
+        """A process whose runner still keeps its idle threads exits once its script ends."""
+        answer = in_another_process(UNCLOSED, root=pytestconfig.rootpath)
+
+        assert "completed True\n" == answer.stdout

@@ -55,7 +55,8 @@ Its ``state``::
 
 Every change is a merge patch with the run's ETag, so ``jobs.updates(run_id)``
 is the run's history: the claim of each drive, each launch group (one update
-per step), each task's end, progress and heartbeats, and the end.
+per step), the tasks' ends (each written as soon as the runner takes it in;
+ends taken in together share one update), progress and heartbeats, and the end.
 """
 
 from __future__ import annotations

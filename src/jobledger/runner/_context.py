@@ -93,7 +93,8 @@ class TaskStarted:
     """A launch's function began to run: its timeout counts from here.
 
     It travels to the runner the way progress does, so a launch that waits in
-    an executor's queue is not timed yet.
+    an executor's queue is not timed yet. Only launches of tasks with a
+    timeout send it.
 
     Attributes:
         task: The task's identifier.
@@ -134,7 +135,6 @@ class TaskContext:
             exceeded, instead of blocking.
         repair: Whether this launch runs the repair variant.
         attempt: Which launch of the task this is.
-        logger: A logger whose records carry ``run_id`` and ``task_id`` in ``extra``.
         progress: Everything reported so far with :meth:`report_progress`.
 
     >>> from jobledger.runner import Task
@@ -165,13 +165,21 @@ class TaskContext:
         self.force = force
         self.repair = repair
         self.attempt = attempt
-        self.logger = logging.LoggerAdapter(
-            logging.getLogger(TASK_LOGGER),
-            {"run_id": run_id, "task_id": task.identifier, "attempt": attempt},
-        )
+        self._logger: logging.LoggerAdapter[logging.Logger] | None = None
         self.progress: JsonObject = _EMPTY_PROGRESS
         self._cancel: CancelSignal = threading.Event() if cancel_signal is None else cancel_signal
         self._sink = progress_sink
+
+    @property
+    def logger(self) -> logging.LoggerAdapter[logging.Logger]:
+        """A logger whose records carry ``run_id``, ``task_id`` and ``attempt`` in ``extra``."""
+        # Made on first use: most tasks never log through it, and a launch should cost little.
+        if self._logger is None:
+            self._logger = logging.LoggerAdapter(
+                logging.getLogger(TASK_LOGGER),
+                {"run_id": self.run_id, "task_id": self.task.identifier, "attempt": self.attempt},
+            )
+        return self._logger
 
     @property
     def cancel_requested(self) -> bool:
@@ -308,6 +316,10 @@ def error_of(error: BaseException) -> TaskError:
     return TaskError(recordable(error_type(type(error))), recordable(str(error)), text)
 
 
+#: What a task that returns anything but a TaskResult comes to (values are immutable).
+_PRODUCED = TaskResult()
+
+
 def execute(call: TaskCall) -> TaskReport:
     """Run one launch of a task and report how it went; never raises for the task.
 
@@ -325,7 +337,10 @@ def execute(call: TaskCall) -> TaskReport:
         progress_sink=call.progress_sink,
     )
     started_at = call.clock()
-    call.progress_sink.put(TaskStarted(call.task.identifier, call.attempt, started_at))
+    if call.task.timeout is not None:
+        # Only a timeout counts from the start: an untimed launch spares the runner a
+        # message (and, on a thread pool, a wake-up).
+        call.progress_sink.put(TaskStarted(call.task.identifier, call.attempt, started_at))
     began = time.perf_counter()
     result: TaskResult | None = None
     error: TaskError | None = None
@@ -333,7 +348,7 @@ def execute(call: TaskCall) -> TaskReport:
     canceled = False
     try:
         value = call.function(context)
-        result = value if isinstance(value, TaskResult) else TaskResult()
+        result = value if isinstance(value, TaskResult) else _PRODUCED
     except TaskBlocked as blocked:
         try:
             # Checked again here: the details may have been replaced since __init__.

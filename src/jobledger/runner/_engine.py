@@ -18,13 +18,14 @@ import time
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import attrs
 
 from jobledger._application.defaults import new_id, utc_now
 from jobledger._core.errors import ConcurrencyError, InvalidJobDataError, InvalidTransitionError
 from jobledger._core.events import JobCanceled, JobCompleted, JobFailed, JobUpdated
+from jobledger._core.jsondoc import freeze
 from jobledger.runner._context import (
     CancelSignal,
     ProgressReport,
@@ -52,6 +53,7 @@ from jobledger.runner._record import (
     drive_of,
     initial_state,
     load_run,
+    pending_entries,
     request_cancel,
 )
 from jobledger.runner._selection import Selection
@@ -111,13 +113,13 @@ class Runner:
         jobs: The ledger runs are recorded in (any repository).
         definitions: The job definitions this runner can invoke and resume.
         executors: Executors by side name. ``"server"`` and ``"agent"`` not
-            given here get a thread pool per drive, wide enough for each step
-            to run all its tasks at once. Executors given here are used as they
-            are and never shut down by the runner; on an executor that does not
-            run its calls in this process (see :func:`runs_in_process`: a
-            process pool, say) task functions must be picklable, and the
-            cancellation flag and progress reports travel through a
-            :mod:`multiprocessing` manager.
+            given here get thread pools of the runner's own, wide enough for
+            each step to run all its tasks at once (see "Threads" below).
+            Executors given here are used as they are and never shut down by
+            the runner; on an executor that does not run its calls in this
+            process (see :func:`runs_in_process`: a process pool, say) task
+            functions must be picklable, and the cancellation flag and
+            progress reports travel through a :mod:`multiprocessing` manager.
         heartbeat: Seconds between the writes that show a drive is alive while
             its tasks run.
         takeover_after: Seconds of silence after which a ``running`` run may be
@@ -132,6 +134,21 @@ class Runner:
     Raises:
         DefinitionError: two definitions share an identifier, or tasks name
             sides that have no executor.
+
+    **Threads.** For ``"server"`` and ``"agent"`` tasks without an executor
+    given, a drive borrows a thread pool from the runner, one per side, as
+    wide as the widest step of the runner's definitions on that side, and
+    gives it back when the run ends, blocks or is canceled. The runner keeps
+    the pools given back and their threads (which wait, idle, for the next
+    drive), so that invoking again starts no threads; drives that run at the
+    same time never share a pool. A pool whose threads may still be busy
+    (a task abandoned on its timeout, a drive stopped by an error) is shut
+    down instead of kept. :meth:`close` shuts the kept pools down and waits
+    for their threads to end (a closed runner still runs, keeping no
+    threads); a ``with`` block closes the runner at its end.
+    The threads never keep the interpreter from exiting once their tasks are
+    done, and a runner that is dropped without being closed lets its threads
+    end too; close it anyway to free them at a known point.
 
     >>> from jobledger import Jobs
     >>> from jobledger.runner import DefinitionBuilder, Runner, TaskResult
@@ -148,6 +165,13 @@ class Runner:
     (<RunStatus.COMPLETED: 'completed'>, {'export_hr': 'completed', 'synchronize_hr': 'completed'})
     >>> result.outcomes["export_hr"].summary
     '42 employees'
+    >>> runner.close()
+
+    Or let a ``with`` block close it:
+
+    >>> with Runner(Jobs(), [nightly.build()]) as runner:
+    ...     runner.invoke("Nightly").status
+    <RunStatus.COMPLETED: 'completed'>
     """
 
     def __init__(
@@ -195,6 +219,44 @@ class Runner:
         self.clock = clock
         self.id_factory = id_factory
         self.service = service
+        self._pending_entries: dict[str, Mapping[str, JsonValue]] = {}
+        self._pools = _ThreadPools(
+            {
+                side: _widest_step(found.values(), side)
+                for side in (SERVER, AGENT)
+                if side not in self.executors
+            }
+        )
+
+    def __enter__(self) -> Self:
+        """Return the runner; it is closed when the ``with`` block ends."""
+        return self
+
+    def __exit__(self, *_exc_info: object) -> None:
+        """Close the runner (see :meth:`close`)."""
+        self.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called: the runner keeps no threads since."""
+        return self._pools.closed
+
+    def close(self) -> None:
+        """Shut down the thread pools the runner keeps and wait for their threads to end.
+
+        Drives still running go on to their end, then shut down the pools they
+        borrowed. Executors given to the runner are left as they are. Closing
+        again does nothing. A closed runner still invokes and resumes runs, but
+        keeps nothing: each drive's pools are shut down when it ends.
+        """
+        self._pools.close()
+
+    def _pending(self, definition: JobDefinition) -> Mapping[str, JsonValue]:
+        # Made once per definition: every run of it starts with the same entries.
+        entries = self._pending_entries.get(definition.identifier)
+        if entries is None:
+            entries = self._pending_entries[definition.identifier] = pending_entries(definition)
+        return entries
 
     def definition(self, identifier: str) -> JobDefinition:
         """The definition with ``identifier``.
@@ -271,11 +333,14 @@ class Runner:
                 "force": force,
                 "input": input,
             },
-            state=initial_state(definition, tasks, force),
+            state=initial_state(definition, tasks, force, entries=self._pending(definition)),
             job_id=run_id,
         )
         logger.info("run started", extra={"run_id": job.id, "definition": definition.identifier})
-        return _Drive(self, definition, job, RunTrigger.INVOKE, repair=False, force=force).run()
+        drive = _Drive(
+            self, self._pools, definition, job, RunTrigger.INVOKE, repair=False, force=force
+        )
+        return drive.run()
 
     def resume(self, run_id: str, *, repair: bool = False, force: int | None = None) -> RunResult:
         """Drive a blocked run on from its breakpoint, or take over a silent one.
@@ -321,7 +386,7 @@ class Runner:
             if lacking:
                 names = ", ".join(map(repr, lacking))
                 raise RunNotResumableError(run_id, job.status, f"no repair variant for {names}")
-        return _Drive(self, definition, job, trigger, repair=repair, force=force).run()
+        return _Drive(self, self._pools, definition, job, trigger, repair=repair, force=force).run()
 
     def _resume_trigger(self, job: Job, *, repair: bool) -> RunTrigger:
         status = RunResult.of(job).status
@@ -357,6 +422,61 @@ class Runner:
         return RunResult.of(load_run(self.jobs, run_id, self.service))
 
 
+def _widest_step(definitions: Iterable[JobDefinition], side: str) -> int:
+    """The most tasks on ``side`` that one step of ``definitions`` has (at least 1)."""
+    widest = max(
+        (
+            sum(1 for task in step.tasks if task.side == side)
+            for definition in definitions
+            for step in group_steps(definition.tasks)
+        ),
+        default=0,
+    )
+    return max(widest, 1)
+
+
+class _ThreadPools:
+    """The thread pools a runner lends its drives for the sides it has no executor for.
+
+    A pool lent to a drive is lent to no other until it is given back, so each
+    drive can run all the tasks of a step at once, as with a pool of its own.
+    A pool given back idle is kept, with its threads, for the next drive.
+    """
+
+    def __init__(self, widths: Mapping[str, int]) -> None:
+        self.widths = widths
+        self.lock = threading.Lock()
+        self.idle: dict[str, list[ThreadPoolExecutor]] = {}
+        self.closed = False
+
+    def borrow(self, side: str) -> ThreadPoolExecutor:
+        with self.lock:
+            kept = self.idle.get(side)
+            if kept:
+                return kept.pop()
+        return ThreadPoolExecutor(
+            max_workers=self.widths.get(side, 1), thread_name_prefix=f"jobledger-{side}"
+        )
+
+    def give_back(self, side: str, pool: ThreadPoolExecutor, *, idle: bool) -> None:
+        """Keep ``pool`` for the next drive if it is ``idle``; shut it down otherwise."""
+        with self.lock:
+            if idle and not self.closed:
+                self.idle.setdefault(side, []).append(pool)
+                return
+        # A pool that may still run a task (abandoned on its timeout, or left by a drive
+        # stopped by an error) is not waited for: its queued calls are canceled.
+        pool.shutdown(wait=idle, cancel_futures=not idle)
+
+    def close(self) -> None:
+        with self.lock:
+            self.closed = True
+            pools = [pool for kept in self.idle.values() for pool in kept]
+            self.idle.clear()
+        for pool in pools:
+            pool.shutdown(wait=True)
+
+
 def _check_force(force: object) -> None:
     if force is not None and (not isinstance(force, int) or isinstance(force, bool)):
         raise InvalidJobDataError("force", "", "must be an integer or None")
@@ -372,6 +492,7 @@ _TASK_STATUSES: dict[str, TaskStatus] = {status.value: status for status in Task
 _RUNNING = TaskStatus.RUNNING.value
 _COMPLETED = TaskStatus.COMPLETED.value
 _WARNING = TaskStatus.WARNING.value
+_LAUNCH_FIELD_SET = frozenset(_LAUNCH_FIELDS)
 _HALTING = frozenset({TaskStatus.FAILED.value, TaskStatus.BLOCKED.value})
 
 
@@ -404,6 +525,40 @@ class _Launch:
     flagged: bool = False
 
 
+class _CancelFlag:
+    """A task's in-process cancellation flag: a :class:`threading.Event` made only if waited on.
+
+    Most tasks only look at the flag, or never do; an event (a lock and a
+    condition) for each launch would cost more than the rest of the launch.
+    """
+
+    __slots__ = ("_event", "_lock", "_set")
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self._lock = lock
+        self._set = False
+        self._event: threading.Event | None = None
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        with self._lock:
+            self._set = True
+            event = self._event
+        if event is not None:
+            event.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        with self._lock:
+            if self._set:
+                return True
+            if self._event is None:
+                self._event = threading.Event()
+            event = self._event
+        return event.wait(timeout)
+
+
 class _Channels:
     """Cancellation flags and the progress queue for tasks on one kind of executor."""
 
@@ -411,9 +566,11 @@ class _Channels:
         self.manager = manager
         # The inbox for threads; a manager's queue (a proxy) for other processes.
         self.progress: Any = inbox if manager is None else manager.Queue()
+        # One lock for the flags of all launches: each holds it only for an instant.
+        self.lock = threading.Lock()
 
     def signal(self) -> CancelSignal:
-        return threading.Event() if self.manager is None else self.manager.Event()
+        return _CancelFlag(self.lock) if self.manager is None else self.manager.Event()
 
     def sink(self) -> ProgressSink:
         sink: ProgressSink = self.progress
@@ -426,6 +583,7 @@ class _Drive:
     def __init__(
         self,
         runner: Runner,
+        pools: _ThreadPools,
         definition: JobDefinition,
         job: Job,
         trigger: RunTrigger,
@@ -434,6 +592,7 @@ class _Drive:
         force: int | None,
     ) -> None:
         self.runner = runner
+        self.pools = pools
         self.jobs = runner.jobs
         self.definition = definition
         self.trigger = trigger
@@ -447,12 +606,14 @@ class _Drive:
         # expiry look at, so a step of many tasks without timeouts costs no scans.
         self.timed: dict[str, _Launch] = {}
         self.pending_progress: dict[str, tuple[int, JsonObject]] = {}
-        self.executors: dict[str, Executor] = {}
-        self.own_executors: list[ThreadPoolExecutor] = []
+        self.sides: dict[str, tuple[Executor, _Channels]] = {}
+        self.borrowed: list[tuple[str, ThreadPoolExecutor]] = []
         self.local = _Channels(None, self.inbox)
         self.managed: _Channels | None = None
         self.abandoned = False
         self.halted = False
+        # Ends of tasks taken in and not yet written (see _write_ends).
+        self.ends: list[tuple[Task, dict[str, object]]] = []
         self.repair_tasks: frozenset[str] = frozenset()
         self.last_poll = time.monotonic()
         self.recorder: RunRecorder
@@ -525,9 +686,9 @@ class _Drive:
             subscription.cancel()
             for launch in self.running.values():
                 launch.cancel_signal.set()
-            wait = finished and not self.abandoned
-            for executor in self.own_executors:
-                executor.shutdown(wait=wait, cancel_futures=not wait)
+            idle = finished and not self.abandoned
+            for side, pool in self.borrowed:
+                self.pools.give_back(side, pool, idle=idle)
             if self.managed is not None and self.managed.manager is not None:
                 self.managed.manager.shutdown()
         return RunResult.of(self.recorder.job)
@@ -582,6 +743,8 @@ class _Drive:
     # -- launching ---------------------------------------------------------------------
 
     def _skip_reason(self, task: Task) -> str | None:
+        if not task.parents:
+            return None
         in_run = [parent for parent in task.parents if parent in self._tasks()]
         if not in_run:
             return None
@@ -602,13 +765,21 @@ class _Drive:
         number = (len(groups) if isinstance(groups, dict) else 0) + 1
         entries: dict[str, object] = {}
         launched: list[tuple[Task, int]] = []
+        # The launch entries of a step are mostly alike (the same status, group, time,
+        # first attempt): each distinct one is frozen once and shared, so the ledger
+        # checks it once instead of once per task.
+        alike: dict[tuple[tuple[str, ...], int, bool], JsonValue] = {}
         for task in todo:
             entry = self._entry(task.identifier)
-            cleared: dict[str, object] = dict.fromkeys(f for f in _LAUNCH_FIELDS if f in entry)
+            cleared: tuple[str, ...] = (
+                ()
+                if _LAUNCH_FIELD_SET.isdisjoint(entry)
+                else tuple(field for field in _LAUNCH_FIELDS if field in entry)
+            )
             reason = self._skip_reason(task)
             if reason is not None:
                 entries[task.identifier] = {
-                    **cleared,
+                    **dict.fromkeys(cleared),
                     "status": TaskStatus.SKIPPED.value,
                     "skip_reason": reason,
                 }
@@ -616,14 +787,22 @@ class _Drive:
             attempts = entry.get("attempts")
             attempt = (attempts if isinstance(attempts, int) else 0) + 1
             launched.append((task, attempt))
-            entries[task.identifier] = {
-                **cleared,
-                "status": _RUNNING,
-                "launch_group": number,
-                "attempts": attempt,
-                "launched_at": now,
-                "repair": task.identifier in self.repair_tasks,
-            }
+            repair = task.identifier in self.repair_tasks
+            kind = (cleared, attempt, repair)
+            launch = alike.get(kind)
+            if launch is None:
+                launch = alike[kind] = freeze(
+                    {
+                        **dict.fromkeys(cleared),
+                        "status": _RUNNING,
+                        "launch_group": number,
+                        "attempts": attempt,
+                        "launched_at": now,
+                        "repair": repair,
+                    },
+                    field="state_update",
+                )
+            entries[task.identifier] = launch
         patch: dict[str, object] = {"tasks": entries}
         if launched:
             patch["launch_groups"] = {
@@ -640,28 +819,27 @@ class _Drive:
             "launch group started",
             extra={"run_id": self.recorder.run_id, "launch_group": number, "step": step},
         )
+        job = self.recorder.job
+        run_input = job.input.get("input") if isinstance(job.input, dict) else None
+        force = job.state.get("force")
         for task, attempt in launched:
-            self._submit(task, attempt)
+            self._submit(
+                task,
+                attempt,
+                run_input,
+                force if isinstance(force, int) and not isinstance(force, bool) else None,
+            )
 
-    def _executor(self, side: str) -> Executor:
-        executor = self.executors.get(side)
-        if executor is None:
+    def _side(self, side: str) -> tuple[Executor, _Channels]:
+        found = self.sides.get(side)
+        if found is None:
             executor = self.runner.executors.get(side)
             if executor is None:
-                widest = max(
-                    (
-                        sum(1 for task in step.tasks if task.side == side)
-                        for step in group_steps(self.definition.tasks)
-                    ),
-                    default=1,
-                )
-                own = ThreadPoolExecutor(
-                    max_workers=max(widest, 1), thread_name_prefix=f"jobledger-{side}"
-                )
-                self.own_executors.append(own)
-                executor = own
-            self.executors[side] = executor
-        return executor
+                pool = self.pools.borrow(side)
+                self.borrowed.append((side, pool))
+                executor = pool
+            found = self.sides[side] = (executor, self._channels(executor))
+        return found
 
     def _channels(self, executor: Executor) -> _Channels:
         if runs_in_process(executor):
@@ -672,20 +850,17 @@ class _Drive:
             self.managed = _Channels(manager, self.inbox)
         return self.managed
 
-    def _submit(self, task: Task, attempt: int) -> None:
-        executor = self._executor(task.side)
-        channels = self._channels(executor)
+    def _submit(self, task: Task, attempt: int, run_input: JsonValue, force: int | None) -> None:
+        executor, channels = self._side(task.side)
         signal = channels.signal()
         repair = task.identifier in self.repair_tasks
         function = task.repair if repair and task.repair is not None else task.function
-        run_input = self.recorder.job.input
-        force = self.recorder.job.state.get("force")
         call = TaskCall(
             run_id=self.recorder.run_id,
             task=task,
             function=function,
-            input=run_input.get("input") if isinstance(run_input, dict) else None,
-            force=force if isinstance(force, int) and not isinstance(force, bool) else None,
+            input=run_input,
+            force=force,
             repair=repair,
             attempt=attempt,
             cancel_signal=signal,
@@ -710,23 +885,38 @@ class _Drive:
     def _await_step(self) -> None:
         while self.running:
             message = self._next_message()
-            if isinstance(message, _Finished):
-                self._settle(message)
-            elif isinstance(message, ProgressReport):
-                self._collect(message)
-            elif isinstance(message, TaskStarted):
-                self._start(message)
-            elif isinstance(message, _Wake):
-                self._poll()
+            if message is not None:
+                self._take(message)
+                # The messages that are already waiting are taken in too, so that the
+                # ends they bring are written in one update; the count is fixed first,
+                # so a task reporting progress without pause cannot hold the write back.
+                for _ in range(self.inbox.qsize()):
+                    try:
+                        self._take(self.inbox.get_nowait())
+                    except queue.Empty:
+                        break
             self._drain_managed_progress()
             self._flush_progress()
             self._expire()
+            self._write_ends()
             if time.monotonic() - self.last_poll >= self.runner.poll_interval:
                 self._poll()
             if self._heartbeat_due():
                 self.recorder.write("update", patch={"heartbeat_at": _iso(self.runner.clock())})
             if self.recorder.cancel_requested or self.recorder.closed:
                 self._flag_running()
+
+    def _take(self, message: _Message) -> None:
+        if isinstance(message, _Finished):
+            self._settle(message)
+        elif isinstance(message, ProgressReport):
+            self._collect(message)
+        elif isinstance(message, TaskStarted):
+            self._start(message)
+        else:
+            # Ends already seen go to the ledger before the run is read again.
+            self._write_ends()
+            self._poll()
 
     def _heartbeat_due(self) -> bool:
         if not self.running or self.recorder.closed:
@@ -894,40 +1084,65 @@ class _Drive:
         return entry
 
     def _record_end(self, task: Task, entry: dict[str, object]) -> None:
-        try:
-            self._write_end(task, entry)
-        except InvalidJobDataError as refused:
-            # The ledger refused the entry (a summary over its limits, say): record that
-            # as the task's error instead, so the drive goes on and ends the run.
-            # No traceback: it shows the runner, not the task, and keeps the entry small.
-            error = error_of(refused)
-            fallback = self._error_entry(task, attrs.evolve(error, traceback=""))
-            fallback.update(
-                (key, entry[key]) for key in ("started_at", "ended_at", "duration") if key in entry
-            )
-            self._write_end(task, fallback)
-
-    def _write_end(self, task: Task, entry: dict[str, object]) -> None:
+        """Queue a task's end for :meth:`_write_ends`, which the waiting loop calls next."""
         if entry["status"] in _HALTING:
             self.halted = True
-        patch: dict[str, object] = {"tasks": {task.identifier: entry}}
-        if entry["status"] == _WARNING:
-            error = entry["error"]
-            assert isinstance(error, dict)  # noqa: S101
-            earlier = self.recorder.job.state.get("warnings")
-            patch["warnings"] = [
-                *(earlier if isinstance(earlier, list) else ()),
-                {"task": task.identifier, "type": error["type"], "message": error["message"]},
-            ]
-        self.recorder.write("update", patch=patch)
-        logger.info(
-            "task ended",
-            extra={
-                "run_id": self.recorder.run_id,
-                "task_id": task.identifier,
-                "status": entry["status"],
-            },
+        self.ends.append((task, entry))
+
+    def _write_ends(self) -> None:
+        """Write the ends taken in since the last write, in one update."""
+        if not self.ends:
+            return
+        ends, self.ends = self.ends, []
+        try:
+            self._write_end(ends)
+        except InvalidJobDataError as refused:
+            if len(ends) == 1:
+                self._write_end_instead(*ends[0], refused)
+                return
+            # An entry was refused (a summary over the ledger's limits, say), or all of
+            # them together: each is written alone, so only its own task bears a refusal.
+            for task, entry in ends:
+                try:
+                    self._write_end([(task, entry)])
+                except InvalidJobDataError as alone:
+                    self._write_end_instead(task, entry, alone)
+
+    def _write_end_instead(
+        self, task: Task, entry: dict[str, object], refused: InvalidJobDataError
+    ) -> None:
+        # The ledger refused the entry: record that as the task's error instead, so the
+        # drive goes on and ends the run. No traceback: it shows the runner, not the
+        # task, and keeps the entry small.
+        error = error_of(refused)
+        fallback = self._error_entry(task, attrs.evolve(error, traceback=""))
+        fallback.update(
+            (key, entry[key]) for key in ("started_at", "ended_at", "duration") if key in entry
         )
+        if fallback["status"] in _HALTING:
+            self.halted = True
+        self._write_end([(task, fallback)])
+
+    def _write_end(self, ends: list[tuple[Task, dict[str, object]]]) -> None:
+        patch: dict[str, object] = {"tasks": {task.identifier: entry for task, entry in ends}}
+        warnings = [
+            {"task": task.identifier, "type": error["type"], "message": error["message"]}
+            for task, entry in ends
+            if entry["status"] == _WARNING and isinstance(error := entry["error"], dict)
+        ]
+        if warnings:
+            earlier = self.recorder.job.state.get("warnings")
+            patch["warnings"] = [*(earlier if isinstance(earlier, list) else ()), *warnings]
+        self.recorder.write("update", patch=patch)
+        for task, entry in ends:
+            logger.info(
+                "task ended",
+                extra={
+                    "run_id": self.recorder.run_id,
+                    "task_id": task.identifier,
+                    "status": entry["status"],
+                },
+            )
 
     # -- the end -----------------------------------------------------------------------
 

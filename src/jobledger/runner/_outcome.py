@@ -182,34 +182,46 @@ class TaskOutcome:
     @classmethod
     def of(cls, identifier: str, entry: Mapping[str, JsonValue]) -> TaskOutcome:
         """Read a task's entry of a run's state (see :mod:`jobledger.runner`)."""
-        error = entry.get("error")
-        blocked = entry.get("blocked")
-        progress = entry.get("progress")
-        output = entry.get("output")
+        # Every run's result reads every task's entry: the members an entry rarely has
+        # are looked at only when present.
+        get = entry.get
+        status = get("status")
+        error = get("error")
+        blocked = get("blocked")
+        progress = get("progress")
+        output = get("output")
+        skip_reason = get("skip_reason")
         return cls(
-            identifier=identifier,
-            type=_text(entry.get("type")) or "",
-            launch_order=_integer(entry.get("launch_order")) or 0,
-            side=_text(entry.get("side")) or "",
-            status=TaskStatus(_text(entry.get("status")) or TaskStatus.PENDING),
-            attempts=_integer(entry.get("attempts")) or 0,
-            launch_group=_integer(entry.get("launch_group")),
-            launched_at=_time(entry.get("launched_at")),
-            started_at=_time(entry.get("started_at")),
-            ended_at=_time(entry.get("ended_at")),
-            duration=_number(entry.get("duration")),
-            output=output if isinstance(output, bool) else None,
-            summary=entry.get("summary"),
-            error=_error(error) if isinstance(error, dict) else None,
-            blocked=(
+            identifier,
+            _text(get("type")) or "",
+            _integer(get("launch_order")) or 0,
+            _text(get("side")) or "",
+            (_STATUSES.get(status) if isinstance(status, str) else None)
+            or TaskStatus(_text(status) or TaskStatus.PENDING),
+            _integer(get("attempts")) or 0,
+            _integer(get("launch_group")),
+            _time(get("launched_at")),
+            _time(get("started_at")),
+            _time(get("ended_at")),
+            _number(get("duration")),
+            output if output is True or output is False else None,
+            get("summary"),
+            _error(error) if isinstance(error, dict) else None,
+            (
                 Blockage(_text(blocked.get("reason")) or "", blocked.get("details"))
                 if isinstance(blocked, dict)
                 else None
             ),
-            skip_reason=_text(entry.get("skip_reason")),
-            repair=entry.get("repair") is True,
-            progress=progress if isinstance(progress, JsonObject) else None,
+            skip_reason if isinstance(skip_reason, str) else None,
+            get("repair") is True,
+            progress if isinstance(progress, JsonObject) else None,
         )
+
+
+# Statuses by their text, for reading entries without a call of the enum per task.
+_STATUSES: Mapping[str, TaskStatus] = MappingProxyType(
+    {status.value: status for status in TaskStatus}
+)
 
 
 def _text(value: JsonValue) -> str | None:

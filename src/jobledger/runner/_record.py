@@ -10,6 +10,7 @@ never changes; its ``state`` is the run's progress; every change goes through
 from __future__ import annotations
 
 import time
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal
 
 import attrs
@@ -29,7 +30,7 @@ from jobledger.runner._outcome import RunResult
 from jobledger.runner._states import RunStatus, RunTrigger, TaskStatus, next_run_status
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
     from jobledger.runner._definition import JobDefinition, Task
 
@@ -41,6 +42,7 @@ __all__ = [
     "drive_of",
     "initial_state",
     "load_run",
+    "pending_entries",
     "request_cancel",
 ]
 
@@ -57,24 +59,49 @@ STORAGE_RETRY_FIRST_PAUSE = 0.05
 Command = Literal["update", "complete", "fail", "cancel"]
 
 
+def pending_entries(definition: JobDefinition) -> Mapping[str, JsonValue]:
+    """Each task's entry in the state of a new run of ``definition``, frozen.
+
+    A runner keeps them for the runs it starts: the ledger takes frozen values
+    without checking them again.
+    """
+    return MappingProxyType(
+        {
+            task.identifier: freeze(
+                {
+                    "status": TaskStatus.PENDING.value,
+                    "type": task.type,
+                    "launch_order": task.launch_order,
+                    "side": task.side,
+                    "index": index,
+                    "attempts": 0,
+                },
+                field="state",
+            )
+            for index, task in enumerate(definition.tasks)
+        }
+    )
+
+
 def initial_state(
-    definition: JobDefinition, tasks: Iterable[Task], force: int | None
+    definition: JobDefinition,
+    tasks: Iterable[Task],
+    force: int | None,
+    *,
+    entries: Mapping[str, JsonValue] | None = None,
 ) -> dict[str, object]:
-    """The state a new run starts with: every selected task ``pending``."""
-    positions = {task.identifier: index for index, task in enumerate(definition.tasks)}
+    """The state a new run starts with: every selected task ``pending``.
+
+    Args:
+        definition: The run's definition.
+        tasks: The selected tasks.
+        force: The run's force threshold.
+        entries: :func:`pending_entries` of ``definition``, if kept; made here otherwise.
+    """
+    pending = pending_entries(definition) if entries is None else entries
     state: dict[str, object] = {
         "definition": definition.identifier,
-        "tasks": {
-            task.identifier: {
-                "status": TaskStatus.PENDING.value,
-                "type": task.type,
-                "launch_order": task.launch_order,
-                "side": task.side,
-                "index": positions[task.identifier],
-                "attempts": 0,
-            }
-            for task in tasks
-        },
+        "tasks": {task.identifier: pending[task.identifier] for task in tasks},
         "launch_groups": {},
         "warnings": [],
     }

@@ -124,9 +124,8 @@ class TaskStatus(enum.StrEnum):
     @property
     def is_done(self) -> bool:
         """Whether the task is settled for this run: a resume does not run it again."""
-        return self in {
-            TaskStatus.COMPLETED,
-            TaskStatus.WARNING,
-            TaskStatus.FAILED,
-            TaskStatus.SKIPPED,
-        }
+        return self in _DONE
+
+
+# Looked up for every task at every step: built once, not on each look.
+_DONE = frozenset({TaskStatus.COMPLETED, TaskStatus.WARNING, TaskStatus.FAILED, TaskStatus.SKIPPED})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -100,6 +101,55 @@ class TestCancel:
             result = running.result(timeout=30)
 
         assert (RunStatus.CANCELED, {"rounds": "canceled"}) == (result.status, result.statuses())
+
+    def test_a_task_that_waits_again_after_the_cancel_sees_it_at_once(self, jobs: Jobs) -> None:
+        """Once raised, the flag stays raised: every later look and wait reports the cancel."""
+        started, ids = threading.Event(), list[str]()
+        seen: list[bool] = []
+
+        def twice(context: TaskContext) -> None:
+            ids.append(context.run_id)
+            started.set()
+            seen.append(context.wait_for_cancel(timeout=30))
+            seen.append(context.wait_for_cancel(timeout=30))
+            seen.append(context.wait_for_cancel(timeout=0))
+            seen.append(context.cancel_requested)
+
+        runner = Runner(jobs, [JobDefinition("Twice", [Task("twice", twice)])])
+        with ThreadPoolExecutor(1) as pool:
+            running = pool.submit(runner.invoke, "Twice")
+            assert started.wait(timeout=30)
+            runner.request_cancel(ids[0])
+            result = running.result(timeout=60)
+
+        assert [True, True, True, True] == seen
+        assert RunStatus.CANCELED == result.status
+
+    def test_a_flag_raised_before_the_task_waits_is_seen_without_waiting(self, jobs: Jobs) -> None:
+        """A task that first waits after the cancel was flagged gets its answer at once."""
+        started, ids = threading.Event(), list[str]()
+        requested = threading.Event()
+        seen: list[bool] = []
+
+        def late(context: TaskContext) -> None:
+            ids.append(context.run_id)
+            started.set()
+            assert requested.wait(timeout=30)
+            while not context.cancel_requested:
+                # The runner raises the flag once it takes the request in.
+                time.sleep(0.001)
+            seen.append(context.wait_for_cancel(timeout=0))
+
+        runner = Runner(jobs, [JobDefinition("Late", [Task("late", late)])])
+        with ThreadPoolExecutor(1) as pool:
+            running = pool.submit(runner.invoke, "Late")
+            assert started.wait(timeout=30)
+            runner.request_cancel(ids[0])
+            requested.set()
+            result = running.result(timeout=60)
+
+        assert [True] == seen
+        assert RunStatus.CANCELED == result.status
 
     def test_task_canceled_without_a_cancel_request_is_an_error(self, jobs: Jobs) -> None:
         """A task may not cancel itself: TaskCanceled with no request fails the run."""
