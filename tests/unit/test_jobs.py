@@ -19,6 +19,7 @@ from jobledger import (
     FailJob,
     InMemoryRepository,
     InvalidJobDataError,
+    InvalidTransitionError,
     Job,
     JobAlreadyExistsError,
     JobCanceled,
@@ -710,3 +711,91 @@ class TestIsolation:
         with pytest.raises(TypeError):
             updated.state_update["b"] = 3  # type: ignore[index]
         assert {"a": 1, "b": 2} == jobs.get(job.id).state
+
+
+class CountingRepository(InMemoryRepository):
+    """An in-memory repository that counts the jobs read from it."""
+
+    def __init__(self) -> None:
+        """Start with no read counted."""
+        super().__init__()
+        self.gets = 0
+
+    def get(self, job_id: str) -> Job:
+        """Count the read, then read."""
+        self.gets += 1
+        return super().get(job_id)
+
+
+class TestRecall:
+    """A ledger decides on the jobs it saved last without reading them, and is never fooled."""
+
+    def test_a_job_this_ledger_saved_is_changed_without_being_read(self) -> None:
+        """Commands on a job the ledger itself last saved read nothing from the repository."""
+        repository = CountingRepository()
+        jobs = Jobs(repository=repository)
+        job = jobs.start(service="hr", entity="employee", type="sync")
+        job = jobs.update(job.id, etag=job.etag, state_update={"done": 1})
+        job = jobs.complete(job.id, etag=job.etag)
+
+        assert (0, 3) == (repository.gets, job.version)
+
+    def test_a_job_changed_by_another_ledger_is_read_and_the_command_applies(self) -> None:
+        """With the ETag another ledger gave the job, the command succeeds on the stored job."""
+        repository = InMemoryRepository()
+        mine, theirs = Jobs(repository=repository), Jobs(repository=repository)
+        job = mine.start(service="hr", entity="employee", type="sync", state={"a": 1})
+        changed = theirs.update(job.id, etag=job.etag, state_update={"b": 2})
+
+        result = mine.update(job.id, etag=changed.etag, state_update={"c": 3})
+
+        assert (3, {"a": 1, "b": 2, "c": 3}) == (result.version, result.state)
+
+    def test_a_stale_etag_is_refused_with_the_stored_one(self) -> None:
+        """A stale ETag this ledger saw last is refused with the stored one; nothing is written."""
+        repository = InMemoryRepository()
+        mine, theirs = Jobs(repository=repository), Jobs(repository=repository)
+        job = mine.start(service="hr", entity="employee", type="sync")
+        changed = theirs.update(job.id, etag=job.etag, status="exporting")
+
+        with pytest.raises(ConcurrencyError) as raised:
+            mine.update(job.id, etag=job.etag, status="mine")
+
+        assert (job.etag, changed.etag) == (raised.value.expected_etag, raised.value.current_etag)
+        assert (2, "exporting") == (repository.feed_head(), repository.get(job.id).status)
+
+    @pytest.mark.parametrize("carried", ["first", "final"])
+    def test_a_job_ended_by_another_ledger_refuses_the_change_as_ended(self, carried: str) -> None:
+        """A job completed elsewhere refuses a change as completed, whichever ETag it carries."""
+        repository = InMemoryRepository()
+        mine, theirs = Jobs(repository=repository), Jobs(repository=repository)
+        job = mine.start(service="hr", entity="employee", type="sync")
+        ended = theirs.complete(job.id, etag=job.etag)
+        etag = job.etag if carried == "first" else ended.etag
+
+        with pytest.raises(InvalidTransitionError):
+            mine.update(job.id, etag=etag, status="mine")
+
+    def test_a_wildcard_applies_to_the_stored_job(self) -> None:
+        """The wildcard ETag applies the command to the job as stored, not as remembered."""
+        repository = InMemoryRepository()
+        mine, theirs = Jobs(repository=repository), Jobs(repository=repository)
+        job = mine.start(service="hr", entity="employee", type="sync")
+        theirs.update(job.id, etag=job.etag, state_update={"theirs": True})
+
+        result = mine.update(job.id, etag=ANY_ETAG, state_update={"mine": True})
+
+        assert (3, {"theirs": True, "mine": True}) == (result.version, result.state)
+
+    def test_limits_are_checked_against_the_stored_state(self) -> None:
+        """A patch too large for the remembered state but not for the stored one applies."""
+        limits = Limits(max_bytes=200)
+        repository = InMemoryRepository()
+        mine = Jobs(repository=repository, limits=limits)
+        theirs = Jobs(repository=repository, limits=limits)
+        job = mine.start(service="hr", entity="employee", type="sync", state={"big": "x" * 150})
+        shrunk = theirs.update(job.id, etag=job.etag, state_update={"big": None})
+
+        result = mine.update(job.id, etag=shrunk.etag, state_update={"new": "y" * 150})
+
+        assert {"new": "y" * 150} == result.state

@@ -67,8 +67,9 @@ from jobledger._core.errors import (
     StorageTimeoutError,
 )
 from jobledger._core.job import UpdateType
-from jobledger._core.jsondoc import encoded_size, is_storable_key
+from jobledger._core.jsondoc import is_storable_key
 from jobledger._core.query import JobPage
+from jobledger._core.recent import RecentJobs
 from jobledger._ports import FeedEntry
 
 if TYPE_CHECKING:
@@ -101,10 +102,6 @@ _FEED_POLL_SECONDS = 0.05
 # Idle connections kept for reuse; more are closed when returned.
 _MAX_IDLE_CONNECTIONS = 16
 
-# Jobs kept decoded for the next read (see _RecentJobs), and the largest
-# documents worth keeping: a big state is cheap to decode next to its size.
-_RECENT_JOBS = 128
-_RECENT_JOB_MAX_BYTES = 64 * 1024
 
 _SCHEMA = (
     """CREATE TABLE jobs (
@@ -255,38 +252,6 @@ _UPSERT_CHECKPOINT = (
 )
 
 
-class _RecentJobs:
-    """The jobs this repository object last saved or read, decoded.
-
-    A read asks SQLite only for the stored job's ETag and version; when they
-    are the ones of the job kept here, that job is the stored one (a job's
-    version and ETag never come back once it has changed), and its JSON need
-    not be decoded again. A command reads the job it changes, so a process
-    that changes its own jobs reads each one cheaply. Kept jobs are immutable
-    values, shared as they are; the oldest is dropped when the store is full.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._jobs: dict[str, Job] = {}
-
-    def get(self, job_id: str) -> Job | None:
-        """The job kept under ``job_id``, if any."""
-        return self._jobs.get(job_id)
-
-    def keep(self, job: Job) -> None:
-        """Keep ``job``, as stored now, unless its documents are large."""
-        size = encoded_size(job.state) + encoded_size(job.input)
-        with self._lock:
-            if size > _RECENT_JOB_MAX_BYTES:
-                self._jobs.pop(job.id, None)
-                return
-            self._jobs.pop(job.id, None)  # re-inserted last: the newest
-            self._jobs[job.id] = job
-            if len(self._jobs) > _RECENT_JOBS:
-                del self._jobs[next(iter(self._jobs))]
-
-
 class Durability(enum.StrEnum):
     """How hard a commit works to survive a crash; what each setting trades.
 
@@ -373,7 +338,9 @@ class SQLiteRepository:
         self._idle: list[sqlite3.Connection] = []
         self._pid = os.getpid()
         self._feed_changed = threading.Condition()
-        self._recent = _RecentJobs()
+        # The jobs last saved or read, decoded: a read that finds the stored job
+        # at the ETag and version of one of them hands that one out, unread.
+        self._recent = RecentJobs()
         # A repository dropped without close() still closes its connections.
         weakref.finalize(self, _close_all, self._idle, self._lock)
         with self._translated(), self._connection() as conn:

@@ -1,7 +1,8 @@
 """How a command is handled, written once for every kind of driver.
 
 :func:`handling` is a generator that yields the storage steps it needs
-(:class:`Load`, :class:`FindRequest`, :class:`Save`) and receives their results.
+(:class:`Recall`, :class:`Load`, :class:`FindRequest`, :class:`Save`) and
+receives their results.
 The synchronous :class:`~jobledger.Jobs` drives it with a repository; an
 asyncio facade can drive the very same generator with ``await``.
 """
@@ -22,6 +23,8 @@ from jobledger._core.decide import (
 )
 from jobledger._core.errors import (
     ConcurrencyError,
+    InvalidJobDataError,
+    InvalidTransitionError,
     JobAlreadyExistsError,
     JobledgerError,
     RequestIdConflictError,
@@ -35,7 +38,17 @@ if TYPE_CHECKING:
     from jobledger._core.commands import Command
     from jobledger._core.jsondoc import Limits
 
-__all__ = ["FindRequest", "Handled", "Load", "Pause", "Save", "Step", "drive", "handling"]
+__all__ = [
+    "FindRequest",
+    "Handled",
+    "Load",
+    "Pause",
+    "Recall",
+    "Save",
+    "Step",
+    "drive",
+    "handling",
+]
 
 #: How often a command with the wildcard ETag is decided before it gives up.
 WILDCARD_ATTEMPTS = 100
@@ -45,6 +58,16 @@ WILDCARD_MAX_PAUSE = 0.05
 
 # Steps and their outcome are named tuples rather than attrs classes: one of
 # each is made for every command, and a tuple is the cheapest immutable value.
+
+
+class Recall(NamedTuple):
+    """Step: the job with ``job_id`` as the driver last saved it, if it remembers it.
+
+    Answer: that :class:`Job`, or ``None``. No I/O: a driver that remembers
+    nothing answers ``None``, and the job is loaded.
+    """
+
+    job_id: str
 
 
 class Load(NamedTuple):
@@ -71,7 +94,7 @@ class Pause(NamedTuple):
     seconds: float
 
 
-Step: TypeAlias = Load | FindRequest | Save | Pause
+Step: TypeAlias = Recall | Load | FindRequest | Save | Pause
 
 
 class Handled(NamedTuple):
@@ -102,6 +125,13 @@ def handling(
 ) -> Generator[Step, object, Handled]:
     """Handle ``command``: the steps to take, and what they came to.
 
+    A change command is first decided on the job the driver remembers saving
+    (:class:`Recall`), which spares a read when the driver is the job's only
+    writer. The save's compare-and-set refuses a remembered job that another
+    writer has changed since; the command is then decided again on the job as
+    loaded, so what it comes to is what it would have come to without the
+    recall.
+
     Raises:
         JobledgerError: whatever :func:`~jobledger._core.decide.decide` or the
             repository raise; a wildcard command is decided again on the new
@@ -117,34 +147,76 @@ def handling(
             assert isinstance(record, RequestRecord)  # noqa: S101  (the driver's contract)
             return _answer(record, command)
     attempts = 0
+    recall = not isinstance(command, StartJob)
     while True:
         attempts += 1
+        job, recalled = yield from _job_for(command, recall=recall)
         try:
-            job = None if isinstance(command, StartJob) else (yield Load(command.job_id))
-            assert job is None or isinstance(job, Job)  # noqa: S101  (the driver's contract)
             change = decide_checked(job, command, kind, now=clock(), new_id=new_id, limits=limits)
             yield Save(change)
-        except (ConcurrencyError, JobAlreadyExistsError, RequestIdConflictError) as error:
-            if request_id is not None:
-                # A twin of this command may have committed between our look-up
-                # and our save; if so, it is the answer.
-                record = yield FindRequest(request_id)
-                if isinstance(record, RequestRecord):
-                    return _answer(record, command)
-            if _wildcard_may_retry(command, attempts):
-                # Back off with jitter, so racing writers stop colliding in lockstep.
-                ceiling = min(WILDCARD_MAX_PAUSE, 0.0005 * 2**attempts)
-                yield Pause(random.uniform(0, ceiling))  # noqa: S311  (jitter, not secrecy)
+        except JobledgerError as error:
+            recall = False
+            if recalled and isinstance(error, _STALE_COPY_ERRORS):
+                # The remembered job may be behind the stored one (another writer
+                # changed it): decide again on the job as stored. This is no
+                # attempt of a wildcard command's.
+                attempts -= 1
                 continue
-            if (
-                isinstance(error, ConcurrencyError)
-                and not isinstance(command, StartJob)
-                and command.etag == ANY_ETAG
-            ):
-                # Say what the command carried, not the version it last decided on.
-                raise ConcurrencyError(error.job_id, ANY_ETAG, error.current_etag) from error
-            raise
+            answer = yield from _after_refusal(error, command, attempts)
+            if answer is None:
+                continue
+            return answer
         return Handled(change.job, change)
+
+
+def _job_for(command: Command, *, recall: bool) -> Generator[Step, object, tuple[Job | None, bool]]:
+    """The job ``command`` is decided on (``None`` for a start), and whether it was recalled."""
+    if isinstance(command, StartJob):
+        return None, False
+    if recall:
+        job = yield Recall(command.job_id)
+        if job is not None:
+            assert isinstance(job, Job)  # noqa: S101  (the driver's contract)
+            return job, True
+    job = yield Load(command.job_id)
+    assert isinstance(job, Job)  # noqa: S101  (the driver's contract)
+    return job, False
+
+
+def _after_refusal(
+    error: JobledgerError, command: Command, attempts: int
+) -> Generator[Step, object, Handled | None]:
+    """What a command refused with ``error`` comes to: a twin's answer, or ``None`` to try again.
+
+    Raises:
+        JobledgerError: ``error``, when neither applies.
+    """
+    if not isinstance(error, (ConcurrencyError, JobAlreadyExistsError, RequestIdConflictError)):
+        raise error
+    if command.request_id is not None:
+        # A twin of this command may have committed between our look-up and our
+        # save; if so, it is the answer.
+        record = yield FindRequest(command.request_id)
+        if isinstance(record, RequestRecord):
+            return _answer(record, command)
+    if _wildcard_may_retry(command, attempts):
+        # Back off with jitter, so racing writers stop colliding in lockstep.
+        ceiling = min(WILDCARD_MAX_PAUSE, 0.0005 * 2**attempts)
+        yield Pause(random.uniform(0, ceiling))  # noqa: S311  (jitter, not secrecy)
+        return None
+    if (
+        isinstance(error, ConcurrencyError)
+        and not isinstance(command, StartJob)
+        and command.etag == ANY_ETAG
+    ):
+        # Say what the command carried, not the version it last decided on.
+        raise ConcurrencyError(error.job_id, ANY_ETAG, error.current_etag) from error
+    raise error
+
+
+#: What deciding or saving on a remembered job may raise only because the job
+#: changed since: its ETag, its phase, or the size its state would grow to.
+_STALE_COPY_ERRORS = (ConcurrencyError, InvalidTransitionError, InvalidJobDataError)
 
 
 def _wildcard_may_retry(command: Command, attempts: int) -> bool:

@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING
 
 from jobledger._application.defaults import new_id, utc_now
 from jobledger._application.delivery import InProcessPublisher, Outbox
-from jobledger._application.handling import FindRequest, Load, Save, Step, drive, handling
+from jobledger._application.handling import (
+    FindRequest,
+    Load,
+    Recall,
+    Save,
+    Step,
+    drive,
+    handling,
+)
 from jobledger._application.subscriber import DurableSubscriber
 from jobledger._core.commands import (
     CancelJob,
@@ -21,6 +29,7 @@ from jobledger._core.commands import (
 from jobledger._core.events import EventFilter, EventKinds
 from jobledger._core.jsondoc import DEFAULT_LIMITS, Limits
 from jobledger._core.query import JobQuery
+from jobledger._core.recent import RecentJobs
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterable, Sequence
@@ -58,6 +67,12 @@ class Jobs:
     ``request_id``, the command is answered with the job as the first one left
     it, and nothing is written or published; the same ``request_id`` with a
     different command raises :class:`~jobledger.RequestIdConflictError`.
+
+    A ledger remembers the jobs it saved last (a hundred or so, small ones)
+    and decides the next command on such a job without reading it again. The
+    save's compare-and-set catches a job that another process or ledger has
+    changed meanwhile, and the command is then decided again on the job as
+    stored: the outcome is the same, one read later.
 
     Subscribers run in this process, after the change commits, in commit order
     for each job, before the command that committed it returns; a handler that
@@ -104,6 +119,9 @@ class Jobs:
         self._publishers_given = bool(publishers)
         self._outbox = Outbox((self._subscribers, *publishers))
         self._stripes = tuple(threading.Lock() for _ in range(_STRIPES))
+        # The jobs this ledger saved last: the next command on one of them is
+        # decided on it without reading it again (see handling).
+        self._recent = RecentJobs()
 
     @property
     def repository(self) -> Repository:
@@ -137,6 +155,8 @@ class Jobs:
         return self._publishers_given or self._subscribers.subscribed
 
     def _perform(self, step: Step) -> object:
+        if isinstance(step, Recall):
+            return self._recent.get(step.job_id)
         if isinstance(step, Load):
             return self._repository.get(step.job_id)
         if not isinstance(step, Save):
@@ -149,6 +169,7 @@ class Jobs:
         # commit order on their way to the subscribers.
         with self._stripes[hash(change.job.id) % _STRIPES]:
             self._repository.save(change)
+            self._recent.keep(change.job)
             if self._listening():
                 self._outbox.put(change.event)
         return None

@@ -5,7 +5,8 @@ that drives :class:`~jobledger.Jobs` over a repository you provide. It sends eve
 command (start, update, complete, fail, cancel) with fresh, stale and wildcard
 ETags, to active, finished and unknown jobs, with and without request ids, with
 data the ledger must refuse, and as the loser of a race (a writer that read an
-earlier version, whose save the repository must refuse). A small reference model
+earlier version, whose save the repository must refuse), alternating between
+two ledgers on the one repository as two processes would. A small reference model
 of its own (plain dicts) predicts each outcome: the job afterwards, or the error
 and that nothing changed. After every step it checks, for every job, that the
 update log is gap-free and only grows, that replaying it gives the current job,
@@ -365,8 +366,14 @@ class _LedgerMachine(RuleBasedStateMachine):
         self.clock = ManualClock(tick=timedelta(seconds=1))
         self.ids = SequentialIds(_GENERATED_PREFIX.rstrip("-"))
         self.jobs = Jobs(self.repository, clock=self.clock, id_factory=self.ids)
+        # Commands alternate between two ledgers on the one repository, as two
+        # processes would send them: what each remembers of the jobs it saved
+        # goes stale whenever the other writes.
+        self.ledgers = (self.jobs, Jobs(self.repository, clock=self.clock, id_factory=self.ids))
+        self.sent = 0
         self.published: list[JobEvent] = []
-        self.jobs.subscribe(self.published.append)
+        for ledger in self.ledgers:
+            ledger.subscribe(self.published.append)
         self.model: dict[str, _ModelJob] = {}
         self.requests: dict[str, _Request] = {}
         self.refused_request_ids: set[str] = set()
@@ -573,10 +580,12 @@ class _LedgerMachine(RuleBasedStateMachine):
 
     def send(self, command: Command, *, via_facade: bool) -> Job:
         """Send ``command`` through :meth:`Jobs.handle` or the matching facade method."""
+        self.sent += 1
+        jobs = self.ledgers[self.sent % 2]
         if not via_facade:
-            return self.jobs.handle(command)
+            return jobs.handle(command)
         if isinstance(command, StartJob):
-            return self.jobs.start(
+            return jobs.start(
                 service=command.service,
                 entity=command.entity,
                 type=command.type,
@@ -588,7 +597,7 @@ class _LedgerMachine(RuleBasedStateMachine):
                 request_id=command.request_id,
             )
         if isinstance(command, CancelJob):
-            return self.jobs.cancel(
+            return jobs.cancel(
                 command.job_id,
                 etag=command.etag,
                 display_name=command.display_name,
@@ -596,7 +605,7 @@ class _LedgerMachine(RuleBasedStateMachine):
                 request_id=command.request_id,
             )
         if isinstance(command, UpdateJob):
-            return self.jobs.update(
+            return jobs.update(
                 command.job_id,
                 etag=command.etag,
                 status=command.status,
@@ -605,7 +614,7 @@ class _LedgerMachine(RuleBasedStateMachine):
                 state_update=command.state_update,
                 request_id=command.request_id,
             )
-        finish = self.jobs.complete if isinstance(command, CompleteJob) else self.jobs.fail
+        finish = jobs.complete if isinstance(command, CompleteJob) else jobs.fail
         return finish(
             command.job_id,
             etag=command.etag,
