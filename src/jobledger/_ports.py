@@ -106,13 +106,15 @@ class Repository(Protocol):
         Raises:
             JobAlreadyExistsError: a start for a job id that exists.
             JobNotFoundError: a change for a job that does not exist.
-            ConcurrencyError: the stored ETag is not ``change.expected_etag``;
-                carries the stored ETag.
+            ConcurrencyError: the stored ETag is not ``change.expected_etag``,
+                or the stored job is past the version the change was decided
+                on (an ETag that repeats an earlier one); carries the stored
+                ETag.
             RequestIdConflictError: ``change.request`` names a request id that
                 is already recorded (request ids are unique across all jobs).
             ValueError: the change contradicts itself or the stored job (its
-                update does not follow the stored version): a bug in the
-                caller, never a race.
+                update is missing or ahead of the stored version): a bug in
+                the caller, never a race.
         """
         ...
 

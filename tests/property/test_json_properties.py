@@ -10,7 +10,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from jobledger import InvalidJobDataError, JsonArray, JsonObject, Limits, freeze, merge_patch
-from jobledger._adapters.rows import encode_json
 from jobledger.testing import strategies as jst
 
 
@@ -199,22 +198,3 @@ class TestSizeAccounting:
         assert exact(merged) == exact(freeze(merged, field="state", limits=Limits(max_bytes=size)))
         with pytest.raises(InvalidJobDataError, match="larger than"):
             freeze(merged, field="state", limits=Limits(max_bytes=size - 1))
-
-
-class TestStoredText:
-    """The adapters' JSON text is always the document's own, however documents follow each other."""
-
-    @given(st.lists(st.sampled_from(range(4)), min_size=1, max_size=12), st.data())
-    def test_every_document_is_encoded_as_itself(
-        self, order: list[int], data: st.DataObject
-    ) -> None:
-        """Encoding documents in any order, repeats included, gives each one's compact JSON."""
-        documents = [freeze(data.draw(jst.json_values()), field="state") for _ in range(4)]
-
-        texts = [encode_json(documents[index]) for index in order]
-
-        expected = [
-            json.dumps(documents[index], ensure_ascii=False, separators=(",", ":"))
-            for index in order
-        ]
-        assert expected == texts

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -37,6 +37,7 @@ from jobledger import (
     UpdateType,
     thaw,
 )
+from jobledger.testing import SequentialIds
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -517,6 +518,20 @@ class TestRequestIds:
             jobs.update(job.id, etag=job.etag, status="x", request_id="r")
         assert "x" == jobs.update(job.id, etag=moved.etag, status="x", request_id="r").status
 
+    def test_a_twin_completion_that_ends_the_job_before_the_load_is_the_answer(self) -> None:
+        """A retried completion whose twin completes the job before it is loaded is answered."""
+        repository = RacingRepository()
+        job = start(Jobs(repository=repository))
+        command = CompleteJob(job_id=job.id, etag=job.etag, request_id="r")
+        twin: list[Job] = []
+        repository.before_next_find_request = lambda: twin.append(
+            Jobs(repository=repository).handle(command)
+        )
+
+        answer = Jobs(repository=repository).handle(command)
+
+        assert (twin[0], 2) == (answer, repository.feed_head())
+
     def test_a_twin_update_that_commits_first_is_answered(self) -> None:
         """When a twin of a retried update commits just before it, the retry is answered."""
         repository = RacingRepository()
@@ -799,3 +814,82 @@ class TestRecall:
         result = mine.update(job.id, etag=shrunk.etag, state_update={"new": "y" * 150})
 
         assert {"new": "y" * 150} == result.state
+
+    def test_a_twin_that_ended_the_job_first_is_the_answer(self) -> None:
+        """A completion whose twin completed the remembered job first is answered by the twin."""
+        repository = RacingRepository()
+        mine, theirs = Jobs(repository=repository), Jobs(repository=repository)
+        job = mine.start(service="hr", entity="employee", type="sync")
+        twin: list[Job] = []
+        repository.before_next_save = lambda: twin.append(
+            theirs.complete(job.id, etag=job.etag, request_id="done-1")
+        )
+
+        answer = mine.complete(job.id, etag=job.etag, request_id="done-1")
+
+        assert (twin[0], 2) == (answer, repository.feed_head())
+
+    def test_a_stale_recall_takes_the_ids_and_time_of_one_decision(self) -> None:
+        """Deciding again after a stale recall uses no more ids, nor clock readings, than once."""
+        repository = InMemoryRepository()
+        drawn: list[str] = []
+        readings: list[datetime] = []
+
+        def new_id() -> str:
+            drawn.append(f"mine-{len(drawn)}")
+            return drawn[-1]
+
+        def clock() -> datetime:
+            readings.append(second(len(readings)))
+            return readings[-1]
+
+        mine = Jobs(repository=repository, id_factory=new_id, clock=clock)
+        theirs = Jobs(repository=repository)
+        job = mine.start(service="hr", entity="employee", type="sync")
+        theirs.update(job.id, etag=job.etag, status="theirs")
+
+        result = mine.update(job.id, etag=ANY_ETAG, status="mine")
+
+        assert (5, 2) == (len(drawn), len(readings))
+        assert (drawn[3], readings[1]) == (result.etag, result.updated_at)
+
+    def test_ledgers_whose_etags_repeat_still_change_the_job(self) -> None:
+        """Two ledgers whose id factories repeat each other's ETags still apply a current ETag."""
+        repository = InMemoryRepository()
+        mine = Jobs(repository=repository, id_factory=SequentialIds())
+        theirs = Jobs(repository=repository, id_factory=SequentialIds())
+        job = mine.start(service="hr", entity="employee", type="sync", job_id="job-1")
+        theirs_job = theirs.update(job.id, etag=job.etag, status="theirs")
+        assert job.etag == theirs_job.etag  # the second version repeats the first's ETag
+
+        result = mine.update(job.id, etag=theirs_job.etag, status="mine")
+
+        assert (3, "mine") == (result.version, result.status)
+
+    def test_a_command_on_a_job_this_ledger_ended_reads_how_it_ended(self) -> None:
+        """A change to a job the ledger itself completed is refused after one read of the job."""
+        repository = CountingRepository()
+        jobs = Jobs(repository=repository)
+        job = jobs.start(service="hr", entity="employee", type="sync")
+        ended = jobs.complete(job.id, etag=job.etag)
+
+        with pytest.raises(InvalidTransitionError):
+            jobs.update(job.id, etag=ended.etag, status="late")
+
+        assert 1 == repository.gets
+
+
+class TestTimes:
+    """Jobs keep their times in UTC, whatever the clock's time zone."""
+
+    def test_a_clock_in_another_time_zone_gives_utc_times(self) -> None:
+        """A job's times are the clock's instants, in UTC."""
+        local = datetime(2024, 6, 1, 14, 0, tzinfo=timezone(timedelta(hours=2)))
+        jobs = Jobs(clock=lambda: local)
+
+        job = jobs.start(service="hr", entity="employee", type="sync")
+
+        assert (datetime(2024, 6, 1, 12, 0, tzinfo=UTC), UTC) == (
+            job.created_at,
+            job.updated_at.tzinfo,
+        )

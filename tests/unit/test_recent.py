@@ -64,8 +64,8 @@ class TestRecentJobs:
         assert (None, 0) == (recent.get("a"), len(recent))
 
     def test_threads_keeping_at_once_stay_within_the_capacity(self) -> None:
-        """Many threads keeping jobs together leave at most the capacity, plus one per racer."""
-        recent = RecentJobs(capacity=16)
+        """Many threads keeping jobs through a store with a lock leave exactly the capacity."""
+        recent = RecentJobs(capacity=16, lock=threading.Lock())
         barrier = threading.Barrier(8)
 
         def keep_many(thread: int) -> None:
@@ -79,4 +79,4 @@ class TestRecentJobs:
         for thread in threads:
             thread.join()
 
-        assert 16 <= len(recent) <= 16 + 8
+        assert 16 == len(recent)

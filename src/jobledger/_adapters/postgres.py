@@ -79,6 +79,7 @@ from jobledger._adapters.rows import (
     REQUEST_COLUMNS,
     UPDATE_COLUMNS,
     decode_row,
+    encode_optional,
     event_from_row,
     event_row,
     find_clause,
@@ -869,7 +870,9 @@ class PostgresRepository:
         compare-and-set matched nothing (and so wrote nothing).
         """
         job = change.job
-        events = _values(EVENT_COLUMNS, event_row(change.event))
+        # The update and its event carry the same patch: its text is made once.
+        patch = None if change.update is None else encode_optional(change.update.state_update)
+        events = _values(EVENT_COLUMNS, event_row(change.event, patch))
         channel = (self._names.channel,) if self._notify else ()
         if change.expected_etag is not None:
             assert change.update is not None  # noqa: S101  (refused in _write_change)
@@ -886,7 +889,7 @@ class PostgresRepository:
                     job.id,
                     change.expected_etag,
                     change.update.update_id,
-                    *_values(UPDATE_COLUMNS, update_row(change.update)),
+                    *_values(UPDATE_COLUMNS, update_row(change.update, patch)),
                     *request,
                     *events,
                     *channel,

@@ -42,14 +42,7 @@ from jobledger._core.events import (
     JobUpdated,
 )
 from jobledger._core.job import Job, JobUpdate, UpdateType
-from jobledger._core.jsondoc import (
-    HARD_MAX_DEPTH,
-    JsonArray,
-    JsonObject,
-    JsonValue,
-    Limits,
-    freeze,
-)
+from jobledger._core.jsondoc import HARD_MAX_DEPTH, JsonObject, JsonValue, Limits, freeze
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -70,6 +63,7 @@ __all__ = [
     "decode_json",
     "decode_row",
     "encode_json",
+    "encode_optional",
     "event_from_row",
     "event_row",
     "find_clause",
@@ -171,27 +165,13 @@ EVENT_COLUMNS = (
 REQUEST_COLUMNS = ("request_id", "fingerprint", "job")
 
 
-# The document encoded last, and its text. A change's patch goes both in its
-# update row and in its event row: the second encoding is answered from here.
-# The document is held, so no other object can take its identity, and it is
-# immutable, so its text never changes; the pair is replaced in one assignment.
-_last_encoded: tuple[object, str] = (None, "null")
-
-
 def encode_json(value: JsonValue) -> str:
     """The compact JSON text that stores ``value``; non-ASCII characters stay as they are.
 
     >>> encode_json(freeze({"name": "Zoë", "n": [1, 2.5, None]}, field="state"))
     '{"name":"Zoë","n":[1,2.5,null]}'
     """
-    global _last_encoded  # noqa: PLW0603  (a one-entry memo, see above)
-    last_value, last_text = _last_encoded
-    if value is last_value:
-        return last_text
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    if isinstance(value, (JsonObject, JsonArray)):
-        _last_encoded = (value, text)
-    return text
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 def decode_json(text: str | bytes, *, field: str) -> JsonValue:
@@ -221,7 +201,8 @@ def _decode_optional_object(text: str | bytes | None, *, field: str) -> JsonObje
     return None if text is None else _decode_object(text, field=field)
 
 
-def _encode_optional(value: JsonValue | None) -> str | None:
+def encode_optional(value: JsonValue | None) -> str | None:
+    """:func:`encode_json` of ``value``, or ``None`` for ``None`` (an absent document)."""
     return None if value is None else encode_json(value)
 
 
@@ -305,14 +286,18 @@ def job_from_row(row: Row) -> Job:
     )
 
 
-def update_row(update: JobUpdate) -> tuple[Any, ...]:
-    """The values of :data:`UPDATE_COLUMNS` for ``update``."""
+def update_row(update: JobUpdate, patch: str | None = None) -> tuple[Any, ...]:
+    """The values of :data:`UPDATE_COLUMNS` for ``update``.
+
+    ``patch`` is the text of its state update when the caller has encoded it
+    already (a change's update and event carry the same patch).
+    """
     return (
         update.job_id,
         update.update_id,
         int(update.update_type),
         update.status,
-        _encode_optional(update.state_update),
+        encode_optional(update.state_update) if patch is None else patch,
         update.display_name,
         update.description,
         update.etag,
@@ -346,8 +331,8 @@ def update_from_row(row: Row) -> JobUpdate:
     )
 
 
-def event_row(event: JobEvent) -> tuple[Any, ...]:
-    """The values of :data:`EVENT_COLUMNS` for ``event``."""
+def event_row(event: JobEvent, patch: str | None = None) -> tuple[Any, ...]:
+    """The values of :data:`EVENT_COLUMNS` for ``event``; ``patch`` as for :func:`update_row`."""
     if isinstance(event, JobStarted):
         update_id = None
         input_: str | None = encode_json(event.input)
@@ -356,9 +341,10 @@ def event_row(event: JobEvent) -> tuple[Any, ...]:
     else:
         update_id = event.update_id
         input_ = state = None
-        state_update = (
-            None if isinstance(event, JobCanceled) else _encode_optional(event.state_update)
-        )
+        if isinstance(event, JobCanceled):
+            state_update = None
+        else:
+            state_update = encode_optional(event.state_update) if patch is None else patch
     return (
         event.event_id,
         EVENT_KIND_NAMES[type(event)],

@@ -45,6 +45,7 @@ from jobledger._adapters.rows import (
     UPDATE_COLUMNS,
     decode_row,
     encode_json,
+    encode_optional,
     event_from_row,
     event_row,
     find_clause,
@@ -340,7 +341,7 @@ class SQLiteRepository:
         self._feed_changed = threading.Condition()
         # The jobs last saved or read, decoded: a read that finds the stored job
         # at the ETag and version of one of them hands that one out, unread.
-        self._recent = RecentJobs()
+        self._recent = RecentJobs(lock=threading.Lock())
         # A repository dropped without close() still closes its connections.
         weakref.finalize(self, _close_all, self._idle, self._lock)
         with self._translated(), self._connection() as conn:
@@ -660,6 +661,8 @@ def write_change(conn: sqlite3.Connection, change: Change) -> int:
         ValueError: the change's update does not follow the stored version.
     """
     job = change.job
+    # The update and its event carry the same patch: its text is made once.
+    patch = None if change.update is None else encode_optional(change.update.state_update)
     if change.expected_etag is None:
         try:
             conn.execute(_INSERT_JOB, job_row(job))
@@ -686,13 +689,13 @@ def write_change(conn: sqlite3.Connection, change: Change) -> int:
         if not kept and conn.execute(_UPDATE_JOB, (*changed, *status, *key)).rowcount != 1:
             _refuse(conn, change)
         assert update is not None  # noqa: S101  (version -1 never matches)
-        conn.execute(_INSERT_UPDATE, update_row(update))
+        conn.execute(_INSERT_UPDATE, update_row(update, patch))
     if change.request is not None:
         try:
             conn.execute(_INSERT_REQUEST, request_row(change.request))
         except sqlite3.IntegrityError as err:
             raise RequestIdConflictError(change.request.request_id) from err
-    position = conn.execute(_INSERT_EVENT, event_row(change.event)).lastrowid
+    position = conn.execute(_INSERT_EVENT, event_row(change.event, patch)).lastrowid
     assert position is not None  # noqa: S101  (an INSERT always sets it)
     return position
 

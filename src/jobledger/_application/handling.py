@@ -148,25 +148,54 @@ def handling(
             return _answer(record, command)
     attempts = 0
     recall = not isinstance(command, StartJob)
+    now: datetime | None = None
+    ids = _Ids(new_id)
     while True:
         attempts += 1
         job, recalled = yield from _job_for(command, recall=recall)
+        if now is None:
+            now = clock()
         try:
-            change = decide_checked(job, command, kind, now=clock(), new_id=new_id, limits=limits)
+            change = decide_checked(job, command, kind, now=now, new_id=ids, limits=limits)
             yield Save(change)
         except JobledgerError as error:
             recall = False
             if recalled and isinstance(error, _STALE_COPY_ERRORS):
                 # The remembered job may be behind the stored one (another writer
-                # changed it): decide again on the job as stored. This is no
-                # attempt of a wildcard command's.
+                # changed it): decide again on the job as stored, at the same
+                # time and with the same ids, since nothing was written. This is
+                # no attempt of a wildcard command's.
                 attempts -= 1
+                ids.rewind()
                 continue
+            now = None
             answer = yield from _after_refusal(error, command, attempts)
             if answer is None:
                 continue
             return answer
         return Handled(change.job, change)
+
+
+class _Ids:
+    """The ledger's id factory, able to hand out again the ids of a decision that wrote nothing."""
+
+    def __init__(self, new_id: Callable[[], str]) -> None:
+        self._new_id = new_id
+        self._drawn: list[str] = []
+        self._next = 0
+
+    def __call__(self) -> str:
+        if self._next < len(self._drawn):
+            value = self._drawn[self._next]
+        else:
+            value = self._new_id()
+            self._drawn.append(value)
+        self._next += 1
+        return value
+
+    def rewind(self) -> None:
+        """Hand out the ids drawn so far again, in the same order."""
+        self._next = 0
 
 
 def _job_for(command: Command, *, recall: bool) -> Generator[Step, object, tuple[Job | None, bool]]:
@@ -191,14 +220,16 @@ def _after_refusal(
     Raises:
         JobledgerError: ``error``, when neither applies.
     """
-    if not isinstance(error, (ConcurrencyError, JobAlreadyExistsError, RequestIdConflictError)):
+    if not isinstance(error, _TWIN_ERRORS):
         raise error
     if command.request_id is not None:
         # A twin of this command may have committed between our look-up and our
-        # save; if so, it is the answer.
+        # save (or our load, when it ended the job); if so, it is the answer.
         record = yield FindRequest(command.request_id)
         if isinstance(record, RequestRecord):
             return _answer(record, command)
+    if isinstance(error, InvalidTransitionError):
+        raise error
     if _wildcard_may_retry(command, attempts):
         # Back off with jitter, so racing writers stop colliding in lockstep.
         ceiling = min(WILDCARD_MAX_PAUSE, 0.0005 * 2**attempts)
@@ -213,6 +244,15 @@ def _after_refusal(
         raise ConcurrencyError(error.job_id, ANY_ETAG, error.current_etag) from error
     raise error
 
+
+#: What a command may be refused with because a twin (the same command with the
+#: same request id) committed first: the twin is then the answer.
+_TWIN_ERRORS = (
+    ConcurrencyError,
+    InvalidTransitionError,
+    JobAlreadyExistsError,
+    RequestIdConflictError,
+)
 
 #: What deciding or saving on a remembered job may raise only because the job
 #: changed since: its ETag, its phase, or the size its state would grow to.

@@ -27,6 +27,7 @@ from jobledger._core.commands import (
     UpdateJob,
 )
 from jobledger._core.events import EventFilter, EventKinds
+from jobledger._core.job import TERMINAL_STATUSES
 from jobledger._core.jsondoc import DEFAULT_LIMITS, Limits
 from jobledger._core.query import JobQuery
 from jobledger._core.recent import RecentJobs
@@ -121,7 +122,7 @@ class Jobs:
         self._stripes = tuple(threading.Lock() for _ in range(_STRIPES))
         # The jobs this ledger saved last: the next command on one of them is
         # decided on it without reading it again (see handling).
-        self._recent = RecentJobs()
+        self._recent = RecentJobs(lock=threading.Lock())
 
     @property
     def repository(self) -> Repository:
@@ -169,7 +170,12 @@ class Jobs:
         # commit order on their way to the subscribers.
         with self._stripes[hash(change.job.id) % _STRIPES]:
             self._repository.save(change)
-            self._recent.keep(change.job)
+            if change.job.status in TERMINAL_STATUSES:
+                # Nothing can change an ended job: a command on it is refused
+                # after a read, which says how it ended.
+                self._recent.forget(change.job.id)
+            else:
+                self._recent.keep(change.job)
             if self._listening():
                 self._outbox.put(change.event)
         return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import attrs
@@ -200,6 +200,9 @@ def decide_checked(
     if not isinstance(now, datetime) or now.tzinfo is None:
         msg = f"the ledger's clock must return timezone-aware datetimes, not {now!r}"
         raise ValueError(msg)
+    if now.tzinfo is not UTC:
+        # Times are kept in UTC, so a job reads the same from every backend.
+        now = now.astimezone(UTC)
     if isinstance(command, StartJob):
         change = _start(command, now=now, new_id=new_id, limits=limits)
     else:
@@ -411,9 +414,10 @@ def save_refusal(change: Change, stored: tuple[str, int] | None) -> Exception | 
         :class:`~jobledger.JobAlreadyExistsError` for a start of an existing id,
         :class:`~jobledger.JobNotFoundError` for a change to a missing job,
         :class:`~jobledger.ConcurrencyError` (with the stored ETag) when the
-        stored ETag is not the expected one, ``ValueError`` when the change's
-        update does not follow the stored version (a bug in the caller), or
-        ``None``.
+        stored ETag is not the expected one, or the stored job is past the
+        version the change was decided on; ``ValueError`` when the change's
+        update is ahead of the stored version or missing (a bug in the
+        caller); or ``None``.
     """
     job_id = change.job.id
     if change.expected_etag is None:
@@ -422,6 +426,10 @@ def save_refusal(change: Change, stored: tuple[str, int] | None) -> Exception | 
         return JobNotFoundError(job_id)
     etag, version = stored
     if etag != change.expected_etag:
+        return ConcurrencyError(job_id, change.expected_etag, etag)
+    if change.update is not None and change.update.update_id < version:
+        # Decided on an earlier version whose ETag the stored one repeats (an id
+        # factory that repeats itself): the job has moved on all the same.
         return ConcurrencyError(job_id, change.expected_etag, etag)
     if change.update is None or change.update.update_id != version:
         return ValueError(f"update of job {job_id!r} does not follow version {version}")

@@ -8,6 +8,7 @@ saves with a compare-and-set that refuses it when it is not.
 from __future__ import annotations
 
 from collections import OrderedDict
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING
 
 from jobledger._core.jsondoc import encoded_size
@@ -26,9 +27,9 @@ class RecentJobs:
     of them would hold a lot of memory. Kept jobs are immutable values, shared
     as they are.
 
-    Each method is a single step of the ordered dictionary underneath, so
-    threads may share the store without a lock; when they race, the store may
-    hold a job or two beyond ``capacity`` until the next :meth:`keep`.
+    Threads may share a store made with a ``lock`` (any context manager: the
+    core makes no threads and takes no locks itself, so the caller brings
+    one, a :class:`threading.Lock` say).
 
     >>> from datetime import UTC, datetime
     >>> from jobledger import Job, freeze
@@ -57,9 +58,16 @@ class RecentJobs:
     (True, 'c')
     """
 
-    def __init__(self, capacity: int = 128, max_bytes: int = 64 * 1024) -> None:
+    def __init__(
+        self,
+        capacity: int = 128,
+        max_bytes: int = 64 * 1024,
+        *,
+        lock: AbstractContextManager[object] | None = None,
+    ) -> None:
         self.capacity = capacity
         self.max_bytes = max_bytes
+        self._lock: AbstractContextManager[object] = nullcontext() if lock is None else lock
         self._jobs: OrderedDict[str, Job] = OrderedDict()
 
     def __len__(self) -> int:
@@ -67,25 +75,23 @@ class RecentJobs:
 
     def get(self, job_id: str) -> Job | None:
         """The job kept under ``job_id``, or ``None``."""
-        return self._jobs.get(job_id)
+        with self._lock:
+            return self._jobs.get(job_id)
 
     def keep(self, job: Job) -> None:
         """Keep ``job`` as the newest, unless its documents are too large."""
-        jobs = self._jobs
-        if encoded_size(job.state) + encoded_size(job.input) > self.max_bytes:
-            jobs.pop(job.id, None)
-            return
-        jobs[job.id] = job
-        try:
-            jobs.move_to_end(job.id)
-        except KeyError:  # another thread dropped it meanwhile: it is simply not kept
-            return
-        while len(jobs) > self.capacity:
-            try:
-                jobs.popitem(last=False)
-            except KeyError:  # another thread emptied it first
+        large = encoded_size(job.state) + encoded_size(job.input) > self.max_bytes
+        with self._lock:
+            jobs = self._jobs
+            if large:
+                jobs.pop(job.id, None)
                 return
+            jobs[job.id] = job
+            jobs.move_to_end(job.id)
+            while len(jobs) > self.capacity:
+                jobs.popitem(last=False)
 
     def forget(self, job_id: str) -> None:
         """Stop keeping the job ``job_id``, if it is kept."""
-        self._jobs.pop(job_id, None)
+        with self._lock:
+            self._jobs.pop(job_id, None)

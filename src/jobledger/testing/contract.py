@@ -414,6 +414,23 @@ class RepositoryContract:
         assert [1] == [update.update_id for update in repository.updates("job-1")]
         assert 2 == repository.feed_head()
 
+    def test_a_save_decided_on_an_earlier_version_is_a_conflict_even_if_its_etag_repeats(
+        self, repository: Repository
+    ) -> None:
+        """A change decided on version 1 is refused when version 3 repeats version 1's ETag."""
+        (start,) = _starts(1, job_id="job-1")
+        repository.save(start)
+        second = _update(start.job, status="second", etag="etag-2")
+        repository.save(second)
+        repository.save(_update(second.job, status="third", etag=start.job.etag))
+        behind = _update(start.job, status="behind", etag="etag-behind")
+
+        with pytest.raises(ConcurrencyError):
+            repository.save(behind)
+
+        assert ("third", 3) == (repository.get("job-1").status, repository.get("job-1").version)
+        assert 3 == repository.feed_head()
+
     def test_a_stale_save_records_neither_its_request_nor_its_event(
         self, repository: Repository
     ) -> None:

@@ -8,6 +8,7 @@ import math
 import pickle
 import random
 import struct
+import threading
 import time
 import uuid
 from typing import TYPE_CHECKING
@@ -25,6 +26,8 @@ from jobledger.postgres import PostgresRepository
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from jobledger import Job
 
 pytestmark = pytest.mark.postgres
 
@@ -280,3 +283,71 @@ def _sessions_on(conninfo: str, schema: str) -> Callable[[], int]:
         return 0 if row is None else int(row[0])
 
     return count
+
+
+class TestLockOrder:
+    """A save that waits on another transaction's lock holds nothing other jobs' saves need."""
+
+    def test_a_save_waiting_for_a_request_id_does_not_hold_up_other_jobs(
+        self, postgres_conninfo: str, schema: str, repository: PostgresRepository
+    ) -> None:
+        """While a change waits on a request id another transaction is recording, others commit."""
+        jobs = Jobs(repository)
+        waiting = jobs.start(service="lock", entity="order", type="wait")
+        other = jobs.start(service="lock", entity="order", type="other")
+        outcomes: list[object] = []
+        holder = psycopg.connect(postgres_conninfo)  # not autocommit: its insert stays open
+        try:
+            holder.execute(
+                sql.SQL(
+                    "INSERT INTO {}.jobledger_requests (request_id, fingerprint, job) "
+                    "VALUES ('held', 'elsewhere', '{{}}')"
+                ).format(sql.Identifier(schema))
+            )
+            waiter = threading.Thread(
+                target=lambda: outcomes.append(
+                    _outcome(
+                        lambda: Jobs(repository).update(
+                            waiting.id, etag=waiting.etag, status="waited", request_id="held"
+                        )
+                    )
+                )
+            )
+            waiter.start()
+            _wait_for_a_lock_wait(postgres_conninfo)
+            passed = threading.Event()
+
+            def change_the_other_job() -> None:
+                jobs.update(other.id, etag=other.etag, status="on")
+                passed.set()
+
+            threading.Thread(target=change_the_other_job, daemon=True).start()
+
+            assert passed.wait(PATIENCE), "a change to another job waited for the request id"
+        finally:
+            holder.rollback()
+            holder.close()
+        waiter.join(PATIENCE)
+        assert ["waited"] == outcomes
+
+
+def _outcome(call: Callable[[], Job]) -> object:
+    """The status of the job ``call`` returns, or the error it raised."""
+    try:
+        return call().status
+    except Exception as error:  # noqa: BLE001  (reported to the test, which compares it)
+        return error
+
+
+def _wait_for_a_lock_wait(conninfo: str) -> None:
+    """Wait until some session of the server waits for a lock."""
+    deadline = time.monotonic() + PATIENCE
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            ).fetchone()
+            if row is not None and row[0] > 0:
+                return
+            time.sleep(0.01)
+    pytest.fail("no session ever waited for the request id")
