@@ -54,7 +54,8 @@ class Jobs:
             when ``None``.
         publishers: Extra :class:`~jobledger.EventPublisher` s that receive every
             event this ledger commits (after the in-process subscribers).
-        clock: Returns the current time; UTC now by default.
+        clock: Returns the current time, timezone-aware; UTC now by default.
+            Jobs keep their times in UTC, whatever zone the clock reads in.
         id_factory: Returns a new unique id for jobs, ETags and events; UUIDv7
             strings by default.
         limits: The data limits to enforce; :class:`~jobledger.Limits` defaults.
