@@ -66,6 +66,15 @@ def without_null_members(value: Any) -> Any:  # noqa: ANN401  (plain JSON)
     }
 
 
+def nesting(value: object) -> int:
+    """How deeply ``value`` nests: 0 for a scalar, 1 more than its deepest member otherwise."""
+    if isinstance(value, dict):
+        return 1 + max(map(nesting, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(nesting, value), default=0)
+    return 0
+
+
 def null_members(value: object, path: str = "") -> list[str]:
     """The paths of the null object members reachable from ``value`` through objects."""
     if not isinstance(value, dict):
@@ -198,3 +207,17 @@ class TestSizeAccounting:
         assert exact(merged) == exact(freeze(merged, field="state", limits=Limits(max_bytes=size)))
         with pytest.raises(InvalidJobDataError, match="larger than"):
             freeze(merged, field="state", limits=Limits(max_bytes=size - 1))
+
+    @given(
+        jst.json_objects().filter(needs_no_escapes), jst.merge_patches().filter(needs_no_escapes)
+    )
+    def test_every_container_of_a_merged_state_knows_its_size_and_depth(
+        self, target: dict[str, Any], patch: dict[str, Any]
+    ) -> None:
+        """Each container a merge patch builds or shares remembers its own length and depth."""
+        merged = merge_patch(freeze(target, field="state"), freeze(patch, field="state_update"))
+        for container in containers(merged):
+            assert (compact_size(container), nesting(container)) == (
+                container._size,  # type: ignore[attr-defined]
+                container._depth,  # type: ignore[attr-defined]
+            )

@@ -588,12 +588,19 @@ def merge_patch(target: JsonValue, patch: JsonValue) -> JsonValue:
     """
     if not isinstance(patch, JsonObject):
         return patch
-    if not isinstance(target, JsonObject):
-        target = _EMPTY_OBJECT
-    # The result is filled in place (through dict's own methods, which the
-    # read-only class hides), so the target's members are copied once. Its size
-    # and depth follow from the target's and from the members that change: a
-    # patch costs what it touches, not what the state holds.
+    return _merge_objects(target if isinstance(target, JsonObject) else _EMPTY_OBJECT, patch)
+
+
+def _merge_objects(target: JsonObject, patch: JsonObject) -> JsonObject:
+    """:func:`merge_patch` of an object patch.
+
+    The result is filled in place (through dict's own methods, which the
+    read-only class hides), so the target's members are copied once. Its size
+    and depth follow from the target's and from the members that change: a
+    patch costs what it touches, not what the state holds. The loop is all the
+    cost of a small patch, so it works out each key's size once and reads
+    depths without helper calls.
+    """
     merged = dict.__new__(JsonObject)
     dict.__init__(merged, target)
     members_size = target._size - 1 - (len(target) or 1)  # noqa: SLF001
@@ -601,10 +608,11 @@ def merge_patch(target: JsonValue, patch: JsonValue) -> JsonValue:
     depth = deepest + 1
     lost_deepest = False
     for key, value in patch.items():
+        key_size = 3 + (len(key) if key.isascii() else len(key.encode("utf-8", "surrogatepass")))
         old = dict.get(merged, key, _ABSENT)
         old_depth = 0
         if old is not _ABSENT:
-            members_size -= _member_size(key, old)
+            members_size -= key_size + _scalar_size(old)
             old_depth = _depth_of(old)
         if value is None:
             if old is not _ABSENT:
@@ -612,17 +620,18 @@ def merge_patch(target: JsonValue, patch: JsonValue) -> JsonValue:
                 # Only losing a member as deep as the deepest can make the result shallower.
                 lost_deepest = lost_deepest or (old_depth > 0 and old_depth == deepest)
             continue
-        new = (
-            merge_patch(None if old is _ABSENT else old, value)
-            if isinstance(value, JsonObject)
-            else value
-        )
+        new: JsonValue
+        if isinstance(value, JsonObject):
+            new = _merge_objects(old if isinstance(old, JsonObject) else _EMPTY_OBJECT, value)
+            new_depth = new._depth  # noqa: SLF001
+        else:
+            new = value
+            new_depth = value._depth if isinstance(value, JsonArray) else 0  # noqa: SLF001
         dict.__setitem__(merged, key, new)
-        members_size += _member_size(key, new)
-        new_depth = _depth_of(new)
-        if new_depth < old_depth == deepest:
-            lost_deepest = True
-        depth = max(depth, new_depth + 1)
+        members_size += key_size + _scalar_size(new)
+        lost_deepest = lost_deepest or new_depth < old_depth == deepest
+        if new_depth >= depth:
+            depth = new_depth + 1
     if lost_deepest:
         depth = 1 + max(map(_depth_of, merged.values()), default=0)
     merged._size = 1 + (len(merged) or 1) + members_size  # noqa: SLF001
@@ -631,12 +640,6 @@ def merge_patch(target: JsonValue, patch: JsonValue) -> JsonValue:
 
 
 _ABSENT: Any = object()
-
-
-def _member_size(key: str, value: JsonValue) -> int:
-    """What one member adds to its object's encoded size, its comma aside."""
-    key_size = len(key) if key.isascii() else len(key.encode("utf-8", "surrogatepass"))
-    return key_size + 3 + _scalar_size(value)
 
 
 def thaw(value: JsonValue) -> Any:  # noqa: ANN401  (plain JSON: dict, list or a scalar)
