@@ -149,12 +149,13 @@ def handling(
     attempts = 0
     recall = not isinstance(command, StartJob)
     now: datetime | None = None
-    ids = _Ids(new_id)
+    ids = new_id
     while True:
         attempts += 1
         job, recalled = yield from _job_for(command, recall=recall)
         if now is None:
             now = clock()
+        change: Change | None = None
         try:
             change = decide_checked(job, command, kind, now=now, new_id=ids, limits=limits)
             yield Save(change)
@@ -166,9 +167,10 @@ def handling(
                 # time and with the same ids, since nothing was written. This is
                 # no attempt of a wildcard command's.
                 attempts -= 1
-                ids.rewind()
+                if change is not None:
+                    ids = _Replay((change.job.etag, change.event.event_id), new_id)
                 continue
-            now = None
+            now, ids = None, new_id
             answer = yield from _after_refusal(error, command, attempts)
             if answer is None:
                 continue
@@ -176,26 +178,21 @@ def handling(
         return Handled(change.job, change)
 
 
-class _Ids:
-    """The ledger's id factory, able to hand out again the ids of a decision that wrote nothing."""
+class _Replay:
+    """Ids handed out again, then new ones: for a decision taken over after one that wrote nothing.
 
-    def __init__(self, new_id: Callable[[], str]) -> None:
+    A change's ids are drawn in one order (its ETag, then its event id; see
+    :func:`~jobledger._core.decide.decide`), so handing them out again in that
+    order gives the new decision the ids the first one took; a decision that
+    failed before it drew any leaves none to hand out.
+    """
+
+    def __init__(self, drawn: tuple[str, ...], new_id: Callable[[], str]) -> None:
+        self._drawn = list(drawn)
         self._new_id = new_id
-        self._drawn: list[str] = []
-        self._next = 0
 
     def __call__(self) -> str:
-        if self._next < len(self._drawn):
-            value = self._drawn[self._next]
-        else:
-            value = self._new_id()
-            self._drawn.append(value)
-        self._next += 1
-        return value
-
-    def rewind(self) -> None:
-        """Hand out the ids drawn so far again, in the same order."""
-        self._next = 0
+        return self._drawn.pop(0) if self._drawn else self._new_id()
 
 
 def _job_for(command: Command, *, recall: bool) -> Generator[Step, object, tuple[Job | None, bool]]:

@@ -169,6 +169,10 @@ def decide(
 ) -> Change:
     """Decide what ``command`` changes in ``job`` (``None`` for a start).
 
+    Ids are drawn from ``new_id`` in one order: a start's job id (unless the
+    command gives one), then the new ETag, then the event id. A change draws
+    none before all its checks have passed.
+
     Raises:
         JobNotFoundError: a change command and ``job`` is ``None``.
         ConcurrencyError: the command's ETag is neither the job's nor
