@@ -25,9 +25,22 @@ from jobledger.runner import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from jobledger.runner import RunResult
+
 
 def done(context: TaskContext) -> None:
     """Return normally."""
+
+
+def invoke_then(
+    runner: Runner, name: str, started: threading.Event, act: Callable[[], object]
+) -> RunResult:
+    """Invoke ``name`` in another thread; once its task has started, ``act``; return the result."""
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(runner.invoke, name)
+        assert started.wait(timeout=30)
+        act()
+        return running.result(timeout=60)
 
 
 def waits_for_cancel(started: threading.Event, ids: list[str]) -> Callable[[TaskContext], object]:
@@ -74,11 +87,7 @@ class TestCancel:
         definition = JobDefinition("Long", [Task("export", waits_for_cancel(started, ids))])
         runner = Runner(jobs, [definition], poll_interval=0.01)
 
-        with ThreadPoolExecutor(1) as pool:
-            running = pool.submit(runner.invoke, "Long")
-            assert started.wait(timeout=30)
-            request_cancel(elsewhere, ids[0])
-            result = running.result(timeout=30)
+        result = invoke_then(runner, "Long", started, lambda: request_cancel(elsewhere, ids[0]))
 
         assert RunStatus.CANCELED == result.status
         assert {"saw_cancel": True} == result.outcomes["export"].summary
@@ -94,11 +103,7 @@ class TestCancel:
             context.raise_if_cancel_requested()
 
         runner = Runner(jobs, [JobDefinition("Rounds", [Task("rounds", rounds)])])
-        with ThreadPoolExecutor(1) as pool:
-            running = pool.submit(runner.invoke, "Rounds")
-            assert started.wait(timeout=30)
-            runner.request_cancel(ids[0])
-            result = running.result(timeout=30)
+        result = invoke_then(runner, "Rounds", started, lambda: runner.request_cancel(ids[0]))
 
         assert (RunStatus.CANCELED, {"rounds": "canceled"}) == (result.status, result.statuses())
 
@@ -116,11 +121,7 @@ class TestCancel:
             seen.append(context.cancel_requested)
 
         runner = Runner(jobs, [JobDefinition("Twice", [Task("twice", twice)])])
-        with ThreadPoolExecutor(1) as pool:
-            running = pool.submit(runner.invoke, "Twice")
-            assert started.wait(timeout=30)
-            runner.request_cancel(ids[0])
-            result = running.result(timeout=60)
+        result = invoke_then(runner, "Twice", started, lambda: runner.request_cancel(ids[0]))
 
         assert [True, True, True, True] == seen
         assert RunStatus.CANCELED == result.status
@@ -201,11 +202,7 @@ class TestCancel:
             jobs, [JobDefinition("Long", [Task("export", waits_for_cancel(started, ids))])]
         )
 
-        with ThreadPoolExecutor(1) as pool:
-            running = pool.submit(runner.invoke, "Long")
-            assert started.wait(timeout=30)
-            jobs.cancel(ids[0], etag=ANY_ETAG)
-            result = running.result(timeout=30)
+        result = invoke_then(runner, "Long", started, lambda: jobs.cancel(ids[0], etag=ANY_ETAG))
 
         assert RunStatus.CANCELED == result.status
         assert {"saw_cancel": True} == result.outcomes["export"].summary
