@@ -9,6 +9,7 @@ never changes; its ``state`` is the run's progress; every change goes through
 
 from __future__ import annotations
 
+import logging
 import time
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
     from jobledger.runner._definition import JobDefinition, Task
+
+logger = logging.getLogger("jobledger.runner")
 
 __all__ = [
     "RUN_ENTITY",
@@ -307,12 +310,24 @@ class RunRecorder:
     def poll(self) -> None:
         """Read the run and take in what others changed since this drive last wrote.
 
+        A read that times out or finds the storage unreachable is skipped: the
+        next poll tries again, and the drive's writes, which retry for
+        :data:`STORAGE_RETRY_SECONDS`, say when the storage stays down.
+
         Raises:
             RunTakenOverError: another drive claimed the run.
         """
         if self.closed:
             return
-        current = self.jobs.get(self.run_id)
+        try:
+            current = self.jobs.get(self.run_id)
+        except (StorageTimeoutError, StorageUnavailableError) as error:
+            logger.warning(
+                "could not read the run to poll it; trying again at the next poll (%s)",
+                error,
+                extra={"run_id": self.run_id},
+            )
+            return
         if current.etag != self.job.etag:
             self.observe(current)
 

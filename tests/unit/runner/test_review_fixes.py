@@ -17,6 +17,7 @@ from jobledger import (
     JobUpdated,
     Limits,
     StorageTimeoutError,
+    StorageUnavailableError,
     thaw,
 )
 from jobledger.runner import (
@@ -35,7 +36,7 @@ from jobledger.runner import (
 )
 
 if TYPE_CHECKING:
-    from jobledger import JobEvent
+    from jobledger import Job, JobEvent
 
 #: A file name as ``surrogateescape`` decodes bytes that are not UTF-8: a lone surrogate.
 UNDECODABLE = b"\xff.csv".decode("utf-8", "surrogateescape")
@@ -217,6 +218,8 @@ class FlakyRepository(InMemoryRepository):
         super().__init__()
         self.failures_left = 0
         self.failed = 0
+        self.read_failures_left = 0
+        self.failed_reads = 0
 
     def save(self, change: Change) -> int:
         """Raise StorageTimeoutError while failures are left; save otherwise."""
@@ -225,6 +228,14 @@ class FlakyRepository(InMemoryRepository):
             self.failed += 1
             raise StorageTimeoutError("flaky", "the database is locked")
         return super().save(change)
+
+    def get(self, job_id: str) -> Job:
+        """Raise StorageUnavailableError while read failures are left; read otherwise."""
+        if self.read_failures_left > 0:
+            self.read_failures_left -= 1
+            self.failed_reads += 1
+            raise StorageUnavailableError("flaky", "the server went away")
+        return super().get(job_id)
 
 
 class TestStorageRetries:
@@ -244,6 +255,23 @@ class TestStorageRetries:
         assert 3 == repository.failed
         assert RunStatus.COMPLETED == runner.result("run-1").status
         assert RunStatus.COMPLETED == result.status
+
+    def test_polls_that_cannot_read_the_run_are_skipped(self) -> None:
+        """Reads of the run that fail while a task runs are skipped, and the run completes."""
+        repository = FlakyRepository()
+
+        def waits_for_two_failed_polls(_context: TaskContext) -> None:
+            repository.read_failures_left = 2
+            deadline = time.monotonic() + 30
+            while repository.failed_reads < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+
+        definition = JobDefinition("D", [Task("a", waits_for_two_failed_polls)])
+        runner = Runner(Jobs(repository), [definition], poll_interval=0.02)
+
+        result = runner.invoke("D")
+
+        assert (2, RunStatus.COMPLETED) == (repository.failed_reads, result.status)
 
     def test_a_storage_that_stays_down_is_given_up_on(
         self, monkeypatch: pytest.MonkeyPatch
