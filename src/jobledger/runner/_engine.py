@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import multiprocessing
+import os
 import queue
 import threading
 import time
@@ -440,7 +441,8 @@ class _ThreadPools:
 
     A pool lent to a drive is lent to no other until it is given back, so each
     drive can run all the tasks of a step at once, as with a pool of its own.
-    A pool given back idle is kept, with its threads, for the next drive.
+    A pool given back idle is kept, with its threads, for the next drive. A
+    forked child keeps none of its parent's pools: their threads stayed behind.
     """
 
     def __init__(self, widths: Mapping[str, int]) -> None:
@@ -448,8 +450,17 @@ class _ThreadPools:
         self.lock = threading.Lock()
         self.idle: dict[str, list[ThreadPoolExecutor]] = {}
         self.closed = False
+        self.pid = os.getpid()
+
+    def _leave_the_parents(self) -> None:
+        """In a forked child, drop the parent's pools and lock (another thread may have held it)."""
+        if self.pid != os.getpid():
+            self.pid = os.getpid()
+            self.lock = threading.Lock()
+            self.idle = {}
 
     def borrow(self, side: str) -> ThreadPoolExecutor:
+        self._leave_the_parents()
         with self.lock:
             kept = self.idle.get(side)
             if kept:
@@ -460,6 +471,7 @@ class _ThreadPools:
 
     def give_back(self, side: str, pool: ThreadPoolExecutor, *, idle: bool) -> None:
         """Keep ``pool`` for the next drive if it is ``idle``; shut it down otherwise."""
+        self._leave_the_parents()
         with self.lock:
             if idle and not self.closed:
                 self.idle.setdefault(side, []).append(pool)
@@ -469,6 +481,7 @@ class _ThreadPools:
         pool.shutdown(wait=idle, cancel_futures=not idle)
 
     def close(self) -> None:
+        self._leave_the_parents()
         with self.lock:
             self.closed = True
             pools = [pool for kept in self.idle.values() for pool in kept]

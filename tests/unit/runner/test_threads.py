@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import gc
+import os
+import select
+import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
@@ -172,3 +175,26 @@ class TestRunnerThreads:
         kept.join(timeout=30)
 
         assert not kept.is_alive()
+
+    def test_a_forked_child_runs_on_threads_of_its_own(self, jobs: Jobs) -> None:
+        """A runner used in a forked child starts threads there instead of its parent's."""
+        log = ThreadLog()
+        runner = Runner(jobs, [JobDefinition("D", [Task("a", log.record)])])
+        runner.invoke("D")  # the parent now keeps a pool whose thread the child will not have
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: run once more, report the status, and leave at once
+            try:
+                os.write(write_end, runner.invoke("D").status.value.encode())
+            finally:
+                os._exit(0)
+        os.close(write_end)
+        ready, _, _ = select.select([read_end], [], [], 60)
+        if not ready:  # the child hangs: end it, so the failure does not hang the suite
+            os.kill(pid, signal.SIGKILL)
+        with os.fdopen(read_end) as pipe:
+            reported = pipe.read() if ready else "hung"
+        os.waitpid(pid, 0)
+        runner.close()
+
+        assert "completed" == reported
