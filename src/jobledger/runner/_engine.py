@@ -149,7 +149,9 @@ class Runner:
     threads); a ``with`` block closes the runner at its end.
     The threads never keep the interpreter from exiting once their tasks are
     done, and a runner that is dropped without being closed lets its threads
-    end too; close it anyway to free them at a known point.
+    end too; close it anyway to free them at a known point. A runner used in a
+    forked child starts pools of its own there (the parent's threads do not
+    come along).
 
     >>> from jobledger import Jobs
     >>> from jobledger.runner import DefinitionBuilder, Runner, TaskResult
