@@ -429,11 +429,11 @@ def save_refusal(change: Change, stored: tuple[str, int] | None) -> Exception | 
     if stored is None:
         return JobNotFoundError(job_id)
     etag, version = stored
-    if etag != change.expected_etag:
-        return ConcurrencyError(job_id, change.expected_etag, etag)
-    if change.update is not None and change.update.update_id < version:
-        # Decided on an earlier version whose ETag the stored one repeats (an id
-        # factory that repeats itself): the job has moved on all the same.
+    # A change decided on an earlier version is stale even when the stored ETag
+    # repeats that version's (an id factory that repeats itself).
+    if etag != change.expected_etag or (
+        change.update is not None and change.update.update_id < version
+    ):
         return ConcurrencyError(job_id, change.expected_etag, etag)
     if change.update is None or change.update.update_id != version:
         return ValueError(f"update of job {job_id!r} does not follow version {version}")
