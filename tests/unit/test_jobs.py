@@ -37,6 +37,7 @@ from jobledger import (
     UpdateType,
     thaw,
 )
+from jobledger._core.events import changed_job, started_job
 from jobledger.testing import SequentialIds
 
 if TYPE_CHECKING:
@@ -893,3 +894,29 @@ class TestTimes:
             job.created_at,
             job.updated_at.tzinfo,
         )
+
+
+class TestRebuildFromEvents:
+    """A job can be rebuilt from its events alone, as a subscriber would."""
+
+    def test_replaying_a_jobs_events_gives_the_job_after_each_change(self) -> None:
+        """The start event, then each change event applied in turn, give the job as it was."""
+        jobs = Jobs()
+        seen: list[JobEvent] = []
+        jobs.subscribe(seen.append)
+        job = jobs.start(service="hr", entity="employee", type="sync", state={"a": 1})
+        states = [job]
+        states.append(jobs.update(job.id, etag=job.etag, status="b", state_update={"b": 2}))
+        states.append(
+            jobs.update(states[-1].id, etag=states[-1].etag, display_name="n", description="d")
+        )
+        states.append(jobs.complete(job.id, etag=states[-1].etag, state_update={"a": None}))
+
+        first, *changes = seen
+        assert isinstance(first, JobStarted)
+        rebuilt = [started_job(first)]
+        for event in changes:
+            assert not isinstance(event, JobStarted)
+            rebuilt.append(changed_job(rebuilt[-1], event))
+
+        assert states == rebuilt

@@ -370,12 +370,9 @@ class Jobs:
         ['JobCompleted']
         >>> subscription.cancel()
         """
-        keywords = (service, entity, type, events)
-        if event_filter is None:
-            event_filter = EventFilter(service=service, entity=entity, type=type, events=events)
-        elif any(value is not None for value in keywords):
-            msg = "give either an EventFilter or filter keywords, not both"
-            raise TypeError(msg)
+        event_filter = EventFilter.given(
+            event_filter, service=service, entity=entity, type=type, events=events
+        )
         return self._subscribers.subscribe(handler, event_filter)
 
     def subscribe_durable(

@@ -114,11 +114,9 @@ class DurableSubscriber:
         if not callable(given):
             msg = f"handler must be callable, not {given.__class__.__name__}"
             raise TypeError(msg)
-        if event_filter is None:
-            event_filter = EventFilter(service=service, entity=entity, type=type, events=events)
-        elif any(value is not None for value in (service, entity, type, events)):
-            msg = "give either an EventFilter or filter keywords, not both"
-            raise TypeError(msg)
+        event_filter = EventFilter.given(
+            event_filter, service=service, entity=entity, type=type, events=events
+        )
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             msg = f"batch_size must be a positive integer, not {batch_size!r}"
             raise ValueError(msg)

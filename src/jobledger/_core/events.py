@@ -16,7 +16,8 @@ from typing import TypeAlias
 
 import attrs
 
-from jobledger._core.jsondoc import JsonObject, JsonValue
+from jobledger._core.job import Job
+from jobledger._core.jsondoc import JsonObject, JsonValue, merge_patch
 
 __all__ = [
     "EVENT_TYPES",
@@ -28,6 +29,8 @@ __all__ = [
     "JobFailed",
     "JobStarted",
     "JobUpdated",
+    "changed_job",
+    "started_job",
 ]
 
 
@@ -145,6 +148,42 @@ EVENT_TYPES: tuple[type[JobEvent], ...] = (
 )
 
 
+def started_job(event: JobStarted) -> Job:
+    """The job as the start ``event`` announces it."""
+    return Job(
+        id=event.job_id,
+        service=event.service,
+        entity=event.entity,
+        type=event.type,
+        display_name=event.display_name,
+        description=event.description,
+        status=event.status,
+        input=event.input,
+        state=event.state,
+        etag=event.etag,
+        version=event.version,
+        created_at=event.at,
+        updated_at=event.at,
+    )
+
+
+def changed_job(job: Job, event: JobChanged) -> Job:
+    """``job`` after the change ``event`` announces (the change that follows ``job``'s version)."""
+    patch = None if isinstance(event, JobCanceled) else event.state_update
+    state = job.state if patch is None else merge_patch(job.state, patch)
+    assert isinstance(state, JsonObject)  # noqa: S101  (a patch of an object is one)
+    return attrs.evolve(
+        job,
+        status=event.status,
+        etag=event.etag,
+        version=event.version,
+        state=state,
+        updated_at=event.at,
+        display_name=job.display_name if event.display_name is None else event.display_name,
+        description=job.description if event.description is None else event.description,
+    )
+
+
 def _names(value: str | Collection[str] | None) -> frozenset[str] | None:
     if value is None:
         return None
@@ -200,6 +239,28 @@ class EventFilter:
     entity: frozenset[str] | None = attrs.field(default=None, converter=_names)
     type: frozenset[str] | None = attrs.field(default=None, converter=_names)
     events: frozenset[EventType] | None = attrs.field(default=None, converter=_kinds)
+
+    @classmethod
+    def given(
+        cls,
+        event_filter: EventFilter | None,
+        *,
+        service: str | Collection[str] | None = None,
+        entity: str | Collection[str] | None = None,
+        type: str | Collection[str] | None = None,
+        events: EventKinds | None = None,
+    ) -> EventFilter:
+        """``event_filter``, or one made of the keywords: what a subscriber was given.
+
+        Raises:
+            TypeError: both a filter and keywords were given.
+        """
+        if event_filter is None:
+            return cls(service=service, entity=entity, type=type, events=events)
+        if any(value is not None for value in (service, entity, type, events)):
+            msg = "give either an EventFilter or filter keywords, not both"
+            raise TypeError(msg)
+        return event_filter
 
     def matches(self, event: JobEvent) -> bool:
         """Whether ``event`` passes this filter."""

@@ -31,9 +31,9 @@ from jobledger import (
     Jobs,
     JobStarted,
     JsonObject,
-    merge_patch,
 )
 from jobledger._application.defaults import utc_now
+from jobledger._core.events import changed_job, started_job
 from jobledger.cli._exit import ExitCode
 from jobledger.cli._render import INTERRUPTED, Hints, run_table, task_detail, task_status
 from jobledger.runner import (
@@ -89,40 +89,13 @@ class RunTracker:
         if isinstance(event, JobStarted):
             if self.job is not None:
                 return False
-            self.job = Job(
-                id=event.job_id,
-                service=event.service,
-                entity=event.entity,
-                type=event.type,
-                display_name=event.display_name,
-                description=event.description,
-                status=event.status,
-                input=event.input,
-                state=event.state,
-                etag=event.etag,
-                version=event.version,
-                created_at=event.at,
-                updated_at=event.at,
-            )
+            self.job = started_job(event)
             return True
         if self.job is not None and event.version <= self.job.version:
             return False
         if self.job is None or event.version != self.job.version + 1:
             return self.refresh()
-        patch = getattr(event, "state_update", None)
-        state = self.job.state if patch is None else merge_patch(self.job.state, patch)
-        assert isinstance(state, JsonObject)  # noqa: S101  (a patch of an object is one)
-        self.job = attrs.evolve(
-            self.job,
-            status=event.status,
-            etag=event.etag,
-            version=event.version,
-            state=state,
-            updated_at=event.at,
-            display_name=self.job.display_name
-            if event.display_name is None
-            else event.display_name,
-        )
+        self.job = changed_job(self.job, event)
         return True
 
     def refresh(self) -> bool:

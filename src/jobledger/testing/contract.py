@@ -76,6 +76,7 @@ from jobledger import (
 )
 from jobledger._application.subscriber import DurableSubscriber
 from jobledger._core.decide import decide
+from jobledger._core.events import started_job
 from jobledger.testing import strategies as jst
 from jobledger.testing.machine import ledger_machine
 from jobledger.testing.races import (
@@ -891,21 +892,7 @@ def _as_started(repository: Repository, job_id: str) -> Job:
     for entry in repository.read_feed(limit=10**6):
         event = entry.event
         if isinstance(event, JobStarted) and event.job_id == job_id:
-            return Job(
-                id=event.job_id,
-                service=event.service,
-                entity=event.entity,
-                type=event.type,
-                display_name=event.display_name,
-                description=event.description,
-                status=event.status,
-                input=event.input,
-                state=event.state,
-                etag=event.etag,
-                version=event.version,
-                created_at=event.at,
-                updated_at=event.at,
-            )
+            return started_job(event)
     raise JobNotFoundError(job_id)
 
 
