@@ -51,7 +51,8 @@ class TestPostgresRepositoryOnATransactionalPoolContract(TestPostgresRepositoryC
     """The contract suite over an application's own pool whose connections are not autocommit.
 
     Such connections take the repository's plain transaction path, not the
-    pipelined one its own pool uses, so this proves that path keeps the contract.
+    single statement in autocommit mode its own pool uses, so this proves that
+    path keeps the contract.
     """
 
     def make_repository(self, directory: Path) -> PostgresRepository:  # noqa: ARG002  (nothing on disk)

@@ -25,13 +25,21 @@ the update row and the request record run concurrently across writers; the
 counter lock is held from the feed insert to the end of the commit. The
 trade-off is throughput: saves commit one after another, so their rate is
 bounded by one commit's latency (a WAL flush with ``synchronous_commit=on``),
-however many writers there are. A change is a single statement whose last
-part takes the position and writes the feed entry and the notification (a
-start sends its inserts, then that part), and a save sends its statements in
-pipeline mode with ``BEGIN`` before them and ``COMMIT`` right behind, all in
-one round trip, so the lock is held for the end of one statement and the
-commit. (Without pipeline mode, which needs libpq 14, or over a pool whose
-connections are not in autocommit mode, one round trip comes between them.)
+however many writers there are.
+
+**A save is one statement.** Its parts (the job row, the update row, the
+request record, then the position, the feed entry and the notification) are
+data-modifying ``WITH`` queries, each reading the rows the one before
+returned. On the repository's own pool, whose connections are in autocommit
+mode, that statement is a transaction of its own: one round trip, no
+``BEGIN`` and no ``COMMIT``, and the lock is held for the end of the statement
+and its commit. Its sessions default to ``READ COMMITTED`` (which the
+compare-and-set and the counter rely on), whatever the server's default. On
+an application's pool whose connections set an isolation level, read-only or
+deferrable mode, the statement is sent between the ``BEGIN`` that sets them
+and ``COMMIT``, in pipeline mode, still in one round trip (without pipeline
+mode, which needs libpq 14, or on connections not in autocommit mode, one
+round trip comes between them).
 
 **Wake-ups.** With ``notify=True`` each save also sends ``pg_notify`` on a
 channel derived from the schema name, with the position as payload;
@@ -319,41 +327,35 @@ class _Names:
         return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def _change_text(*, request: bool, notify: bool) -> str:
-    """The one statement that writes a change, for :meth:`_Statements.of` to render.
+def _save_text(*, start: bool, request: bool, notify: bool) -> str:
+    """The one statement that saves a change, for :meth:`_Statements.of` to render.
 
-    Each part is written from the rows the one before returned: the
-    compare-and-set of the job row, the update row, the request record, then
-    the feed position and entry. When the compare-and-set matches no row,
-    nothing at all is written and the statement returns no row, so the change
-    needs no answer before ``COMMIT`` is sent behind it. Reading the previous
-    part's rows also orders the parts: the counter row is locked last, as in a
-    start (see the module docstring).
+    Each part is written from the rows the one before returned: the job row
+    (a start inserts it; a change compare-and-sets it and appends the update
+    row), the request record, then the feed position and entry. When the
+    compare-and-set matches no row, nothing at all is written and the statement
+    returns no row. Reading the previous part's rows also orders the parts, so
+    the counter row is locked last (see the module docstring).
     """
-    parts = [
-        (
-            "WITH changed AS (UPDATE {jobs} SET ({job_columns}) = ({job_values}) "
-            "WHERE id = %s AND etag = %s AND version = %s RETURNING id), "
-            "logged AS (INSERT INTO {updates} ({update_columns}) "
-            "SELECT {update_values} FROM changed RETURNING job_id), "
-        ),
-    ]
-    if request:
-        parts.append(
-            "requested AS (INSERT INTO {requests} ({request_columns}) "
-            "SELECT {request_values} FROM logged RETURNING request_id), "
-            "next AS (UPDATE {feed_counter} SET last = last + 1 "
-            "WHERE EXISTS (SELECT FROM requested) RETURNING last) "
-        )
+    parts: list[str] = []
+    if start:
+        parts.append("WITH written AS (INSERT INTO {jobs} ({job_columns}) VALUES ({job_values}) ")
+        parts.append("RETURNING id), ")
     else:
-        parts.append(
-            "next AS (UPDATE {feed_counter} SET last = last + 1 "
-            "WHERE EXISTS (SELECT FROM logged) RETURNING last) "
-        )
-    parts.append(
-        "INSERT INTO {feed} (position, {event_columns}) "
-        "SELECT last, {event_values} FROM next RETURNING position"
-    )
+        parts.append("WITH changed AS (UPDATE {jobs} SET ({changed_columns}) = ({changed_values}) ")
+        parts.append("WHERE id = %s AND etag = %s AND version = %s RETURNING id), ")
+        parts.append("written AS (INSERT INTO {updates} ({update_columns}) ")
+        parts.append("SELECT {update_values} FROM changed RETURNING job_id), ")
+    last = "written"
+    if request:
+        parts.append("requested AS (INSERT INTO {requests} ({request_columns}) ")
+        parts.append("SELECT {request_values} FROM written RETURNING request_id), ")
+        last = "requested"
+    # The names joined in here are this function's own literals, never a value.
+    parts.append("next AS (UPDATE {feed_counter} SET last = last + 1 ")
+    parts.append("WHERE EXISTS (SELECT FROM " + last + ") RETURNING last) ")
+    parts.append("INSERT INTO {feed} (position, {event_columns}) ")
+    parts.append("SELECT last, {event_values} FROM next RETURNING position")
     if notify:
         parts.append(", pg_notify(%s, position::text)")
     return "".join(parts)
@@ -368,13 +370,9 @@ class _Statements:
     in it are the schema's tables, quoted by :class:`psycopg.sql.Identifier`.
     """
 
-    insert_job: str
-    #: A change in one statement, by whether it records a request and notifies.
-    change_job: Mapping[tuple[bool, bool], str]
+    #: A save in one statement, by whether it is a start, records a request and notifies.
+    save: Mapping[tuple[bool, bool, bool], str]
     refusal: str
-    insert_request: str
-    append_event: str
-    append_event_and_notify: str
     #: Composable, because listings append their own clause to it (see ``find``).
     select_job: sql.SQL
     select_job_by_id: str
@@ -397,41 +395,24 @@ class _Statements:
         lists = {
             f"{kind}_{part}": render(columns)
             for kind, columns in (
-                ("job", JOB_COLUMNS[1:]),
+                ("job", JOB_COLUMNS),
+                ("changed", JOB_COLUMNS[1:]),
                 ("update", UPDATE_COLUMNS),
                 ("request", REQUEST_COLUMNS),
                 ("event", EVENT_COLUMNS),
             )
             for part, render in (("columns", _columns), ("values", _placeholders))
         }
-
-        # The position is taken last, from the counter row: see the module docstring.
-        append = statement(
-            "WITH next AS (UPDATE {feed_counter} SET last = last + 1 RETURNING last) "
-            "INSERT INTO {feed} (position, {columns}) "
-            "VALUES ((SELECT last FROM next), {values}) RETURNING position",
-            columns=_columns(EVENT_COLUMNS),
-            values=_placeholders(EVENT_COLUMNS),
-        )
         return cls(
-            insert_job=statement(
-                "INSERT INTO {jobs} ({columns}) VALUES ({values})",
-                columns=_columns(JOB_COLUMNS),
-                values=_placeholders(JOB_COLUMNS),
-            ),
-            change_job={
-                (request, notify): statement(_change_text(request=request, notify=notify))
+            save={
+                (start, request, notify): statement(
+                    _save_text(start=start, request=request, notify=notify)
+                )
+                for start in (False, True)
                 for request in (False, True)
                 for notify in (False, True)
             },
             refusal=statement("SELECT etag, version FROM {jobs} WHERE id = %s"),
-            insert_request=statement(
-                "INSERT INTO {requests} ({columns}) VALUES ({values})",
-                columns=_columns(REQUEST_COLUMNS),
-                values=_placeholders(REQUEST_COLUMNS),
-            ),
-            append_event=append,
-            append_event_and_notify=append + ", pg_notify(%s, position::text)",
             select_job=sql.SQL(
                 statement("SELECT {columns} FROM {jobs}", columns=_selected(JOB_COLUMNS))
             ),
@@ -820,14 +801,16 @@ class PostgresRepository:
         if change.expected_etag is not None and change.update is None:
             self._refuse(conn, change)  # a change without its update: always refused
         try:
-            if conn.autocommit and conn.info.transaction_status == _IDLE:
-                if _PIPELINES:
-                    feed = self._write_pipelined(conn, change)
-                else:
-                    with conn.transaction():
-                        feed = self._send_change(conn, change)
-            else:
+            if not (conn.autocommit and conn.info.transaction_status == _IDLE):
+                feed = self._send_change(conn, change)  # in the transaction open on conn
+            elif _default_transactions(conn):
+                # In autocommit mode one statement is a transaction of its own.
                 feed = self._send_change(conn, change)
+            elif _PIPELINES:
+                feed = self._write_pipelined(conn, change)
+            else:
+                with conn.transaction():
+                    feed = self._send_change(conn, change)
         except pg_errors.UniqueViolation as err:
             taken = _taken(err, change)
             if taken is None:
@@ -864,45 +847,34 @@ class PostgresRepository:
         return feed
 
     def _send_change(self, conn: psycopg.Connection[Any], change: Change) -> psycopg.Cursor[Any]:
-        """Send the statements that write ``change``; return the cursor of its feed insert.
+        """Send the one statement that writes ``change`` (see :func:`_save_text`).
 
-        The feed insert returns the position, or no row for a change whose
-        compare-and-set matched nothing (and so wrote nothing).
+        Returns its cursor: it holds the feed position, or no row for a change
+        whose compare-and-set matched nothing (and so wrote nothing).
         """
         job = change.job
+        update = change.update
+        request = (
+            () if change.request is None else _values(REQUEST_COLUMNS, request_row(change.request))
+        )
         # The update and its event carry the same patch: its text is made once.
-        patch = None if change.update is None else encode_optional(change.update.state_update)
+        patch = None if update is None else encode_optional(update.state_update)
         events = _values(EVENT_COLUMNS, event_row(change.event, patch))
         channel = (self._names.channel,) if self._notify else ()
-        if change.expected_etag is not None:
-            assert change.update is not None  # noqa: S101  (refused in _write_change)
-            request = (
-                ()
-                if change.request is None
-                else _values(REQUEST_COLUMNS, request_row(change.request))
+        start = change.expected_etag is None
+        statement = self._sql.save[start, change.request is not None, self._notify]
+        if start:
+            written: tuple[Any, ...] = _values(JOB_COLUMNS, job_row(job))
+        else:
+            assert update is not None  # noqa: S101  (refused in _write_change)
+            written = (
+                *_values(JOB_COLUMNS[1:], job_row(job)[1:]),
+                job.id,
+                change.expected_etag,
+                update.update_id,
+                *_values(UPDATE_COLUMNS, update_row(update, patch)),
             )
-            statement = self._sql.change_job[change.request is not None, self._notify]
-            return conn.execute(
-                statement,
-                (
-                    *_values(JOB_COLUMNS[1:], job_row(job)[1:]),
-                    job.id,
-                    change.expected_etag,
-                    change.update.update_id,
-                    *_values(UPDATE_COLUMNS, update_row(change.update, patch)),
-                    *request,
-                    *events,
-                    *channel,
-                ),
-            )
-        conn.execute(self._sql.insert_job, _values(JOB_COLUMNS, job_row(job)))
-        if change.request is not None:
-            conn.execute(
-                self._sql.insert_request, _values(REQUEST_COLUMNS, request_row(change.request))
-            )
-        if self._notify:
-            return conn.execute(self._sql.append_event_and_notify, (*events, *channel))
-        return conn.execute(self._sql.append_event, events)
+        return conn.execute(statement, (*written, *request, *events, *channel))
 
     def _refuse(self, conn: psycopg.Connection[Any], change: Change) -> NoReturn:
         """Say why the compare-and-set of ``change`` matched no row."""
@@ -963,6 +935,16 @@ def _taken(err: pg_errors.UniqueViolation, change: Change) -> JobledgerError | N
     return None
 
 
+def _default_transactions(conn: psycopg.Connection[Any]) -> bool:
+    """Whether ``conn`` begins its transactions with no characteristics of its own.
+
+    A statement sent in autocommit mode runs in a transaction with the server's
+    defaults; one that must run with the connection's isolation level,
+    read-only or deferrable setting is sent after the ``BEGIN`` that sets them.
+    """
+    return conn.isolation_level is None and conn.read_only is None and conn.deferrable is None
+
+
 def _begin_statement(conn: psycopg.Connection[Any]) -> str:
     """The ``BEGIN`` that :meth:`psycopg.Connection.transaction` would send on ``conn``."""
     parts = ["BEGIN"]
@@ -1012,7 +994,10 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
     """Set up each connection of the repository's own pool."""
     # Compare-and-set and the feed counter rely on READ COMMITTED re-reading a row
     # that another transaction changed, whatever the server's default level is.
-    conn.isolation_level = psycopg.IsolationLevel.READ_COMMITTED
+    # It is the session's default rather than the connection's isolation_level,
+    # so that the transaction of a statement sent in autocommit mode has it too
+    # (a save is then one statement and no BEGIN, see _write_change).
+    conn.execute("SET default_transaction_isolation TO 'read committed'")
 
 
 def _migrate(conn: psycopg.Connection[Any], schema: str | None, location: str) -> _Names:

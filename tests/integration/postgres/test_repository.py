@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
-from psycopg import sql
+from psycopg import pq, sql
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import ConnectionPool
 
@@ -26,6 +26,7 @@ from jobledger.postgres import PostgresRepository
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
     from jobledger import Job
 
@@ -351,3 +352,46 @@ def _wait_for_a_lock_wait(conninfo: str) -> None:
                 return
             time.sleep(0.01)
     pytest.fail("no session ever waited for the request id")
+
+
+class TestSaveStatement:
+    """On the repository's own pool a save is one statement, sent in autocommit mode."""
+
+    def test_each_save_is_one_statement_and_no_begin_or_commit(
+        self, postgres_conninfo: str, schema: str, tmp_path: Path
+    ) -> None:
+        """A start and two changes send three statements, with no BEGIN and no COMMIT."""
+        trace = tmp_path / "libpq.trace"
+        with PostgresRepository(
+            postgres_conninfo, schema=schema, min_size=1, max_size=1
+        ) as repository:
+            jobs = Jobs(repository)
+            with trace.open("w") as sink:
+                with repository.pool.connection() as conn:
+                    conn.pgconn.trace(sink.fileno())
+                    conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+                job = jobs.start(service="hr", entity="employee", type="sync")
+                job = jobs.update(job.id, etag=job.etag, state_update={"done": 1})
+                job = jobs.complete(job.id, etag=job.etag)
+                with repository.pool.connection() as conn:
+                    conn.pgconn.untrace()
+        sent = [line for line in trace.read_text().splitlines() if line.startswith("F")]
+        assert 3 == sum("\tExecute\t" in line for line in sent), sent
+        assert not [line for line in sent if "BEGIN" in line or "COMMIT" in line]
+        assert 3 == job.version
+
+    def test_its_pool_saves_at_read_committed_whatever_the_server_default(
+        self, postgres_conninfo: str, schema: str
+    ) -> None:
+        """A session that defaults to SERIALIZABLE is set to READ COMMITTED for the pool."""
+        serializable = make_conninfo(
+            postgres_conninfo, options="-c default_transaction_isolation=serializable"
+        )
+        with PostgresRepository(serializable, schema=schema, max_size=1) as repository:
+            job = Jobs(repository).start(service="hr", entity="employee", type="sync")
+            with repository.pool.connection() as conn:
+                row = conn.execute("SHOW transaction_isolation").fetchone()
+            with psycopg.connect(serializable, autocommit=True) as plain:
+                default = plain.execute("SHOW transaction_isolation").fetchone()
+        assert ("read committed", "serializable") == (row and row[0], default and default[0])
+        assert 1 == job.version
