@@ -406,17 +406,37 @@ def _writer_process(
     barrier: Any,  # noqa: ANN401  (a multiprocessing barrier proxy)
     results: Any,  # noqa: ANN401  (a multiprocessing queue)
 ) -> None:
-    """One writer process: ``rounds`` rounds of W on jobs of its own, each after a barrier."""
-    repository = _open_repository(backend, target)
-    jobs = Jobs(repository=repository)
-    for _ in range(rounds):
-        barrier.wait()
-        began = time.monotonic()
-        w_jobledger(jobs, n_jobs, updates)
-        results.put((began, time.monotonic()))
-    close = getattr(repository, "close", None)
-    if close is not None:
-        close()
+    """One writer process: ``rounds`` rounds of W on jobs of its own, each after a barrier.
+
+    ``backend`` ``psycopg`` is the raw psycopg floor (``target`` names its schema
+    and server as for ``postgres``); the others are jobledger's repositories.
+    """
+    with contextlib.ExitStack() as stack:
+        if backend == "psycopg":
+            import psycopg  # noqa: PLC0415
+
+            schema, _, conninfo = target.partition("|")
+            conn = stack.enter_context(psycopg.connect(conninfo, autocommit=True))
+            ledger = PsycopgLedger(conn, schema)
+
+            def w() -> float:
+                return w_floor(ledger, n_jobs, updates)
+
+        else:
+            repository = _open_repository(backend, target)
+            close = getattr(repository, "close", None)
+            if close is not None:
+                stack.callback(close)
+            jobs = Jobs(repository=repository)
+
+            def w() -> float:
+                return w_jobledger(jobs, n_jobs, updates)
+
+        for _ in range(rounds):
+            barrier.wait()
+            began = time.monotonic()
+            w()
+            results.put((began, time.monotonic()))
 
 
 def _throughputs(rounds: list[list[tuple[float, float]]], commands: int) -> list[float]:
@@ -509,7 +529,7 @@ def case_concurrency(backend: str, mode: str) -> Callable[[Setting], dict[str, M
 
     def run(setting: Setting) -> dict[str, Metric]:
         sizes = setting.sizes
-        if backend == "postgres" and setting.postgres is None:
+        if backend in {"postgres", "psycopg"} and setting.postgres is None:
             return {}
         durable = backend == "sqlite-full"
         n_jobs = sizes.durable_writer_jobs if durable else sizes.writer_jobs
@@ -552,6 +572,21 @@ def _concurrency_target(
     setting: Setting, backend: str
 ) -> Iterator[tuple[str, Callable[[], Repository]]]:
     """A fresh database for one concurrency measurement: its target, and how to open it."""
+    if backend == "psycopg":
+        import psycopg  # noqa: PLC0415
+
+        assert setting.postgres is not None  # noqa: S101
+        conninfo = setting.postgres
+        with fresh_schema(conninfo, "bench_floor_writers") as schema:
+            with psycopg.connect(conninfo, autocommit=True) as conn:
+                postgres_floor_schema(conn, schema)
+
+            def no_repository() -> Repository:
+                msg = "the psycopg floor has no repository: it runs in processes only"
+                raise TypeError(msg)
+
+            yield f"{schema}|{conninfo}", no_repository
+        return
     if backend == "postgres":
         assert setting.postgres is not None  # noqa: S101
         conninfo = setting.postgres
@@ -766,6 +801,7 @@ CASES: dict[str, Callable[[Setting], dict[str, Metric]]] = {
     "reads/postgres": case_reads_postgres,
     "writers/postgres/processes": case_concurrency("postgres", "processes"),
     "writers/postgres/threads": case_concurrency("postgres", "threads"),
+    "writers/floor/psycopg/processes": case_concurrency("psycopg", "processes"),
     "writers/sqlite-full/processes": case_concurrency("sqlite-full", "processes"),
     "writers/sqlite-normal/processes": case_concurrency("sqlite-normal", "processes"),
     "memory/jobledger": case_memory_jobledger,

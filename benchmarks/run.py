@@ -54,6 +54,8 @@ class Target:
         higher_is_better: Whether the metrics are throughputs (the best of
             several variants is then the highest).
         absolute: Compare the numerator's median itself with ``limit`` (no ratio).
+        reference: Not a target but a figure beside one, to say what the machine
+            allows (the floor's own scaling, say); it has no limit to pass.
     """
 
     name: str
@@ -63,6 +65,7 @@ class Target:
     at_most: bool = True
     higher_is_better: bool = False
     absolute: bool = False
+    reference: bool = False
 
 
 def _reads_target(backend: str, largest: int) -> Target:
@@ -129,6 +132,13 @@ def targets(sizes: Sizes) -> tuple[Target, ...]:
             limit=3.0,
             at_most=False,
             higher_is_better=True,
+        ),
+        Target(
+            "  the same for the raw psycopg floor (what this machine allows)",
+            (("writers/floor/psycopg/processes", "writers=8"),),
+            (("writers/floor/psycopg/processes", "writers=1"),),
+            higher_is_better=True,
+            reference=True,
         ),
         Target(
             "memory per stored update: jobledger in-memory / dict floor",
@@ -228,15 +238,18 @@ def evaluate(target: Target, results: dict[str, dict[str, Any]]) -> dict[str, An
             value, basis = top[0] / bottom[0], f"{top[1]} / {bottom[1]}"
     passed = (
         None
-        if value is None
+        if value is None or target.reference
         else (value <= target.limit if target.at_most else value >= target.limit)
     )
     return {
         "target": target.name,
-        "limit": ("<= " if target.at_most else ">= ") + f"{target.limit:g}",
+        "limit": "-"
+        if target.reference
+        else ("<= " if target.at_most else ">= ") + f"{target.limit:g}",
         "value": value,
         "basis": basis,
         "passed": passed,
+        "reference": target.reference,
     }
 
 
@@ -300,6 +313,15 @@ def _throughput(entry: dict[str, Any], median: float) -> str:
     return ""
 
 
+def _target_row(verdict: dict[str, Any]) -> tuple[str, ...]:
+    value: float | None = verdict["value"]
+    measured = "-" if value is None else (f"{value:.2f}" if value < 100 else f"{value:.0f}")  # noqa: PLR2004
+    outcome = {None: "not measured", True: "PASS", False: "MISS"}[verdict["passed"]]
+    if verdict["reference"] and value is not None:
+        outcome = "reference"
+    return (verdict["target"], measured, verdict["limit"], outcome, verdict["basis"])
+
+
 def table(results: list[dict[str, Any]], verdicts: list[dict[str, Any]], header: list[str]) -> str:
     """The one table of the run: medians of every case, then the targets."""
     rows: list[tuple[str, ...]] = [("case", "metric", "median", "unit", "also", "reps (spread)")]
@@ -324,13 +346,7 @@ def table(results: list[dict[str, Any]], verdicts: list[dict[str, Any]], header:
             lines.append("  ".join("-" * width for width in widths))
     lines += ["", "targets (ratios of medians measured in this run)"]
     target_rows: list[tuple[str, ...]] = [("target", "measured", "limit", "result", "from")]
-    for verdict in verdicts:
-        value: float | None = verdict["value"]
-        measured = "-" if value is None else (f"{value:.2f}" if value < 100 else f"{value:.0f}")  # noqa: PLR2004
-        outcome = {None: "not measured", True: "PASS", False: "MISS"}[verdict["passed"]]
-        target_rows.append(
-            (verdict["target"], measured, verdict["limit"], outcome, verdict["basis"])
-        )
+    target_rows.extend(map(_target_row, verdicts))
     widths = [max(len(row[column]) for row in target_rows) for column in range(5)]
     for index, row in enumerate(target_rows):
         lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
