@@ -90,6 +90,12 @@ _MICROSECOND = timedelta(microseconds=1)
 # it back only needs the hard caps (a ledger's limits may since have shrunk).
 _STORED_LIMITS = Limits(max_depth=HARD_MAX_DEPTH, max_bytes=2**62)
 
+# One encoder for every document, rather than json.dumps making one per call. It
+# skips the check for cycles: a frozen document is a tree, built bottom up.
+_ENCODER = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False
+)
+
 #: The stored name of each event type.
 EVENT_KIND_NAMES: Mapping[type[JobEvent], str] = MappingProxyType(
     {
@@ -171,7 +177,7 @@ def encode_json(value: JsonValue) -> str:
     >>> encode_json(freeze({"name": "Zoë", "n": [1, 2.5, None]}, field="state"))
     '{"name":"Zoë","n":[1,2.5,null]}'
     """
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return _ENCODER.encode(value)
 
 
 def decode_json(text: str | bytes, *, field: str) -> JsonValue:

@@ -35,7 +35,6 @@ import sqlite3
 import threading
 import time
 import weakref
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NoReturn, Self, TypeVar
 
 from jobledger._adapters.rows import (
@@ -74,7 +73,7 @@ from jobledger._core.recent import RecentJobs
 from jobledger._ports import FeedEntry
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
+    from collections.abc import Callable, Sequence
 
     from jobledger._core.decide import Change, RequestRecord
     from jobledger._core.job import Job, JobUpdate
@@ -397,8 +396,20 @@ class SQLiteRepository:
             raise
         return conn
 
-    @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
+    def _connection(self) -> _Borrowed:
+        """A pooled connection for the length of a ``with`` block."""
+        return _Borrowed(self)
+
+    def _write(self) -> _WriteTransaction:
+        """A write transaction that holds the write lock from its start."""
+        return _WriteTransaction(self)
+
+    def _translated(self) -> _Translated:
+        """Turn the driver's errors into jobledger's at the boundary."""
+        return _Translated(self)
+
+    def _borrow(self) -> sqlite3.Connection:
+        """An idle connection of the pool, or a new one."""
         with self._lock:
             if self._pid != os.getpid():
                 # A forked child must not touch its parent's connections, not even
@@ -407,39 +418,18 @@ class SQLiteRepository:
                 self._idle.clear()
                 self._pid = os.getpid()
             conn = self._idle.pop() if self._idle else None
-        if conn is None:
-            conn = self._open()
-        try:
-            yield conn
-        finally:
-            if conn.in_transaction:
-                conn.rollback()
-            with self._lock:
-                keep = self._pid == os.getpid() and len(self._idle) < _MAX_IDLE_CONNECTIONS
-                if keep:
-                    self._idle.append(conn)
-            if not keep:
-                conn.close()
+        return self._open() if conn is None else conn
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction that holds the write lock from its start."""
-        with self._connection() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            finally:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-
-    @contextmanager
-    def _translated(self) -> Iterator[None]:
-        """Turn the driver's errors into jobledger's at the boundary."""
-        try:
-            yield
-        except sqlite3.Error as err:
-            self._raise_translated(err)
+    def _give_back(self, conn: sqlite3.Connection) -> None:
+        """Return a borrowed connection to the pool (rolling back what it left open)."""
+        if conn.in_transaction:
+            conn.rollback()
+        with self._lock:
+            keep = self._pid == os.getpid() and len(self._idle) < _MAX_IDLE_CONNECTIONS
+            if keep:
+                self._idle.append(conn)
+        if not keep:
+            conn.close()
 
     def _raise_translated(self, err: sqlite3.Error) -> NoReturn:
         code = getattr(err, "sqlite_errorcode", 0) & 0xFF
@@ -634,6 +624,72 @@ class SQLiteRepository:
                 return False
             with self._feed_changed:
                 self._feed_changed.wait(min(remaining, _FEED_POLL_SECONDS))
+
+
+# The repository's context managers are classes rather than @contextmanager
+# generators: every call enters two or three of them, and a class costs less.
+
+
+class _Borrowed:
+    """A connection of ``repository``'s pool, borrowed for a ``with`` block."""
+
+    __slots__ = ("_conn", "_repository")
+
+    def __init__(self, repository: SQLiteRepository) -> None:
+        self._repository = repository
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._conn = self._repository._borrow()  # noqa: SLF001  (the repository's own helper)
+        return self._conn
+
+    def __exit__(self, *_exc: object) -> None:
+        self._repository._give_back(self._conn)  # noqa: SLF001
+
+
+class _WriteTransaction(_Borrowed):
+    """A borrowed connection in a ``BEGIN IMMEDIATE`` transaction.
+
+    The transaction commits when the block ends normally and rolls back when it raises.
+    """
+
+    __slots__ = ()
+
+    def __enter__(self) -> sqlite3.Connection:
+        conn = super().__enter__()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            super().__exit__()
+            raise
+        return conn
+
+    def __exit__(self, kind: object = None, *_exc: object) -> None:
+        conn = self._conn
+        try:
+            if kind is None:
+                conn.execute("COMMIT")
+        finally:
+            try:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            finally:
+                super().__exit__()
+
+
+class _Translated:
+    """Raises ``repository``'s translation of an :class:`sqlite3.Error` leaving the block."""
+
+    __slots__ = ("_repository",)
+
+    def __init__(self, repository: SQLiteRepository) -> None:
+        self._repository = repository
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, _kind: object, error: BaseException | None, _traceback: object) -> None:
+        if isinstance(error, sqlite3.Error):
+            self._repository._raise_translated(error)  # noqa: SLF001
 
 
 def _close_all(connections: list[sqlite3.Connection], lock: threading.Lock) -> None:
