@@ -208,7 +208,8 @@ class TaskContext:
 
         The values are merged into what was reported before (a key given
         ``None`` is removed). The runner writes them to the run's job soon
-        after, with its next write.
+        after, with its next write; progress the ledger refuses there (over
+        its limits) is left out with a warning, and the run goes on.
 
         Raises:
             InvalidJobDataError: a value is not JSON.

@@ -1010,8 +1010,30 @@ class _Drive:
             if name in self.running and self.running[name].attempt == attempt
         }
         self.pending_progress.clear()
-        if entries:
+        if not entries:
+            return
+        try:
             self.recorder.write("update", patch={"tasks": entries})
+        except InvalidJobDataError as refused:
+            if len(entries) == 1:
+                self._drop_progress(next(iter(entries)), refused)
+                return
+            # One task's progress was refused (over the ledger's limits, say), or all
+            # of it together: each is written alone, so only a refused one is dropped.
+            for name, entry in entries.items():
+                try:
+                    self.recorder.write("update", patch={"tasks": {name: entry}})
+                except InvalidJobDataError as alone:
+                    self._drop_progress(name, alone)
+
+    def _drop_progress(self, name: str, refused: InvalidJobDataError) -> None:
+        """Leave out the progress of task ``name`` that the ledger refused; the run goes on."""
+        logger.warning(
+            "the ledger refused the progress of task %r, which is left out of the run: %s",
+            name,
+            refused,
+            extra={"run_id": self.recorder.run_id, "task": name},
+        )
 
     def _expire(self) -> None:
         now = time.monotonic()

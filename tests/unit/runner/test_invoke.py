@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from typing import TYPE_CHECKING
 
 import pytest
 
-from jobledger import InvalidJobDataError, JobUpdated, thaw
+from jobledger import InvalidJobDataError, Jobs, JobUpdated, Limits, thaw
 from jobledger.runner import (
     TASK_LOGGER,
     DefinitionBuilder,
@@ -26,7 +27,7 @@ from jobledger.runner import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from jobledger import JobEvent, Jobs
+    from jobledger import JobEvent
 
 
 def done(context: TaskContext) -> None:
@@ -443,6 +444,65 @@ class TestInvoke:
 
         assert error is not None
         assert "jobledger.InvalidJobDataError" == error.type
+
+    def test_progress_the_ledger_refuses_is_left_out_and_the_run_goes_on(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A report over the ledger's limits is logged and dropped, and the run completes."""
+        jobs = Jobs(limits=Limits(max_bytes=4096))
+
+        def export(context: TaskContext) -> None:
+            context.report_progress(blob="x" * 5000)
+
+        with caplog.at_level(logging.WARNING, logger="jobledger.runner"):
+            result = Runner(jobs, [JobDefinition("Big", [Task("export", export)])]).invoke("Big")
+
+        entry = thaw(jobs.get(result.run_id).state)["tasks"]["export"]
+        assert (RunStatus.COMPLETED, "completed") == (result.status, entry["status"])
+        assert "progress" not in entry
+        assert ["export"] == [
+            getattr(record, "task", None)
+            for record in caplog.records
+            if "refused the progress" in record.getMessage()
+        ]
+
+    def test_a_refused_report_written_with_others_costs_only_its_own_task(self) -> None:
+        """Reports flushed together are written one by one when the ledger refuses them."""
+        jobs = Jobs(limits=Limits(max_bytes=4096))
+        first_written, both_reported, second_written = (threading.Event() for _ in range(3))
+
+        def hold_the_runner(event: JobEvent) -> None:
+            # The runner's thread delivers this; while it waits here, the second
+            # reports of both tasks queue up and are then flushed together.
+            patch = json.dumps(getattr(event, "state_update", None) or {})
+            if '"done": 1' in patch:
+                first_written.set()
+                assert both_reported.wait(timeout=30)
+            elif '"done": 2' in patch:
+                second_written.set()
+
+        jobs.subscribe(hold_the_runner, events=JobUpdated)
+        reported = threading.Barrier(2, action=both_reported.set)
+
+        def small(context: TaskContext) -> None:
+            context.report_progress(done=1)
+            assert first_written.wait(timeout=30)
+            context.report_progress(done=2)
+            reported.wait(timeout=30)
+            assert second_written.wait(timeout=30)
+
+        def large(context: TaskContext) -> None:
+            assert first_written.wait(timeout=30)
+            context.report_progress(blob="x" * 5000)
+            reported.wait(timeout=30)
+            assert second_written.wait(timeout=30)
+
+        definition = JobDefinition("Two", [Task("small", small), Task("large", large)])
+        result = Runner(jobs, [definition]).invoke("Two")
+
+        tasks = thaw(jobs.get(result.run_id).state)["tasks"]
+        assert RunStatus.COMPLETED == result.status
+        assert ({"done": 2}, None) == (tasks["small"]["progress"], tasks["large"].get("progress"))
 
     def test_the_runner_heartbeats_while_tasks_run(self, jobs: Jobs) -> None:
         """A drive whose tasks run long writes heartbeat updates to show it is alive."""
