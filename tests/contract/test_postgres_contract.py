@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pytest
@@ -67,3 +67,29 @@ class TestPostgresRepositoryOnATransactionalPoolContract(TestPostgresRepositoryC
         assert isinstance(repository, PostgresRepository)
         super().dispose_repository(repository)
         repository.pool.close()
+
+
+class TestPostgresRepositoryOnAnIsolationPoolContract(
+    TestPostgresRepositoryOnATransactionalPoolContract
+):
+    """The contract suite over an autocommit pool whose connections set an isolation level.
+
+    Such connections send each save between the ``BEGIN`` that sets the level
+    and ``COMMIT``, in pipeline mode, so this proves that path keeps the contract.
+    """
+
+    def make_repository(self, directory: Path) -> PostgresRepository:  # noqa: ARG002  (nothing on disk)
+        """Return a repository on a pool of autocommit connections at READ COMMITTED."""
+
+        def read_committed(conn: psycopg.Connection[Any]) -> None:
+            conn.isolation_level = psycopg.IsolationLevel.READ_COMMITTED
+
+        pool: ConnectionPool = ConnectionPool(
+            self.conninfo,
+            min_size=1,
+            max_size=4,
+            kwargs={"autocommit": True},
+            configure=read_committed,
+            open=True,
+        )
+        return PostgresRepository(pool=pool, schema=f"jl_contract_{uuid.uuid4().hex[:12]}")

@@ -9,8 +9,8 @@ name (schema, table, channel) is built with :class:`psycopg.sql.Identifier`.
 a rolled-back transaction leaves a hole, and two writers that take positions
 7 and 8 may commit 8 first, so a reader that sees 8 and remembers "handled up
 to 8" never reads 7. Here a position comes from a single counter row,
-``UPDATE ... SET last = last + 1 RETURNING last``, as the *last* statement of
-the save, right before ``COMMIT``. The row lock it takes is held until the
+``UPDATE ... SET last = last + 1 RETURNING last``, as the *last* part of the
+save, right before it commits. The row lock it takes is held until the
 transaction ends, so:
 
 * the next writer's counter update waits until this transaction has committed
@@ -33,11 +33,12 @@ data-modifying ``WITH`` queries, each reading the rows the one before
 returned. On the repository's own pool, whose connections are in autocommit
 mode, that statement is a transaction of its own: one round trip, no
 ``BEGIN`` and no ``COMMIT``, and the lock is held for the end of the statement
-and its commit. Its sessions default to ``READ COMMITTED`` (which the
-compare-and-set and the counter rely on), whatever the server's default. On
-an application's pool whose connections set an isolation level, read-only or
-deferrable mode, the statement is sent between the ``BEGIN`` that sets them
-and ``COMMIT``, in pipeline mode, still in one round trip (without pipeline
+and its commit. That needs the server's default isolation level to be
+``READ COMMITTED`` (PostgreSQL's own default), which the compare-and-set and
+the counter rely on; where it is not, the pool's connections set that level
+and each save is sent between ``BEGIN`` and ``COMMIT``. So is a save on an
+application's pool whose connections set an isolation level, read-only or
+deferrable mode: in pipeline mode, still in one round trip (without pipeline
 mode, which needs libpq 14, or on connections not in autocommit mode, one
 round trip comes between them).
 
@@ -828,9 +829,9 @@ class PostgresRepository:
     ) -> psycopg.Cursor[Any]:
         """Write ``change`` in a transaction of its own, sent in pipeline mode.
 
-        ``BEGIN``, the change's statements and ``COMMIT`` go in one round trip:
-        a start is its inserts and the feed insert, a change one statement
-        (see :func:`_change_text`). Returns the cursor of the feed insert.
+        ``BEGIN`` (with the connection's transaction settings), the save's one
+        statement (see :func:`_save_text`) and ``COMMIT`` go in one round trip.
+        Returns the cursor of the statement.
         """
         try:
             with conn.pipeline() as pipeline:
@@ -994,10 +995,13 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
     """Set up each connection of the repository's own pool."""
     # Compare-and-set and the feed counter rely on READ COMMITTED re-reading a row
     # that another transaction changed, whatever the server's default level is.
-    # It is the session's default rather than the connection's isolation_level,
-    # so that the transaction of a statement sent in autocommit mode has it too
-    # (a save is then one statement and no BEGIN, see _write_change).
-    conn.execute("SET default_transaction_isolation TO 'read committed'")
+    # At that default (PostgreSQL's own) a save is one statement in autocommit mode;
+    # otherwise each save begins with BEGIN ISOLATION LEVEL READ COMMITTED (see
+    # _write_change). The session's default is left alone: behind a pooler that
+    # shares server connections, a SET would neither last nor stay ours.
+    row = conn.execute("SHOW default_transaction_isolation").fetchone()
+    if row is None or row[0] != "read committed":
+        conn.isolation_level = psycopg.IsolationLevel.READ_COMMITTED
 
 
 def _migrate(conn: psycopg.Connection[Any], schema: str | None, location: str) -> _Names:

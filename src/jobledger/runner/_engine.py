@@ -1032,7 +1032,7 @@ class _Drive:
             "the ledger refused the progress of task %r, which is left out of the run: %s",
             name,
             refused,
-            extra={"run_id": self.recorder.run_id, "task": name},
+            extra={"run_id": self.recorder.run_id, "task_id": name},
         )
 
     def _expire(self) -> None:

@@ -355,43 +355,50 @@ def _wait_for_a_lock_wait(conninfo: str) -> None:
 
 
 class TestSaveStatement:
-    """On the repository's own pool a save is one statement, sent in autocommit mode."""
+    """On the repository's own pool a save is one statement, in autocommit mode if it can be."""
 
     def test_each_save_is_one_statement_and_no_begin_or_commit(
         self, postgres_conninfo: str, schema: str, tmp_path: Path
     ) -> None:
-        """A start and two changes send three statements, with no BEGIN and no COMMIT."""
-        trace = tmp_path / "libpq.trace"
+        """At the server's default level, a start and two changes send three statements alone."""
         with PostgresRepository(
             postgres_conninfo, schema=schema, min_size=1, max_size=1
         ) as repository:
-            jobs = Jobs(repository)
-            with trace.open("w") as sink:
-                with repository.pool.connection() as conn:
-                    conn.pgconn.trace(sink.fileno())
-                    conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
-                job = jobs.start(service="hr", entity="employee", type="sync")
-                job = jobs.update(job.id, etag=job.etag, state_update={"done": 1})
-                job = jobs.complete(job.id, etag=job.etag)
-                with repository.pool.connection() as conn:
-                    conn.pgconn.untrace()
-        sent = [line for line in trace.read_text().splitlines() if line.startswith("F")]
-        assert 3 == sum("\tExecute\t" in line for line in sent), sent
-        assert not [line for line in sent if "BEGIN" in line or "COMMIT" in line]
-        assert 3 == job.version
+            sent = _messages_of_three_saves(repository, tmp_path / "libpq.trace")
 
-    def test_its_pool_saves_at_read_committed_whatever_the_server_default(
-        self, postgres_conninfo: str, schema: str
+        assert 3 == sum("\tExecute\t" in line for line in sent), sent
+        assert not [line for line in sent if '"BEGIN' in line or '"COMMIT"' in line]
+
+    def test_saves_ask_for_read_committed_where_the_server_defaults_to_another_level(
+        self, postgres_conninfo: str, schema: str, tmp_path: Path
     ) -> None:
-        """A session that defaults to SERIALIZABLE is set to READ COMMITTED for the pool."""
+        """Sessions that default to SERIALIZABLE save between BEGIN READ COMMITTED and COMMIT."""
         serializable = make_conninfo(
             postgres_conninfo, options="-c default_transaction_isolation=serializable"
         )
-        with PostgresRepository(serializable, schema=schema, max_size=1) as repository:
-            job = Jobs(repository).start(service="hr", entity="employee", type="sync")
+        with PostgresRepository(serializable, schema=schema, min_size=1, max_size=1) as repository:
+            sent = _messages_of_three_saves(repository, tmp_path / "libpq.trace")
             with repository.pool.connection() as conn:
-                row = conn.execute("SHOW transaction_isolation").fetchone()
-            with psycopg.connect(serializable, autocommit=True) as plain:
-                default = plain.execute("SHOW transaction_isolation").fetchone()
-        assert ("read committed", "serializable") == (row and row[0], default and default[0])
-        assert 1 == job.version
+                row = conn.execute("SHOW default_transaction_isolation").fetchone()
+
+        begins = [line for line in sent if "BEGIN" in line]
+        assert 3 == len(begins), sent
+        assert all("ISOLATION LEVEL READ COMMITTED" in line for line in begins), begins
+        assert 3 == sum('"COMMIT"' in line for line in sent), sent
+        assert ("serializable",) == row  # the session's default is left as it was
+
+
+def _messages_of_three_saves(repository: PostgresRepository, trace: Path) -> list[str]:
+    """The protocol messages the client sends for a start, an update and a completion."""
+    jobs = Jobs(repository)
+    with trace.open("w") as sink:
+        with repository.pool.connection() as conn:
+            conn.pgconn.trace(sink.fileno())
+            conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+        job = jobs.start(service="hr", entity="employee", type="sync")
+        job = jobs.update(job.id, etag=job.etag, state_update={"done": 1})
+        job = jobs.complete(job.id, etag=job.etag)
+        with repository.pool.connection() as conn:
+            conn.pgconn.untrace()
+    assert 3 == job.version
+    return [line for line in trace.read_text().splitlines() if line.startswith("F")]

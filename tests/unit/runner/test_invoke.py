@@ -461,7 +461,7 @@ class TestInvoke:
         assert (RunStatus.COMPLETED, "completed") == (result.status, entry["status"])
         assert "progress" not in entry
         assert ["export"] == [
-            getattr(record, "task", None)
+            getattr(record, "task_id", None)
             for record in caplog.records
             if "refused the progress" in record.getMessage()
         ]
