@@ -27,6 +27,7 @@ from benchmarks.floors import (
     postgres_floor_schema,
 )
 from benchmarks.measure import Metric, Setting, fresh_schema, repeat
+from benchmarks.probe import ValuesLedger
 from jobledger import Jobs
 from jobledger._application.defaults import new_id, utc_now
 
@@ -60,16 +61,18 @@ def w_jobledger(jobs: Jobs, n_jobs: int, updates: int) -> float:
     return _per_command(began, n_jobs, updates)
 
 
-def w_floor(ledger: DictLedger | SQLiteLedger | PsycopgLedger, n_jobs: int, updates: int) -> float:
-    """Workload W on a floor; microseconds per command."""
+def w_floor(
+    ledger: DictLedger | SQLiteLedger | PsycopgLedger | ValuesLedger, n_jobs: int, updates: int
+) -> float:
+    """Workload W on a floor (or the probe); microseconds per command."""
     prefix = os.urandom(6).hex()
     began = time.perf_counter()
     for index in range(n_jobs):
         job_id = f"{prefix}-{index}"
-        version = ledger.start(job_id, {"done": 0})
+        token: Any = ledger.start(job_id, {"done": 0})  # a version, or the probe's ETag
         for done in range(1, updates + 1):
-            version = ledger.change(job_id, version, UPDATED, "started", {"done": done})
-        ledger.change(job_id, version, COMPLETED, "completed", {"done": updates})
+            token = ledger.change(job_id, token, UPDATED, "started", {"done": done})
+        ledger.change(job_id, token, COMPLETED, "completed", {"done": updates})
     return _per_command(began, n_jobs, updates)
 
 
@@ -111,6 +114,13 @@ def case_w_floor_dict(setting: Setting) -> dict[str, Metric]:
     """W, the dict floor."""
     sizes = setting.sizes
     values = repeat(lambda: w_floor(DictLedger(), sizes.memory_jobs, sizes.updates), sizes)
+    return _w_metric(values, {"jobs": sizes.memory_jobs, "updates": sizes.updates})
+
+
+def case_w_probe_values(setting: Setting) -> dict[str, Metric]:
+    """W, the probe: the least work per command with jobledger's own values (not a floor)."""
+    sizes = setting.sizes
+    values = repeat(lambda: w_floor(ValuesLedger(), sizes.memory_jobs, sizes.updates), sizes)
     return _w_metric(values, {"jobs": sizes.memory_jobs, "updates": sizes.updates})
 
 
@@ -781,6 +791,7 @@ def case_runner(backend: str, executor: str) -> Callable[[Setting], dict[str, Me
 CASES: dict[str, Callable[[Setting], dict[str, Metric]]] = {
     "w/jobledger/memory": case_w_jobledger_memory,
     "w/floor/dict": case_w_floor_dict,
+    "w/probe/values": case_w_probe_values,
     "w/eventsourcing/popo/nocache": case_w_peer("popo", "nocache"),
     "w/eventsourcing/popo/cache": case_w_peer("popo", "cache"),
     "w/eventsourcing/popo/cache-noff": case_w_peer("popo", "cache-noff"),

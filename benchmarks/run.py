@@ -97,6 +97,12 @@ def targets(sizes: Sizes) -> tuple[Target, ...]:
             limit=8.0,
         ),
         Target(
+            "  the probe (jobledger's values, nothing else) / dict floor",
+            (("w/probe/values", "w"),),
+            (("w/floor/dict", "w"),),
+            reference=True,
+        ),
+        Target(
             "W in-memory: eventsourcing+cache (best variant) / jobledger",
             popo_cached,
             (("w/jobledger/memory", "w"),),
