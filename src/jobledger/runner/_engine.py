@@ -19,7 +19,7 @@ import time
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import attrs
 
@@ -74,6 +74,8 @@ if TYPE_CHECKING:
 __all__ = ["Runner"]
 
 logger = logging.getLogger("jobledger.runner")
+
+_Item = TypeVar("_Item")
 
 #: Seconds between looks at the progress queue of tasks in other processes.
 _MANAGED_PROGRESS_INTERVAL = 0.05
@@ -592,6 +594,30 @@ class _Channels:
         return sink
 
 
+def _write_together_or_alone(
+    items: list[_Item],
+    write: Callable[[list[_Item]], object],
+    refused: Callable[[_Item, InvalidJobDataError], None],
+) -> None:
+    """Write ``items`` in one ledger update; if the ledger refuses it, write each alone.
+
+    One entry may be refused (a summary or progress over the ledger's limits,
+    say), or all of them together: written one by one, only an entry the
+    ledger refuses on its own is handed to ``refused``.
+    """
+    try:
+        write(items)
+    except InvalidJobDataError as error:
+        if len(items) == 1:
+            refused(items[0], error)
+            return
+        for item in items:
+            try:
+                write([item])
+            except InvalidJobDataError as alone:
+                refused(item, alone)
+
+
 class _Drive:
     """One drive of a run: claim it, run what is not done, end it."""
 
@@ -1010,21 +1036,12 @@ class _Drive:
             if name in self.running and self.running[name].attempt == attempt
         }
         self.pending_progress.clear()
-        if not entries:
-            return
-        try:
-            self.recorder.write("update", patch={"tasks": entries})
-        except InvalidJobDataError as refused:
-            if len(entries) == 1:
-                self._drop_progress(next(iter(entries)), refused)
-                return
-            # One task's progress was refused (over the ledger's limits, say), or all
-            # of it together: each is written alone, so only a refused one is dropped.
-            for name, entry in entries.items():
-                try:
-                    self.recorder.write("update", patch={"tasks": {name: entry}})
-                except InvalidJobDataError as alone:
-                    self._drop_progress(name, alone)
+        if entries:
+            _write_together_or_alone(
+                list(entries.items()),
+                lambda some: self.recorder.write("update", patch={"tasks": dict(some)}),
+                lambda progress, refused: self._drop_progress(progress[0], refused),
+            )
 
     def _drop_progress(self, name: str, refused: InvalidJobDataError) -> None:
         """Leave out the progress of task ``name`` that the ledger refused; the run goes on."""
@@ -1131,19 +1148,9 @@ class _Drive:
         if not self.ends:
             return
         ends, self.ends = self.ends, []
-        try:
-            self._write_end(ends)
-        except InvalidJobDataError as refused:
-            if len(ends) == 1:
-                self._write_end_instead(*ends[0], refused)
-                return
-            # An entry was refused (a summary over the ledger's limits, say), or all of
-            # them together: each is written alone, so only its own task bears a refusal.
-            for task, entry in ends:
-                try:
-                    self._write_end([(task, entry)])
-                except InvalidJobDataError as alone:
-                    self._write_end_instead(task, entry, alone)
+        _write_together_or_alone(
+            ends, self._write_end, lambda end, refused: self._write_end_instead(*end, refused)
+        )
 
     def _write_end_instead(
         self, task: Task, entry: dict[str, object], refused: InvalidJobDataError
