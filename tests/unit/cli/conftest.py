@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from jobledger import Jobs
-from jobledger.cli import cli
+from jobledger.cli import ExitCode, cli
 from jobledger.runner import (
     DefinitionBuilder,
     JobDefinition,
@@ -184,6 +184,7 @@ class Jobledger:
             "--store",
             store,
         )
+        assert ExitCode.BLOCKED == invoked.exit_code, invoked.output
         return self.run_id(invoked.stdout)
 
     @staticmethod

@@ -18,19 +18,7 @@ if TYPE_CHECKING:
 @pytest.fixture
 def blocked_run(jobledger: Jobledger, store: str) -> str:
     """Return the id of a run of ``nightly`` blocked at its synchronization (9 changes over 5)."""
-    result = jobledger(
-        "invoke",
-        "-j",
-        "nightly",
-        "--input",
-        '{"changes": 9}',
-        "--app",
-        jobledger.app,
-        "--store",
-        store,
-    )
-    assert ExitCode.BLOCKED == result.exit_code
-    return jobledger.run_id(result.stdout)
+    return jobledger.invoke_blocked(store)
 
 
 class TestResume:
