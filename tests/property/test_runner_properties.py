@@ -21,7 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jobledger import Jobs, thaw
+from jobledger import InvalidJobDataError, Jobs, Limits, thaw
 from jobledger.runner import (
     JobDefinition,
     Runner,
@@ -244,3 +244,32 @@ def test_runs_follow_the_invoke_job_rules(data: st.DataObject) -> None:
 def test_blocked_runs_resume_by_the_invoke_job_rules(data: st.DataObject) -> None:
     """With outcomes that mostly block, resumes with and without repair keep every invariant."""
     check_run(data, kinds=("succeed", "no_output", "block"))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_no_run_is_left_half_written_whatever_the_ledgers_limits(data: st.DataObject) -> None:
+    """Under any ``max_bytes`` a run is refused whole, or ends: never left ``running``.
+
+    The ledger refuses the start (nothing is stored), or the run comes back
+    over (or blocked at a breakpoint), as the ledger records it; a run that
+    failed with no task failed says why, when that fitted.
+    """
+    jobs = Jobs(limits=Limits(max_bytes=data.draw(st.integers(300, 6_000), label="max_bytes")))
+    inline = data.draw(st.booleans(), label="inline")
+    definition = data.draw(jst.job_definitions(ledger=jobs), label="definition")
+    runner = inline_runner(jobs, [definition]) if inline else Runner(jobs, [definition])
+
+    try:
+        result = runner.invoke(definition.identifier)
+    except InvalidJobDataError:
+        assert [] == list(jobs.find().jobs)
+        return
+
+    assert RunStatus.RUNNING is not result.status
+    assert result == runner.result(result.run_id)
+    if result.status is RunStatus.BLOCKED:
+        assert result.breakpoint is not None
+    if result.failure is not None:
+        assert RunStatus.FAILED == result.status
+        assert result.failure.startswith("the ledger refused to record the run: ")

@@ -282,6 +282,8 @@ def run_summary(
             )
     elif status is RunStatus.FAILED:
         lines.append(_headline(f"Run {run_id} failed", status.value, "."))
+        if result.failure is not None:
+            lines.append(Text(f"  {result.failure}"))
         lines.extend(
             Text(f"  {outcome.identifier}: {task_detail(outcome)}")
             for outcome in result.outcomes.values()

@@ -12,10 +12,23 @@ entity ``"job"``, type the definition's identifier. Its status is the
 :class:`RunStatus`: ``running`` and ``blocked`` (custom statuses of an active
 job), ``completed`` (warnings, if any, listed in the state), ``failed`` or
 ``canceled``. A drive ends its run with the first of these that applies:
-``canceled`` if a cancel was requested, then ``failed`` if a task failed, then
-``blocked`` if a guarded task blocked, else ``completed``; the tasks that
-failed are listed in ``failed_tasks`` whatever the end. Its ``input`` never
-changes::
+``canceled`` if a cancel was requested, then ``failed`` if a task failed (or
+the ledger refused to record the run: see below), then ``blocked`` if a guarded
+task blocked, else ``completed``; the tasks that failed are listed in
+``failed_tasks`` whatever the end.
+
+**When the run outgrows the ledger's limits.** The state is bounded by the
+ledger's :class:`~jobledger.Limits` (``max_bytes``). When the ledger refuses a
+write the run cannot go on without (a step's launch, a task's end even in its
+shorter error form, a heartbeat, the end's own record), the drive launches no
+more tasks, lets the running ones finish, and ends the run ``failed`` with the
+reason in ``failure`` (:attr:`RunResult.failure`) when that still fits; a
+refused progress report is only left out. A new run whose first write is
+refused fails at once. A resume whose claim is refused raises
+:class:`~jobledger.InvalidJobDataError` and leaves the run as it was, to be
+resumed by a runner whose ledger has larger limits.
+
+Its ``input`` never changes::
 
     {"definition": "HRSync", "selection": {"begin_step": 2}, "force": 100,
      "input": <the run's input>}
@@ -50,7 +63,10 @@ Its ``state``::
       "interrupted": {"drive": 1, "at": "<ISO time>", "by": "..."},
                                                 # its driver was stopped at once (the
                                                 # CLI's second Ctrl-C): resumable now
-      "failed_tasks": ["provision"]             # when tasks failed (canceled runs too)
+      "failed_tasks": ["provision"],            # when tasks failed (canceled runs too)
+      "failure": "the ledger refused to record the run: ..."
+                                                # why it failed when no task's error says
+                                                # it (its state outgrew the ledger's limits)
     }
 
 Every change is a merge patch with the run's ETag, so ``jobs.updates(run_id)``

@@ -657,6 +657,9 @@ class _Drive:
         self.ends: list[tuple[Task, dict[str, object]]] = []
         self.repair_tasks: frozenset[str] = frozenset()
         self.last_poll = time.monotonic()
+        # Why the run fails when no task's error says it: the ledger refused a write
+        # the run cannot go on without (its state would break the ledger's limits).
+        self.failure: str | None = None
         self.recorder: RunRecorder
 
     # -- claim -------------------------------------------------------------------------
@@ -707,7 +710,16 @@ class _Drive:
     # -- the drive ---------------------------------------------------------------------
 
     def run(self) -> RunResult:
-        self.recorder = self._claim()
+        try:
+            self.recorder = self._claim()
+        except InvalidJobDataError as refused:
+            if self.trigger is not RunTrigger.INVOKE:
+                raise  # the run stays as it was: resumable by a ledger with larger limits
+            # A new run whose claim the ledger refuses could never be driven: end it now.
+            self.recorder = RunRecorder(self.jobs, self.seen, self.id)
+            self._refuse(refused)
+            self._end()
+            return RunResult.of(self.recorder.job)
         logger.info(
             "run claimed",
             extra={"run_id": self.recorder.run_id, "drive_id": self.id, "kind": self.trigger.value},
@@ -854,7 +866,11 @@ class _Drive:
                     "drive": drive_of(self.recorder.job)[1],
                 }
             }
-        if not self.recorder.write("update", patch=patch, launch=True):
+        try:
+            if not self.recorder.write("update", patch=patch, launch=True):
+                return
+        except InvalidJobDataError as refused:
+            self._refuse(refused)
             return
         logger.info(
             "launch group started",
@@ -943,7 +959,10 @@ class _Drive:
             if time.monotonic() - self.last_poll >= self.runner.poll_interval:
                 self._poll()
             if self._heartbeat_due():
-                self.recorder.write("update", patch={"heartbeat_at": _iso(self.runner.clock())})
+                try:
+                    self.recorder.write("update", patch={"heartbeat_at": _iso(self.runner.clock())})
+                except InvalidJobDataError as refused:
+                    self._refuse(refused)
             if self.recorder.cancel_requested or self.recorder.closed:
                 self._flag_running()
 
@@ -959,8 +978,12 @@ class _Drive:
             self._write_ends()
             self._poll()
 
+    def _beating(self) -> bool:
+        """Whether the drive writes heartbeats: not once the run is over or one was refused."""
+        return not self.recorder.closed and self.failure is None
+
     def _heartbeat_due(self) -> bool:
-        if not self.running or self.recorder.closed:
+        if not self.running or not self._beating():
             return False
         return time.monotonic() - self.recorder.last_write >= self.runner.heartbeat
 
@@ -971,7 +994,7 @@ class _Drive:
             # Progress from other processes arrives on the manager's queue, which cannot
             # wake this thread: look at it often.
             wakes.append(now + _MANAGED_PROGRESS_INTERVAL)
-        if not self.recorder.closed:
+        if self._beating():
             wakes.append(self.recorder.last_write + self.runner.heartbeat)
         wakes.extend(
             launch.deadline for launch in self.timed.values() if launch.deadline is not None
@@ -1165,7 +1188,25 @@ class _Drive:
         )
         if fallback["status"] in _HALTING:
             self.halted = True
-        self._write_end([(task, fallback)])
+        try:
+            self._write_end([(task, fallback)])
+        except InvalidJobDataError as too_much:
+            self._refuse(too_much)
+
+    def _refuse(self, refused: InvalidJobDataError) -> None:
+        """The ledger refused a write the run needs: launch nothing more, and fail the run.
+
+        The tasks already running finish first, as after a task's error.
+        """
+        self.halted = True
+        if self.failure is not None:
+            return
+        self.failure = f"the ledger refused to record the run: {refused}"
+        logger.error(
+            "%s; the run fails once its running tasks finish",
+            self.failure,
+            extra={"run_id": self.recorder.run_id},
+        )
 
     def _write_end(self, ends: list[tuple[Task, dict[str, object]]]) -> None:
         patch: dict[str, object] = {"tasks": {task.identifier: entry for task, entry in ends}}
@@ -1199,21 +1240,40 @@ class _Drive:
         blocked = [name for name, status in statuses.items() if status is TaskStatus.BLOCKED]
         if recorder.cancel_requested:
             trigger = RunTrigger.CANCEL
-        elif failed:
+        elif failed or self.failure is not None:
             trigger = RunTrigger.FAIL
         elif blocked:
             trigger = RunTrigger.BLOCK
         else:
             trigger = RunTrigger.COMPLETE
+        try:
+            self._close(trigger, failed, blocked)
+        except InvalidJobDataError as refused:
+            # The end's own record does not fit in the run's state. A run that cannot
+            # record its breakpoint or its failed tasks fails, recording the least.
+            self._refuse(refused)
+            if trigger is not RunTrigger.CANCEL:
+                trigger = RunTrigger.FAIL
+            self._close_with_failure(trigger)
         after = next_run_status(RunStatus.RUNNING, trigger)
         assert after is not None  # noqa: S101  (the table allows every end of a running run)
+        logger.info("run ended", extra={"run_id": recorder.run_id, "status": after.value})
+
+    def _close(self, trigger: RunTrigger, failed: list[str], blocked: list[str]) -> None:
+        """Write the run's end (``trigger``) with what its state must say of it."""
+        recorder = self.recorder
+        failures: dict[str, object] = {}
+        if failed:
+            failures["failed_tasks"] = failed
+        if self.failure is not None:
+            failures["failure"] = self.failure
         if trigger is RunTrigger.CANCEL:
-            if failed:
+            if failures:
                 # A cancel takes no state update: the failures are recorded first.
-                recorder.write("update", patch={"failed_tasks": failed})
+                recorder.write("update", patch=failures)
             recorder.write("cancel")
         elif trigger is RunTrigger.FAIL:
-            recorder.write("fail", patch={"failed_tasks": failed})
+            recorder.write("fail", patch=failures)
         elif trigger is RunTrigger.BLOCK:
             order = {task.identifier: task.launch_order for task in self.definition.tasks}
             step = min(order[name] for name in blocked)
@@ -1222,7 +1282,22 @@ class _Drive:
                 "tasks": [name for name in blocked if order[name] == step],
                 "at": _iso(self.runner.clock()),
             }
-            recorder.write("update", status=after.value, patch={"breakpoint": point})
+            recorder.write("update", status=RunStatus.BLOCKED.value, patch={"breakpoint": point})
         else:
             recorder.write("complete")
-        logger.info("run ended", extra={"run_id": recorder.run_id, "status": after.value})
+
+    def _close_with_failure(self, trigger: RunTrigger) -> None:
+        """Fail (or cancel) the run with its failure recorded if that fits, else with nothing.
+
+        Neither command needs room in the state without a patch, so the run ends.
+        """
+        recorder = self.recorder
+        failure: dict[str, object] = {"failure": self.failure}
+        try:
+            if trigger is not RunTrigger.CANCEL:
+                recorder.write("fail", patch=failure)
+                return
+            recorder.write("update", patch=failure)
+        except InvalidJobDataError:
+            pass  # _refuse logged the failure: the run ends without it in its state
+        recorder.write("cancel" if trigger is RunTrigger.CANCEL else "fail")

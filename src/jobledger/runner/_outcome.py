@@ -320,6 +320,10 @@ class RunResult:
         launch_groups: The run's launch groups, in order.
         cancel_requested: Whether a cancel was requested.
         force: The force threshold handed to guarded tasks.
+        failure: Why the run failed when no task's error says it: the ledger
+            refused to record the run (its state would outgrow the ledger's
+            :class:`~jobledger.Limits`). ``None`` otherwise, and when even
+            this did not fit.
     """
 
     run_id: str
@@ -331,6 +335,7 @@ class RunResult:
     launch_groups: tuple[LaunchGroup, ...] = ()
     cancel_requested: bool = False
     force: int | None = None
+    failure: str | None = None
 
     @classmethod
     def of(cls, job: Job) -> RunResult:
@@ -367,6 +372,7 @@ class RunResult:
             launch_groups=_launch_groups(state),
             cancel_requested=state.get("cancel_requested") is True,
             force=_integer(force),
+            failure=_text(state.get("failure")),
         )
 
     def statuses(self) -> dict[str, str]:

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from jobledger import wire
+from jobledger import Jobs, Limits, wire
 from jobledger.cli import ExitCode
 from jobledger.cli._render import when
+from jobledger.runner import JobDefinition, Runner, Task, TaskContext
+from jobledger.sqlite import SQLiteRepository
 
 if TYPE_CHECKING:
     from tests.unit.cli.conftest import Jobledger
 
-    from jobledger import Jobs
+
+def _done(_context: TaskContext) -> None:
+    """A task that does nothing."""
 
 
 class TestShow:
@@ -70,6 +74,26 @@ class TestShow:
             "Resume it with repair (the blocked task's repair variant runs in its place):",
             f"    jobledger resume {run_id} --repair --store {store}",
         ] == printed[table + 4 : table + 12]
+
+    def test_a_run_the_ledger_refused_says_why_it_failed(
+        self, jobledger: Jobledger, store: str
+    ) -> None:
+        """A run whose state outgrew its ledger's limits shows the failure the runner recorded."""
+        repository = SQLiteRepository(store)
+        tight = Jobs(repository=repository, limits=Limits(max_bytes=1000))
+        definition = JobDefinition("wide", [Task(f"task-{n}", _done) for n in range(8)])
+        with Runner(tight, [definition]) as runner:
+            failed = runner.invoke("wide", run_id="run-1")
+        repository.close()
+        assert failed.failure is not None
+
+        result = jobledger("show", "run-1", "--store", store)
+
+        assert [
+            "Run run-1 failed.",
+            f"  {failed.failure}",
+            f"Its log: jobledger history run-1 --store {store}",
+        ] == jobledger.lines(result.stdout)[-3:]
 
     def test_json_is_the_job_in_the_wire_format(
         self, jobledger: Jobledger, store: str, ledger: Jobs
