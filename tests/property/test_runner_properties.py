@@ -22,6 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jobledger import InvalidJobDataError, Jobs, Limits, thaw
+from jobledger._core.jsondoc import encoded_size
 from jobledger.runner import (
     JobDefinition,
     Runner,
@@ -255,7 +256,9 @@ def test_no_run_is_left_half_written_whatever_the_ledgers_limits(data: st.DataOb
     over (or blocked at a breakpoint), as the ledger records it; a run that
     failed with no task failed says why, when that fitted.
     """
-    jobs = Jobs(limits=Limits(max_bytes=data.draw(st.integers(300, 6_000), label="max_bytes")))
+    max_bytes = data.draw(st.integers(300, 6_000), label="max_bytes")
+    too_large = f"the document is larger than {max_bytes} bytes"
+    jobs = Jobs(limits=Limits(max_bytes=max_bytes))
     inline = data.draw(st.booleans(), label="inline")
     definition = data.draw(jst.job_definitions(ledger=jobs), label="definition")
     runner = inline_runner(jobs, [definition]) if inline else Runner(jobs, [definition])
@@ -270,6 +273,13 @@ def test_no_run_is_left_half_written_whatever_the_ledgers_limits(data: st.DataOb
     assert result == runner.result(result.run_id)
     if result.status is RunStatus.BLOCKED:
         assert result.breakpoint is not None
+    failed = [name for name, status in result.statuses().items() if status == "failed"]
+    if result.status is RunStatus.FAILED and not failed:
+        # No task failed it: the ledger refused the run, which says so when that fits.
+        failure = f"the ledger refused to record the run: invalid state: {too_large}"
+        room = len(f',"failure":"{failure}"')
+        state = jobs.get(result.run_id).state
+        assert result.failure == failure or encoded_size(state) + room > max_bytes
     if result.failure is not None:
-        assert RunStatus.FAILED == result.status
+        assert result.status in {RunStatus.FAILED, RunStatus.CANCELED}
         assert result.failure.startswith("the ledger refused to record the run: ")

@@ -15,18 +15,21 @@ job), ``completed`` (warnings, if any, listed in the state), ``failed`` or
 ``canceled`` if a cancel was requested, then ``failed`` if a task failed (or
 the ledger refused to record the run: see below), then ``blocked`` if a guarded
 task blocked, else ``completed``; the tasks that failed are listed in
-``failed_tasks`` whatever the end.
+``failed_tasks`` whatever the end (unless the ledger refused even that: below).
 
 **When the run outgrows the ledger's limits.** The state is bounded by the
 ledger's :class:`~jobledger.Limits` (``max_bytes``). When the ledger refuses a
 write the run cannot go on without (a step's launch, a task's end even in its
 shorter error form, a heartbeat, the end's own record), the drive launches no
-more tasks, lets the running ones finish, and ends the run ``failed`` with the
-reason in ``failure`` (:attr:`RunResult.failure`) when that still fits; a
-refused progress report is only left out. A new run whose first write is
-refused fails at once. A resume whose claim is refused raises
-:class:`~jobledger.InvalidJobDataError` and leaves the run as it was, to be
-resumed by a runner whose ledger has larger limits.
+more tasks, lets the running ones finish (its heartbeats, from then on, are
+changes with no state), and ends the run ``failed`` (``canceled`` if a cancel
+was requested), with the reason in ``failure`` (:attr:`RunResult.failure`) when
+that still fits and in an error on the ``jobledger.runner`` logger in any case.
+A task whose end could not be recorded keeps the status the ledger last
+recorded for it (``running``). A refused progress report is only left out. A
+new run that the ledger has no room to claim ends at once. A resume whose claim
+is refused raises :class:`~jobledger.InvalidJobDataError` and leaves the run as
+it was, to be resumed by a runner whose ledger has larger limits.
 
 Its ``input`` never changes::
 

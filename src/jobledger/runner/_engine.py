@@ -370,6 +370,8 @@ class Runner:
             RunNotResumableError: the run is over, is being driven, was claimed
                 by another runner first, or cannot be repaired.
             RunTakenOverError: another runner took the run over meanwhile.
+            InvalidJobDataError: the ledger refused to claim the run: its state is
+                over the ledger's limits already; the run is left as it was.
         """
         job = load_run(self.jobs, run_id, self.service)
         definition = self.definition(job.type)
@@ -715,11 +717,7 @@ class _Drive:
         except InvalidJobDataError as refused:
             if self.trigger is not RunTrigger.INVOKE:
                 raise  # the run stays as it was: resumable by a ledger with larger limits
-            # A new run whose claim the ledger refuses could never be driven: end it now.
-            self.recorder = RunRecorder(self.jobs, self.seen, self.id)
-            self._refuse(refused)
-            self._end()
-            return RunResult.of(self.recorder.job)
+            return self._end_unclaimed(refused)
         logger.info(
             "run claimed",
             extra={"run_id": self.recorder.run_id, "drive_id": self.id, "kind": self.trigger.value},
@@ -744,6 +742,18 @@ class _Drive:
                 self.pools.give_back(side, pool, idle=idle)
             if self.managed is not None and self.managed.manager is not None:
                 self.managed.manager.shutdown()
+        return RunResult.of(self.recorder.job)
+
+    def _end_unclaimed(self, refused: InvalidJobDataError) -> RunResult:
+        """End a new run that the ledger has no room to claim: it could never be driven.
+
+        It ends from where it stands now (a cancel may have been requested since
+        it started), with no drive of its own to hold it.
+        """
+        self.recorder = RunRecorder(self.jobs, self.seen, None)
+        self.recorder.observe(self.jobs.get(self.seen.id))
+        self._stop_on_refusal(refused)
+        self._end()
         return RunResult.of(self.recorder.job)
 
     def _on_event(self, event: JobEvent) -> None:
@@ -870,7 +880,7 @@ class _Drive:
             if not self.recorder.write("update", patch=patch, launch=True):
                 return
         except InvalidJobDataError as refused:
-            self._refuse(refused)
+            self._stop_on_refusal(refused)
             return
         logger.info(
             "launch group started",
@@ -959,10 +969,7 @@ class _Drive:
             if time.monotonic() - self.last_poll >= self.runner.poll_interval:
                 self._poll()
             if self._heartbeat_due():
-                try:
-                    self.recorder.write("update", patch={"heartbeat_at": _iso(self.runner.clock())})
-                except InvalidJobDataError as refused:
-                    self._refuse(refused)
+                self._beat()
             if self.recorder.cancel_requested or self.recorder.closed:
                 self._flag_running()
 
@@ -978,12 +985,8 @@ class _Drive:
             self._write_ends()
             self._poll()
 
-    def _beating(self) -> bool:
-        """Whether the drive writes heartbeats: not once the run is over or one was refused."""
-        return not self.recorder.closed and self.failure is None
-
     def _heartbeat_due(self) -> bool:
-        if not self.running or not self._beating():
+        if not self.running or self.recorder.closed:
             return False
         return time.monotonic() - self.recorder.last_write >= self.runner.heartbeat
 
@@ -994,7 +997,7 @@ class _Drive:
             # Progress from other processes arrives on the manager's queue, which cannot
             # wake this thread: look at it often.
             wakes.append(now + _MANAGED_PROGRESS_INTERVAL)
-        if self._beating():
+        if not self.recorder.closed:
             wakes.append(self.recorder.last_write + self.runner.heartbeat)
         wakes.extend(
             launch.deadline for launch in self.timed.values() if launch.deadline is not None
@@ -1004,6 +1007,22 @@ class _Drive:
             return self.inbox.get(timeout=max(wake - now, 0.0))
         except queue.Empty:
             return None
+
+    def _beat(self) -> None:
+        """Show that the run is driven, so that no other runner takes it over.
+
+        Once the ledger has refused the run, a heartbeat is a change with no
+        state: it cannot be refused, and it still moves the run's ``updated_at``,
+        which is what a take-over looks at.
+        """
+        if self.failure is None:
+            try:
+                self.recorder.write("update", patch={"heartbeat_at": _iso(self.runner.clock())})
+            except InvalidJobDataError as refused:
+                self._stop_on_refusal(refused)
+            else:
+                return
+        self.recorder.write("update")
 
     def _poll(self) -> None:
         self.last_poll = time.monotonic()
@@ -1191,19 +1210,20 @@ class _Drive:
         try:
             self._write_end([(task, fallback)])
         except InvalidJobDataError as too_much:
-            self._refuse(too_much)
+            self._stop_on_refusal(too_much)
 
-    def _refuse(self, refused: InvalidJobDataError) -> None:
+    def _stop_on_refusal(self, refused: InvalidJobDataError) -> None:
         """The ledger refused a write the run needs: launch nothing more, and fail the run.
 
-        The tasks already running finish first, as after a task's error.
+        The tasks already running finish first, as after a task's error, and
+        the run ends ``failed`` (``canceled`` if a cancel was requested).
         """
         self.halted = True
         if self.failure is not None:
             return
         self.failure = f"the ledger refused to record the run: {refused}"
         logger.error(
-            "%s; the run fails once its running tasks finish",
+            "%s; no task is launched after this, and the run ends once those running finish",
             self.failure,
             extra={"run_id": self.recorder.run_id},
         )
@@ -1251,7 +1271,7 @@ class _Drive:
         except InvalidJobDataError as refused:
             # The end's own record does not fit in the run's state. A run that cannot
             # record its breakpoint or its failed tasks fails, recording the least.
-            self._refuse(refused)
+            self._stop_on_refusal(refused)
             if trigger is not RunTrigger.CANCEL:
                 trigger = RunTrigger.FAIL
             self._close_with_failure(trigger)
@@ -1295,9 +1315,10 @@ class _Drive:
         failure: dict[str, object] = {"failure": self.failure}
         try:
             if trigger is not RunTrigger.CANCEL:
+                # The failure alone, without failed_tasks or a breakpoint, may still fit.
                 recorder.write("fail", patch=failure)
                 return
             recorder.write("update", patch=failure)
         except InvalidJobDataError:
-            pass  # _refuse logged the failure: the run ends without it in its state
+            pass  # the failure is in the log (_stop_on_refusal): the run ends without it
         recorder.write("cancel" if trigger is RunTrigger.CANCEL else "fail")

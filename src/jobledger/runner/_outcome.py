@@ -320,10 +320,11 @@ class RunResult:
         launch_groups: The run's launch groups, in order.
         cancel_requested: Whether a cancel was requested.
         force: The force threshold handed to guarded tasks.
-        failure: Why the run failed when no task's error says it: the ledger
+        failure: What stopped the run when it was not a task: the ledger
             refused to record the run (its state would outgrow the ledger's
-            :class:`~jobledger.Limits`). ``None`` otherwise, and when even
-            this did not fit.
+            :class:`~jobledger.Limits`). Set on a run that ended ``failed``
+            for it (or ``canceled``, when a cancel was requested too);
+            ``None`` otherwise, and when even this did not fit.
     """
 
     run_id: str

@@ -219,7 +219,9 @@ class RunRecorder:
     Attributes:
         jobs: The ledger.
         job: The run's job as last written or read.
-        drive_id: The id this drive claimed the run with.
+        drive_id: The id this drive claimed the run with; ``None`` for a new
+            run that no drive could claim (the ledger refused the claim), which
+            is ended at once.
         cancel_requested: Whether a cancel request was seen.
         closed: Whether someone else ended the run in the ledger.
         last_write: When the last write succeeded (``time.monotonic``).
@@ -227,7 +229,7 @@ class RunRecorder:
 
     jobs: Jobs
     job: Job
-    drive_id: str
+    drive_id: str | None
     cancel_requested: bool = False
     closed: bool = False
     last_write: float = attrs.field(factory=time.monotonic)

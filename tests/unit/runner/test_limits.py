@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import pytest
@@ -25,6 +24,7 @@ from jobledger import (
     JobStarted,
     JobUpdated,
     Limits,
+    UpdateJob,
 )
 from jobledger._core.jsondoc import encoded_size
 from jobledger.runner import (
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
 REFUSED = "the ledger refused to record the run: invalid state: the document is larger than"
+STOPPING = "; no task is launched after this, and the run ends once those running finish"
 
 
 def done(_context: TaskContext) -> None:
@@ -64,6 +65,14 @@ def failure_at(max_bytes: int) -> str:
 def room_for_failure(max_bytes: int) -> int:
     """The bytes the failure takes in the state: its member, its comma."""
     return len(f',"failure":"{failure_at(max_bytes)}"')
+
+
+class Ran(list[str]):
+    """A task function that records the identifier of every task it runs, in order."""
+
+    def __call__(self, context: TaskContext) -> None:
+        """Run as a task: record which."""
+        self.append(context.task.identifier)
 
 
 def huge(_context: TaskContext) -> TaskResult:
@@ -122,41 +131,32 @@ class TestARunOverTheLimits:
         self, caplog: pytest.LogCaptureFixture
     ) -> None:
         """Step 2's launch does not fit: its tasks never run and the run fails, saying why."""
-        ran: list[str] = []
-
-        def record(context: TaskContext) -> None:
-            ran.append(context.task.identifier)
-
-        wide = [Task(f"wide-{index:02}", record, launch_order=2) for index in range(40)]
-        definition = JobDefinition("D", [Task("first", record), *wide])
+        ran = Ran()
+        wide = [Task(f"wide-{index:02}", ran, launch_order=2) for index in range(40)]
+        definition = JobDefinition("D", [Task("first", ran), *wide])
         before, after = around(state_sizes(definition, invoke_inline), "launch_groups", 2)
         ran.clear()
-        jobs = ledger(max_bytes=(before + after) // 2)
+        limit = (before + after) // 2
+        jobs = ledger(max_bytes=limit)
 
-        result = inline_runner(jobs, [definition], clock=ManualClock()).invoke("D", run_id="run-1")
+        result = invoke_inline(jobs, definition)
 
         assert ["first"] == ran
         assert RunStatus.FAILED == result.status
         assert result.failure is not None
-        assert result.failure.startswith(REFUSED)
+        assert failure_at(limit) == result.failure
         assert "completed" == result.statuses()["first"]
         assert {"pending"} == {result.statuses()[task.identifier] for task in wide}
         assert jobs.get("run-1").phase.is_terminal
         assert result == Runner(jobs, [definition]).result("run-1")
-        assert [result.failure + "; the run fails once its running tasks finish"] == refusals(
-            caplog
-        )
+        assert [result.failure + STOPPING] == refusals(caplog)
 
     def test_a_new_run_the_ledger_cannot_claim_fails_at_once(
         self, caplog: pytest.LogCaptureFixture
     ) -> None:
         """The start fits but the drive's claim does not: no task runs, the run fails."""
-        ran: list[str] = []
-
-        def record(context: TaskContext) -> None:
-            ran.append(context.task.identifier)
-
-        definition = JobDefinition("D", [Task("only", record)])
+        ran = Ran()
+        definition = JobDefinition("D", [Task("only", ran)])
         before, after = around(state_sizes(definition, invoke_inline), "drive")
         ran.clear()
         # Room for the failure, not for the claim (checked, or the test proves nothing).
@@ -212,9 +212,7 @@ class TestARunOverTheLimits:
         assert jobs.get("run-1").phase.is_terminal
         # What the ledger holds: the end of "big" could not be recorded.
         assert {"first": "completed", "big": "running"} == result.statuses()
-        assert [failure_at(launched + 20) + "; the run fails once its running tasks finish"] == (
-            refusals(caplog)
-        )
+        assert [failure_at(launched + 20) + STOPPING] == refusals(caplog)
 
     def test_a_breakpoint_that_does_not_fit_fails_the_run(self) -> None:
         """A guarded task blocks, but the breakpoint cannot be recorded: the run fails."""
@@ -236,12 +234,16 @@ class TestARunOverTheLimits:
         assert {"first": "completed", "guard": "blocked"} == result.statuses()
         assert jobs.get("run-1").phase.is_terminal
 
-    def test_a_cancel_requested_run_over_the_limits_ends_canceled(self) -> None:
-        """The cancel request fits, the task's end does not: the run still ends canceled."""
+    def test_a_cancel_requested_run_over_the_limits_ends_canceled_saying_why(self) -> None:
+        """The cancel request and the failure fit, the task's end does not: canceled, with why."""
         # The sizes up to step 2's launch do not depend on what its task does.
         sizing = JobDefinition("D", [Task("first", done), Task("big", done, launch_order=2)])
         _, launched = around(state_sizes(sizing, invoke_inline), "launch_groups", 2)
-        jobs = ledger(max_bytes=launched + 40)
+        cancel_request = len(',"cancel_requested":true')
+        # Room for the cancel request and the failure (with a few bytes to spare),
+        # not for the task's end, even as an error.
+        limit = launched + cancel_request + room_for_failure(launched) + 5
+        jobs = ledger(max_bytes=limit)
 
         def cancels(context: TaskContext) -> TaskResult:
             request_cancel(jobs, context.run_id)
@@ -253,38 +255,66 @@ class TestARunOverTheLimits:
 
         assert RunStatus.CANCELED == result.status
         assert result.cancel_requested
+        assert failure_at(limit) == result.failure
+        assert {"first": "completed", "big": "running"} == result.statuses()
         assert jobs.get("run-1").phase.is_terminal
 
-    def test_a_refused_heartbeat_fails_the_run_and_is_not_tried_again(self) -> None:
-        """Once a heartbeat is refused the drive writes no more of them while its task runs."""
-        heartbeats: list[object] = []
+    def test_a_new_run_canceled_before_a_refused_claim_ends_canceled(self) -> None:
+        """A cancel lands between the start and a claim the ledger refuses: the run is canceled."""
+        definition = JobDefinition("D", [Task("only", done)])
+        before, after = around(state_sizes(definition, invoke_inline), "drive")
+        cancel_request = len(',"cancel_requested":true')
+        limit = before + cancel_request + 5
+        assert limit < after
+        jobs = ledger(max_bytes=limit)
 
-        class CountingJobs(Jobs):
+        def cancel_at_start(event: JobEvent) -> None:
+            request_cancel(jobs, event.job_id)
+
+        # In-process delivery runs the handler before start() returns, so the
+        # runner's first read of the run is already stale when it claims it.
+        jobs.subscribe(cancel_at_start, events=JobStarted)
+
+        result = invoke_inline(jobs, definition)
+
+        assert RunStatus.CANCELED == result.status
+        assert result.cancel_requested
+        assert {"only": "pending"} == result.statuses()
+        assert 2 == len(jobs.updates("run-1"))  # the cancel request, then the cancel
+
+    def test_a_refused_heartbeat_is_followed_by_heartbeats_with_no_state(self) -> None:
+        """After a refused heartbeat the drive keeps the run alive with changes that add nothing."""
+        with_time: list[object] = []
+        bare = threading.Event()
+
+        class WatchedJobs(Jobs):
             def handle(self, command: Command) -> Job:
-                patch = getattr(command, "state_update", None)
-                if isinstance(patch, dict) and "heartbeat_at" in patch:
-                    heartbeats.append(patch)
+                if isinstance(command, UpdateJob):
+                    patch = command.state_update
+                    if isinstance(patch, dict) and "heartbeat_at" in patch:
+                        with_time.append(patch)
+                    elif patch is None and command.status is None:
+                        bare.set()
                 return super().handle(command)
 
-        release = threading.Event()
-
         def waits(_context: TaskContext) -> None:
-            release.wait(timeout=30)
+            # Runs until the drive has written a heartbeat with no state (or the sizing run).
+            bare.wait(timeout=30)
 
         definition = JobDefinition("D", [Task("waits", waits)])
 
         def invoke_threaded(jobs: Jobs, definition: JobDefinition) -> RunResult:
-            release.set()
-            return Runner(jobs, [definition]).invoke("D", run_id="run-1")
+            bare.set()
+            with Runner(jobs, [definition]) as runner:
+                return runner.invoke("D", run_id="run-1")
 
         _, launched = around(state_sizes(definition, invoke_threaded), "launch_groups")
-        release.clear()
-        jobs = CountingJobs(clock=ManualClock(), limits=Limits(max_bytes=launched + 20))
-        heartbeats.clear()
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            runner = Runner(jobs, [definition], executors={"server": pool}, heartbeat=0.01)
-            threading.Timer(0.3, release.set).start()
+        bare.clear()
+        jobs = WatchedJobs(clock=ManualClock(), limits=Limits(max_bytes=launched + 20))
+        with Runner(jobs, [definition], heartbeat=0.01) as runner:
             result = runner.invoke("D", run_id="run-1")
 
+        assert bare.is_set()
+        assert 1 == len(with_time)
         assert RunStatus.FAILED == result.status
-        assert 1 == len(heartbeats)
+        assert {"waits": "running"} == result.statuses()
