@@ -89,9 +89,11 @@ from jobledger.runner._definition import (
     Task,
     TaskFunction,
 )
-from jobledger.runner._engine import Runner, runs_in_process
+from jobledger.runner._driver import runs_in_process
 from jobledger.runner._errors import (
+    DefinitionBusyError,
     DefinitionError,
+    RunActiveError,
     RunnerError,
     RunNotFoundError,
     RunNotResumableError,
@@ -101,6 +103,24 @@ from jobledger.runner._errors import (
     TaskCanceled,
     TaskTimeoutError,
     UnknownDefinitionError,
+)
+from jobledger.runner._ledger import (
+    RUN_ENTITY,
+    RUN_SERVICE,
+    TASK_ENTITY,
+    load_launches,
+    load_run,
+    request_cancel,
+)
+from jobledger.runner._model import (
+    Drive,
+    Launch,
+    LaunchInput,
+    LaunchState,
+    Lease,
+    Release,
+    RunRequest,
+    RunState,
 )
 from jobledger.runner._outcome import (
     Blockage,
@@ -112,7 +132,8 @@ from jobledger.runner._outcome import (
     TaskOutcome,
     TaskResult,
 )
-from jobledger.runner._record import RUN_ENTITY, RUN_SERVICE, request_cancel
+from jobledger.runner._planner import RUN_ENDS
+from jobledger.runner._runner import DEFINITION_ENTITY, Runner
 from jobledger.runner._selection import Selection
 from jobledger.runner._states import (
     RUN_TRANSITIONS,
@@ -125,20 +146,33 @@ from jobledger.runner._steps import Step, steps
 
 __all__ = [
     "AGENT",
+    "DEFINITION_ENTITY",
+    "RUN_ENDS",
     "RUN_ENTITY",
     "RUN_SERVICE",
     "RUN_TRANSITIONS",
     "SERVER",
+    "TASK_ENTITY",
     "TASK_LOGGER",
     "Blockage",
     "Breakpoint",
     "DefinitionBuilder",
+    "DefinitionBusyError",
     "DefinitionError",
+    "Drive",
     "JobDefinition",
+    "Launch",
     "LaunchGroup",
+    "LaunchInput",
+    "LaunchState",
+    "Lease",
+    "Release",
+    "RunActiveError",
     "RunNotFoundError",
     "RunNotResumableError",
+    "RunRequest",
     "RunResult",
+    "RunState",
     "RunStatus",
     "RunTakenOverError",
     "RunTrigger",
@@ -159,6 +193,8 @@ __all__ = [
     "TaskStatus",
     "TaskTimeoutError",
     "UnknownDefinitionError",
+    "load_launches",
+    "load_run",
     "request_cancel",
     "run_state_mermaid",
     "runs_in_process",

@@ -2,38 +2,58 @@
 
 :func:`execute` is what the runner submits to an executor: a module-level
 function of one picklable :class:`TaskCall`, so it runs the same on a thread
-pool, a process pool or any executor that follows
-:class:`concurrent.futures.Executor`. It never raises for the task's sake:
-whatever the task does comes back as a :class:`TaskReport`.
+pool, a process pool, loky or a dask.distributed cluster. It never raises for
+the task's sake: whatever the task does comes back as a :class:`TaskReport`,
+through the executor's future.
+
+A launch talks to the runner only through the ledger and its future: its
+progress goes to its own launch job, and it learns of a cancel request (or its
+timeout) from that job, where the driver records it. Tasks on an executor in
+the runner's process share the runner's ledger and get the cancel request at
+once; tasks elsewhere open the ledger from a :class:`LedgerHandle` and look at
+their job at most every :data:`CANCEL_POLL_SECONDS`.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import pickle
+import socket
 import threading
 import time
 import traceback
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 import attrs
 
-from jobledger._core.errors import InvalidJobDataError
-from jobledger._core.jsondoc import JsonObject, JsonValue, empty_object, freeze, merge_patch
+from jobledger._application.defaults import utc_now
+from jobledger._application.jobs import Jobs
+from jobledger._core.commands import ANY_ETAG
+from jobledger._core.errors import InvalidJobDataError, JobledgerError
+from jobledger._core.jsondoc import JsonObject, JsonValue, Limits, empty_object, freeze, merge_patch
 from jobledger.runner._definition import Task, TaskFunction
 from jobledger.runner._errors import TaskBlocked, TaskCanceled
 from jobledger.runner._outcome import Blockage, TaskError, TaskResult
 
+if TYPE_CHECKING:
+    from jobledger._core.job import Job
+
 __all__ = [
+    "CANCEL_POLL_SECONDS",
+    "PROGRESS_INTERVAL",
     "TASK_LOGGER",
     "CancelSignal",
-    "ProgressReport",
-    "ProgressSink",
+    "LaunchChannel",
+    "LedgerChannel",
+    "LedgerHandle",
+    "LocalChannel",
     "TaskCall",
     "TaskContext",
     "TaskReport",
-    "TaskStarted",
+    "compose_patches",
     "error_of",
     "error_type",
     "execute",
@@ -42,11 +62,18 @@ __all__ = [
 
 #: The logger task contexts log to (through an adapter that adds the ids).
 TASK_LOGGER = "jobledger.runner.task"
-
 #: How many of the innermost frames a recorded traceback keeps.
 TRACEBACK_FRAMES = 8
 #: The most characters of traceback text recorded (the end is kept).
 TRACEBACK_CHARS = 4000
+#: The least seconds between two writes of a launch's progress to the ledger; what
+#: is reported meanwhile is written together, and the rest with the launch's end.
+PROGRESS_INTERVAL = 0.5
+#: The least seconds between two looks at the ledger for a cancel request, for a
+#: launch in another process.
+CANCEL_POLL_SECONDS = 0.25
+
+logger = logging.getLogger("jobledger.runner")
 
 
 class CancelSignal(Protocol):
@@ -65,46 +92,219 @@ class CancelSignal(Protocol):
         ...
 
 
-class ProgressSink(Protocol):
-    """Where a task's progress reports go: a queue's ``put``."""
+def compose_patches(first: JsonObject, second: JsonObject) -> JsonObject | None:
+    """One merge patch that does what ``first`` then ``second`` do, or ``None`` if none can.
 
-    def put(self, item: Any, /) -> None:  # noqa: ANN401  (any queue's signature)
-        """Hand over one :class:`ProgressReport`."""
+    RFC 7396 patches compose except where ``second`` merges an object into a
+    member ``first`` replaces with a non-object.
+
+    >>> a = freeze({"done": 1, "files": {"a": 1}}, field="p")
+    >>> b = freeze({"done": 2, "files": {"b": 2}}, field="p")
+    >>> compose_patches(a, b)
+    {'done': 2, 'files': {'a': 1, 'b': 2}}
+    >>> compose_patches(freeze({"files": None}, field="p"), b) is None
+    True
+    """
+    composed: dict[str, JsonValue] = dict(first)
+    for key, value in second.items():
+        if isinstance(value, JsonObject) and key in first:
+            earlier = first[key]
+            if not isinstance(earlier, JsonObject):
+                return None
+            inner = compose_patches(earlier, value)
+            if inner is None:
+                return None
+            composed[key] = inner
+        else:
+            composed[key] = value
+    frozen = freeze(composed, field="state_update")
+    assert isinstance(frozen, JsonObject)  # noqa: S101
+    return frozen
+
+
+@attrs.frozen
+class LedgerHandle:
+    """How a process other than the runner's opens the runner's ledger.
+
+    It holds the ledger's repository, pickled (a SQLite file's path, a
+    PostgreSQL conninfo: see each repository's pickling), and its limits. A
+    ledger in memory cannot be reached from another process: the runner then
+    makes no handle, and tasks elsewhere report their progress with their end
+    only and see no cancel request (a warning says so).
+
+    Attributes:
+        repository: The pickled repository.
+        limits: The ledger's limits.
+    """
+
+    repository: bytes
+    limits: Limits
+
+    _opened: ClassVar[dict[tuple[int, bytes, Limits], Jobs]] = {}
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    @classmethod
+    def of(cls, jobs: object) -> LedgerHandle | None:
+        """The handle of ``jobs`` (a :class:`~jobledger.Jobs`), or ``None`` if it cannot be had."""
+        repository = getattr(jobs, "repository", None)
+        limits = getattr(jobs, "limits", None)
+        if repository is None or not isinstance(limits, Limits):
+            return None
+        try:
+            return cls(pickle.dumps(repository), limits)
+        except (TypeError, AttributeError, pickle.PicklingError):
+            return None
+
+    def open(self) -> Jobs:
+        """The ledger, opened once per process and kept for the launches after."""
+        key = (os.getpid(), self.repository, self.limits)
+        with self._lock:
+            jobs = self._opened.get(key)
+            if jobs is None:
+                repository = pickle.loads(self.repository)  # noqa: S301  (our own bytes)
+                jobs = self._opened[key] = Jobs(repository=repository, limits=self.limits)
+            return jobs
+
+
+class LaunchChannel(Protocol):
+    """How a running launch and its driver reach each other: through the launch's job."""
+
+    def cancel_requested(self) -> bool:
+        """Whether the driver asks the launch to stop."""
+        ...
+
+    def wait_for_cancel(self, timeout: float | None) -> bool:
+        """Wait until the driver asks the launch to stop, or ``timeout`` passes."""
+        ...
+
+    def started(self, at: datetime) -> None:
+        """Tell the driver the task's function started (its timeout counts from here)."""
+        ...
+
+    def write_progress(self, patch: JsonObject) -> bool:
+        """Write ``patch`` to the launch's progress; return whether it was written."""
         ...
 
 
-@attrs.frozen
-class ProgressReport:
-    """Progress a task reported, on its way to the ledger.
+def _progress_write(jobs: Jobs, launch_job: str, patch: JsonObject) -> bool:
+    try:
+        jobs.update(launch_job, etag=ANY_ETAG, state_update={"progress": patch})
+    except InvalidJobDataError as refused:
+        logger.warning(
+            "the ledger refused progress of launch %r, which is left out: %s",
+            launch_job,
+            refused,
+            extra={"launch_id": launch_job},
+        )
+        return True  # dropped for good: not to be sent again with the end
+    except JobledgerError:
+        return False  # the launch ended meanwhile, or the storage failed: sent with the end
+    return True
 
-    Attributes:
-        task: The task's identifier.
-        attempt: The launch it belongs to (late reports of an older launch are dropped).
-        values: The merge patch for the task's progress.
+
+@attrs.define
+class LocalChannel:
+    """The channel of a launch on an executor in the runner's process.
+
+    The driver sets :attr:`flag` on a cancel request or a timeout; progress goes
+    to the launch's job through the runner's own ledger.
     """
 
-    task: str
-    attempt: int
-    values: JsonObject
+    jobs: Jobs
+    launch_job: str
+    flag: threading.Event = attrs.field(factory=threading.Event)
+    on_start: Callable[[datetime], None] | None = None
+
+    def cancel_requested(self) -> bool:
+        return self.flag.is_set()
+
+    def wait_for_cancel(self, timeout: float | None) -> bool:
+        return self.flag.wait(timeout)
+
+    def started(self, at: datetime) -> None:
+        if self.on_start is not None:
+            self.on_start(at)
+
+    def write_progress(self, patch: JsonObject) -> bool:
+        return _progress_write(self.jobs, self.launch_job, patch)
 
 
-@attrs.frozen
-class TaskStarted:
-    """A launch's function began to run: its timeout counts from here.
+@attrs.define
+class LedgerChannel:
+    """The channel of a launch in another process (a process pool, a dask worker).
 
-    It travels to the runner the way progress does, so a launch that waits in
-    an executor's queue is not timed yet. Only launches of tasks with a
-    timeout send it.
-
-    Attributes:
-        task: The task's identifier.
-        attempt: The launch it belongs to.
-        started_at: When the function started, by the run's clock.
+    Picklable: it carries the :class:`LedgerHandle` and opens the ledger in the
+    worker. A cancel request is read from the launch's job, at most every
+    :data:`CANCEL_POLL_SECONDS`; the start is written there with where it runs.
     """
 
-    task: str
-    attempt: int
-    started_at: datetime
+    ledger: LedgerHandle | None
+    launch_job: str
+    _seen_cancel: bool = False
+    _last_look: float = -1e9
+
+    def _look(self) -> bool:
+        if self._seen_cancel or self.ledger is None:
+            return self._seen_cancel
+        now = time.monotonic()
+        if now - self._last_look < CANCEL_POLL_SECONDS:
+            return False
+        self._last_look = now
+        try:
+            job: Job = self.ledger.open().get(self.launch_job)
+        except JobledgerError:
+            return False
+        self._seen_cancel = job.phase.is_terminal or job.state.get("cancel_requested") is True
+        return self._seen_cancel
+
+    def cancel_requested(self) -> bool:
+        return self._look()
+
+    def wait_for_cancel(self, timeout: float | None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._look():
+            left = CANCEL_POLL_SECONDS if deadline is None else deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(left, CANCEL_POLL_SECONDS))
+        return True
+
+    def started(self, at: datetime) -> None:
+        if self.ledger is None:
+            return
+        worker = {"host": socket.gethostname(), "pid": os.getpid()}
+        try:
+            self.ledger.open().update(
+                self.launch_job,
+                etag=ANY_ETAG,
+                state_update={"started_at": at.isoformat(), "worker": worker},
+            )
+        except JobledgerError:
+            logger.warning("could not record the start of launch %r", self.launch_job)
+
+    def write_progress(self, patch: JsonObject) -> bool:
+        if self.ledger is None:
+            return False
+        return _progress_write(self.ledger.open(), self.launch_job, patch)
+
+
+class _Unlinked:
+    """The channel of a context built by hand (a unit test): nothing leaves the process."""
+
+    def __init__(self, signal: CancelSignal) -> None:
+        self.signal = signal
+
+    def cancel_requested(self) -> bool:
+        return self.signal.is_set()
+
+    def wait_for_cancel(self, timeout: float | None) -> bool:
+        return self.signal.wait(timeout)
+
+    def started(self, at: datetime) -> None:
+        pass
+
+    def write_progress(self, patch: JsonObject) -> bool:  # noqa: ARG002  (kept locally)
+        return True
 
 
 _EMPTY_PROGRESS = empty_object()
@@ -124,8 +324,9 @@ class TaskContext:
         force: The run's force threshold, or ``None``.
         repair: Whether this launch runs the task's repair variant.
         attempt: 1 for the task's first launch in the run, then 2, 3, ...
-        cancel_signal: The flag the runner raises on a cancel request.
-        progress_sink: Where progress reports go; ``None`` keeps them here only.
+        cancel_signal: The flag to raise to ask the task to stop (a
+            :class:`threading.Event` when ``None``); for a context built by hand.
+        launch_id: The id of the launch's job in the ledger.
 
     Attributes:
         run_id: The run's id: the id of its job in the ledger.
@@ -135,6 +336,7 @@ class TaskContext:
             exceeded, instead of blocking.
         repair: Whether this launch runs the repair variant.
         attempt: Which launch of the task this is.
+        launch_id: The id of this launch's job (``None`` for a context built by hand).
         progress: Everything reported so far with :meth:`report_progress`.
 
     >>> from jobledger.runner import Task
@@ -157,7 +359,8 @@ class TaskContext:
         repair: bool = False,
         attempt: int = 1,
         cancel_signal: CancelSignal | None = None,
-        progress_sink: ProgressSink | None = None,
+        launch_id: str | None = None,
+        channel: LaunchChannel | None = None,
     ) -> None:
         self.run_id = run_id
         self.task = task
@@ -165,15 +368,20 @@ class TaskContext:
         self.force = force
         self.repair = repair
         self.attempt = attempt
+        self.launch_id = launch_id
         self._logger: logging.LoggerAdapter[logging.Logger] | None = None
         self.progress: JsonObject = _EMPTY_PROGRESS
-        self._cancel: CancelSignal = threading.Event() if cancel_signal is None else cancel_signal
-        self._sink = progress_sink
+        if channel is None:
+            channel = _Unlinked(threading.Event() if cancel_signal is None else cancel_signal)
+        self._channel = channel
+        # What was reported and not yet written: written at most every
+        # PROGRESS_INTERVAL, and the rest with the launch's end.
+        self.unwritten: JsonObject | None = None
+        self._last_write = time.monotonic() - PROGRESS_INTERVAL
 
     @property
     def logger(self) -> logging.LoggerAdapter[logging.Logger]:
         """A logger whose records carry ``run_id``, ``task_id`` and ``attempt`` in ``extra``."""
-        # Made on first use: most tasks never log through it, and a launch should cost little.
         if self._logger is None:
             self._logger = logging.LoggerAdapter(
                 logging.getLogger(TASK_LOGGER),
@@ -184,7 +392,7 @@ class TaskContext:
     @property
     def cancel_requested(self) -> bool:
         """Whether the runner asks the task to stop (a cancel request, or its timeout)."""
-        return self._cancel.is_set()
+        return self._channel.cancel_requested()
 
     def wait_for_cancel(self, timeout: float | None = None) -> bool:
         """Wait until a cancel is requested or ``timeout`` seconds pass; return whether it was.
@@ -192,7 +400,7 @@ class TaskContext:
         A task that works in rounds can use it instead of ``time.sleep`` to
         stop promptly.
         """
-        return self._cancel.wait(timeout)
+        return self._channel.wait_for_cancel(timeout)
 
     def raise_if_cancel_requested(self) -> None:
         """Stop the task here if a cancel was requested; it is then recorded ``canceled``.
@@ -200,16 +408,17 @@ class TaskContext:
         Raises:
             TaskCanceled: a cancel was requested.
         """
-        if self._cancel.is_set():
+        if self._channel.cancel_requested():
             raise TaskCanceled
 
     def report_progress(self, **values: object) -> None:
-        """Record progress in the ledger, in the task's ``progress`` object.
+        """Record progress in the ledger, in the ``progress`` object of the launch's job.
 
         The values are merged into what was reported before (a key given
-        ``None`` is removed). The runner writes them to the run's job soon
-        after, with its next write; progress the ledger refuses there (over
-        its limits) is left out with a warning, and the run goes on.
+        ``None`` is removed). They are written to the launch's job at most
+        every :data:`PROGRESS_INTERVAL` seconds, and what is left with the
+        launch's end; progress the ledger refuses (over its limits) is left
+        out with a warning, and the task goes on.
 
         Raises:
             InvalidJobDataError: a value is not JSON.
@@ -219,8 +428,22 @@ class TaskContext:
         merged = merge_patch(self.progress, patch)
         assert isinstance(merged, JsonObject)  # noqa: S101
         self.progress = merged
-        if self._sink is not None:
-            self._sink.put(ProgressReport(self.task.identifier, self.attempt, patch))
+        if self.unwritten is not None:
+            composed = compose_patches(self.unwritten, patch)
+            if composed is None:
+                self._flush()
+                self.unwritten = patch
+            else:
+                self.unwritten = composed
+        else:
+            self.unwritten = patch
+        if time.monotonic() - self._last_write >= PROGRESS_INTERVAL:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.unwritten is not None and self._channel.write_progress(self.unwritten):
+            self.unwritten = None
+            self._last_write = time.monotonic()
 
 
 @attrs.frozen
@@ -229,27 +452,27 @@ class TaskCall:
 
     Attributes:
         run_id: The run.
+        launch_id: The id of the launch's job.
         task: The task.
         function: What to run: the task's function, or its repair variant.
         input: The run's input.
         force: The force threshold.
         repair: Whether ``function`` is the repair variant.
         attempt: Which launch of the task this is.
-        cancel_signal: The task's cancellation flag.
-        progress_sink: Where progress goes.
+        channel: How the launch reaches its job in the ledger.
         clock: Reads the time for ``started_at`` and ``ended_at``.
     """
 
     run_id: str
+    launch_id: str
     task: Task
     function: TaskFunction
     input: JsonValue
     force: int | None
     repair: bool
     attempt: int
-    cancel_signal: CancelSignal
-    progress_sink: ProgressSink
-    clock: Callable[[], datetime]
+    channel: LaunchChannel
+    clock: Callable[[], datetime] = utc_now
 
 
 @attrs.frozen
@@ -266,6 +489,8 @@ class TaskReport:
         error: What it raised, unless it blocked or stopped on a cancel request.
         blockage: Why it blocked, if it raised :class:`TaskBlocked`.
         canceled: Whether it raised :class:`TaskCanceled`.
+        progress: Everything it reported.
+        unwritten: The progress reported and not yet written (a merge patch).
     """
 
     task: str
@@ -277,6 +502,8 @@ class TaskReport:
     error: TaskError | None = None
     blockage: Blockage | None = None
     canceled: bool = False
+    progress: JsonObject | None = None
+    unwritten: JsonObject | None = None
 
 
 def error_type(kind: type[BaseException]) -> str:
@@ -305,7 +532,6 @@ def recordable(text: str) -> str:
     >>> recordable("a\x00b"), recordable("\udcff.csv")
     ('a\\x00b', '\\udcff.csv')
     """
-    # Only what UTF-8 cannot encode (lone surrogates) is escaped; the rest is kept.
     escaped = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return escaped.replace("\x00", "\\x00")
 
@@ -334,14 +560,12 @@ def execute(call: TaskCall) -> TaskReport:
         force=call.force,
         repair=call.repair,
         attempt=call.attempt,
-        cancel_signal=call.cancel_signal,
-        progress_sink=call.progress_sink,
+        launch_id=call.launch_id,
+        channel=call.channel,
     )
     started_at = call.clock()
     if call.task.timeout is not None:
-        # Only a timeout counts from the start: an untimed launch spares the runner a
-        # message (and, on a thread pool, a wake-up).
-        call.progress_sink.put(TaskStarted(call.task.identifier, call.attempt, started_at))
+        call.channel.started(started_at)
     began = time.perf_counter()
     result: TaskResult | None = None
     error: TaskError | None = None
@@ -352,7 +576,6 @@ def execute(call: TaskCall) -> TaskReport:
         result = value if isinstance(value, TaskResult) else _PRODUCED
     except TaskBlocked as blocked:
         try:
-            # Checked again here: the details may have been replaced since __init__.
             details = freeze(blocked.details, field="details")
         except InvalidJobDataError as invalid:
             error = error_of(invalid)
@@ -375,4 +598,6 @@ def execute(call: TaskCall) -> TaskReport:
         error=error,
         blockage=blockage,
         canceled=canceled,
+        progress=context.progress or None,
+        unwritten=context.unwritten,
     )

@@ -9,6 +9,8 @@ The runner's branch of the tree, under :class:`~jobledger.JobledgerError`::
         ├── UnknownDefinitionError    (also LookupError)
         ├── RunNotFoundError          (also LookupError)
         ├── RunNotResumableError
+        │   └── RunActiveError        a live drive holds the run's lease
+        ├── DefinitionBusyError       a run of the definition is running or blocked
         ├── RunTakenOverError
         ├── TaskBlocked               raised by a guarded task to block the run
         ├── TaskCanceled              raised by a task that stops on a cancel request
@@ -24,11 +26,14 @@ from jobledger._core.jsondoc import freeze
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+    from datetime import datetime
 
     from jobledger._core.jsondoc import JsonValue
 
 __all__ = [
+    "DefinitionBusyError",
     "DefinitionError",
+    "RunActiveError",
     "RunNotFoundError",
     "RunNotResumableError",
     "RunTakenOverError",
@@ -120,8 +125,8 @@ class RunNotFoundError(RunnerError, LookupError):
 class RunNotResumableError(RunnerError):
     """The run cannot be resumed (or taken over) now.
 
-    A run resumes when it is ``blocked``, or when it is ``running`` but its
-    runner has been silent for longer than the runner's ``takeover_after``.
+    A run resumes when it is ``blocked``, or when it is ``running`` but the
+    lease its driver recorded has expired or was released on purpose.
 
     Attributes:
         run_id: The run.
@@ -137,6 +142,61 @@ class RunNotResumableError(RunnerError):
 
     def __reduce__(self) -> tuple[type[RunNotResumableError], tuple[str, str, str]]:
         return (type(self), (self.run_id, self.status, self.reason))
+
+
+class RunActiveError(RunNotResumableError):
+    """A live drive holds the run: its lease has not expired, so nobody else may claim it.
+
+    Attributes:
+        run_id: The run.
+        owner: The id of the drive that holds the run's lease.
+        expires_at: When that lease ends unless its driver renews it.
+    """
+
+    def __init__(self, run_id: str, owner: str, expires_at: datetime) -> None:
+        self.owner = owner
+        self.expires_at = expires_at
+        super().__init__(
+            run_id,
+            "running",
+            f"drive {owner!r} holds it until {expires_at.isoformat()} and renews its lease "
+            "while it lives; resume it after that time if its driver is gone",
+        )
+
+    def __reduce__(  # type: ignore[override]
+        self,
+    ) -> tuple[type[RunActiveError], tuple[str, str, datetime]]:
+        return (type(self), (self.run_id, self.owner, self.expires_at))
+
+
+class DefinitionBusyError(RunnerError):
+    """A run of this definition is running or blocked: a second one is not started.
+
+    Usercube never runs one job twice at once. Resume the blocked run (with
+    repair, if need be), cancel it, or ask for a concurrent run explicitly
+    (``Runner.invoke(..., exclusive=False)``).
+
+    Attributes:
+        definition: The definition's identifier.
+        run_id: The run that is active.
+        status: Its status (``running`` or ``blocked``).
+    """
+
+    def __init__(self, definition: str, run_id: str, status: str) -> None:
+        self.definition = definition
+        self.run_id = run_id
+        self.status = status
+        super().__init__(
+            f"job {definition!r} already has a {status} run, {run_id!r}: "
+            + (
+                "resume it (with repair if need be) or cancel it first"
+                if status == "blocked"
+                else "wait for it to end or cancel it first"
+            )
+        )
+
+    def __reduce__(self) -> tuple[type[DefinitionBusyError], tuple[str, str, str]]:
+        return (type(self), (self.definition, self.run_id, self.status))
 
 
 class RunTakenOverError(RunnerError):

@@ -8,7 +8,7 @@ records it: its status and one :class:`TaskOutcome` per task of the run.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
@@ -18,7 +18,7 @@ from jobledger._core.jsondoc import JsonObject, JsonValue, freeze
 from jobledger.runner._states import RunStatus, TaskStatus
 
 if TYPE_CHECKING:
-    from jobledger._core.job import Job
+    from jobledger.runner._model import RunState
 
 __all__ = [
     "Blockage",
@@ -179,126 +179,6 @@ class TaskOutcome:
     repair: bool = False
     progress: JsonObject | None = None
 
-    @classmethod
-    def of(cls, identifier: str, entry: Mapping[str, JsonValue]) -> TaskOutcome:
-        """Read a task's entry of a run's state (see :mod:`jobledger.runner`)."""
-        # Every run's result reads every task's entry: the members an entry rarely has
-        # are looked at only when present.
-        get = entry.get
-        status = get("status")
-        error = get("error")
-        blocked = get("blocked")
-        progress = get("progress")
-        output = get("output")
-        skip_reason = get("skip_reason")
-        return cls(
-            identifier,
-            _text(get("type")) or "",
-            _integer(get("launch_order")) or 0,
-            _text(get("side")) or "",
-            (_STATUSES.get(status) if isinstance(status, str) else None)
-            or TaskStatus(_text(status) or TaskStatus.PENDING),
-            _integer(get("attempts")) or 0,
-            _integer(get("launch_group")),
-            _time(get("launched_at")),
-            _time(get("started_at")),
-            _time(get("ended_at")),
-            _number(get("duration")),
-            output if output is True or output is False else None,
-            get("summary"),
-            _error(error) if isinstance(error, dict) else None,
-            (
-                Blockage(_text(blocked.get("reason")) or "", blocked.get("details"))
-                if isinstance(blocked, dict)
-                else None
-            ),
-            skip_reason if isinstance(skip_reason, str) else None,
-            get("repair") is True,
-            progress if isinstance(progress, JsonObject) else None,
-        )
-
-
-# Statuses by their text, for reading entries without a call of the enum per task.
-_STATUSES: Mapping[str, TaskStatus] = MappingProxyType(
-    {status.value: status for status in TaskStatus}
-)
-
-
-def _text(value: JsonValue) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _integer(value: JsonValue) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _number(value: JsonValue) -> float | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    return None
-
-
-def _time(value: JsonValue) -> datetime | None:
-    return datetime.fromisoformat(value) if isinstance(value, str) else None
-
-
-def _error(value: Mapping[str, JsonValue]) -> TaskError:
-    return TaskError(
-        _text(value.get("type")) or "",
-        _text(value.get("message")) or "",
-        _text(value.get("traceback")) or "",
-    )
-
-
-def _status(job: Job) -> RunStatus:
-    if job.status == RunStatus.BLOCKED or job.phase.is_terminal:
-        return RunStatus(job.status)
-    # "started" lasts only until the runner's claim; any other active status is a run.
-    return RunStatus.RUNNING
-
-
-def _outcomes(state: JsonObject) -> Mapping[str, TaskOutcome]:
-    tasks = state.get("tasks")
-    if not isinstance(tasks, dict):
-        return MappingProxyType({})
-
-    def order(item: tuple[str, JsonValue]) -> tuple[int, int]:
-        entry = item[1]
-        if not isinstance(entry, dict):
-            return (0, 0)
-        return (_integer(entry.get("launch_order")) or 0, _integer(entry.get("index")) or 0)
-
-    return MappingProxyType(
-        {
-            identifier: TaskOutcome.of(identifier, entry)
-            for identifier, entry in sorted(tasks.items(), key=order)
-            if isinstance(entry, dict)
-        }
-    )
-
-
-def _launch_groups(state: JsonObject) -> tuple[LaunchGroup, ...]:
-    groups = state.get("launch_groups")
-    if not isinstance(groups, dict):
-        return ()
-    found = []
-    for number, group in groups.items():
-        if not isinstance(group, dict):
-            continue
-        tasks = group.get("tasks")
-        found.append(
-            LaunchGroup(
-                number=int(number),
-                step=_integer(group.get("step")) or 0,
-                tasks=tuple(t for t in tasks if isinstance(t, str))
-                if isinstance(tasks, list)
-                else (),
-                launched_at=_time(group.get("launched_at")) or datetime.min.replace(tzinfo=UTC),
-                drive=_integer(group.get("drive")) or 0,
-            )
-        )
-    return tuple(sorted(found, key=lambda group: group.number))
-
 
 def _read_only(outcomes: Mapping[str, TaskOutcome]) -> Mapping[str, TaskOutcome]:
     return MappingProxyType(dict(outcomes))
@@ -320,11 +200,10 @@ class RunResult:
         launch_groups: The run's launch groups, in order.
         cancel_requested: Whether a cancel was requested.
         force: The force threshold handed to guarded tasks.
-        failure: What stopped the run when it was not a task: the ledger
-            refused to record the run (its state would outgrow the ledger's
-            :class:`~jobledger.Limits`). Set on a run that ended ``failed``
-            for it (or ``canceled``, when a cancel was requested too);
-            ``None`` otherwise, and when even this did not fit.
+        failure: What stopped the run when it was not a task's error (the
+            ledger refused to record a launch, say); ``None`` otherwise.
+        state: The run's job's state as the run model reads it: counts,
+            drive, lease, breakpoint (``None`` for a result built by hand).
     """
 
     run_id: str
@@ -337,44 +216,20 @@ class RunResult:
     cancel_requested: bool = False
     force: int | None = None
     failure: str | None = None
+    state: RunState | None = attrs.field(default=None, repr=False, eq=False)
 
-    @classmethod
-    def of(cls, job: Job) -> RunResult:
-        """Read a run from its job in the ledger."""
-        state = job.state
-        warnings = state.get("warnings")
-        point = state.get("breakpoint")
-        blocked = point.get("tasks") if isinstance(point, dict) else None
-        force = state.get("force")
-        return cls(
-            run_id=job.id,
-            definition=job.type,
-            status=_status(job),
-            outcomes=_outcomes(state),
-            warnings=tuple(
-                RunWarning(
-                    _text(item.get("task")) or "",
-                    _text(item.get("type")) or "",
-                    _text(item.get("message")) or "",
-                )
-                for item in (warnings if isinstance(warnings, list) else ())
-                if isinstance(item, dict)
-            ),
-            breakpoint=(
-                Breakpoint(
-                    _integer(point.get("step")) or 0,
-                    tuple(t for t in blocked if isinstance(t, str))
-                    if isinstance(blocked, list)
-                    else (),
-                )
-                if isinstance(point, dict) and job.status == RunStatus.BLOCKED
-                else None
-            ),
-            launch_groups=_launch_groups(state),
-            cancel_requested=state.get("cancel_requested") is True,
-            force=_integer(force),
-            failure=_text(state.get("failure")),
-        )
+    @property
+    def progress(self) -> tuple[int, int]:
+        """Tasks settled and tasks in all, as the run's job last counted them.
+
+        >>> from jobledger.runner import RunStatus
+        >>> RunResult("run-1", "Nightly", RunStatus.RUNNING, {}).progress
+        (0, 0)
+        """
+        if self.state is None:
+            done = sum(1 for outcome in self.outcomes.values() if outcome.status.is_done)
+            return done, len(self.outcomes)
+        return self.state.done, self.state.tasks
 
     def statuses(self) -> dict[str, str]:
         """Each task's status, by identifier: a compact view for logs and tests.

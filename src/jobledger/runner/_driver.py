@@ -1,0 +1,764 @@
+"""The driver: one drive of a run, kept thin.
+
+It asks the planner what to do, hands launches to executors, keeps its lease
+alive, watches the clock for timeouts, and records everything through the
+run's :class:`~jobledger.runner._ledger.RunWriter` and the launches' own jobs.
+It decides nothing of Invoke-Job's rules itself.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Final
+
+import attrs
+
+from jobledger._core.commands import ANY_ETAG, CancelJob, Command, CompleteJob, FailJob, StartJob, UpdateJob
+from jobledger._core.errors import (
+    InvalidJobDataError,
+    InvalidTransitionError,
+    JobledgerError,
+    JobNotFoundError,
+)
+from jobledger.runner._context import (
+    LaunchChannel,
+    LedgerChannel,
+    LedgerHandle,
+    LocalChannel,
+    TaskCall,
+    TaskReport,
+    error_of,
+    error_type,
+    execute,
+)
+from jobledger.runner._errors import TaskTimeoutError
+from jobledger.runner._ledger import (
+    TASK_ENTITY,
+    RunWriter,
+    cancel_launches,
+    result_of,
+    write_all,
+)
+from jobledger.runner._model import (
+    Drive,
+    Launch,
+    LaunchInput,
+    LaunchState,
+    Lease,
+    Release,
+    encode,
+    launch_id,
+)
+from jobledger.runner._outcome import LaunchGroup, RunResult, RunWarning, TaskError, TaskOutcome
+from jobledger.runner._planner import (
+    EndFacts,
+    StepPlan,
+    breakpoint_of,
+    counts_of,
+    next_step,
+    run_end,
+)
+from jobledger.runner._states import RunStatus, RunTrigger, TaskStatus
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping, Sequence
+
+    from jobledger._core.jsondoc import JsonObject
+    from jobledger.runner._definition import JobDefinition, Task
+    from jobledger.runner._ledger import Ledger
+
+__all__ = ["DriveSettings", "Driver", "runs_in_process"]
+
+logger = logging.getLogger("jobledger.runner")
+
+#: Seconds between looks at the jobs of timed launches in other processes, for their start.
+_START_POLL: Final = 0.2
+
+
+def runs_in_process(executor: Executor) -> bool:
+    """Whether ``executor`` runs its calls in this process.
+
+    A :class:`~concurrent.futures.ThreadPoolExecutor` does, and so does any
+    executor with a true ``runs_in_process`` attribute (an executor that runs
+    calls inline, say). Tasks on such executors share the runner's ledger and
+    see a cancel request at once; tasks on any other reach the ledger from
+    their own process (see :class:`~jobledger.runner.TaskContext`).
+    """
+    return (
+        isinstance(executor, ThreadPoolExecutor)
+        or getattr(executor, "runs_in_process", False) is True
+    )
+
+
+@attrs.frozen
+class DriveSettings:
+    """What a runner tells each of its drives.
+
+    Attributes:
+        service: The service of the run's jobs.
+        lease: Seconds a claim of the run lasts; renewed every third of it.
+        poll_interval: Seconds between reads of the run (cancel requests from elsewhere).
+        clock: Reads the time.
+        ledger_handle: How tasks in other processes reach the ledger, if they can.
+    """
+
+    service: str
+    lease: float
+    poll_interval: float
+    clock: Callable[[], datetime]
+    ledger_handle: LedgerHandle | None
+
+
+@attrs.frozen
+class _Finished:
+    launch: int
+
+
+@attrs.frozen
+class _Started:
+    launch: int
+    at: float
+
+
+@attrs.frozen
+class _Wake:
+    pass
+
+
+_Message = _Finished | _Started | _Wake
+
+
+@attrs.define
+class _Running:
+    """A launch of this drive that has not ended."""
+
+    task: Task
+    input: LaunchInput
+    future: Future[TaskReport]
+    channel: LaunchChannel
+    local: bool
+    deadline: float | None = None
+    flagged: bool = False
+
+
+class Driver:
+    """One drive of a run: run what is not done, keep the lease, end the run.
+
+    Args:
+        jobs: The ledger.
+        settings: The runner's settings.
+        definition: The run's definition.
+        tasks: The run's tasks (the selection), in step order.
+        writer: Writes the run; it holds the claimed run.
+        drive: This drive.
+        run_input: The run's input.
+        latest: Each task's latest launch, before this drive.
+        attempts: How many times each task was launched before this drive.
+        history: The launch groups and warnings before this drive.
+        executor_for: The executor of a side (the runner lends its pools).
+        repair_tasks: The blocked tasks whose repair variant this drive runs.
+    """
+
+    def __init__(
+        self,
+        jobs: Ledger,
+        settings: DriveSettings,
+        definition: JobDefinition,
+        tasks: Sequence[Task],
+        writer: RunWriter,
+        drive: Drive,
+        run_input: object,
+        *,
+        latest: Mapping[str, Launch],
+        attempts: Mapping[str, int],
+        history: tuple[tuple[LaunchGroup, ...], tuple[RunWarning, ...]],
+        executor_for: Callable[[str], Executor],
+        repair_tasks: frozenset[str] = frozenset(),
+    ) -> None:
+        self.jobs = jobs
+        self.settings = settings
+        self.definition = definition
+        self.tasks = tuple(tasks)
+        self.writer = writer
+        self.drive = drive
+        self.run_input = run_input
+        self.executor_for = executor_for
+        self.repair_tasks = repair_tasks
+        self.latest: dict[str, Launch] = dict(latest)
+        self.outcomes: dict[str, TaskOutcome] = {
+            name: launch.outcome(attempts.get(name)) for name, launch in latest.items()
+        }
+        self.attempts = dict(attempts)
+        self.groups = list(history[0])
+        self.warnings = list(history[1])
+        self.inbox: queue.SimpleQueue[_Message] = queue.SimpleQueue()
+        self.running: dict[int, _Running] = {}
+        self.ends: list[tuple[_Running, list[Command], TaskOutcome]] = []
+        self.lock = threading.RLock()
+        self.failure: str | None = writer.state.failure
+        self.halted = any(outcome.status is TaskStatus.FAILED for outcome in self.outcomes.values())
+        self.abandoned = False
+        self.released = False
+        self.last_poll = time.monotonic()
+        self.last_start_poll = time.monotonic()
+
+    # -- the drive -------------------------------------------------------------------
+
+    @property
+    def run_id(self) -> str:
+        """The run's id."""
+        return self.writer.run_id
+
+    def _now(self) -> datetime:
+        return self.settings.clock()
+
+    def _lease(self) -> Lease:
+        seconds = self.settings.lease
+        return Lease(self.drive.owner, self._now() + timedelta(seconds=seconds), seconds)
+
+    def _stopping(self) -> bool:
+        return (
+            self.released
+            or self.writer.closed
+            or self.writer.state.cancel_requested
+            or self.halted
+        )
+
+    def run(self) -> RunResult:
+        """Drive the run to its end (or its breakpoint) and return it as recorded."""
+        subscribe = getattr(self.jobs, "subscribe", None)
+        subscription = (
+            subscribe(self._on_event, service=self.settings.service, entity="job")
+            if subscribe is not None
+            else None
+        )
+        try:
+            while True:
+                with self.lock:
+                    plan = next_step(self.tasks, self.outcomes, stopping=self._stopping())
+                if plan is None:
+                    break
+                self._launch(plan)
+                self._await_step()
+            self._end()
+        finally:
+            if subscription is not None:
+                subscription.cancel()
+            self._flag_running()
+        return self.result()
+
+    def result(self) -> RunResult:
+        """The run as this drive knows it."""
+        return result_of(
+            self.writer.job,
+            self.latest,
+            definition=self.definition,
+            groups=self.groups,
+            warnings=self.warnings,
+        )
+
+    def _on_event(self, event: object) -> None:
+        if getattr(event, "job_id", None) == self.run_id:
+            self.inbox.put(_Wake())
+
+    # -- launching ---------------------------------------------------------------------
+
+    def _launch(self, plan: StepPlan) -> None:
+        with self.lock:
+            state = self.writer.state
+            now = self._now()
+            number = state.launches
+            group = state.groups + 1 if plan.launch else state.groups
+            commands: list[Command] = []
+            made: list[tuple[Task, LaunchInput, LaunchState]] = []
+            for task, reason in plan.skip:
+                number += 1
+                record = self._record(task, number, None, repair=False)
+                outcome = LaunchState(outcome=TaskStatus.SKIPPED, skip_reason=reason, ended_at=now)
+                commands.append(self._start(task, record, outcome))
+                commands.append(CancelJob(job_id=launch_id(self.run_id, number), etag=ANY_ETAG))
+                made.append((task, record, outcome))
+            for task in plan.launch:
+                number += 1
+                record = self._record(task, number, group, repair=task.identifier in self.repair_tasks)
+                commands.append(self._start(task, record, LaunchState()))
+                made.append((task, record, LaunchState()))
+            outcomes = dict(self.outcomes)
+            for task, record, launched in made:
+                outcomes[task.identifier] = self._outcome(task, record, launched, now)
+            new = attrs.evolve(
+                state,
+                launches=number,
+                groups=group,
+                step=plan.step,
+                counts=counts_of(self.tasks, outcomes),
+                lease=self._lease(),
+            )
+            try:
+                written = self.writer.write(
+                    new, status=RunStatus.RUNNING.value, commands=commands, launching=True
+                )
+            except InvalidJobDataError as refused:
+                self._stop_on_refusal(refused)
+                return
+            if written is None:
+                return
+            jobs_by_id = {job.id: job for job in written}
+            for task, record, launched in made:
+                job = jobs_by_id.get(launch_id(self.run_id, record.launch))
+                if job is not None:
+                    self.latest[task.identifier] = Launch.of(job)
+                self.outcomes[task.identifier] = outcomes[task.identifier]
+                if record.group is not None:
+                    self.attempts[task.identifier] = record.attempt
+            launched_now = tuple(record.task for _, record, _ in made if record.group is not None)
+            if launched_now:
+                self.groups.append(LaunchGroup(group, plan.step, launched_now, now, self.drive.number))
+                logger.info(
+                    "launch group started",
+                    extra={"run_id": self.run_id, "launch_group": group, "step": plan.step},
+                )
+        for task, record, _ in made:
+            if record.group is not None:
+                self._submit(task, record)
+
+    def _record(self, task: Task, number: int, group: int | None, *, repair: bool) -> LaunchInput:
+        return LaunchInput(
+            run=self.run_id,
+            task=task.identifier,
+            launch=number,
+            step=task.launch_order,
+            group=group,
+            attempt=self.attempts.get(task.identifier, 0) + (0 if group is None else 1),
+            repair=repair,
+            drive=self.drive.number,
+            side=task.side,
+        )
+
+    def _start(self, task: Task, record: LaunchInput, state: LaunchState) -> StartJob:
+        return StartJob(
+            service=self.settings.service,
+            entity=TASK_ENTITY,
+            type=task.type,
+            display_name=task.identifier,
+            description=f"{self.definition.identifier} / {self.run_id}",
+            input=encode(record),
+            state=encode(state),
+            job_id=launch_id(self.run_id, record.launch),
+        )
+
+    def _outcome(
+        self, task: Task, record: LaunchInput, state: LaunchState, launched_at: datetime
+    ) -> TaskOutcome:
+        return TaskOutcome(
+            identifier=task.identifier,
+            type=task.type,
+            launch_order=task.launch_order,
+            side=task.side,
+            status=TaskStatus.RUNNING if state.outcome is None else state.outcome,
+            attempts=record.attempt,
+            launch_group=record.group,
+            launched_at=None if record.group is None else launched_at,
+            skip_reason=state.skip_reason,
+            ended_at=state.ended_at,
+            repair=record.repair,
+        )
+
+    def _submit(self, task: Task, record: LaunchInput) -> None:
+        job_id = launch_id(self.run_id, record.launch)
+        try:
+            executor = self.executor_for(task.side)
+        except Exception as err:  # noqa: BLE001  (a side that cannot start fails its task)
+            future: Future[TaskReport] = Future()
+            future.set_exception(err)
+            self._track(task, record, future, LedgerChannel(None, job_id), local=True)
+            return
+        local = runs_in_process(executor)
+        channel: LaunchChannel
+        if local:
+            channel = LocalChannel(
+                self.jobs,  # type: ignore[arg-type]
+                job_id,
+                on_start=functools.partial(self._started_here, record.launch),
+            )
+        else:
+            channel = LedgerChannel(self.settings.ledger_handle, job_id)
+        function = (
+            task.repair if record.repair and task.repair is not None else task.function
+        )
+        call = TaskCall(
+            run_id=self.run_id,
+            launch_id=job_id,
+            task=task,
+            function=function,
+            input=self.run_input,  # type: ignore[arg-type]
+            force=self.writer.state.force if task.guarded else None,
+            repair=record.repair,
+            attempt=record.attempt,
+            channel=channel,
+            clock=self.settings.clock,
+        )
+        try:
+            future = executor.submit(execute, call)
+        except Exception as err:  # noqa: BLE001  (a refused submit is the task's error)
+            future = Future()
+            future.set_exception(err)
+        self._track(task, record, future, channel, local=local)
+
+    def _track(
+        self,
+        task: Task,
+        record: LaunchInput,
+        future: Future[TaskReport],
+        channel: LaunchChannel,
+        *,
+        local: bool,
+    ) -> None:
+        with self.lock:
+            running = _Running(task, record, future, channel, local)
+            if task.timeout is not None and not local:
+                # A launch elsewhere says when it starts in its job; until it does, it is
+                # timed from now, so a launch that never starts still ends.
+                running.deadline = time.monotonic() + task.timeout + self.settings.poll_interval
+            self.running[record.launch] = running
+        future.add_done_callback(lambda _future: self.inbox.put(_Finished(record.launch)))
+
+    def _started_here(self, launch: int, _at: datetime) -> None:
+        self.inbox.put(_Started(launch, time.monotonic()))
+
+    # -- waiting -----------------------------------------------------------------------
+
+    def _await_step(self) -> None:
+        while True:
+            with self.lock:
+                if not self.running or self.released:
+                    return
+            message = self._next_message()
+            with self.lock:
+                if message is not None:
+                    self._take(message)
+                    for _ in range(self.inbox.qsize()):
+                        try:
+                            self._take(self.inbox.get_nowait())
+                        except queue.Empty:
+                            break
+                self._expire()
+                self._write_ends()
+                now = time.monotonic()
+                if now - self.last_poll >= self.settings.poll_interval:
+                    self.last_poll = now
+                    self.writer.poll()
+                if now - self.writer.last_write >= self.settings.lease / 3:
+                    self.writer.write(attrs.evolve(self.writer.state, lease=self._lease()))
+                if now - self.last_start_poll >= _START_POLL:
+                    self.last_start_poll = now
+                    self._look_for_starts()
+                if self.writer.state.cancel_requested or self.writer.closed:
+                    self._flag_running()
+
+    def _next_message(self) -> _Message | None:
+        now = time.monotonic()
+        with self.lock:
+            wakes = [
+                self.last_poll + self.settings.poll_interval,
+                self.writer.last_write + self.settings.lease / 3,
+            ]
+            wakes.extend(
+                running.deadline for running in self.running.values() if running.deadline
+            )
+            if any(r.deadline is not None and not r.local for r in self.running.values()):
+                wakes.append(self.last_start_poll + _START_POLL)
+        try:
+            return self.inbox.get(timeout=max(min(wakes) - now, 0.0))
+        except queue.Empty:
+            return None
+
+    def _take(self, message: _Message) -> None:
+        if isinstance(message, _Finished):
+            self._settle(message.launch)
+        elif isinstance(message, _Started):
+            running = self.running.get(message.launch)
+            if running is not None and running.task.timeout is not None:
+                running.deadline = message.at + running.task.timeout
+        else:
+            self._write_ends()
+            self.writer.poll()
+
+    def _look_for_starts(self) -> None:
+        """Time the launches elsewhere from the start their workers recorded."""
+        for running in self.running.values():
+            if running.local or running.task.timeout is None or running.flagged:
+                continue
+            try:
+                job = self.jobs.get(launch_id(self.run_id, running.input.launch))
+            except JobledgerError:
+                continue
+            started = job.state.get("started_at")
+            if isinstance(started, str):
+                began = datetime.fromisoformat(started)
+                elapsed = (self._now() - began).total_seconds()
+                running.deadline = time.monotonic() - elapsed + running.task.timeout
+
+    def _flag_running(self) -> None:
+        """Ask every running launch to stop: its flag here, or its job elsewhere."""
+        with self.lock:
+            elsewhere: list[Command] = []
+            for running in self.running.values():
+                if running.flagged:
+                    continue
+                running.flagged = True
+                if isinstance(running.channel, LocalChannel):
+                    running.channel.flag.set()
+                else:
+                    elsewhere.append(self._cancel_command(running))
+        self._write_alone(elsewhere)
+
+    def _cancel_command(self, running: _Running) -> Command:
+        return UpdateJob(
+            job_id=launch_id(self.run_id, running.input.launch),
+            etag=ANY_ETAG,
+            state_update={"cancel_requested": True},
+        )
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        for number, running in list(self.running.items()):
+            if running.deadline is None or now < running.deadline or running.future.done():
+                continue
+            # Past its timeout: asked to stop and abandoned (a thread cannot be stopped;
+            # its executor stops being reused).
+            del self.running[number]
+            self.abandoned = True
+            running.flagged = True
+            if isinstance(running.channel, LocalChannel):
+                running.channel.flag.set()
+            else:
+                self._write_alone([self._cancel_command(running)])
+            running.future.cancel()
+            timeout = running.task.timeout or 0.0
+            error = TaskTimeoutError(running.task.identifier, timeout)
+            failure = TaskError(error_type(type(error)), str(error))
+            self._queue_end(running, self._error_state(running.task, failure, self._now()))
+
+    # -- settling ----------------------------------------------------------------------
+
+    def _settle(self, launch: int) -> None:
+        running = self.running.pop(launch, None)
+        if running is None:
+            return  # abandoned on its timeout
+        future = running.future
+        now = self._now()
+        if future.cancelled():
+            state = LaunchState(outcome=TaskStatus.CANCELED, ended_at=now)
+        elif (failure := future.exception()) is not None:
+            state = self._error_state(running.task, error_of(failure), now)
+        else:
+            report = future.result()
+            self._queue_end(running, self._report_state(running, report), report.progress)
+            return
+        self._queue_end(running, state)
+
+    def _error_state(self, task: Task, error: TaskError, now: datetime) -> LaunchState:
+        status = TaskStatus.WARNING if task.warning_mode else TaskStatus.FAILED
+        return LaunchState(outcome=status, error=error, ended_at=now)
+
+    def _report_state(self, running: _Running, report: TaskReport) -> LaunchState:
+        task = running.task
+        if report.blockage is not None and task.guarded:
+            state = LaunchState(outcome=TaskStatus.BLOCKED, blocked=report.blockage)
+        elif report.blockage is not None:
+            assert report.error is not None  # noqa: S101  (execute records both)
+            error = attrs.evolve(
+                report.error,
+                message=f"task {task.identifier!r} is not guarded, so it may not block: "
+                f"{report.blockage.reason}",
+            )
+            state = self._error_state(task, error, report.ended_at)
+        elif report.canceled and running.flagged:
+            state = LaunchState(outcome=TaskStatus.CANCELED)
+        elif report.error is not None:
+            state = self._error_state(task, report.error, report.ended_at)
+        else:
+            result = report.result
+            state = LaunchState(
+                outcome=TaskStatus.COMPLETED,
+                output=True if result is None else result.output,
+                summary=None if result is None else result.summary,
+            )
+        return attrs.evolve(
+            state,
+            started_at=report.started_at,
+            ended_at=report.ended_at,
+            duration=round(report.duration, 6),
+            progress=report.unwritten,
+        )
+
+    def _queue_end(
+        self, running: _Running, state: LaunchState, progress: JsonObject | None = None
+    ) -> None:
+        if state.outcome in {TaskStatus.FAILED, TaskStatus.BLOCKED}:
+            self.halted = True
+        job_id = launch_id(self.run_id, running.input.launch)
+        commands = _end_commands(job_id, state)
+        outcome = self._outcome(running.task, running.input, state, self._now())
+        self.ends.append((running, commands, outcome))
+        launch = self.latest.get(running.task.identifier)
+        launched_at = launch.launched_at if launch is not None else self._now()
+        self.outcomes[running.task.identifier] = attrs.evolve(
+            self._merge(state, outcome), launched_at=launched_at, progress=progress
+        )
+        if state.outcome is TaskStatus.WARNING and state.error is not None:
+            self.warnings.append(
+                RunWarning(running.task.identifier, state.error.type, state.error.message)
+            )
+        if launch is not None:
+            self.latest[running.task.identifier] = attrs.evolve(
+                launch, state=attrs.evolve(state, progress=progress), status=outcome.status
+            )
+
+    @staticmethod
+    def _merge(state: LaunchState, outcome: TaskOutcome) -> TaskOutcome:
+        return attrs.evolve(
+            outcome,
+            started_at=state.started_at,
+            duration=state.duration,
+            output=state.output,
+            summary=state.summary,
+            error=state.error,
+            blocked=state.blocked,
+        )
+
+    def _write_ends(self) -> None:
+        """Write the ends taken in since the last write, in one batch (each alone if refused)."""
+        if not self.ends:
+            return
+        ends, self.ends = self.ends, []
+        commands = [command for _, end, _ in ends for command in end]
+        try:
+            write_all(self.jobs, commands)
+        except (InvalidJobDataError, InvalidTransitionError, JobNotFoundError):
+            for running, end, _ in ends:
+                self._write_end_alone(running, end)
+        for running, _, outcome in ends:
+            logger.info(
+                "task ended",
+                extra={
+                    "run_id": self.run_id,
+                    "task_id": running.task.identifier,
+                    "status": outcome.status.value,
+                },
+            )
+
+    def _write_end_alone(self, running: _Running, end: list[Command]) -> None:
+        try:
+            write_all(self.jobs, end)
+        except InvalidJobDataError as refused:
+            # The end does not fit (a huge summary, say): its error is recorded instead.
+            error = attrs.evolve(error_of(refused), traceback="")
+            fallback = self._error_state(running.task, error, self._now())
+            self._queue_end(running, fallback)
+            ends, self.ends = self.ends, []
+            for _, commands, _ in ends:
+                self._write_alone(commands)
+        except (InvalidTransitionError, JobNotFoundError):
+            logger.warning(
+                "launch %r was ended by someone else (a takeover or a cancel of a run nobody "
+                "drove); its end here is not recorded",
+                launch_id(self.run_id, running.input.launch),
+            )
+
+    def _write_alone(self, commands: Sequence[Command]) -> None:
+        if not commands:
+            return
+        try:
+            write_all(self.jobs, commands)
+        except JobledgerError as error:
+            logger.warning("a launch write was not recorded: %s", error)
+
+    def _stop_on_refusal(self, refused: InvalidJobDataError) -> None:
+        self.halted = True
+        if self.failure is None:
+            self.failure = f"the ledger refused to record the run: {refused}"
+            logger.error("%s; no task is launched after this", self.failure)
+
+    # -- the end -----------------------------------------------------------------------
+
+    def _end(self) -> None:
+        with self.lock:
+            if self.writer.closed or self.released:
+                return
+            statuses = [outcome.status for outcome in self.outcomes.values()]
+            facts = EndFacts(
+                cancel_requested=self.writer.state.cancel_requested,
+                failed=TaskStatus.FAILED in statuses or self.failure is not None,
+                blocked=TaskStatus.BLOCKED in statuses,
+            )
+            trigger, after = run_end(facts)
+            state = attrs.evolve(
+                self.writer.state,
+                counts=counts_of(self.tasks, self.outcomes),
+                lease=None,
+                failure=self.failure,
+                breakpoint=breakpoint_of(self.tasks, self.outcomes)
+                if trigger is RunTrigger.BLOCK
+                else None,
+            )
+            if trigger is RunTrigger.BLOCK:
+                self.writer.write(state, status=RunStatus.BLOCKED.value)
+            else:
+                self.writer.write(state, end=trigger)
+            logger.info("run ended", extra={"run_id": self.run_id, "status": after.value})
+
+    def release(self, reason: str) -> None:
+        """Let go of the run on purpose: no task is launched, the lease is given up at once.
+
+        The running launches are asked to stop and ended ``canceled``; the run
+        stays ``running`` with no lease, so a resume takes it over at once.
+        Safe to call from another thread than the drive's.
+        """
+        with self.lock:
+            if self.released or self.writer.closed:
+                return
+            self._flag_running()
+            now = self._now()
+            orphans = [
+                attrs.evolve(launch, status=TaskStatus.RUNNING)
+                for number, running in self.running.items()
+                if (launch := self.latest.get(running.task.identifier)) is not None
+                and launch.input.launch == number
+            ]
+            state = attrs.evolve(
+                self.writer.state,
+                lease=None,
+                counts=counts_of(self.tasks, self.outcomes),
+                released=Release(self.drive.number, now, reason),
+            )
+            try:
+                self.writer.write(state, commands=cancel_launches(orphans, reason, now))
+            except JobledgerError as error:
+                logger.warning("could not release run %r: %s", self.run_id, error)
+            self.released = True
+            self.running.clear()
+
+
+def _end_commands(job_id: str, state: LaunchState) -> list[Command]:
+    patch = encode(state)
+    if state.outcome in {TaskStatus.COMPLETED, TaskStatus.WARNING}:
+        return [CompleteJob(job_id=job_id, etag=ANY_ETAG, state_update=patch)]
+    if state.outcome in {TaskStatus.FAILED, TaskStatus.BLOCKED}:
+        return [FailJob(job_id=job_id, etag=ANY_ETAG, state_update=patch)]
+    return [
+        UpdateJob(job_id=job_id, etag=ANY_ETAG, state_update=patch),
+        CancelJob(job_id=job_id, etag=ANY_ETAG),
+    ]
+
+
+def ended(launches: Iterable[Launch]) -> bool:
+    """Whether every one of ``launches`` has ended."""
+    return all(launch.status is not TaskStatus.RUNNING for launch in launches)

@@ -1,0 +1,427 @@
+"""The run model: frozen, typed values for a run and its task launches, and their one codec.
+
+A run is kept in the ledger as jobs (see :mod:`jobledger.runner`):
+
+* the **run job** holds a :class:`RunRequest` as its ``input`` (what was asked,
+  never changed) and a :class:`RunState` as its ``state`` (where the run is: its
+  counts, the current step, the drive and its :class:`Lease`, the breakpoint).
+  Its size does not grow with the run's tasks, so a write costs the same at
+  task 10 and at task 100,000;
+* each **launch** of a task (and each skip) is its own job: a
+  :class:`LaunchInput` as its ``input`` and a :class:`LaunchState` as its
+  ``state``, with id ``<run id>/<launch number>`` so the launches are found from
+  the run in launch order.
+
+Nothing outside this module reads or writes that JSON: :func:`encode` and
+:func:`decode` (one :mod:`cattrs` converter) turn the values into JSON and back,
+and :func:`state_patch` makes the merge patch between two states.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_unstructure_fn, override
+
+from jobledger._core.jsondoc import JsonObject, JsonValue, freeze
+from jobledger.runner._outcome import Blockage, Breakpoint, TaskError, TaskOutcome
+from jobledger.runner._selection import Selection
+from jobledger.runner._states import RunTrigger, TaskStatus
+
+if TYPE_CHECKING:
+    from jobledger._core.job import Job
+
+__all__ = [
+    "LAYOUT",
+    "Drive",
+    "Launch",
+    "LaunchInput",
+    "LaunchState",
+    "Lease",
+    "Release",
+    "RunRequest",
+    "RunState",
+    "decode",
+    "encode",
+    "launch_id",
+    "state_patch",
+]
+
+#: The layout of a run's jobs this runner writes and reads (``RunState.layout``).
+LAYOUT: Final = 2
+
+_Value = TypeVar("_Value")
+
+
+def _counts(value: Mapping[str, int] | None) -> Mapping[str, int]:
+    return MappingProxyType({key: value[key] for key in sorted(value or {}) if value[key]})
+
+
+def _json(value: object) -> JsonValue:
+    return freeze(value, field="run")
+
+
+@attrs.frozen
+class Lease:
+    """Who drives a run, and until when: no other process may claim it before ``expires_at``.
+
+    The driver records its lease when it claims the run and renews it well
+    before it expires; the lease's length is the driver's setting, recorded
+    here, never a guess of whoever wants to resume the run.
+
+    Attributes:
+        owner: The id of the drive that holds the run.
+        expires_at: When the lease ends unless renewed.
+        seconds: How long each renewal lasts.
+    """
+
+    owner: str
+    expires_at: datetime
+    seconds: float
+
+    def expired(self, now: datetime) -> bool:
+        """Whether the lease is over at ``now``: another process may claim the run.
+
+        >>> from datetime import UTC, datetime
+        >>> lease = Lease("drive-1", datetime(2026, 1, 1, 12, tzinfo=UTC), 30.0)
+        >>> lease.expired(datetime(2026, 1, 1, 11, 59, tzinfo=UTC))
+        False
+        >>> lease.expired(datetime(2026, 1, 1, 12, tzinfo=UTC))
+        True
+        """
+        return now >= self.expires_at
+
+
+@attrs.frozen
+class Drive:
+    """One drive of a run: the invoke, then one per resume or takeover.
+
+    Attributes:
+        number: 1 for the invoke, then 2, 3, ...
+        kind: What started it: ``invoke``, ``resume`` or ``take over``.
+        owner: The drive's id (its lease's owner).
+        repair: Whether it runs the blocked tasks' repair variants.
+        claimed_at: When it claimed the run.
+    """
+
+    number: int
+    kind: RunTrigger
+    owner: str
+    repair: bool
+    claimed_at: datetime
+
+
+@attrs.frozen
+class Release:
+    """A drive let go of its run on purpose (Ctrl-C, SIGTERM, a closed pipe): resumable at once.
+
+    Attributes:
+        drive: The number of the drive that let go.
+        at: When.
+        reason: Why, in a few words.
+    """
+
+    drive: int
+    at: datetime
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class RunRequest:
+    """What a run was asked to do: the run job's ``input``, written once.
+
+    Attributes:
+        definition: The identifier of the job definition.
+        selection: Which of its tasks run.
+        force: The force threshold handed to guarded tasks at the invoke.
+        input: The run's input, handed to every task.
+    """
+
+    definition: str
+    selection: Selection = Selection()
+    force: int | None = None
+    input: JsonValue = attrs.field(default=None, converter=_json)
+
+
+@attrs.frozen(kw_only=True)
+class RunState:
+    """Where a run is: the run job's ``state``. Its size does not depend on the run's tasks.
+
+    Attributes:
+        layout: The layout version (:data:`LAYOUT`).
+        tasks: How many tasks the run has (its selected tasks).
+        launches: How many launch jobs the run has: ``<run id>/1`` to ``<run id>/<launches>``.
+        groups: How many launch groups (a step's launch in one drive) it has had.
+        step: The launch order of the step launched last; ``None`` before the first.
+        counts: How many of its tasks are in each :class:`TaskStatus` (zero counts
+            left out), as of the run's last write; tasks not launched are pending.
+        drive: The drive that holds or last held the run.
+        lease: The drive's lease; ``None`` once the run is blocked, released or over.
+        force: The force threshold the current drive hands to guarded tasks.
+        breakpoint: Where a blocked run stopped.
+        cancel_requested: Whether someone asked the run to stop.
+        failure: Why the run failed when no task's error says it.
+        released: Set when the last drive let go of the run on purpose.
+    """
+
+    layout: int = LAYOUT
+    tasks: int
+    launches: int = 0
+    groups: int = 0
+    step: int | None = None
+    counts: Mapping[str, int] = attrs.field(factory=dict, converter=_counts)
+    drive: Drive | None = None
+    lease: Lease | None = None
+    force: int | None = None
+    breakpoint: Breakpoint | None = None
+    cancel_requested: bool = False
+    failure: str | None = None
+    released: Release | None = None
+
+    @property
+    def done(self) -> int:
+        """How many of the run's tasks are settled (they do not run again on resume)."""
+        return sum(count for status, count in self.counts.items() if TaskStatus(status).is_done)
+
+
+@attrs.frozen(kw_only=True)
+class LaunchInput:
+    """One launch (or skip) of a task: its job's ``input``, written once.
+
+    Attributes:
+        run: The run's id.
+        task: The task's identifier.
+        launch: Its number among the run's launch jobs (1, 2, ...).
+        step: The task's launch order.
+        group: The launch group it was launched in; ``None`` for a skip.
+        attempt: 1 for the task's first launch in the run, then 2, 3, ...
+        repair: Whether it runs the task's repair variant.
+        drive: The number of the drive that launched it.
+        side: The executor it runs on.
+    """
+
+    run: str
+    task: str
+    launch: int
+    step: int
+    group: int | None
+    attempt: int
+    repair: bool = False
+    drive: int
+    side: str
+
+
+@attrs.frozen(kw_only=True)
+class LaunchState:
+    """What one launch came to: its job's ``state``.
+
+    Attributes:
+        outcome: How it ended; ``None`` while it runs.
+        started_at: When its function started.
+        ended_at: When it ended.
+        duration: How long it ran, in seconds.
+        output: Whether it produced output (``completed`` only).
+        summary: The summary its result gave.
+        error: Its error (``failed``, ``warning``).
+        blocked: Why it blocked (``blocked``).
+        skip_reason: Why it was not launched (``skipped``).
+        progress: What it reported.
+        cancel_requested: Set by the driver to ask the launch to stop (a cancel
+            request or its timeout); the task sees it through its context.
+        worker: Where it runs (``host`` and ``pid``), when the worker said so.
+    """
+
+    outcome: TaskStatus | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    duration: float | None = None
+    output: bool | None = None
+    summary: JsonValue = attrs.field(default=None, converter=_json)
+    error: TaskError | None = None
+    blocked: Blockage | None = None
+    skip_reason: str | None = None
+    progress: JsonObject | None = None
+    cancel_requested: bool = False
+    worker: JsonObject | None = None
+
+
+def launch_id(run_id: str, launch: int) -> str:
+    """The id of a run's ``launch``-th launch job.
+
+    >>> launch_id("run-1", 3)
+    'run-1/3'
+    """
+    return f"{run_id}/{launch}"
+
+
+def _converter() -> cattrs.Converter:
+    converter = cattrs.Converter()
+    converter.register_unstructure_hook(datetime, datetime.isoformat)
+    converter.register_structure_hook(datetime, lambda value, _: datetime.fromisoformat(value))
+
+    def json_value(value: object, _: object) -> JsonValue:
+        return _json(value)
+
+    def json_object(value: object, _: object) -> JsonObject:
+        frozen = _json(value)
+        if not isinstance(frozen, JsonObject):
+            msg = f"expected a JSON object, not {type(value).__name__}"
+            raise TypeError(msg)
+        return frozen
+
+    converter.register_structure_hook_func(lambda kind: kind == JsonValue, json_value)
+    converter.register_structure_hook(JsonObject, json_object)
+    converter.register_unstructure_hook_func(
+        lambda kind: kind in (JsonValue, JsonObject), lambda value: value
+    )
+    converter.register_structure_hook(
+        Selection, lambda value, _: Selection.from_json(value)
+    )
+    converter.register_unstructure_hook(Selection, Selection.to_json)
+    # Fields at their default are left out: the documents stay small, and a patch
+    # between two states (state_patch) removes what went back to its default.
+    for cls in (RunState, RunRequest, LaunchInput, LaunchState, TaskError, Blockage, Breakpoint):
+        converter.register_unstructure_hook(
+            cls,
+            make_dict_unstructure_fn(
+                cls,
+                converter,
+                _cattrs_omit_if_default=cls not in {LaunchInput, RunRequest},
+                **(
+                    {"layout": override(omit_if_default=False)}
+                    if cls is RunState
+                    else {}
+                ),
+            ),
+        )
+    return converter
+
+
+_CONVERTER: Final = _converter()
+
+
+def encode(value: object) -> dict[str, Any]:
+    """A model value as the JSON object its job keeps.
+
+    >>> encode(Lease("drive-1", datetime.fromisoformat("2026-01-01T12:00:00+00:00"), 30.0))
+    {'owner': 'drive-1', 'expires_at': '2026-01-01T12:00:00+00:00', 'seconds': 30.0}
+    """
+    encoded: dict[str, Any] = _CONVERTER.unstructure(value)
+    return encoded
+
+
+def decode(document: object, cls: type[_Value]) -> _Value:
+    """The model value of type ``cls`` that ``document`` (a job's input or state) holds.
+
+    Raises:
+        ValueError: the document is not a ``cls`` (not a run's job, or one
+            recorded in another layout).
+    """
+    try:
+        return _CONVERTER.structure(document, cls)
+    except (cattrs.BaseValidationError, TypeError, ValueError, KeyError) as error:
+        detail = "; ".join(cattrs.transform_error(error)) if isinstance(
+            error, cattrs.BaseValidationError
+        ) else str(error)
+        msg = f"not a {cls.__name__} of layout {LAYOUT}: {detail}"
+        raise ValueError(msg) from None
+
+
+def state_patch(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
+    """The RFC 7396 merge patch that turns JSON object ``before`` into ``after``.
+
+    >>> state_patch({"a": 1, "b": {"c": 1, "d": 2}}, {"a": 1, "b": {"c": 2}, "e": 3})
+    {'b': {'c': 2, 'd': None}, 'e': 3}
+    """
+    patch: dict[str, Any] = {}
+    for key, value in after.items():
+        old = before.get(key)
+        if old == value and key in before:
+            continue
+        if isinstance(value, Mapping) and isinstance(old, Mapping):
+            patch[key] = state_patch(old, value)
+        else:
+            patch[key] = value
+    patch.update((key, None) for key in before if key not in after)
+    return patch
+
+
+def _task_status(job: Job, state: LaunchState) -> TaskStatus:
+    if state.outcome is not None:
+        return state.outcome
+    if not job.phase.is_terminal:
+        return TaskStatus.RUNNING
+    # Ended without an outcome recorded: by hand, or by an older runner.
+    return {"completed": TaskStatus.COMPLETED, "failed": TaskStatus.FAILED}.get(
+        job.status, TaskStatus.CANCELED
+    )
+
+
+@attrs.frozen
+class Launch:
+    """One launch (or skip) of a task of a run, read from its job in the ledger.
+
+    Attributes:
+        job_id: The id of its job, ``<run id>/<number>``.
+        type: The task's type.
+        input: What was launched.
+        state: What it came to so far.
+        status: Where the task of this launch is: ``running`` until it ends.
+        launched_at: When its job was made.
+        updated_at: When its job last changed.
+    """
+
+    job_id: str
+    type: str
+    input: LaunchInput
+    state: LaunchState
+    status: TaskStatus
+    launched_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, job: Job) -> Launch:
+        """The launch its job records.
+
+        Raises:
+            ValueError: the job is not a launch job of this layout.
+        """
+        state = decode(job.state, LaunchState)
+        return cls(
+            job_id=job.id,
+            type=job.type,
+            input=decode(job.input, LaunchInput),
+            state=state,
+            status=_task_status(job, state),
+            launched_at=job.created_at,
+            updated_at=job.updated_at,
+        )
+
+    def outcome(self, attempts: int | None = None) -> TaskOutcome:
+        """The task's outcome as this launch left it."""
+        state, launch = self.state, self.input
+        return TaskOutcome(
+            identifier=launch.task,
+            type=self.type,
+            launch_order=launch.step,
+            side=launch.side,
+            status=self.status,
+            attempts=launch.attempt if attempts is None else attempts,
+            launch_group=launch.group,
+            launched_at=None if launch.group is None else self.launched_at,
+            started_at=state.started_at,
+            ended_at=state.ended_at,
+            duration=state.duration,
+            output=state.output,
+            summary=state.summary,
+            error=state.error,
+            blocked=state.blocked,
+            skip_reason=state.skip_reason,
+            repair=launch.repair,
+            progress=state.progress,
+        )
