@@ -13,13 +13,22 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
 import attrs
 
-from jobledger._core.commands import ANY_ETAG, CancelJob, Command, CompleteJob, FailJob, StartJob, UpdateJob
+from jobledger._core.commands import (
+    ANY_ETAG,
+    CancelJob,
+    Command,
+    CompleteJob,
+    FailJob,
+    StartJob,
+    UpdateJob,
+)
 from jobledger._core.errors import (
     InvalidJobDataError,
     InvalidTransitionError,
@@ -37,6 +46,7 @@ from jobledger.runner._context import (
     error_type,
     execute,
 )
+from jobledger.runner._definition import Task
 from jobledger.runner._errors import TaskTimeoutError
 from jobledger.runner._ledger import (
     TASK_ENTITY,
@@ -67,10 +77,10 @@ from jobledger.runner._planner import (
 from jobledger.runner._states import RunStatus, RunTrigger, TaskStatus
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
 
     from jobledger._core.jsondoc import JsonObject
-    from jobledger.runner._definition import JobDefinition, Task
+    from jobledger.runner._definition import JobDefinition
     from jobledger.runner._ledger import Ledger
 
 __all__ = ["DriveSettings", "Driver", "runs_in_process"]
@@ -165,7 +175,7 @@ class Driver:
         repair_tasks: The blocked tasks whose repair variant this drive runs.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0917  (the drive's parts, each given by the runner)
         self,
         jobs: Ledger,
         settings: DriveSettings,
@@ -224,10 +234,7 @@ class Driver:
 
     def _stopping(self) -> bool:
         return (
-            self.released
-            or self.writer.closed
-            or self.writer.state.cancel_requested
-            or self.halted
+            self.released or self.writer.closed or self.writer.state.cancel_requested or self.halted
         )
 
     def run(self) -> RunResult:
@@ -269,7 +276,7 @@ class Driver:
 
     # -- launching ---------------------------------------------------------------------
 
-    def _launch(self, plan: StepPlan) -> None:
+    def _launch(self, plan: StepPlan) -> None:  # noqa: C901  (one transaction, told in order)
         with self.lock:
             state = self.writer.state
             now = self._now()
@@ -286,7 +293,9 @@ class Driver:
                 made.append((task, record, outcome))
             for task in plan.launch:
                 number += 1
-                record = self._record(task, number, group, repair=task.identifier in self.repair_tasks)
+                record = self._record(
+                    task, number, group, repair=task.identifier in self.repair_tasks
+                )
                 commands.append(self._start(task, record, LaunchState()))
                 made.append((task, record, LaunchState()))
             outcomes = dict(self.outcomes)
@@ -310,7 +319,7 @@ class Driver:
             if written is None:
                 return
             jobs_by_id = {job.id: job for job in written}
-            for task, record, launched in made:
+            for task, record, _state in made:
                 job = jobs_by_id.get(launch_id(self.run_id, record.launch))
                 if job is not None:
                     self.latest[task.identifier] = Launch.of(job)
@@ -319,7 +328,9 @@ class Driver:
                     self.attempts[task.identifier] = record.attempt
             launched_now = tuple(record.task for _, record, _ in made if record.group is not None)
             if launched_now:
-                self.groups.append(LaunchGroup(group, plan.step, launched_now, now, self.drive.number))
+                self.groups.append(
+                    LaunchGroup(group, plan.step, launched_now, now, self.drive.number)
+                )
                 logger.info(
                     "launch group started",
                     extra={"run_id": self.run_id, "launch_group": group, "step": plan.step},
@@ -389,9 +400,7 @@ class Driver:
             )
         else:
             channel = LedgerChannel(self.settings.ledger_handle, job_id)
-        function = (
-            task.repair if record.repair and task.repair is not None else task.function
-        )
+        function = task.repair if record.repair and task.repair is not None else task.function
         call = TaskCall(
             run_id=self.run_id,
             launch_id=job_id,
@@ -469,9 +478,7 @@ class Driver:
                 self.last_poll + self.settings.poll_interval,
                 self.writer.last_write + self.settings.lease / 3,
             ]
-            wakes.extend(
-                running.deadline for running in self.running.values() if running.deadline
-            )
+            wakes.extend(running.deadline for running in self.running.values() if running.deadline)
             if any(r.deadline is not None and not r.local for r in self.running.values()):
                 wakes.append(self.last_start_poll + _START_POLL)
         try:

@@ -9,9 +9,9 @@ client with those methods. The layout of the jobs is the run model's
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final, Protocol, TypeVar
 
@@ -33,6 +33,7 @@ from jobledger._core.errors import (
     StorageTimeoutError,
     StorageUnavailableError,
 )
+from jobledger._core.job import Job
 from jobledger.runner._errors import RunNotFoundError, RunTakenOverError
 from jobledger.runner._model import (
     Launch,
@@ -47,9 +48,9 @@ from jobledger.runner._outcome import LaunchGroup, RunResult, RunWarning, TaskOu
 from jobledger.runner._states import RunStatus, RunTrigger, TaskStatus
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping, Sequence
     from datetime import datetime
 
-    from jobledger._core.job import Job
     from jobledger._core.query import JobPage
     from jobledger.runner._definition import JobDefinition
 
@@ -136,10 +137,9 @@ def write_all(jobs: Ledger, commands: Sequence[Command]) -> tuple[Job, ...]:
     )
     if handle_all is not None:
         return with_storage_retry(lambda: tuple(handle_all(commands)))
-    done: list[Job] = []
-    for command in commands:
-        done.append(with_storage_retry(lambda command=command: jobs.handle(command)))
-    return tuple(done)
+    return tuple(
+        with_storage_retry(functools.partial(jobs.handle, command)) for command in commands
+    )
 
 
 def read_run(jobs: Ledger, run_id: str, service: str = RUN_SERVICE) -> Job:
@@ -177,9 +177,7 @@ def run_status(job: Job) -> RunStatus:
     return RunStatus.RUNNING
 
 
-def load_launches(
-    jobs: Ledger, run_id: str, count: int, *, first: int = 1
-) -> tuple[Launch, ...]:
+def load_launches(jobs: Ledger, run_id: str, count: int, *, first: int = 1) -> tuple[Launch, ...]:
     """The run's launches ``first`` to ``count``, in launch order.
 
     A launch number whose job does not exist (a ledger without atomic batches
@@ -250,7 +248,9 @@ def result_of(
     )
 
 
-def history_of(launches: Sequence[Launch]) -> tuple[tuple[LaunchGroup, ...], tuple[RunWarning, ...]]:
+def history_of(
+    launches: Sequence[Launch],
+) -> tuple[tuple[LaunchGroup, ...], tuple[RunWarning, ...]]:
     """The launch groups and the warnings that ``launches`` (all of a run's) record."""
     groups: dict[int, LaunchGroup] = {}
     warnings: list[RunWarning] = []
@@ -259,7 +259,9 @@ def history_of(launches: Sequence[Launch]) -> tuple[tuple[LaunchGroup, ...], tup
         if record.group is not None:
             group = groups.get(record.group)
             groups[record.group] = (
-                LaunchGroup(record.group, record.step, (record.task,), launch.launched_at, record.drive)
+                LaunchGroup(
+                    record.group, record.step, (record.task,), launch.launched_at, record.drive
+                )
                 if group is None
                 else attrs.evolve(group, tasks=(*group.tasks, record.task))
             )
@@ -371,7 +373,9 @@ class RunWriter:
             ConcurrencyError: the run changed (``attempt_once`` only).
         """
         for _ in range(_CONFLICT_RETRIES):
-            if self.closed or (launching and (state.cancel_requested or self.state.cancel_requested)):
+            if self.closed or (
+                launching and (state.cancel_requested or self.state.cancel_requested)
+            ):
                 return None
             patch = state_patch(encode(self.state), encode(state))
             run = _run_commands(self.job, patch, status=status, end=end)

@@ -59,7 +59,8 @@ _Value = TypeVar("_Value")
 
 
 def _counts(value: Mapping[str, int] | None) -> Mapping[str, int]:
-    return MappingProxyType({key: value[key] for key in sorted(value or {}) if value[key]})
+    given = value or {}
+    return MappingProxyType({key: given[key] for key in sorted(given) if given[key]})
 
 
 def _json(value: object) -> JsonValue:
@@ -143,7 +144,7 @@ class RunRequest:
     """
 
     definition: str
-    selection: Selection = Selection()
+    selection: Selection = attrs.field(factory=Selection)
     force: int | None = None
     input: JsonValue = attrs.field(default=None, converter=_json)
 
@@ -279,26 +280,25 @@ def _converter() -> cattrs.Converter:
     converter.register_unstructure_hook_func(
         lambda kind: kind in (JsonValue, JsonObject), lambda value: value
     )
-    converter.register_structure_hook(
-        Selection, lambda value, _: Selection.from_json(value)
-    )
+    converter.register_structure_hook(Selection, lambda value, _: Selection.from_json(value))
     converter.register_unstructure_hook(Selection, Selection.to_json)
     # Fields at their default are left out: the documents stay small, and a patch
     # between two states (state_patch) removes what went back to its default.
-    for cls in (RunState, RunRequest, LaunchInput, LaunchState, TaskError, Blockage, Breakpoint):
+    for cls in (RunRequest, LaunchInput):
+        converter.register_unstructure_hook(cls, make_dict_unstructure_fn(cls, converter))
+    for sparse in (LaunchState, TaskError, Blockage, Breakpoint):
         converter.register_unstructure_hook(
-            cls,
-            make_dict_unstructure_fn(
-                cls,
-                converter,
-                _cattrs_omit_if_default=cls not in {LaunchInput, RunRequest},
-                **(
-                    {"layout": override(omit_if_default=False)}
-                    if cls is RunState
-                    else {}
-                ),
-            ),
+            sparse, make_dict_unstructure_fn(sparse, converter, _cattrs_omit_if_default=True)
         )
+    converter.register_unstructure_hook(
+        RunState,
+        make_dict_unstructure_fn(
+            RunState,
+            converter,
+            _cattrs_omit_if_default=True,
+            layout=override(omit_if_default=False),
+        ),
+    )
     return converter
 
 
@@ -325,9 +325,11 @@ def decode(document: object, cls: type[_Value]) -> _Value:
     try:
         return _CONVERTER.structure(document, cls)
     except (cattrs.BaseValidationError, TypeError, ValueError, KeyError) as error:
-        detail = "; ".join(cattrs.transform_error(error)) if isinstance(
-            error, cattrs.BaseValidationError
-        ) else str(error)
+        detail = (
+            "; ".join(cattrs.transform_error(error))
+            if isinstance(error, cattrs.BaseValidationError)
+            else str(error)
+        )
         msg = f"not a {cls.__name__} of layout {LAYOUT}: {detail}"
         raise ValueError(msg) from None
 

@@ -18,7 +18,8 @@ from jobledger._core.jsondoc import JsonObject, JsonValue, freeze
 from jobledger.runner._states import RunStatus, TaskStatus
 
 if TYPE_CHECKING:
-    from jobledger.runner._model import RunState
+    # Only annotated: RunResult is built in code, never structured from its annotations.
+    from jobledger.runner._model import RunState  # noqa: TC004
 
 __all__ = [
     "Blockage",

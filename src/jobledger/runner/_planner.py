@@ -22,16 +22,16 @@ from typing import TYPE_CHECKING, Final
 
 import attrs
 
+from jobledger.runner._definition import Task
 from jobledger.runner._errors import RunActiveError, RunNotResumableError
 from jobledger.runner._outcome import Breakpoint
 from jobledger.runner._states import RunStatus, RunTrigger, TaskStatus, next_run_status
-from jobledger.runner._steps import Step, group_steps
+from jobledger.runner._steps import group_steps
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterable, Mapping
     from datetime import datetime
 
-    from jobledger.runner._definition import Task
     from jobledger.runner._model import RunState
     from jobledger.runner._outcome import TaskOutcome
 
@@ -166,9 +166,7 @@ def run_end(facts: EndFacts) -> tuple[RunTrigger, RunStatus]:
 
 def breakpoint_of(tasks: Iterable[Task], outcomes: Mapping[str, TaskOutcome]) -> Breakpoint:
     """Where a blocked run stopped: the first step with a blocked task, and its blocked tasks."""
-    blocked = [
-        task for task in tasks if _status(outcomes, task.identifier) is TaskStatus.BLOCKED
-    ]
+    blocked = [task for task in tasks if _status(outcomes, task.identifier) is TaskStatus.BLOCKED]
     step = min(task.launch_order for task in blocked)
     return Breakpoint(step, tuple(task.identifier for task in blocked if task.launch_order == step))
 
@@ -204,8 +202,3 @@ def claim_trigger(
     if next_run_status(status, trigger) is None:
         raise RunNotResumableError(run_id, status.value, "the run is over")
     return trigger
-
-
-def steps_of(tasks: Iterable[Task]) -> tuple[Step, ...]:
-    """The steps of a run's tasks, in the order they run."""
-    return group_steps(tasks)

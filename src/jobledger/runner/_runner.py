@@ -253,7 +253,9 @@ class Runner:
                 msg = f"{name} must be a positive number of seconds, not {value!r}"
                 raise ValueError(msg)
         if heartbeat is not None and not (heartbeat > 0 and heartbeat <= lease):
-            msg = f"heartbeat must be a positive number of seconds up to the lease, not {heartbeat!r}"
+            msg = (
+                f"heartbeat must be a positive number of seconds up to the lease, not {heartbeat!r}"
+            )
             raise ValueError(msg)
         self.lease = float(lease)
         self.poll_interval = poll_interval
@@ -414,6 +416,7 @@ class Runner:
                 record: Job | None = self.jobs.get(record_id)
             except JobNotFoundError:
                 record = None
+            claim: StartJob | UpdateJob
             if record is not None:
                 active = record.state.get("active_run")
                 if isinstance(active, str) and active != start.job_id:
@@ -492,7 +495,9 @@ class Runner:
             if missing:
                 reason = f"its definition no longer has the tasks {', '.join(map(repr, missing))}"
                 raise RunNotResumableError(run_id, job.status, reason)
-            repair_tasks = frozenset(state.breakpoint.tasks) if repair and state.breakpoint else frozenset()
+            repair_tasks = (
+                frozenset(state.breakpoint.tasks) if repair and state.breakpoint else frozenset()
+            )
             lacking = sorted(name for name in repair_tasks if definition.task(name).repair is None)
             if lacking:
                 names = ", ".join(map(repr, lacking))
@@ -527,7 +532,8 @@ class Runner:
                 if launch.input.group is not None:
                     attempts[launch.input.task] = launch.input.attempt
             logger.info(
-                "run claimed", extra={"run_id": run_id, "drive_id": drive.owner, "kind": trigger.value}
+                "run claimed",
+                extra={"run_id": run_id, "drive_id": drive.owner, "kind": trigger.value},
             )
             return self._drive(
                 definition,
@@ -637,7 +643,7 @@ class Runner:
         return request_cancel(self.jobs, run_id, service=self.service, clock=self.clock)
 
     def result(self, run_id: str) -> RunResult:
-        """The run as the ledger records it now (pending tasks included, when its definition is known).
+        """The run as the ledger records it now; with its definition known, pending tasks too.
 
         Raises:
             RunNotFoundError: no run has this id.
