@@ -4,78 +4,30 @@ Write a :class:`JobDefinition` (tasks grouped into steps by launch order,
 with parents, sides, warning mode, guards, repair variants and timeouts),
 give it to a :class:`Runner` with a :class:`~jobledger.Jobs` ledger, and
 :meth:`Runner.invoke` it. Any process that shares the ledger can watch the
-run (:meth:`Runner.result`), cancel it (:func:`request_cancel`) or resume it
+run (:func:`load_run`), cancel it (:func:`request_cancel`) or resume it
 (:meth:`Runner.resume`).
 
-**A run in the ledger.** A run is a job: service ``"jobledger.runner"``,
-entity ``"job"``, type the definition's identifier. Its status is the
-:class:`RunStatus`: ``running`` and ``blocked`` (custom statuses of an active
-job), ``completed`` (warnings, if any, listed in the state), ``failed`` or
-``canceled``. A drive ends its run with the first of these that applies:
-``canceled`` if a cancel was requested, then ``failed`` if a task failed (or
-the ledger refused to record the run: see below), then ``blocked`` if a guarded
-task blocked, else ``completed``; the tasks that failed are listed in
-``failed_tasks`` whatever the end (unless the ledger refused even that: below).
+The runner has three parts, like the ledger's layers:
 
-**When the run outgrows the ledger's limits.** The state is bounded by the
-ledger's :class:`~jobledger.Limits` (``max_bytes``). When the ledger refuses a
-write the run cannot go on without (a step's launch, a task's end even in its
-shorter error form, a heartbeat, the end's own record), the drive launches no
-more tasks, lets the running ones finish (its heartbeats, from then on, are
-changes with no state), and ends the run ``failed`` (``canceled`` if a cancel
-was requested), with the reason in ``failure`` (:attr:`RunResult.failure`) when
-that still fits and in an error on the ``jobledger.runner`` logger in any case.
-A task whose end could not be recorded keeps the status the ledger last
-recorded for it (``running``). A refused progress report is only left out. A
-new run that the ledger has no room to claim ends at once. A resume whose claim
-is refused raises :class:`~jobledger.InvalidJobDataError` and leaves the run as
-it was, to be resumed by a runner whose ledger has larger limits.
+* **the run model** (:class:`RunRequest`, :class:`RunState`, :class:`Lease`,
+  :class:`Drive`, :class:`Launch`, :class:`LaunchInput`, :class:`LaunchState`):
+  frozen values, and one codec that turns them into the jobs' JSON;
+* **the planner**: pure functions that decide what to launch next, why a task
+  is skipped, and how the run ends (:data:`RUN_ENDS`, along
+  :data:`RUN_TRANSITIONS`), and who may claim a run;
+* **the driver**: hands launches to executors, keeps its :class:`Lease`
+  alive, and writes the ledger through :class:`~jobledger.Jobs` (or anything
+  with its methods).
 
-Its ``input`` never changes::
-
-    {"definition": "HRSync", "selection": {"begin_step": 2}, "force": 100,
-     "input": <the run's input>}
-
-Its ``state``::
-
-    {
-      "definition": "HRSync",
-      "tasks": {                                # one entry per task of the run
-        "<task>": {
-          "status": "completed",                # a TaskStatus
-          "type": "export", "launch_order": 1, "side": "agent", "index": 0,
-          "attempts": 1,                        # launches in this run
-          "launch_group": 1, "launched_at": "<ISO time>", "repair": false,
-          "started_at": "<ISO time>", "ended_at": "<ISO time>", "duration": 0.25,
-          "output": true, "summary": <JSON>,     # completed
-          "error": {"type": "ValueError", "message": "...", "traceback": "..."},
-          "blocked": {"reason": "...", "details": <JSON>},
-          "skip_reason": "parents did not complete: 'export' is failed",
-          "progress": {...}                     # what the task reported
-        }
-      },
-      "launch_groups": {"1": {"step": 1, "tasks": ["export"],
-                              "launched_at": "<ISO time>", "drive": 1}},
-      "warnings": [{"task": "export", "type": "ValueError", "message": "..."}],
-      "drive": {"id": "...", "number": 1, "kind": "invoke", "repair": false,
-                "claimed_at": "<ISO time>"},   # the runner that holds the run
-      "heartbeat_at": "<ISO time>",
-      "force": 100,                             # when given
-      "breakpoint": {"step": 2, "tasks": ["synchronize"], "at": "<ISO time>"},
-      "cancel_requested": true,                 # once requested
-      "interrupted": {"drive": 1, "at": "<ISO time>", "by": "..."},
-                                                # its driver was stopped at once (the
-                                                # CLI's second Ctrl-C): resumable now
-      "failed_tasks": ["provision"],            # when tasks failed (canceled runs too)
-      "failure": "the ledger refused to record the run: ..."
-                                                # why it failed when no task's error says
-                                                # it (its state outgrew the ledger's limits)
-    }
-
-Every change is a merge patch with the run's ETag, so ``jobs.updates(run_id)``
-is the run's history: the claim of each drive, each launch group (one update
-per step), the tasks' ends (each written as soon as the runner takes it in;
-ends taken in together share one update), progress and heartbeats, and the end.
+**A run in the ledger.** A run is a job (service :data:`RUN_SERVICE`, entity
+:data:`RUN_ENTITY`, type the definition's identifier) whose ``input`` is its
+:class:`RunRequest` and whose ``state`` is its :class:`RunState`, of a size
+that does not grow with the run. Each launch of a task (and each skip) is a
+job of its own, ``<run id>/<n>`` (entity :data:`TASK_ENTITY`), holding a
+:class:`LaunchInput` and a :class:`LaunchState`; :func:`load_launches` reads
+them in launch order. The run's status is the :class:`RunStatus`:
+``running`` and ``blocked`` (custom statuses of an active job),
+``completed`` (warnings, if any, on the launches), ``failed`` or ``canceled``.
 """
 
 from __future__ import annotations

@@ -10,11 +10,20 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import queue
+import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import (
+    BrokenExecutor,
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+)
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
@@ -172,6 +181,8 @@ class Driver:
         attempts: How many times each task was launched before this drive.
         history: The launch groups and warnings before this drive.
         executor_for: The executor of a side (the runner lends its pools).
+        replace_executor: Replaces a side's executor after a worker was
+            terminated, when the runner made it; whether it could.
         repair_tasks: The blocked tasks whose repair variant this drive runs.
     """
 
@@ -189,6 +200,7 @@ class Driver:
         attempts: Mapping[str, int],
         history: tuple[tuple[LaunchGroup, ...], tuple[RunWarning, ...]],
         executor_for: Callable[[str], Executor],
+        replace_executor: Callable[[str, Executor], bool] = lambda _side, _executor: False,
         repair_tasks: frozenset[str] = frozenset(),
     ) -> None:
         self.jobs = jobs
@@ -199,6 +211,9 @@ class Driver:
         self.drive = drive
         self.run_input = run_input
         self.executor_for = executor_for
+        self.replace_executor = replace_executor
+        # Sides whose worker process this drive terminated: their pool broke.
+        self.broken_sides: set[str] = set()
         self.repair_tasks = repair_tasks
         self.latest: dict[str, Launch] = dict(latest)
         self.outcomes: dict[str, TaskOutcome] = {
@@ -548,10 +563,49 @@ class Driver:
             else:
                 self._write_alone([self._cancel_command(running)])
             running.future.cancel()
+            if not running.local:
+                self._terminate_worker(running)
             timeout = running.task.timeout or 0.0
             error = TaskTimeoutError(running.task.identifier, timeout)
             failure = TaskError(error_type(type(error)), str(error))
             self._queue_end(running, self._error_state(running.task, failure, self._now()))
+
+    def _terminate_worker(self, running: _Running) -> None:
+        """Stop the work of a launch past its timeout in a process pool: end its worker.
+
+        Only a :class:`~concurrent.futures.ProcessPoolExecutor` worker on this
+        machine that recorded its process id is terminated (a dask worker is
+        not: its nanny would run the task again elsewhere). The pool breaks;
+        one the runner made is replaced, so the next task starts at once.
+        """
+        try:
+            executor = self.executor_for(running.task.side)
+        except Exception:  # noqa: BLE001  (no executor: nothing to terminate)
+            return
+        if not isinstance(executor, ProcessPoolExecutor):
+            return
+        try:
+            job = self.jobs.get(launch_id(self.run_id, running.input.launch))
+        except JobledgerError:
+            return
+        worker = job.state.get("worker")
+        if not isinstance(worker, dict):
+            return
+        pid, host = worker.get("pid"), worker.get("host")
+        if not isinstance(pid, int) or host != socket.gethostname() or pid == os.getpid():
+            return
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            return  # it ended meanwhile
+        logger.warning(
+            "terminated worker process %d of task %r, past its timeout",
+            pid,
+            running.task.identifier,
+            extra={"run_id": self.run_id},
+        )
+        self.broken_sides.add(running.task.side)
+        self.replace_executor(running.task.side, executor)
 
     # -- settling ----------------------------------------------------------------------
 
@@ -564,6 +618,19 @@ class Driver:
         if future.cancelled():
             state = LaunchState(outcome=TaskStatus.CANCELED, ended_at=now)
         elif (failure := future.exception()) is not None:
+            if isinstance(failure, BrokenExecutor) and running.task.side in self.broken_sides:
+                # Not the task's fault: its pool broke when a timed-out sibling's worker
+                # was terminated. Canceled, so it runs again unless the run stops.
+                state = LaunchState(
+                    outcome=TaskStatus.CANCELED,
+                    ended_at=now,
+                    error=TaskError(
+                        error_type(type(failure)),
+                        "its worker pool was stopped when another task on it timed out",
+                    ),
+                )
+                self._queue_end(running, state)
+                return
             state = self._error_state(running.task, error_of(failure), now)
         else:
             report = future.result()

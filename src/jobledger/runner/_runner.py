@@ -163,8 +163,12 @@ class Runner:
         definitions: The job definitions this runner can invoke and resume.
         executors: Executors by side name. ``"server"`` and ``"agent"`` not
             given here get thread pools of the runner's own, wide enough for
-            each step to run all its tasks at once. Executors given here are
-            used as they are and never shut down by the runner. Any
+            each step to run all its tasks at once. An executor given here is
+            used as it is and never shut down by the runner; give a callable
+            that makes one instead (``functools.partial(ProcessPoolExecutor,
+            4)``) and the runner makes it when first needed, shuts it down on
+            :meth:`close`, and replaces it when it had to terminate one of its
+            worker processes (a task past its timeout). Any
             :class:`concurrent.futures.Executor` works: a process pool, loky,
             a dask.distributed client's executor; on one that does not run its
             calls in this process, task functions must be picklable, and tasks
@@ -217,7 +221,7 @@ class Runner:
         jobs: Ledger,
         definitions: Iterable[JobDefinition],
         *,
-        executors: Mapping[str, Executor] | None = None,
+        executors: Mapping[str, Executor | Callable[[], Executor]] | None = None,
         lease: float | None = None,
         poll_interval: float = 1.0,
         heartbeat: float | None = None,
@@ -227,7 +231,15 @@ class Runner:
         service: str = RUN_SERVICE,
     ) -> None:
         self.jobs = jobs
-        self.executors: Mapping[str, Executor] = MappingProxyType(dict(executors or {}))
+        given = dict(executors or {})
+        self.executors: Mapping[str, Executor] = MappingProxyType(
+            {side: value for side, value in given.items() if isinstance(value, Executor)}
+        )
+        self._factories: Mapping[str, Callable[[], Executor]] = MappingProxyType(
+            {side: value for side, value in given.items() if not isinstance(value, Executor)}
+        )
+        self._made: dict[str, Executor] = {}
+        self._made_lock = threading.Lock()
         found: dict[str, JobDefinition] = {}
         problems: list[str] = []
         for definition in definitions:
@@ -235,7 +247,7 @@ class Runner:
                 problems.append(f"definition {definition.identifier!r} is given more than once")
                 continue
             found[definition.identifier] = definition
-            sides = {SERVER, AGENT, *self.executors}
+            sides = {SERVER, AGENT, *given}
             problems.extend(
                 f"definition {definition.identifier!r}: task {task.identifier!r} runs on side "
                 f"{task.side!r}, which has no executor (known: {', '.join(sorted(sides))})"
@@ -273,7 +285,7 @@ class Runner:
             {
                 side: _widest_step(found.values(), side)
                 for side in (SERVER, AGENT)
-                if side not in self.executors
+                if side not in given
             }
         )
         self._drives: dict[str, Driver] = {}
@@ -300,6 +312,31 @@ class Runner:
         again does nothing.
         """
         self._pools.close()
+        with self._made_lock:
+            made, self._made = list(self._made.values()), {}
+        for executor in made:
+            executor.shutdown(wait=True)
+
+    def _made_executor(self, side: str) -> Executor | None:
+        """The executor the runner made for ``side`` from its factory, made now if need be."""
+        factory = self._factories.get(side)
+        if factory is None:
+            return None
+        with self._made_lock:
+            executor = self._made.get(side)
+            if executor is None:
+                executor = self._made[side] = factory()
+            return executor
+
+    def _replace_executor(self, side: str, broken: Executor) -> bool:
+        """Replace the executor made for ``side`` if it is ``broken``; whether it could be."""
+        if side not in self._factories:
+            return False
+        with self._made_lock:
+            if self._made.get(side) is broken:
+                del self._made[side]
+        broken.shutdown(wait=False, cancel_futures=True)
+        return True
 
     def definition(self, identifier: str) -> JobDefinition:
         """The definition with ``identifier``.
@@ -566,7 +603,7 @@ class Runner:
         def executor_for(side: str) -> Executor:
             found = sides.get(side)
             if found is None:
-                found = self.executors.get(side)
+                found = self.executors.get(side) or self._made_executor(side)
                 if found is None:
                     pool = self._pools.borrow(side)
                     borrowed.append((side, pool))
@@ -583,6 +620,9 @@ class Runner:
             drive,
             request.input,
             executor_for=executor_for,
+            replace_executor=lambda side, broken: (
+                sides.pop(side, None) is not None and self._replace_executor(side, broken)
+            ),
             **known,  # type: ignore[arg-type]
         )
         with self._drives_lock:
