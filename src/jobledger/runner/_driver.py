@@ -39,6 +39,7 @@ from jobledger._core.commands import (
     UpdateJob,
 )
 from jobledger._core.errors import (
+    ConcurrencyError,
     InvalidJobDataError,
     InvalidTransitionError,
     JobledgerError,
@@ -71,6 +72,7 @@ from jobledger.runner._model import (
     LaunchState,
     Lease,
     Release,
+    RunState,
     encode,
     launch_id,
 )
@@ -88,6 +90,7 @@ from jobledger.runner._states import RunStatus, RunTrigger, TaskStatus
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
+    from jobledger._core.job import Job
     from jobledger._core.jsondoc import JsonObject
     from jobledger.runner._definition import JobDefinition
     from jobledger.runner._ledger import Ledger
@@ -325,7 +328,7 @@ class Driver:
                 lease=self._lease(),
             )
             try:
-                written = self.writer.write(
+                written = self._write_with_ends(
                     new, status=RunStatus.RUNNING.value, commands=commands, launching=True
                 )
             except InvalidJobDataError as refused:
@@ -473,18 +476,24 @@ class Driver:
                         except queue.Empty:
                             break
                 self._expire()
-                self._write_ends()
-                now = time.monotonic()
-                if now - self.last_poll >= self.settings.poll_interval:
-                    self.last_poll = now
-                    self.writer.poll()
-                if now - self.writer.last_write >= self.settings.lease / 3:
-                    self.writer.write(attrs.evolve(self.writer.state, lease=self._lease()))
-                if now - self.last_start_poll >= _START_POLL:
-                    self.last_start_poll = now
-                    self._look_for_starts()
-                if self.writer.state.cancel_requested or self.writer.closed:
-                    self._flag_running()
+                if self.running:
+                    # The step's last ends wait for the next launch's transaction.
+                    self._write_ends()
+                self._chores()
+
+    def _chores(self) -> None:
+        """What is due while tasks run: reading the run, renewing the lease, timing launches."""
+        now = time.monotonic()
+        if now - self.last_poll >= self.settings.poll_interval:
+            self.last_poll = now
+            self.writer.poll()
+        if now - self.writer.last_write >= self.settings.lease / 3:
+            self.writer.write(attrs.evolve(self.writer.state, lease=self._lease()))
+        if now - self.last_start_poll >= _START_POLL:
+            self.last_start_poll = now
+            self._look_for_starts()
+        if self.writer.state.cancel_requested or self.writer.closed:
+            self._flag_running()
 
     def _next_message(self) -> _Message | None:
         now = time.monotonic()
@@ -509,7 +518,6 @@ class Driver:
             if running is not None and running.task.timeout is not None:
                 running.deadline = message.at + running.task.timeout
         else:
-            self._write_ends()
             self.writer.poll()
 
     def _look_for_starts(self) -> None:
@@ -708,6 +716,62 @@ class Driver:
             blocked=state.blocked,
         )
 
+    def _write_with_ends(
+        self,
+        state: RunState,
+        *,
+        status: str | None = None,
+        end: RunTrigger | None = None,
+        commands: Sequence[Command] = (),
+        launching: bool = False,
+    ) -> tuple[Job, ...] | None:
+        """Write the run with the ends not yet written, in one transaction.
+
+        A step's last ends go with the next step's launches (or the run's end),
+        so a run of one-task steps costs one transaction per task. Should an end
+        be refused (too big, or its launch ended by someone else), the ends are
+        written on their own, each alone if need be, and the run after them.
+        """
+        ends = self.ends
+        if not ends:
+            return self.writer.write(
+                state, status=status, end=end, commands=commands, launching=launching
+            )
+        self.ends = []
+        end_commands = [command for _, end_batch, _ in ends for command in end_batch]
+        try:
+            written = self.writer.write(
+                state,
+                status=status,
+                end=end,
+                commands=[*end_commands, *commands],
+                launching=launching,
+            )
+        except (InvalidJobDataError, InvalidTransitionError, JobNotFoundError, ConcurrencyError):
+            self.ends = ends
+            self._write_ends()
+            return self.writer.write(
+                state, status=status, end=end, commands=commands, launching=launching
+            )
+        if written is None:
+            # Not written (a cancel request stopped the launch): the ends go alone.
+            self.ends = ends
+            self._write_ends()
+            return None
+        self._log_ends(ends)
+        return written[len(end_commands) :]
+
+    def _log_ends(self, ends: Sequence[tuple[_Running, list[Command], TaskOutcome]]) -> None:
+        for running, _, outcome in ends:
+            logger.info(
+                "task ended",
+                extra={
+                    "run_id": self.run_id,
+                    "task_id": running.task.identifier,
+                    "status": outcome.status.value,
+                },
+            )
+
     def _write_ends(self) -> None:
         """Write the ends taken in since the last write, in one batch (each alone if refused)."""
         if not self.ends:
@@ -719,15 +783,7 @@ class Driver:
         except (InvalidJobDataError, InvalidTransitionError, JobNotFoundError):
             for running, end, _ in ends:
                 self._write_end_alone(running, end)
-        for running, _, outcome in ends:
-            logger.info(
-                "task ended",
-                extra={
-                    "run_id": self.run_id,
-                    "task_id": running.task.identifier,
-                    "status": outcome.status.value,
-                },
-            )
+        self._log_ends(ends)
 
     def _write_end_alone(self, running: _Running, end: list[Command]) -> None:
         try:
@@ -784,9 +840,9 @@ class Driver:
                 else None,
             )
             if trigger is RunTrigger.BLOCK:
-                self.writer.write(state, status=RunStatus.BLOCKED.value)
+                self._write_with_ends(state, status=RunStatus.BLOCKED.value)
             else:
-                self.writer.write(state, end=trigger)
+                self._write_with_ends(state, end=trigger)
             logger.info("run ended", extra={"run_id": self.run_id, "status": after.value})
 
     def release(self, reason: str) -> None:
@@ -800,6 +856,7 @@ class Driver:
             if self.released or self.writer.closed:
                 return
             self._flag_running()
+            self._write_ends()
             now = self._now()
             orphans = [
                 attrs.evolve(launch, status=TaskStatus.RUNNING)

@@ -381,8 +381,12 @@ class RunWriter:
             run = _run_commands(self.job, patch, status=status, end=end)
             try:
                 written = write_all(self.jobs, [*run, *commands])
-            except (ConcurrencyError, InvalidTransitionError, JobAlreadyExistsError):
-                if attempt_once:
+            except (ConcurrencyError, InvalidTransitionError, JobAlreadyExistsError) as error:
+                if attempt_once or (
+                    # A command of another job (a launch's end) is the caller's to handle;
+                    # a launch id already taken means another drive launched it.
+                    error.job_id != self.run_id and not isinstance(error, JobAlreadyExistsError)
+                ):
                     raise
                 self.observe(with_storage_retry(lambda: self.jobs.get(self.run_id)))
                 state = attrs.evolve(
