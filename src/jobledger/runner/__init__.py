@@ -63,6 +63,7 @@ from jobledger.runner._ledger import (
     load_launches,
     load_run,
     request_cancel,
+    run_result,
 )
 from jobledger.runner._model import (
     Drive,
@@ -148,6 +149,7 @@ __all__ = [
     "load_launches",
     "load_run",
     "request_cancel",
+    "run_result",
     "run_state_mermaid",
     "runs_in_process",
     "steps",

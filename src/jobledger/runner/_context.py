@@ -57,6 +57,7 @@ __all__ = [
     "error_of",
     "error_type",
     "execute",
+    "progress_interval_of",
     "recordable",
 ]
 
@@ -327,6 +328,9 @@ class TaskContext:
         cancel_signal: The flag to raise to ask the task to stop (a
             :class:`threading.Event` when ``None``); for a context built by hand.
         launch_id: The id of the launch's job in the ledger.
+        progress_interval: The least seconds between two writes of its progress
+            to the ledger (:data:`PROGRESS_INTERVAL` unless given; 0 writes each
+            report at once).
 
     Attributes:
         run_id: The run's id: the id of its job in the ledger.
@@ -361,6 +365,7 @@ class TaskContext:
         cancel_signal: CancelSignal | None = None,
         launch_id: str | None = None,
         channel: LaunchChannel | None = None,
+        progress_interval: float = PROGRESS_INTERVAL,
     ) -> None:
         self.run_id = run_id
         self.task = task
@@ -375,9 +380,10 @@ class TaskContext:
             channel = _Unlinked(threading.Event() if cancel_signal is None else cancel_signal)
         self._channel = channel
         # What was reported and not yet written: written at most every
-        # PROGRESS_INTERVAL, and the rest with the launch's end.
+        # progress_interval, and the rest with the launch's end.
         self.unwritten: JsonObject | None = None
-        self._last_write = time.monotonic() - PROGRESS_INTERVAL
+        self._progress_interval = progress_interval
+        self._last_write = time.monotonic() - progress_interval
 
     @property
     def logger(self) -> logging.LoggerAdapter[logging.Logger]:
@@ -416,8 +422,9 @@ class TaskContext:
 
         The values are merged into what was reported before (a key given
         ``None`` is removed). They are written to the launch's job at most
-        every :data:`PROGRESS_INTERVAL` seconds, and what is left with the
-        launch's end; progress the ledger refuses (over its limits) is left
+        every :data:`PROGRESS_INTERVAL` seconds (or the ``progress_interval``
+        of the task's executor: see :func:`progress_interval_of`), and what is
+        left with the launch's end; progress the ledger refuses (over its limits) is left
         out with a warning, and the task goes on.
 
         Raises:
@@ -437,7 +444,7 @@ class TaskContext:
                 self.unwritten = composed
         else:
             self.unwritten = patch
-        if time.monotonic() - self._last_write >= PROGRESS_INTERVAL:
+        if time.monotonic() - self._last_write >= self._progress_interval:
             self._flush()
 
     def _flush(self) -> None:
@@ -461,6 +468,7 @@ class TaskCall:
         attempt: Which launch of the task this is.
         channel: How the launch reaches its job in the ledger.
         clock: Reads the time for ``started_at`` and ``ended_at``.
+        progress_interval: The least seconds between two writes of its progress.
     """
 
     run_id: str
@@ -473,6 +481,7 @@ class TaskCall:
     attempt: int
     channel: LaunchChannel
     clock: Callable[[], datetime] = utc_now
+    progress_interval: float = PROGRESS_INTERVAL
 
 
 @attrs.frozen
@@ -504,6 +513,25 @@ class TaskReport:
     canceled: bool = False
     progress: JsonObject | None = None
     unwritten: JsonObject | None = None
+
+
+def progress_interval_of(executor: object) -> float:
+    """The least seconds between two progress writes of a task that runs on ``executor``.
+
+    :data:`PROGRESS_INTERVAL`, unless the executor has a ``progress_interval``
+    attribute that is a number of seconds, at least 0: an executor that runs
+    each call inline sets 0, so every report is written at once, whatever the
+    speed of the machine, and its runs record the same history each time.
+
+    >>> class Inline:
+    ...     progress_interval = 0
+    >>> progress_interval_of(Inline()), progress_interval_of(object()) == PROGRESS_INTERVAL
+    (0.0, True)
+    """
+    value = getattr(executor, "progress_interval", None)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    return PROGRESS_INTERVAL
 
 
 def error_type(kind: type[BaseException]) -> str:
@@ -562,6 +590,7 @@ def execute(call: TaskCall) -> TaskReport:
         attempt=call.attempt,
         launch_id=call.launch_id,
         channel=call.channel,
+        progress_interval=call.progress_interval,
     )
     started_at = call.clock()
     if call.task.timeout is not None:

@@ -16,6 +16,7 @@ import signal
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import (
     BrokenExecutor,
@@ -55,6 +56,7 @@ from jobledger.runner._context import (
     error_of,
     error_type,
     execute,
+    progress_interval_of,
 )
 from jobledger.runner._definition import Task
 from jobledger.runner._errors import TaskTimeoutError
@@ -86,6 +88,7 @@ from jobledger.runner._planner import (
     run_end,
 )
 from jobledger.runner._states import RunStatus, RunTrigger, TaskStatus
+from jobledger.runner._steps import group_steps
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -210,6 +213,10 @@ class Driver:
         self.settings = settings
         self.definition = definition
         self.tasks = tuple(tasks)
+        self.steps = group_steps(self.tasks)
+        self.in_run = frozenset(task.identifier for task in self.tasks)
+        # The steps before this one are done: the planner looks from here on.
+        self.step_index = 0
         self.writer = writer
         self.drive = drive
         self.run_input = run_input
@@ -222,6 +229,7 @@ class Driver:
         self.outcomes: dict[str, TaskOutcome] = {
             name: launch.outcome(attempts.get(name)) for name, launch in latest.items()
         }
+        self.counts: Counter[str] = Counter(counts_of(self.tasks, self.outcomes))
         self.attempts = dict(attempts)
         self.groups = list(history[0])
         self.warnings = list(history[1])
@@ -266,9 +274,16 @@ class Driver:
         try:
             while True:
                 with self.lock:
-                    plan = next_step(self.tasks, self.outcomes, stopping=self._stopping())
+                    plan = next_step(
+                        self.steps,
+                        self.outcomes,
+                        stopping=self._stopping(),
+                        start=self.step_index,
+                        in_run=self.in_run,
+                    )
                 if plan is None:
                     break
+                self.step_index = plan.index
                 self._launch(plan)
                 self._await_step()
             self._end()
@@ -316,15 +331,21 @@ class Driver:
                 )
                 commands.append(self._start(task, record, LaunchState()))
                 made.append((task, record, LaunchState()))
-            outcomes = dict(self.outcomes)
-            for task, record, launched in made:
-                outcomes[task.identifier] = self._outcome(task, record, launched, now)
+            outcomes = {
+                task.identifier: self._outcome(task, record, launched, now)
+                for task, record, launched in made
+            }
+            counts = Counter(self.counts)
+            for name, planned in outcomes.items():
+                before = self.outcomes.get(name)
+                counts[TaskStatus.PENDING if before is None else before.status] -= 1
+                counts[planned.status] += 1
             new = attrs.evolve(
                 state,
                 launches=number,
                 groups=group,
                 step=plan.step,
-                counts=counts_of(self.tasks, outcomes),
+                counts=counts,
                 lease=self._lease(),
             )
             try:
@@ -341,7 +362,7 @@ class Driver:
                 job = jobs_by_id.get(launch_id(self.run_id, record.launch))
                 if job is not None:
                     self.latest[task.identifier] = Launch.of(job)
-                self.outcomes[task.identifier] = outcomes[task.identifier]
+                self._set_outcome(outcomes[task.identifier])
                 if record.group is not None:
                     self.attempts[task.identifier] = record.attempt
             launched_now = tuple(record.task for _, record, _ in made if record.group is not None)
@@ -430,6 +451,7 @@ class Driver:
             attempt=record.attempt,
             channel=channel,
             clock=self.settings.clock,
+            progress_interval=progress_interval_of(executor),
         )
         try:
             future = executor.submit(execute, call)
@@ -692,8 +714,8 @@ class Driver:
         self.ends.append((running, commands, outcome))
         launch = self.latest.get(running.task.identifier)
         launched_at = launch.launched_at if launch is not None else self._now()
-        self.outcomes[running.task.identifier] = attrs.evolve(
-            self._merge(state, outcome), launched_at=launched_at, progress=progress
+        self._set_outcome(
+            attrs.evolve(self._merge(state, outcome), launched_at=launched_at, progress=progress)
         )
         if state.outcome is TaskStatus.WARNING and state.error is not None:
             self.warnings.append(
@@ -703,6 +725,13 @@ class Driver:
             self.latest[running.task.identifier] = attrs.evolve(
                 launch, state=attrs.evolve(state, progress=progress), status=outcome.status
             )
+
+    def _set_outcome(self, outcome: TaskOutcome) -> None:
+        """Record a task's new outcome, and count it."""
+        before = self.outcomes.get(outcome.identifier)
+        self.counts[TaskStatus.PENDING if before is None else before.status] -= 1
+        self.counts[outcome.status] += 1
+        self.outcomes[outcome.identifier] = outcome
 
     @staticmethod
     def _merge(state: LaunchState, outcome: TaskOutcome) -> TaskOutcome:
@@ -832,7 +861,7 @@ class Driver:
             trigger, after = run_end(facts)
             state = attrs.evolve(
                 self.writer.state,
-                counts=counts_of(self.tasks, self.outcomes),
+                counts=self.counts,
                 lease=None,
                 failure=self.failure,
                 breakpoint=breakpoint_of(self.tasks, self.outcomes)
@@ -867,7 +896,7 @@ class Driver:
             state = attrs.evolve(
                 self.writer.state,
                 lease=None,
-                counts=counts_of(self.tasks, self.outcomes),
+                counts=self.counts,
                 released=Release(self.drive.number, now, reason),
             )
             try:

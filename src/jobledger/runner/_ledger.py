@@ -67,6 +67,7 @@ __all__ = [
     "load_run",
     "read_run",
     "result_of",
+    "run_result",
     "write_all",
 ]
 
@@ -288,7 +289,25 @@ def load_run(
     """
     job = read_run(jobs, run_id, service)
     _, state = run_parts(job)
-    launches = load_launches(jobs, run_id, state.launches)
+    return run_result(job, load_launches(jobs, run_id, state.launches), definition=definition)
+
+
+def run_result(
+    job: Job, launches: Iterable[Launch] = (), *, definition: JobDefinition | None = None
+) -> RunResult:
+    """The run that ``job`` (a run's job) and ``launches`` (of that run, in launch order) record.
+
+    Reads nothing: given the run's job alone, the result has its status, its
+    :attr:`~RunResult.state` (counts, drive, lease, breakpoint) and
+    :attr:`~RunResult.progress`, but outcomes only for the tasks of
+    ``launches`` (and, with ``definition``, ``pending`` for the others). Use it
+    to follow a run from its events; :func:`load_run` reads every launch.
+
+    Raises:
+        RunNotFoundError: ``job`` does not hold a run (another kind of job, or
+            a run of an older layout).
+    """
+    launches = tuple(launches)
     groups, warnings = history_of(launches)
     return result_of(
         job, latest_by_task(launches), definition=definition, groups=groups, warnings=warnings

@@ -60,7 +60,7 @@ _Value = TypeVar("_Value")
 
 def _counts(value: Mapping[str, int] | None) -> Mapping[str, int]:
     given = value or {}
-    return MappingProxyType({key: given[key] for key in sorted(given) if given[key]})
+    return MappingProxyType({str(key): given[key] for key in sorted(given) if given[key]})
 
 
 def _json(value: object) -> JsonValue:

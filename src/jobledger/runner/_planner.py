@@ -26,14 +26,14 @@ from jobledger.runner._definition import Task
 from jobledger.runner._errors import RunActiveError, RunNotResumableError
 from jobledger.runner._outcome import Breakpoint
 from jobledger.runner._states import RunStatus, RunTrigger, TaskStatus, next_run_status
-from jobledger.runner._steps import group_steps
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Collection, Iterable, Mapping
+    from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
     from datetime import datetime
 
     from jobledger.runner._model import RunState
     from jobledger.runner._outcome import TaskOutcome
+    from jobledger.runner._steps import Step
 
 __all__ = [
     "RUN_ENDS",
@@ -59,11 +59,13 @@ class StepPlan:
         step: The step's launch order.
         launch: The tasks to launch now, in definition order.
         skip: The tasks not to launch, each with the reason.
+        index: The index of the step among the run's steps.
     """
 
     step: int
     launch: tuple[Task, ...]
     skip: tuple[tuple[Task, str], ...]
+    index: int = 0
 
 
 def _status(outcomes: Mapping[str, TaskOutcome], identifier: str) -> TaskStatus:
@@ -100,16 +102,31 @@ def skip_reason(
 
 
 def next_step(
-    tasks: Iterable[Task], outcomes: Mapping[str, TaskOutcome], *, stopping: bool
+    steps: Sequence[Step],
+    outcomes: Mapping[str, TaskOutcome],
+    *,
+    stopping: bool,
+    start: int = 0,
+    in_run: Collection[str] | None = None,
 ) -> StepPlan | None:
-    """The first step of ``tasks`` with a task not yet done, and what to do with its tasks.
+    """The first step with a task not yet done, and what to do with its tasks.
 
-    Returns ``None`` when every task is done, or when the run is ``stopping``
-    (a cancel, a failure or a block) and must launch nothing more.
+    Args:
+        steps: The run's steps, in the order they run (:func:`~jobledger.runner.steps`
+            of its tasks).
+        outcomes: Each task's latest outcome; a task without one is pending.
+        stopping: The run must launch nothing more (a cancel, a failure, a block).
+        start: Where to look from: the steps before it are known to be done.
+        in_run: The identifiers of the run's tasks (worked out from ``steps`` if ``None``).
+
+    Returns:
+        The plan, with the index of its step in :attr:`StepPlan.index`; ``None``
+        when every task is done, or when the run is ``stopping``.
     """
-    ordered = tuple(tasks)
-    in_run = frozenset(task.identifier for task in ordered)
-    for step in group_steps(ordered):
+    if in_run is None:
+        in_run = frozenset(task.identifier for step in steps for task in step.tasks)
+    for index in range(start, len(steps)):
+        step = steps[index]
         todo = [task for task in step.tasks if not _status(outcomes, task.identifier).is_done]
         if not todo:
             continue
@@ -123,7 +140,7 @@ def next_step(
                 launch.append(task)
             else:
                 skip.append((task, reason))
-        return StepPlan(step.launch_order, tuple(launch), tuple(skip))
+        return StepPlan(step.launch_order, tuple(launch), tuple(skip), index)
     return None
 
 

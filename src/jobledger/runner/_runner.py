@@ -290,6 +290,7 @@ class Runner:
         )
         self._drives: dict[str, Driver] = {}
         self._drives_lock = threading.Lock()
+        self._abandoned = False
 
     def __enter__(self) -> Self:
         """Return the runner; it is closed when the ``with`` block ends."""
@@ -634,6 +635,7 @@ class Runner:
         finally:
             with self._drives_lock:
                 self._drives.pop(writer.run_id, None)
+                self._abandoned = self._abandoned or driver.abandoned
             idle = finished and not driver.abandoned and not driver.released
             for side, pool in borrowed:
                 self._pools.give_back(side, pool, idle=idle)
@@ -675,8 +677,9 @@ class Runner:
 
     @property
     def abandoned(self) -> bool:
-        """Whether a drive of this runner left a task running on a thread (past its timeout)."""
-        return any(driver.abandoned for driver in list(self._drives.values()))
+        """Whether a drive of this runner, running or ended, abandoned a task past its timeout."""
+        with self._drives_lock:
+            return self._abandoned or any(driver.abandoned for driver in self._drives.values())
 
     def request_cancel(self, run_id: str) -> RunResult:
         """Ask a run to stop; see :func:`jobledger.runner.request_cancel`."""
