@@ -153,7 +153,7 @@ class _Started:
 
 @attrs.frozen
 class _Wake:
-    pass
+    etag: str | None
 
 
 _Message = _Finished | _Started | _Wake
@@ -305,7 +305,7 @@ class Driver:
 
     def _on_event(self, event: object) -> None:
         if getattr(event, "job_id", None) == self.run_id:
-            self.inbox.put(_Wake())
+            self.inbox.put(_Wake(getattr(event, "etag", None)))
 
     # -- launching ---------------------------------------------------------------------
 
@@ -374,9 +374,10 @@ class Driver:
                     "launch group started",
                     extra={"run_id": self.run_id, "launch_group": group, "step": plan.step},
                 )
-        for task, record, _ in made:
-            if record.group is not None:
-                self._submit(task, record)
+            # Under the lock: a release from another thread waits until they are tracked.
+            for task, record, _ in made:
+                if record.group is not None:
+                    self._submit(task, record)
 
     def _record(self, task: Task, number: int, group: int | None, *, repair: bool) -> LaunchInput:
         return LaunchInput(
@@ -539,7 +540,8 @@ class Driver:
             running = self.running.get(message.launch)
             if running is not None and running.task.timeout is not None:
                 running.deadline = message.at + running.task.timeout
-        else:
+        elif message.etag != self.writer.job.etag:
+            # Someone else's change of the run (this drive's own writes wake it too).
             self.writer.poll()
 
     def _look_for_starts(self) -> None:
@@ -851,6 +853,7 @@ class Driver:
     def _end(self) -> None:
         with self.lock:
             if self.writer.closed or self.released:
+                self._write_ends()
                 return
             statuses = [outcome.status for outcome in self.outcomes.values()]
             facts = EndFacts(
