@@ -81,19 +81,22 @@ def docs(session: nox.Session) -> None:
     )
 
 
-# The peer the benchmarks compare jobledger with; installed in the bench session only.
+# The peers the benchmarks compare jobledger with; installed in the bench session only.
 BENCH_PEER = "eventsourcing[postgres]>=9.5,<10"
+# The runner's peer: DBOS Transact's durable workflows (on a local SQLite file, no service).
+BENCH_RUNNER_PEER = "dbos>=3.4,<4"
 
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """Run the benchmarks: jobledger against eventsourcing and the floors (benchmarks/README.md).
+    """Run the benchmarks: jobledger against its peers and the floors (benchmarks/README.md).
 
-    Never part of the default sessions: the full run takes a few minutes. Arguments
+    Never part of the default sessions: the full run takes several minutes (a run of
+    100,000 runner tasks on SQLite, about 90 s, is one of its cases). Arguments
     after ``--`` go to the suite: ``nox -s bench -- --quick`` (under a minute),
     ``nox -s bench -- --only w/ --json figures.json``. The PostgreSQL cases need
     JOBLEDGER_TEST_POSTGRES: ``eval "$(.ci/postgres)"`` first; without it they are skipped.
     """
     # Installed, not editable: the figures are those of the package as users get it.
-    session.install(".[postgres]", *group("tests"), BENCH_PEER)
+    session.install(".[postgres]", *group("tests"), BENCH_PEER, BENCH_RUNNER_PEER)
     session.run("python", "-m", "benchmarks", *session.posargs)

@@ -8,6 +8,7 @@ runs one case in a process of its own; ``benchmarks.run`` runs them all.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import importlib
 import multiprocessing
@@ -16,6 +17,7 @@ import threading
 import time
 import tracemalloc
 from concurrent.futures import Future, ThreadPoolExecutor
+from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 from benchmarks.floors import (
@@ -35,9 +37,11 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from concurrent.futures import Executor
 
+    from benchmarks.sizes import Sizes
     from jobledger import Job, Repository
+    from jobledger.runner import JobDefinition, Runner
 
-__all__ = ["CASES", "SKIP", "InlineExecutor"]
+__all__ = ["CASES", "RUNS_WHEN", "SKIP", "InlineExecutor"]
 
 #: What a case returns when it cannot run here (no PostgreSQL server, no peer).
 SKIP = "skipped"
@@ -786,6 +790,173 @@ def case_runner(backend: str, executor: str) -> Callable[[Setting], dict[str, Me
     return run
 
 
+# -- runner: runs of many tasks, their scale, and DBOS beside them ----------------------------
+
+
+def _steps_of(identifier: str, tasks: int, width: int) -> JobDefinition:
+    """A definition of ``tasks`` no-op tasks in steps of ``width`` (a launch order each)."""
+    from jobledger.runner import JobDefinition, Task  # noqa: PLC0415
+
+    return JobDefinition(
+        identifier,
+        [
+            Task(f"task-{step}-{index}", _noop, launch_order=step)
+            for step in range(1, tasks // width + 1)
+            for index in range(width)
+        ],
+    )
+
+
+def _per_task(runner: Runner, identifier: str, tasks: int) -> float:
+    """Invoke ``identifier`` once; microseconds per task of the whole invoke."""
+    began = time.perf_counter()
+    result = runner.invoke(identifier)
+    elapsed = time.perf_counter() - began
+    assert result.status == "completed", result.status  # noqa: S101
+    return elapsed / tasks * 1e6
+
+
+def _journal_mode(path: str) -> str:
+    """The journal mode kept in a SQLite file."""
+    import sqlite3  # noqa: PLC0415
+
+    conn = sqlite3.connect(path)
+    try:
+        return str(conn.execute("PRAGMA journal_mode").fetchone()[0])
+    finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def _runner_ledger(setting: Setting, backend: str, name: str) -> Iterator[tuple[Jobs, Metric]]:
+    """A new ledger on ``backend`` at its default settings, and what describes it."""
+    if backend == "memory":
+        yield Jobs(), {"ledger": "Jobs()"}
+        return
+    if backend == "sqlite":
+        from jobledger.sqlite import SQLiteRepository  # noqa: PLC0415
+
+        path = setting.database(name)
+        repository = SQLiteRepository(path)  # the default durability: FULL
+        try:
+            about = {
+                "ledger": "SQLiteRepository(path): default durability",
+                "journal_mode": _journal_mode(path),
+                "synchronous": "full (durability FULL, the default)",
+            }
+            yield Jobs(repository=repository), about
+        finally:
+            repository.close()
+        return
+    from jobledger.postgres import PostgresRepository  # noqa: PLC0415
+
+    assert setting.postgres is not None  # noqa: S101  (the case checks)
+    with (
+        fresh_schema(setting.postgres, "bench_runner") as schema,
+        PostgresRepository(setting.postgres, schema=schema) as repository,
+    ):
+        yield Jobs(repository=repository), {"ledger": "PostgresRepository(conninfo, schema=...)"}
+
+
+def _shape_runs(
+    setting: Setting, backend: str, tasks: int, width: int, *, reps: int | None = None
+) -> Metric:
+    """Per-task cost of runs of ``tasks`` no-op tasks in steps of ``width``.
+
+    A new ledger and one default ``Runner`` for all the repetitions; the warm-up is
+    a run of ten tasks of the same width through that runner.
+    """
+    from jobledger.runner import Runner  # noqa: PLC0415
+
+    sizes = setting.sizes
+    with _runner_ledger(setting, backend, f"runner-{tasks}x{width}") as (jobs, about):
+        definitions = [_steps_of("Bench", tasks, width), _steps_of("WarmUp", 10 * width, width)]
+        with Runner(jobs, definitions) as runner:
+            values = repeat(
+                lambda: _per_task(runner, "Bench", tasks),
+                sizes,
+                warm_up=lambda: runner.invoke("WarmUp"),
+                reps=reps,
+            )
+    info = {"tasks": tasks, "steps": tasks // width, "width": width}
+    info |= {"runner": "Runner(jobs, definitions): default executors and lease"}
+    return {"unit": "us/task", "values": values, "info": info | about}
+
+
+def case_runner_runs(backend: str) -> Callable[[Setting], dict[str, Metric]]:
+    """Per-task cost of sequential runs (N tasks, each its own step) and of 10-wide steps."""
+
+    def run(setting: Setting) -> dict[str, Metric]:
+        if backend == "postgres" and setting.postgres is None:
+            return {}
+        sizes = setting.sizes
+        metrics = {
+            f"sequential@{tasks}": _shape_runs(setting, backend, tasks, 1)
+            for tasks in sizes.sequential_tasks
+        }
+        wide = f"{sizes.wide_width}-wide@{sizes.wide_tasks}"
+        metrics[wide] = _shape_runs(setting, backend, sizes.wide_tasks, sizes.wide_width)
+        return metrics
+
+    return run
+
+
+def case_runner_scale(setting: Setting) -> dict[str, Metric]:
+    """Per-task cost on SQLite of a run of ``scale_tasks`` and of one of ``scale_base``.
+
+    Both in steps of ``scale_width``, each on a new SQLite file at the default
+    durability, through a default ``Runner``; the large run once.
+    """
+    sizes = setting.sizes
+    width = sizes.scale_width
+    base = f"{width}-wide@{sizes.scale_base}"
+    metrics = {base: _shape_runs(setting, "sqlite", sizes.scale_base, width)}
+    large = _shape_runs(setting, "sqlite", sizes.scale_tasks, width, reps=1)
+    large["info"]["seconds"] = round(large["values"][0] * sizes.scale_tasks / 1e6, 1)
+    metrics[f"{width}-wide@{sizes.scale_tasks}"] = large
+    return metrics
+
+
+def case_dbos_workflows(setting: Setting) -> dict[str, Metric]:
+    """DBOS Transact: per-step cost of workflows of N sequential no-op steps on SQLite."""
+    from benchmarks.workflows import Workflows  # noqa: PLC0415  (the peer is optional)
+
+    sizes = setting.sizes
+    metrics: dict[str, Metric] = {}
+    for count in sizes.sequential_tasks:
+        # A new system database for each N, as the runner's cases have a new ledger.
+        workflows = Workflows(setting.database(f"dbos-{count}"))
+        try:
+            values = repeat(
+                functools.partial(workflows.per_step, count),
+                sizes,
+                warm_up=functools.partial(workflows.per_step, 10),
+            )
+        finally:
+            workflows.close()
+        journal = sorted({mode for mode, _ in workflows.seen})
+        synchronous = sorted({level for _, level in workflows.seen})
+        metrics[f"sequential@{count}"] = {
+            "unit": "us/step",
+            "values": values,
+            "info": {
+                "steps": count,
+                "system_database": "sqlite (a local file)",
+                "journal_mode": ",".join(journal),
+                "synchronous": ",".join(synchronous),
+                "dbos": _version("dbos"),
+            },
+        }
+    return metrics
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "-"
+
+
 # -- the registry ----------------------------------------------------------------------------
 
 CASES: dict[str, Callable[[Setting], dict[str, Metric]]] = {
@@ -821,4 +992,14 @@ CASES: dict[str, Callable[[Setting], dict[str, Metric]]] = {
     "runner/memory/threads": case_runner("memory", "threads"),
     "runner/sqlite/inline": case_runner("sqlite", "inline"),
     "runner/sqlite/threads": case_runner("sqlite", "threads"),
+    "runner/runs/memory": case_runner_runs("memory"),
+    "runner/runs/sqlite": case_runner_runs("sqlite"),
+    "runner/runs/postgres": case_runner_runs("postgres"),
+    "dbos/workflows/sqlite": case_dbos_workflows,
+    "runner/scale/sqlite": case_runner_scale,
+}
+
+#: Cases that run only when the sizes of the run ask for them (the rest always run).
+RUNS_WHEN: dict[str, Callable[[Sizes], bool]] = {
+    "runner/scale/sqlite": lambda sizes: sizes.scale_tasks > 0,
 }

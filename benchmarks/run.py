@@ -8,8 +8,8 @@ Usage (from the project's root)::
     python -m benchmarks --set updates=50 --json figures.json
 
 PostgreSQL cases run when ``--postgres`` or ``JOBLEDGER_TEST_POSTGRES`` names a
-server (``eval "$(bash .ci/postgres)"`` starts a throwaway one); the peer's
-cases need ``eventsourcing`` installed (``nox -s bench`` installs it).
+server (``eval "$(bash .ci/postgres)"`` starts a throwaway one); the peers'
+cases need ``eventsourcing`` and ``dbos`` installed (``nox -s bench`` installs them).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from benchmarks.cases import CASES
+from benchmarks.cases import CASES, RUNS_WHEN
 from benchmarks.sizes import FULL, QUICK, Sizes
 
 __all__ = ["TARGETS", "Target", "main"]
@@ -75,6 +75,44 @@ def _reads_target(backend: str, largest: int) -> Target:
         ((f"reads/{backend}", "get@10"),),
         limit=1.2,
     )
+
+
+def _runner_targets(sizes: Sizes) -> tuple[Target, ...]:
+    """Issue 13's targets: the runner against DBOS, at scale, and in memory."""
+    against_dbos = tuple(
+        Target(
+            f"runner SQLite, {tasks:,} sequential tasks: jobledger per task / DBOS per step",
+            (("runner/runs/sqlite", f"sequential@{tasks}"),),
+            (("dbos/workflows/sqlite", f"sequential@{tasks}"),),
+            limit=0.25,
+        )
+        for tasks in sizes.sequential_tasks
+    )
+    width = sizes.scale_width
+    scale = Target(
+        f"runner SQLite, steps of {width}: per task at {sizes.scale_tasks:,} tasks / at "
+        f"{sizes.scale_base:,}",
+        (("runner/scale/sqlite", f"{width}-wide@{sizes.scale_tasks}"),),
+        (("runner/scale/sqlite", f"{width}-wide@{sizes.scale_base}"),),
+        limit=1.3,
+    )
+    longest = max(sizes.sequential_tasks)
+    in_memory = (
+        Target(
+            f"runner in-memory, {longest:,} sequential tasks, default pools: us per task",
+            (("runner/runs/memory", f"sequential@{longest}"),),
+            limit=100.0,
+            absolute=True,
+        ),
+        Target(
+            f"runner in-memory, {sizes.wide_tasks:,} tasks {sizes.wide_width}-wide, default "
+            "pools: us per task",
+            (("runner/runs/memory", f"{sizes.wide_width}-wide@{sizes.wide_tasks}"),),
+            limit=100.0,
+            absolute=True,
+        ),
+    )
+    return (*against_dbos, *((scale,) if sizes.scale_tasks else ()), *in_memory)
 
 
 def targets(sizes: Sizes) -> tuple[Target, ...]:
@@ -164,6 +202,7 @@ def targets(sizes: Sizes) -> tuple[Target, ...]:
             limit=100.0,
             absolute=True,
         ),
+        *_runner_targets(sizes),
     )
 
 
@@ -273,7 +312,7 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     versions: dict[str, str] = {}
-    for package in ("jobledger", "eventsourcing", "psycopg", "attrs"):
+    for package in ("jobledger", "eventsourcing", "dbos", "psycopg", "attrs"):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
@@ -432,6 +471,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in CASES
         if (not arguments.only or any(text in name for text in arguments.only))
         and not any(text in name for text in arguments.skip)
+        and RUNS_WHEN.get(name, lambda _sizes: True)(sizes)
     ]
     began = time.perf_counter()
     results = []
@@ -454,7 +494,7 @@ def main(argv: list[str] | None = None) -> int:
         (
             f"machine: {about['cpu']}, {about['cores']} cores; Python {about['python']}; "
             f"SQLite {about['versions']['sqlite']}; PostgreSQL {about['postgres']}; "
-            f"eventsourcing {about['versions']['eventsourcing']}"
+            f"eventsourcing {about['versions']['eventsourcing']}; dbos {about['versions']['dbos']}"
         ),
         f"sizes: {json.dumps(sizes.to_json())}",
     ]

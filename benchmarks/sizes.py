@@ -27,6 +27,13 @@ class Sizes:
         durable_runner_tasks: No-op tasks of the runner case on SQLite (its state
             holds every task, so each task's write costs more as the run grows).
         runner_steps: Steps (launch orders) those tasks are spread over.
+        sequential_tasks: The run lengths N of the sequential runner cases and of
+            the DBOS workflows they are compared with (each task its own step).
+        wide_tasks: Tasks of the runner's 10-wide case.
+        wide_width: Tasks per step of that case.
+        scale_tasks: Tasks of the runner's scale case on SQLite (0: not run).
+        scale_base: Tasks of the run the scale case compares its per-task cost with.
+        scale_width: Tasks per step of both runs of the scale case.
         reps: Timed repetitions of each case (after one untimed warm-up where cheap).
         case_seconds: A case stops repeating once this much time is spent (at
             least three repetitions are always made).
@@ -46,6 +53,12 @@ class Sizes:
     runner_tasks: int
     durable_runner_tasks: int
     runner_steps: int
+    sequential_tasks: tuple[int, ...]
+    wide_tasks: int
+    wide_width: int
+    scale_tasks: int
+    scale_base: int
+    scale_width: int
     reps: int
     case_seconds: float
 
@@ -57,7 +70,7 @@ class Sizes:
     def from_json(cls, document: dict[str, Any]) -> Sizes:
         """Sizes from :meth:`to_json`'s object."""
         values = dict(document)
-        for name in ("read_sizes", "writers"):
+        for name in ("read_sizes", "writers", "sequential_tasks"):
             values[name] = tuple(values[name])
         return cls(**values)
 
@@ -77,6 +90,12 @@ QUICK = Sizes(
     runner_tasks=1_000,
     durable_runner_tasks=200,
     runner_steps=10,
+    sequential_tasks=(10, 100),
+    wide_tasks=100,
+    wide_width=10,
+    scale_tasks=0,
+    scale_base=1_000,
+    scale_width=100,
     reps=3,
     case_seconds=4.0,
 )
@@ -96,6 +115,12 @@ FULL = Sizes(
     runner_tasks=1_000,
     durable_runner_tasks=1_000,
     runner_steps=10,
+    sequential_tasks=(10, 100, 1_000),
+    wide_tasks=1_000,
+    wide_width=10,
+    scale_tasks=100_000,
+    scale_base=1_000,
+    scale_width=100,
     reps=5,
     case_seconds=10.0,
 )
