@@ -395,7 +395,11 @@ class _Batch:
                 return handled
             reply, error = None, None
             if isinstance(step, Save):
-                self.add(command, step.change)
+                if step.change.expected_etag is None and step.change.job.id in self.jobs:
+                    # A start of a job the batch has: refused as its save would be.
+                    error = JobAlreadyExistsError(step.change.job.id)
+                else:
+                    self.add(command, step.change)
                 continue
             if isinstance(step, (Recall, Load)) and step.job_id in self.jobs:
                 reply = self.shown(step.job_id)
