@@ -22,6 +22,7 @@ from jobledger import (
     StartJob,
     UpdateJob,
 )
+from jobledger._application import handling
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -366,6 +367,29 @@ class TestRaces:
 
         assert 1 == repository.refused_batches
         assert (3, {"a": 1, "rival": True, "b": 2}) == (updated.version, updated.state)
+
+    def test_a_wildcard_command_that_keeps_losing_is_refused_naming_the_wildcard(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A wildcard batch that loses every attempt raises ConcurrencyError naming the wildcard."""
+        monkeypatch.setattr(handling, "WILDCARD_ATTEMPTS", 3)
+        repository = RivalBeforeBatch()
+        jobs, rival = Jobs(repository), Jobs(repository)
+        job = jobs.start(service="hr", entity="employee", type="sync")
+
+        def act_and_again() -> None:
+            rival.update(job.id, etag=ANY_ETAG, status="rival")
+            repository.before_next_save_all = act_and_again
+
+        repository.before_next_save_all = act_and_again
+
+        with pytest.raises(ConcurrencyError) as raised:
+            jobs.handle_all([starting("task-1"), UpdateJob(job_id=job.id, etag=ANY_ETAG)])
+
+        # One refusal of the decision on the remembered job, then the three attempts.
+        assert (ANY_ETAG, 4) == (raised.value.expected_etag, repository.refused_batches)
+        with pytest.raises(JobNotFoundError):
+            jobs.get("task-1")
 
     def test_a_job_changed_by_another_ledger_is_read_again(self) -> None:
         """A batch decided on a remembered job that another ledger changed is decided again."""

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Generic, NamedTuple, TypeAlias, TypeVar
 
 import attrs
 
-from jobledger._core.commands import ANY_ETAG, Command, StartJob
+from jobledger._core.commands import ANY_ETAG, ChangeCommand, Command, StartJob
 from jobledger._core.decide import (
     Change,
     RequestRecord,
@@ -254,18 +254,30 @@ def _after_refusal(
     if isinstance(error, InvalidTransitionError):
         raise error
     if _wildcard_may_retry(command, attempts):
-        # Back off with jitter, so racing writers stop colliding in lockstep.
-        ceiling = min(WILDCARD_MAX_PAUSE, 0.0005 * 2**attempts)
-        yield Pause(random.uniform(0, ceiling))  # noqa: S311  (jitter, not secrecy)
+        yield _backoff(attempts)
         return None
     if (
         isinstance(error, ConcurrencyError)
         and not isinstance(command, StartJob)
         and command.etag == ANY_ETAG
     ):
-        # Say what the command carried, not the version it last decided on.
-        raise ConcurrencyError(error.job_id, ANY_ETAG, error.current_etag) from error
+        raise _as_carried(error, command) from error
     raise error
+
+
+def _backoff(attempts: int) -> Pause:
+    """The pause before a wildcard command's next attempt.
+
+    It grows with the attempts and has jitter, so racing writers stop
+    colliding in lockstep.
+    """
+    ceiling = min(WILDCARD_MAX_PAUSE, 0.0005 * 2**attempts)
+    return Pause(random.uniform(0, ceiling))  # noqa: S311  (jitter, not secrecy)
+
+
+def _as_carried(error: ConcurrencyError, command: ChangeCommand) -> ConcurrencyError:
+    """``error`` saying the ETag ``command`` carried, not the one it was last decided on."""
+    return ConcurrencyError(error.job_id, command.etag, error.current_etag)
 
 
 #: What a command may be refused with because a twin (the same command with the
@@ -492,10 +504,8 @@ def _batch_may_retry(
     if not isinstance(error, ConcurrencyError) or isinstance(culprit, StartJob):
         return False
     if _wildcard_may_retry(culprit, attempts):
-        ceiling = min(WILDCARD_MAX_PAUSE, 0.0005 * 2**attempts)
-        yield Pause(random.uniform(0, ceiling))  # noqa: S311  (jitter, not secrecy)
+        yield _backoff(attempts)
         return True
     if culprit.etag != error.expected_etag:
-        # Say what the command carried, not the ETag the batch expected for it.
-        raise ConcurrencyError(error.job_id, culprit.etag, error.current_etag) from error
+        raise _as_carried(error, culprit) from error
     return False
