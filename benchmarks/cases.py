@@ -957,6 +957,71 @@ def _version(package: str) -> str:
         return "-"
 
 
+# -- batches ---------------------------------------------------------------------------------
+
+#: The batch sizes the batch case times: one change, a narrow step, a 100-wide step.
+BATCH_SIZES = (1, 10, 100)
+
+#: Changes each repetition of the batch case writes per batch size, by backend (a FULL
+#: commit flushes the disk, so that backend writes fewer).
+BATCH_CHANGES = {"memory": 3000, "sqlite-full": 300, "sqlite-normal": 1000, "postgres": 1000}
+
+
+def _batch_round(jobs: Jobs, size: int, changes: int) -> float:
+    """``changes`` task starts sent as batches of ``size`` through handle_all; us per change."""
+    from jobledger import StartJob  # noqa: PLC0415
+
+    batches = max(changes // size, 1)
+    began = time.perf_counter()
+    for _ in range(batches):
+        jobs.handle_all(
+            [StartJob(service="bench", entity="task", type="launch") for _ in range(size)]
+        )
+    return (time.perf_counter() - began) / (batches * size) * 1e6
+
+
+def case_batches(backend: str) -> Callable[[Setting], dict[str, Metric]]:
+    """Jobs.handle_all on ``backend``: microseconds per change in batches of 1, 10 and 100."""
+
+    def run(setting: Setting) -> dict[str, Metric]:
+        if backend == "postgres" and setting.postgres is None:
+            return {}
+        conninfo = setting.postgres or ""
+        changes = BATCH_CHANGES[backend]
+        figures: dict[int, list[float]] = {size: [] for size in BATCH_SIZES}
+
+        def once() -> float:
+            for size in BATCH_SIZES:
+                with contextlib.ExitStack() as stack:
+                    if backend == "memory":
+                        repository: Repository | None = None
+                    elif backend == "postgres":
+                        from jobledger.postgres import PostgresRepository  # noqa: PLC0415
+
+                        schema = stack.enter_context(fresh_schema(conninfo, "bench_batches"))
+                        repository = stack.enter_context(
+                            PostgresRepository(conninfo, schema=schema)
+                        )
+                    else:
+                        durability = backend.removeprefix("sqlite-")
+                        repository = _sqlite_repository(setting.database("batches"), durability)
+                        stack.callback(repository.close)  # type: ignore[attr-defined]
+                    figures[size].append(_batch_round(Jobs(repository), size, changes))
+            return 0.0
+
+        repeat(once, setting.sizes, warm_up=backend == "memory")
+        return {
+            f"change@{size}": {
+                "unit": "us/change",
+                "values": figures[size],
+                "info": {"batch": size, "changes": changes},
+            }
+            for size in BATCH_SIZES
+        }
+
+    return run
+
+
 # -- the registry ----------------------------------------------------------------------------
 
 CASES: dict[str, Callable[[Setting], dict[str, Metric]]] = {
@@ -997,6 +1062,10 @@ CASES: dict[str, Callable[[Setting], dict[str, Metric]]] = {
     "runner/runs/postgres": case_runner_runs("postgres"),
     "dbos/workflows/sqlite": case_dbos_workflows,
     "runner/scale/sqlite": case_runner_scale,
+    "batches/memory": case_batches("memory"),
+    "batches/sqlite-full": case_batches("sqlite-full"),
+    "batches/sqlite-normal": case_batches("sqlite-normal"),
+    "batches/postgres": case_batches("postgres"),
 }
 
 #: Cases that run only when the sizes of the run ask for them (the rest always run).
