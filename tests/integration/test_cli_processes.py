@@ -2,10 +2,12 @@
 
 Each command runs as ``python -m jobledger`` (what the console script runs).
 A second process cancels a run that the first one drives; Ctrl-C (SIGINT)
-asks a run to cancel, and a second one stops the command at once, leaving a
-run that a later ``resume`` takes over; the demo's blocked run is resumed
-with ``--repair-job``. The job ``hold`` of this module's definitions keeps
-its task running until it is asked to stop, and writes a marker file when it
+asks a run to cancel, and a second one, SIGTERM or a closed output stops the
+command at once, leaving a run that a later ``resume`` takes over at once;
+two invokes of one job never both run; a task abandoned past its timeout
+does not keep the command alive; the demo's blocked run is resumed with
+``--repair-job``. The job ``hold`` of this module's definitions keeps its
+task running until it is asked to stop, and writes a marker file when it
 starts, so the tests act at the right moment without timing anything.
 """
 
@@ -27,7 +29,14 @@ import pytest
 
 from jobledger import Jobs
 from jobledger.cli import ExitCode
-from jobledger.runner import DefinitionBuilder, JobDefinition, RunResult, TaskContext, TaskResult
+from jobledger.runner import (
+    DefinitionBuilder,
+    JobDefinition,
+    RunResult,
+    TaskContext,
+    TaskResult,
+    load_run,
+)
 from jobledger.sqlite import SQLiteRepository
 
 if TYPE_CHECKING:
@@ -64,12 +73,48 @@ def after(_context: TaskContext) -> TaskResult:
     return TaskResult(summary="after")
 
 
+def wait_for_path(path: Path) -> None:
+    """Wait until ``path`` exists (at most PATIENCE)."""
+    deadline = time.monotonic() + PATIENCE
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def input_path(context: TaskContext, name: str) -> Path:
+    """The path the run's input gives under ``name``."""
+    given = context.input if isinstance(context.input, dict) else {}
+    return Path(str(given[name]))
+
+
+def until_go(context: TaskContext) -> TaskResult:
+    """Write the marker, then wait until the file the input's ``go`` names exists."""
+    input_path(context, "marker").write_text(context.run_id, encoding="utf-8")
+    wait_for_path(input_path(context, "go"))
+    return TaskResult(summary="went")
+
+
+def until_released(context: TaskContext) -> TaskResult:
+    """Wait until the file the input's ``release`` names exists."""
+    wait_for_path(input_path(context, "release"))
+    return TaskResult(summary="released")
+
+
+def sleep_on(_context: TaskContext) -> None:
+    """Sleep, deaf to any request to stop (its timeout abandons it)."""
+    time.sleep(2 * PATIENCE)
+
+
 def definitions() -> tuple[JobDefinition, ...]:
-    """This module's job, ``hold``: a task that waits, then one more step."""
+    """This module's jobs: ``hold`` (a task that waits, then a step), ``pipe`` and ``stuck``."""
     builder = DefinitionBuilder("hold")
     builder.task(identifier="wait")(hold)
     builder.task(identifier="after", launch_order=2)(after)
-    return (builder.build(),)
+    pipe = DefinitionBuilder("pipe")
+    pipe.task(identifier="go")(until_go)
+    pipe.task(identifier="wait", launch_order=2)(until_released)
+    stuck = DefinitionBuilder("stuck")
+    stuck.task(identifier="sleep", timeout=0.5)(sleep_on)
+    return (builder.build(), pipe.build(), stuck.build())
 
 
 def environment() -> dict[str, str]:
@@ -129,9 +174,9 @@ class Command:
         while not any(text in line for line in self.seen):
             self.seen.append(self.lines.get(timeout=max(deadline - time.monotonic(), 0.0)))
 
-    def interrupt(self) -> None:
-        """Press Ctrl-C: send the process SIGINT."""
-        self.process.send_signal(signal.SIGINT)
+    def interrupt(self, signum: int = signal.SIGINT) -> None:
+        """Press Ctrl-C: send the process SIGINT (or ``signum``)."""
+        self.process.send_signal(signum)
 
     def finish(self) -> tuple[int, list[str]]:
         """Wait for the command to end; return its exit code and everything it printed."""
@@ -175,13 +220,33 @@ def wait_for_file(path: Path) -> str:
     pytest.fail(f"{path} was never written")
 
 
+def first_to_end(commands: list[Command]) -> Command:
+    """Wait until one of ``commands`` ends; return it."""
+    deadline = time.monotonic() + PATIENCE
+    while time.monotonic() < deadline:
+        for command in commands:
+            if command.process.poll() is not None:
+                return command
+        time.sleep(0.02)
+    pytest.fail("no command ended")
+
+
 def run_of(store: Path, run_id: str) -> RunResult:
     """The run as the store holds it."""
     repository = SQLiteRepository(store)
     try:
-        return RunResult.of(Jobs(repository=repository).get(run_id))
+        jobs = Jobs(repository=repository)
+        kind = jobs.get(run_id).type
+        definition = next(found for found in definitions() if found.identifier == kind)
+        return load_run(jobs, run_id, definition=definition)
     finally:
         repository.close()
+
+
+def released(run: RunResult) -> str | None:
+    """Why the run's last runner let it go, if it did."""
+    state = run.state
+    return None if state is None or state.released is None else state.released.reason
 
 
 class TestCommandLineProcesses:
@@ -245,10 +310,10 @@ class TestCommandLineProcesses:
             run.outcomes["wait"].summary,
         )
 
-    def test_a_second_ctrl_c_stops_at_once_and_resume_takes_the_run_over(
+    def test_a_second_ctrl_c_lets_the_run_go_and_resume_ends_it_as_asked(
         self, tmp_path: Path, commands: list[Command]
     ) -> None:
-        """The second SIGINT exits 130 while the task runs; `resume` then finishes the run."""
+        """The second SIGINT exits 130 while the task runs; `resume` then ends the run canceled."""
         marker = tmp_path / "started"
         invoke = Command(
             "invoke",
@@ -270,17 +335,152 @@ class TestCommandLineProcesses:
         left = run_of(tmp_path / "jobledger.db", run_id)
         resumed = jobledger("resume", run_id, "--app", APP, cwd=tmp_path)
 
-        assert (ExitCode.INTERRUPTED, "running", False) == (
+        assert (ExitCode.INTERRUPTED, "running", True, "a second Ctrl-C", "canceled") == (
             code,
             left.status.value,
             left.cancel_requested,
+            released(left),
+            left.outcomes["wait"].status.value,
         )
-        assert any(f"Run {run_id} is left running" in line for line in printed)
+        assert any(f"Run {run_id} is left running with no runner" in line for line in printed)
+        assert (ExitCode.CANCELED, "canceled") == (
+            resumed.returncode,
+            run_of(tmp_path / "jobledger.db", run_id).status.value,
+        )
+
+    def test_sigterm_lets_the_run_go_and_resume_finishes_it(
+        self, tmp_path: Path, commands: list[Command]
+    ) -> None:
+        """SIGTERM exits 130 with a line on stderr; the run is resumable at once and completes."""
+        marker = tmp_path / "started"
+        invoke = Command(
+            "invoke",
+            "-j",
+            "hold",
+            "--app",
+            APP,
+            "--input",
+            json.dumps({"marker": str(marker)}),
+            cwd=tmp_path,
+        )
+        commands.append(invoke)
+        run_id = wait_for_file(marker)
+
+        invoke.interrupt(signal.SIGTERM)
+        code, printed = invoke.finish()
+        left = run_of(tmp_path / "jobledger.db", run_id)
+        resumed = jobledger("resume", run_id, "--app", APP, cwd=tmp_path)
+
+        assert (ExitCode.INTERRUPTED, "running", "SIGTERM", "canceled") == (
+            code,
+            left.status.value,
+            released(left),
+            left.outcomes["wait"].status.value,
+        )
+        assert any(line.startswith("Stopped at once (SIGTERM).") for line in printed)
         run = run_of(tmp_path / "jobledger.db", run_id)
         assert (ExitCode.OK, "completed", "taken over") == (
             resumed.returncode,
             run.status.value,
             run.outcomes["wait"].summary,
+        )
+
+    def test_a_closed_output_lets_the_run_go_with_a_line_on_stderr(self, tmp_path: Path) -> None:
+        """`invoke | head -1`: the next write meets the closed pipe; exit 130, the run resumable."""
+        marker, go, release = tmp_path / "started", tmp_path / "go", tmp_path / "release"
+        process = subprocess.Popen(  # noqa: S603  (our own interpreter and module)
+            [
+                sys.executable,
+                "-m",
+                "jobledger",
+                "invoke",
+                "-j",
+                "pipe",
+                "--app",
+                APP,
+                "--input",
+                json.dumps({"marker": str(marker), "go": str(go), "release": str(release)}),
+            ],
+            cwd=tmp_path,
+            env=environment(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert process.stdout is not None
+            first = process.stdout.readline()
+            process.stdout.close()  # what `head -1` does once it has its line
+            run_id = wait_for_file(marker)
+            go.write_text("go", encoding="utf-8")
+            code = process.wait(timeout=PATIENCE)
+            assert process.stderr is not None
+            errors = process.stderr.read()
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=PATIENCE)
+            if process.stderr is not None:
+                process.stderr.close()
+        left = run_of(tmp_path / "jobledger.db", run_id)
+        release.write_text("release", encoding="utf-8")
+        resumed = jobledger("resume", run_id, "--app", APP, cwd=tmp_path)
+
+        assert (f"Run {run_id} of pipe", ExitCode.INTERRUPTED, "the output was closed") == (
+            first.strip(),
+            code,
+            released(left),
+        )
+        assert errors.startswith("Stopped at once (the output was closed).")
+        assert (ExitCode.OK, "completed") == (
+            resumed.returncode,
+            run_of(tmp_path / "jobledger.db", run_id).status.value,
+        )
+
+    def test_two_invokes_of_one_job_never_both_run(
+        self, tmp_path: Path, commands: list[Command]
+    ) -> None:
+        """Started together, one invoke runs and the other is refused (10), naming the run."""
+        for round_number in range(3):
+            marker = tmp_path / f"started-{round_number}"
+            pair = [
+                Command(
+                    "invoke",
+                    "-j",
+                    "hold",
+                    "--app",
+                    APP,
+                    "--input",
+                    json.dumps({"marker": str(marker)}),
+                    cwd=tmp_path,
+                )
+                for _ in range(2)
+            ]
+            commands.extend(pair)
+            run_id = wait_for_file(marker)
+            refused = first_to_end(pair)
+            canceled = jobledger("cancel", run_id, cwd=tmp_path)
+            codes = sorted(command.finish()[0] for command in pair)
+
+            assert ([ExitCode.CANCELED, ExitCode.BUSY], ExitCode.OK) == (
+                codes,
+                canceled.returncode,
+            )
+            assert any(
+                f"already has a running run, {run_id}" in line for line in refused.finish()[1]
+            )
+        listed = jobledger("list", "--runs", "--json", cwd=tmp_path)
+        assert 3 == len(json.loads(listed.stdout)["Jobs"])
+
+    def test_a_task_abandoned_past_its_timeout_does_not_keep_the_command_alive(
+        self, tmp_path: Path
+    ) -> None:
+        """The task sleeps long after its 0.5 s timeout; the command exits 4 without waiting."""
+        result = jobledger("invoke", "-j", "stuck", "--app", APP, cwd=tmp_path)
+
+        assert (ExitCode.FAILED, True) == (
+            result.returncode,
+            "did not finish within its timeout of 0.5s" in result.stdout,
         )
 
     def test_the_demos_blocked_run_is_resumed_with_repair_job(self, tmp_path: Path) -> None:
@@ -301,10 +501,11 @@ class TestCommandLineProcesses:
             command,
         )
         document = json.loads(resumed.stdout)
+        synchronize = next(task for task in document["Tasks"] if task["Task"] == "synchronize")
         assert (ExitCode.OK, "completed", True) == (
             resumed.returncode,
             document["Status"],
-            document["State"]["tasks"]["synchronize"]["repair"],
+            synchronize["Repair"],
         )
 
     def test_the_demo_runs_and_resumes_in_postgresql(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pickle
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -11,32 +13,38 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import jobledger.testing.runs
-from jobledger import InvalidJobDataError, JobUpdated, JsonValue, thaw
+from jobledger import InvalidJobDataError, JobUpdated, JsonValue
 from jobledger.runner import (
     AGENT,
-    RUN_ENTITY,
-    RUN_SERVICE,
     SERVER,
     JobDefinition,
+    RunActiveError,
     Runner,
     RunNotFoundError,
     RunResult,
     RunStatus,
+    RunTrigger,
     Task,
     TaskBlocked,
     TaskContext,
     TaskResult,
+    TaskStatus,
+    load_run,
     request_cancel,
 )
-from jobledger.testing import DEFAULT_START, LedgerHarness, ManualClock, SequentialIds
+from jobledger.testing import DEFAULT_START, EventMatch, LedgerHarness, ManualClock, SequentialIds
 from jobledger.testing import strategies as jst
 from jobledger.testing.runs import (
+    INLINE_LEASE,
     InlineExecutor,
     ScriptedLaunch,
     ScriptedOutcome,
     ScriptedTaskError,
     ScriptedTasks,
+    SimulatedCrash,
+    assert_launches,
     assert_run,
+    expire_lease,
     inline_executors,
     inline_runner,
     launch_history,
@@ -46,6 +54,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from jobledger import JobEvent, Jobs
+    from jobledger.testing import RecordingPublisher
 
     MakeRunner = Callable[..., Runner]
 
@@ -92,7 +101,7 @@ class TestPublicSurface:
         }
 
         assert sorted(jobledger.testing.runs.__all__) == list(jobledger.testing.runs.__all__)
-        assert public | {"OutcomeKind"} == set(jobledger.testing.runs.__all__)
+        assert public | {"INLINE_LEASE", "OutcomeKind"} == set(jobledger.testing.runs.__all__)
 
 
 class TestInlineExecutor:
@@ -158,6 +167,13 @@ def exit_with(error: BaseException) -> None:
     raise error
 
 
+def count_to_five(context: TaskContext) -> None:
+    """Report progress five times in a row, as fast as it can."""
+    context.report_progress(done=1, total=5)
+    for done in range(2, 6):
+        context.report_progress(done=done)
+
+
 class TestInlineRunner:
     """inline_executors and inline_runner put an InlineExecutor on every side."""
 
@@ -180,6 +196,18 @@ class TestInlineRunner:
 
             assert pool is runner.executors[AGENT]
             assert isinstance(runner.executors[SERVER], InlineExecutor)
+
+    def test_its_lease_is_the_inline_lease_unless_one_is_given(self, jobs: Jobs) -> None:
+        """With no lease, heartbeat or takeover_after, drives hold runs for INLINE_LEASE seconds."""
+        definitions = [nightly(ScriptedTasks())]
+
+        assert (90.0, 90.0, 5.0, 6.0, 7.0) == (
+            INLINE_LEASE,
+            inline_runner(jobs, definitions).lease,
+            inline_runner(jobs, definitions, lease=5).lease,
+            inline_runner(jobs, definitions, heartbeat=2).lease,
+            inline_runner(jobs, definitions, takeover_after=7).lease,
+        )
 
     def test_a_run_uses_only_the_calling_thread(self, jobs: Jobs) -> None:
         """Every task of an inline run runs in the thread that invoked it."""
@@ -245,10 +273,10 @@ class TestInlineRuns:
             (group.number, group.drive) for group in launch_history(jobs, result.run_id)
         ]
 
-    def test_a_warning_lets_the_run_go_on_and_skips_the_children(
+    def test_a_warning_lets_the_run_go_on_and_its_children_run(
         self, jobledger_runner: MakeRunner
     ) -> None:
-        """A warning-mode task that raises is a warning, its children skipped; the run goes on."""
+        """A warning-mode task that raises is a warning that counts as done: its children run."""
         script = ScriptedTasks(warn=["export_hr"])
         definition = JobDefinition(
             "Lenient",
@@ -266,8 +294,8 @@ class TestInlineRuns:
             result,
             status="completed",
             warned=["export_hr"],
-            completed=["export_ad", "sync_ad"],
-            skipped=["sync_hr"],
+            completed=["export_ad", "sync_hr", "sync_ad"],
+            skipped=[],
         )
         assert [
             (
@@ -365,10 +393,15 @@ class TestInlineRuns:
     def test_a_cancel_lets_the_step_finish_and_starts_nothing_more(
         self, jobledger_runner: MakeRunner, jobs: Jobs
     ) -> None:
-        """A task that requests a cancel: its step's other task still runs, no later step does."""
-        script = ScriptedTasks(cancel=["export_hr"], ledger=jobs)
+        """A task that requests a cancel: its step's other task runs, no later step does.
 
-        result = jobledger_runner(nightly(script)).invoke("Nightly")
+        The request reaches the live drive (the lease by the runner's manual clock), so
+        the ledger records the tasks as the result shows them.
+        """
+        script = ScriptedTasks(cancel=["export_hr"], ledger=jobs)
+        runner = jobledger_runner(nightly(script))
+
+        result = runner.invoke("Nightly")
 
         assert_run(
             result,
@@ -379,6 +412,29 @@ class TestInlineRuns:
         assert result.cancel_requested
         assert ["export_hr", "export_ad"] == script.launched()
         assert "canceled" == jobs.get(result.run_id).status
+        assert result.statuses() == runner.result(result.run_id).statuses()
+        assert_launches(jobs, result.run_id, statuses=["completed", "completed"])
+
+    def test_a_scripted_cancel_asks_at_the_time_the_given_clock_reads(
+        self, jobledger_runner: MakeRunner, jobs: Jobs
+    ) -> None:
+        """With a clock past the run's lease, the request finds nobody driving: canceled at once."""
+        readings: list[datetime] = []
+
+        def late() -> datetime:
+            readings.append(DEFAULT_START + timedelta(days=1))
+            return readings[-1]
+
+        script = ScriptedTasks(cancel=["export_hr"], ledger=jobs, clock=late)
+        runner = jobledger_runner(nightly(script))
+
+        result = runner.invoke("Nightly", run_id="run-1")
+
+        assert RunStatus.CANCELED == result.status
+        assert [DEFAULT_START + timedelta(days=1)] == readings
+        assert {"export_hr": "canceled", "export_ad": "canceled"}.items() <= (
+            runner.result("run-1").statuses().items()
+        )
 
     def test_a_blocked_run_is_canceled_at_once(
         self, jobledger_runner: MakeRunner, jobs: Jobs
@@ -400,44 +456,76 @@ class TestInlineRuns:
 
         blocked = runner.invoke("Nightly", run_id="run-1")
         runner.resume(blocked.run_id)
-        state = thaw(jobs.get("run-1").state)
+        state = load_run(jobs, "run-1").state
 
-        assert ("drive-0002", 2) == (state["drive"]["id"], state["drive"]["number"])
+        assert state is not None
+        assert state.drive is not None
+        assert ("drive-0002", 2, RunTrigger.RESUME) == (
+            state.drive.owner,
+            state.drive.number,
+            state.drive.kind,
+        )
         assert DEFAULT_START <= blocked.launch_groups[0].launched_at < jobledger_clock.now
 
     def test_the_same_run_twice_records_the_same_history(self) -> None:
-        """On fresh harnesses, an inline run writes the same updates, times and ids included."""
+        """On fresh harnesses, an inline run writes the same jobs and updates, times and ids too."""
 
         def history() -> list[tuple[object, ...]]:
             ledger = LedgerHarness.create()
             script = ScriptedTasks(block=["sync"], warn=["export_ad"])
+            definition = JobDefinition(
+                "Nightly", [*nightly(script).tasks, Task("count", count_to_five, launch_order=2)]
+            )
             runner = inline_runner(
-                ledger.jobs, [nightly(script)], clock=ledger.clock, id_factory=SequentialIds("d")
+                ledger.jobs, [definition], clock=ledger.clock, id_factory=SequentialIds("d")
             )
             run = runner.invoke("Nightly")
-            runner.resume(run.run_id, repair=True)
+            resumed = runner.resume(run.run_id, repair=True)
+            assert resumed.state is not None
+            run_jobs = [run.run_id] + [
+                f"{run.run_id}/{number}" for number in range(1, resumed.state.launches + 1)
+            ]
             return [
                 (
+                    job_id,
                     update.update_id,
                     update.status,
                     update.etag,
                     update.at,
                     without_durations(update.state_update),
                 )
-                for update in ledger.jobs.updates(run.run_id)
+                for job_id in run_jobs
+                for update in ledger.jobs.updates(job_id)
             ]
 
         first, second = history(), history()
 
         assert first == second
-        assert len(first) > 5
+        assert len(first) > 10
+
+    def test_each_progress_report_is_one_update_of_the_launch_job(
+        self, jobledger_runner: MakeRunner, jobledger_events: RecordingPublisher
+    ) -> None:
+        """Inline, every report is written at once, whatever the time between reports."""
+        definition = JobDefinition("Count", [Task("count", count_to_five)])
+
+        result = jobledger_runner(definition).invoke("Count", run_id="run-1")
+
+        assert {"done": 5, "total": 5} == result.outcomes["count"].progress
+        jobledger_events.assert_published(
+            *(
+                EventMatch(JobUpdated, state_update={"progress": progress})
+                for progress in [{"done": 1, "total": 5}, *({"done": n} for n in range(2, 6))]
+            ),
+            job_id="run-1/1",
+        )
 
 
 class TestScriptedOutcome:
     """ScriptedOutcome values, made by their class methods."""
 
     def test_each_class_method_makes_its_kind(self) -> None:
-        """The six class methods make the six kinds, with what they are given."""
+        """The seven class methods make the seven kinds, with what they are given."""
         outcomes = [
             ScriptedOutcome.succeed({"exported": 42}),
             ScriptedOutcome.no_output("nothing new"),
@@ -445,6 +533,7 @@ class TestScriptedOutcome:
             ScriptedOutcome.warn("tolerated"),
             ScriptedOutcome.block("too many", {"changes": 7}, unless_force=10),
             ScriptedOutcome.cancel(),
+            ScriptedOutcome.crash(),
         ]
 
         assert [
@@ -454,6 +543,7 @@ class TestScriptedOutcome:
             ("warn", "tolerated", None, None, None),
             ("block", "too many", {"changes": 7}, None, 10),
             ("cancel", None, None, None, None),
+            ("crash", None, None, None, None),
         ] == [(o.kind, o.message, o.details, o.summary, o.unless_force) for o in outcomes]
 
     def test_bad_values_are_refused(self) -> None:
@@ -572,11 +662,14 @@ class TestScriptedTasks:
 
     def test_launches_come_back_in_start_order_whatever_order_they_end_in(self, jobs: Jobs) -> None:
         """A launch that ends after a later one still comes first: launches are in start order."""
-        jobs.start(service=RUN_SERVICE, entity=RUN_ENTITY, type="Nightly", job_id="run-1")
+        inline_runner(jobs, [nightly(ScriptedTasks(block=["sync"]))]).invoke(
+            "Nightly", run_id="run-1"
+        )
         a_running, b_ended = threading.Event(), threading.Event()
 
         def hold(_event: JobEvent) -> None:
-            # a's cancel request commits an update: hold a there until b has ended.
+            # a's cancel request (of the blocked run-1) commits an update: hold a there
+            # until b has ended.
             a_running.set()
             assert b_ended.wait(timeout=30)
 
@@ -859,8 +952,225 @@ class TestLaunchHistory:
 
         with pytest.raises(RunNotFoundError, match="no run with id 'ghost'"):
             launch_history(jobs, "ghost")
-        with pytest.raises(RunNotFoundError, match="is a hr/employee job, not a run"):
+        with pytest.raises(
+            RunNotFoundError, match=r"is a hr/employee job, not a jobledger\.runner"
+        ):
             launch_history(jobs, other.id)
+
+    def test_runs_of_another_service_are_read_with_its_name(self, jobs: Jobs) -> None:
+        """A runner with its own service is read with service=, and only with it."""
+        runner = inline_runner(jobs, [nightly(ScriptedTasks())], service="acme.runner")
+        run = runner.invoke("Nightly", run_id="run-1")
+
+        assert list(run.launch_groups) == launch_history(jobs, "run-1", service="acme.runner")
+        with pytest.raises(RunNotFoundError, match=r"not a jobledger\.runner run"):
+            launch_history(jobs, "run-1")
+
+
+def crashing_night(script: ScriptedTasks) -> JobDefinition:
+    """An export, then a sync that the script may crash, then a report."""
+    return JobDefinition(
+        "Night",
+        [
+            script.task("export"),
+            script.task("sync", launch_order=2, parents="export"),
+            script.task("report", launch_order=3, parents="sync"),
+        ],
+    )
+
+
+class TestAssertLaunches:
+    """assert_launches checks a run's launch jobs, oldest first, and shows them all on failure."""
+
+    @pytest.fixture
+    def repaired_run(self, jobledger_runner: MakeRunner) -> str:
+        """Return the id of a run whose sync blocked, was repaired, and whose report was skipped."""
+        script = ScriptedTasks(
+            {"sync": ScriptedOutcome.block("too many deletions")},
+            repairs={"sync": ScriptedOutcome.no_output()},
+        )
+        runner = jobledger_runner(crashing_night(script))
+        runner.invoke("Night", run_id="run-1")
+        runner.resume("run-1", repair=True)
+        return "run-1"
+
+    def test_a_run_as_expected_passes_and_gives_its_launches(
+        self, repaired_run: str, jobs: Jobs
+    ) -> None:
+        """Matching lists pass, statuses as values or TaskStatus, and the launches come back."""
+        launches = assert_launches(
+            jobs,
+            repaired_run,
+            tasks=["export", "sync", "sync", "report"],
+            statuses=["completed", TaskStatus.BLOCKED, "completed", "skipped"],
+            drives=[1, 1, 2, 2],
+            attempts=[1, 1, 2, 0],
+            repairs=[False, False, True, False],
+            groups=[1, 2, 3, None],
+        )
+
+        assert ["run-1/1", "run-1/2", "run-1/3", "run-1/4"] == [
+            launch.job_id for launch in launches
+        ]
+        assert launches == assert_launches(jobs, repaired_run)
+
+    def test_a_differing_run_lists_each_difference_then_every_launch(
+        self, repaired_run: str, jobs: Jobs
+    ) -> None:
+        """The message names every differing list, then each launch with why it ended so."""
+        with pytest.raises(AssertionError) as caught:
+            assert_launches(
+                jobs,
+                repaired_run,
+                tasks=["export", "sync", "report"],
+                drives=[1, 1, 2, 2],
+                repairs=[False, False, False, False],
+            )
+
+        assert (
+            "launches of run 'run-1' are not as expected:\n"
+            "  tasks: expected ['export', 'sync', 'report'],"
+            " got ['export', 'sync', 'sync', 'report']\n"
+            "  repairs: expected [False, False, False, False], got [False, False, True, False]\n"
+            "the launches (4):\n"
+            "  #1  step 1  group 1  drive 1  attempt 1  export  completed\n"
+            "  #2  step 2  group 2  drive 1  attempt 1  sync    blocked"
+            "    blocked: too many deletions\n"
+            "  #3  step 2  group 3  drive 2  attempt 2  sync    completed  repair; no output\n"
+            "  #4  step 3  group -  drive 2  attempt 0  report  skipped"
+            "    none of its parents produced output"
+        ) == str(caught.value)
+
+    def test_an_unknown_status_or_run_is_refused(self, repaired_run: str, jobs: Jobs) -> None:
+        """A status no task has is a mistake in the test; an unknown run is not found."""
+        with pytest.raises(ValueError, match="'complete' is not a valid TaskStatus"):
+            assert_launches(jobs, repaired_run, statuses=["complete"] * 4)
+        with pytest.raises(RunNotFoundError, match="no run with id 'ghost'"):
+            assert_launches(jobs, "ghost")
+
+
+class TestTakeover:
+    """A scripted crash leaves a run to its lease; expire_lease lets a resume take it over."""
+
+    @pytest.fixture
+    def script(self) -> ScriptedTasks:
+        """Return a script whose sync crashes its drive on its first launch, then succeeds."""
+        return ScriptedTasks({"sync": [ScriptedOutcome.crash(), ScriptedOutcome.succeed()]})
+
+    @pytest.fixture
+    def runner(self, jobledger_runner: MakeRunner, script: ScriptedTasks) -> Runner:
+        """Return an inline runner of the crashing night, on the test's ledger and clock."""
+        return jobledger_runner(crashing_night(script))
+
+    def test_a_crash_leaves_the_run_running_under_its_lease(
+        self, runner: Runner, jobs: Jobs
+    ) -> None:
+        """The crash goes out of invoke; the run and sync's launch stay running, the lease held."""
+        with pytest.raises(SimulatedCrash, match=r"task 'sync' crashed its drive") as caught:
+            runner.invoke("Night", run_id="run-1")
+        state = load_run(jobs, "run-1").state
+
+        assert ("sync", 1) == (caught.value.task, caught.value.attempt)
+        assert RunStatus.RUNNING == runner.result("run-1").status
+        assert state is not None
+        assert state.lease is not None
+        assert "drive-0001" == state.lease.owner
+        assert_launches(jobs, "run-1", tasks=["export", "sync"], statuses=["completed", "running"])
+
+    def test_a_resume_before_the_lease_expires_is_refused(
+        self, runner: Runner, jobledger_clock: ManualClock
+    ) -> None:
+        """Until the clock reaches the lease's expiry, the run's dead drive still holds it."""
+        with pytest.raises(SimulatedCrash):
+            runner.invoke("Night", run_id="run-1")
+        jobledger_clock.advance(seconds=30)
+
+        with pytest.raises(RunActiveError) as caught:
+            runner.resume("run-1")
+
+        assert "drive-0001" == caught.value.owner
+
+    def test_after_expire_lease_a_resume_takes_the_run_over(
+        self,
+        runner: Runner,
+        script: ScriptedTasks,
+        jobs: Jobs,
+        jobledger_clock: ManualClock,
+    ) -> None:
+        """The takeover ends the dead drive's launch canceled and runs the task again."""
+        with pytest.raises(SimulatedCrash):
+            runner.invoke("Night", run_id="run-1")
+        state = load_run(jobs, "run-1").state
+        assert state is not None
+        assert state.lease is not None
+
+        moved_to = expire_lease(jobs, "run-1", jobledger_clock)
+        result = runner.resume("run-1")
+        launches = assert_launches(
+            jobs,
+            "run-1",
+            tasks=["export", "sync", "sync", "report"],
+            statuses=["completed", "canceled", "completed", "completed"],
+            drives=[1, 1, 2, 2],
+            attempts=[1, 1, 2, 1],
+        )
+        error = launches[1].state.error
+        drive = load_run(jobs, "run-1").state
+
+        assert state.lease.expires_at == moved_to
+        assert_run(result, status="completed", completed=["export", "sync", "report"])
+        assert ["export", "sync", "sync", "report"] == script.launched("run-1")
+        assert error is not None
+        assert "abandoned: drive 2 took the run over" == error.message
+        assert drive is not None
+        assert drive.drive is not None
+        assert (2, RunTrigger.TAKE_OVER) == (drive.drive.number, drive.drive.kind)
+
+    def test_a_clock_past_the_expiry_stays_where_it_is(
+        self, runner: Runner, jobs: Jobs, jobledger_clock: ManualClock
+    ) -> None:
+        """expire_lease only moves the clock forward."""
+        with pytest.raises(SimulatedCrash):
+            runner.invoke("Night", run_id="run-1")
+        later = jobledger_clock.advance(hours=1)
+
+        assert later == expire_lease(jobs, "run-1", jobledger_clock)
+        assert later == jobledger_clock.now
+
+    def test_a_run_nobody_drives_has_no_lease_to_expire(
+        self, jobledger_runner: MakeRunner, jobs: Jobs, jobledger_clock: ManualClock
+    ) -> None:
+        """A blocked (or ended) run holds no lease: expire_lease says so instead of moving time."""
+        jobledger_runner(crashing_night(ScriptedTasks(block=["sync"]))).invoke(
+            "Night", run_id="run-1"
+        )
+        before = jobledger_clock.now
+
+        with pytest.raises(ValueError, match=r"run 'run-1' \(blocked\) has no lease to expire"):
+            expire_lease(jobs, "run-1", jobledger_clock)
+        assert before == jobledger_clock.now
+
+    def test_a_crash_pickles_with_its_task_and_attempt(self) -> None:
+        """A SimulatedCrash crosses a pickle with its facts and message."""
+        crash = pickle.loads(pickle.dumps(SimulatedCrash("sync", 2)))  # noqa: S301  (our own bytes)
+
+        assert ("sync", 2, "task 'sync' crashed its drive (scripted, launch 2)") == (
+            crash.task,
+            crash.attempt,
+            str(crash),
+        )
+
+    def test_on_a_thread_pool_a_crash_is_the_tasks_error(self, jobs: Jobs) -> None:
+        """Off an inline executor the crash stays in the task's future: the task fails."""
+        script = ScriptedTasks({"sync": ScriptedOutcome.crash()})
+        with ThreadPoolExecutor(1) as pool:
+            runner = inline_runner(jobs, [crashing_night(script)], executors={SERVER: pool})
+            result = runner.invoke("Night")
+        error = result.outcomes["sync"].error
+
+        assert_run(result, status="failed", completed=["export"], failed=["sync"])
+        assert error is not None
+        assert "jobledger.testing.runs.SimulatedCrash" == error.type
 
 
 class TestJobDefinitions:
@@ -905,12 +1215,14 @@ class TestJobDefinitions:
         }
 
     def test_bad_arguments_are_refused(self) -> None:
-        """A cancel without a ledger, no kinds, an unknown kind or no tasks is refused."""
+        """A cancel without a ledger, no kinds, an unknown kind, a crash or no tasks is refused."""
         with pytest.raises(ValueError, match="needs the ledger"):
             jst.job_definitions(kinds=["cancel"])
         with pytest.raises(ValueError, match="kinds must name outcomes"):
             jst.job_definitions(kinds=[])
         with pytest.raises(ValueError, match="kinds must name outcomes"):
             jst.job_definitions(kinds=["explode"])  # type: ignore[list-item]
+        with pytest.raises(ValueError, match="kinds must name outcomes"):
+            jst.job_definitions(kinds=["crash"])
         with pytest.raises(ValueError, match="at least 1"):
             jst.job_definitions(max_tasks=0)

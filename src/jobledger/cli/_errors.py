@@ -8,7 +8,11 @@ The command line's branch of the tree, under :class:`~jobledger.JobledgerError`:
         ├── StoreSpecError            --store is not a store address (also ValueError)
         ├── StoreUnreachableError     --store cannot be opened or reached
         ├── UnknownJobError           -j names no job of --app (also LookupError)
-        └── NothingToRepairError      --repair-job finds no blocked run (also LookupError)
+        ├── NothingToRepairError      --repair-job finds no blocked run (also LookupError)
+        ├── NoRepairVariantError      --repair, but a blocked task has no repair variant
+        │                             (also ValueError)
+        ├── JobBusyError              invoke, but the job has a running or blocked run
+        └── RunDrivenError            resume, but a live runner holds the run's lease
 """
 
 from __future__ import annotations
@@ -26,7 +30,9 @@ from jobledger import (
 )
 from jobledger.cli._exit import ExitCode
 from jobledger.runner import (
+    DefinitionBusyError,
     DefinitionError,
+    RunActiveError,
     RunNotFoundError,
     RunNotResumableError,
     RunTakenOverError,
@@ -36,11 +42,15 @@ from jobledger.runner import (
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+    from datetime import datetime
 
 __all__ = [
     "AppError",
     "CommandLineError",
+    "JobBusyError",
+    "NoRepairVariantError",
     "NothingToRepairError",
+    "RunDrivenError",
     "StoreSpecError",
     "StoreUnreachableError",
     "UnknownJobError",
@@ -148,6 +158,71 @@ class NothingToRepairError(CommandLineError, LookupError):
         )
 
 
+class NoRepairVariantError(CommandLineError, ValueError):
+    """``--repair`` asked for, but a blocked task of the run has no repair variant.
+
+    Attributes:
+        run_id: The run.
+        tasks: The blocked tasks that have no repair variant.
+    """
+
+    exit_code = ExitCode.USAGE
+
+    def __init__(self, run_id: str, tasks: Iterable[str], *, resume: str) -> None:
+        self.run_id = run_id
+        self.tasks = tuple(tasks)
+        names = ", ".join(repr(task) for task in self.tasks)
+        super().__init__(
+            f"run {run_id} cannot be repaired: its blocked task(s) {names} have no repair "
+            f"variant; resume it without repair, with a new force threshold: `{resume}`"
+        )
+
+
+class JobBusyError(CommandLineError):
+    """``invoke`` refused: the job already has a running or blocked run.
+
+    Attributes:
+        job: The job identifier.
+        run_id: The active run.
+        status: Its status, ``running`` or ``blocked``.
+    """
+
+    exit_code = ExitCode.BUSY
+
+    def __init__(self, job: str, run_id: str, status: str, *, advice: str) -> None:
+        self.job = job
+        self.run_id = run_id
+        self.status = status
+        super().__init__(
+            f"job {job!r} already has a {status} run, {run_id}, and runs once at a time: "
+            f"{advice}; or give --concurrent to start another run alongside"
+        )
+
+
+class RunDrivenError(CommandLineError):
+    """``resume`` refused: a live runner holds the run's lease.
+
+    Attributes:
+        run_id: The run.
+        owner: The drive that holds the lease.
+        expires_at: When the lease ends unless its runner renews it.
+    """
+
+    exit_code = ExitCode.BUSY
+
+    def __init__(
+        self, run_id: str, owner: str, expires_at: datetime, *, until: str, cancel: str
+    ) -> None:
+        self.run_id = run_id
+        self.owner = owner
+        self.expires_at = expires_at
+        super().__init__(
+            f"run {run_id} is driven by another runner: drive {owner} holds its lease until "
+            f"{until} and renews it while it lives; resume it after that only if that runner "
+            f"is gone, or cancel it: `{cancel}`"
+        )
+
+
 def explain(error: BaseException) -> tuple[ExitCode, str]:
     """The exit code for ``error`` and one line for a person: what happened, what to do.
 
@@ -188,6 +263,7 @@ _ADVICE: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], Exit
         "; `jobledger list` lists the latest jobs",
     ),
     (ConcurrencyError, ExitCode.CONFLICT, " (`jobledger show ID` reads it)"),
+    ((DefinitionBusyError, RunActiveError), ExitCode.BUSY, "; `jobledger show ID` shows it"),
     (
         (InvalidTransitionError, RunNotResumableError, RunTakenOverError),
         ExitCode.CONFLICT,

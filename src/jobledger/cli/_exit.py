@@ -47,7 +47,11 @@ class ExitCode(enum.IntEnum):
     STORE_UNREACHABLE = 8
     #: The job changed meanwhile, or its state does not allow the command (read it and retry).
     CONFLICT = 9
-    #: Stopped at once by a second Ctrl-C; the run is left resumable.
+    #: Refused: another runner drives the run (its lease is live), or the job already has a
+    #: running or blocked run (``invoke --concurrent`` starts one alongside).
+    BUSY = 10
+    #: Stopped at once (a second Ctrl-C, SIGTERM, or its output closed); the run is left
+    #: resumable, with no runner.
     INTERRUPTED = 130
 
 
@@ -64,7 +68,11 @@ EXIT_CODE_MEANINGS: Mapping[ExitCode, str] = MappingProxyType(
         ExitCode.NOT_FOUND: "no such job definition, job or run",
         ExitCode.STORE_UNREACHABLE: "the store cannot be opened or reached",
         ExitCode.CONFLICT: ("the job changed meanwhile, or its state does not allow the command"),
-        ExitCode.INTERRUPTED: "stopped at once by a second Ctrl-C; the run stays resumable",
+        ExitCode.BUSY: "refused: another runner drives the run, or the job has a run already",
+        ExitCode.INTERRUPTED: (
+            "stopped at once (a second Ctrl-C, SIGTERM, or the output closed); "
+            "the run stays resumable"
+        ),
     }
 )
 

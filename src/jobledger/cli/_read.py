@@ -8,22 +8,26 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 from rich.text import Text
 
-from jobledger import EVENT_TYPES, EventFilter, JobPhase, JobQuery, Jobs, wire
+from jobledger import EVENT_TYPES, EventFilter, JobPhase, JobQuery, wire
 from jobledger._core.query import MAX_PAGE_SIZE
-from jobledger.cli._app import load_definitions
+from jobledger.cli._app import load_app
 from jobledger.cli._render import (
     console,
     dumps,
     emit,
+    error_lines,
     event_json,
     event_line,
     history_json,
+    is_launch,
     is_run,
     job_view,
     jobs_table,
+    launch_lines,
     launch_records,
     launches_table,
     page_json,
+    run_json,
     run_summary,
     steps_json,
     steps_table,
@@ -37,17 +41,24 @@ from jobledger.cli._root import (
     definition_of,
     hints_of,
     json_option,
+    open_ledger,
     open_repository,
     store_option,
 )
 from jobledger.runner import (
-    RunResult,
+    RUN_ENTITY,
+    RUN_SERVICE,
+    Launch,
+    load_launches,
+    load_run,
+    run_result,
 )
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from jobledger import JobEvent, Repository
+    from jobledger import Job, JobEvent, Repository
+    from jobledger.runner import JobDefinition
 
 __all__ = ["history", "list_command", "show", "steps_command", "watch"]
 
@@ -75,7 +86,7 @@ def steps_command(job: str, app: str, as_json: bool) -> None:  # noqa: FBT001
     one after the other. A task runs only when its parents in the run
     completed, one of them with output.
     """
-    definition = definition_of(app, load_definitions(app), job)
+    definition = definition_of(load_app(app), job)
     if as_json:
         click.echo(dumps(steps_json(definition)))
         return
@@ -88,29 +99,88 @@ def steps_command(job: str, app: str, as_json: bool) -> None:  # noqa: FBT001
     emit(out, steps_table(definition))
 
 
+def _run_definition(app: str, job: Job) -> JobDefinition | None:
+    """The definition of run ``job`` among ``app``'s, if it has it (to list the pending tasks)."""
+    for definition in load_app(app).definitions:
+        if definition.identifier == job.type:
+            return definition
+    return None
+
+
+def _launch_count(job: Job) -> int:
+    state = run_result(job).state
+    return 0 if state is None else state.launches
+
+
 @cli.command()
 @click.argument("job_id", metavar="ID")
+@app_option
 @store_option
 @json_option
 @debug_option
 @click.pass_context
-def show(ctx: click.Context, job_id: str, store: str, as_json: bool) -> None:  # noqa: FBT001
-    """Show job or run ID: its fields, and for a run each task's status.
+def show(ctx: click.Context, job_id: str, app: str, store: str, as_json: bool) -> None:  # noqa: FBT001
+    """Show job or run ID: its fields; for a run its progress, lease and tasks.
 
-    With --json, the job in the wire format (decode it with
-    jobledger.wire.decode_job).
+    A run shows its progress (tasks done of all), the drive that holds or last
+    held it and its lease, each task's status by step (read from the task's
+    latest launch), each failed task's error with its traceback, and what to
+    do next. Tasks not launched yet are listed (pending) when --app defines
+    the run's job. A task launch (ID/N, a job of its own) shows its task, its
+    status and its error with the traceback.
+
+    With --json, a job in the wire format (decode it with
+    jobledger.wire.decode_job); a run as an object with Run (its job in the
+    wire format), Status, Progress and Tasks (each task's outcome).
     """
-    jobs = Jobs(repository=open_repository(ctx, store))
+    jobs = open_ledger(ctx, store)
     job = jobs.get(job_id)
+    if not is_run(job):
+        _show_job(job, as_json=as_json)
+        return
+    result = load_run(jobs, job_id, definition=_run_definition(app, job))
+    if as_json:
+        click.echo(dumps(run_json(job, result)))
+        return
+    out = console()
+    emit(out, job_view(job, result))
+    _, total = result.progress
+    missing = total - len(result.outcomes)
+    if missing > 0:
+        out.print(
+            Text(
+                f"(and {missing} task(s) not launched yet: give the --app that defines job "
+                f"{job.type!r} to list them)",
+                style="dim",
+            )
+        )
+    errors = error_lines(result)
+    if errors:
+        out.print()
+        out.print(Text("Errors:", style="bold"))
+        for line in errors:
+            out.print(line)
+    out.print()
+    for line in run_summary(result, job, hints_of(ctx)):
+        out.print(line)
+
+
+def _show_job(job: Job, *, as_json: bool) -> None:
+    """Show a job that is not a run; a task launch with its error's traceback."""
     if as_json:
         click.echo(dumps(wire.encode(job)))
         return
     out = console()
     emit(out, job_view(job))
-    if is_run(job):
-        out.print()
-        for line in run_summary(RunResult.of(job), job, hints_of(ctx)):
-            out.print(line)
+    if not is_launch(job):
+        return
+    try:
+        launch = Launch.of(job)
+    except ValueError:
+        return  # a launch of another layout: its fields say it all
+    out.print()
+    for line in launch_lines(launch):
+        out.print(line)
 
 
 @cli.command()
@@ -123,12 +193,16 @@ def history(ctx: click.Context, job_id: str, store: str, as_json: bool) -> None:
     """Show the update log of job or run ID, oldest first; for a run, its launch groups too.
 
     A run's launch groups say which tasks each step launched, in which drive
-    (1 for the invoke, then one per resume) and how each launch ended.
+    (1 for the invoke, then one per resume or takeover) and how each launch
+    ended, read from the launches' own jobs. Each launch is a job, ID/N (N
+    from 1 in launch order): its own update log is jobledger history ID/N.
     """
-    jobs = Jobs(repository=open_repository(ctx, store))
+    jobs = open_ledger(ctx, store)
     job = jobs.get(job_id)
     updates = jobs.updates(job_id)
-    records = launch_records(RunResult.of(job), updates) if is_run(job) else None
+    records = (
+        launch_records(load_launches(jobs, job_id, _launch_count(job))) if is_run(job) else None
+    )
     if as_json:
         click.echo(dumps(history_json(job, updates, records)))
         return
@@ -139,6 +213,7 @@ def history(ctx: click.Context, job_id: str, store: str, as_json: bool) -> None:
         out.print()
         out.print(Text("Launch groups:", style="bold"))
         emit(out, launches_table(records))
+        out.print(Text(f"A launch's own log: {hints_of(ctx).command('history', f'{job_id}/N')}"))
 
 
 def _filter_options(function: F) -> F:
@@ -168,6 +243,14 @@ def _filter_options(function: F) -> F:
 @cli.command("list")
 @_filter_options
 @click.option(
+    "--runs",
+    is_flag=True,
+    help=(
+        "Only runs: the jobs of service jobledger.runner and entity job (not their task "
+        "launches, which are jobs of entity task)."
+    ),
+)
+@click.option(
     "--limit",
     type=click.IntRange(1, MAX_PAGE_SIZE),
     default=20,
@@ -190,6 +273,7 @@ def list_command(  # noqa: PLR0917  (one parameter per option)
     job_type: tuple[str, ...],
     status: tuple[str, ...],
     phase: tuple[str, ...],
+    runs: bool,  # noqa: FBT001
     limit: int,
     cursor: str | None,
     store: str,
@@ -198,11 +282,17 @@ def list_command(  # noqa: PLR0917  (one parameter per option)
     """List jobs and runs, newest first, a page at a time.
 
     Each filter may be given more than once (any of the values matches).
-    Runs are jobs of service jobledger.runner whose type is the job
-    identifier. When more jobs match, the next cursor is printed: pass it to
-    --cursor for the next page.
+    Runs are jobs of service jobledger.runner and entity job whose type is
+    the job identifier; each launch of a task is a job too (entity task, id
+    RUN/N): --runs lists only the runs. When more jobs match, the next cursor
+    is printed: pass it to --cursor for the next page.
     """
-    jobs = Jobs(repository=open_repository(ctx, store))
+    if runs and (service or entity):
+        msg = "--runs lists the runs' service and entity: leave out --service and --entity"
+        raise click.UsageError(msg, ctx)
+    if runs:
+        service, entity = (RUN_SERVICE,), (RUN_ENTITY,)
+    jobs = open_ledger(ctx, store)
     query = JobQuery(
         service=service or None,
         entity=entity or None,
@@ -222,10 +312,10 @@ def list_command(  # noqa: PLR0917  (one parameter per option)
     else:
         emit(out, jobs_table(page))
     if page.next_cursor is not None:
-        words = ["list"]
+        words = ["list", "--runs"] if runs else ["list"]
         for flag, values in (
-            ("--service", service),
-            ("--entity", entity),
+            ("--service", () if runs else service),
+            ("--entity", () if runs else entity),
             ("--type", job_type),
             ("--status", status),
             ("--phase", phase),
@@ -246,6 +336,12 @@ def list_command(  # noqa: PLR0917  (one parameter per option)
     multiple=True,
     type=click.Choice(list(_EVENT_KINDS)),
     help="Only events of this kind.",
+)
+@click.option(
+    "--run",
+    "run_id",
+    metavar="ID",
+    help="Only the events of run ID and of its task launches (jobs ID/1, ID/2, ...).",
 )
 @click.option(
     "--from-start",
@@ -282,6 +378,7 @@ def watch(  # noqa: PLR0917  (one parameter per option)
     status: tuple[str, ...],
     phase: tuple[str, ...],
     kinds: tuple[str, ...],
+    run_id: str | None,
     from_start: bool,  # noqa: FBT001
     after: int | None,
     max_events: int | None,
@@ -293,8 +390,9 @@ def watch(  # noqa: PLR0917  (one parameter per option)
 
     Every change of every job (from any process sharing the store) is one
     event, with its feed position. The filters are those of list, plus the
-    event kind. With --json, one JSON object per line: {"Position": N,
-    "Event": <the event in the wire format>}.
+    event kind and --run: a run's events and its task launches' (a launch's
+    end, its progress) together. With --json, one JSON object per line:
+    {"Position": N, "Event": <the event in the wire format>}.
     """
     repository = open_repository(ctx, store)
     event_filter = EventFilter(
@@ -305,9 +403,12 @@ def watch(  # noqa: PLR0917  (one parameter per option)
     )
     phases = {JobPhase(value) for value in phase}
 
+    prefix = f"{run_id}/"
+
     def wanted(event: JobEvent) -> bool:
         return (
             event_filter.matches(event)
+            and (run_id is None or event.job_id == run_id or event.job_id.startswith(prefix))
             and (not status or event.status in status)
             and (not phases or JobPhase.of_status(event.status) in phases)
         )

@@ -7,6 +7,7 @@ People get rich text (colour on a terminal, plain text elsewhere, none with
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shlex
@@ -19,7 +20,15 @@ from rich.table import Table
 from rich.text import Text
 
 from jobledger import JsonObject, JsonValue, thaw, wire
-from jobledger.runner import RUN_ENTITY, RUN_SERVICE, RunResult, RunStatus, TaskStatus, steps
+from jobledger.runner import (
+    RUN_ENTITY,
+    RUN_SERVICE,
+    TASK_ENTITY,
+    RunResult,
+    RunStatus,
+    TaskStatus,
+    steps,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -27,26 +36,29 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
 
     from jobledger import FeedEntry, Job, JobPage, JobUpdate
-    from jobledger.runner import JobDefinition, TaskOutcome
+    from jobledger.runner import JobDefinition, Launch, TaskError, TaskOutcome
 
 __all__ = [
-    "INTERRUPTED",
     "STATUS_STYLES",
     "Hints",
     "LaunchRecord",
     "console",
     "dumps",
     "emit",
+    "error_lines",
     "event_json",
     "event_line",
     "history_json",
-    "is_interrupted",
+    "is_launch",
     "is_run",
     "job_view",
     "jobs_table",
+    "launch_lines",
     "launch_records",
     "launches_table",
     "page_json",
+    "run_json",
+    "run_lines",
     "run_summary",
     "run_table",
     "steps_json",
@@ -56,9 +68,6 @@ __all__ = [
     "updates_table",
     "when",
 ]
-
-#: The key of a run's state that records a second Ctrl-C (see ``invoke``).
-INTERRUPTED = "interrupted"
 
 #: How text for people is styled, by task or run status.
 STATUS_STYLES: Mapping[str, str] = {
@@ -79,13 +88,22 @@ _PLAIN_WIDTH = 160
 _MAX_DETAIL = 120
 
 
+class _Console(Console):
+    """A rich console whose closed output raises :class:`BrokenPipeError` (rich's exits 1)."""
+
+    def on_broken_pipe(self) -> None:
+        """Print nothing more, and raise: the command decides how to end."""
+        self.quiet = True
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+
 def console(*, stderr: bool = False) -> Console:
     """A console on standard output (or error): colour only on a terminal, never with NO_COLOR.
 
     Off a terminal, lines are not wrapped, and tables are as wide as they need
     (up to a generous width) so that files and pipes get whole lines.
     """
-    out = Console(stderr=stderr, highlight=False)
+    out = _Console(stderr=stderr, highlight=False)
     if not out.is_terminal:
         out.soft_wrap = True
         if "COLUMNS" not in os.environ:
@@ -164,15 +182,9 @@ def is_run(job: Job) -> bool:
     return job.service == RUN_SERVICE and job.entity == RUN_ENTITY
 
 
-def is_interrupted(job: Job) -> bool:
-    """Whether the run's last runner was stopped at once by a second Ctrl-C (so none drives it)."""
-    if job.phase.is_terminal or job.status == RunStatus.BLOCKED:
-        return False
-    mark, drive = job.state.get(INTERRUPTED), job.state.get("drive")
-    if not isinstance(mark, JsonObject):
-        return False
-    drive_id = drive.get("id") if isinstance(drive, JsonObject) else None
-    return mark.get("drive") == drive_id
+def is_launch(job: Job) -> bool:
+    """Whether ``job`` is a task launch of a run (service ``jobledger.runner``, entity ``task``)."""
+    return job.service == RUN_SERVICE and job.entity == TASK_ENTITY
 
 
 def _progress(progress: JsonObject | None) -> str:
@@ -220,13 +232,13 @@ def _duration(outcome: TaskOutcome) -> str:
     return "" if outcome.duration is None else f"{outcome.duration:.1f}s"
 
 
-def run_table(result: RunResult) -> Table:
+def run_table(outcomes: Iterable[TaskOutcome]) -> Table:
     """The run's tasks by step: status, time taken, and what they said."""
     table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
     for column in ("step", "task", "status", "time", "detail"):
         table.add_column(column, no_wrap=column in {"step", "status", "time"}, overflow="fold")
     step = None
-    for outcome in result.outcomes.values():
+    for outcome in outcomes:
         shown_step = "" if outcome.launch_order == step else str(outcome.launch_order)
         step = outcome.launch_order
         table.add_row(
@@ -254,6 +266,7 @@ def run_summary(
     *,
     repair_hint: str | None = None,
     repairable: bool = True,
+    now: datetime | None = None,
 ) -> list[Text]:
     """What a person needs to know about how the run stands, and what to do next.
 
@@ -265,6 +278,7 @@ def run_summary(
             caller knows a better one than ``jobledger resume ID --repair``.
         repairable: Whether the blocked tasks have repair variants (when
             ``False``, no repair is suggested).
+        now: The time to judge the run's lease by; the clock's by default.
     """
     run_id = result.run_id
     lines: list[Text] = []
@@ -302,7 +316,7 @@ def run_summary(
         if not_run:
             lines.append(Text(f"  not done: {', '.join(not_run)}"))
     else:
-        lines.extend(_running_summary(result, job, hints))
+        lines.extend(_running_summary(result, hints, now or datetime.now(UTC)))
     return lines
 
 
@@ -338,30 +352,133 @@ def _blocked_summary(result: RunResult, hints: Hints, repair_hint: str | None) -
     return lines
 
 
-def _running_summary(result: RunResult, job: Job, hints: Hints) -> list[Text]:
+def _running_summary(result: RunResult, hints: Hints, now: datetime) -> list[Text]:
     run_id = result.run_id
-    mark = job.state.get(INTERRUPTED)
-    if is_interrupted(job) and isinstance(mark, JsonObject):
-        at = mark.get("at")
-        moment = when(datetime.fromisoformat(at)) if isinstance(at, str) else "?"
+    state = result.state
+    lease = state.lease if state is not None else None
+    if state is not None and lease is not None and not lease.expired(now):
+        extra = " (cancel requested)" if result.cancel_requested else ""
+        drive = state.drive.number if state.drive is not None else "?"
         return [
             _headline(
-                f"Run {run_id} was interrupted", "running", f" at {moment}; no runner drives it."
+                f"Run {run_id} is running",
+                "running",
+                f"{extra}; drive {drive} holds its lease until {when(lease.expires_at)}.",
             ),
-            Text(f"Resume it: {hints.command('resume', run_id, app=True)}"),
-            Text(f"or cancel it: {hints.command('cancel', run_id)}"),
+            Text(f"Cancel it: {hints.command('cancel', run_id)}"),
         ]
-    extra = " (cancel requested)" if result.cancel_requested else ""
-    return [
-        _headline(
-            f"Run {run_id} is running", "running", f"{extra}; last written {when(job.updated_at)}."
-        ),
-        Text(f"Cancel it: {hints.command('cancel', run_id)}"),
+    released = state.released if state is not None else None
+    if released is not None:
+        why = f"Run {run_id} was let go at {when(released.at)} ({released.reason})"
+    elif lease is not None:
+        why = f"Run {run_id} is running, but its runner's lease ran out at {when(lease.expires_at)}"
+    else:
+        why = f"Run {run_id} is running"
+    lines = [_headline(why, "running", "; no runner drives it.")]
+    if result.cancel_requested:
+        lines.append(Text("Its cancel request stands: resuming it ends it canceled."))
+    lines += [
+        Text(f"Resume it: {hints.command('resume', run_id, app=True)}"),
+        Text(f"or cancel it: {hints.command('cancel', run_id)}"),
     ]
+    return lines
 
 
-def job_view(job: Job) -> RenderableType:
-    """A job's fields, for ``show``."""
+def run_lines(result: RunResult, now: datetime | None = None) -> list[tuple[str, Text]]:
+    """A run's progress, drive and lease, as rows for ``show``."""
+    done, total = result.progress
+    rows = [("progress", Text(f"{done}/{total} tasks done"))]
+    state = result.state
+    if state is None:
+        return rows
+    counts = ", ".join(f"{count} {status}" for status, count in state.counts.items())
+    if counts:
+        rows[0][1].append(f" ({counts})")
+    if state.step is not None:
+        rows.append(("step", Text(f"{state.step} (launched last)")))
+    if state.drive is not None:
+        drive = state.drive
+        repair = ", with repair" if drive.repair else ""
+        rows.append(
+            (
+                "drive",
+                Text(
+                    f"{drive.number} ({drive.kind.value}{repair}), {drive.owner}, "
+                    f"claimed {when(drive.claimed_at)}"
+                ),
+            )
+        )
+    if state.lease is not None:
+        lease = state.lease
+        expired = lease.expired(now or datetime.now(UTC))
+        rows.append(
+            (
+                "lease",
+                Text(
+                    f"held by {lease.owner} until {when(lease.expires_at)}"
+                    + (" (expired)" if expired else f" (renewed every {lease.seconds / 3:.3g}s)")
+                ),
+            )
+        )
+    elif state.released is not None:
+        released = state.released
+        rows.append(
+            (
+                "lease",
+                Text(
+                    f"released by drive {released.drive} at {when(released.at)}: {released.reason}"
+                ),
+            )
+        )
+    if state.force is not None:
+        rows.append(("force", Text(str(state.force))))
+    return rows
+
+
+def _error_lines(error: TaskError, indent: str) -> list[Text]:
+    lines = [Text(f"{indent}{error.type}: {error.message}")]
+    lines.extend(Text(f"{indent}  {line}") for line in error.traceback.rstrip().splitlines())
+    return lines
+
+
+def error_lines(result: RunResult) -> list[Text]:
+    """Each failed (or warned) task's error with its traceback, for ``show``."""
+    lines: list[Text] = []
+    for outcome in result.outcomes.values():
+        if outcome.error is None or outcome.status not in {TaskStatus.FAILED, TaskStatus.WARNING}:
+            continue
+        line = Text(f"{outcome.identifier} ")
+        line.append_text(task_status(outcome))
+        line.append(":")
+        lines.append(line)
+        lines.extend(_error_lines(outcome.error, "  "))
+    return lines
+
+
+def launch_lines(launch: Launch) -> list[Text]:
+    """What a launch job records, for ``show`` of a launch: its task, status and error."""
+    record = launch.input
+    repair = ", repair" if record.repair else ""
+    lines = [
+        Text(
+            f"Launch {record.launch} of run {record.run}: task {record.task} (step {record.step}, "
+            f"attempt {record.attempt}, drive {record.drive}{repair})"
+        ),
+    ]
+    outcome = launch.outcome()
+    status = Text("  ")
+    status.append_text(task_status(outcome))
+    detail = task_detail(outcome)
+    if detail:
+        status.append(f": {detail}")
+    lines.append(status)
+    if launch.state.error is not None and launch.state.error.traceback:
+        lines.extend(_error_lines(launch.state.error, "  "))
+    return lines
+
+
+def job_view(job: Job, result: RunResult | None = None) -> RenderableType:
+    """A job's fields, for ``show``; with ``result`` (the job's run), its progress and tasks."""
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="fold")
@@ -379,14 +496,16 @@ def job_view(job: Job) -> RenderableType:
         ("updated", when(job.updated_at)),
     ]
     rows.append(("input", compact(job.input, 10_000)))
-    if not is_run(job):
+    if result is None:
         rows.append(("state", compact(job.state, 10_000)))
+    else:
+        rows.extend(run_lines(result))
     for label, value in rows:
         if value != "":
             table.add_row(label, value if isinstance(value, Text) else Text(value))
-    if not is_run(job):
+    if result is None:
         return table
-    return Group(table, Text(""), run_table(RunResult.of(job)))
+    return Group(table, Text(""), run_table(result.outcomes.values()))
 
 
 def updates_table(updates: Sequence[JobUpdate]) -> Table:
@@ -415,53 +534,33 @@ class LaunchRecord:
         step: The step it launched.
         drive: The drive that launched it (1 for the invoke, then one per resume).
         launched_at: When.
-        tasks: Each task launched, with the status it reached in this launch
-            and whether it ran its repair variant.
+        tasks: Each task launched: its identifier, the status it reached in
+            this launch, whether it ran its repair variant, and the id of the
+            launch's job.
     """
 
     number: int
     step: int
     drive: int
     launched_at: datetime
-    tasks: tuple[tuple[str, str, bool], ...]
+    tasks: tuple[tuple[str, str, bool, str], ...]
 
 
-def launch_records(result: RunResult, updates: Iterable[JobUpdate]) -> tuple[LaunchRecord, ...]:
-    """The run's launch groups with the outcome of each launch, replayed from the update log."""
-    current: dict[str, int] = {}
-    reached: dict[tuple[str, int], str] = {}
-    repaired: dict[tuple[str, int], bool] = {}
-    for update in updates:
-        tasks = update.state_update.get("tasks") if update.state_update is not None else None
-        if not isinstance(tasks, JsonObject):
+def launch_records(launches: Iterable[Launch]) -> tuple[LaunchRecord, ...]:
+    """The run's launch groups with how each launch ended, from its launches (skips left out)."""
+    groups: dict[int, LaunchRecord] = {}
+    for launch in launches:
+        record = launch.input
+        if record.group is None:
             continue
-        for name, entry in tasks.items():
-            if not isinstance(entry, JsonObject):
-                continue
-            group = entry.get("launch_group")
-            if isinstance(group, int):
-                current[name] = group
-                repaired[name, group] = entry.get("repair") is True
-            status = entry.get("status")
-            if name in current and isinstance(status, str):
-                reached[name, current[name]] = status
-    return tuple(
-        LaunchRecord(
-            number=group.number,
-            step=group.step,
-            drive=group.drive,
-            launched_at=group.launched_at,
-            tasks=tuple(
-                (
-                    name,
-                    reached.get((name, group.number), "running"),
-                    repaired.get((name, group.number), False),
-                )
-                for name in group.tasks
-            ),
+        task = (record.task, launch.status.value, record.repair, launch.job_id)
+        group = groups.get(record.group)
+        groups[record.group] = (
+            LaunchRecord(record.group, record.step, record.drive, launch.launched_at, (task,))
+            if group is None
+            else attrs.evolve(group, tasks=(*group.tasks, task))
         )
-        for group in result.launch_groups
-    )
+    return tuple(groups[number] for number in sorted(groups))
 
 
 def launches_table(records: Sequence[LaunchRecord]) -> Table:
@@ -471,7 +570,7 @@ def launches_table(records: Sequence[LaunchRecord]) -> Table:
         table.add_column(column, no_wrap=column != "tasks", overflow="fold")  # numbers, a time
     for record in records:
         tasks = Text()
-        for position, (name, status, repair) in enumerate(record.tasks):
+        for position, (name, status, repair, _) in enumerate(record.tasks):
             if position:
                 tasks.append(", ")
             tasks.append(f"{name} ")
@@ -500,13 +599,60 @@ def history_json(
                 "Drive": record.drive,
                 "LaunchedAt": record.launched_at.isoformat(),
                 "Tasks": [
-                    {"Task": name, "Status": status, "Repair": repair}
-                    for name, status, repair in record.tasks
+                    {"Task": name, "Status": status, "Repair": repair, "LaunchId": launch_id}
+                    for name, status, repair, launch_id in record.tasks
                 ],
             }
             for record in records
         ]
     return document
+
+
+def _time(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def _outcome_json(outcome: TaskOutcome) -> dict[str, Any]:
+    error, blocked = outcome.error, outcome.blocked
+    return {
+        "Task": outcome.identifier,
+        "Type": outcome.type,
+        "Step": outcome.launch_order,
+        "Side": outcome.side,
+        "Status": outcome.status.value,
+        "Attempts": outcome.attempts,
+        "Repair": outcome.repair,
+        "LaunchGroup": outcome.launch_group,
+        "LaunchedAt": _time(outcome.launched_at),
+        "StartedAt": _time(outcome.started_at),
+        "EndedAt": _time(outcome.ended_at),
+        "Duration": outcome.duration,
+        "Output": outcome.output,
+        "Summary": thaw(outcome.summary),
+        "Error": None
+        if error is None
+        else {"Type": error.type, "Message": error.message, "Traceback": error.traceback},
+        "Blocked": None
+        if blocked is None
+        else {"Reason": blocked.reason, "Details": thaw(blocked.details)},
+        "SkipReason": outcome.skip_reason,
+        "Progress": None if outcome.progress is None else thaw(outcome.progress),
+    }
+
+
+def run_json(job: Job, result: RunResult) -> dict[str, Any]:
+    """A run for ``--json``: its job in the wire format, its progress, and each task's outcome.
+
+    ``Run`` decodes with :func:`jobledger.wire.decode_job`; ``Tasks`` lists
+    the run's tasks in step order, each as its latest launch left it.
+    """
+    done, total = result.progress
+    return {
+        "Run": wire.encode(job),
+        "Status": result.status.value,
+        "Progress": {"Done": done, "Total": total},
+        "Tasks": [_outcome_json(outcome) for outcome in result.outcomes.values()],
+    }
 
 
 def steps_table(definition: JobDefinition) -> Table:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -13,7 +14,8 @@ import click
 from click.core import ParameterSource
 from rich.text import Text
 
-from jobledger.cli._app import APP_ENV, DEFAULT_APP
+from jobledger import Jobs
+from jobledger.cli._app import APP_ENV, DEFAULT_APP, App
 from jobledger.cli._errors import AppError, UnknownJobError, explain
 from jobledger.cli._exit import EXIT_CODE_MEANINGS, ExitCode
 from jobledger.cli._progress import LineView, LiveView, NoView, ProgressView
@@ -22,17 +24,14 @@ from jobledger.cli._store import DEFAULT_STORE, STORE_ENV, StoreAddress, open_st
 from jobledger.runner import DefinitionError, JobDefinition, Runner
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable
 
     from rich.console import Console
 
-    from jobledger import Jobs, Repository
+    from jobledger import Repository
 
 __all__ = [
     "FORCE",
-    "HEARTBEAT_SECONDS",
-    "POLL_SECONDS",
-    "TAKEOVER_SECONDS",
     "Settings",
     "app_option",
     "cli",
@@ -42,18 +41,12 @@ __all__ = [
     "json_option",
     "main",
     "make_runner",
+    "open_ledger",
     "open_repository",
     "progress_view",
     "settings",
     "store_option",
 ]
-
-#: Seconds between the writes that show the command line's runner is alive while tasks run.
-HEARTBEAT_SECONDS = 2.0
-#: Seconds of silence after which ``resume`` takes over a ``running`` run whose runner died.
-TAKEOVER_SECONDS = 10.0
-#: Seconds between the runner's reads of the run, to see cancel requests from other processes.
-POLL_SECONDS = 0.25
 
 #: The type of the threshold options: a non-negative integer.
 FORCE = click.IntRange(min=0)
@@ -152,7 +145,8 @@ def app_option(function: F) -> F:
         help=(
             "The job definitions: an attribute of an importable module (the working directory "
             "is on the path) holding a JobDefinition, a mapping or iterable of them, or a "
-            "callable returning them. The default is the bundled demo."
+            "callable returning them. The module may also set executors, limits, lease and "
+            "poll_interval for the runs (see the reference). The default is the bundled demo."
         ),
     )(function)
 
@@ -224,52 +218,65 @@ def open_repository(ctx: click.Context, store: str) -> Repository:
     return repository
 
 
-def make_runner(
-    app: str,
-    jobs: Jobs,
-    definitions: Sequence[JobDefinition],
-    *,
-    takeover_after: float = TAKEOVER_SECONDS,
-) -> Runner:
-    """The command line's runner: a short heartbeat, and quick to see cancel requests.
+def open_ledger(ctx: click.Context, store: str, app: App | None = None) -> Jobs:
+    """The ledger in ``store``, held to the ``--app`` module's limits if it sets some.
 
     Raises:
-        AppError: the definitions cannot run together (two share an identifier, ...).
+        StoreSpecError: ``store`` is not a store address.
+        StoreUnreachableError: the store cannot be opened.
     """
+    repository = open_repository(ctx, store)
+    if app is None or app.limits is None:
+        return Jobs(repository=repository)
+    return Jobs(repository=repository, limits=app.limits)
+
+
+def make_runner(ctx: click.Context, app: App, jobs: Jobs) -> Runner:
+    """The command line's runner: the ``--app`` module's executors and lease, if it sets them.
+
+    Executors the module's ``executors`` callable makes are shut down when the
+    command ends.
+
+    Raises:
+        AppError: the definitions cannot run together (two share an identifier,
+            a task's side has no executor, ...), or the executors cannot be made.
+    """
+    executors, made = app.make_executors()
+    if made:
+        for executor in executors.values():
+            ctx.call_on_close(functools.partial(executor.shutdown, wait=False, cancel_futures=True))
     try:
         return Runner(
             jobs,
-            definitions,
-            heartbeat=HEARTBEAT_SECONDS,
-            takeover_after=takeover_after,
-            poll_interval=POLL_SECONDS,
+            app.definitions,
+            executors=executors,
+            lease=app.lease,
+            poll_interval=app.poll_interval,
         )
     except DefinitionError as err:
-        raise AppError(app, "; ".join(err.problems)) from err
+        raise AppError(app.name, "; ".join(err.problems)) from err
 
 
 def progress_view(out: Console, *, as_json: bool) -> ProgressView:
     """How to show a run: live on a terminal, in lines elsewhere, not at all with --json."""
     if as_json:
-        return NoView(console(stderr=True))
+        return NoView()
     if out.is_terminal:
         return LiveView(out)
     return LineView(out)
 
 
-def definition_of(
-    app: str, definitions: Sequence[JobDefinition], job: str, *, run_id: str = ""
-) -> JobDefinition:
-    """The definition of ``job`` among the --app's ``definitions``.
+def definition_of(app: App, job: str, *, run_id: str = "") -> JobDefinition:
+    """The definition of ``job`` among the --app's definitions.
 
     Raises:
         UnknownJobError: there is none (for the run ``run_id``, if given).
     """
-    for definition in definitions:
+    for definition in app.definitions:
         if definition.identifier == job:
             return definition
-    known = [definition.identifier for definition in definitions]
-    raise UnknownJobError(job, app, known, run_id=run_id)
+    known = [definition.identifier for definition in app.definitions]
+    raise UnknownJobError(job, app.name, known, run_id=run_id)
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, NoReturn
 
 import click
@@ -11,23 +12,29 @@ from rich.text import Text
 
 from jobledger import ConcurrencyError, InvalidTransitionError, Jobs, wire
 from jobledger._application.defaults import new_id
-from jobledger.cli._app import DEFAULT_APP, load_definitions
-from jobledger.cli._errors import NothingToRepairError
+from jobledger.cli import _progress
+from jobledger.cli._app import DEFAULT_APP, App, load_app
+from jobledger.cli._errors import (
+    JobBusyError,
+    NoRepairVariantError,
+    NothingToRepairError,
+    RunDrivenError,
+)
 from jobledger.cli._exit import ExitCode, exit_code_of
-from jobledger.cli._progress import follow
+from jobledger.cli._progress import RunTracker, follow, silence_stdout
 from jobledger.cli._render import (
     Hints,
     console,
     dumps,
     emit,
-    is_interrupted,
     is_run,
+    run_json,
     run_summary,
     steps_table,
+    when,
 )
 from jobledger.cli._root import (
     FORCE,
-    TAKEOVER_SECONDS,
     app_option,
     cli,
     debug_option,
@@ -35,7 +42,7 @@ from jobledger.cli._root import (
     hints_of,
     json_option,
     make_runner,
-    open_repository,
+    open_ledger,
     progress_view,
     store_option,
 )
@@ -45,46 +52,128 @@ from jobledger.demo import definitions as demo_definitions
 from jobledger.runner import (
     RUN_ENTITY,
     RUN_SERVICE,
+    DefinitionBusyError,
     JobDefinition,
+    RunActiveError,
     Runner,
     RunNotFoundError,
     RunResult,
     RunStatus,
     Selection,
+    load_run,
     request_cancel,
+    run_result,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable
 
     from jobledger import Job
 
 __all__ = ["cancel", "demo", "invoke", "resume"]
 
 
+def _exit(ctx: click.Context, runner: Runner, code: ExitCode) -> NoReturn:
+    """Exit with ``code``; at once when a task's thread was abandoned past its timeout.
+
+    Such a thread may never end, and Python would wait for it at exit.
+    """
+    if runner.abandoned:
+        _progress.exit_now(code)
+    ctx.exit(code)
+
+
 def _finish(
+    ctx: click.Context,
     jobs: Jobs,
     result: RunResult,
     definition: JobDefinition,
-    hints: Hints,
     *,
     as_json: bool,
+    hints: Hints | None = None,
     repair_hint: str | None = None,
 ) -> ExitCode:
-    """Print how the run ended (or its job as JSON); return its exit code."""
+    """Print how the run ended (or the run as JSON); return its exit code."""
     job = jobs.get(result.run_id)
-    if as_json:
-        click.echo(dumps(wire.encode(job)))
-    else:
-        point = result.breakpoint
-        repairable = point is not None and all(
-            definition.task(name).repair is not None for name in point.tasks
-        )
-        out = console()
-        out.print()
-        for line in run_summary(result, job, hints, repair_hint=repair_hint, repairable=repairable):
-            out.print(line)
+    try:
+        if as_json:
+            click.echo(dumps(run_json(job, result)))
+        else:
+            point = result.breakpoint
+            repairable = point is not None and all(
+                definition.task(name).repair is not None for name in point.tasks
+            )
+            out = console()
+            out.print()
+            lines = run_summary(
+                result,
+                job,
+                hints or hints_of(ctx),
+                repair_hint=repair_hint,
+                repairable=repairable,
+            )
+            for line in lines:
+                out.print(line)
+    except BrokenPipeError:
+        silence_stdout()  # the reader went away; the exit code still tells how the run ended
     return exit_code_of(result)
+
+
+def _drive(
+    ctx: click.Context,
+    jobs: Jobs,
+    runner: Runner,
+    tracker: RunTracker,
+    call: Callable[[], RunResult],
+    *,
+    headline: Text,
+    as_json: bool,
+) -> RunResult:
+    """Drive a run with ``call``, showing it; turn the refusals into one line each."""
+    hints = hints_of(ctx)
+    try:
+        return follow(
+            jobs,
+            runner,
+            tracker,
+            call,
+            progress_view(console(), as_json=as_json),
+            hints=hints,
+            messages=console(stderr=True),
+            headline=headline,
+        )
+    except DefinitionBusyError as err:
+        if err.status == RunStatus.BLOCKED:
+            repair = hints.command("invoke", "-j", err.definition, "--repair-job", app=True)
+            advice = (
+                f"resume it (`{repair}` or "
+                f"`{hints.command('resume', err.run_id, '--force', 'N', app=True)}`) "
+                f"or cancel it (`{hints.command('cancel', err.run_id)}`)"
+            )
+        elif _driven(jobs, err.run_id):
+            advice = f"wait for it to end, or cancel it (`{hints.command('cancel', err.run_id)}`)"
+        else:
+            resume = hints.command("resume", err.run_id, app=True)
+            advice = (
+                f"no runner drives it: resume it (`{resume}`) "
+                f"or cancel it (`{hints.command('cancel', err.run_id)}`)"
+            )
+        raise JobBusyError(err.definition, err.run_id, err.status, advice=advice) from err
+    except RunActiveError as err:
+        raise RunDrivenError(
+            err.run_id,
+            err.owner,
+            err.expires_at,
+            until=when(err.expires_at),
+            cancel=hints.command("cancel", err.run_id),
+        ) from err
+
+
+def _driven(jobs: Jobs, run_id: str) -> bool:
+    """Whether a live runner holds run ``run_id`` (its lease has not run out)."""
+    state = run_result(jobs.get(run_id)).state
+    lease = state.lease if state is not None else None
+    return lease is not None and not lease.expired(datetime.now(UTC))
 
 
 def _run_new(
@@ -96,18 +185,18 @@ def _run_new(
     selection: Selection,
     force: int | None,
     run_input: object,
+    concurrent: bool = False,
     as_json: bool,
 ) -> RunResult:
     """Invoke ``definition`` as a new run, showing it; return how it ended."""
-    selection.select(definition)  # a bad selection is reported before anything starts
+    tasks = selection.select(definition)  # a bad selection is reported before anything starts
     run_id = new_id()
-    out = console()
-    if not as_json:
-        name = f" ({definition.display_name})" if definition.display_name else ""
-        out.print(Text(f"Run {run_id} of {definition.identifier}{name}", style="bold"))
-    return follow(
+    name = f" ({definition.display_name})" if definition.display_name else ""
+    return _drive(
+        ctx,
         jobs,
-        run_id,
+        runner,
+        RunTracker(jobs, run_id, tasks=tasks),
         functools.partial(
             runner.invoke,
             definition.identifier,
@@ -115,17 +204,18 @@ def _run_new(
             force=force,
             input=run_input,
             run_id=run_id,
+            exclusive=not concurrent,
         ),
-        progress_view(out, as_json=as_json),
-        hints_of(ctx),
+        headline=Text(f"Run {run_id} of {definition.identifier}{name}", style="bold"),
+        as_json=as_json,
     )
 
 
 def _resume(
     ctx: click.Context,
     jobs: Jobs,
-    app: str,
-    definitions: Sequence[JobDefinition],
+    runner: Runner,
+    app: App,
     job: Job,
     *,
     repair: bool,
@@ -133,24 +223,28 @@ def _resume(
     as_json: bool,
 ) -> tuple[RunResult, JobDefinition]:
     """Resume the run ``job``, showing it; return how it ended, and its definition."""
-    # A run whose runner was stopped by a second Ctrl-C is driven by nobody: take it over now.
-    takeover = 0.0 if is_interrupted(job) else TAKEOVER_SECONDS
-    definition = definition_of(app, definitions, job.type, run_id=job.id)
-    runner = make_runner(app, jobs, definitions, takeover_after=takeover)
-    out = console()
-    if not as_json:
-        how = " with repair" if repair else ""
-        forced = f", force threshold {force}" if force is not None else ""
-        out.print(Text(f"Resuming run {job.id} of {job.type}{how}{forced}", style="bold"))
-    result = follow(
-        jobs,
-        job.id,
-        functools.partial(runner.resume, job.id, repair=repair, force=force),
-        progress_view(out, as_json=as_json),
-        hints_of(ctx),
-        job=job,
+    definition = definition_of(app, job.type, run_id=job.id)
+    known = load_run(jobs, job.id, definition=definition)
+    point = known.breakpoint
+    if repair and point is not None:
+        lacking = [name for name in point.tasks if definition.task(name).repair is None]
+        if lacking:
+            resume = hints_of(ctx).command("resume", job.id, "--force", "N", app=True)
+            raise NoRepairVariantError(job.id, lacking, resume=resume)
+    how = " with repair" if repair else ""
+    forced = f", force threshold {force}" if force is not None else ""
+    return (
+        _drive(
+            ctx,
+            jobs,
+            runner,
+            RunTracker(jobs, job.id, known=known),
+            functools.partial(runner.resume, job.id, repair=repair, force=force),
+            headline=Text(f"Resuming run {job.id} of {job.type}{how}{forced}", style="bold"),
+            as_json=as_json,
+        ),
+        definition,
     )
-    return result, definition
 
 
 def _load_run(jobs: Jobs, run_id: str) -> Job:
@@ -246,6 +340,14 @@ def _parse_input(value: str | None) -> object:
     metavar="JSON",
     help="The run's input: a JSON value handed to every task.",
 )
+@click.option(
+    "--concurrent",
+    is_flag=True,
+    help=(
+        "Start the run even if the job already has a running or blocked run. Without it, "
+        "such an invoke is refused (exit code 10), as Usercube never runs one job twice at once."
+    ),
+)
 @app_option
 @store_option
 @json_option
@@ -262,6 +364,7 @@ def invoke(  # noqa: PLR0917  (one parameter per option)
     task_type: str | None,
     contains: str | None,
     run_input: str | None,
+    concurrent: bool,  # noqa: FBT001
     app: str,
     store: str,
     as_json: bool,  # noqa: FBT001
@@ -274,26 +377,34 @@ def invoke(  # noqa: PLR0917  (one parameter per option)
     resume (jobledger resume) it. Progress shows live on a terminal, one line
     per change otherwise.
 
+    A job runs once at a time: while it has a running or blocked run, invoke
+    is refused (exit code 10) naming that run, unless --concurrent is given.
+    --repair-job resumes its blocked run with repair instead.
+
     Ctrl-C asks the run to cancel: the running tasks finish, no new task
-    starts, and the run ends canceled. A second Ctrl-C stops at once: the
-    run is left running, with no runner and no cancel request, and
-    jobledger resume takes it over (or jobledger cancel cancels it).
+    starts, and the run ends canceled. A second Ctrl-C, SIGTERM, or the
+    output closing (invoke ... | head -1) stops at once (exit code 130): the
+    running tasks are recorded canceled and the run is let go, left running
+    with no runner, and jobledger resume takes it over at once (or jobledger
+    cancel cancels it; after a second Ctrl-C, the first one's cancel request
+    stands, so both end it canceled).
 
     The exit code tells how the run ended (see jobledger --help).
     """
     selection = Selection(
         begin_step=begin, end_step=end, task=task, task_type=task_type, contains=contains
     )
-    if repair and (selection != Selection() or run_input is not None):
+    if repair and (selection != Selection() or run_input is not None or concurrent):
         msg = (
             "--repair-job resumes the blocked run as it was launched; "
-            "leave out -b, -e, -t, -c, -s and --input"
+            "leave out -b, -e, -t, -c, -s, --input and --concurrent"
         )
         raise click.UsageError(msg, ctx)
     value = _parse_input(run_input)
-    definitions = load_definitions(app)
-    jobs = Jobs(repository=open_repository(ctx, store))
-    definition = definition_of(app, definitions, job)
+    loaded = load_app(app)
+    jobs = open_ledger(ctx, store, loaded)
+    definition = definition_of(loaded, job)
+    runner = make_runner(ctx, loaded, jobs)
     if repair:
         page = jobs.find(
             service=RUN_SERVICE,
@@ -305,22 +416,23 @@ def invoke(  # noqa: PLR0917  (one parameter per option)
         if not page.jobs:
             raise NothingToRepairError(job)
         result, definition = _resume(
-            ctx, jobs, app, definitions, page.jobs[0], repair=True, force=force, as_json=as_json
+            ctx, jobs, runner, loaded, page.jobs[0], repair=True, force=force, as_json=as_json
         )
-        ctx.exit(_finish(jobs, result, definition, hints_of(ctx), as_json=as_json))
+        _exit(ctx, runner, _finish(ctx, jobs, result, definition, as_json=as_json))
     result = _run_new(
         ctx,
         jobs,
-        make_runner(app, jobs, definitions),
+        runner,
         definition,
         selection=selection,
         force=force,
         run_input=value,
+        concurrent=concurrent,
         as_json=as_json,
     )
-    hints = hints_of(ctx)
-    repair_hint = hints.command("invoke", "-j", job, "--repair-job", app=True)
-    ctx.exit(_finish(jobs, result, definition, hints, as_json=as_json, repair_hint=repair_hint))
+    repair_hint = hints_of(ctx).command("invoke", "-j", job, "--repair-job", app=True)
+    code = _finish(ctx, jobs, result, definition, as_json=as_json, repair_hint=repair_hint)
+    _exit(ctx, runner, code)
 
 
 @cli.command()
@@ -354,24 +466,29 @@ def resume(  # noqa: PLR0917  (one parameter per option)
     store: str,
     as_json: bool,  # noqa: FBT001
 ) -> NoReturn:
-    """Resume run ID from its breakpoint, or take over a run whose runner stopped.
+    """Resume run ID from its breakpoint, or take over a run whose runner is gone.
 
     A blocked run runs its blocked tasks again (with --repair, their repair
-    variants), then only the tasks that had not run. A running run is taken
-    over when its runner is gone: at once when a second Ctrl-C stopped it,
-    otherwise once it has been silent for 10 seconds (the command line's
-    runner writes a heartbeat every 2 seconds while tasks run). The run's
-    job definition must be in --app.
+    variants; a blocked task without one is a usage error), then only the
+    tasks that had not run. A running run is taken over only when no runner
+    holds it: at once when its runner let it go (a second Ctrl-C, SIGTERM, a
+    closed output), otherwise once the lease its runner recorded has run out
+    (a runner renews its lease while it lives; the command line's lasts 10
+    seconds unless --app sets another). Resuming a run a live runner holds is
+    refused (exit code 10) naming that runner and when its lease ends.
+    "Resuming run ..." is printed once this command has claimed the run. The
+    run's job definition must be in --app.
 
     The exit code tells how the run ended, as for invoke.
     """
-    definitions = load_definitions(app)
-    jobs = Jobs(repository=open_repository(ctx, store))
+    loaded = load_app(app)
+    jobs = open_ledger(ctx, store, loaded)
     job = _load_run(jobs, run_id)
+    runner = make_runner(ctx, loaded, jobs)
     result, definition = _resume(
-        ctx, jobs, app, definitions, job, repair=repair, force=force, as_json=as_json
+        ctx, jobs, runner, loaded, job, repair=repair, force=force, as_json=as_json
     )
-    ctx.exit(_finish(jobs, result, definition, hints_of(ctx), as_json=as_json))
+    _exit(ctx, runner, _finish(ctx, jobs, result, definition, as_json=as_json))
 
 
 @cli.command()
@@ -397,13 +514,14 @@ def cancel(
 ) -> None:
     """Cancel job or run ID.
 
-    A running run is asked to stop: its runner (in whatever process) sees
-    the request within a moment, lets the running tasks finish, starts no
-    new task, and ends the run canceled. A blocked run, or a run whose
-    runner was stopped by a second Ctrl-C, is canceled at once. Any other
-    job is canceled at once.
+    A run that a live runner drives is asked to stop: that runner (in
+    whatever process) sees the request within a moment, lets the running
+    tasks finish, starts no new task, and ends the run canceled. A run
+    nobody drives (blocked, let go by its runner, or whose runner's lease
+    ran out) is canceled at once, its running tasks with it. Any other job
+    is canceled at once.
     """
-    jobs = Jobs(repository=open_repository(ctx, store))
+    jobs = open_ledger(ctx, store)
     job = jobs.get(job_id)
     if etag is not None and etag != job.etag:
         raise ConcurrencyError(job_id, etag, job.etag)
@@ -412,24 +530,23 @@ def cancel(
     if not is_run(job):
         job = jobs.cancel(job_id, etag=job.etag)
         message = f"Job {job_id} canceled."
+        document = wire.encode(job)
     else:
-        interrupted = is_interrupted(job)
-        request_cancel(jobs, job_id)
-        job = jobs.get(job_id)
-        if interrupted and not job.phase.is_terminal:
-            # Its runner is known to be gone: nobody else would end it.
-            job = jobs.cancel(job_id, etag=job.etag)
-        if job.phase.is_terminal:
+        asked = request_cancel(jobs, job_id)
+        lease = asked.state.lease if asked.state is not None else None
+        if asked.status.is_terminal or lease is None:
             message = f"Run {job_id} canceled."
         else:
+            until = when(lease.expires_at)
             message = (
-                f"Cancel requested for run {job_id}: its running tasks finish, then it ends "
-                f"canceled. (Should its runner be gone, "
-                f"`{hints_of(ctx).command('resume', job_id)}` ends it once it has been silent "
-                f"for {TAKEOVER_SECONDS:g} s.)"
+                f"Cancel requested for run {job_id}: its runner lets the running tasks finish, "
+                f"then ends it canceled. (Should that runner be gone, "
+                f"`{hints_of(ctx).command('cancel', job_id)}` after {until}, when its lease "
+                "runs out, cancels it at once.)"
             )
+        document = run_json(jobs.get(job_id), load_run(jobs, job_id)) if as_json else {}
     if as_json:
-        click.echo(dumps(wire.encode(job)))
+        click.echo(dumps(document))
     else:
         console().print(Text(message))
 
@@ -463,9 +580,9 @@ def demo(ctx: click.Context, force: int | None, store: str) -> NoReturn:
 
     The demo exits 0 when the run blocked as designed or completed.
     """
-    definitions = demo_definitions()
-    jobs = Jobs(repository=open_repository(ctx, store))
-    runner = make_runner(DEFAULT_APP, jobs, definitions)
+    app = App(name=DEFAULT_APP, definitions=demo_definitions())
+    jobs = open_ledger(ctx, store, app)
+    runner = make_runner(ctx, app, jobs)
     definition = runner.definition(DEMO_JOB)
     out = console()
     out.print(
@@ -490,7 +607,9 @@ def demo(ctx: click.Context, force: int | None, store: str) -> NoReturn:
     )
     hints = hints_of(ctx, demo=True)
     repair_hint = hints.command("invoke", "-j", DEMO_JOB, "--repair-job", app=True)
-    code = _finish(jobs, result, definition, hints, as_json=False, repair_hint=repair_hint)
+    code = _finish(
+        ctx, jobs, result, definition, as_json=False, hints=hints, repair_hint=repair_hint
+    )
     if result.status is RunStatus.BLOCKED:
         out.print()
         out.print(
@@ -500,4 +619,4 @@ def demo(ctx: click.Context, force: int | None, store: str) -> NoReturn:
                 f"the run; then `{hints.command('history', result.run_id)}` shows its log."
             )
         )
-    ctx.exit(ExitCode.OK if code in {ExitCode.OK, ExitCode.BLOCKED} else code)
+    _exit(ctx, runner, ExitCode.OK if code in {ExitCode.OK, ExitCode.BLOCKED} else code)

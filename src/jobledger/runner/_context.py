@@ -23,8 +23,9 @@ import socket
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
+from types import MappingProxyType
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
 import attrs
@@ -328,6 +329,7 @@ class TaskContext:
         cancel_signal: The flag to raise to ask the task to stop (a
             :class:`threading.Event` when ``None``); for a context built by hand.
         launch_id: The id of the launch's job in the ledger.
+        parent_summaries: The summaries of the task's parents that ran in this run.
         progress_interval: The least seconds between two writes of its progress
             to the ledger (:data:`PROGRESS_INTERVAL` unless given; 0 writes each
             report at once).
@@ -341,6 +343,10 @@ class TaskContext:
         repair: Whether this launch runs the repair variant.
         attempt: Which launch of the task this is.
         launch_id: The id of this launch's job (``None`` for a context built by hand).
+        parent_summaries: What the task's parents in the run gave as their
+            :class:`TaskResult` summary, by identifier: how a task passes data
+            to the tasks after it (read-only JSON; a parent that gave none maps
+            to ``None``).
         progress: Everything reported so far with :meth:`report_progress`.
 
     >>> from jobledger.runner import Task
@@ -364,6 +370,7 @@ class TaskContext:
         attempt: int = 1,
         cancel_signal: CancelSignal | None = None,
         launch_id: str | None = None,
+        parent_summaries: Mapping[str, JsonValue] | None = None,
         channel: LaunchChannel | None = None,
         progress_interval: float = PROGRESS_INTERVAL,
     ) -> None:
@@ -374,6 +381,9 @@ class TaskContext:
         self.repair = repair
         self.attempt = attempt
         self.launch_id = launch_id
+        self.parent_summaries: Mapping[str, JsonValue] = MappingProxyType(
+            dict(parent_summaries or {})
+        )
         self._logger: logging.LoggerAdapter[logging.Logger] | None = None
         self.progress: JsonObject = _EMPTY_PROGRESS
         if channel is None:
@@ -422,10 +432,11 @@ class TaskContext:
 
         The values are merged into what was reported before (a key given
         ``None`` is removed). They are written to the launch's job at most
-        every :data:`PROGRESS_INTERVAL` seconds (or the ``progress_interval``
-        of the task's executor: see :func:`progress_interval_of`), and what is
-        left with the launch's end; progress the ledger refuses (over its limits) is left
-        out with a warning, and the task goes on.
+        every :data:`PROGRESS_INTERVAL` seconds (or every ``progress_interval``
+        seconds, when the task's executor has that attribute: 0 writes each
+        report at once), and what is left with the launch's end; progress the
+        ledger refuses (over its limits) is left out with a warning, and the
+        task goes on.
 
         Raises:
             InvalidJobDataError: a value is not JSON.
@@ -468,6 +479,7 @@ class TaskCall:
         attempt: Which launch of the task this is.
         channel: How the launch reaches its job in the ledger.
         clock: Reads the time for ``started_at`` and ``ended_at``.
+        parent_summaries: The summaries of the task's parents that ran.
         progress_interval: The least seconds between two writes of its progress.
     """
 
@@ -481,6 +493,7 @@ class TaskCall:
     attempt: int
     channel: LaunchChannel
     clock: Callable[[], datetime] = utc_now
+    parent_summaries: Mapping[str, JsonValue] = attrs.field(factory=dict)
     progress_interval: float = PROGRESS_INTERVAL
 
 
@@ -589,6 +602,7 @@ def execute(call: TaskCall) -> TaskReport:
         repair=call.repair,
         attempt=call.attempt,
         launch_id=call.launch_id,
+        parent_summaries=call.parent_summaries,
         channel=call.channel,
         progress_interval=call.progress_interval,
     )

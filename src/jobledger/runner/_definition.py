@@ -68,7 +68,7 @@ class Task:
         side: The name of the executor the task runs on (``"server"`` or
             ``"agent"`` by default; a runner may name more).
         warning_mode: Whether an error of this task is only a warning: the run
-            goes on, and the task's children are skipped.
+            goes on, and the task's children run as if it completed with output.
         guarded: Whether the task may block the run by raising
             :class:`~jobledger.runner.TaskBlocked`.
         repair: The variant to run in the task's place when a blocked run is

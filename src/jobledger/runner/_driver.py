@@ -64,6 +64,7 @@ from jobledger.runner._ledger import (
     TASK_ENTITY,
     RunWriter,
     cancel_launches,
+    load_run,
     result_of,
     write_all,
 )
@@ -149,6 +150,7 @@ class _Finished:
 class _Started:
     launch: int
     at: float
+    started_at: datetime
 
 
 @attrs.frozen
@@ -170,6 +172,7 @@ class _Running:
     local: bool
     deadline: float | None = None
     flagged: bool = False
+    started_at: datetime | None = None
 
 
 class Driver:
@@ -294,7 +297,12 @@ class Driver:
         return self.result()
 
     def result(self) -> RunResult:
-        """The run as this drive knows it."""
+        """The run as this drive knows it; read from the ledger when someone else ended it."""
+        if self.writer.closed:
+            # Its launches may have been ended by whoever ended the run: the ledger says.
+            return load_run(
+                self.jobs, self.run_id, definition=self.definition, service=self.settings.service
+            )
         return result_of(
             self.writer.job,
             self.latest,
@@ -358,17 +366,35 @@ class Driver:
             if written is None:
                 return
             jobs_by_id = {job.id: job for job in written}
-            for task, record, _state in made:
+            for task, record, launched in made:
                 job = jobs_by_id.get(launch_id(self.run_id, record.launch))
                 if job is not None:
-                    self.latest[task.identifier] = Launch.of(job)
+                    self.latest[task.identifier] = Launch(
+                        job_id=job.id,
+                        type=job.type,
+                        input=record,
+                        state=launched,
+                        status=outcomes[task.identifier].status,
+                        launched_at=job.created_at,
+                        updated_at=job.updated_at,
+                    )
                 self._set_outcome(outcomes[task.identifier])
                 if record.group is not None:
                     self.attempts[task.identifier] = record.attempt
             launched_now = tuple(record.task for _, record, _ in made if record.group is not None)
             if launched_now:
+                # When the ledger made the group's first launch job, as load_run reads it.
+                launched_at = next(
+                    (
+                        job.created_at
+                        for _, record, _ in made
+                        if record.group is not None
+                        and (job := jobs_by_id.get(launch_id(self.run_id, record.launch)))
+                    ),
+                    now,
+                )
                 self.groups.append(
-                    LaunchGroup(group, plan.step, launched_now, now, self.drive.number)
+                    LaunchGroup(group, plan.step, launched_now, launched_at, self.drive.number)
                 )
                 logger.info(
                     "launch group started",
@@ -376,6 +402,9 @@ class Driver:
                 )
             # Under the lock: a release from another thread waits until they are tracked.
             for task, record, _ in made:
+                if self.released:
+                    # Let go by a task run inline: the rest of the step is not run.
+                    break
                 if record.group is not None:
                     self._submit(task, record)
 
@@ -453,6 +482,12 @@ class Driver:
             channel=channel,
             clock=self.settings.clock,
             progress_interval=progress_interval_of(executor),
+            parent_summaries={
+                parent: outcome.summary
+                for parent in task.parents
+                if (outcome := self.outcomes.get(parent)) is not None
+                and outcome.status in {TaskStatus.COMPLETED, TaskStatus.WARNING}
+            },
         )
         try:
             future = executor.submit(execute, call)
@@ -472,15 +507,21 @@ class Driver:
     ) -> None:
         with self.lock:
             running = _Running(task, record, future, channel, local)
-            if task.timeout is not None and not local:
-                # A launch elsewhere says when it starts in its job; until it does, it is
-                # timed from now, so a launch that never starts still ends.
+            if (
+                task.timeout is not None
+                and isinstance(channel, LedgerChannel)
+                and channel.ledger is None
+            ):
+                # A launch elsewhere that cannot reach the ledger never says when it
+                # starts: it is timed from now. One that can is timed from the start it
+                # records in its job, as a thread's from its start: a launch queued on a
+                # busy pool or cluster is not timed while it waits.
                 running.deadline = time.monotonic() + task.timeout + self.settings.poll_interval
             self.running[record.launch] = running
         future.add_done_callback(lambda _future: self.inbox.put(_Finished(record.launch)))
 
-    def _started_here(self, launch: int, _at: datetime) -> None:
-        self.inbox.put(_Started(launch, time.monotonic()))
+    def _started_here(self, launch: int, at: datetime) -> None:
+        self.inbox.put(_Started(launch, time.monotonic(), at))
 
     # -- waiting -----------------------------------------------------------------------
 
@@ -540,6 +581,7 @@ class Driver:
             running = self.running.get(message.launch)
             if running is not None and running.task.timeout is not None:
                 running.deadline = message.at + running.task.timeout
+                running.started_at = message.started_at
         elif message.etag != self.writer.job.etag:
             # Someone else's change of the run (this drive's own writes wake it too).
             self.writer.poll()
@@ -558,6 +600,7 @@ class Driver:
                 began = datetime.fromisoformat(started)
                 elapsed = (self._now() - began).total_seconds()
                 running.deadline = time.monotonic() - elapsed + running.task.timeout
+                running.started_at = began
 
     def _flag_running(self) -> None:
         """Ask every running launch to stop: its flag here, or its job elsewhere."""
@@ -600,7 +643,8 @@ class Driver:
             timeout = running.task.timeout or 0.0
             error = TaskTimeoutError(running.task.identifier, timeout)
             failure = TaskError(error_type(type(error)), str(error))
-            self._queue_end(running, self._error_state(running.task, failure, self._now()))
+            state = self._error_state(running.task, failure, self._now())
+            self._queue_end(running, attrs.evolve(state, started_at=running.started_at))
 
     def _terminate_worker(self, running: _Running) -> None:
         """Stop the work of a launch past its timeout in a process pool: end its worker.
@@ -710,22 +754,43 @@ class Driver:
     ) -> None:
         if state.outcome in {TaskStatus.FAILED, TaskStatus.BLOCKED}:
             self.halted = True
-        job_id = launch_id(self.run_id, running.input.launch)
-        commands = _end_commands(job_id, state)
-        outcome = self._outcome(running.task, running.input, state, self._now())
-        self.ends.append((running, commands, outcome))
-        launch = self.latest.get(running.task.identifier)
-        launched_at = launch.launched_at if launch is not None else self._now()
-        self._set_outcome(
-            attrs.evolve(self._merge(state, outcome), launched_at=launched_at, progress=progress)
+        task, record = running.task, running.input
+        commands = _end_commands(launch_id(self.run_id, record.launch), state)
+        launch = self.latest.get(task.identifier)
+        status = TaskStatus.RUNNING if state.outcome is None else state.outcome
+        outcome = TaskOutcome(
+            identifier=task.identifier,
+            type=task.type,
+            launch_order=task.launch_order,
+            side=task.side,
+            status=status,
+            attempts=record.attempt,
+            launch_group=record.group,
+            launched_at=launch.launched_at if launch is not None else self._now(),
+            started_at=state.started_at,
+            ended_at=state.ended_at,
+            duration=state.duration,
+            output=state.output,
+            summary=state.summary,
+            error=state.error,
+            blocked=state.blocked,
+            skip_reason=state.skip_reason,
+            repair=record.repair,
+            progress=progress,
         )
+        self.ends.append((running, commands, outcome))
+        self._set_outcome(outcome)
+        # An end queued again (its first form refused by the ledger) replaces its warning.
+        self.warnings = [
+            warning for warning in self.warnings if warning.task != running.task.identifier
+        ]
         if state.outcome is TaskStatus.WARNING and state.error is not None:
             self.warnings.append(
                 RunWarning(running.task.identifier, state.error.type, state.error.message)
             )
         if launch is not None:
-            self.latest[running.task.identifier] = attrs.evolve(
-                launch, state=attrs.evolve(state, progress=progress), status=outcome.status
+            self.latest[task.identifier] = attrs.evolve(
+                launch, state=attrs.evolve(state, progress=progress), status=status
             )
 
     def _set_outcome(self, outcome: TaskOutcome) -> None:
@@ -734,18 +799,6 @@ class Driver:
         self.counts[TaskStatus.PENDING if before is None else before.status] -= 1
         self.counts[outcome.status] += 1
         self.outcomes[outcome.identifier] = outcome
-
-    @staticmethod
-    def _merge(state: LaunchState, outcome: TaskOutcome) -> TaskOutcome:
-        return attrs.evolve(
-            outcome,
-            started_at=state.started_at,
-            duration=state.duration,
-            output=state.output,
-            summary=state.summary,
-            error=state.error,
-            blocked=state.blocked,
-        )
 
     def _write_with_ends(
         self,
@@ -781,6 +834,9 @@ class Driver:
         except (InvalidJobDataError, InvalidTransitionError, JobNotFoundError, ConcurrencyError):
             self.ends = ends
             self._write_ends()
+            if launching and self.halted:
+                # An end refused here was recorded as its task's error: nothing more runs.
+                return None
             return self.writer.write(
                 state, status=status, end=end, commands=commands, launching=launching
             )
@@ -855,6 +911,9 @@ class Driver:
             if self.writer.closed or self.released:
                 self._write_ends()
                 return
+            # The ends go first: one the ledger refuses is recorded as its task's
+            # error, which the run's end must count.
+            self._write_ends()
             statuses = [outcome.status for outcome in self.outcomes.values()]
             facts = EndFacts(
                 cancel_requested=self.writer.state.cancel_requested,

@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
     from datetime import datetime
 
-    from jobledger._core.query import JobPage
+    from jobledger._core.query import JobPage, JobQuery
     from jobledger.runner._definition import JobDefinition
 
 logger = logging.getLogger("jobledger.runner")
@@ -99,7 +99,7 @@ class Ledger(Protocol):
         """Carry out one command."""
         ...
 
-    def find(self, query: object = None, **filters: object) -> JobPage:
+    def find(self, query: JobQuery | None = None, **filters: object) -> JobPage:
         """A page of jobs."""
         ...
 
@@ -448,14 +448,12 @@ class RunWriter:
             RunTakenOverError: another drive claimed the run.
         """
         _, state = run_parts(current)
-        if current.phase.is_terminal:
-            self.closed = True
-            self.job = current
-            self.state = state
-            return
         holder = state.drive.owner if state.drive is not None else ""
         if holder != self.owner:
+            # Taken over, even if the drive that took it has ended it since.
             raise RunTakenOverError(self.run_id, holder)
+        if current.phase.is_terminal:
+            self.closed = True
         self.job = current
         self.state = state
 

@@ -27,6 +27,7 @@ from jobledger._core.errors import (
     InvalidJobDataError,
     InvalidTransitionError,
     JobAlreadyExistsError,
+    JobledgerError,
     JobNotFoundError,
 )
 from jobledger.runner._context import LedgerHandle
@@ -53,6 +54,7 @@ from jobledger.runner._ledger import (
     request_cancel,
     run_parts,
     run_status,
+    with_storage_retry,
     write_all,
 )
 from jobledger.runner._model import Drive, Lease, RunRequest, RunState, encode
@@ -647,13 +649,15 @@ class Runner:
         """Clear the definition's record of its active run, if it still names this one."""
         record_id = definition_record_id(self.service, definition)
         try:
-            record = self.jobs.get(record_id)
+            record = with_storage_retry(lambda: self.jobs.get(record_id))
             if record.state.get("active_run") == run_id:
-                self.jobs.handle(
-                    UpdateJob(job_id=record_id, etag=record.etag, state_update={"active_run": None})
+                clear = UpdateJob(
+                    job_id=record_id, etag=record.etag, state_update={"active_run": None}
                 )
-        except (JobNotFoundError, ConcurrencyError, InvalidTransitionError):
-            pass  # a later invoke finds the run over and takes the record anyway
+                with_storage_retry(lambda: self.jobs.handle(clear))
+        except JobledgerError as error:
+            # A later invoke finds the run over and takes the record anyway.
+            logger.info("the record of %r still names run %r: %s", definition, run_id, error)
 
     # -- from anywhere -----------------------------------------------------------------
 

@@ -3,8 +3,9 @@
 :mod:`jobledger.testing.strategies` holds the hypothesis strategies that make
 every value the ledger accepts (and some it must refuse), and job definitions;
 :mod:`jobledger.testing.runs` runs definitions in-process and synchronously,
-with scripted task outcomes and assertions on a run's result and history. This package needs the
-``testing`` extra: ``pip install "jobledger[testing]"``.
+with scripted task outcomes (crashes of the drive included), assertions on a
+run's result and its launches, and leases that expire on the test's clock.
+This package needs the ``testing`` extra: ``pip install "jobledger[testing]"``.
 
 The fakes importable from here (:class:`ManualClock`, :class:`SequentialIds`,
 :class:`RecordingPublisher`, :class:`EventMatch`, :class:`LedgerHarness`, from

@@ -27,8 +27,11 @@ test, and every name starts with ``jobledger_`` so it never clashes with yours.
     :class:`~jobledger.testing.runs.InlineExecutor` on every side (see
     :func:`~jobledger.testing.runs.inline_runner`; other keywords go to it):
     ``jobledger_runner(definition).invoke("Nightly")`` runs every task in the
-    test's thread and returns when the run ends. Drive ids are ``drive-0001``,
-    ``drive-0002``, ...
+    test's thread and returns when the run ends. The runners share one
+    sequence of ids, ``drive-0001``, ``drive-0002``, ...: each drive's, and each
+    run's that ``invoke`` is not given. Their leases are read on
+    ``jobledger_clock``, so :func:`~jobledger.testing.runs.expire_lease` with
+    it lets a test take a run over.
 
 An example test::
 
@@ -149,7 +152,7 @@ def jobledger_runner(jobledger_jobs: Jobs, jobledger_clock: ManualClock) -> Call
 
     Call it with the definitions (and any keyword of
     :func:`~jobledger.testing.runs.inline_runner`); the runners read
-    ``jobledger_clock`` and share one sequence of drive ids.
+    ``jobledger_clock`` and share one sequence of ids for drives and runs.
     """
     from jobledger.testing.runs import inline_runner  # noqa: PLC0415  (loading the plugin must not import the runner)
 

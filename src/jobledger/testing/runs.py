@@ -1,6 +1,6 @@
 """Run job definitions in-process and synchronously, script their tasks, and assert the runs.
 
-Three pieces test a :class:`~jobledger.runner.JobDefinition` with no threads,
+These pieces test a :class:`~jobledger.runner.JobDefinition` with no threads,
 no processes and no infrastructure:
 
 * :class:`InlineExecutor` runs each task in the thread that submits it, and
@@ -8,12 +8,16 @@ no processes and no infrastructure:
   side, so :meth:`~jobledger.runner.Runner.invoke` returns with every task run,
   in a known order;
 * :class:`ScriptedTasks` stands in for task functions: each task succeeds (with
-  or without output), fails, warns, blocks or requests a cancel of its run, as
-  scripted per task identifier and launch, and every launch records what the
+  or without output), fails, warns, blocks, requests a cancel of its run or
+  crashes its drive, as scripted per task identifier and launch, and every launch records what the
   task saw (:class:`ScriptedLaunch`);
 * :func:`assert_run` checks what a run came to, with a message that shows the
-  whole run when it fails, and :func:`launch_history` reads the order in which
-  tasks were launched from the run's history in the ledger.
+  whole run when it fails; :func:`assert_launches` checks the launch jobs the
+  run left in the ledger (one per launch or skip of a task), and
+  :func:`launch_history` reads the order in which tasks were launched from them;
+* :func:`expire_lease` moves a :class:`~jobledger.testing.ManualClock` past a
+  run's lease, so that a run left ``running`` by a drive that died (a task
+  scripted to ``crash``) can be taken over in the same test.
 
 >>> from jobledger.runner import JobDefinition
 >>> from jobledger.testing import LedgerHarness
@@ -40,22 +44,21 @@ from __future__ import annotations
 import itertools
 import threading
 from concurrent.futures import Executor, Future
-from datetime import datetime
-from typing import TYPE_CHECKING, Literal, ParamSpec, TypeAlias, TypeVar
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Final, Literal, ParamSpec, TypeAlias, TypeVar
 
 import attrs
 
-from jobledger import JobledgerError, JobNotFoundError, JsonValue, freeze
+from jobledger import JobledgerError, JsonValue, freeze
 from jobledger._application.defaults import new_id, utc_now
 from jobledger.runner import (
     AGENT,
-    RUN_ENTITY,
     RUN_SERVICE,
     SERVER,
     JobDefinition,
+    Launch,
     LaunchGroup,
     Runner,
-    RunNotFoundError,
     RunResult,
     RunStatus,
     Task,
@@ -64,6 +67,8 @@ from jobledger.runner import (
     TaskOutcome,
     TaskResult,
     TaskStatus,
+    load_launches,
+    load_run,
     request_cancel,
 )
 
@@ -71,15 +76,20 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
 
     from jobledger import Jobs
+    from jobledger.testing.fakes import ManualClock
 
 __all__ = [
+    "INLINE_LEASE",
     "InlineExecutor",
     "OutcomeKind",
     "ScriptedLaunch",
     "ScriptedOutcome",
     "ScriptedTaskError",
     "ScriptedTasks",
+    "SimulatedCrash",
+    "assert_launches",
     "assert_run",
+    "expire_lease",
     "inline_executors",
     "inline_runner",
     "launch_history",
@@ -101,7 +111,9 @@ class InlineExecutor(Executor):
     :func:`inline_runner`) and a run is in-process, synchronous and
     deterministic: the runner launches the tasks of a step one after another,
     each to its end, in the step's order, then records their ends in the same
-    order.
+    order. Each progress report of a task is written to its launch's job at
+    once (the executor's ``progress_interval`` is 0), so a run records the
+    same history however fast the machine runs it.
 
     What changes from a thread pool, by design:
 
@@ -113,17 +125,22 @@ class InlineExecutor(Executor):
       seen by the runner once the step's tasks have all run: they run to their
       end with ``context.cancel_requested`` false, then no further step starts
       and the run ends ``canceled``, as with a pool whose tasks ignore the flag;
-      a task that waits for the flag with no timeout waits forever.
+      a task that waits for the flag with no timeout waits forever;
+    * the drive renews its run's lease between tasks only, as the drive's own
+      thread runs them: a task that runs longer than the lease (by the
+      runner's clock) leaves the run open to a takeover (:func:`inline_runner`
+      gives a lease of :data:`INLINE_LEASE` for that reason).
 
     Its ``runs_in_process`` attribute tells the runner (see
-    :func:`jobledger.runner.runs_in_process`) that the cancellation flags and
-    progress reports can stay plain objects of this process, with no
-    :mod:`multiprocessing` manager. It never starts a thread. Calls submitted
-    from several threads run at the same time, each in its own thread.
+    :func:`jobledger.runner.runs_in_process`) that its tasks share the
+    runner's ledger and see a cancel flag of this process. It never starts a
+    thread. Calls submitted from several threads run at the same time, each in
+    its own thread.
 
     An exception that is not an :class:`Exception` nor :class:`SystemExit`
-    (``KeyboardInterrupt``, say) is set on the future and raised again, so
-    interrupting a test stops it.
+    (``KeyboardInterrupt``, or a :class:`SimulatedCrash`) is set on the future
+    and raised again, so interrupting a test stops it, and a crash stops the
+    drive as a dead process would.
 
     >>> executor = InlineExecutor()
     >>> future = executor.submit(sum, [1, 2, 3])
@@ -138,6 +155,8 @@ class InlineExecutor(Executor):
 
     #: Calls run in this process (see :func:`jobledger.runner.runs_in_process`).
     runs_in_process = True
+    #: Seconds between two progress writes of a task: none, every report is written at once.
+    progress_interval = 0.0
 
     def __init__(self) -> None:
         """Make an executor that has run nothing yet."""
@@ -205,12 +224,18 @@ def inline_executors(
     return {side: InlineExecutor() for side in _sides(definitions, sides)}
 
 
+#: Seconds of the lease :func:`inline_runner` gives its drives unless told otherwise:
+#: three times the runner's default, as an inline drive renews it between tasks only.
+INLINE_LEASE: Final = 90.0
+
+
 def inline_runner(
     jobs: Jobs,
     definitions: Iterable[JobDefinition],
     *,
     executors: Mapping[str, Executor] | None = None,
-    heartbeat: float = 30.0,
+    lease: float | None = None,
+    heartbeat: float | None = None,
     takeover_after: float | None = None,
     poll_interval: float = 1.0,
     clock: Callable[[], datetime] = utc_now,
@@ -221,20 +246,27 @@ def inline_runner(
 
     Every side the definitions name (and ``server`` and ``agent``) gets its own
     :class:`InlineExecutor`; ``executors`` replaces some of them. The other
-    arguments are the runner's. Give it the ledger's clock so the run's times
-    are the clock's (:class:`~jobledger.testing.ManualClock`), and an id factory
-    (:class:`~jobledger.testing.SequentialIds`) so its drive ids are known.
+    arguments are the runner's, but for the lease: :data:`INLINE_LEASE` seconds
+    when none of ``lease``, ``heartbeat`` and ``takeover_after`` is given. Give
+    it the ledger's clock so the run's times and leases are the clock's
+    (:class:`~jobledger.testing.ManualClock`, which :func:`expire_lease` moves),
+    and an id factory (:class:`~jobledger.testing.SequentialIds`) so the ids it
+    makes (each drive's, and each run's that ``invoke`` is not given) are known.
 
     Raises:
         DefinitionError: two definitions share an identifier.
+        ValueError: a duration is not a positive number of seconds.
     """
     listed = list(definitions)
     chosen: dict[str, Executor] = dict(inline_executors(listed))
     chosen.update(executors or {})
+    if lease is None and heartbeat is None and takeover_after is None:
+        lease = INLINE_LEASE
     return Runner(
         jobs,
         listed,
         executors=chosen,
+        lease=lease,
         heartbeat=heartbeat,
         takeover_after=takeover_after,
         poll_interval=poll_interval,
@@ -247,9 +279,17 @@ def inline_runner(
 # -- scripted tasks ----------------------------------------------------------------------
 
 #: What a scripted task does on one launch.
-OutcomeKind: TypeAlias = Literal["succeed", "no_output", "fail", "warn", "block", "cancel"]
+OutcomeKind: TypeAlias = Literal["succeed", "no_output", "fail", "warn", "block", "cancel", "crash"]
 
-_KINDS: tuple[OutcomeKind, ...] = ("succeed", "no_output", "fail", "warn", "block", "cancel")
+_KINDS: tuple[OutcomeKind, ...] = (
+    "succeed",
+    "no_output",
+    "fail",
+    "warn",
+    "block",
+    "cancel",
+    "crash",
+)
 
 
 def _json(value: object) -> JsonValue:
@@ -268,7 +308,8 @@ class ScriptedOutcome:
     """What a :class:`ScriptedTasks` task does on one launch; make one with a class method.
 
     Attributes:
-        kind: ``succeed``, ``no_output``, ``fail``, ``warn``, ``block`` or ``cancel``.
+        kind: ``succeed``, ``no_output``, ``fail``, ``warn``, ``block``,
+            ``cancel`` or ``crash``.
         message: The error message (``fail``, ``warn``) or the block's reason
             (``block``); ``None`` for a message that names the task.
         details: The block's JSON details.
@@ -327,6 +368,15 @@ class ScriptedOutcome:
         """
         return cls("cancel", summary=summary)
 
+    @classmethod
+    def crash(cls) -> ScriptedOutcome:
+        """Raise :class:`SimulatedCrash`: on an :class:`InlineExecutor`, the drive stops at once.
+
+        The run is left as a drive whose process died leaves it (``running``,
+        its lease held until it expires): see :class:`SimulatedCrash`.
+        """
+        return cls("crash")
+
 
 class ScriptedTaskError(JobledgerError):
     """The error a scripted task raises when its outcome is ``fail`` or ``warn``.
@@ -347,6 +397,38 @@ class ScriptedTaskError(JobledgerError):
     def __reduce__(self) -> tuple[type[ScriptedTaskError], tuple[str, int, str]]:
         """Pickle with the task, the attempt and the message."""
         return (type(self), (self.task, self.attempt, str(self)))
+
+
+class SimulatedCrash(BaseException):
+    """What a task scripted to ``crash`` raises: its drive stops as if its process died.
+
+    It is a :class:`BaseException`, as ``KeyboardInterrupt`` is, and not a
+    :class:`~jobledger.JobledgerError`, on purpose: no task catches it, the
+    runner does not record it as the task's error, and an
+    :class:`InlineExecutor` raises it again, so it goes up through the drive
+    and out of ``invoke`` or ``resume``. The run is left as a dead drive leaves
+    it: ``running``, with its lease held until it expires, and the launches of
+    the step it was in still ``running``. Move the clock past the lease with
+    :func:`expire_lease` and resume the run: the resume takes it over, ends
+    those launches ``canceled`` and runs their tasks again.
+
+    On an executor that is not inline (a thread pool), the crash stays in the
+    task's future, and the runner records it as the task's error.
+
+    Attributes:
+        task: The task's identifier.
+        attempt: The launch that raised it.
+    """
+
+    def __init__(self, task: str, attempt: int) -> None:
+        """Name the task and launch that crashed."""
+        self.task = task
+        self.attempt = attempt
+        super().__init__(f"task {task!r} crashed its drive (scripted, launch {attempt})")
+
+    def __reduce__(self) -> tuple[type[SimulatedCrash], tuple[str, int]]:
+        """Pickle with the task and the attempt."""
+        return (type(self), (self.task, self.attempt))
 
 
 @attrs.frozen
@@ -382,6 +464,15 @@ class ScriptedLaunch:
 
 _Script: TypeAlias = "ScriptedOutcome | Sequence[ScriptedOutcome]"
 _SUCCEED = ScriptedOutcome.succeed()
+
+
+def _lease_renewed_at(jobs: Jobs, run_id: str, service: str) -> datetime:
+    """When the run's drive last renewed its lease (by its runner's clock); now if none holds it."""
+    state = load_run(jobs, run_id, service=service).state
+    lease = None if state is None else state.lease
+    if lease is None:
+        return utc_now()
+    return lease.expires_at - timedelta(seconds=lease.seconds)
 
 
 def _identifiers(value: str | Iterable[str], what: str) -> list[str]:
@@ -424,7 +515,9 @@ class ScriptedTasks:
     in the run (``context.attempt`` 1, 2, ...; the last one goes on for later
     launches). ``repairs`` scripts the repair variants the same way (launches
     counted by ``context.attempt`` too); tasks not scripted succeed with
-    output, and so do repair variants.
+    output, and so do repair variants. A :meth:`ScriptedOutcome.crash` is
+    scripted through ``outcomes`` only, before the outcome of the launch that
+    runs after the takeover.
 
     Scripted tasks are not picklable: run them inline or on thread pools.
 
@@ -439,6 +532,10 @@ class ScriptedTasks:
         repairs: Outcomes of repair variants, by task identifier.
         ledger: The ledger runs are recorded in: needed to request a cancel.
         service: The service of the runs' jobs, for the cancel requests.
+        clock: When a cancel is requested (it decides whether the run's lease
+            is live: see :func:`~jobledger.runner.request_cancel`). By default,
+            when the run's drive last renewed its lease, so the request reaches
+            the drive that runs the task whatever clock its runner reads.
 
     Raises:
         ValueError: a task is scripted twice, a sequence is empty, or a cancel
@@ -469,6 +566,7 @@ class ScriptedTasks:
         repairs: Mapping[str, _Script] | None = None,
         ledger: Jobs | None = None,
         service: str = RUN_SERVICE,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         """Check and keep the script; see the class for the arguments."""
         scripted: dict[str, tuple[ScriptedOutcome, ...]] = {}
@@ -506,6 +604,7 @@ class ScriptedTasks:
             raise ValueError(msg)
         self.ledger = ledger
         self.service = service
+        self.clock = clock
         self._lock = threading.Lock()
         self._positions = itertools.count()
         self._launches: list[ScriptedLaunch] = []
@@ -640,6 +739,7 @@ class ScriptedTasks:
         Raises:
             ScriptedTaskError: the outcome is ``fail`` or ``warn``.
             TaskBlocked: the outcome is ``block``.
+            SimulatedCrash: the outcome is ``crash``.
         """
         name = context.task.identifier
         outcome = self.outcome(name, context.attempt, repair=context.repair)
@@ -681,10 +781,14 @@ class ScriptedTasks:
         if kind == "block":
             reason = outcome.message or f"task {name!r} blocked (scripted)"
             raise TaskBlocked(reason, details=outcome.details)
+        if kind == "crash":
+            raise SimulatedCrash(name, context.attempt)
         if kind == "cancel":
             # The constructor refuses a scripted cancel without a ledger.
             assert self.ledger is not None  # noqa: S101
-            request_cancel(self.ledger, context.run_id, service=self.service)
+            ledger, run_id = self.ledger, context.run_id
+            clock = self.clock or (lambda: _lease_renewed_at(ledger, run_id, self.service))
+            request_cancel(ledger, run_id, service=self.service, clock=clock)
         return TaskResult(output=kind != "no_output", summary=outcome.summary)
 
     @property
@@ -847,43 +951,156 @@ def assert_run(
         raise AssertionError("\n".join([header, *problems, _account(result)]))
 
 
-def launch_history(jobs: Jobs, run_id: str) -> list[LaunchGroup]:
-    """The run's launch groups as its history in the ledger records them, oldest first.
+def launch_history(jobs: Jobs, run_id: str, *, service: str = RUN_SERVICE) -> list[LaunchGroup]:
+    """The run's launch groups as its launch jobs in the ledger record them, oldest first.
 
-    Each launch group is one update of the run's job: the tasks of one step
-    launched together. Compare ``[group.tasks for group in ...]`` with the
-    order you expect; ``group.drive`` tells the invoke (1) from each resume.
+    Each launch group is the tasks of one step launched together by one drive
+    (read with :func:`~jobledger.runner.load_run`). Compare
+    ``[group.tasks for group in ...]`` with the order you expect;
+    ``group.drive`` tells the invoke (1) from each resume or takeover.
 
     Raises:
-        RunNotFoundError: no job has this id, or it is not a run.
+        RunNotFoundError: no job has this id, or it is not a run of ``service``.
     """
-    try:
-        job = jobs.get(run_id)
-    except JobNotFoundError:
-        raise RunNotFoundError(run_id) from None
-    if job.entity != RUN_ENTITY:
-        detail = f"job {run_id!r} is a {job.service}/{job.entity} job, not a run"
-        raise RunNotFoundError(run_id, detail)
-    history: list[LaunchGroup] = []
-    for update in jobs.updates(run_id):
-        patch = update.state_update
-        groups = patch.get("launch_groups") if patch is not None else None
-        if not isinstance(groups, dict):
-            continue
-        for number, group in groups.items():
-            if not isinstance(group, dict):
-                continue
-            tasks, at = group.get("tasks"), group.get("launched_at")
-            step, drive = group.get("step"), group.get("drive")
-            history.append(
-                LaunchGroup(
-                    number=int(number),
-                    step=step if isinstance(step, int) else 0,
-                    tasks=tuple(t for t in tasks if isinstance(t, str))
-                    if isinstance(tasks, list)
-                    else (),
-                    launched_at=datetime.fromisoformat(at) if isinstance(at, str) else update.at,
-                    drive=drive if isinstance(drive, int) else 0,
-                )
-            )
-    return history
+    return list(load_run(jobs, run_id, service=service).launch_groups)
+
+
+def _launches_account(launches: Sequence[Launch]) -> str:
+    rows = [
+        (
+            f"#{launch.input.launch}",
+            f"step {launch.input.step}",
+            f"group {'-' if launch.input.group is None else launch.input.group}",
+            f"drive {launch.input.drive}",
+            f"attempt {launch.input.attempt}",
+            launch.input.task,
+            launch.status.value,
+            "; ".join(
+                note
+                for note in ("repair" if launch.input.repair else "", _detail(launch.outcome()))
+                if note
+            ),
+        )
+        for launch in launches
+    ]
+    widths = [max((len(row[column]) for row in rows), default=0) for column in range(7)]
+    lines = [f"the launches ({len(launches)}):"]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        lines.append(("  " + "  ".join([*cells, row[7]])).rstrip())
+    return "\n".join(lines)
+
+
+def assert_launches(
+    jobs: Jobs,
+    run_id: str,
+    *,
+    tasks: Iterable[str] | None = None,
+    statuses: Iterable[TaskStatus | str] | None = None,
+    drives: Iterable[int] | None = None,
+    attempts: Iterable[int] | None = None,
+    repairs: Iterable[bool] | None = None,
+    groups: Iterable[int | None] | None = None,
+    service: str = RUN_SERVICE,
+) -> tuple[Launch, ...]:
+    """Assert what a run's launch jobs record, in launch order; check only what is given.
+
+    Every launch of a task, and every skip, is its own job in the ledger
+    (``<run id>/1``, ``<run id>/2``, ...), so a task launched again on a resume
+    or a takeover has a launch per drive: this is where a test sees that a
+    task ran twice, or that a takeover ended a dead drive's launch. Each
+    keyword lists one fact of every launch, oldest first.
+
+    Args:
+        jobs: The ledger.
+        run_id: The run.
+        tasks: The tasks' identifiers.
+        statuses: Where each launch ended (a :class:`~jobledger.runner.TaskStatus`
+            or its value): ``running`` for one that has not ended.
+        drives: The drive that made each (1 for the invoke, then one per
+            resume or takeover).
+        attempts: Which launch of its task in the run each is (a skip counts none).
+        repairs: Whether each ran its task's repair variant.
+        groups: The launch group of each; ``None`` for a skip.
+        service: The service of the run's job.
+
+    Returns:
+        The launches, for a closer look (their errors, progress and times).
+
+    Raises:
+        AssertionError: something differs; the message lists every
+            difference, then every launch with its step, group, drive, attempt,
+            task, status and why.
+        RunNotFoundError: no run has this id.
+        ValueError: a status is not a task status.
+    """
+    state = load_run(jobs, run_id, service=service).state
+    launches = load_launches(jobs, run_id, 0 if state is None else state.launches)
+    given: dict[str, tuple[list[object] | None, list[object]]] = {
+        "tasks": (
+            None if tasks is None else list(_identifiers(tasks, "tasks")),
+            [launch.input.task for launch in launches],
+        ),
+        "statuses": (
+            None if statuses is None else [TaskStatus(status).value for status in statuses],
+            [launch.status.value for launch in launches],
+        ),
+        "drives": (
+            None if drives is None else list(drives),
+            [launch.input.drive for launch in launches],
+        ),
+        "attempts": (
+            None if attempts is None else list(attempts),
+            [launch.input.attempt for launch in launches],
+        ),
+        "repairs": (
+            None if repairs is None else list(repairs),
+            [launch.input.repair for launch in launches],
+        ),
+        "groups": (
+            None if groups is None else list(groups),
+            [launch.input.group for launch in launches],
+        ),
+    }
+    problems = [
+        f"  {label}: expected {expected}, got {actual}"
+        for label, (expected, actual) in given.items()
+        if expected is not None and expected != actual
+    ]
+    if problems:
+        header = f"launches of run {run_id!r} are not as expected:"
+        raise AssertionError("\n".join([header, *problems, _launches_account(launches)]))
+    return launches
+
+
+def expire_lease(
+    jobs: Jobs, run_id: str, clock: ManualClock, *, service: str = RUN_SERVICE
+) -> datetime:
+    """Move ``clock`` to the expiry of the run's lease, so another drive may claim the run.
+
+    A takeover test in one process: leave a run ``running`` as a drive that
+    died does (a task scripted to :meth:`~ScriptedOutcome.crash`), expire its
+    lease, and resume it: the resume takes the run over. ``clock`` must be the
+    clock of the runner that recorded the lease and of the one that resumes
+    (the harness's or ``jobledger_clock``). A clock already past the expiry
+    stays where it is.
+
+    Returns:
+        The time the clock reads now.
+
+    Raises:
+        RunNotFoundError: no run has this id.
+        ValueError: no drive holds the run's lease: it is blocked, released
+            or over, and a resume claims it as it is.
+    """
+    result = load_run(jobs, run_id, service=service)
+    lease = None if result.state is None else result.state.lease
+    if lease is None:
+        msg = (
+            f"run {run_id!r} ({result.status.value}) has no lease to expire: no drive holds "
+            "it (it is blocked, released or over)"
+        )
+        raise ValueError(msg)
+    if clock.now < lease.expires_at:
+        clock.set(lease.expires_at)
+    return clock.now

@@ -771,7 +771,8 @@ def job_definitions(
         max_tasks: The most tasks in a definition (at least 1).
         max_launch_orders: Launch orders are drawn from 1 to this (at least 1).
         kinds: The outcomes to draw from; all of them by default, ``cancel``
-            only when a ``ledger`` is given.
+            only when a ``ledger`` is given. Never ``crash``: a drawn run
+            always ends (or blocks) in the drive that runs it.
         ledger: The ledger the runs are recorded in, for scripted cancels.
 
     Raises:

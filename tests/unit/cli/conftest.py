@@ -39,6 +39,8 @@ TEST_APP = "cli_test_app:definitions"
 
 #: Set by the tests that release a waiting task.
 RELEASE = threading.Event()
+#: Set by the task of ``hold`` when it starts.
+STARTED = threading.Event()
 
 
 def _flag(context: TaskContext, name: str) -> bool:
@@ -100,8 +102,35 @@ def interrupt_twice(context: TaskContext) -> TaskResult:
     return TaskResult(summary="released")
 
 
+def hold(context: TaskContext) -> TaskResult:
+    """Say it started, then wait for a cancel request; a second launch returns at once."""
+    if context.attempt > 1:
+        return TaskResult(summary="taken over")
+    STARTED.set()
+    return TaskResult(summary={"saw_cancel": context.wait_for_cancel(timeout=30)})
+
+
+def terminate(context: TaskContext) -> TaskResult:
+    """Send this process SIGTERM, then wait for a cancel; a second launch returns at once."""
+    if context.attempt > 1:
+        return TaskResult(summary="taken over")
+    os.kill(os.getpid(), signal.SIGTERM)
+    return TaskResult(summary={"saw_cancel": context.wait_for_cancel(timeout=30)})
+
+
+def stuck(_context: TaskContext) -> None:
+    """Ignore every request to stop until released (its timeout abandons it)."""
+    RELEASE.wait(timeout=30)
+
+
+def block_always(_context: TaskContext) -> None:
+    """Block the run, always."""
+    reason = "always blocks"
+    raise TaskBlocked(reason)
+
+
 def nightly_definitions() -> tuple[JobDefinition, ...]:
-    """The test app's jobs: ``nightly`` and the two that press Ctrl-C."""
+    """The test app's jobs: ``nightly``, those that press Ctrl-C or send SIGTERM, and more."""
     nightly = DefinitionBuilder("nightly", display_name="Nightly test job")
     nightly.task(identifier="export_people", type="export")(export_people)
     nightly.task(identifier="export_accounts", type="export", warning_mode=True)(export_accounts)
@@ -121,7 +150,19 @@ def nightly_definitions() -> tuple[JobDefinition, ...]:
     once.task(identifier="after", launch_order=2)(export_people)
     twice = DefinitionBuilder("interrupt-twice")
     twice.task(identifier="wait")(interrupt_twice)
-    return (nightly.build(), once.build(), twice.build())
+    holding = DefinitionBuilder("hold")
+    holding.task(identifier="wait")(hold)
+    holding.task(identifier="after", launch_order=2)(export_people)
+    terminated = DefinitionBuilder("terminate")
+    terminated.task(identifier="wait")(terminate)
+    stuck_job = DefinitionBuilder("stuck")
+    stuck_job.task(identifier="stuck", timeout=0.2)(stuck)
+    unrepaired = DefinitionBuilder("unrepaired")
+    unrepaired.task(identifier="guard", guarded=True)(block_always)
+    return tuple(
+        builder.build()
+        for builder in (nightly, once, twice, holding, terminated, stuck_job, unrepaired)
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -137,6 +178,7 @@ def cli_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setitem(sys.modules, "cli_test_app", module)
     monkeypatch.setattr("jobledger.demo.PACE", 0.0)
     RELEASE.clear()
+    STARTED.clear()
     return tmp_path
 
 
@@ -200,8 +242,14 @@ class Jobledger:
 
     @staticmethod
     def statuses(document: dict[str, Any]) -> dict[str, str]:
-        """Each task's status in a run's job as ``--json`` printed it."""
-        return {name: entry["status"] for name, entry in document["State"]["tasks"].items()}
+        """Each task's status in a run as ``--json`` printed it."""
+        return {entry["Task"]: entry["Status"] for entry in document["Tasks"]}
+
+    @staticmethod
+    def task(document: dict[str, Any], name: str) -> dict[str, Any]:
+        """Task ``name`` of a run as ``--json`` printed it."""
+        found: dict[str, Any] = next(entry for entry in document["Tasks"] if entry["Task"] == name)
+        return found
 
 
 @pytest.fixture

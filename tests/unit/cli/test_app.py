@@ -1,19 +1,29 @@
-"""``--app``: definitions given as a definition, a builder, a mapping, an iterable, a callable."""
+"""``--app``: definitions in every form, and the module's optional run settings."""
 
 from __future__ import annotations
 
 import sys
 import types
-from typing import TYPE_CHECKING
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, TypeVar
 
+import click
 import pytest
 
-from jobledger.cli import AppError
-from jobledger.cli._app import load_definitions
+from jobledger import Jobs, Limits
+from jobledger.cli import LEASE_SECONDS, POLL_SECONDS, AppError, ExitCode, cli
+from jobledger.cli._app import load_app, load_definitions
+from jobledger.cli._root import make_runner
 from jobledger.runner import DefinitionBuilder, JobDefinition, Task, TaskContext
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
+
+    from tests.unit.cli.conftest import Jobledger
+
+
+_Result = TypeVar("_Result")
 
 
 def work(_context: TaskContext) -> None:
@@ -119,3 +129,118 @@ class TestLoadDefinitions:
             load_definitions("fails_on_import")
 
         assert "importing 'fails_on_import' failed: ValueError: no config" in str(raised.value)
+
+
+class RecordingExecutor(ThreadPoolExecutor):
+    """A thread pool that counts what it is given, and says it runs calls in this process."""
+
+    runs_in_process = True
+
+    def __init__(self) -> None:
+        """One thread, nothing submitted yet."""
+        super().__init__(max_workers=1)
+        self.submitted = 0
+
+    def submit(
+        self, fn: Callable[..., _Result], /, *args: object, **kwargs: object
+    ) -> Future[_Result]:
+        """Count the call, then run it."""
+        self.submitted += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+def app_module(monkeypatch: pytest.MonkeyPatch, **settings: object) -> str:
+    """Register module ``app_settings`` holding one job, ``one``, and ``settings``; its --app."""
+    module = types.ModuleType("app_settings")
+    module.definitions = [definition("one")]  # type: ignore[attr-defined]
+    for name, value in settings.items():
+        setattr(module, name, value)
+    monkeypatch.setitem(sys.modules, "app_settings", module)
+    return "app_settings"
+
+
+class TestAppSettings:
+    """The --app module's optional run settings: executors, limits, lease, poll_interval."""
+
+    def test_without_settings_the_command_lines_defaults_apply(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A module of definitions only gets no executors, no limits, and the default lease."""
+        app = load_app(app_module(monkeypatch))
+
+        assert (None, None, LEASE_SECONDS, POLL_SECONDS) == (
+            app.executors,
+            app.limits,
+            app.lease,
+            app.poll_interval,
+        )
+
+    def test_the_runner_gets_the_modules_lease_and_poll_interval(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The lease and poll interval reach the command's runner."""
+        app = load_app(app_module(monkeypatch, lease=42, poll_interval=0.5))
+
+        with click.Context(cli) as ctx:
+            runner = make_runner(ctx, app, Jobs())
+
+        assert (42.0, 0.5) == (runner.lease, runner.poll_interval)
+
+    def test_the_modules_executors_run_the_tasks(
+        self, jobledger: Jobledger, store: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A module's executor for a side runs that side's tasks."""
+        executor = RecordingExecutor()
+        app = app_module(monkeypatch, executors={"server": executor})
+
+        result = jobledger("invoke", "-j", "one", "--app", app, "--store", store)
+        executor.shutdown()
+
+        assert (ExitCode.OK, 1) == (result.exit_code, executor.submitted)
+
+    def test_executors_a_callable_makes_are_shut_down_when_the_command_ends(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A callable's executors are the command's own: closing its context shuts them down."""
+        made: list[RecordingExecutor] = []
+
+        def executors() -> dict[str, RecordingExecutor]:
+            made.append(RecordingExecutor())
+            return {"server": made[-1]}
+
+        app = load_app(app_module(monkeypatch, executors=executors))
+        with click.Context(cli) as ctx:
+            make_runner(ctx, app, Jobs())
+            assert [False] == [executor._shutdown for executor in made]
+
+        assert [True] == [executor._shutdown for executor in made]
+
+    def test_the_modules_limits_hold_the_ledger(
+        self, jobledger: Jobledger, store: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The limits reach the ledger: a run whose name is over its text limit is refused (2)."""
+        app = app_module(monkeypatch, limits=Limits(max_text_length=2))
+
+        result = jobledger("invoke", "-j", "one", "--app", app, "--store", store)
+
+        assert (ExitCode.USAGE, True) == (result.exit_code, "2 characters" in result.stderr)
+
+    @pytest.mark.parametrize(
+        ("settings", "problem"),
+        [
+            ({"executors": [1]}, "its module's executors is a list, not a mapping of side names"),
+            ({"executors": {"agent": 1}}, "its module's executors is a dict, not a mapping of"),
+            ({"limits": {"max_bytes": 10}}, "its module's limits is a dict, not a Limits"),
+            ({"lease": 0}, "its module's lease must be a positive number of seconds, not 0"),
+            ({"lease": True}, "its module's lease must be a positive number of seconds, not True"),
+            ({"poll_interval": "1"}, "its module's poll_interval must be a positive number"),
+        ],
+    )
+    def test_a_setting_of_the_wrong_kind_is_a_bad_app(
+        self, monkeypatch: pytest.MonkeyPatch, settings: dict[str, object], problem: str
+    ) -> None:
+        """Each setting is checked when the --app is loaded; the error says which and why."""
+        with pytest.raises(AppError) as raised:
+            load_app(app_module(monkeypatch, **settings))
+
+        assert problem in str(raised.value)

@@ -57,8 +57,8 @@ class TestDemo:
             "66 changes validated and synchronized (21 to create, 38 to update, 7 to delete)",
             "21 accounts created, 38 moved, 7 disabled in Active Directory",
         ) == (
-            document["State"]["tasks"]["synchronize"]["summary"],
-            document["State"]["tasks"]["provision-directory"]["summary"],
+            jobledger.task(document, "synchronize")["Summary"],
+            jobledger.task(document, "provision-directory")["Summary"],
         )
 
     def test_the_printed_command_repeats_the_store_given(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import pytest
@@ -9,7 +10,12 @@ import pytest
 from jobledger import ConcurrencyError, JobNotFoundError, StorageError
 from jobledger.cli import ExitCode
 from jobledger.cli._errors import explain
-from jobledger.runner import RunNotResumableError, SelectionError
+from jobledger.runner import (
+    DefinitionBusyError,
+    RunActiveError,
+    RunNotResumableError,
+    SelectionError,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -32,6 +38,8 @@ class TestErrorReporting:
             (JobNotFoundError("42"), ExitCode.NOT_FOUND),
             (ConcurrencyError("42", "e1", "e2"), ExitCode.CONFLICT),
             (RunNotResumableError("42", "completed", "the run is over"), ExitCode.CONFLICT),
+            (DefinitionBusyError("nightly", "42", "running"), ExitCode.BUSY),
+            (RunActiveError("42", "drive-1", datetime(2026, 1, 1, tzinfo=UTC)), ExitCode.BUSY),
             (SelectionError("nightly", "no task 'x'"), ExitCode.USAGE),
             (StorageError("jobs.db", "disk I/O error"), ExitCode.STORE_UNREACHABLE),
             (ValueError("boom"), ExitCode.ERROR),

@@ -26,6 +26,7 @@ class TestExitCode:
             "NOT_FOUND": 7,
             "STORE_UNREACHABLE": 8,
             "CONFLICT": 9,
+            "BUSY": 10,
             "INTERRUPTED": 130,
         } == {code.name: int(code) for code in ExitCode}
 

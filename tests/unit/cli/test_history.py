@@ -71,6 +71,24 @@ class TestHistory:
             for group in groups
         ]
 
+    def test_each_launch_names_its_own_job_whose_history_is_its_log(
+        self, jobledger: Jobledger, store: str, ledger: Jobs
+    ) -> None:
+        """A launch group's LaunchId is the launch's job: its history is the task's own log."""
+        run_id = jobledger.invoke_blocked(store)
+        groups = json.loads(jobledger("history", run_id, "--store", store, "--json").stdout)[
+            "LaunchGroups"
+        ]
+        launch_id = groups[1]["Tasks"][0]["LaunchId"]
+
+        result = jobledger("history", launch_id, "--store", store, "--json")
+
+        assert (f"{run_id}/3", "synchronize", list(ledger.updates(launch_id))) == (
+            launch_id,
+            ledger.get(launch_id).display_name,
+            [wire.decode_update(update) for update in json.loads(result.stdout)["Updates"]],
+        )
+
     def test_the_plain_launch_groups_mark_the_repair(
         self, jobledger: Jobledger, store: str
     ) -> None:
@@ -91,6 +109,7 @@ class TestHistory:
             printed[start + 3].split()[5:],
             printed[start + 4].split()[5:],
         ]
+        assert f"A launch's own log: jobledger history {run_id}/N --store {store}" == printed[-1]
 
     def test_json_holds_the_updates_in_the_wire_format(
         self, jobledger: Jobledger, store: str, ledger: Jobs

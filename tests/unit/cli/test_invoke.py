@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import pytest
 
-from jobledger import thaw, wire
+from jobledger import Jobs, wire
 from jobledger.cli import ExitCode
+from jobledger.runner import Runner
+from jobledger.sqlite import SQLiteRepository
 
 if TYPE_CHECKING:
     from tests.unit.cli.conftest import Jobledger
-
-    from jobledger import Jobs
 
 
 class TestInvoke:
@@ -75,7 +76,7 @@ class TestInvoke:
         document = json.loads(result.stdout)
         assert (ExitCode.OK, 8, "completed") == (
             result.exit_code,
-            document["Input"]["force"],
+            document["Run"]["Input"]["force"],
             jobledger.statuses(document)["synchronize"],
         )
 
@@ -101,8 +102,8 @@ class TestInvoke:
         )
 
         assert {"begin_step": 1, "end_step": 2, "contains": "export"} == json.loads(result.stdout)[
-            "Input"
-        ]["selection"]
+            "Run"
+        ]["Input"]["selection"]
 
     def test_a_completed_run_prints_each_step_and_task_and_exits_0(
         self, jobledger: Jobledger, store: str
@@ -210,19 +211,20 @@ class TestInvoke:
         self, jobledger: Jobledger, store: str, ledger: Jobs, flag: str
     ) -> None:
         """-r finds the newest blocked run of the job and runs the repair variant in its place."""
-        for _ in range(2):
+        for concurrent in ((), ("--concurrent",)):
             jobledger(
                 "invoke",
                 "-j",
                 "nightly",
                 "--input",
                 '{"changes": 9}',
+                *concurrent,
                 "--app",
                 jobledger.app,
                 "--store",
                 store,
             )
-        older, newer = sorted(job.id for job in ledger.find(type="nightly").jobs)
+        older, newer = sorted(job.id for job in ledger.find(type="nightly", entity="job").jobs)
 
         result = jobledger(
             "invoke", "-j", "nightly", flag, "--app", jobledger.app, "--store", store, "--json"
@@ -231,13 +233,13 @@ class TestInvoke:
         document = json.loads(result.stdout)
         assert (ExitCode.OK, newer, "completed", "blocked") == (
             result.exit_code,
-            document["JobId"],
+            document["Run"]["JobId"],
             document["Status"],
             ledger.get(older).status,
         )
         assert (True, "validated") == (
-            document["State"]["tasks"]["synchronize"]["repair"],
-            document["State"]["tasks"]["synchronize"]["summary"],
+            jobledger.task(document, "synchronize")["Repair"],
+            jobledger.task(document, "synchronize")["Summary"],
         )
 
     def test_repair_job_without_a_blocked_run_exits_7(
@@ -274,16 +276,21 @@ class TestInvoke:
         assert ExitCode.USAGE == result.exit_code
         assert "--repair-job resumes the blocked run as it was launched" in result.stderr
 
-    def test_the_json_output_is_the_runs_job_in_the_wire_format(
+    def test_the_json_output_holds_the_runs_job_in_the_wire_format(
         self, jobledger: Jobledger, store: str, ledger: Jobs
     ) -> None:
-        """--json prints only the run's job, which the wire codec reads back as stored."""
+        """--json prints the run: its Run is its job, which the wire codec reads back as stored."""
         result = jobledger(
             "invoke", "-j", "nightly", "--app", jobledger.app, "--store", store, "--json"
         )
 
-        job = wire.decode_job(result.stdout)
-        assert ledger.get(job.id) == job
+        document = json.loads(result.stdout)
+        job = wire.decode_job(document["Run"])
+        assert (ledger.get(job.id), "completed", {"Done": 4, "Total": 4}) == (
+            job,
+            document["Status"],
+            document["Progress"],
+        )
 
     def test_the_input_reaches_every_task(self, jobledger: Jobledger, store: str) -> None:
         """--input is the run's input, recorded and handed to the tasks."""
@@ -302,8 +309,8 @@ class TestInvoke:
 
         document = json.loads(result.stdout)
         assert ({"changes": 3, "note": "é"}, "3 changes synchronized") == (
-            document["Input"]["input"],
-            document["State"]["tasks"]["synchronize"]["summary"],
+            document["Run"]["Input"]["input"],
+            jobledger.task(document, "synchronize")["Summary"],
         )
 
     def test_input_that_is_not_json_is_a_usage_error(
@@ -339,8 +346,8 @@ class TestInvoke:
         expected = [
             (
                 f"jobledger: there is no job 'weekly' in --app '{jobledger.app}' (it defines "
-                "interrupt-once, interrupt-twice, nightly); check -j, or give the --app "
-                "(or JOBLEDGER_APP) that defines it"
+                "hold, interrupt-once, interrupt-twice, nightly, stuck, terminate, unrepaired); "
+                "check -j, or give the --app (or JOBLEDGER_APP) that defines it"
             )
         ]
         assert (ExitCode.NOT_FOUND, expected) == (result.exit_code, jobledger.lines(result.stderr))
@@ -365,7 +372,135 @@ class TestInvoke:
         document = json.loads(result.stdout)
         assert (ExitCode.CANCELED, "canceled") == (result.exit_code, document["Status"])
         assert ({"saw_cancel": True}, "pending") == (
-            thaw(document["State"]["tasks"]["wait"]["summary"]),
-            document["State"]["tasks"]["after"]["status"],
+            jobledger.task(document, "wait")["Summary"],
+            jobledger.task(document, "after")["Status"],
         )
         assert "Ctrl-C: cancel requested" in result.stderr
+
+
+class TestOneRunAtATime:
+    """A job runs once at a time unless --concurrent says otherwise."""
+
+    def test_invoking_a_job_with_a_blocked_run_is_refused_naming_it(
+        self, jobledger: Jobledger, store: str
+    ) -> None:
+        """The second invoke exits 10 with one line naming the blocked run and how to go on."""
+        run_id = jobledger.invoke_blocked(store)
+
+        result = jobledger("invoke", "-j", "nightly", "--app", jobledger.app, "--store", store)
+
+        assert (ExitCode.BUSY, "") == (result.exit_code, result.stdout)
+        assert [
+            (
+                f"jobledger: job 'nightly' already has a blocked run, {run_id}, and runs once at a "
+                f"time: resume it (`jobledger invoke -j nightly --repair-job --app {jobledger.app} "
+                f"--store {store}` or `jobledger resume {run_id} --force N --app {jobledger.app} "
+                f"--store {store}`) or cancel it (`jobledger cancel {run_id} --store {store}`); "
+                "or give --concurrent to start another run alongside"
+            )
+        ] == jobledger.lines(result.stderr)
+
+    def test_invoking_a_job_with_a_driven_run_says_to_wait_or_cancel(
+        self, jobledger: Jobledger, store: str
+    ) -> None:
+        """While another runner drives a run of the job, invoke is refused (10) naming it."""
+        from tests.unit.cli.conftest import RELEASE, STARTED, nightly_definitions  # noqa: PLC0415
+
+        elsewhere = Jobs(repository=SQLiteRepository(store))
+        runner = Runner(elsewhere, nightly_definitions(), poll_interval=0.05)
+        with ThreadPoolExecutor(1) as pool:
+            running = pool.submit(runner.invoke, "hold", run_id="run-1")
+            assert STARTED.wait(timeout=30)
+            result = jobledger("invoke", "-j", "hold", "--app", jobledger.app, "--store", store)
+            runner.request_cancel("run-1")
+            RELEASE.set()
+            running.result(timeout=30)
+
+        assert (ExitCode.BUSY, "") == (result.exit_code, result.stdout)
+        assert [
+            (
+                "jobledger: job 'hold' already has a running run, run-1, and runs once at a time: "
+                f"wait for it to end, or cancel it (`jobledger cancel run-1 --store {store}`); "
+                "or give --concurrent to start another run alongside"
+            )
+        ] == jobledger.lines(result.stderr)
+
+    def test_concurrent_starts_a_run_alongside_a_blocked_one(
+        self, jobledger: Jobledger, store: str, ledger: Jobs
+    ) -> None:
+        """--concurrent starts a second run: both are blocked, each its own run."""
+        first = jobledger.invoke_blocked(store)
+
+        result = jobledger(
+            "invoke",
+            "-j",
+            "nightly",
+            "--input",
+            '{"changes": 9}',
+            "--concurrent",
+            "--app",
+            jobledger.app,
+            "--store",
+            store,
+        )
+
+        second = jobledger.run_id(result.stdout)
+        assert (ExitCode.BLOCKED, True, "blocked") == (
+            result.exit_code,
+            first != second,
+            ledger.get(first).status,
+        )
+
+    def test_repair_job_with_concurrent_is_a_usage_error(
+        self, jobledger: Jobledger, store: str
+    ) -> None:
+        """--repair-job resumes a run; --concurrent starts one: together they exit 2."""
+        result = jobledger(
+            "invoke",
+            "-j",
+            "nightly",
+            "-r",
+            "--concurrent",
+            "--app",
+            jobledger.app,
+            "--store",
+            store,
+        )
+
+        assert ExitCode.USAGE == result.exit_code
+
+
+class TestAbandonedTask:
+    """A thread task abandoned past its timeout does not keep the command alive."""
+
+    def test_the_command_exits_at_once_with_the_runs_exit_code(
+        self, jobledger: Jobledger, store: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The run fails on the timeout and the process is ended without waiting for the thread."""
+        from tests.unit.cli.conftest import RELEASE  # noqa: PLC0415
+
+        ended: list[int] = []
+
+        def exit_now(code: int) -> NoReturn:
+            ended.append(code)
+            raise SystemExit(code)
+
+        monkeypatch.setattr("jobledger.cli._progress.exit_now", exit_now)
+        try:
+            result = jobledger("invoke", "-j", "stuck", "--app", jobledger.app, "--store", store)
+        finally:
+            RELEASE.set()
+
+        assert ([ExitCode.FAILED], ExitCode.FAILED) == (ended, result.exit_code)
+        assert "did not finish within its timeout of 0.2s" in result.stdout
+
+    def test_a_run_without_an_abandoned_task_exits_normally(
+        self, jobledger: Jobledger, store: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Without an abandoned thread, the command ends as usual (the store closed)."""
+        ended: list[int] = []
+        monkeypatch.setattr("jobledger.cli._progress.exit_now", ended.append)
+
+        result = jobledger("invoke", "-j", "nightly", "--app", jobledger.app, "--store", store)
+
+        assert ([], ExitCode.OK) == (ended, result.exit_code)

@@ -129,3 +129,22 @@ class TestList:
             result.exit_code,
             jobledger.lines(result.stderr),
         )
+
+
+class TestListRuns:
+    """--runs: the runs, not their task launches."""
+
+    def test_runs_lists_only_the_runs(self, jobledger: Jobledger, store: str, ledger: Jobs) -> None:
+        """A run's launches are jobs too; --runs leaves them (and other jobs) out."""
+        run_id = jobledger.invoke_blocked(store)
+        ledger.start(service="hr", entity="employee", type="sync", job_id="job-1")
+
+        result = jobledger("list", "--runs", "--store", store, "--json")
+
+        assert [run_id] == [job["JobId"] for job in json.loads(result.stdout)["Jobs"]]
+
+    def test_runs_with_a_service_is_a_usage_error(self, jobledger: Jobledger, store: str) -> None:
+        """--runs names the service and entity itself: giving either too exits 2."""
+        result = jobledger("list", "--runs", "--service", "hr", "--store", store)
+
+        assert ExitCode.USAGE == result.exit_code

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import pytest
+from tests.unit.cli.conftest import RELEASE, STARTED, nightly_definitions
 
+from jobledger import Jobs
 from jobledger.cli import ExitCode
+from jobledger.cli._render import when
+from jobledger.runner import Runner, load_run
+from jobledger.sqlite import SQLiteRepository
 
 if TYPE_CHECKING:
     from tests.unit.cli.conftest import Jobledger
-
-    from jobledger import Jobs
 
 
 @pytest.fixture
@@ -43,7 +47,7 @@ class TestResume:
 
     @pytest.mark.parametrize("flag", ["-f", "--force"])
     def test_a_new_force_threshold_lets_the_blocked_task_proceed(
-        self, jobledger: Jobledger, store: str, blocked_run: str, flag: str
+        self, jobledger: Jobledger, store: str, ledger: Jobs, blocked_run: str, flag: str
     ) -> None:
         """-f hands the resumed run a threshold the changes do not cross: it completes."""
         result = jobledger(
@@ -53,8 +57,8 @@ class TestResume:
         document = json.loads(result.stdout)
         assert (ExitCode.OK, "9 changes synchronized", 9) == (
             result.exit_code,
-            document["State"]["tasks"]["synchronize"]["summary"],
-            document["State"]["force"],
+            jobledger.task(document, "synchronize")["Summary"],
+            load_run(ledger, blocked_run).force,
         )
 
     def test_without_repair_or_force_the_run_blocks_again(
@@ -120,3 +124,88 @@ class TestResume:
                 )
             ],
         ) == (result.exit_code, jobledger.lines(result.stderr))
+
+
+class TestResumeAndLeases:
+    """Who may resume a run: the lease its runner recorded decides."""
+
+    def test_a_run_a_live_runner_holds_is_refused_naming_it_and_its_lease(
+        self, jobledger: Jobledger, store: str
+    ) -> None:
+        """Resuming a driven run exits 10 with one line naming the drive and its lease's end."""
+        elsewhere = Jobs(repository=SQLiteRepository(store))
+        runner = Runner(elsewhere, nightly_definitions(), poll_interval=0.05, lease=600)
+        with ThreadPoolExecutor(1) as pool:
+            running = pool.submit(runner.invoke, "hold", run_id="run-1")
+            assert STARTED.wait(timeout=30)
+            lease = load_run(elsewhere, "run-1").state.lease  # type: ignore[union-attr]
+            result = jobledger("resume", "run-1", "--app", jobledger.app, "--store", store)
+            runner.request_cancel("run-1")
+            running.result(timeout=30)
+
+        assert lease is not None
+        assert (ExitCode.BUSY, "") == (result.exit_code, result.stdout)
+        assert [
+            (
+                f"jobledger: run run-1 is driven by another runner: drive {lease.owner} holds its "
+                f"lease until {when(lease.expires_at)} and renews it while it lives; resume it "
+                "after that only if that runner is gone, or cancel it: "
+                f"`jobledger cancel run-1 --store {store}`"
+            )
+        ] == jobledger.lines(result.stderr)
+
+    def test_a_run_its_runner_let_go_is_taken_over_at_once(
+        self, jobledger: Jobledger, store: str
+    ) -> None:
+        """A run released by Runner.interrupt resumes at once: "Resuming" and then the rest."""
+        elsewhere = Jobs(repository=SQLiteRepository(store))
+        runner = Runner(elsewhere, nightly_definitions(), poll_interval=0.05, lease=600)
+        with ThreadPoolExecutor(1) as pool:
+            running = pool.submit(runner.invoke, "hold", run_id="run-1")
+            assert STARTED.wait(timeout=30)
+            assert ("run-1",) == runner.interrupt("the test let it go")
+            left = running.result(timeout=30)
+        RELEASE.set()
+
+        result = jobledger("resume", "run-1", "--app", jobledger.app, "--store", store)
+
+        assert ("running", ExitCode.OK) == (left.status.value, result.exit_code)
+        assert [
+            "Resuming run run-1 of hold",
+            "step 1: launching wait",
+            "  wait: completed: taken over",
+            "step 2: launching after",
+            "  after: completed: 12 people exported",
+        ] == jobledger.lines(result.stdout)[:5]
+
+    def test_repair_without_a_repair_variant_is_a_usage_error(
+        self, jobledger: Jobledger, store: str
+    ) -> None:
+        """--repair of a run whose blocked task has no repair variant exits 2, before any claim."""
+        invoked = jobledger("invoke", "-j", "unrepaired", "--app", jobledger.app, "--store", store)
+        run_id = jobledger.run_id(invoked.stdout)
+
+        result = jobledger("resume", run_id, "--repair", "--app", jobledger.app, "--store", store)
+
+        assert (ExitCode.BLOCKED, ExitCode.USAGE, "") == (
+            invoked.exit_code,
+            result.exit_code,
+            result.stdout,
+        )
+        assert [
+            (
+                f"jobledger: run {run_id} cannot be repaired: its blocked task(s) 'guard' have no "
+                "repair variant; resume it without repair, with a new force threshold: "
+                f"`jobledger resume {run_id} --force N --app {jobledger.app} --store {store}`"
+            )
+        ] == jobledger.lines(result.stderr)
+
+    def test_a_refused_resume_prints_no_resuming_line(
+        self, jobledger: Jobledger, store: str, blocked_run: str
+    ) -> None:
+        """A refused resume prints no "Resuming run" line: it comes only once the claim is in."""
+        jobledger("cancel", blocked_run, "--store", store)
+
+        result = jobledger("resume", blocked_run, "--app", jobledger.app, "--store", store)
+
+        assert (ExitCode.CONFLICT, "") == (result.exit_code, result.stdout)

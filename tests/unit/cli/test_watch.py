@@ -128,3 +128,27 @@ class TestWatch:
             len(printed[0].splitlines()),
             json.loads(printed[0].splitlines()[-1])["Event"]["JobId"],
         )
+
+
+class TestWatchARun:
+    """--run: a run's events and its task launches' together."""
+
+    def test_run_shows_the_events_of_the_run_and_of_its_launches_only(
+        self, jobledger: Jobledger, store: str, ledger: Jobs
+    ) -> None:
+        """With --run ID, every event shown is of ID or of a launch ID/N, and both kinds come."""
+        run_id = jobledger.invoke_blocked(store)
+        ledger.start(service="hr", entity="employee", type="sync", job_id=f"{run_id}-other")
+
+        result = jobledger(
+            "watch", "--from-start", "--run", run_id, "--timeout", "0", "--store", store, "--json"
+        )
+
+        shown = [json.loads(line)["Event"] for line in result.stdout.splitlines()]
+        assert (True, {"job", "task"}) == (
+            all(
+                event["JobId"] == run_id or event["JobId"].startswith(f"{run_id}/")
+                for event in shown
+            ),
+            {event["Entity"] for event in shown},
+        )
