@@ -2,14 +2,20 @@
 
 The attribute may be a :class:`~jobledger.runner.JobDefinition`, a
 :class:`~jobledger.runner.DefinitionBuilder`, a mapping or an iterable of
-them, or a callable (taking no argument) that returns any of these. The
-working directory is put on the import path first, as ``python -m`` does, so
-a module beside the command works.
+them, or a callable (taking no argument) that returns any of these.
+
+The ``--app`` module is looked up on the import path first, then in the
+working directory, so a module (or package) beside the command works. The
+working directory is never put on the import path: no other module is ever
+looked up there, so a ``psycopg.py`` (or any module named like one jobledger
+imports) left in the folder you run the command in is never run.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
+import importlib.util
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -41,8 +47,8 @@ def load_definitions(app: str) -> tuple[JobDefinition, ...]:
     attribute = attribute or "definitions"
     if not module_name or not all(part.isidentifier() for part in attribute.split(".")):
         raise AppError(app, "it is not of the form module:attribute")
-    _working_directory_on_path()
     try:
+        _import_from_working_directory(module_name.partition(".")[0])
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as err:
         if err.name is not None and module_name.startswith(err.name):
@@ -61,10 +67,20 @@ def load_definitions(app: str) -> tuple[JobDefinition, ...]:
     return _definitions(app, value)
 
 
-def _working_directory_on_path() -> None:
-    here = str(Path.cwd())
-    if here not in sys.path and "" not in sys.path:
-        sys.path.insert(0, here)
+def _import_from_working_directory(name: str) -> None:
+    """Import the top-level module ``name`` from the working directory, if only found there."""
+    if name in sys.modules or importlib.util.find_spec(name) is not None:
+        return
+    spec = importlib.machinery.PathFinder.find_spec(name, [str(Path.cwd())])
+    if spec is None or spec.loader is None:
+        return  # importing it raises ModuleNotFoundError, reported as such
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
 
 
 def _definitions(app: str, value: object) -> tuple[JobDefinition, ...]:
@@ -79,7 +95,7 @@ def _definitions(app: str, value: object) -> tuple[JobDefinition, ...]:
         value = list(value.values())
     items = [value] if isinstance(value, (JobDefinition, DefinitionBuilder)) else value
     if isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
-        raise AppError(app, f"it is a {type(value).__name__}, not job definitions")
+        raise AppError(app, f"it is {_a(type(value).__name__)}, not job definitions")
     found = tuple(_definition(app, item) for item in items)
     if not found:
         raise AppError(app, "it holds no job definitions")
@@ -90,7 +106,7 @@ def _definition(app: str, item: object) -> JobDefinition:
     if isinstance(item, JobDefinition):
         return item
     if not isinstance(item, DefinitionBuilder):
-        raise AppError(app, f"it holds a {type(item).__name__}, not a job definition")
+        raise AppError(app, f"it holds {_a(type(item).__name__)}, not a job definition")
     try:
         return item.build()
     except DefinitionError as err:
@@ -99,3 +115,12 @@ def _definition(app: str, item: object) -> JobDefinition:
 
 def _definition_problem(error: DefinitionError) -> str:
     return "; ".join([f"job definition {error.identifier!r} is invalid", *error.problems])
+
+
+def _a(noun: str) -> str:
+    """``noun`` with its indefinite article, as one says it: a str, an int.
+
+    >>> _a("int"), _a("str"), _a("NoneType")
+    ('an int', 'a str', 'a NoneType')
+    """
+    return f"{'an' if noun[:1].lower() in set('aeio') else 'a'} {noun}"

@@ -35,6 +35,7 @@ from jobledger import (
 from jobledger._application.defaults import utc_now
 from jobledger._core.events import changed_job, started_job
 from jobledger.cli._exit import ExitCode
+from jobledger.cli._printable import literal
 from jobledger.cli._render import INTERRUPTED, Hints, run_table, task_detail, task_status
 from jobledger.runner import (
     RUN_ENTITY,
@@ -173,13 +174,13 @@ class LineView:
     def show(self, result: RunResult) -> None:
         """Print what changed since the last call."""
         for group in result.launch_groups[self.groups :]:
-            self.out.print(Text(f"step {group.step}: launching {', '.join(group.tasks)}"))
+            self.out.print(literal(f"step {group.step}: launching {', '.join(group.tasks)}"))
         for name, outcome in result.outcomes.items():
             status = outcome.status
             if status is self.statuses.get(name):
                 continue
             if status not in {TaskStatus.PENDING, TaskStatus.RUNNING}:
-                line = Text(f"  {name}: ")
+                line = literal(f"  {name}: ")
                 line.append_text(task_status(outcome))
                 detail = task_detail(outcome)
                 if detail:

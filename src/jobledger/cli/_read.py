@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 from rich.text import Text
 
-from jobledger import EVENT_TYPES, EventFilter, JobPhase, JobQuery, Jobs, wire
+from jobledger import EVENT_TYPES, EventFilter, InvalidJobDataError, JobPhase, JobQuery, Jobs, wire
 from jobledger._core.query import MAX_PAGE_SIZE
 from jobledger.cli._app import load_definitions
+from jobledger.cli._printable import literal, printable
 from jobledger.cli._render import (
     console,
     dumps,
@@ -53,6 +54,9 @@ __all__ = ["history", "list_command", "show", "steps_command", "watch"]
 
 F = TypeVar("F", bound="Callable[..., Any]")
 
+# The most characters of a refused cursor an error repeats.
+_SHOWN_CURSOR = 60
+
 _EVENT_KINDS = {kind.__name__.removeprefix("Job").lower(): kind for kind in EVENT_TYPES}
 
 
@@ -83,7 +87,7 @@ def steps_command(job: str, app: str, as_json: bool) -> None:  # noqa: FBT001
     name = f" ({definition.display_name})" if definition.display_name else ""
     count = len({task.launch_order for task in definition.tasks})
     out.print(
-        Text(f"{definition.identifier}{name}: {len(definition.tasks)} tasks in {count} steps")
+        literal(f"{definition.identifier}{name}: {len(definition.tasks)} tasks in {count} steps")
     )
     emit(out, steps_table(definition))
 
@@ -133,7 +137,7 @@ def history(ctx: click.Context, job_id: str, store: str, as_json: bool) -> None:
         click.echo(dumps(history_json(job, updates, records)))
         return
     out = console()
-    out.print(Text(f"Job {job.id}: started {when(job.created_at)}, {len(updates)} updates"))
+    out.print(literal(f"Job {job.id}: started {when(job.created_at)}, {len(updates)} updates"))
     emit(out, updates_table(updates))
     if records is not None:
         out.print()
@@ -203,16 +207,26 @@ def list_command(  # noqa: PLR0917  (one parameter per option)
     --cursor for the next page.
     """
     jobs = Jobs(repository=open_repository(ctx, store))
-    query = JobQuery(
-        service=service or None,
-        entity=entity or None,
-        type=job_type or None,
-        status=status or None,
-        phase=phase or None,
-        limit=limit,
-        cursor=cursor,
-    )
-    page = jobs.find(query)
+    try:
+        query = JobQuery(
+            service=service or None,
+            entity=entity or None,
+            type=job_type or None,
+            status=status or None,
+            phase=phase or None,
+            limit=limit,
+            cursor=cursor,
+        )
+        page = jobs.find(query)
+    except InvalidJobDataError as err:
+        if err.field != "cursor" or cursor is None:
+            raise
+        shown = cursor if len(cursor) <= _SHOWN_CURSOR else cursor[: _SHOWN_CURSOR - 1] + "…"
+        msg = (
+            f"{printable(shown)!r} is not a cursor this ledger made; give the next cursor "
+            "that `jobledger list` printed"
+        )
+        raise click.BadParameter(msg, param_hint="--cursor") from None
     if as_json:
         click.echo(dumps(page_json(page)))
         return
@@ -234,7 +248,7 @@ def list_command(  # noqa: PLR0917  (one parameter per option)
                 words += [flag, value]
         if limit != 20:  # noqa: PLR2004  (the default)
             words += ["--limit", str(limit)]
-        out.print(Text(f"next cursor: {page.next_cursor}"))
+        out.print(literal(f"next cursor: {page.next_cursor}"))
         out.print(Text(f"next page: {hints_of(ctx).command(*words, '--cursor', page.next_cursor)}"))
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import json
+import signal
+import threading
 from typing import TYPE_CHECKING, NoReturn
 
 import click
@@ -14,6 +16,7 @@ from jobledger._application.defaults import new_id
 from jobledger.cli._app import DEFAULT_APP, load_definitions
 from jobledger.cli._errors import NothingToRepairError
 from jobledger.cli._exit import ExitCode, exit_code_of
+from jobledger.cli._printable import literal
 from jobledger.cli._progress import follow
 from jobledger.cli._render import (
     Hints,
@@ -72,6 +75,7 @@ def _finish(
     repair_hint: str | None = None,
 ) -> ExitCode:
     """Print how the run ended (or its job as JSON); return its exit code."""
+    _ignore_interrupts()
     job = jobs.get(result.run_id)
     if as_json:
         click.echo(dumps(wire.encode(job)))
@@ -85,6 +89,14 @@ def _finish(
         for line in run_summary(result, job, hints, repair_hint=repair_hint, repairable=repairable):
             out.print(line)
     return exit_code_of(result)
+
+
+def _ignore_interrupts() -> None:
+    """Ignore Ctrl-C until the command ends: the run is over, and a late one must not undo it."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    click.get_current_context().call_on_close(lambda: signal.signal(signal.SIGINT, previous))
 
 
 def _run_new(
@@ -104,7 +116,7 @@ def _run_new(
     out = console()
     if not as_json:
         name = f" ({definition.display_name})" if definition.display_name else ""
-        out.print(Text(f"Run {run_id} of {definition.identifier}{name}", style="bold"))
+        out.print(literal(f"Run {run_id} of {definition.identifier}{name}", style="bold"))
     return follow(
         jobs,
         run_id,
@@ -141,7 +153,7 @@ def _resume(
     if not as_json:
         how = " with repair" if repair else ""
         forced = f", force threshold {force}" if force is not None else ""
-        out.print(Text(f"Resuming run {job.id} of {job.type}{how}{forced}", style="bold"))
+        out.print(literal(f"Resuming run {job.id} of {job.type}{how}{forced}", style="bold"))
     result = follow(
         jobs,
         job.id,
@@ -168,6 +180,9 @@ def _parse_input(value: str | None) -> object:
         return json.loads(value)
     except ValueError as err:
         msg = f"not JSON: {err}"
+        raise click.BadParameter(msg, param_hint="--input") from None
+    except RecursionError:
+        msg = "it is nested too deeply to be read"
         raise click.BadParameter(msg, param_hint="--input") from None
 
 
@@ -217,6 +232,7 @@ def _parse_input(value: str | None) -> object:
 @click.option(
     "-f",
     "--force-synchronization-provisioning",
+    "--force",
     "force",
     type=FORCE,
     metavar="N",
@@ -292,7 +308,7 @@ def invoke(  # noqa: PLR0917  (one parameter per option)
         raise click.UsageError(msg, ctx)
     value = _parse_input(run_input)
     definitions = load_definitions(app)
-    jobs = Jobs(repository=open_repository(ctx, store))
+    jobs = Jobs(repository=open_repository(ctx, store, create=True))
     definition = definition_of(app, definitions, job)
     if repair:
         page = jobs.find(
@@ -431,13 +447,14 @@ def cancel(
     if as_json:
         click.echo(dumps(wire.encode(job)))
     else:
-        console().print(Text(message))
+        console().print(literal(message))
 
 
 @cli.command()
 @click.option(
     "-f",
     "--force-synchronization-provisioning",
+    "--force",
     "force",
     type=FORCE,
     metavar="N",
@@ -464,7 +481,7 @@ def demo(ctx: click.Context, force: int | None, store: str) -> NoReturn:
     The demo exits 0 when the run blocked as designed or completed.
     """
     definitions = demo_definitions()
-    jobs = Jobs(repository=open_repository(ctx, store))
+    jobs = Jobs(repository=open_repository(ctx, store, create=True))
     runner = make_runner(DEFAULT_APP, jobs, definitions)
     definition = runner.definition(DEMO_JOB)
     out = console()
@@ -474,7 +491,7 @@ def demo(ctx: click.Context, force: int | None, store: str) -> NoReturn:
             style="bold",
         )
     )
-    out.print(Text(f"Ledger: {StoreAddress.parse(store).describe()}"))
+    out.print(literal(f"Ledger: {StoreAddress.parse(store).describe()}"))
     out.print(Text(f"Steps ({hints_of(ctx).command('steps', '-j', DEMO_JOB)}):"))
     emit(out, steps_table(definition))
     out.print()
