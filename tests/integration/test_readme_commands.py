@@ -40,8 +40,10 @@ LEAKS = (
 #: What the fresh clone's test run is narrowed to: unit tests and PostgreSQL tests.
 SUITE_SAMPLE = (
     "tests/unit/cli/test_store.py",
-    "tests/integration/test_cli_processes.py::TestCommandLineProcesses"
-    "::test_the_demo_runs_and_resumes_in_postgresql",
+    (
+        "tests/integration/test_cli_processes.py::TestCommandLineProcesses"
+        "::test_the_demo_runs_and_resumes_in_postgresql"
+    ),
     "tests/integration/test_cli_processes.py::TestWorkingDirectory",
 )
 
@@ -64,7 +66,7 @@ NOT_IN_A_CLONE = shutil.ignore_patterns(
 )
 
 
-def test_command(readme: str) -> str:
+def suite_command(readme: str) -> str:
     """The README's one command that runs the whole test suite (the block that runs nox)."""
     section = readme.split("\n## Try it", 1)[1].split("\n## ", 1)[0]
     blocks = [block.strip() for block in re.findall(r"```sh\n(.*?)\n```", section, re.DOTALL)]
@@ -170,7 +172,7 @@ class TestReadmeCommands:
 
     def test_the_test_command_runs_postgresql_tests_with_nothing_skipped(self, clone: Path) -> None:
         """With no server named, the README's test command starts one: every test runs."""
-        command = test_command((clone / "README.md").read_text(encoding="utf-8"))
+        command = suite_command((clone / "README.md").read_text(encoding="utf-8"))
 
         result = shell(f"{command} -- -rs {' '.join(SUITE_SAMPLE)}", clone)
 
