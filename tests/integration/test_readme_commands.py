@@ -69,8 +69,10 @@ NOT_IN_A_CLONE = shutil.ignore_patterns(
 def suite_command(readme: str) -> str:
     """The README's one command that runs the whole test suite (the block that runs nox)."""
     section = readme.split("\n## Try it", 1)[1].split("\n## ", 1)[0]
-    blocks = [block.strip() for block in re.findall(r"```sh\n(.*?)\n```", section, re.DOTALL)]
-    (command,) = [block for block in blocks if "nox -s tests" in block and "\n" not in block]
+    blocks: list[str] = re.findall(r"```sh\n(.*?)\n```", section, re.DOTALL)
+    (command,) = [
+        block.strip() for block in blocks if "nox -s tests" in block and "\n" not in block
+    ]
     return command
 
 
