@@ -6,6 +6,11 @@ arguments through to pytest, and ``nox -l`` to list the sessions.
 
 from __future__ import annotations
 
+import os
+import shlex
+import subprocess
+from pathlib import Path
+
 import nox
 
 nox.needs_version = ">=2025.2.9"
@@ -27,18 +32,71 @@ def group(name: str) -> list[str]:
     return list(nox.project.dependency_groups(PYPROJECT, name))
 
 
+#: The variable that names the PostgreSQL server of the tests; "none" leaves them out.
+POSTGRES_ENV = "JOBLEDGER_TEST_POSTGRES"
+#: The script that starts (and stops) a throw-away PostgreSQL server.
+POSTGRES_SCRIPT = Path(__file__).parent / ".ci" / "postgres"
+
+
+def start_postgres(session: nox.Session) -> dict[str, str]:
+    """Start a throw-away PostgreSQL server with .ci/postgres; return the variables naming it.
+
+    Fails the session in one line when no server can be had.
+    """
+    started = subprocess.run(  # noqa: S603  (our own script)
+        ["bash", str(POSTGRES_SCRIPT)],  # noqa: S607  (bash from the PATH)
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if started.returncode != 0:
+        said = [line for line in started.stderr.splitlines() if line.strip()]
+        session.error(
+            "no PostgreSQL server for the PostgreSQL tests: "
+            f"{said[-1] if said else 'the server did not start'} "
+            f"(name one with {POSTGRES_ENV}=postgresql://..., or leave those tests out with "
+            f"{POSTGRES_ENV}=none)"
+        )
+    found: dict[str, str] = {}
+    for line in started.stdout.splitlines():
+        words = shlex.split(line)
+        if len(words) == 2 and words[0] == "export" and "=" in words[1]:  # noqa: PLR2004
+            name, _, value = words[1].partition("=")
+            found[name] = value
+    return found
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
     """Run the test suite and the doctests of src, docs/**/*.md and README.md.
 
     What pytest collects is configured in pyproject.toml (testpaths, addopts), so
     arguments after ``--`` narrow it down: ``nox -s tests -- tests/unit -x``.
-    PostgreSQL tests need JOBLEDGER_TEST_POSTGRES: ``eval "$(.ci/postgres)"`` first.
+
+    The PostgreSQL tests use the server JOBLEDGER_TEST_POSTGRES names. When it is
+    not set, the session starts a throw-away server with ``.ci/postgres`` (which
+    installs Debian's postgresql package when run as root and it is missing) and
+    stops it at the end; when no server can be had, the session fails saying so.
+    ``JOBLEDGER_TEST_POSTGRES=none`` leaves the PostgreSQL tests out on purpose.
     """
     # Editable, so pytest's --doctest-modules over src/ and the tests import the
     # very same jobledger modules.
     session.install("-e", TEST_EXTRAS, *group("tests"))
-    session.run("pytest", *session.posargs)
+    named = os.environ.get(POSTGRES_ENV, "")
+    if named.lower() == "none":
+        session.log(f"{POSTGRES_ENV}=none: the PostgreSQL tests are left out")
+        session.run("pytest", "-m", "not postgres", *session.posargs, env={POSTGRES_ENV: ""})
+        return
+    if named:
+        session.run("pytest", *session.posargs)
+        return
+    server = start_postgres(session)
+    try:
+        session.run("pytest", *session.posargs, env=server)
+    finally:
+        session.run(
+            "bash", str(POSTGRES_SCRIPT), "stop", server[f"{POSTGRES_ENV}_DIR"], external=True
+        )
 
 
 @nox.session

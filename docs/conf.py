@@ -84,10 +84,10 @@ def generate_runner_diagram(app: Sphinx) -> None:  # noqa: ARG001 - Sphinx's eve
 
 
 def generate_cli_reference(app: Sphinx) -> None:  # noqa: ARG001 - Sphinx's event signature
-    """Write the CLI reference, rendered from the commands' help, for cli.md to include."""
-    from jobledger.cli import reference_markdown  # noqa: PLC0415 - only the docs need it
+    """Bring the CLI reference that cli.md holds up to date with the commands' help."""
+    from jobledger.cli._reference import update_reference  # noqa: PLC0415 - docs only
 
-    write_if_changed(GENERATED / "cli.md", reference_markdown())
+    update_reference(Path(__file__).parent / "cli.md")
 
 
 def resolve_builtins_exactly(app: Sphinx, doctree: nodes.document) -> None:  # noqa: ARG001

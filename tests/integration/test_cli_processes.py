@@ -124,7 +124,8 @@ def environment() -> dict[str, str]:
         for name, value in os.environ.items()
         if not name.startswith("JOBLEDGER_") and name not in {"PYTHONPATH", "COLUMNS"}
     }
-    return {**kept, "PYTHONPATH": str(REPOSITORY)}
+    # src first: the checkout's own jobledger, even where another copy is installed.
+    return {**kept, "PYTHONPATH": os.pathsep.join([str(REPOSITORY / "src"), str(REPOSITORY)])}
 
 
 def jobledger(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -535,4 +536,47 @@ class TestCommandLineProcesses:
             result.returncode,
             result.stdout,
             len(result.stderr.splitlines()),
+        )
+
+
+class TestWorkingDirectory:
+    """What the command line imports from the folder it runs in."""
+
+    def test_a_module_named_like_a_dependency_is_never_run(
+        self, tmp_path: Path, postgres_conninfo: str
+    ) -> None:
+        """A psycopg.py (or click.py) in the working directory is never imported."""
+        marker = tmp_path / "PWNED"
+        for name in ("psycopg", "psycopg_pool", "click", "rich"):
+            (tmp_path / f"{name}.py").write_text(
+                f"open({str(marker)!r}, 'a').write({name!r})\n", encoding="utf-8"
+            )
+        store = f"{postgres_conninfo}?schema=cwd_{uuid.uuid4().hex[:12]}"
+
+        result = jobledger("demo", "-f", "100", "--store", store, cwd=tmp_path)
+
+        assert (ExitCode.OK, False) == (result.returncode, marker.exists()), result.stderr
+
+    def test_the_app_module_is_found_in_the_working_directory(self, tmp_path: Path) -> None:
+        """--app names a module beside the command: it is looked up there, after the library's."""
+        (tmp_path / "my_jobs.py").write_text(
+            "from jobledger.demo import definitions\n", encoding="utf-8"
+        )
+
+        result = jobledger("steps", "-j", "hr-nightly", "--app", "my_jobs", cwd=tmp_path)
+
+        assert (ExitCode.OK, "hr-nightly (") == (result.returncode, result.stdout[:12])
+
+    def test_ctrl_c_while_the_command_starts_exits_130_in_one_line(self, tmp_path: Path) -> None:
+        """A Ctrl-C while the --app loads ends the command with 130 and one line, no traceback."""
+        (tmp_path / "interrupting.py").write_text(
+            "import os, signal\nos.kill(os.getpid(), signal.SIGINT)\n", encoding="utf-8"
+        )
+
+        result = jobledger("steps", "-j", "x", "--app", "interrupting", cwd=tmp_path)
+
+        assert (ExitCode.INTERRUPTED, "", ["jobledger: interrupted"]) == (
+            result.returncode,
+            result.stdout,
+            result.stderr.splitlines(),
         )

@@ -1,12 +1,16 @@
-"""The README's main command, word for word, on a fresh copy of the repository.
+"""The README's commands, word for word, on a fresh copy of the repository.
 
 "Try it" in the README starts with one command: make a virtual environment,
 install the package with its ``cli`` extra, and run ``jobledger demo``. This
 test copies the files a clone would have (tracked, plus new ones not ignored)
 into a temporary folder, runs that command there with ``sh``, as a person
 would paste it, and checks what the demo prints. Then it runs the command the
-demo prints, which must complete the run. The README's other commands (the
-test suite itself, a PostgreSQL server) are not run here.
+demo prints, which must complete the run, exactly as the README writes it.
+
+Then it runs the README's test command, as written, with no PostgreSQL server
+named: the tests session must start one itself, so that nothing is skipped.
+To stay within a CI budget, pytest gets a few files of the suite (PostgreSQL
+tests among them) after ``--``; the rest of the command is the README's.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -22,7 +27,25 @@ import pytest
 REPOSITORY = Path(__file__).resolve().parents[2]
 
 #: Environment variables that would make the command use something else than the copy.
-LEAKS = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "JOBLEDGER_STORE", "JOBLEDGER_APP")
+LEAKS = (
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "VIRTUAL_ENV",
+    "JOBLEDGER_STORE",
+    "JOBLEDGER_APP",
+    "JOBLEDGER_TEST_POSTGRES",
+    "JOBLEDGER_TEST_POSTGRES_DIR",
+)
+
+#: What the fresh clone's test run is narrowed to: unit tests and PostgreSQL tests.
+SUITE_SAMPLE = (
+    "tests/unit/cli/test_store.py",
+    (
+        "tests/integration/test_cli_processes.py::TestCommandLineProcesses"
+        "::test_the_demo_runs_and_resumes_in_postgresql"
+    ),
+    "tests/integration/test_cli_processes.py::TestWorkingDirectory",
+)
 
 #: The files and folders a clone does not have.
 NOT_IN_A_CLONE = shutil.ignore_patterns(
@@ -41,6 +64,16 @@ NOT_IN_A_CLONE = shutil.ignore_patterns(
     "build",
     "dist",
 )
+
+
+def suite_command(readme: str) -> str:
+    """The README's one command that runs the whole test suite (the block that runs nox)."""
+    section = readme.split("\n## Try it", 1)[1].split("\n## ", 1)[0]
+    blocks: list[str] = re.findall(r"```sh\n(.*?)\n```", section, re.DOTALL)
+    (command,) = [
+        block.strip() for block in blocks if "nox -s tests" in block and "\n" not in block
+    ]
+    return command
 
 
 def try_it_commands(readme: str) -> list[str]:
@@ -93,15 +126,20 @@ def shell(command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.fixture(scope="class")
+def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh copy of the repository, shared by the README's commands."""
+    return fresh_copy(tmp_path_factory.mktemp("readme") / "jobledger")
+
+
 @pytest.mark.slow
 class TestReadmeCommands:
     """Following the README from a fresh clone works word for word."""
 
     def test_the_main_command_runs_the_demo_and_the_next_one_completes_its_run(
-        self, tmp_path: Path
+        self, clone: Path
     ) -> None:
         """The demo blocks at its synchronization; the README's next command completes the run."""
-        clone = fresh_copy(tmp_path / "jobledger")
         main, *others = try_it_commands((clone / "README.md").read_text(encoding="utf-8"))
 
         demo = shell(main, clone)
@@ -116,9 +154,10 @@ class TestReadmeCommands:
             len(blocked),
             printed[printed.index(blocked[0]) + 1],
         )
-        assert "    jobledger invoke -j hr-nightly --repair-job" == printed[hint + 1]
         resume = [command for command in others if "--repair-job" in command]
-        assert [True] == [command.endswith(printed[hint + 1].strip()) for command in resume]
+        # The demo's own suggestion is the README's next command, word for word.
+        assert ["    .venv/bin/jobledger invoke -j hr-nightly --repair-job"] == [printed[hint + 1]]
+        assert [printed[hint + 1].strip()] == resume
 
         results = [(command, shell(command, clone)) for command in others]
 
@@ -132,3 +171,22 @@ class TestReadmeCommands:
             for command, result in results
             if command in resume
         ]
+
+    def test_the_test_command_runs_postgresql_tests_with_nothing_skipped(self, clone: Path) -> None:
+        """With no server named, the README's test command starts one: every test runs."""
+        command = suite_command((clone / "README.md").read_text(encoding="utf-8"))
+
+        result = shell(f"{command} -- -rs {' '.join(SUITE_SAMPLE)}", clone)
+
+        summaries = re.findall(r"^=+ (.*) in [\d.]+s", result.stdout, re.MULTILINE)
+        counted = re.findall(r"(\d+) (\w+)", summaries[-1]) if summaries else []
+        assert (0, {"passed"}) == (result.returncode, {kind for _count, kind in counted}), (
+            f"{command}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
+        left_running = [
+            server
+            for server in Path(tempfile.gettempdir()).glob("jobledger-pg.*")
+            if (server / "started-by").is_file()
+            and (server / "started-by").read_text(encoding="utf-8").strip() == str(clone)
+        ]
+        assert [] == left_running

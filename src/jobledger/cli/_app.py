@@ -2,9 +2,13 @@
 
 The attribute may be a :class:`~jobledger.runner.JobDefinition`, a
 :class:`~jobledger.runner.DefinitionBuilder`, a mapping or an iterable of
-them, or a callable (taking no argument) that returns any of these. The
-working directory is put on the import path first, as ``python -m`` does, so
-a module beside the command works.
+them, or a callable (taking no argument) that returns any of these.
+
+The ``--app`` module is looked up on the import path first, then in the
+working directory, so a module (or package) beside the command works. The
+working directory is never put on the import path: no other module is ever
+looked up there, so a ``psycopg.py`` (or any module named like one jobledger
+imports) left in the folder you run the command in is never run.
 
 The module may also define how the command line runs its jobs (each optional):
 
@@ -23,6 +27,8 @@ The module may also define how the command line runs its jobs (each optional):
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
+import importlib.util
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor
@@ -131,7 +137,7 @@ def load_app(app: str) -> App:
         executors = _executors(app, executors)
     limits = getattr(module, "limits", None)
     if limits is not None and not isinstance(limits, Limits):
-        raise AppError(app, f"its module's limits is a {type(limits).__name__}, not a Limits")
+        raise AppError(app, f"its module's limits is {_a(type(limits).__name__)}, not a Limits")
     return App(
         name=app,
         definitions=_definitions(app, value),
@@ -147,8 +153,8 @@ def _import(app: str) -> tuple[ModuleType, object]:
     attribute = attribute or "definitions"
     if not module_name or not all(part.isidentifier() for part in attribute.split(".")):
         raise AppError(app, "it is not of the form module:attribute")
-    _working_directory_on_path()
     try:
+        _import_from_working_directory(module_name.partition(".")[0])
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as err:
         if err.name is not None and module_name.startswith(err.name):
@@ -167,10 +173,20 @@ def _import(app: str) -> tuple[ModuleType, object]:
     return module, value
 
 
-def _working_directory_on_path() -> None:
-    here = str(Path.cwd())
-    if here not in sys.path and "" not in sys.path:
-        sys.path.insert(0, here)
+def _import_from_working_directory(name: str) -> None:
+    """Import the top-level module ``name`` from the working directory, if only found there."""
+    if name in sys.modules or importlib.util.find_spec(name) is not None:
+        return
+    spec = importlib.machinery.PathFinder.find_spec(name, [str(Path.cwd())])
+    if spec is None or spec.loader is None:
+        return  # importing it raises ModuleNotFoundError, reported as such
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
 
 
 def _definitions(app: str, value: object) -> tuple[JobDefinition, ...]:
@@ -185,7 +201,7 @@ def _definitions(app: str, value: object) -> tuple[JobDefinition, ...]:
         value = list(value.values())
     items = [value] if isinstance(value, (JobDefinition, DefinitionBuilder)) else value
     if isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
-        raise AppError(app, f"it is a {type(value).__name__}, not job definitions")
+        raise AppError(app, f"it is {_a(type(value).__name__)}, not job definitions")
     found = tuple(_definition(app, item) for item in items)
     if not found:
         raise AppError(app, "it holds no job definitions")
@@ -196,7 +212,7 @@ def _definition(app: str, item: object) -> JobDefinition:
     if isinstance(item, JobDefinition):
         return item
     if not isinstance(item, DefinitionBuilder):
-        raise AppError(app, f"it holds a {type(item).__name__}, not a job definition")
+        raise AppError(app, f"it holds {_a(type(item).__name__)}, not a job definition")
     try:
         return item.build()
     except DefinitionError as err:
@@ -212,7 +228,7 @@ def _executors(app: str, value: object) -> Mapping[str, Executor]:
         isinstance(side, str) and isinstance(executor, Executor) for side, executor in value.items()
     ):
         msg = (
-            f"its module's executors is a {type(value).__name__}, not a mapping of side names "
+            f"its module's executors is {_a(type(value).__name__)}, not a mapping of side names "
             "to concurrent.futures executors (or a callable returning one)"
         )
         raise AppError(app, msg)
@@ -228,3 +244,12 @@ def _seconds(app: str, module: ModuleType, name: str, default: float) -> float:
             app, f"its module's {name} must be a positive number of seconds, not {value!r}"
         )
     return float(value)
+
+
+def _a(noun: str) -> str:
+    """``noun`` with its indefinite article, as one says it: a str, an int.
+
+    >>> _a("int"), _a("str"), _a("NoneType")
+    ('an int', 'a str', 'a NoneType')
+    """
+    return f"{'an' if noun[:1].lower() in set('aeio') else 'a'} {noun}"

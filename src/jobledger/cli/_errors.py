@@ -29,6 +29,8 @@ from jobledger import (
     StorageError,
 )
 from jobledger.cli._exit import ExitCode
+from jobledger.cli._password import masked
+from jobledger.cli._render import Hints
 from jobledger.runner import (
     DefinitionBusyError,
     DefinitionError,
@@ -89,15 +91,15 @@ class StoreSpecError(CommandLineError, ValueError):
     """``--store`` is not a store address this command line knows.
 
     Attributes:
-        store: The ``--store`` value.
+        store: The ``--store`` value, its password hidden.
     """
 
     exit_code = ExitCode.USAGE
 
     def __init__(self, store: str, problem: str) -> None:
-        self.store = store
+        self.store = masked(store)
         super().__init__(
-            f"--store {store!r}: {problem}; give a file path, sqlite:///PATH or "
+            f"--store {self.store!r}: {masked(problem)}; give a file path, sqlite:///PATH or "
             "postgresql://USER@HOST/DATABASE"
         )
 
@@ -106,15 +108,16 @@ class StoreUnreachableError(CommandLineError):
     """``--store`` names a store that cannot be opened or reached.
 
     Attributes:
-        store: The ``--store`` value.
+        store: The ``--store`` value, its password hidden.
     """
 
     exit_code = ExitCode.STORE_UNREACHABLE
 
     def __init__(self, store: str, problem: str) -> None:
-        self.store = store
+        self.store = masked(store)
         super().__init__(
-            f"cannot open the store {store!r}: {problem}; check --store (or JOBLEDGER_STORE)"
+            f"cannot open the store {self.store!r}: {masked(problem)}; "
+            "check --store (or JOBLEDGER_STORE)"
         )
 
 
@@ -223,14 +226,26 @@ class RunDrivenError(CommandLineError):
         )
 
 
-def explain(error: BaseException) -> tuple[ExitCode, str]:
+def explain(
+    error: BaseException, *, store: str = "", hints: Hints | None = None
+) -> tuple[ExitCode, str]:
     """The exit code for ``error`` and one line for a person: what happened, what to do.
 
-    >>> explain(JobNotFoundError("42"))
-    (<ExitCode.NOT_FOUND: 7>, "no job with id '42'; `jobledger list` lists the latest jobs")
-    """
+    Args:
+        error: What stopped the command.
+        store: The store the command opened, as :meth:`StoreAddress.describe
+            <jobledger.cli._store.StoreAddress.describe>` says it; a job that is
+            not found is said to be missing from it.
+        hints: Writes the commands the line suggests (with the ``--store`` given).
+
+    >>> explain(JobNotFoundError("42"), store="SQLite /srv/jobs.db")
+    (<ExitCode.NOT_FOUND: 7>, "no job with id '42' in the store SQLite /srv/jobs.db; `jobledger list` lists its latest jobs")
+    """  # noqa: E501  (a doctest's output is one line)
     if isinstance(error, CommandLineError):
         return error.exit_code, str(error)
+    about_a_job = _about_a_job(error, store, hints or Hints())
+    if about_a_job is not None:
+        return about_a_job
     for kinds, code, advice in _ADVICE:
         if isinstance(error, kinds):
             return code, f"{_first_line(error)}{advice}"
@@ -243,11 +258,29 @@ def explain(error: BaseException) -> tuple[ExitCode, str]:
     return ExitCode.ERROR, message
 
 
+def _about_a_job(error: BaseException, store: str, hints: Hints) -> tuple[ExitCode, str] | None:
+    """The code and line for an error about one job, with the commands that read it."""
+    if isinstance(error, (JobNotFoundError, RunNotFoundError)):
+        where = f" in the store {store}" if store else ""
+        return ExitCode.NOT_FOUND, (
+            f"{_first_line(error)}{where}; `{hints.command('list')}` lists its latest jobs"
+        )
+    job_id = getattr(error, "job_id", None) or getattr(error, "run_id", None)
+    show = hints.command("show", job_id) if isinstance(job_id, str) else "jobledger show ID"
+    if isinstance(error, ConcurrencyError):
+        return ExitCode.CONFLICT, f"{_first_line(error)} (`{show}` reads it)"
+    if isinstance(error, (DefinitionBusyError, RunActiveError)):
+        return ExitCode.BUSY, f"{_first_line(error)}; `{show}` shows it"
+    if isinstance(error, (InvalidTransitionError, RunNotResumableError, RunTakenOverError)):
+        return ExitCode.CONFLICT, f"{_first_line(error)}; `{show}` shows where it is"
+    return None
+
+
 def _first_line(error: BaseException) -> str:
     if isinstance(error, DefinitionError):
         return "; ".join([f"job definition {error.identifier!r}", *error.problems])
     text = str(error).strip() or type(error).__name__
-    return " ".join(text.split())
+    return masked(" ".join(text.split()))
 
 
 _ADVICE: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], ExitCode, str], ...] = (
@@ -256,18 +289,6 @@ _ADVICE: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], Exit
         UnknownDefinitionError,
         ExitCode.NOT_FOUND,
         "; check -j, or give the --app (or JOBLEDGER_APP) that defines it",
-    ),
-    (
-        (JobNotFoundError, RunNotFoundError),
-        ExitCode.NOT_FOUND,
-        "; `jobledger list` lists the latest jobs",
-    ),
-    (ConcurrencyError, ExitCode.CONFLICT, " (`jobledger show ID` reads it)"),
-    ((DefinitionBusyError, RunActiveError), ExitCode.BUSY, "; `jobledger show ID` shows it"),
-    (
-        (InvalidTransitionError, RunNotResumableError, RunTakenOverError),
-        ExitCode.CONFLICT,
-        "; `jobledger show ID` shows where it is",
     ),
     ((SelectionError, DefinitionError), ExitCode.USAGE, ""),
     (JobAlreadyExistsError, ExitCode.CONFLICT, ""),

@@ -39,6 +39,7 @@ from rich.text import Text
 from jobledger import JobEvent, JobNotFoundError, Jobs, JobStarted
 from jobledger._core.events import changed_job, started_job
 from jobledger.cli._exit import ExitCode, exit_code_of
+from jobledger.cli._printable import literal
 from jobledger.cli._render import Hints, run_table, task_detail, task_status
 from jobledger.runner import (
     RUN_SERVICE,
@@ -304,7 +305,7 @@ class LineView:
             if status in {TaskStatus.PENDING, TaskStatus.RUNNING}:
                 continue
             self._print_groups()
-            line = Text(f"  {record.task}: ")
+            line = literal(f"  {record.task}: ")
             outcome = launch.outcome()
             line.append_text(task_status(outcome))
             detail = task_detail(outcome)
@@ -316,7 +317,7 @@ class LineView:
 
     def _print_groups(self) -> None:
         for step, tasks in self.groups.values():
-            self.out.print(Text(f"step {step}: launching {', '.join(tasks)}"))
+            self.out.print(literal(f"step {step}: launching {', '.join(tasks)}"))
         self.groups.clear()
 
     def stop(self, tracker: RunTracker) -> None:  # noqa: ARG002  (the views' signature)
@@ -526,7 +527,7 @@ class _Follow:
             self.view.stop(self.tracker)
         except BrokenPipeError:
             silence_stdout()
-        self.messages.print(Text(text, style="yellow"))
+        self.messages.print(literal(text, style="yellow"))
         self.exit_with(code)
 
 

@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 from rich.text import Text
 
-from jobledger import EVENT_TYPES, EventFilter, JobPhase, JobQuery, wire
+from jobledger import EVENT_TYPES, EventFilter, InvalidJobDataError, JobPhase, JobQuery, wire
 from jobledger._core.query import MAX_PAGE_SIZE
 from jobledger.cli._app import load_app
+from jobledger.cli._printable import literal, printable
 from jobledger.cli._render import (
     console,
     dumps,
@@ -57,12 +58,15 @@ from jobledger.runner import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from jobledger import Job, JobEvent, Repository
+    from jobledger import Job, JobEvent, JobPage, Jobs, Repository
     from jobledger.runner import JobDefinition
 
 __all__ = ["history", "list_command", "show", "steps_command", "watch"]
 
 F = TypeVar("F", bound="Callable[..., Any]")
+
+# The most characters of a refused cursor an error repeats.
+_SHOWN_CURSOR = 60
 
 _EVENT_KINDS = {kind.__name__.removeprefix("Job").lower(): kind for kind in EVENT_TYPES}
 
@@ -94,7 +98,7 @@ def steps_command(job: str, app: str, as_json: bool) -> None:  # noqa: FBT001
     name = f" ({definition.display_name})" if definition.display_name else ""
     count = len({task.launch_order for task in definition.tasks})
     out.print(
-        Text(f"{definition.identifier}{name}: {len(definition.tasks)} tasks in {count} steps")
+        literal(f"{definition.identifier}{name}: {len(definition.tasks)} tasks in {count} steps")
     )
     emit(out, steps_table(definition))
 
@@ -148,7 +152,7 @@ def show(ctx: click.Context, job_id: str, app: str, store: str, as_json: bool) -
     missing = total - len(result.outcomes)
     if missing > 0:
         out.print(
-            Text(
+            literal(
                 f"(and {missing} task(s) not launched yet: give the --app that defines job "
                 f"{job.type!r} to list them)",
                 style="dim",
@@ -207,7 +211,7 @@ def history(ctx: click.Context, job_id: str, store: str, as_json: bool) -> None:
         click.echo(dumps(history_json(job, updates, records)))
         return
     out = console()
-    out.print(Text(f"Job {job.id}: started {when(job.created_at)}, {len(updates)} updates"))
+    out.print(literal(f"Job {job.id}: started {when(job.created_at)}, {len(updates)} updates"))
     emit(out, updates_table(updates))
     if records is not None:
         out.print()
@@ -302,7 +306,7 @@ def list_command(  # noqa: PLR0917  (one parameter per option)
         limit=limit,
         cursor=cursor,
     )
-    page = jobs.find(query)
+    page = _find(jobs, query)
     if as_json:
         click.echo(dumps(page_json(page)))
         return
@@ -324,8 +328,24 @@ def list_command(  # noqa: PLR0917  (one parameter per option)
                 words += [flag, value]
         if limit != 20:  # noqa: PLR2004  (the default)
             words += ["--limit", str(limit)]
-        out.print(Text(f"next cursor: {page.next_cursor}"))
+        out.print(literal(f"next cursor: {page.next_cursor}"))
         out.print(Text(f"next page: {hints_of(ctx).command(*words, '--cursor', page.next_cursor)}"))
+
+
+def _find(jobs: Jobs, query: JobQuery) -> JobPage:
+    """The page ``query`` asks for; a cursor the ledger did not make is a usage error."""
+    try:
+        return jobs.find(query)
+    except InvalidJobDataError as err:
+        cursor = query.cursor
+        if err.field != "cursor" or cursor is None:
+            raise
+        shown = cursor if len(cursor) <= _SHOWN_CURSOR else cursor[: _SHOWN_CURSOR - 1] + "…"
+        msg = (
+            f"{printable(shown)!r} is not a cursor this ledger made; give the next cursor "
+            "that `jobledger list` printed"
+        )
+        raise click.BadParameter(msg, param_hint="--cursor") from None
 
 
 @cli.command()

@@ -1,7 +1,9 @@
 """The CLI reference, rendered as Markdown from the commands' own help.
 
-The documentation includes what :func:`reference_markdown` returns, so the
-reference always says what ``jobledger COMMAND --help`` says.
+``docs/cli.md`` holds what :func:`reference_markdown` returns, between two
+markers, so the reference reads in the repository as on the docs site; a test
+proves it says what ``jobledger COMMAND --help`` says, and the docs build
+(``nox -s docs``) brings it up to date with :func:`update_reference`.
 """
 
 from __future__ import annotations
@@ -19,13 +21,16 @@ from jobledger.cli._store import DEFAULT_STORE, STORE_ENV
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
-__all__ = ["reference_markdown"]
+__all__ = ["REFERENCE_END", "reference_markdown", "update_reference"]
 
 _WIDTH = 100
 _GENERATED_NOTE = (
     "<!-- Generated from the commands' help by jobledger.cli.reference_markdown(); do not edit. -->"
 )
+#: The line after the generated reference in a page that holds it.
+REFERENCE_END = "<!-- End of the generated reference. -->"
 _EXIT_CODES_INTRO = (
     "Commands that drive a run (`invoke`, `resume`) exit with how the run ended; the others "
     "exit 0 when they did what was asked. `demo` exits 0 when its run blocked as designed."
@@ -93,7 +98,7 @@ def reference_markdown() -> str:
         _GENERATED_NOTE,
         "## `jobledger`",
         *_paragraphs(cli.help or ""),
-        "```text\njobledger [--version] [--debug] COMMAND [ARGS]...\n```",
+        "```text\njobledger [--version] [--debug] [--store PATH|URL] COMMAND [ARGS]...\n```",
     ]
     for name in cli.list_commands(root):
         command = cli.get_command(root, name)
@@ -122,3 +127,23 @@ def reference_markdown() -> str:
         ),
     ]
     return "\n\n".join(parts) + "\n"
+
+
+def update_reference(page: Path) -> bool:
+    """Replace the generated reference in ``page`` with the current one; whether it changed.
+
+    The reference sits from its first line (a comment that says it is
+    generated) to :data:`REFERENCE_END`.
+
+    Raises:
+        ValueError: ``page`` has no generated reference to replace.
+    """
+    text = page.read_text(encoding="utf-8")
+    start, end = text.find(_GENERATED_NOTE), text.find(REFERENCE_END)
+    if start < 0 or end < start:
+        msg = f"{page} has no generated reference (from {_GENERATED_NOTE!r} to {REFERENCE_END!r})"
+        raise ValueError(msg)
+    updated = text[:start] + reference_markdown() + "\n" + text[end:]
+    if updated != text:
+        page.write_text(updated, encoding="utf-8")
+    return updated != text

@@ -1,8 +1,10 @@
 """What the command line prints: jobs, runs, logs, steps and events, for people and as JSON.
 
 People get rich text (colour on a terminal, plain text elsewhere, none with
-``NO_COLOR``). ``--json`` gets the wire format of :mod:`jobledger.wire`
-(``JobId``, ``State``, ...), wrapped in objects with the same PascalCase keys.
+``NO_COLOR``), never markup: text from the ledger is shown literally, its
+control characters escaped (:mod:`jobledger.cli._printable`). ``--json`` gets
+the wire format of :mod:`jobledger.wire` (``JobId``, ``State``, ...), wrapped
+in objects with the same PascalCase keys.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from rich.table import Table
 from rich.text import Text
 
 from jobledger import JsonObject, JsonValue, thaw, wire
+from jobledger.cli._password import masked
+from jobledger.cli._printable import literal, printable
 from jobledger.runner import (
     RUN_ENTITY,
     RUN_SERVICE,
@@ -103,7 +107,8 @@ def console(*, stderr: bool = False) -> Console:
     Off a terminal, lines are not wrapped, and tables are as wide as they need
     (up to a generous width) so that files and pipes get whole lines.
     """
-    out = _Console(stderr=stderr, highlight=False)
+    # Markup and emoji codes are never read: what is printed is what the text says.
+    out = _Console(stderr=stderr, highlight=False, markup=False, emoji=False)
     if not out.is_terminal:
         out.soft_wrap = True
         if "COLUMNS" not in os.environ:
@@ -134,25 +139,30 @@ class Hints:
     """Writes the commands the output suggests, with the options the person gave.
 
     Attributes:
-        store: The ``--store`` to repeat, or ``None`` when it came from the
-            environment or is the default.
+        store: The ``--store`` to repeat (shown with its password hidden), or
+            ``None`` when it came from the environment or is the default.
         app: The ``--app`` to repeat, or ``None`` likewise.
+        program: How to call the command line (``.venv/bin/jobledger`` when
+            ``jobledger`` is not on the PATH).
 
     >>> Hints(store="/tmp/x.db", app=None).command("resume", "r1", "--repair", app=True)
     'jobledger resume r1 --repair --store /tmp/x.db'
     """
 
-    store: str | None = None
+    store: str | None = attrs.field(
+        default=None, repr=lambda store: repr(None if store is None else masked(store))
+    )
     app: str | None = None
+    program: str = "jobledger"
 
     def command(self, *words: str, app: bool = False) -> str:
-        """``jobledger`` and ``words``, plus ``--app`` (when ``app``) and ``--store``, quoted."""
-        parts = ["jobledger", *words]
+        """The program and ``words``, plus ``--app`` (when ``app``) and ``--store``, quoted."""
+        parts = [self.program, *words]
         if app and self.app is not None:
             parts += ["--app", self.app]
         if self.store is not None:
-            parts += ["--store", self.store]
-        return shlex.join(parts)
+            parts += ["--store", masked(self.store)]
+        return printable(shlex.join(parts))
 
 
 def when(moment: datetime | None) -> str:
@@ -167,13 +177,13 @@ def when(moment: datetime | None) -> str:
 
 
 def compact(value: JsonValue, limit: int = _MAX_DETAIL) -> str:
-    """A JSON value on one line, shortened to ``limit`` characters; strings as they are.
+    """A JSON value on one line, shortened to ``limit`` characters; strings as they are, printable.
 
     >>> compact({"done": 10, "total": 42})
     '{"done": 10, "total": 42}'
     """
     text = value if isinstance(value, str) else json.dumps(thaw(value), ensure_ascii=False)
-    text = " ".join(text.split())
+    text = printable(" ".join(text.split()))
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -211,11 +221,11 @@ def task_detail(outcome: TaskOutcome) -> str:
         text = outcome.skip_reason or ""
     else:
         text = ""
-    return text
+    return printable(text)
 
 
 def _status_text(status: str, *, repair: bool = False) -> Text:
-    text = Text(status, style=STATUS_STYLES.get(status, ""))
+    text = literal(status, style=STATUS_STYLES.get(status, ""))
     if repair:
         text.append(" (repair)")
     return text
@@ -243,7 +253,7 @@ def run_table(outcomes: Iterable[TaskOutcome]) -> Table:
         step = outcome.launch_order
         table.add_row(
             shown_step,
-            Text(outcome.identifier),
+            literal(outcome.identifier),
             task_status(outcome),
             _duration(outcome),
             Text(task_detail(outcome)),
@@ -253,7 +263,7 @@ def run_table(outcomes: Iterable[TaskOutcome]) -> Table:
 
 def _details(details: JsonValue) -> list[Text]:
     if isinstance(details, JsonObject):
-        return [Text(f"    {key}: {compact(value)}") for key, value in details.items()]
+        return [literal(f"    {key}: {compact(value)}") for key, value in details.items()]
     if details is None:
         return []
     return [Text(f"    {compact(details)}")]
@@ -291,15 +301,15 @@ def run_summary(
         if result.warnings:
             lines.append(Text(f"With {len(result.warnings)} warning(s):", style="yellow"))
             lines.extend(
-                Text(f"  {warning.task}: {warning.type}: {warning.message}")
+                literal(f"  {warning.task}: {warning.type}: {warning.message}")
                 for warning in result.warnings
             )
     elif status is RunStatus.FAILED:
         lines.append(_headline(f"Run {run_id} failed", status.value, "."))
         if result.failure is not None:
-            lines.append(Text(f"  {result.failure}"))
+            lines.append(literal(f"  {result.failure}"))
         lines.extend(
-            Text(f"  {outcome.identifier}: {task_detail(outcome)}")
+            literal(f"  {outcome.identifier}: {task_detail(outcome)}")
             for outcome in result.outcomes.values()
             if outcome.status is TaskStatus.FAILED
         )
@@ -314,15 +324,15 @@ def run_summary(
             if outcome.status in {TaskStatus.PENDING, TaskStatus.CANCELED, TaskStatus.RUNNING}
         ]
         if not_run:
-            lines.append(Text(f"  not done: {', '.join(not_run)}"))
+            lines.append(literal(f"  not done: {', '.join(not_run)}"))
     else:
         lines.extend(_running_summary(result, hints, now or datetime.now(UTC)))
     return lines
 
 
 def _headline(text: str, status: str, end: str) -> Text:
-    line = Text(text, style=STATUS_STYLES.get(status, ""))
-    line.append(end)
+    line = literal(text, style=STATUS_STYLES.get(status, ""))
+    line.append(printable(end))
     return line
 
 
@@ -333,7 +343,7 @@ def _blocked_summary(result: RunResult, hints: Hints, repair_hint: str | None) -
     lines = [_headline(f"Run {run_id} is blocked", "blocked", f" at step {step}:")]
     for name in point.tasks if point is not None else ():
         blocked = result.outcomes[name].blocked
-        lines.append(Text(f"  {name}: {blocked.reason if blocked else 'blocked'}"))
+        lines.append(literal(f"  {name}: {blocked.reason if blocked else 'blocked'}"))
         if blocked is not None:
             lines.extend(_details(blocked.details))
     if repair_hint != "":
@@ -393,7 +403,7 @@ def run_lines(result: RunResult, now: datetime | None = None) -> list[tuple[str,
         return rows
     counts = ", ".join(f"{count} {status}" for status, count in state.counts.items())
     if counts:
-        rows[0][1].append(f" ({counts})")
+        rows[0][1].append(printable(f" ({counts})"))
     if state.step is not None:
         rows.append(("step", Text(f"{state.step} (launched last)")))
     if state.drive is not None:
@@ -402,7 +412,7 @@ def run_lines(result: RunResult, now: datetime | None = None) -> list[tuple[str,
         rows.append(
             (
                 "drive",
-                Text(
+                literal(
                     f"{drive.number} ({drive.kind.value}{repair}), {drive.owner}, "
                     f"claimed {when(drive.claimed_at)}"
                 ),
@@ -414,7 +424,7 @@ def run_lines(result: RunResult, now: datetime | None = None) -> list[tuple[str,
         rows.append(
             (
                 "lease",
-                Text(
+                literal(
                     f"held by {lease.owner} until {when(lease.expires_at)}"
                     + (" (expired)" if expired else f" (renewed every {lease.seconds / 3:.3g}s)")
                 ),
@@ -425,7 +435,7 @@ def run_lines(result: RunResult, now: datetime | None = None) -> list[tuple[str,
         rows.append(
             (
                 "lease",
-                Text(
+                literal(
                     f"released by drive {released.drive} at {when(released.at)}: {released.reason}"
                 ),
             )
@@ -436,8 +446,8 @@ def run_lines(result: RunResult, now: datetime | None = None) -> list[tuple[str,
 
 
 def _error_lines(error: TaskError, indent: str) -> list[Text]:
-    lines = [Text(f"{indent}{error.type}: {error.message}")]
-    lines.extend(Text(f"{indent}  {line}") for line in error.traceback.rstrip().splitlines())
+    lines = [literal(f"{indent}{error.type}: {error.message}")]
+    lines.extend(literal(f"{indent}  {line}") for line in error.traceback.rstrip().splitlines())
     return lines
 
 
@@ -447,7 +457,7 @@ def error_lines(result: RunResult) -> list[Text]:
     for outcome in result.outcomes.values():
         if outcome.error is None or outcome.status not in {TaskStatus.FAILED, TaskStatus.WARNING}:
             continue
-        line = Text(f"{outcome.identifier} ")
+        line = literal(f"{outcome.identifier} ")
         line.append_text(task_status(outcome))
         line.append(":")
         lines.append(line)
@@ -460,7 +470,7 @@ def launch_lines(launch: Launch) -> list[Text]:
     record = launch.input
     repair = ", repair" if record.repair else ""
     lines = [
-        Text(
+        literal(
             f"Launch {record.launch} of run {record.run}: task {record.task} (step {record.step}, "
             f"attempt {record.attempt}, drive {record.drive}{repair})"
         ),
@@ -502,7 +512,7 @@ def job_view(job: Job, result: RunResult | None = None) -> RenderableType:
         rows.extend(run_lines(result))
     for label, value in rows:
         if value != "":
-            table.add_row(label, value if isinstance(value, Text) else Text(value))
+            table.add_row(label, value if isinstance(value, Text) else literal(value))
     if result is None:
         return table
     return Group(table, Text(""), run_table(result.outcomes.values()))
@@ -573,7 +583,7 @@ def launches_table(records: Sequence[LaunchRecord]) -> Table:
         for position, (name, status, repair, _) in enumerate(record.tasks):
             if position:
                 tasks.append(", ")
-            tasks.append(f"{name} ")
+            tasks.append(f"{printable(name)} ")
             tasks.append_text(_status_text(status))
             if repair:
                 tasks.append(" (repair)")
@@ -674,10 +684,10 @@ def steps_table(definition: JobDefinition) -> Table:
             ]
             table.add_row(
                 "" if position else str(step.launch_order),
-                task.identifier,
-                task.type,
-                task.side,
-                ", ".join(task.parents),
+                literal(task.identifier),
+                literal(task.type),
+                literal(task.side),
+                literal(", ".join(task.parents)),
                 ", ".join(notes),
             )
     return table
@@ -720,11 +730,11 @@ def jobs_table(page: JobPage) -> Table:
         table.add_column(column, overflow="fold")
     for job in page.jobs:
         table.add_row(
-            job.id,
-            f"{job.service}/{job.entity}/{job.type}",
+            literal(job.id),
+            literal(f"{job.service}/{job.entity}/{job.type}"),
             _status_text(job.status),
             when(job.updated_at),
-            Text(job.display_name),
+            literal(job.display_name),
         )
     return table
 
@@ -747,8 +757,8 @@ def event_line(entry: FeedEntry) -> Text:
     """One feed entry on one line, for ``watch``."""
     event = entry.event
     kind = _EVENT_WORDS.get(type(event).__name__, type(event).__name__)
-    line = Text(f"#{entry.position}  {when(event.at)}  {kind:<9}  {event.job_id}  ")
-    line.append(f"{event.service}/{event.entity}/{event.type}  ")
+    line = literal(f"#{entry.position}  {when(event.at)}  {kind:<9}  {event.job_id}  ")
+    line.append(printable(f"{event.service}/{event.entity}/{event.type}  "))
     line.append_text(_status_text(event.status))
     line.append(f"  v{event.version}")
     patch = getattr(event, "state_update", None)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import shutil
 import sys
 import traceback
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
@@ -18,6 +20,8 @@ from jobledger import Jobs
 from jobledger.cli._app import APP_ENV, DEFAULT_APP, App
 from jobledger.cli._errors import AppError, UnknownJobError, explain
 from jobledger.cli._exit import EXIT_CODE_MEANINGS, ExitCode
+from jobledger.cli._password import masked
+from jobledger.cli._printable import literal, printable
 from jobledger.cli._progress import LineView, LiveView, NoView, ProgressView
 from jobledger.cli._render import Hints, console
 from jobledger.cli._store import DEFAULT_STORE, STORE_ENV, StoreAddress, open_store
@@ -60,9 +64,21 @@ _ORDER = ("invoke", "resume", "cancel", "steps", "show", "history", "list", "wat
 
 @attrs.define
 class Settings:
-    """What the root command and every command share."""
+    """What the root command and every command share.
+
+    Attributes:
+        debug: Whether errors show their traceback.
+        store: The ``--store`` given before the command (``jobledger --store S list``).
+        opened: The store the command opened, described for people (errors name it).
+        hints: Writes the commands that errors suggest.
+    """
 
     debug: bool = False
+    store: str | None = attrs.field(
+        default=None, repr=lambda store: repr(None if store is None else masked(store))
+    )
+    opened: str = ""
+    hints: Hints = attrs.Factory(Hints)
 
 
 def settings(ctx: click.Context) -> Settings:
@@ -81,6 +97,17 @@ class Commands(click.Group):
 
         return sorted(self.commands, key=rank)
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Refuse an argument that is not text (bytes that are not UTF-8) before reading any."""
+        for arg in args:
+            try:
+                arg.encode("utf-8")
+            except UnicodeEncodeError:
+                shown = arg.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
+                msg = f"the argument '{shown}' is not valid UTF-8 text"
+                raise click.UsageError(msg, ctx) from None
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context) -> Any:  # noqa: ANN401  (click's signature)
         """Run the command; report a jobledger error (or any other) in one line."""
         try:
@@ -89,13 +116,21 @@ class Commands(click.Group):
             # Click reports its own errors, and exits quietly when the reader of the output
             # went away (``jobledger list | head``).
             raise
+        except KeyboardInterrupt:
+            # Ctrl-C outside a run (while the command starts, or after its run ended).
+            console(stderr=True).print(Text("jobledger: interrupted", style="bold red"))
+            ctx.exit(ExitCode.INTERRUPTED)
         except Exception as err:  # noqa: BLE001  (every error ends in one line and a code)
-            code, message = explain(err)
+            shared = settings(ctx)
+            code, message = explain(err, store=shared.opened, hints=shared.hints)
             errors = console(stderr=True)
-            if settings(ctx).debug:
-                errors.print(Text("".join(traceback.format_exception(err)).rstrip()))
+            if shared.debug:
+                trace = "".join(traceback.format_exception(err)).rstrip()
+                errors.print(
+                    Text("\n".join(printable(masked(line)) for line in trace.splitlines()))
+                )
             line = Text("jobledger: ", style="bold red")
-            line.append(message)
+            line.append_text(literal(message))
             errors.print(line)
             ctx.exit(code)
 
@@ -117,6 +152,22 @@ def debug_option(function: F) -> F:
     )(function)
 
 
+_STORE_HELP = (
+    "Where the ledger is: an SQLite file (PATH or sqlite:///PATH; only invoke and demo create "
+    "it) or a PostgreSQL database (postgresql://USER@HOST/DB?schema=NAME, or "
+    "'host=HOST dbname=DB schema=NAME'; the schema is optional). May also be given before "
+    "the command."
+)
+
+
+def _store_value(ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    # A --store given before the command counts unless one is given after it.
+    before = settings(ctx).store
+    if before is not None and ctx.get_parameter_source("store") is not ParameterSource.COMMANDLINE:
+        return before
+    return value
+
+
 def store_option(function: F) -> F:
     """Decorator: the ``--store`` option (``JOBLEDGER_STORE``)."""
     return click.option(
@@ -126,11 +177,14 @@ def store_option(function: F) -> F:
         show_default=True,
         show_envvar=True,
         metavar="PATH|URL",
-        help=(
-            "Where the ledger is: an SQLite file (PATH or sqlite:///PATH, created if new) or a "
-            "PostgreSQL database (postgresql://USER@HOST/DB, optionally ?schema=NAME)."
-        ),
+        callback=_store_value,
+        help=_STORE_HELP,
     )(function)
+
+
+def _set_root_store(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        settings(ctx).store = value
 
 
 def app_option(function: F) -> F:
@@ -143,8 +197,8 @@ def app_option(function: F) -> F:
         show_envvar=True,
         metavar="MODULE:ATTRIBUTE",
         help=(
-            "The job definitions: an attribute of an importable module (the working directory "
-            "is on the path) holding a JobDefinition, a mapping or iterable of them, or a "
+            "The job definitions: an attribute of a module (found on the import path, else in "
+            "the working directory) holding a JobDefinition, a mapping or iterable of them, or a "
             "callable returning them. The module may also set executors, limits, lease and "
             "poll_interval for the runs (see the reference). The default is the bundled demo."
         ),
@@ -169,6 +223,13 @@ def _exit_code_listing() -> str:
 @click.group(cls=Commands, epilog=_exit_code_listing())
 @click.version_option(package_name="jobledger", prog_name="jobledger")
 @debug_option
+@click.option(
+    "--store",
+    metavar="PATH|URL",
+    expose_value=False,
+    callback=_set_root_store,
+    help="The store, for the command that follows (as its own --store says).",
+)
 def cli() -> None:
     """Run, watch, cancel and resume jobs recorded in a jobledger ledger.
 
@@ -188,44 +249,78 @@ def hints_of(ctx: click.Context, *, demo: bool = False) -> Hints:
     """The --store and --app to repeat in suggested commands: those given on the command line."""
 
     def given(name: str) -> str | None:
-        if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE:
+        if name in ctx.params and ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE:
             value: str = ctx.params[name]
             return value
         return None
 
-    app = given("app") if "app" in ctx.params else None
+    app = given("app")
     if demo and os.environ.get(APP_ENV, DEFAULT_APP) != DEFAULT_APP:
         app = DEFAULT_APP
-    return Hints(store=given("store"), app=app)
+    return Hints(store=given("store") or settings(ctx).store, app=app, program=program_name())
 
 
-def open_repository(ctx: click.Context, store: str) -> Repository:
+def program_name() -> str:
+    """How to call this command line again: ``jobledger`` when that is on the PATH, else as called.
+
+    A command run as ``.venv/bin/jobledger`` (the README's) suggests commands
+    that start with ``.venv/bin/jobledger``, unless ``jobledger`` on the PATH
+    is the very same program.
+    """
+    called = sys.argv[0] if sys.argv else ""
+    if Path(called).name not in {"jobledger", "jobledger.exe"}:
+        return "jobledger"
+    found = shutil.which("jobledger")
+    try:
+        same = found is not None and Path(found).samefile(called)
+    except OSError:
+        same = False
+    return "jobledger" if same else called
+
+
+def open_repository(ctx: click.Context, store: str, *, create: bool = False) -> Repository:
     """Open the repository ``store`` names, to be closed when the command ends.
+
+    Args:
+        ctx: The command's context.
+        store: The ``--store`` value.
+        create: Whether a missing SQLite file is made (only by the commands
+            that start runs); otherwise a missing store is an error.
 
     Raises:
         StoreSpecError: ``store`` is not a store address.
-        StoreUnreachableError: the store cannot be opened.
+        StoreUnreachableError: the store cannot be opened, or is missing and
+            ``create`` is false.
     """
-    if not settings(ctx).debug:
+    shared = settings(ctx)
+    if not shared.debug:
         # The PostgreSQL pool logs every failed connection attempt; the command says it once.
         quiet = logging.getLogger("psycopg")
         if not quiet.handlers:
             quiet.addHandler(logging.NullHandler())
-    repository = open_store(StoreAddress.parse(store))
+    address = StoreAddress.parse(store)
+    shared.opened, shared.hints = address.describe(), hints_of(ctx)
+    repository = open_store(address, create=create)
     close = getattr(repository, "close", None)
     if callable(close):
         ctx.call_on_close(close)
     return repository
 
 
-def open_ledger(ctx: click.Context, store: str, app: App | None = None) -> Jobs:
+def open_ledger(
+    ctx: click.Context, store: str, app: App | None = None, *, create: bool = False
+) -> Jobs:
     """The ledger in ``store``, held to the ``--app`` module's limits if it sets some.
+
+    ``create`` is as for :func:`open_repository`: only the commands that start
+    runs make a missing store.
 
     Raises:
         StoreSpecError: ``store`` is not a store address.
-        StoreUnreachableError: the store cannot be opened.
+        StoreUnreachableError: the store cannot be opened, or is missing and
+            ``create`` is false.
     """
-    repository = open_repository(ctx, store)
+    repository = open_repository(ctx, store, create=create)
     if app is None or app.limits is None:
         return Jobs(repository=repository)
     return Jobs(repository=repository, limits=app.limits)

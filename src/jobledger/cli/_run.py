@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import json
+import signal
+import threading
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, NoReturn
 
@@ -21,6 +23,7 @@ from jobledger.cli._errors import (
     RunDrivenError,
 )
 from jobledger.cli._exit import ExitCode, exit_code_of
+from jobledger.cli._printable import literal
 from jobledger.cli._progress import RunTracker, follow, silence_stdout
 from jobledger.cli._render import (
     Hints,
@@ -94,6 +97,7 @@ def _finish(
     repair_hint: str | None = None,
 ) -> ExitCode:
     """Print how the run ended (or the run as JSON); return its exit code."""
+    _ignore_interrupts(ctx)
     job = jobs.get(result.run_id)
     try:
         if as_json:
@@ -176,6 +180,14 @@ def _driven(jobs: Jobs, run_id: str) -> bool:
     return lease is not None and not lease.expired(datetime.now(UTC))
 
 
+def _ignore_interrupts(ctx: click.Context) -> None:
+    """Ignore Ctrl-C until the command ends: the run is over, and a late one must not undo it."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    ctx.call_on_close(lambda: signal.signal(signal.SIGINT, previous))
+
+
 def _run_new(
     ctx: click.Context,
     jobs: Jobs,
@@ -206,7 +218,7 @@ def _run_new(
             run_id=run_id,
             exclusive=not concurrent,
         ),
-        headline=Text(f"Run {run_id} of {definition.identifier}{name}", style="bold"),
+        headline=literal(f"Run {run_id} of {definition.identifier}{name}", style="bold"),
         as_json=as_json,
     )
 
@@ -240,7 +252,7 @@ def _resume(
             runner,
             RunTracker(jobs, job.id, known=known),
             functools.partial(runner.resume, job.id, repair=repair, force=force),
-            headline=Text(f"Resuming run {job.id} of {job.type}{how}{forced}", style="bold"),
+            headline=literal(f"Resuming run {job.id} of {job.type}{how}{forced}", style="bold"),
             as_json=as_json,
         ),
         definition,
@@ -262,6 +274,9 @@ def _parse_input(value: str | None) -> object:
         return json.loads(value)
     except ValueError as err:
         msg = f"not JSON: {err}"
+        raise click.BadParameter(msg, param_hint="--input") from None
+    except RecursionError:
+        msg = "it is nested too deeply to be read"
         raise click.BadParameter(msg, param_hint="--input") from None
 
 
@@ -311,6 +326,7 @@ def _parse_input(value: str | None) -> object:
 @click.option(
     "-f",
     "--force-synchronization-provisioning",
+    "--force",
     "force",
     type=FORCE,
     metavar="N",
@@ -402,7 +418,7 @@ def invoke(  # noqa: PLR0917  (one parameter per option)
         raise click.UsageError(msg, ctx)
     value = _parse_input(run_input)
     loaded = load_app(app)
-    jobs = open_ledger(ctx, store, loaded)
+    jobs = open_ledger(ctx, store, loaded, create=True)
     definition = definition_of(loaded, job)
     runner = make_runner(ctx, loaded, jobs)
     if repair:
@@ -548,13 +564,14 @@ def cancel(
     if as_json:
         click.echo(dumps(document))
     else:
-        console().print(Text(message))
+        console().print(literal(message))
 
 
 @cli.command()
 @click.option(
     "-f",
     "--force-synchronization-provisioning",
+    "--force",
     "force",
     type=FORCE,
     metavar="N",
@@ -581,7 +598,7 @@ def demo(ctx: click.Context, force: int | None, store: str) -> NoReturn:
     The demo exits 0 when the run blocked as designed or completed.
     """
     app = App(name=DEFAULT_APP, definitions=demo_definitions())
-    jobs = open_ledger(ctx, store, app)
+    jobs = open_ledger(ctx, store, app, create=True)
     runner = make_runner(ctx, app, jobs)
     definition = runner.definition(DEMO_JOB)
     out = console()
@@ -591,7 +608,7 @@ def demo(ctx: click.Context, force: int | None, store: str) -> NoReturn:
             style="bold",
         )
     )
-    out.print(Text(f"Ledger: {StoreAddress.parse(store).describe()}"))
+    out.print(literal(f"Ledger: {StoreAddress.parse(store).describe()}"))
     out.print(Text(f"Steps ({hints_of(ctx).command('steps', '-j', DEMO_JOB)}):"))
     emit(out, steps_table(definition))
     out.print()

@@ -7,6 +7,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
+import pytest
 from tests.unit.cli.conftest import STARTED, nightly_definitions
 
 from jobledger import Jobs
@@ -132,7 +133,7 @@ class TestCancel:
                 f"jobledger: job 'job-1' was changed by someone else: the command carried ETag "
                 f"'{seen}' but the job's ETag is now '{job.etag}'; read the job again and retry "
                 "with "
-                "the new ETag (`jobledger show ID` reads it)"
+                f"the new ETag (`jobledger show job-1 --store {store}` reads it)"
             )
         ] == jobledger.lines(result.stderr)
 
@@ -151,11 +152,12 @@ class TestCancel:
                 (
                     "jobledger: cannot cancel job 'job-1': it is completed, and a completed job "
                     "accepts "
-                    "no further changes; `jobledger show ID` shows where it is"
+                    f"no further changes; `jobledger show job-1 --store {store}` shows where it is"
                 )
             ],
         ) == (result.exit_code, jobledger.lines(result.stderr))
 
+    @pytest.mark.usefixtures("ledger")
     def test_an_unknown_id_is_not_found(self, jobledger: Jobledger, store: str) -> None:
         """An id the store does not know exits 7."""
         result = jobledger("cancel", "nope", "--store", store)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
+import pytest
+
 from jobledger.cli import ExitCode
 
 if TYPE_CHECKING:
@@ -84,6 +86,37 @@ class TestDemo:
     def test_with_a_force_threshold_the_run_completes(self, jobledger: Jobledger) -> None:
         """-f 66 lets the synchronization through: the demo's run completes, exit 0."""
         result = jobledger("demo", "-f", "66")
+
+        assert (ExitCode.OK, True) == (
+            result.exit_code,
+            any(" completed, " in line for line in jobledger.lines(result.stdout)),
+        )
+
+    def test_the_printed_commands_call_the_program_as_it_was_called(
+        self, jobledger: Jobledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Run as .venv/bin/jobledger, not on the PATH: every hint says .venv/bin/jobledger."""
+        program = tmp_path / ".venv" / "bin" / "jobledger"
+        program.parent.mkdir(parents=True)
+        program.write_text("#!/bin/sh\n", encoding="utf-8")
+        monkeypatch.setattr("sys.argv", [".venv/bin/jobledger", "demo"])
+        monkeypatch.setenv("PATH", str(tmp_path / "elsewhere"))
+
+        result = jobledger("demo")
+
+        printed = jobledger.lines(result.stdout)
+        assert (True, True, []) == (
+            "Steps (.venv/bin/jobledger steps -j hr-nightly):" in printed,
+            "    .venv/bin/jobledger invoke -j hr-nightly --repair-job" in printed,
+            [line for line in printed if "`jobledger " in line or line.startswith("    jobledger")],
+        )
+
+    @pytest.mark.parametrize("option", ["-f", "--force", "--force-synchronization-provisioning"])
+    def test_the_force_threshold_has_a_short_and_two_long_names(
+        self, jobledger: Jobledger, option: str
+    ) -> None:
+        """-f, --force (as resume names it) and Invoke-Job's long name all set the threshold."""
+        result = jobledger("demo", option, "100")
 
         assert (ExitCode.OK, True) == (
             result.exit_code,

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from tests.unit.cli.conftest import Jobledger
 
 
-def broken_store(_address: object) -> None:
+def broken_store(_address: object, **_options: object) -> None:
     """Stand in for opening a store, failing as nothing jobledger knows would."""
     message = "the disk caught fire"
     raise RuntimeError(message)
@@ -61,9 +61,9 @@ class TestErrorReporting:
             ExitCode.STORE_UNREACHABLE,
             [
                 (
-                    f"jobledger: cannot open the store '{store}': SQLite failed: unable to open "
-                    "database "
-                    "file; check --store (or JOBLEDGER_STORE)"
+                    f"jobledger: cannot open the store '{store}': there is no store at {store} "
+                    "(this command never creates one; `jobledger invoke` or `jobledger demo` "
+                    "does); check --store (or JOBLEDGER_STORE)"
                 )
             ],
         ) == (result.exit_code, jobledger.lines(result.stderr))
@@ -132,7 +132,7 @@ class TestErrorReporting:
             ("cli_test_app:definitions.x-y", "it is not of the form module:attribute"),
             ("jobledger:__version__", "it is a str, not job definitions"),
             ("jobledger.demo:DEMO_JOB", "it is a str, not job definitions"),
-            ("jobledger.demo:FORCE_THRESHOLD", "it is a int, not job definitions"),
+            ("jobledger.demo:FORCE_THRESHOLD", "it is an int, not job definitions"),
         ],
     )
     def test_a_bad_app_is_a_usage_error_saying_what_is_wrong(

@@ -83,7 +83,7 @@ class TestResume:
                 (
                     f"jobledger: cannot resume run '{blocked_run}' (status 'completed'): the run "
                     "is "
-                    "over; `jobledger show ID` shows where it is"
+                    f"over; `jobledger show {blocked_run} --store {store}` shows where it is"
                 )
             ],
         ) == (result.exit_code, jobledger.lines(result.stderr))
@@ -101,8 +101,8 @@ class TestResume:
             [
                 (
                     "jobledger: no run with id 'job-1' (job 'job-1' is a hr/employee job, not a "
-                    "run); "
-                    "`jobledger list` lists the latest jobs"
+                    f"run) in the store SQLite {store}; `jobledger list --store {store}` lists its "
+                    "latest jobs"
                 )
             ],
         ) == (result.exit_code, jobledger.lines(result.stderr))

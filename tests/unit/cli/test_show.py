@@ -6,6 +6,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
+import pytest
 from tests.unit.cli.conftest import STARTED, nightly_definitions
 
 from jobledger import Jobs, Limits, wire
@@ -252,6 +253,7 @@ class TestShow:
 
         assert ledger.get("job-1") == wire.decode_job(result.stdout)
 
+    @pytest.mark.usefixtures("ledger")
     def test_an_unknown_id_is_not_found_in_one_line(self, jobledger: Jobledger, store: str) -> None:
         """An unknown id exits 7 with one line that says what to do, and no traceback."""
         result = jobledger("show", "nope", "--store", store)
@@ -259,5 +261,10 @@ class TestShow:
         assert (
             ExitCode.NOT_FOUND,
             "",
-            ["jobledger: no job with id 'nope'; `jobledger list` lists the latest jobs"],
+            [
+                (
+                    f"jobledger: no job with id 'nope' in the store SQLite {store}; "
+                    f"`jobledger list --store {store}` lists its latest jobs"
+                )
+            ],
         ) == (result.exit_code, result.stdout, jobledger.lines(result.stderr))
