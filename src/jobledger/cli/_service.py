@@ -54,6 +54,20 @@ def _client_store(ctx: click.Context, repository: Repository) -> Any:  # noqa: A
     help="Seconds an access token is valid.",
 )
 @click.option(
+    "--keepalive-seconds",
+    default=15.0,
+    show_default=True,
+    type=click.FloatRange(min=0.01),
+    help="Seconds of a quiet event feed before a keep-alive comment.",
+)
+@click.option(
+    "--stream-seconds",
+    default=300.0,
+    show_default=True,
+    type=click.FloatRange(min=0.01),
+    help="Seconds one event feed response lasts before clients reconnect with Last-Event-ID.",
+)
+@click.option(
     "--ssl-certfile",
     type=click.Path(exists=True, dir_okay=False),
     help="Serve HTTPS with this certificate.",
@@ -76,6 +90,8 @@ def serve(  # noqa: PLR0917  (click passes one parameter per option)
     host: str,
     port: int,
     token_lifetime: int,
+    keepalive_seconds: float,
+    stream_seconds: float,
     ssl_certfile: str | None,
     ssl_keyfile: str | None,
     forwarded_allow_ips: str | None,
@@ -92,7 +108,11 @@ def serve(  # noqa: PLR0917  (click passes one parameter per option)
 
     repository = open_repository(ctx, store)
     app = http.create_app(
-        Jobs(repository), _client_store(ctx, repository), token_lifetime=token_lifetime
+        Jobs(repository),
+        _client_store(ctx, repository),
+        token_lifetime=token_lifetime,
+        keepalive_seconds=keepalive_seconds,
+        stream_seconds=stream_seconds,
     )
     uvicorn.run(
         app,
