@@ -62,13 +62,14 @@ from jobledger._core.jsondoc import (
 )
 from jobledger._core.lifecycle import TRANSITIONS, CommandKind, lifecycle_mermaid
 from jobledger._core.query import JobPage, JobQuery
-from jobledger._ports import EventPublisher, FeedEntry, FeedNotifier, Repository
+from jobledger._ports import AtomicBatches, EventPublisher, FeedEntry, FeedNotifier, Repository
 
 __all__ = [
     "ANY_ETAG",
     "DEFAULT_LIMITS",
     "EVENT_TYPES",
     "TRANSITIONS",
+    "AtomicBatches",
     "CancelJob",
     "Change",
     "ChangeCommand",

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from jobledger._core.job import Job, JobUpdate
     from jobledger._core.query import JobPage, JobQuery
 
-__all__ = ["EventPublisher", "FeedEntry", "FeedNotifier", "Repository"]
+__all__ = ["AtomicBatches", "EventPublisher", "FeedEntry", "FeedNotifier", "Repository"]
 
 
 @attrs.frozen
@@ -167,5 +167,52 @@ class FeedNotifier(Protocol):
 
         Returns:
             Whether the feed now holds an event after position ``after``.
+        """
+        ...
+
+
+@runtime_checkable
+class AtomicBatches(Protocol):
+    """A repository that saves several changes in one transaction.
+
+    Optional: :meth:`jobledger.Jobs.handle_all` saves a batch of commands with
+    :meth:`save_all` when the :class:`~jobledger.Repository` also has it, and
+    otherwise saves the changes one at a time with ``save`` (which is not
+    atomic: a refused change leaves those before it saved).
+
+    The contract (the contract suite in :mod:`jobledger.testing` checks each
+    point when the repository has :meth:`save_all`):
+
+    * **All or nothing.** Either every change is saved, or none is: when
+      :meth:`save_all` raises, no job, update, event or request record of any
+      change of the batch is visible to anyone, ever.
+    * **In order, as one.** The changes apply one after another, each by the
+      rules of :meth:`jobledger.Repository.save`, and each sees the ones before
+      it: a change may follow an earlier change of the same job in the batch
+      (its ``expected_etag`` is then the ETag that change gave the job), or
+      a start of it. No other writer's change comes between two of them.
+    * **The feed.** The batch's events get consecutive positions, in change
+      order; a reader sees all of them or none.
+    """
+
+    def save_all(self, changes: Sequence[Change]) -> Sequence[int]:
+        """Save ``changes`` atomically, in order; return their events' feed positions.
+
+        An empty batch saves nothing and returns an empty sequence.
+
+        Raises:
+            JobAlreadyExistsError: a start for a job id that exists (or that an
+                earlier change of the batch started).
+            JobNotFoundError: a change for a job that neither exists nor is
+                started earlier in the batch.
+            ConcurrencyError: a change's ``expected_etag`` is not the ETag its
+                job has at that point of the batch; carries that ETag.
+            RequestIdConflictError: a change's request id is already recorded,
+                or used by an earlier change of the batch.
+            ValueError: a change contradicts itself or the job it follows (a
+                bug in the caller, never a race).
+
+        Whichever it raises, nothing of the batch was saved; the error is the
+        one the first refused change (in batch order) would raise.
         """
         ...

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from jobledger import InMemoryRepository
-from jobledger.testing.contract import RepositoryContract
+from jobledger.testing.contract import AtomicBatchesContract
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 
-class TestInMemoryRepositoryContract(RepositoryContract):
+class TestInMemoryRepositoryContract(AtomicBatchesContract):
     """The contract suite over InMemoryRepository."""
 
     def make_repository(self, directory: Path) -> InMemoryRepository:  # noqa: ARG002  (nothing to keep on disk)

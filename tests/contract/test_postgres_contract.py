@@ -11,7 +11,7 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from jobledger.postgres import PostgresRepository
-from jobledger.testing.contract import RepositoryContract
+from jobledger.testing.contract import AtomicBatchesContract
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.postgres
 
 
-class TestPostgresRepositoryContract(RepositoryContract):
+class TestPostgresRepositoryContract(AtomicBatchesContract):
     """The contract suite over PostgresRepository, each repository in a schema of its own."""
 
     conninfo = ""

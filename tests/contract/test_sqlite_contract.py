@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from jobledger.sqlite import SQLiteRepository
-from jobledger.testing.contract import RepositoryContract
+from jobledger.testing.contract import AtomicBatchesContract
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 
-class TestSQLiteRepositoryContract(RepositoryContract):
+class TestSQLiteRepositoryContract(AtomicBatchesContract):
     """The contract suite over SQLiteRepository, each repository a new file."""
 
     def make_repository(self, directory: Path) -> SQLiteRepository:

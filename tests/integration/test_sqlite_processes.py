@@ -29,6 +29,18 @@ class TestSQLiteAcrossProcesses:
         assert [1] * 12 == list(race.winners)
         assert race.conflicts >= 12 * 3
 
+    def test_four_processes_racing_batches_on_shared_etags_save_all_or_nothing(
+        self, tmp_path: Path
+    ) -> None:
+        """Four processes racing batches on two jobs: one winner a round, all or nothing of each."""
+        race = race_processes(
+            functools.partial(SQLiteRepository, tmp_path / "jobs.db"), batches=True
+        )
+
+        race.check()
+        assert [1] * 12 == list(race.winners)
+        assert race.conflicts >= 12 * 3
+
     def test_a_durable_subscriber_sees_every_event_in_order_while_two_writers_race(
         self, tmp_path: Path
     ) -> None:

@@ -44,6 +44,7 @@ PUBLIC = [
     "DEFAULT_LIMITS",
     "EVENT_TYPES",
     "TRANSITIONS",
+    "AtomicBatches",
     "CancelJob",
     "Change",
     "ChangeCommand",

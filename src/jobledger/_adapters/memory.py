@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from jobledger._core.decide import save_refusal
+from jobledger._core.decide import batch_refusal, save_refusal
 from jobledger._core.errors import (
     JobNotFoundError,
     RequestIdConflictError,
@@ -36,7 +36,8 @@ class InMemoryRepository:
     """A thread-safe :class:`~jobledger.Repository` held in this process's memory.
 
     It is also a :class:`~jobledger.FeedNotifier`, so durable subscribers wake as
-    soon as an event is saved.
+    soon as an event is saved, and an :class:`~jobledger.AtomicBatches`, so a
+    batch of commands is saved all together or not at all.
 
     One lock serializes saves, so every save is atomic and the feed has no gap.
     Stored values are immutable and shared, never copied.
@@ -113,17 +114,43 @@ class InMemoryRepository:
             if change.request is not None and change.request.request_id in self._requests:
                 raise RequestIdConflictError(change.request.request_id)
             # Nothing below can fail, so the change is all-or-nothing.
-            self._jobs[job.id] = job
-            if change.update is None:
-                self._logs[job.id] = []
-            else:
-                self._logs[job.id].append(change.event)  # type: ignore[arg-type]  # a change's event
-            if change.request is not None:
-                self._requests[change.request.request_id] = change.request
-            self._feed.append(change.event)
+            self._apply(change)
             if self._feed_waiters:
                 self._feed_grew.notify_all()
             return len(self._feed)
+
+    def save_all(self, changes: Sequence[Change]) -> Sequence[int]:
+        """Save ``changes`` atomically, in order; see :meth:`jobledger.AtomicBatches.save_all`."""
+        changes = tuple(changes)
+        with self._lock:
+            refusal = batch_refusal(changes, self._version_of, self._requests.__contains__)
+            if refusal is not None:
+                raise refusal
+            # Every change was checked against the ones before it, and applying
+            # one cannot fail, so the batch is all-or-nothing.
+            first = len(self._feed) + 1
+            for change in changes:
+                self._apply(change)
+            if changes and self._feed_waiters:
+                self._feed_grew.notify_all()
+            return tuple(range(first, first + len(changes)))
+
+    def _version_of(self, job_id: str) -> tuple[str, int] | None:
+        """The stored job's ``(etag, version)``, or ``None``; the caller holds the lock."""
+        job = self._jobs.get(job_id)
+        return None if job is None else (job.etag, job.version)
+
+    def _apply(self, change: Change) -> None:
+        """Write ``change``, which was checked; the caller holds the lock."""
+        job = change.job
+        self._jobs[job.id] = job
+        if change.update is None:
+            self._logs[job.id] = []
+        else:
+            self._logs[job.id].append(change.event)  # type: ignore[arg-type]  # a change's event
+        if change.request is not None:
+            self._requests[change.request.request_id] = change.request
+        self._feed.append(change.event)
 
     def read_feed(self, *, after: int = 0, limit: int = 1000) -> Sequence[FeedEntry]:
         """Feed entries after ``after``; see :meth:`jobledger.Repository.read_feed`."""

@@ -100,6 +100,7 @@ from jobledger._adapters.rows import (
     update_from_row,
     update_row,
 )
+from jobledger._core.decide import batch_refusal
 from jobledger._core.errors import (
     ForeignDatabaseError,
     JobAlreadyExistsError,
@@ -156,6 +157,10 @@ _INEXACT_IN_JSONB = re.compile(r"[0-9]e[+-]|-0\.0(?![0-9])")
 _PIPELINES = psycopg.Pipeline.is_supported()
 
 _IDLE = psycopg.pq.TransactionStatus.IDLE
+
+# The tables whose constraints refuse a change of a batch: a taken job id or request
+# id, or the feed counter's check (see _save_text).
+_REFUSING_TABLES = frozenset({"jobledger_jobs", "jobledger_requests", "jobledger_feed_counter"})
 
 # Columns that hold JSON documents: each is ``jsonb``, with a ``<name>_exact`` text sibling.
 _JSON_COLUMNS = frozenset({"input", "state", "state_update", "job"})
@@ -328,7 +333,7 @@ class _Names:
         return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def _save_text(*, start: bool, request: bool, notify: bool) -> str:
+def _save_text(*, start: bool, request: bool, notify: bool, batch: bool = False) -> str:
     """The one statement that saves a change, for :meth:`_Statements.of` to render.
 
     Each part is written from the rows the one before returned: the job row
@@ -337,6 +342,11 @@ def _save_text(*, start: bool, request: bool, notify: bool) -> str:
     compare-and-set matches no row, nothing at all is written and the statement
     returns no row. Reading the previous part's rows also orders the parts, so
     the counter row is locked last (see the module docstring).
+
+    A statement of a ``batch`` fails instead when its compare-and-set matches
+    no row: it sets the counter row's ``singleton`` column to false, which the
+    row's check constraint refuses. So a batch sent at once (in pipeline mode)
+    stops at its first stale change, and its transaction can only roll back.
     """
     parts: list[str] = []
     if start:
@@ -354,7 +364,10 @@ def _save_text(*, start: bool, request: bool, notify: bool) -> str:
         last = "requested"
     # The names joined in here are this function's own literals, never a value.
     parts.append("next AS (UPDATE {feed_counter} SET last = last + 1 ")
-    parts.append("WHERE EXISTS (SELECT FROM " + last + ") RETURNING last) ")
+    if batch:
+        parts.append(", singleton = EXISTS (SELECT FROM " + last + ") RETURNING last) ")
+    else:
+        parts.append("WHERE EXISTS (SELECT FROM " + last + ") RETURNING last) ")
     parts.append("INSERT INTO {feed} (position, {event_columns}) ")
     parts.append("SELECT last, {event_values} FROM next RETURNING position")
     if notify:
@@ -373,7 +386,14 @@ class _Statements:
 
     #: A save in one statement, by whether it is a start, records a request and notifies.
     save: Mapping[tuple[bool, bool, bool], str]
+    #: The same, for a change of a batch: it fails when its compare-and-set matches no row.
+    save_in_batch: Mapping[tuple[bool, bool, bool], str]
+    #: Locks the rows of the jobs a batch changes, in id order, before any is written.
+    lock_jobs: str
     refusal: str
+    #: The stored ``(id, etag, version)`` of some jobs, and which of some request ids are taken.
+    versions: str
+    recorded: str
     #: Composable, because listings append their own clause to it (see ``find``).
     select_job: sql.SQL
     select_job_by_id: str
@@ -413,7 +433,18 @@ class _Statements:
                 for request in (False, True)
                 for notify in (False, True)
             },
+            save_in_batch={
+                (start, request, notify): statement(
+                    _save_text(start=start, request=request, notify=notify, batch=True)
+                )
+                for start in (False, True)
+                for request in (False, True)
+                for notify in (False, True)
+            },
+            lock_jobs=statement("SELECT FROM {jobs} WHERE id = ANY(%s) ORDER BY id FOR UPDATE"),
             refusal=statement("SELECT etag, version FROM {jobs} WHERE id = %s"),
+            versions=statement("SELECT id, etag, version FROM {jobs} WHERE id = ANY(%s)"),
+            recorded=statement("SELECT request_id FROM {requests} WHERE request_id = ANY(%s)"),
             select_job=sql.SQL(
                 statement("SELECT {columns} FROM {jobs}", columns=_selected(JOB_COLUMNS))
             ),
@@ -782,6 +813,109 @@ class PostgresRepository:
             except psycopg.Error as err:
                 raise translate_error(err, self._location) from err
 
+    def save_all(self, changes: Sequence[Change]) -> Sequence[int]:
+        """Save ``changes`` in one transaction; see :meth:`jobledger.AtomicBatches.save_all`.
+
+        The batch goes to the server in one round trip: in pipeline mode,
+        ``BEGIN``, a statement that locks the rows of the jobs it changes (in id
+        order, so that batches never wait for one another in a circle), each
+        change's one statement (see :func:`_save_text`), and ``COMMIT``. It
+        notifies once, with its last position. When a change is refused, the
+        transaction rolls back, and the stored jobs and request ids of the
+        batch are read to say which change was refused and why (see
+        :func:`~jobledger._core.decide.batch_refusal`). A batch of one change
+        is saved as :meth:`save` saves it.
+
+        Raises:
+            JobAlreadyExistsError: a start for a job id that exists.
+            JobNotFoundError: a change for a job that does not exist.
+            ConcurrencyError: a change's ETag is not the one its job has at that point.
+            RequestIdConflictError: a change's request id is already recorded.
+            StorageUnavailableError: the server cannot be reached (see :meth:`save`
+                for a connection lost during the commit).
+            StorageError: PostgreSQL failed otherwise; nothing was written.
+        """
+        changes = tuple(changes)
+        if len(changes) <= 1:
+            return tuple(self.save(change) for change in changes)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                with self._pool.connection(timeout=self._timeout) as conn:
+                    positions = self._write_batch(conn, changes)
+                    if positions is not None:
+                        return positions
+                    refusal = self._batch_refusal(conn, changes)
+            except (pg_errors.SerializationFailure, pg_errors.DeadlockDetected) as err:
+                if attempt >= SAVE_ATTEMPTS:
+                    raise translate_error(err, self._location) from err
+                logger.debug(
+                    "a batch of %d changes rolled back (%s); trying again", len(changes), err
+                )
+                time.sleep(0.002 * attempt)
+                continue
+            except psycopg.Error as err:
+                raise translate_error(err, self._location) from err
+            if refusal is not None:
+                raise refusal
+            # Refused, yet nothing stored refuses it now: the jobs it was refused
+            # over changed since. Try again, as for a serialization failure.
+            if attempt >= SAVE_ATTEMPTS:
+                message = "a batch kept being refused while the jobs it changes kept changing"
+                raise StorageError(self._location, message)
+
+    def _write_batch(
+        self, conn: psycopg.Connection[Any], changes: tuple[Change, ...]
+    ) -> tuple[int, ...] | None:
+        """Write ``changes`` in one transaction on ``conn``; ``None`` when one was refused.
+
+        A refused change rolls the whole transaction back.
+
+        Raises:
+            psycopg.Error: the driver's errors, untranslated.
+        """
+        if any(change.expected_etag is not None and change.update is None for change in changes):
+            return None  # a change without its update: always refused
+        cursors: list[psycopg.Cursor[Any]] = []
+        locked = sorted({change.job.id for change in changes if change.expected_etag is not None})
+        last = len(changes) - 1
+
+        def send() -> None:
+            if locked:
+                conn.execute(self._sql.lock_jobs, (locked,))
+            cursors.extend(
+                self._send_change(conn, change, batch=True, notify=self._notify and index == last)
+                for index, change in enumerate(changes)
+            )
+
+        try:
+            _in_one_transaction(conn, send)
+        except (pg_errors.UniqueViolation, pg_errors.CheckViolation) as err:
+            if err.diag.table_name not in _REFUSING_TABLES:
+                raise
+            return None
+        positions = []
+        for cursor in cursors:
+            row = cursor.fetchone()
+            assert row is not None  # noqa: S101  (a statement of a batch writes or fails)
+            positions.append(int(row[0]))
+        return tuple(positions)
+
+    def _batch_refusal(
+        self, conn: psycopg.Connection[Any], changes: tuple[Change, ...]
+    ) -> Exception | None:
+        """Why ``changes`` cannot be saved over the jobs and request ids stored now, or ``None``."""
+        job_ids = list({change.job.id for change in changes})
+        stored = {row[0]: (row[1], row[2]) for row in conn.execute(self._sql.versions, (job_ids,))}
+        request_ids = [change.request.request_id for change in changes if change.request]
+        recorded = (
+            {row[0] for row in conn.execute(self._sql.recorded, (request_ids,))}
+            if request_ids
+            else set()
+        )
+        return batch_refusal(changes, stored.get, recorded.__contains__)
+
     def _write_change(self, conn: psycopg.Connection[Any], change: Change) -> int:
         """Write ``change`` in one transaction on ``conn``; return its feed position.
 
@@ -847,12 +981,23 @@ class PostgresRepository:
             raise
         return feed
 
-    def _send_change(self, conn: psycopg.Connection[Any], change: Change) -> psycopg.Cursor[Any]:
+    def _send_change(
+        self,
+        conn: psycopg.Connection[Any],
+        change: Change,
+        *,
+        batch: bool = False,
+        notify: bool | None = None,
+    ) -> psycopg.Cursor[Any]:
         """Send the one statement that writes ``change`` (see :func:`_save_text`).
 
         Returns its cursor: it holds the feed position, or no row for a change
-        whose compare-and-set matched nothing (and so wrote nothing).
+        whose compare-and-set matched nothing (and so wrote nothing). A change
+        of a ``batch`` raises instead; ``notify`` overrides the repository's
+        setting (a batch notifies once, with its last change).
         """
+        if notify is None:
+            notify = self._notify
         job = change.job
         update = change.update
         request = (
@@ -861,9 +1006,10 @@ class PostgresRepository:
         # The update and its event carry the same patch: its text is made once.
         patch = None if update is None else encode_optional(update.state_update)
         events = _values(EVENT_COLUMNS, event_row(change.event, patch))
-        channel = (self._names.channel,) if self._notify else ()
+        channel = (self._names.channel,) if notify else ()
         start = change.expected_etag is None
-        statement = self._sql.save[start, change.request is not None, self._notify]
+        statements = self._sql.save_in_batch if batch else self._sql.save
+        statement = statements[start, change.request is not None, notify]
         if start:
             written: tuple[Any, ...] = _values(JOB_COLUMNS, job_row(job))
         else:
@@ -957,6 +1103,36 @@ def _begin_statement(conn: psycopg.Connection[Any]) -> str:
     if conn.deferrable is not None:
         parts.append("DEFERRABLE" if conn.deferrable else "NOT DEFERRABLE")
     return " ".join(parts)
+
+
+def _in_one_transaction(conn: psycopg.Connection[Any], send: Callable[[], None]) -> None:
+    """Run ``send``'s statements in one transaction on ``conn``, in one round trip if it can.
+
+    On an idle connection in autocommit mode, ``BEGIN`` (with the connection's
+    transaction settings), the statements and ``COMMIT`` go in one pipeline;
+    otherwise they go in pipeline mode inside :meth:`psycopg.Connection.transaction`.
+    Either way a failed statement rolls the whole transaction back.
+    """
+    if not (conn.autocommit and conn.info.transaction_status == _IDLE and _PIPELINES):
+        with conn.transaction():
+            if _PIPELINES:
+                with conn.pipeline():
+                    send()
+            else:
+                send()
+        return
+    try:
+        with conn.pipeline() as pipeline:
+            try:
+                conn.execute(_begin_statement(conn), prepare=False)
+                send()
+                conn.execute("COMMIT", prepare=False)
+            except psycopg.Error:
+                _settle(pipeline)
+                raise
+    except BaseException:
+        _roll_back(conn)
+        raise
 
 
 def _settle(pipeline: psycopg.Pipeline) -> None:

@@ -301,8 +301,10 @@ class SQLiteRepository:
         StorageError: the file cannot be opened or created.
 
     Every process and thread may open the same file; a change commits for all
-    of them at once. The repository can be pickled: the copy opens the same
-    file with the same settings (handy for handing it to a child process).
+    of them at once, and so does a batch of changes (it is an
+    :class:`~jobledger.AtomicBatches`). The repository can be pickled: the copy
+    opens the same file with the same settings (handy for handing it to a child
+    process).
 
     >>> import tempfile, pathlib
     >>> from jobledger import Jobs
@@ -579,6 +581,31 @@ class SQLiteRepository:
         with self._feed_changed:
             self._feed_changed.notify_all()
         return position
+
+    def save_all(self, changes: Sequence[Change]) -> Sequence[int]:
+        """Save ``changes`` in one transaction; see :meth:`jobledger.AtomicBatches.save_all`.
+
+        The batch costs one commit (one flush of the write-ahead log at
+        :attr:`Durability.FULL`), however many changes it holds.
+
+        Raises:
+            JobAlreadyExistsError: a start for a job id that exists.
+            JobNotFoundError: a change for a job that does not exist.
+            ConcurrencyError: a change's ETag is not the one its job has at that point.
+            RequestIdConflictError: a change's request id is already recorded.
+            StorageTimeoutError: other writers held the lock beyond the busy timeout.
+            StorageError: SQLite failed otherwise; nothing was written.
+        """
+        changes = tuple(changes)
+        if not changes:
+            return ()
+        with self._translated(), self._write() as conn:
+            positions = tuple(write_change(conn, change) for change in changes)
+        for change in changes:
+            self._recent.keep(change.job)
+        with self._feed_changed:
+            self._feed_changed.notify_all()
+        return positions
 
     def read_feed(self, *, after: int = 0, limit: int = 1000) -> Sequence[FeedEntry]:
         """Feed entries after ``after``; see :meth:`jobledger.Repository.read_feed`."""

@@ -1,8 +1,9 @@
-"""How a command is handled, written once for every kind of driver.
+"""How a command, or a batch of them, is handled, written once for every kind of driver.
 
 :func:`handling` is a generator that yields the storage steps it needs
 (:class:`Recall`, :class:`Load`, :class:`FindRequest`, :class:`Save`) and
-receives their results.
+receives their results; :func:`handling_all` does the same for a batch, which
+it saves with one :class:`SaveAll`.
 The synchronous :class:`~jobledger.Jobs` drives it with a repository; an
 asyncio facade can drive the very same generator with ``await``.
 """
@@ -10,9 +11,11 @@ asyncio facade can drive the very same generator with ``await``.
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING, NamedTuple, TypeAlias
+from typing import TYPE_CHECKING, Generic, NamedTuple, TypeAlias, TypeVar
 
-from jobledger._core.commands import ANY_ETAG, StartJob
+import attrs
+
+from jobledger._core.commands import ANY_ETAG, Command, StartJob
 from jobledger._core.decide import (
     Change,
     RequestRecord,
@@ -32,10 +35,9 @@ from jobledger._core.errors import (
 from jobledger._core.job import Job
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Generator
+    from collections.abc import Callable, Generator, Sequence
     from datetime import datetime
 
-    from jobledger._core.commands import Command
     from jobledger._core.jsondoc import Limits
 
 __all__ = [
@@ -45,10 +47,14 @@ __all__ = [
     "Pause",
     "Recall",
     "Save",
+    "SaveAll",
     "Step",
     "drive",
     "handling",
+    "handling_all",
 ]
+
+_T = TypeVar("_T")
 
 #: How often a command with the wildcard ETag is decided before it gives up.
 WILDCARD_ATTEMPTS = 100
@@ -88,13 +94,19 @@ class Save(NamedTuple):
     change: Change
 
 
+class SaveAll(NamedTuple):
+    """Step: save ``changes`` as one atomic unit, in order (answer: ignored)."""
+
+    changes: tuple[Change, ...]
+
+
 class Pause(NamedTuple):
     """Step: wait ``seconds`` before going on (answer: ignored)."""
 
     seconds: float
 
 
-Step: TypeAlias = Recall | Load | FindRequest | Save | Pause
+Step: TypeAlias = Recall | Load | FindRequest | Save | SaveAll | Pause
 
 
 class Handled(NamedTuple):
@@ -178,21 +190,35 @@ def handling(
         return Handled(change.job, change)
 
 
-class _Replay:
-    """Ids handed out again, then new ones: for a decision taken over after one that wrote nothing.
+class _Replay(Generic[_T]):
+    """Values handed out again, then new ones: for a decision retaken after one that wrote nothing.
 
     A change's ids are drawn in one order (its ETag, then its event id; see
     :func:`~jobledger._core.decide.decide`), so handing them out again in that
     order gives the new decision the ids the first one took; a decision that
-    failed before it drew any leaves none to hand out.
+    failed before it drew any leaves none to hand out. (A batch replays its
+    clock's readings the same way.)
     """
 
-    def __init__(self, drawn: tuple[str, ...], new_id: Callable[[], str]) -> None:
+    def __init__(self, drawn: Sequence[_T], new: Callable[[], _T]) -> None:
         self._drawn = list(drawn)
-        self._new_id = new_id
+        self._new = new
 
-    def __call__(self) -> str:
-        return self._drawn.pop(0) if self._drawn else self._new_id()
+    def __call__(self) -> _T:
+        return self._drawn.pop(0) if self._drawn else self._new()
+
+
+class _Recording(Generic[_T]):
+    """Hands out ``new()``'s values and remembers them, to be replayed by :class:`_Replay`."""
+
+    def __init__(self, new: Callable[[], _T]) -> None:
+        self.drawn: list[_T] = []
+        self._new = new
+
+    def __call__(self) -> _T:
+        value = self._new()
+        self.drawn.append(value)
+        return value
 
 
 def _job_for(command: Command, *, recall: bool) -> Generator[Step, object, tuple[Job | None, bool]]:
@@ -265,8 +291,8 @@ def _wildcard_may_retry(command: Command, attempts: int) -> bool:
     )
 
 
-def drive(steps: Generator[Step, object, Handled], perform: Callable[[Step], object]) -> Handled:
-    """Run a :func:`handling` generator to the end, performing each step.
+def drive(steps: Generator[Step, object, _T], perform: Callable[[Step], object]) -> _T:
+    """Run a :func:`handling` or :func:`handling_all` generator to the end, performing each step.
 
     A :class:`~jobledger.JobledgerError` raised by ``perform`` is thrown back
     into the generator, which may handle it; other exceptions propagate.
@@ -277,8 +303,199 @@ def drive(steps: Generator[Step, object, Handled], perform: Callable[[Step], obj
         try:
             step = steps.send(reply) if error is None else steps.throw(error)
         except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
+            return stop.value  # type: ignore[no-any-return]  # the generator's own result
         try:
             reply, error = perform(step), None
         except JobledgerError as err:
             reply, error = None, err
+
+
+@attrs.define
+class _Batch:
+    """What a batch has decided so far: its changes, and the jobs as they leave them.
+
+    Attributes:
+        recall: Whether jobs the driver remembers may be used (see :class:`Recall`).
+        recalled: Whether a decision used such a job.
+        changes: The changes decided so far, in command order, each expecting
+            the ETag the batch's changes before it leave its job with.
+        commands: The command of each change.
+        jobs: Each job the batch changed, as it leaves it.
+        before: The ETag each job changed by the batch had before it (``None``
+            for a job the batch starts).
+        requests: The records of the request ids the batch's changes carry.
+    """
+
+    recall: bool
+    recalled: bool = False
+    changes: list[Change] = attrs.Factory(list)
+    commands: list[Command] = attrs.Factory(list)
+    jobs: dict[str, Job] = attrs.Factory(dict)
+    before: dict[str, str | None] = attrs.Factory(dict)
+    requests: dict[str, RequestRecord] = attrs.Factory(dict)
+
+    def shown(self, job_id: str) -> Job | None:
+        """The job a command of the batch is decided on, if the batch changed it.
+
+        It is the job as the batch leaves it, under the ETag it had before the
+        batch: a later command of the batch carries that ETag (or the
+        wildcard), since its sender cannot know the ETags the batch makes.
+        """
+        job = self.jobs.get(job_id)
+        before = self.before.get(job_id)
+        if job is None or before is None:
+            return job
+        return attrs.evolve(job, etag=before)
+
+    def add(self, command: Command, change: Change) -> None:
+        """Take ``change``, decided for ``command``, as the batch's next change."""
+        job_id = change.job.id
+        if job_id in self.jobs:
+            # Decided on the job as shown: it follows the batch's own last change of it.
+            change = attrs.evolve(change, expected_etag=self.jobs[job_id].etag)
+        else:
+            self.before[job_id] = change.expected_etag
+        self.jobs[job_id] = change.job
+        if change.request is not None:
+            self.requests[change.request.request_id] = change.request
+        self.changes.append(change)
+        self.commands.append(command)
+
+    def culprit(self, error: JobledgerError) -> Command | None:
+        """The command whose change ``error`` refused, if it says which."""
+        for command, change in zip(self.commands, self.changes, strict=True):
+            if isinstance(error, RequestIdConflictError):
+                if change.request is not None and change.request.request_id == error.request_id:
+                    return command
+            elif change.job.id == getattr(error, "job_id", None):
+                return command
+        return None
+
+    def deciding(
+        self,
+        command: Command,
+        *,
+        clock: Callable[[], datetime],
+        new_id: Callable[[], str],
+        limits: Limits,
+    ) -> Generator[Step, object, Handled]:
+        """Decide ``command`` as :func:`handling` does, on the jobs as the batch leaves them.
+
+        Steps the batch can answer itself are answered here; its change is
+        taken into the batch rather than saved.
+        """
+        steps = handling(command, clock=clock, new_id=new_id, limits=limits)
+        reply: object = None
+        error: JobledgerError | None = None
+        while True:
+            try:
+                step = steps.send(reply) if error is None else steps.throw(error)
+            except StopIteration as stop:
+                handled: Handled = stop.value
+                return handled
+            reply, error = None, None
+            if isinstance(step, Save):
+                if step.change.expected_etag is None and step.change.job.id in self.jobs:
+                    # A start of a job the batch has: refused as its save would be.
+                    error = JobAlreadyExistsError(step.change.job.id)
+                else:
+                    self.add(command, step.change)
+                continue
+            if isinstance(step, (Recall, Load)) and step.job_id in self.jobs:
+                reply = self.shown(step.job_id)
+                continue
+            if isinstance(step, Recall) and not self.recall:
+                continue
+            if isinstance(step, FindRequest) and step.request_id in self.requests:
+                reply = self.requests[step.request_id]
+                continue
+            try:
+                reply = yield step
+            except JobledgerError as err:
+                error = err
+            if isinstance(step, Recall) and reply is not None:
+                self.recalled = True
+
+
+def handling_all(
+    commands: Sequence[Command],
+    *,
+    clock: Callable[[], datetime],
+    new_id: Callable[[], str],
+    limits: Limits,
+) -> Generator[Step, object, tuple[Handled, ...]]:
+    """Handle ``commands`` as one atomic batch: the steps to take, and what each came to.
+
+    Each command is decided as :func:`handling` decides it, in order, on the
+    jobs as the commands before it leave them (see :meth:`_Batch.shown`); the
+    changes are saved together with one :class:`SaveAll`. When that is refused,
+    the batch is decided again from the start, as :func:`handling` would decide
+    its refused command again: without remembered jobs when it used some (at
+    the same times and with the same ids), after a twin's answer when the
+    refused command's twin committed, or after a pause when the refused command
+    carries the wildcard ETag (up to :data:`WILDCARD_ATTEMPTS` times).
+
+    Raises:
+        JobledgerError: the first command's refusal, or the save's; a refused
+            :class:`~jobledger.ConcurrencyError` names the ETag its command
+            carried.
+    """
+    commands = tuple(commands)
+    attempts = 0
+    recall = True
+    times, ids = _Recording(clock), _Recording(new_id)
+    while True:
+        attempts += 1
+        batch = _Batch(recall=recall)
+        handled: list[Handled] = []
+        for command in commands:
+            one = yield from batch.deciding(command, clock=times, new_id=ids, limits=limits)
+            handled.append(one)
+        if not batch.changes:
+            return tuple(handled)
+        try:
+            yield SaveAll(tuple(batch.changes))
+        except JobledgerError as error:
+            if batch.recalled and isinstance(error, _STALE_COPY_ERRORS):
+                # A remembered job was behind the stored one: decide the batch
+                # again on the jobs as stored, at the same times, with the same ids.
+                attempts -= 1
+                recall = False
+                times = _Recording(_Replay(times.drawn, clock))
+                ids = _Recording(_Replay(ids.drawn, new_id))
+                continue
+            recall = False
+            times, ids = _Recording(clock), _Recording(new_id)
+            if (yield from _batch_may_retry(error, batch.culprit(error), attempts)):
+                continue
+            raise
+        return tuple(handled)
+
+
+def _batch_may_retry(
+    error: JobledgerError, culprit: Command | None, attempts: int
+) -> Generator[Step, object, bool]:
+    """Whether a batch refused with ``error`` for ``culprit`` is to be decided again.
+
+    Raises:
+        ConcurrencyError: a wildcard ``culprit`` that ran out of attempts, named
+            with the wildcard it carried.
+    """
+    if culprit is None or not isinstance(error, _TWIN_ERRORS):
+        return False
+    if culprit.request_id is not None:
+        # A twin of the refused command may have committed first: the batch
+        # decided again answers it from its record.
+        record = yield FindRequest(culprit.request_id)
+        if isinstance(record, RequestRecord):
+            return True
+    if not isinstance(error, ConcurrencyError) or isinstance(culprit, StartJob):
+        return False
+    if _wildcard_may_retry(culprit, attempts):
+        ceiling = min(WILDCARD_MAX_PAUSE, 0.0005 * 2**attempts)
+        yield Pause(random.uniform(0, ceiling))  # noqa: S311  (jitter, not secrecy)
+        return True
+    if culprit.etag != error.expected_etag:
+        # Say what the command carried, not the ETag the batch expected for it.
+        raise ConcurrencyError(error.job_id, culprit.etag, error.current_etag) from error
+    return False

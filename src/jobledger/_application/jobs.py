@@ -13,9 +13,11 @@ from jobledger._application.handling import (
     Load,
     Recall,
     Save,
+    SaveAll,
     Step,
     drive,
     handling,
+    handling_all,
 )
 from jobledger._application.subscriber import DurableSubscriber
 from jobledger._core.commands import (
@@ -26,17 +28,20 @@ from jobledger._core.commands import (
     StartJob,
     UpdateJob,
 )
+from jobledger._core.errors import JobledgerError
 from jobledger._core.events import EventFilter, EventKinds
 from jobledger._core.job import TERMINAL_STATUSES
 from jobledger._core.jsondoc import DEFAULT_LIMITS, Limits
 from jobledger._core.query import JobQuery
 from jobledger._core.recent import RecentJobs
+from jobledger._ports import AtomicBatches
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterable, Sequence
     from datetime import datetime
 
     from jobledger._application.delivery import Handler, Subscription
+    from jobledger._core.decide import Change
     from jobledger._core.job import Job, JobUpdate
     from jobledger._core.query import JobPage
     from jobledger._ports import EventPublisher, Repository
@@ -44,6 +49,19 @@ if TYPE_CHECKING:
 __all__ = ["Jobs"]
 
 _STRIPES = 64
+
+
+class _PartlySaved(Exception):  # noqa: N818  (never escapes: handle_all raises its error)
+    """A batch saved change by change was refused after some of its changes were saved.
+
+    It is no :class:`~jobledger.JobledgerError`, so the batch is not decided
+    again (which would redo the saved changes): :meth:`Jobs.handle_all`
+    raises :attr:`error` itself.
+    """
+
+    def __init__(self, error: JobledgerError) -> None:
+        super().__init__(error)
+        self.error = error
 
 
 class Jobs:
@@ -113,6 +131,8 @@ class Jobs:
 
             repository = InMemoryRepository()
         self._repository = repository
+        # Where batches are saved atomically; None saves them change by change.
+        self._batches = repository if isinstance(repository, AtomicBatches) else None
         self._clock = clock
         self._new_id = id_factory
         self._limits = limits
@@ -152,6 +172,71 @@ class Jobs:
             self._outbox.drain()
         return handled.job
 
+    def handle_all(self, commands: Sequence[Command]) -> tuple[Job, ...]:
+        """Carry out ``commands`` in order, as one atomic unit; return the jobs as each left them.
+
+        Either every change is saved, or none is and the first refusal is
+        raised. Events are published after the commit, in command order. An
+        empty batch does nothing and returns ``()``.
+
+        Each command is decided as :meth:`handle` decides it, on the jobs as
+        the commands before it in the batch leave them:
+
+        * **A job the batch already changed** (started or changed by an earlier
+          command of the batch) is decided on as that command left it. Its
+          ``etag`` must be the ETag the job had *before the batch* (the one the
+          batch's first change of it was checked against, once, on commit), or
+          :data:`~jobledger.ANY_ETAG`: the sender cannot know the ETags the
+          batch makes. A job the batch starts has no earlier ETag, so later
+          commands on it carry the wildcard. Any other ETag raises
+          :class:`~jobledger.ConcurrencyError`.
+        * **Request ids** work per command: a command whose ``request_id`` is
+          recorded (by an earlier call, or an earlier command of this batch) is
+          answered with the job as that command left it, and nothing of it is
+          saved again. A batch retried with the same request ids is therefore
+          answered, not redone. Give every command of a batch a request id to
+          make it safe to retry; a command without one is carried out again.
+
+        The batch is atomic on a repository that is also an
+        :class:`~jobledger.AtomicBatches` (the in-memory, SQLite and PostgreSQL
+        ones are). On any other repository the changes are saved one at a
+        time, in order, which is **not atomic**: when one is refused, those
+        before it stay saved (their events are published) and the refusal is
+        raised; a retry with the same request ids answers the saved commands.
+
+        >>> from jobledger import Jobs, StartJob, CompleteJob, UpdateJob, ANY_ETAG
+        >>> jobs = Jobs()
+        >>> run = jobs.start(service="hr", entity="employee", type="sync", job_id="run-1")
+        >>> task, run, done = jobs.handle_all(
+        ...     [
+        ...         StartJob(service="hr", entity="task", type="export", job_id="task-1"),
+        ...         UpdateJob(job_id="run-1", etag=run.etag, status="step-1"),
+        ...         CompleteJob(job_id="task-1", etag=ANY_ETAG),
+        ...     ]
+        ... )
+        >>> task.status, run.status, done.status, done.version
+        ('started', 'step-1', 'completed', 2)
+
+        Raises:
+            JobNotFoundError: a change for a job that does not exist.
+            JobAlreadyExistsError: a start whose ``job_id`` is taken.
+            ConcurrencyError: a command's ETag is stale.
+            InvalidTransitionError: the job's phase does not allow a command.
+            InvalidJobDataError: a field breaks the data rules or limits.
+            RequestIdConflictError: a ``request_id`` was used for another command.
+        """
+        steps = handling_all(commands, clock=self._clock, new_id=self._new_id, limits=self._limits)
+        try:
+            handled = drive(steps, self._perform)
+        except _PartlySaved as partly:
+            self._outbox.drain()
+            raise partly.error from None
+        if any(one.change is not None for one in handled) and (
+            self._listening() or self._outbox.pending
+        ):
+            self._outbox.drain()
+        return tuple(one.job for one in handled)
+
     def _listening(self) -> bool:
         """Whether anyone receives this ledger's events (a ledger nobody hears skips the outbox)."""
         return self._publishers_given or self._subscribers.subscribed
@@ -161,6 +246,9 @@ class Jobs:
             return self._recent.get(step.job_id)
         if isinstance(step, Load):
             return self._repository.get(step.job_id)
+        if isinstance(step, SaveAll):
+            self._save_all(step.changes)
+            return None
         if not isinstance(step, Save):
             if isinstance(step, FindRequest):
                 return self._repository.find_request(step.request_id)
@@ -171,15 +259,49 @@ class Jobs:
         # commit order on their way to the subscribers.
         with self._stripes[hash(change.job.id) % _STRIPES]:
             self._repository.save(change)
-            if change.job.status in TERMINAL_STATUSES:
-                # Nothing can change an ended job: a command on it is refused
-                # after a read, which says how it ended.
-                self._recent.forget(change.job.id)
-            else:
-                self._recent.keep(change.job)
-            if self._listening():
-                self._outbox.put(change.event)
+            self._saved(change)
         return None
+
+    def _saved(self, change: Change) -> None:
+        """Remember the job ``change`` saved, and queue its event; under the job's lock."""
+        if change.job.status in TERMINAL_STATUSES:
+            # Nothing can change an ended job: a command on it is refused
+            # after a read, which says how it ended.
+            self._recent.forget(change.job.id)
+        else:
+            self._recent.keep(change.job)
+        if self._listening():
+            self._outbox.put(change.event)
+
+    def _save_all(self, changes: tuple[Change, ...]) -> None:
+        """Save a batch's ``changes`` under the locks of all their jobs (taken in one order).
+
+        Raises:
+            _PartlySaved: the repository has no ``save_all``, and a change was
+                refused after others were saved.
+        """
+        indexes = sorted({hash(change.job.id) % _STRIPES for change in changes})
+        stripes = [self._stripes[index] for index in indexes]
+        for stripe in stripes:
+            stripe.acquire()
+        saved = 0
+        try:
+            if self._batches is not None:
+                self._batches.save_all(changes)
+                saved = len(changes)
+            else:
+                for change in changes:
+                    self._repository.save(change)
+                    saved += 1
+        except JobledgerError as error:
+            if saved:
+                raise _PartlySaved(error) from error
+            raise
+        finally:
+            for change in changes[:saved]:
+                self._saved(change)
+            for stripe in reversed(stripes):
+                stripe.release()
 
     def start(
         self,

@@ -29,6 +29,7 @@ from jobledger._core.errors import (
     InvalidJobDataError,
     JobAlreadyExistsError,
     JobNotFoundError,
+    RequestIdConflictError,
 )
 from jobledger._core.events import (
     JobCanceled,
@@ -53,11 +54,12 @@ from jobledger._core.jsondoc import (
 from jobledger._core.lifecycle import CommandKind, next_phase
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
 __all__ = [
     "Change",
     "RequestRecord",
+    "batch_refusal",
     "check_keys",
     "command_kind",
     "decide",
@@ -437,4 +439,39 @@ def save_refusal(change: Change, stored: tuple[str, int] | None) -> Exception | 
         return ConcurrencyError(job_id, change.expected_etag, etag)
     if change.update is None or change.update.update_id != version:
         return ValueError(f"update of job {job_id!r} does not follow version {version}")
+    return None
+
+
+def batch_refusal(
+    changes: Iterable[Change],
+    stored: Callable[[str], tuple[str, int] | None],
+    recorded: Callable[[str], bool],
+) -> Exception | None:
+    """Why the batch ``changes`` cannot be saved in order, or ``None`` if it can.
+
+    ``stored`` gives a job's stored ``(etag, version)`` (``None`` when no job has
+    the id), and ``recorded`` whether a request id is recorded. Each change is
+    judged by :func:`save_refusal` over the job as the changes before it in the
+    batch leave it; a request id is refused when it is recorded or an earlier
+    change of the batch uses it. Every repository gives a batch the same
+    verdict through this.
+
+    Returns:
+        The refusal of the first change that cannot be saved (see
+        :func:`save_refusal`, and :class:`~jobledger.RequestIdConflictError`),
+        or ``None``.
+    """
+    after: dict[str, tuple[str, int] | None] = {}
+    requests: set[str] = set()
+    for change in changes:
+        job = change.job
+        refusal = save_refusal(change, after[job.id] if job.id in after else stored(job.id))
+        if refusal is not None:
+            return refusal
+        if change.request is not None:
+            request_id = change.request.request_id
+            if request_id in requests or recorded(request_id):
+                return RequestIdConflictError(request_id)
+            requests.add(request_id)
+        after[job.id] = (job.etag, job.version)
     return None

@@ -2,7 +2,9 @@
 
 Subclass :class:`RepositoryContract` in a test module, name the subclass
 ``Test...`` and say how to make a fresh, empty repository; pytest then collects
-every test of the suite for your repository::
+every test of the suite for your repository (subclass
+:class:`AtomicBatchesContract` instead when the repository is also an
+:class:`~jobledger.AtomicBatches`)::
 
     from jobledger.testing.contract import RepositoryContract
 
@@ -53,6 +55,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import run_state_machine_as_test
 
 from jobledger import (
+    ANY_ETAG,
+    AtomicBatches,
+    CompleteJob,
     ConcurrencyError,
     EventFilter,
     InMemoryRepository,
@@ -71,6 +76,7 @@ from jobledger import (
     Limits,
     Repository,
     RequestIdConflictError,
+    RequestRecord,
     StartJob,
     UpdateJob,
 )
@@ -81,6 +87,7 @@ from jobledger.testing import strategies as jst
 from jobledger.testing.machine import ledger_machine
 from jobledger.testing.races import (
     TwinKind,
+    race_batches,
     race_request_twins,
     race_starts,
     race_updates,
@@ -93,6 +100,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 __all__ = [
+    "AtomicBatchesContract",
     "FeedWatch",
     "LedgerAudit",
     "ProcessRace",
@@ -883,6 +891,189 @@ class RepositoryContract:
         _run_machine(machine, settings=self.machine_settings)
 
 
+class AtomicBatchesContract(RepositoryContract):
+    """The :class:`RepositoryContract`, and every rule of :class:`~jobledger.AtomicBatches`.
+
+    Subclass it instead of :class:`RepositoryContract` for a repository that
+    has ``save_all``.
+    """
+
+    def test_is_atomic_batches(self, repository: Repository) -> None:
+        """The repository has save_all, the method of the AtomicBatches protocol."""
+        assert isinstance(repository, AtomicBatches)
+
+    def test_save_all_returns_consecutive_positions_in_change_order(
+        self, repository: Repository
+    ) -> None:
+        """save_all returns the next feed positions, one per change, in order."""
+        first, *rest = _starts(4)
+        repository.save(first)
+
+        positions = _batches(repository).save_all(rest)
+
+        assert [2, 3, 4] == list(positions)
+        assert [change.job.id for change in rest] == [
+            entry.event.job_id for entry in repository.read_feed(after=1)
+        ]
+
+    def test_save_all_of_no_change_saves_nothing(self, repository: Repository) -> None:
+        """An empty batch returns no position and writes nothing."""
+        assert [] == list(_batches(repository).save_all([]))
+        assert 0 == repository.feed_head()
+
+    def test_save_all_chains_changes_of_one_job(self, repository: Repository) -> None:
+        """A batch may start a job, then change it twice: each change follows the one before."""
+        (start,) = _starts(1, job_id="job-1")
+        first = _update(start.job, status="first", etag="etag-2")
+        second = _update(first.job, status="second", etag="etag-3")
+
+        positions = _batches(repository).save_all([start, first, second])
+
+        assert [1, 2, 3] == list(positions)
+        assert _exact_job(second.job) == _exact_job(repository.get("job-1"))
+        assert [(1, "first"), (2, "second")] == [
+            (update.update_id, update.status) for update in repository.updates("job-1")
+        ]
+
+    def test_a_stale_change_in_the_middle_saves_nothing_of_the_batch(
+        self, repository: Repository
+    ) -> None:
+        """A batch whose middle change is stale raises ConcurrencyError and leaves no trace."""
+        (start,) = _starts(1, job_id="job-1")
+        repository.save(start)
+        repository.save(_update(start.job, status="winner", etag="etag-winner"))
+        other, late = _starts(2)
+        other = _renamed(other, "job-other")
+        before = _update(start.job, status="stale", etag="etag-stale", request_id="request-1")
+        late = _with_request(_renamed(late, "job-late"), "request-2")
+
+        with pytest.raises(ConcurrencyError) as raised:
+            _batches(repository).save_all([other, before, late])
+
+        assert ("job-1", start.job.etag, "etag-winner") == (
+            raised.value.job_id,
+            raised.value.expected_etag,
+            raised.value.current_etag,
+        )
+        assert 2 == repository.feed_head()
+        assert 2 == len(repository.read_feed())
+        for job_id in ("job-other", "job-late"):
+            with pytest.raises(JobNotFoundError):
+                repository.get(job_id)
+        assert (None, None) == (
+            repository.find_request("request-1"),
+            repository.find_request("request-2"),
+        )
+        assert "winner" == repository.get("job-1").status
+        assert [1] == [update.update_id for update in repository.updates("job-1")]
+
+    def test_a_start_of_a_taken_id_at_the_end_saves_nothing_of_the_batch(
+        self, repository: Repository
+    ) -> None:
+        """A batch ending with a start of a taken id raises JobAlreadyExistsError, saves nothing."""
+        (taken,) = _starts(1, job_id="job-1")
+        repository.save(taken)
+        fresh = _renamed(_starts(1)[0], "job-2")
+        change = _update(taken.job, status="busy")
+        again = _renamed(_starts(1)[0], "job-1")
+
+        with pytest.raises(JobAlreadyExistsError) as raised:
+            _batches(repository).save_all([fresh, change, again])
+
+        assert "job-1" == raised.value.job_id
+        assert 1 == repository.feed_head()
+        assert _exact_job(taken.job) == _exact_job(repository.get("job-1"))
+        with pytest.raises(JobNotFoundError):
+            repository.get("job-2")
+
+    def test_a_change_of_an_unknown_job_saves_nothing_of_the_batch(
+        self, repository: Repository
+    ) -> None:
+        """A batch with a change of a job that does not exist raises JobNotFoundError."""
+        (ghost,) = _starts(1, job_id="job-ghost")
+        fresh = _renamed(_starts(1)[0], "job-2")
+
+        with pytest.raises(JobNotFoundError) as raised:
+            _batches(repository).save_all([fresh, _update(ghost.job, status="busy")])
+
+        assert "job-ghost" == raised.value.job_id
+        assert 0 == repository.feed_head()
+
+    def test_a_request_id_used_twice_in_a_batch_saves_nothing(self, repository: Repository) -> None:
+        """Two changes of one batch with one request id raise RequestIdConflictError."""
+        first, second = (
+            _with_request(_renamed(change, f"job-{n}"), "request-1")
+            for n, change in enumerate(_starts(2))
+        )
+
+        with pytest.raises(RequestIdConflictError) as raised:
+            _batches(repository).save_all([first, second])
+
+        assert "request-1" == raised.value.request_id
+        assert (0, None) == (repository.feed_head(), repository.find_request("request-1"))
+
+    def test_a_recorded_request_id_saves_nothing_of_the_batch(self, repository: Repository) -> None:
+        """A batch with a change whose request id is recorded raises RequestIdConflictError."""
+        (recorded,) = _starts(1, job_id="job-1", request_id="request-1")
+        repository.save(recorded)
+        fresh = _renamed(_starts(1)[0], "job-2")
+        change = _update(recorded.job, status="busy", request_id="request-1")
+
+        with pytest.raises(RequestIdConflictError):
+            _batches(repository).save_all([fresh, change])
+
+        assert 1 == repository.feed_head()
+        assert [] == list(repository.updates("job-1"))
+        with pytest.raises(JobNotFoundError):
+            repository.get("job-2")
+
+    def test_threads_racing_batches_on_one_job_have_one_winner_a_round(
+        self, new_repository: Callable[[], Repository]
+    ) -> None:
+        """Of batches racing on one job's ETag, one is saved a round; nothing of the others is."""
+        race = race_batches(new_repository, threads=self.race_threads, rounds=5)
+
+        assert (5, 5 * (self.race_threads - 1)) == (race.won, race.refused)
+
+    def test_handle_all_saves_a_step_of_task_starts_and_its_run_update_at_once(
+        self, jobs: Jobs, repository: Repository
+    ) -> None:
+        """Jobs.handle_all here: a run's update and its task starts and end commit together."""
+        run = jobs.start(service="runner", entity="run", type="nightly", job_id="run-1")
+        commands: list[Any] = [
+            StartJob(service="runner", entity="task", type="export", job_id=f"task-{n}")
+            for n in range(20)
+        ]
+        commands.append(UpdateJob(job_id="run-1", etag=run.etag, status="step-1"))
+        commands.append(CompleteJob(job_id="task-0", etag=ANY_ETAG))
+
+        done = jobs.handle_all(commands)
+
+        assert ["started"] * 20 + ["step-1", "completed"] == [job.status for job in done]
+        assert 23 == repository.feed_head()
+        assert _exact_job(done[-1]) == _exact_job(repository.get("task-0"))
+
+
+def _batches(repository: Repository) -> AtomicBatches:
+    """``repository`` as the AtomicBatches it must be."""
+    assert isinstance(repository, AtomicBatches)
+    return repository
+
+
+def _renamed(change: Any, job_id: str) -> Any:  # noqa: ANN401  (a Change)
+    """The start ``change`` for the job id ``job_id`` instead."""
+    return attrs.evolve(
+        change,
+        job=attrs.evolve(change.job, id=job_id),
+        event=attrs.evolve(change.event, job_id=job_id),
+    )
+
+
+def _with_request(change: Any, request_id: str) -> Any:  # noqa: ANN401  (a Change)
+    """``change`` recording ``request_id``."""
+    return attrs.evolve(change, request=RequestRecord(request_id, "fingerprint", change.job))
+
+
 #: Hypothesis's runner of a state machine, typed for mypy --strict.
 _run_machine: Callable[..., None] = run_state_machine_as_test
 
@@ -1012,6 +1203,7 @@ class ProcessRace:
         winners: For each lock-step round, how many processes won it.
         logs: Each raced job's update log afterwards.
         feed_positions: Every position in the feed afterwards.
+        batches: Whether the processes wrote batches (see :func:`race_processes`).
     """
 
     acknowledged: tuple[tuple[str, int, str], ...]
@@ -1019,6 +1211,7 @@ class ProcessRace:
     winners: tuple[int, ...]
     logs: Mapping[str, tuple[JobUpdate, ...]]
     feed_positions: tuple[int, ...]
+    batches: bool = False
 
     def check(self) -> None:
         """Assert that no acknowledged update was lost or doubled and every rule held.
@@ -1040,7 +1233,36 @@ class ProcessRace:
         assert sorted(self.acknowledged) == sorted(logged), "acknowledged updates != logged"
         assert all(count == 1 for count in self.winners), f"winners per round: {self.winners}"
         assert list(range(1, len(self.feed_positions) + 1)) == list(self.feed_positions)
+        # Each batch saved starts a job of its own and updates a raced job twice.
+        events_per_update = 1.5 if self.batches else 1
+        expected_events = len(self.logs) + events_per_update * len(self.acknowledged)
+        assert expected_events == len(self.feed_positions), "events of refused writes were saved"
         assert self.conflicts > 0, "no conflict happened: the race proved nothing"
+
+
+def _raced_write(
+    jobs: Jobs, job_id: str, etag: str, tag: str, *, batches: bool
+) -> list[tuple[str, int, str]]:
+    """Update ``job_id`` with ``etag``, tagged ``tag``; what to acknowledge.
+
+    With ``batches``, one batch: the start of a job of its own (named by the
+    tag, so a retry of a refused batch would find a leaked start), then two
+    updates of ``job_id``, both with ``etag``.
+
+    Raises:
+        ConcurrencyError: ``etag`` is stale.
+    """
+    if not batches:
+        done = jobs.update(job_id, etag=etag, state_update={"tag": tag})
+        return [(job_id, done.version - 1, tag)]
+    *_, done = jobs.handle_all(
+        [
+            StartJob(service="race", entity="side", type="process", job_id=f"side:{tag}"),
+            UpdateJob(job_id=job_id, etag=etag, state_update={"tag": tag}),
+            UpdateJob(job_id=job_id, etag=etag, state_update={"tag": f"{tag}/2"}),
+        ]
+    )
+    return [(job_id, done.version - 2, tag), (job_id, done.version - 1, f"{tag}/2")]
 
 
 def _race_worker(
@@ -1052,6 +1274,7 @@ def _race_worker(
     free_updates: int,
     barrier: threading.Barrier,
     conn: Connection,
+    batches: bool,
 ) -> None:
     try:
         jobs = Jobs(factory())
@@ -1064,11 +1287,10 @@ def _race_worker(
             barrier.wait(60)
             tag = f"{writer}:round-{round_number}"
             try:
-                done = jobs.update(job_id, etag=job.etag, state_update={"tag": tag})
+                acknowledged.extend(_raced_write(jobs, job_id, job.etag, tag, batches=batches))
             except ConcurrencyError:
                 conflicts += 1
             else:
-                acknowledged.append((job_id, done.version - 1, tag))
                 won.append(round_number)
             barrier.wait(60)
         for step in range(free_updates):
@@ -1077,11 +1299,11 @@ def _race_worker(
             while True:
                 job = jobs.get(job_id)
                 try:
-                    done = jobs.update(job_id, etag=job.etag, state_update={"tag": tag})
+                    got = _raced_write(jobs, job_id, job.etag, tag, batches=batches)
                 except ConcurrencyError:
                     conflicts += 1
                     continue
-                acknowledged.append((job_id, done.version - 1, tag))
+                acknowledged.extend(got)
                 break
         conn.send(("done", (acknowledged, won, conflicts)))
     except BaseException:
@@ -1100,6 +1322,7 @@ def race_processes(
     free_updates: int = 15,
     context: str = "spawn",
     timeout: float = 120.0,
+    batches: bool = False,
 ) -> ProcessRace:
     """Race ``processes`` processes on shared ETags; return what happened (call ``check()``).
 
@@ -1107,6 +1330,10 @@ def race_processes(
     every process reads the same job, waits for the others, and updates it
     with the ETag it read: exactly one must win. Then each process makes
     ``free_updates`` more updates, re-reading and retrying on every conflict.
+    With ``batches``, each of those writes is a batch
+    (:meth:`~jobledger.Jobs.handle_all`) that starts a job of its own and
+    updates the raced job twice with the ETag it read: all or nothing of it
+    must be saved.
 
     Args:
         factory: A picklable callable that opens the shared repository; each
@@ -1118,6 +1345,7 @@ def race_processes(
         context: The :mod:`multiprocessing` start method (``"spawn"`` or
             ``"forkserver"``; not ``"fork"``, which copies open connections).
         timeout: Seconds to wait for each process's report.
+        batches: Race with batches instead of single updates.
     """
     repository = factory()
     ledger = Jobs(repository)
@@ -1137,6 +1365,7 @@ def race_processes(
                 "free_updates": free_updates,
                 "barrier": barrier,
                 "conn": sender,
+                "batches": batches,
             },
             daemon=True,
         )
@@ -1165,6 +1394,7 @@ def race_processes(
         winners=tuple(winners),
         logs={job_id: tuple(repository.updates(job_id)) for job_id in job_ids},
         feed_positions=tuple(entry.position for entry in _whole_feed(repository)),
+        batches=batches,
     )
 
 

@@ -17,6 +17,9 @@ or check further.
   every thread. All get the same job back; it is written once.
 * :func:`race_wildcard_updates`: updates with :data:`~jobledger.ANY_ETAG`. All
   succeed, and none is lost.
+* :func:`race_batches`: batches of commands (:meth:`~jobledger.Jobs.handle_all`)
+  that change one job with the same ETag. Exactly one batch wins each round;
+  nothing of the others is saved.
 
 A storage adapter proves itself with one call per race::
 
@@ -49,6 +52,7 @@ from jobledger import (
     Job,
     JobAlreadyExistsError,
     JobledgerError,
+    JobNotFoundError,
     Jobs,
     JobStarted,
     Repository,
@@ -70,11 +74,13 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "BatchRace",
     "StartRace",
     "TwinKind",
     "TwinRace",
     "UpdateRace",
     "WildcardRace",
+    "race_batches",
     "race_request_twins",
     "race_starts",
     "race_updates",
@@ -161,6 +167,21 @@ class WildcardRace:
 
     acknowledged: int
     refused_saves: int
+
+
+@attrs.frozen
+class BatchRace:
+    """What :func:`race_batches` came to.
+
+    Attributes:
+        rounds: How many rounds the batches raced.
+        won: Batches that were saved: one per round.
+        refused: Batches refused with :class:`~jobledger.ConcurrencyError`.
+    """
+
+    rounds: int
+    won: int
+    refused: int
 
 
 def _fail(message: str) -> NoReturn:
@@ -695,3 +716,103 @@ def race_wildcard_updates(
     if refused == 0:
         _fail("no save was refused: the wildcard updates never raced, so the race proved nothing")
     return WildcardRace(len(markers), refused)
+
+
+def race_batches(
+    make_repository: Callable[[], Repository], *, threads: int = 8, rounds: int = 10
+) -> BatchRace:
+    """Race batches that change one job with the same ETag, from many threads; check one wins.
+
+    Each round, every thread reads the shared job, waits for the others, then
+    sends one batch (:meth:`~jobledger.Jobs.handle_all`): the start of a job of
+    its own, then two updates of the shared job, both carrying the ETag it read
+    (the second one chains on the first). Checks, for every round: exactly one
+    batch was saved and the others raised :class:`~jobledger.ConcurrencyError`
+    with the winner's ETag; the losers' jobs do not exist; the shared job's log
+    holds the winners' updates, two a round, in order; the feed is gap-free and
+    holds exactly the winners' events.
+
+    Args:
+        make_repository: Returns the repository to race on; called once.
+        threads: How many threads race each round.
+        rounds: How many rounds they race.
+
+    Returns:
+        How many batches were saved and how many were refused.
+
+    Raises:
+        AssertionError: a rule broke.
+    """
+    repository = make_repository()
+    shared = _start_jobs(repository, 1, "batched")[0]
+    barrier = threading.Barrier(threads)
+
+    def racer(index: int) -> list[str | None]:
+        ledger = Jobs(repository)
+        outcomes: list[str | None] = []
+        for round_number in range(rounds):
+            etag = ledger.get(shared.id).etag
+            marker = f"{round_number}-{index}"
+            barrier.wait(BARRIER_TIMEOUT)
+            try:
+                ledger.handle_all(
+                    [
+                        StartJob(service=_SERVICE, entity=_ENTITY, type="side", job_id=marker),
+                        UpdateJob(job_id=shared.id, etag=etag, state_update={"marker": marker}),
+                        UpdateJob(job_id=shared.id, etag=etag, status=f"after-{marker}"),
+                    ]
+                )
+            except ConcurrencyError as error:
+                if (error.job_id, error.expected_etag) != (shared.id, etag):
+                    _fail(f"{error!r} does not describe the conflict of ETag {etag!r}")
+                outcomes.append(None)
+            else:
+                outcomes.append(marker)
+            barrier.wait(BARRIER_TIMEOUT)
+        return outcomes
+
+    outcomes = _in_threads(threads, racer)
+    winners: list[str] = []
+    for round_number in range(rounds):
+        won = [marker for by_thread in outcomes if (marker := by_thread[round_number]) is not None]
+        _require_equal(1, len(won), f"batches saved in round {round_number}")
+        winners.extend(won)
+    _check_batch_winners(
+        repository,
+        shared.id,
+        winners,
+        [f"{round_number}-{index}" for round_number in range(rounds) for index in range(threads)],
+    )
+    return BatchRace(rounds, rounds, rounds * (threads - 1))
+
+
+def _check_batch_winners(
+    repository: Repository, shared_id: str, winners: Sequence[str], markers: Sequence[str]
+) -> None:
+    """Only the winning batches of :func:`race_batches` left a trace, each all of it, in order."""
+    existing = []
+    for marker in markers:
+        with contextlib.suppress(JobNotFoundError):
+            existing.append(repository.get(marker).id)
+    _require_equal(sorted(winners), sorted(existing), "the batches' own jobs that exist")
+    log = repository.updates(shared_id)
+    _check_log(repository.get(shared_id), log)
+    _require_equal(
+        list(winners),
+        [None if update.state_update is None else update.state_update["marker"] for update in log][
+            ::2
+        ],
+        "the first update of each winning batch, in order",
+    )
+    _require_equal(
+        [f"after-{marker}" for marker in winners],
+        [update.status for update in log][1::2],
+        "the second update of each winning batch, in order",
+    )
+    entries = _whole_feed(repository)
+    _require_equal(
+        sorted([shared_id, *winners]),
+        sorted(entry.event.job_id for entry in entries if isinstance(entry.event, JobStarted)),
+        "the jobs started (no loser's)",
+    )
+    _require_equal(1 + 3 * len(winners), len(entries), "feed entries: the winners' events only")

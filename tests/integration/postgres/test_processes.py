@@ -49,6 +49,17 @@ class TestProcesses:
         race.check()
         assert race.conflicts > 0
 
+    def test_processes_racing_batches_on_shared_etags_save_all_or_nothing(
+        self, postgres_conninfo: str, schema: str
+    ) -> None:
+        """Four processes racing batches on two jobs: one winner a round, all or nothing of each."""
+        factory = functools.partial(PostgresRepository, postgres_conninfo, schema=schema)
+
+        race = race_processes(factory, processes=4, rounds=10, free_updates=10, batches=True)
+
+        race.check()
+        assert [1] * 10 == list(race.winners)
+
     def test_processes_opening_a_new_schema_at_once_all_succeed(
         self, postgres_conninfo: str, schema: str
     ) -> None:
