@@ -24,11 +24,16 @@ from starlette.routing import Route
 from jobledger import (
     ANY_ETAG,
     EVENT_TYPES,
+    CancelJob,
+    CompleteJob,
     ConcurrencyError,
     EventFilter,
+    FailJob,
     InvalidJobDataError,
     JobledgerError,
     JobQuery,
+    StartJob,
+    UpdateJob,
     WireFormatError,
     wire,
 )
@@ -59,6 +64,12 @@ DEFAULT_MAX_BODY_BYTES = 2**20
 _MAX_PAGE = 1000
 _FEED_BATCH = 500
 _EVENT_NAMES = {kind.__name__: kind for kind in EVENT_TYPES}
+_VERB_OF: dict[type, str] = {
+    UpdateJob: "update",
+    CompleteJob: "complete",
+    FailJob: "fail",
+    CancelJob: "cancel",
+}
 _COMMAND_OF = {
     "update": "UpdateJob",
     "complete": "CompleteJob",
@@ -303,6 +314,42 @@ class _Service:
         self._may(client, "start", command.service)  # type: ignore[union-attr]
         job = await run_in_threadpool(self._jobs.handle, command)
         return _job_response(job, 201, {"Location": f"/jobs/{quote(job.id, safe='')}"})
+
+    async def handleAll(self, request: Request, client: Client | None) -> Response:  # noqa: N802  (the operation's id)
+        """POST /jobs:batch: commands in order, all or none, each with its own permission."""
+        body = await self._body(request)
+        try:
+            data = json.loads(body, object_pairs_hook=_reject_duplicates)
+        except (ValueError, RecursionError) as err:
+            raise WireFormatError("Batch", "", f"the body is not JSON: {err}") from None
+        if not isinstance(data, dict) or set(data) != {"Commands"}:
+            raise WireFormatError("Batch", "", 'the body must be {"Commands": [...]}')
+        items = data["Commands"]
+        if not isinstance(items, list) or len(items) > _MAX_PAGE:
+            raise WireFormatError("Batch", "/Commands", f"must be an array of at most {_MAX_PAGE}")
+        commands = []
+        for index, item in enumerate(items):
+            try:
+                commands.append(wire.decode_command(item))
+            except WireFormatError as err:
+                raise WireFormatError(
+                    err.field, f"/Commands/{index}{err.path}", err.reason
+                ) from None
+        services: dict[str, str] = {}
+        for command in commands:
+            if isinstance(command, StartJob):
+                self._may(client, "start", command.service)
+                if command.job_id is not None:
+                    services.setdefault(command.job_id, command.service)
+                continue
+            verb = _VERB_OF[type(command)]
+            self._may(client, verb)
+            if command.job_id not in services:
+                job = await run_in_threadpool(self._jobs.get, command.job_id)
+                services[command.job_id] = job.service
+            self._may(client, verb, services[command.job_id])
+        jobs = await run_in_threadpool(self._jobs.handle_all, commands)
+        return _json({"Jobs": [wire.encode(job) for job in jobs]})
 
     async def findJobs(self, request: Request, client: Client | None) -> Response:  # noqa: N802  (the operation's id)
         """GET /jobs: a page of jobs."""

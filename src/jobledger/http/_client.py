@@ -197,6 +197,18 @@ class JobsClient:
             response = self._call("POST", path, json=body, headers=headers)
         return wire.decode_job(response.content)
 
+    def handle_all(self, commands: Sequence[Command]) -> tuple[Job, ...]:
+        """Carry out ``commands`` in order, all or none; see :meth:`jobledger.Jobs.handle_all`.
+
+        Raises:
+            the first refusal, as :meth:`handle`; then nothing of the batch was saved.
+        """
+        if not commands:
+            return ()
+        body = {"Commands": [wire.encode(command) for command in commands]}
+        jobs = self._call("POST", "/jobs:batch", json=body).json()["Jobs"]
+        return tuple(map(wire.decode_job, jobs))
+
     def start(
         self,
         *,

@@ -148,6 +148,29 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             _event("JobCanceled", **_CHANGED),
         ],
     },
+    "Batch": _object(
+        {
+            "Commands": {
+                "type": "array",
+                "maxItems": 1000,
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "MessageType": {
+                            "enum": ["StartJob", "UpdateJob", "CompleteJob", "FailJob", "CancelJob"]
+                        }
+                    },
+                    "required": ["MessageType"],
+                    "description": "A command in the wire format of jobledger.wire.",
+                },
+            }
+        },
+        description="Commands carried out in order, all or none.",
+    ),
+    "Jobs": _object(
+        {"Jobs": {"type": "array", "items": _ref("Job")}},
+        description="The jobs as each command of the batch left them.",
+    ),
     "Token": _object(
         {
             "access_token": _STRING,
@@ -311,6 +334,21 @@ OPERATIONS: tuple[Operation, ...] = (
         ),
     ),
     Operation(
+        operation_id="handleAll",
+        method="POST",
+        path="/jobs:batch",
+        summary=(
+            "Carry out commands in order as one atomic unit (all or none); each command "
+            "needs its own permission."
+        ),
+        action="each",
+        body="Batch",
+        responses=(
+            (200, "The jobs, one per command.", "Jobs", ()),
+            *_errors(400, 401, 403, 404, 409, 412, 413),
+        ),
+    ),
+    Operation(
         operation_id="findJobs",
         method="GET",
         path="/jobs",
@@ -441,7 +479,9 @@ def _operation(operation: Operation) -> dict[str, Any]:
             "required": operation.body != "CancelJob",
             "content": {media: {"schema": _ref(operation.body)}},
         }
-    if operation.action:
+    if operation.action == "each":
+        document["description"] = "Needs each command's permission (start, update, ...)."
+    elif operation.action:
         document["description"] = f"Needs the permission {operation.action}[:SERVICE]."
     else:
         document["security"] = []

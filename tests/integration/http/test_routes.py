@@ -34,7 +34,11 @@ class TestToken:
             data={"grant_type": "client_credentials", "client_id": "job", "client_secret": secret},
         )
         body = response.json()
-        assert (200, "Bearer", 3600) == (response.status_code, body["token_type"], body["expires_in"])
+        assert (200, "Bearer", 3600) == (
+            response.status_code,
+            body["token_type"],
+            body["expires_in"],
+        )
         assert "no-store" == response.headers["cache-control"]
 
     def test_basic_credentials_get_a_token(self, server: Server, clients: Clients) -> None:
@@ -86,12 +90,16 @@ class TestAuthentication:
         clients.store.remove("job")
         assert 401 == httpx.get(f"{server.url}/jobs", headers=headers).status_code
 
-    def test_a_rotated_clients_old_token_stops_working(self, server: Server, clients: Clients) -> None:
+    def test_a_rotated_clients_old_token_stops_working(
+        self, server: Server, clients: Clients
+    ) -> None:
         """Rotating a client's secret ends the tokens of its old secret."""
         headers = server.bearer("job", clients.add("job", "read"))
         _client, secret = clients.store.rotate("job")
         assert 401 == httpx.get(f"{server.url}/jobs", headers=headers).status_code
-        assert 200 == httpx.get(f"{server.url}/jobs", headers=server.bearer("job", secret)).status_code
+        assert (
+            200 == httpx.get(f"{server.url}/jobs", headers=server.bearer("job", secret)).status_code
+        )
 
     def test_tokens_expire(self, make_server: Any, clients: Clients) -> None:  # noqa: ANN401  (the fixture's factory)
         """A token past its lifetime gets 401."""
@@ -167,7 +175,9 @@ class TestCommands:
             httpx.get(f"{server.url}/jobs/job-1", headers=headers).json()["Version"],
         )
 
-    def test_a_stale_etag_is_412_with_the_current_one(self, server: Server, clients: Clients) -> None:
+    def test_a_stale_etag_is_412_with_the_current_one(
+        self, server: Server, clients: Clients
+    ) -> None:
         """A stale If-Match gets 412, the current ETag in the ETag header and the problem."""
         headers = admin(server, clients)
         first = start(server, headers, JobId="job-1").headers["etag"]
