@@ -19,12 +19,13 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from jobledger import Jobs, Repository
 from jobledger.http import Permissions, client_store_beside
 from jobledger.sqlite import SQLiteRepository
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+
+    from jobledger import Repository
 
 REPOSITORY = Path(__file__).resolve().parents[3]
 #: Generous bounds for a loaded machine; nothing is timed.
@@ -53,6 +54,7 @@ class Server:
     """``jobledger serve`` in a subprocess; :meth:`start` again after :meth:`stop` to restart it."""
 
     def __init__(self, store: str, *options: str) -> None:
+        """A server over ``store`` with more ``serve`` options, on a free port; not started."""
         self.store = store
         self.options = options
         self.port = free_port()
@@ -141,6 +143,7 @@ class Clients:
     """Adds clients to a store, and gets their tokens from a server."""
 
     def __init__(self, store: str) -> None:
+        """The client store beside the ledger at ``store``."""
         self.repository = open_repository(store)
         self.store = client_store_beside(self.repository)
 

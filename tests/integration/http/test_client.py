@@ -1,4 +1,4 @@
-"""JobsClient against a real server: the library's typed errors, batches, and the event feed over SSE."""
+"""JobsClient against a real server: the library's typed errors, batches, the event feed (SSE)."""
 
 from __future__ import annotations
 
@@ -59,13 +59,14 @@ class TestTypedErrors:
             job = jobs.start(service="hr", entity="e", type="t", job_id="j1", request_id="r1")
             ended = jobs.complete(job.id, etag="*")
             raised = []
-            for attempt in (
+            attempts: tuple[Callable[[], object], ...] = (
                 lambda: jobs.get("nope"),
                 lambda: jobs.start(service="hr", entity="e", type="t", job_id="j1"),
                 lambda: jobs.cancel(job.id, etag=ended.etag),
                 lambda: jobs.start(service="hr", entity="e", type="t", state={"x": float("inf")}),
                 lambda: jobs.start(service="it", entity="e", type="t", request_id="r1"),
-            ):
+            )
+            for attempt in attempts:
                 with pytest.raises(Exception) as error:  # noqa: PT011  (each is checked below)
                     attempt()
                 raised.append(type(error.value))
@@ -81,9 +82,11 @@ class TestTypedErrors:
         self, server: Server, clients: Clients
     ) -> None:
         """403 raises PermissionDeniedError; a wrong secret AuthenticationError."""
-        with client(server, clients, "read", "start:hr") as limited:
-            with pytest.raises(PermissionDeniedError) as refused:
-                limited.start(service="finance", entity="e", type="t")
+        with (
+            client(server, clients, "read", "start:hr") as limited,
+            pytest.raises(PermissionDeniedError) as refused,
+        ):
+            limited.start(service="finance", entity="e", type="t")
         with (
             JobsClient(server.url, "client-0", "guess") as wrong,
             pytest.raises(AuthenticationError),
@@ -206,7 +209,7 @@ class TestEventFeed:
     def test_a_subscription_gets_new_events_filtered(
         self, server: Server, clients: Clients
     ) -> None:
-        """subscribe delivers the events after it, of its filter only."""
+        """A subscription delivers the events after it, of its filter only."""
         with client(server, clients) as jobs:
             jobs.start(service="hr", entity="e", type="t")
             seen: list[JobEvent] = []

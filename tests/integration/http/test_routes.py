@@ -1,4 +1,4 @@
-"""Every route and status of the jobs service, against a real uvicorn server (SQLite, PostgreSQL)."""
+"""Every route and status of the jobs service, on a real uvicorn server (SQLite, PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -326,7 +326,7 @@ class TestPermissions:
     """A client limited to read and start:hr is refused the rest with 403."""
 
     def test_a_limited_client_is_refused_the_rest(self, server: Server, clients: Clients) -> None:
-        """read and start:hr allow reading and starting hr jobs, and nothing else."""
+        """Permissions read and start:hr allow reading and starting hr jobs, nothing else."""
         everything = admin(server, clients)
         limited = server.bearer("limited", clients.add("limited", "read", "start:hr"))
         hr = start(server, limited, JobId="hr-1")
