@@ -28,7 +28,7 @@ from jobledger.http._errors import (
     ServiceError,
     UnknownClientError,
 )
-from jobledger.http._openapi import openapi_document
+from jobledger.http._openapi import openapi_document, reference_markdown
 from jobledger.http._permissions import ACTIONS, Permission, Permissions
 from jobledger.http._problems import PROBLEM_TYPE_PREFIX
 from jobledger.http._tokens import DEFAULT_TOKEN_SECONDS, IssuedToken, TokenIssuer
@@ -59,4 +59,5 @@ __all__ = [
     "client_store_beside",
     "create_app",
     "openapi_document",
+    "reference_markdown",
 ]

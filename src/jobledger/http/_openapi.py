@@ -14,7 +14,7 @@ import attrs
 from jobledger import __version__
 from jobledger.http._problems import PROBLEM_TYPE_PREFIX
 
-__all__ = ["OPERATIONS", "Operation", "openapi_document"]
+__all__ = ["OPERATIONS", "SCHEMAS", "Operation", "openapi_document", "reference_markdown"]
 
 _STRING = {"type": "string"}
 _NULLABLE_STRING = {"type": ["string", "null"]}
@@ -515,3 +515,60 @@ def openapi_document() -> dict[str, Any]:
         },
         "security": [{"bearer": []}],
     }
+
+
+def reference_markdown() -> str:
+    """The HTTP reference in Markdown, rendered from :func:`openapi_document`.
+
+    >>> reference_markdown().splitlines()[0]
+    '## Routes'
+    """
+    document = openapi_document()
+    lines = [
+        "## Routes",
+        "",
+        "| route | operation | permission | what |",
+        "| --- | --- | --- | --- |",
+    ]
+    for operation in OPERATIONS:
+        permission = {"": "none (no token)", "each": "each command's"}.get(
+            operation.action, f"`{operation.action}[:SERVICE]`"
+        )
+        route = f"`{operation.method} {operation.path}`"
+        lines.append(
+            f"| {route} | `{operation.operation_id}` | {permission} | {operation.summary} |"
+        )
+    for operation in OPERATIONS:
+        entry = document["paths"][operation.path][operation.method.lower()]
+        lines += ["", f"### `{operation.method} {operation.path}`", "", operation.summary, ""]
+        for parameter in entry.get("parameters", ()):
+            where = parameter["in"]
+            lines.append(f"- {where} `{parameter['name']}`: {parameter['description']}")
+        if operation.body:
+            lines.append(f"- body: `{operation.body}` (below)")
+        lines.append("")
+        lines.append("| status | meaning |")
+        lines.append("| --- | --- |")
+        lines.extend(
+            f"| {status} | {description} |" for status, description, _s, _h in operation.responses
+        )
+    lines += ["", "## Schemas", ""]
+    for name, schema in SCHEMAS.items():
+        lines += [f"### `{name}`", "", schema.get("description", ""), ""]
+        properties = schema.get("properties")
+        if properties:
+            required = set(schema.get("required", ()))
+            lines += ["| member | type | required |", "| --- | --- | --- |"]
+            for member, member_schema in properties.items():
+                kind = member_schema.get(
+                    "type", member_schema.get("const", member_schema.get("enum", "any JSON"))
+                )
+                shown = (
+                    " or ".join(kind)
+                    if isinstance(kind, list) and all(isinstance(k, str) for k in kind)
+                    else kind
+                )
+                mark = "yes" if member in required else "no"
+                lines.append(f"| `{member}` | {shown} | {mark} |")
+            lines.append("")
+    return "\n".join(lines) + "\n"

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from tests.integration.http.conftest import Clients, Server
 
 CHECKS = (
@@ -26,7 +28,9 @@ CHECKS = (
 
 
 @pytest.mark.slow
-def test_the_service_keeps_its_openapi_document(server: Server, clients: Clients) -> None:
+def test_the_service_keeps_its_openapi_document(
+    server: Server, clients: Clients, tmp_path: Path
+) -> None:
     """Generated requests to every operation get no 5xx and responses that match the schema."""
     token = server.token("fuzz", clients.add("fuzz", "*"))
     command = [
@@ -52,6 +56,6 @@ def test_the_service_keeps_its_openapi_document(server: Server, clients: Clients
         "--no-color",
     ]
     result = subprocess.run(  # noqa: S603  (our own interpreter and an installed tool)
-        command, capture_output=True, text=True, timeout=900, check=False
+        command, capture_output=True, text=True, timeout=900, check=False, cwd=tmp_path
     )
     assert 0 == result.returncode, result.stdout[-6000:] + result.stderr[-2000:]
