@@ -128,6 +128,7 @@ class TestAuthentication:
                 "/jobs/{id}:complete",
                 "/jobs/{id}:fail",
                 "/jobs/{id}:update",
+                "/jobs:batch",
                 "/openapi.json",
                 "/token",
             ],
