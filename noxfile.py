@@ -24,7 +24,7 @@ nox.options.sessions = ["tests", "lint", "typing", "docs"]
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 # Every extra whose modules the tests and doctests import.
-TEST_EXTRAS = ".[testing,postgres,cli]"
+TEST_EXTRAS = ".[testing,postgres,cli,server]"
 
 
 def group(name: str) -> list[str]:
@@ -124,8 +124,9 @@ def docs(session: nox.Session) -> None:
     --doctest-glob), not here.
     """
     # autodoc imports every public module: jobledger.testing (pytest, hypothesis),
-    # jobledger.postgres (psycopg) and jobledger.cli (click, rich, for the CLI reference).
-    session.install(".[docs,testing,postgres,cli]", *group("tests"))
+    # jobledger.postgres (psycopg), jobledger.cli (click, rich, for the CLI reference) and
+    # jobledger.http (the server extra).
+    session.install(".[docs,testing,postgres,cli,server]", *group("tests"))
     session.run(
         "sphinx-build",
         "--fresh-env",  # re-read every page so no warning hides in a cached environment

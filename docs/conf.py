@@ -90,6 +90,13 @@ def generate_cli_reference(app: Sphinx) -> None:  # noqa: ARG001 - Sphinx's even
     update_reference(Path(__file__).parent / "cli.md")
 
 
+def generate_http_reference(app: Sphinx) -> None:  # noqa: ARG001 - Sphinx's event signature
+    """Write the HTTP reference, rendered from the service's OpenAPI document."""
+    from jobledger.http import reference_markdown as http_reference  # noqa: PLC0415
+
+    write_if_changed(GENERATED / "http.md", http_reference())
+
+
 def resolve_builtins_exactly(app: Sphinx, doctree: nodes.document) -> None:  # noqa: ARG001
     """Make ``type``, ``str``, ... in annotations name the builtins, not our attributes.
 
@@ -108,4 +115,5 @@ def setup(app: Sphinx) -> None:
     app.connect("builder-inited", generate_lifecycle_diagram)
     app.connect("builder-inited", generate_runner_diagram)
     app.connect("builder-inited", generate_cli_reference)
+    app.connect("builder-inited", generate_http_reference)
     app.connect("doctree-read", resolve_builtins_exactly)

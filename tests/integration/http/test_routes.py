@@ -1,0 +1,384 @@
+"""Every route and status of the jobs service, on a real uvicorn server (SQLite, PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+if TYPE_CHECKING:
+    from tests.integration.http.conftest import Clients, Server
+
+START = {"Service": "hr", "Entity": "employee", "Type": "sync", "State": {"done": 0}}
+
+
+def start(server: Server, headers: dict[str, str], **fields: Any) -> httpx.Response:  # noqa: ANN401  (JSON fields)
+    """POST /jobs with START and ``fields``."""
+    return httpx.post(f"{server.url}/jobs", json={**START, **fields}, headers=headers)
+
+
+def admin(server: Server, clients: Clients) -> dict[str, str]:
+    """The Authorization header of a client allowed everything."""
+    return server.bearer("admin", clients.add("admin", "*"))
+
+
+class TestToken:
+    """POST /token: OAuth2 client credentials."""
+
+    def test_form_credentials_get_a_bearer_token(self, server: Server, clients: Clients) -> None:
+        """The form's client_id and client_secret get a Bearer token that expires."""
+        secret = clients.add("job", "read")
+        response = httpx.post(
+            f"{server.url}/token",
+            data={"grant_type": "client_credentials", "client_id": "job", "client_secret": secret},
+        )
+        body = response.json()
+        assert (200, "Bearer", 3600) == (
+            response.status_code,
+            body["token_type"],
+            body["expires_in"],
+        )
+        assert "no-store" == response.headers["cache-control"]
+
+    def test_basic_credentials_get_a_token(self, server: Server, clients: Clients) -> None:
+        """HTTP Basic carries the credentials as well as the form."""
+        secret = clients.add("job", "read")
+        response = httpx.post(
+            f"{server.url}/token", data={"grant_type": "client_credentials"}, auth=("job", secret)
+        )
+        assert 200 == response.status_code
+
+    def test_a_wrong_secret_is_401_invalid_client(self, server: Server, clients: Clients) -> None:
+        """A wrong secret gets 401 with the OAuth2 error invalid_client, as a problem."""
+        clients.add("job", "read")
+        response = httpx.post(
+            f"{server.url}/token", data={"grant_type": "client_credentials"}, auth=("job", "guess")
+        )
+        assert (401, "application/problem+json", "invalid_client") == (
+            response.status_code,
+            response.headers["content-type"],
+            response.json()["error"],
+        )
+
+    def test_another_grant_is_400(self, server: Server) -> None:
+        """A grant other than client_credentials gets 400 unsupported_grant_type."""
+        response = httpx.post(f"{server.url}/token", data={"grant_type": "password"})
+        assert (400, "unsupported_grant_type") == (response.status_code, response.json()["error"])
+
+
+class TestAuthentication:
+    """Bearer tokens on every route but /token and /openapi.json."""
+
+    def test_no_token_is_401(self, server: Server) -> None:
+        """A request without a token gets 401 and a Bearer challenge."""
+        response = httpx.get(f"{server.url}/jobs")
+        assert (401, 'Bearer realm="jobledger"') == (
+            response.status_code,
+            response.headers["www-authenticate"],
+        )
+
+    def test_a_forged_token_is_401(self, server: Server) -> None:
+        """A token not signed with the store's key gets 401."""
+        response = httpx.get(f"{server.url}/jobs", headers={"Authorization": "Bearer a.b.c"})
+        assert 401 == response.status_code
+
+    def test_a_removed_clients_token_stops_working(self, server: Server, clients: Clients) -> None:
+        """Removing a client ends its tokens at once."""
+        headers = server.bearer("job", clients.add("job", "read"))
+        assert 200 == httpx.get(f"{server.url}/jobs", headers=headers).status_code
+        clients.store.remove("job")
+        assert 401 == httpx.get(f"{server.url}/jobs", headers=headers).status_code
+
+    def test_a_rotated_clients_old_token_stops_working(
+        self, server: Server, clients: Clients
+    ) -> None:
+        """Rotating a client's secret ends the tokens of its old secret."""
+        headers = server.bearer("job", clients.add("job", "read"))
+        _client, secret = clients.store.rotate("job")
+        assert 401 == httpx.get(f"{server.url}/jobs", headers=headers).status_code
+        assert (
+            200 == httpx.get(f"{server.url}/jobs", headers=server.bearer("job", secret)).status_code
+        )
+
+    def test_tokens_expire(self, make_server: Any, clients: Clients) -> None:  # noqa: ANN401  (the fixture's factory)
+        """A token past its lifetime gets 401."""
+        server = make_server("--token-lifetime", "1")
+        headers = server.bearer("job", clients.add("job", "read"))
+        deadline = 0
+        while httpx.get(f"{server.url}/jobs", headers=headers).status_code == 200:
+            deadline += 1
+            assert deadline < 100, "the token did not expire"
+            import time  # noqa: PLC0415  (this test only)
+
+            time.sleep(0.1)
+        assert 401 == httpx.get(f"{server.url}/jobs", headers=headers).status_code
+
+    def test_openapi_needs_no_token(self, server: Server) -> None:
+        """GET /openapi.json answers the OpenAPI 3.1 document without a token."""
+        response = httpx.get(f"{server.url}/openapi.json")
+        assert (
+            "3.1.0",
+            [
+                "/events",
+                "/jobs",
+                "/jobs/{id}",
+                "/jobs/{id}/updates",
+                "/jobs/{id}:cancel",
+                "/jobs/{id}:complete",
+                "/jobs/{id}:fail",
+                "/jobs/{id}:update",
+                "/jobs:batch",
+                "/openapi.json",
+                "/token",
+            ],
+        ) == (response.json()["openapi"], sorted(response.json()["paths"]))
+
+
+class TestCommands:
+    """StartJob, UpdateJob, CompleteJob, FailJob and CancelJob routes."""
+
+    def test_start_is_201_with_location_and_etag(self, server: Server, clients: Clients) -> None:
+        """POST /jobs starts a job: 201, Location, ETag, the job in the wire format."""
+        response = start(server, admin(server, clients), JobId="job-1")
+        job = response.json()
+        assert (201, "/jobs/job-1", f'"{job["ETag"]}"', "started") == (
+            response.status_code,
+            response.headers["location"],
+            response.headers["etag"],
+            job["Status"],
+        )
+
+    def test_get_is_the_job_and_304_with_its_etag(self, server: Server, clients: Clients) -> None:
+        """GET /jobs/{id} answers the job, and 304 when If-None-Match holds its ETag."""
+        headers = admin(server, clients)
+        etag = start(server, headers, JobId="job-1").headers["etag"]
+        got = httpx.get(f"{server.url}/jobs/job-1", headers=headers)
+        same = httpx.get(f"{server.url}/jobs/job-1", headers={**headers, "If-None-Match": etag})
+        assert (200, etag, 304) == (got.status_code, got.headers["etag"], same.status_code)
+
+    def test_an_unknown_job_is_404_naming_it(self, server: Server, clients: Clients) -> None:
+        """GET of an unknown job is a 404 problem with its JobId."""
+        response = httpx.get(f"{server.url}/jobs/nope", headers=admin(server, clients))
+        assert (404, "urn:jobledger:problem:job-not-found", "nope") == (
+            response.status_code,
+            response.json()["type"],
+            response.json()["JobId"],
+        )
+
+    def test_a_change_without_if_match_is_428(self, server: Server, clients: Clients) -> None:
+        """A change without If-Match gets 428 and changes nothing."""
+        headers = admin(server, clients)
+        start(server, headers, JobId="job-1")
+        response = httpx.post(f"{server.url}/jobs/job-1:update", json={}, headers=headers)
+        assert (428, 1) == (
+            response.status_code,
+            httpx.get(f"{server.url}/jobs/job-1", headers=headers).json()["Version"],
+        )
+
+    def test_a_stale_etag_is_412_with_the_current_one(
+        self, server: Server, clients: Clients
+    ) -> None:
+        """A stale If-Match gets 412, the current ETag in the ETag header and the problem."""
+        headers = admin(server, clients)
+        first = start(server, headers, JobId="job-1").headers["etag"]
+        changed = httpx.post(
+            f"{server.url}/jobs/job-1:update",
+            json={"Status": "exporting", "StateUpdate": {"done": 1}},
+            headers={**headers, "If-Match": first},
+        )
+        stale = httpx.post(
+            f"{server.url}/jobs/job-1:update", json={}, headers={**headers, "If-Match": first}
+        )
+        assert (200, 412, changed.headers["etag"]) == (
+            changed.status_code,
+            stale.status_code,
+            stale.headers["etag"],
+        )
+        assert changed.json()["ETag"] == stale.json()["CurrentETag"]
+
+    def test_the_wildcard_changes_whatever_the_etag(self, server: Server, clients: Clients) -> None:
+        """If-Match: * completes the job whatever its ETag."""
+        headers = admin(server, clients)
+        start(server, headers, JobId="job-1")
+        response = httpx.post(
+            f"{server.url}/jobs/job-1:complete", json={}, headers={**headers, "If-Match": "*"}
+        )
+        assert (200, "completed") == (response.status_code, response.json()["Status"])
+
+    def test_fail_and_cancel_end_jobs(self, server: Server, clients: Clients) -> None:
+        """:fail and :cancel end their jobs; a further change is a 409 invalid transition."""
+        headers = admin(server, clients)
+        statuses = []
+        for verb in ("fail", "cancel"):
+            etag = start(server, headers, JobId=f"job-{verb}").headers["etag"]
+            ended = httpx.post(
+                f"{server.url}/jobs/job-{verb}:{verb}", headers={**headers, "If-Match": etag}
+            )
+            statuses.append(ended.json()["Status"])
+            again = httpx.post(
+                f"{server.url}/jobs/job-{verb}:update",
+                json={},
+                headers={**headers, "If-Match": ended.headers["etag"]},
+            )
+            statuses.append(f"{again.status_code} {again.json()['Phase']}")
+        assert ["failed", "409 failed", "canceled", "409 canceled"] == statuses
+
+    def test_invalid_data_is_400_naming_the_path(self, server: Server, clients: Clients) -> None:
+        """A body that breaks the wire format gets 400 with the offending path."""
+        headers = admin(server, clients)
+        response = start(server, headers, Service=42)
+        assert (400, "/Service") == (response.status_code, response.json()["Path"])
+
+    def test_not_json_is_400(self, server: Server, clients: Clients) -> None:
+        """A body that is not JSON gets 400."""
+        response = httpx.post(
+            f"{server.url}/jobs", content=b"{nope", headers=admin(server, clients)
+        )
+        assert 400 == response.status_code
+
+    def test_a_taken_job_id_is_409(self, server: Server, clients: Clients) -> None:
+        """Starting a job id that exists gets 409 job-exists."""
+        headers = admin(server, clients)
+        start(server, headers, JobId="job-1")
+        response = start(server, headers, JobId="job-1")
+        assert (409, "urn:jobledger:problem:job-exists") == (
+            response.status_code,
+            response.json()["type"],
+        )
+
+    def test_the_idempotency_key_is_the_request_id(self, server: Server, clients: Clients) -> None:
+        """A retry with the same Idempotency-Key gets the same job; another command gets 409."""
+        headers = {**admin(server, clients), "Idempotency-Key": "msg-1"}
+        first = start(server, headers)
+        retry = start(server, headers)
+        other = start(server, headers, Type="other")
+        assert (first.json()["JobId"], 409) == (retry.json()["JobId"], other.status_code)
+        assert "msg-1" == other.json()["RequestId"]
+
+    def test_a_body_over_the_limit_is_413(self, server: Server, clients: Clients) -> None:
+        """A body over 1 MiB gets 413."""
+        response = start(server, admin(server, clients), Input="x" * (2**20 + 1))
+        assert (413, 2**20) == (response.status_code, response.json()["Limit"])
+
+    def test_errors_carry_no_traceback(self, server: Server, clients: Clients) -> None:
+        """A problem's text names no Python file or traceback."""
+        response = start(server, admin(server, clients), State="nope")
+        assert "Traceback" not in response.text
+        assert ".py" not in response.text
+
+
+class TestQueries:
+    """The update log and the job listing, paged."""
+
+    def test_updates_come_a_page_at_a_time(self, server: Server, clients: Clients) -> None:
+        """GET /jobs/{id}/updates pages with after and limit; NextAfter leads to the next page."""
+        headers = admin(server, clients)
+        etag = start(server, headers, JobId="job-1").headers["etag"]
+        for done in range(3):
+            etag = httpx.post(
+                f"{server.url}/jobs/job-1:update",
+                json={"StateUpdate": {"done": done}},
+                headers={**headers, "If-Match": etag},
+            ).headers["etag"]
+        first = httpx.get(f"{server.url}/jobs/job-1/updates?limit=2", headers=headers).json()
+        rest = httpx.get(f"{server.url}/jobs/job-1/updates?after=2", headers=headers).json()
+        assert ([1, 2], 2, [3], None) == (
+            [update["UpdateId"] for update in first["Updates"]],
+            first["NextAfter"],
+            [update["UpdateId"] for update in rest["Updates"]],
+            rest["NextAfter"],
+        )
+
+    def test_jobs_are_listed_newest_first_by_page(self, server: Server, clients: Clients) -> None:
+        """GET /jobs filters and pages with page_size and page_token."""
+        headers = admin(server, clients)
+        for n in range(3):
+            start(server, headers, JobId=f"job-{n}")
+        start(server, headers, JobId="other", Service="finance")
+        first = httpx.get(
+            f"{server.url}/jobs", params={"service": "hr", "page_size": 2}, headers=headers
+        ).json()
+        rest = httpx.get(
+            f"{server.url}/jobs",
+            params={"service": "hr", "page_token": first["NextPageToken"]},
+            headers=headers,
+        ).json()
+        assert (["job-2", "job-1"], ["job-0"], None) == (
+            [job["JobId"] for job in first["Jobs"]],
+            [job["JobId"] for job in rest["Jobs"]],
+            rest["NextPageToken"],
+        )
+
+    def test_a_bad_query_is_400(self, server: Server, clients: Clients) -> None:
+        """A page size out of range, or a time without offset, gets 400 naming it."""
+        headers = admin(server, clients)
+        size = httpx.get(f"{server.url}/jobs?page_size=0", headers=headers)
+        when = httpx.get(f"{server.url}/jobs?created_after=2024-01-01T00:00:00", headers=headers)
+        assert (400, "page_size", 400, "created_after") == (
+            size.status_code,
+            size.json()["Field"],
+            when.status_code,
+            when.json()["Field"],
+        )
+
+
+class TestPermissions:
+    """A client limited to read and start:hr is refused the rest with 403."""
+
+    def test_a_limited_client_is_refused_the_rest(self, server: Server, clients: Clients) -> None:
+        """Permissions read and start:hr allow reading and starting hr jobs, nothing else."""
+        everything = admin(server, clients)
+        limited = server.bearer("limited", clients.add("limited", "read", "start:hr"))
+        hr = start(server, limited, JobId="hr-1")
+        finance = start(server, limited, JobId="fin-1", Service="finance")
+        start(server, everything, JobId="fin-2", Service="finance")
+        seen = [hr.status_code, finance.status_code]
+        for verb in ("update", "complete", "fail", "cancel"):
+            refused = httpx.post(
+                f"{server.url}/jobs/hr-1:{verb}",
+                json={},
+                headers={**limited, "If-Match": hr.headers["etag"]},
+            )
+            seen.append(refused.status_code)
+        seen.append(httpx.get(f"{server.url}/jobs/fin-2", headers=limited).status_code)
+        assert [201, 403, 403, 403, 403, 403, 200] == seen
+
+    def test_a_service_scoped_reader_sees_its_service_only(
+        self, server: Server, clients: Clients
+    ) -> None:
+        """read:hr lists hr jobs only, and is refused other services' jobs and listings."""
+        everything = admin(server, clients)
+        reader = server.bearer("reader", clients.add("reader", "read:hr"))
+        start(server, everything, JobId="hr-1")
+        start(server, everything, JobId="fin-1", Service="finance")
+        listed = httpx.get(f"{server.url}/jobs", headers=reader).json()
+        other = httpx.get(f"{server.url}/jobs?service=finance", headers=reader)
+        job = httpx.get(f"{server.url}/jobs/fin-1", headers=reader)
+        assert (["hr-1"], 403, 403, "finance") == (
+            [found["JobId"] for found in listed["Jobs"]],
+            other.status_code,
+            job.status_code,
+            job.json()["Service"],
+        )
+
+    def test_a_client_without_read_is_refused_the_feed(
+        self, server: Server, clients: Clients
+    ) -> None:
+        """The event feed needs read."""
+        starter = server.bearer("starter", clients.add("starter", "start"))
+        response = httpx.get(f"{server.url}/events", headers=starter)
+        assert 403 == response.status_code
+
+
+class TestUnknownRoutes:
+    """What is not a route."""
+
+    def test_an_unknown_route_is_a_404_problem(self, server: Server) -> None:
+        """An unknown path gets a 404 problem document."""
+        response = httpx.get(f"{server.url}/nowhere")
+        assert (404, "application/problem+json") == (
+            response.status_code,
+            response.headers["content-type"],
+        )
+        assert "status" in json.loads(response.text)

@@ -1,0 +1,252 @@
+"""The service's pure parts: permissions, problems, secrets, tokens, client stores, the document."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+import pytest
+
+import jobledger.http
+from jobledger import (
+    ConcurrencyError,
+    InvalidJobDataError,
+    InvalidTransitionError,
+    JobAlreadyExistsError,
+    JobNotFoundError,
+    Jobs,
+    RequestIdConflictError,
+    StorageError,
+    StorageUnavailableError,
+    WireFormatError,
+    wire,
+)
+from jobledger.http import (
+    AuthenticationError,
+    ClientExistsError,
+    InMemoryClientStore,
+    Permission,
+    PermissionDeniedError,
+    Permissions,
+    PreconditionRequiredError,
+    RequestTooLargeError,
+    ServiceError,
+    SQLiteClientStore,
+    TokenIssuer,
+    UnknownClientError,
+    openapi_document,
+)
+from jobledger.http._clients import hash_secret, verify_secret
+from jobledger.http._problems import error_of, problem_of
+from jobledger.sqlite import SQLiteRepository
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+class TestPublicNames:
+    """jobledger.http's public surface."""
+
+    def test_all_is_exactly_the_public_names(self) -> None:
+        """__all__ lists every public name the package defines, and nothing else."""
+        public = {
+            name
+            for name, value in vars(jobledger.http).items()
+            if not name.startswith("_")
+            and not isinstance(value, ModuleType)
+            and name != "annotations"
+        }
+        assert public == set(jobledger.http.__all__)
+
+
+class TestPermissions:
+    """ACTION[:SERVICE] permissions and their wildcards."""
+
+    def test_wildcards_cover_every_action_and_service(self) -> None:
+        """'*' allows everything; 'read:*' reading everywhere and nothing else."""
+        everything = Permissions.parse(["*"])
+        reading = Permissions.parse(["read:*"])
+        assert (True, True, False) == (
+            everything.allows("admin", "hr"),
+            reading.allows("read", "finance"),
+            reading.allows("start", "finance"),
+        )
+
+    def test_a_service_scope_limits_the_action(self) -> None:
+        """start:hr allows starting hr jobs only; services() lists the scope."""
+        grants = Permissions.parse(["start:hr read"])
+        assert (True, False, frozenset({"hr"}), None) == (
+            grants.allows("start", "hr"),
+            grants.allows("start", "it"),
+            grants.services("start"),
+            grants.services("read"),
+        )
+
+    def test_an_unknown_action_is_invalid(self) -> None:
+        """A permission naming no action raises InvalidJobDataError."""
+        with pytest.raises(InvalidJobDataError):
+            Permission.parse("write")
+
+    def test_an_empty_service_is_invalid(self) -> None:
+        """'read:' names an empty service."""
+        with pytest.raises(InvalidJobDataError):
+            Permission.parse("read:")
+
+
+class TestProblems:
+    """Errors to RFC 9457 problems and back."""
+
+    @pytest.mark.parametrize(
+        "error",
+        [
+            JobNotFoundError("j"),
+            JobAlreadyExistsError("j"),
+            ConcurrencyError("j", "e1", "e2"),
+            InvalidTransitionError("j", "completed", "update"),
+            InvalidJobDataError("state", "/a", "bad"),
+            WireFormatError("StartJob", "/Service", "bad"),
+            RequestIdConflictError("r"),
+            AuthenticationError("the token has expired"),
+            PermissionDeniedError("c", "start", "hr"),
+            PreconditionRequiredError("j"),
+            RequestTooLargeError(10),
+        ],
+    )
+    def test_each_error_comes_back_as_itself(self, error: Exception) -> None:
+        """An error through its problem document is the same error with the same facts."""
+        document = problem_of(error)  # type: ignore[arg-type]
+        back = error_of(document["status"], document, location="http://x")
+        assert (type(error), error.__reduce__()) == (type(back), back.__reduce__())
+
+    def test_a_storage_error_hides_its_location(self) -> None:
+        """A storage failure is 503 without the file or server, and comes back unavailable."""
+        document = problem_of(StorageError("/secret/path.db", "disk full"))
+        back = error_of(503, document, location="http://x")
+        assert (503, False, StorageUnavailableError) == (
+            document["status"],
+            "/secret" in str(document),
+            type(back),
+        )
+
+    def test_an_unknown_problem_is_a_service_error(self) -> None:
+        """A problem the client does not know raises ServiceError with its status."""
+        back = error_of(502, {"title": "Bad gateway"}, location="http://x")
+        assert (ServiceError, 502) == (type(back), back.status)  # type: ignore[attr-defined]
+
+
+class TestSecrets:
+    """Secrets are kept as salted scrypt hashes."""
+
+    def test_a_hash_checks_its_secret_only(self) -> None:
+        """verify_secret accepts the secret and refuses another."""
+        hashed = hash_secret("s3cret")
+        assert (True, False, False) == (
+            verify_secret("s3cret", hashed),
+            verify_secret("s3cre", hashed),
+            "s3cret" in hashed,
+        )
+
+    def test_two_hashes_of_one_secret_differ(self) -> None:
+        """Each hash has its own salt."""
+        assert hash_secret("s") != hash_secret("s")
+
+
+class TestClientStores:
+    """The in-memory and SQLite client stores keep the same rules."""
+
+    @pytest.fixture(params=["memory", "sqlite"])
+    def store(self, request: pytest.FixtureRequest, tmp_path: Path) -> jobledger.http.ClientStore:
+        """A new, empty store of each kind (the SQLite one beside a ledger)."""
+        if request.param == "memory":
+            return InMemoryClientStore()
+        SQLiteRepository(tmp_path / "jobs.db").close()
+        return SQLiteClientStore(str(tmp_path / "jobs.db"))
+
+    def test_add_authenticate_rotate_remove(self, store: jobledger.http.ClientStore) -> None:
+        """A client authenticates with its secret; rotation and removal end the old secret."""
+        client, secret = store.add("job", Permissions.parse(["read"]))
+        assert client == store.authenticate("job", secret)
+        rotated, new_secret = store.rotate("job")
+        with pytest.raises(AuthenticationError):
+            store.authenticate("job", secret)
+        assert (2, ["job"]) == (rotated.generation, [c.client_id for c in store.clients()])
+        store.remove("job")
+        with pytest.raises(AuthenticationError):
+            store.authenticate("job", new_secret)
+
+    def test_a_taken_id_and_an_unknown_id_are_refused(
+        self, store: jobledger.http.ClientStore
+    ) -> None:
+        """A taken id raises ClientExistsError on add; an unknown one UnknownClientError."""
+        store.add("job", Permissions.parse(["read"]))
+        with pytest.raises(ClientExistsError):
+            store.add("job", Permissions.parse(["read"]))
+        with pytest.raises(UnknownClientError):
+            store.remove("nobody")
+
+    def test_the_signing_key_is_kept(self, store: jobledger.http.ClientStore) -> None:
+        """The signing key is the same on every read."""
+        assert store.signing_key() == store.signing_key()
+
+    def test_the_ledger_still_opens_its_file(self, tmp_path: Path) -> None:
+        """The client tables do not stop the SQLite repository from opening its file again."""
+        SQLiteRepository(tmp_path / "jobs.db").close()
+        SQLiteClientStore(str(tmp_path / "jobs.db")).close()
+        repository = SQLiteRepository(tmp_path / "jobs.db")
+        assert "hr" == Jobs(repository).start(service="hr", entity="e", type="t").service
+        repository.close()
+
+
+class TestTokens:
+    """Tokens name their client and expire."""
+
+    def test_a_token_expires_after_its_lifetime(self) -> None:
+        """A token is refused once the clock passes its lifetime."""
+        now = [datetime(2026, 1, 1, tzinfo=UTC)]
+        store = InMemoryClientStore()
+        client, _secret = store.add("job", Permissions.parse(["read"]))
+        issuer = TokenIssuer(store, lifetime=60, clock=lambda: now[0])
+        token = issuer.issue(client).access_token
+        assert client == issuer.verify(token)
+        now[0] += timedelta(seconds=61)
+        with pytest.raises(AuthenticationError) as raised:
+            issuer.verify(token)
+        assert "the token has expired" == raised.value.reason
+
+    def test_another_stores_token_is_refused(self) -> None:
+        """A token signed with another store's key is refused."""
+        first, second = InMemoryClientStore(), InMemoryClientStore()
+        client, _secret = first.add("job", Permissions.parse(["read"]))
+        second.add("job", Permissions.parse(["read"]))
+        token = TokenIssuer(first).issue(client).access_token
+        with pytest.raises(AuthenticationError):
+            TokenIssuer(second).verify(token)
+
+
+class TestOpenAPIDocument:
+    """The document's schemas say what the wire encodes."""
+
+    def test_job_and_update_schemas_have_the_wire_keys(self) -> None:
+        """Job's and JobUpdate's properties are exactly the keys the wire encodes."""
+        jobs = Jobs()
+        job = jobs.start(service="hr", entity="e", type="t")
+        job = jobs.update(job.id, etag=job.etag, state_update={"a": 1})
+        schemas = openapi_document()["components"]["schemas"]
+        assert list(wire.encode(job)) == list(schemas["Job"]["properties"])
+        assert list(wire.encode(jobs.updates(job.id)[0])) == list(
+            schemas["JobUpdate"]["properties"]
+        )
+
+    def test_event_schemas_have_the_wire_keys(self) -> None:
+        """Each event schema's properties are the keys the wire encodes for that event."""
+        jobs = Jobs()
+        seen: list[object] = []
+        jobs.subscribe(seen.append)
+        for end in ("complete", "fail", "cancel"):
+            job = jobs.start(service="hr", entity="e", type="t")
+            job = jobs.update(job.id, etag=job.etag)
+            getattr(jobs, end)(job.id, etag=job.etag)
+        encoded = {tuple(sorted(wire.encode(event))) for event in seen}  # type: ignore[arg-type]
+        schemas = openapi_document()["components"]["schemas"]["Event"]["oneOf"]
+        assert {tuple(sorted(schema["properties"])) for schema in schemas} == encoded
