@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -44,6 +45,7 @@ from jobledger.cli._root import (
     json_option,
     open_ledger,
     open_repository,
+    settings,
     store_option,
 )
 from jobledger.runner import (
@@ -56,9 +58,9 @@ from jobledger.runner import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
-    from jobledger import Job, JobEvent, JobPage, Jobs, Repository
+    from jobledger import FeedEntry, Job, JobEvent, JobPage, Jobs, Repository
     from jobledger.runner import JobDefinition
 
 __all__ = ["history", "list_command", "show", "steps_command", "watch"]
@@ -414,7 +416,9 @@ def watch(  # noqa: PLR0917  (one parameter per option)
     end, its progress) together. With --json, one JSON object per line:
     {"Position": N, "Event": <the event in the wire format>}.
     """
-    repository = open_repository(ctx, store)
+    service_url = settings(ctx).api.url
+    jobs = open_ledger(ctx, store) if service_url is not None else None
+    repository = open_repository(ctx, store) if jobs is None else None
     event_filter = EventFilter(
         service=service or None,
         entity=entity or None,
@@ -435,6 +439,12 @@ def watch(  # noqa: PLR0917  (one parameter per option)
 
     start = 0 if from_start else None
     position = after if after is not None else start
+    deadline = None if timeout is None else time.monotonic() + timeout
+    if repository is None:
+        _follow_service(
+            jobs, position, wanted, as_json=as_json, max_events=max_events, deadline=deadline
+        )
+        return
     if position is None:
         position = repository.feed_head()
     if not as_json:
@@ -447,8 +457,48 @@ def watch(  # noqa: PLR0917  (one parameter per option)
         wanted,
         as_json=as_json,
         max_events=max_events,
-        deadline=None if timeout is None else time.monotonic() + timeout,
+        deadline=deadline,
     )
+
+
+def _follow_service(
+    jobs: object,
+    position: int | None,
+    wanted: Callable[[JobEvent], bool],
+    *,
+    as_json: bool,
+    max_events: int | None,
+    deadline: float | None,
+) -> None:
+    """Follow the event feed of the jobs service (``--api-url``): its Server-Sent Events."""
+    feed: Callable[..., Iterator[FeedEntry]] = getattr(jobs, "feed")  # noqa: B009  (JobsClient's)
+    stop = threading.Event()
+    if deadline is not None:
+        timer = threading.Timer(max(deadline - time.monotonic(), 0.0), stop.set)
+        timer.daemon = True
+        timer.start()
+    if not as_json:
+        where = "now" if position is None else f"#{position}"
+        console(stderr=True).print(
+            Text(f"Watching the service's events after {where} (Ctrl-C stops).", style="dim")
+        )
+    out = console()
+    shown = 0
+    try:
+        for entry in feed(after=position, stop=stop):
+            if not wanted(entry.event):
+                continue
+            if as_json:
+                click.echo(dumps(event_json(entry), indent=None))
+            else:
+                out.print(event_line(entry))
+            shown += 1
+            if max_events is not None and shown >= max_events:
+                return
+    except KeyboardInterrupt:
+        return
+    finally:
+        stop.set()
 
 
 def _follow_feed(

@@ -144,6 +144,7 @@ class Hints:
         app: The ``--app`` to repeat, or ``None`` likewise.
         program: How to call the command line (``.venv/bin/jobledger`` when
             ``jobledger`` is not on the PATH).
+        api_url: The ``--api-url`` to repeat (never the client's secret), or ``None``.
 
     >>> Hints(store="/tmp/x.db", app=None).command("resume", "r1", "--repair", app=True)
     'jobledger resume r1 --repair --store /tmp/x.db'
@@ -154,13 +155,16 @@ class Hints:
     )
     app: str | None = None
     program: str = "jobledger"
+    api_url: str | None = None
 
     def command(self, *words: str, app: bool = False) -> str:
         """The program and ``words``, plus ``--app`` (when ``app``) and ``--store``, quoted."""
         parts = [self.program, *words]
         if app and self.app is not None:
             parts += ["--app", self.app]
-        if self.store is not None:
+        if self.api_url is not None:
+            parts += ["--api-url", masked(self.api_url)]
+        elif self.store is not None:
             parts += ["--store", masked(self.store)]
         return printable(shlex.join(parts))
 

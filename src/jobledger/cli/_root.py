@@ -9,7 +9,7 @@ import shutil
 import sys
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import attrs
 import click
@@ -18,7 +18,7 @@ from rich.text import Text
 
 from jobledger import Jobs
 from jobledger.cli._app import APP_ENV, DEFAULT_APP, App
-from jobledger.cli._errors import AppError, UnknownJobError, explain
+from jobledger.cli._errors import AppError, StoreUnreachableError, UnknownJobError, explain
 from jobledger.cli._exit import EXIT_CODE_MEANINGS, ExitCode
 from jobledger.cli._password import masked
 from jobledger.cli._printable import literal, printable
@@ -35,8 +35,13 @@ if TYPE_CHECKING:
     from jobledger import Repository
 
 __all__ = [
+    "API_CLIENT_ID_ENV",
+    "API_SECRET_ENV",
+    "API_URL_ENV",
     "FORCE",
+    "ApiAccess",
     "Settings",
+    "api_options",
     "app_option",
     "cli",
     "debug_option",
@@ -47,6 +52,7 @@ __all__ = [
     "make_runner",
     "open_ledger",
     "open_repository",
+    "open_service",
     "progress_view",
     "settings",
     "store_option",
@@ -60,6 +66,27 @@ F = TypeVar("F", bound="Callable[..., Any]")
 
 #: The order of the commands in the help and the reference.
 _ORDER = ("invoke", "resume", "cancel", "steps", "show", "history", "list", "watch", "demo")
+
+
+@attrs.define
+class ApiAccess:
+    """The jobs service to use in place of a store: ``--api-url`` and its client's credentials.
+
+    Attributes:
+        url: The service's base URL; ``None`` to use ``--store``.
+        client_id: The OAuth2 client's id.
+        secret: Its secret (never shown).
+    """
+
+    url: str | None = None
+    client_id: str | None = None
+    secret: str | None = attrs.field(default=None, repr=lambda secret: "***" if secret else "None")
+
+
+#: The environment variables of the service options (the seed's Invoke-Job names them so).
+API_URL_ENV = "JOBLEDGER_API_URL"
+API_CLIENT_ID_ENV = "JOBLEDGER_API_CLIENT_ID"
+API_SECRET_ENV = "JOBLEDGER_API_SECRET"  # noqa: S105  (the variable's name, not a secret)
 
 
 @attrs.define
@@ -79,6 +106,7 @@ class Settings:
     )
     opened: str = ""
     hints: Hints = attrs.Factory(Hints)
+    api: ApiAccess = attrs.Factory(ApiAccess)
 
 
 def settings(ctx: click.Context) -> Settings:
@@ -168,8 +196,43 @@ def _store_value(ctx: click.Context, _param: click.Parameter, value: str) -> str
     return value
 
 
+def _set_api(field: str) -> Callable[[click.Context, click.Parameter, str | None], None]:
+    def keep(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+        if value is not None:
+            setattr(settings(ctx).api, field, value)
+
+    return keep
+
+
+def api_options(function: F) -> F:
+    """Decorator: ``--api-url``, ``--api-client-id`` and ``--api-secret`` (in place of a store)."""
+    for name, field, env, text in reversed(
+        (
+            (
+                "--api-url",
+                "url",
+                API_URL_ENV,
+                "Use the jobs service at this URL (jobledger serve) in place of --store.",
+            ),
+            ("--api-client-id", "client_id", API_CLIENT_ID_ENV, "The service client's id."),
+            ("--api-secret", "secret", API_SECRET_ENV, "The service client's secret."),
+        )
+    ):
+        function = click.option(
+            name,
+            envvar=env,
+            show_envvar=True,
+            expose_value=False,
+            callback=_set_api(field),
+            metavar="URL" if field == "url" else "TEXT",
+            help=text,
+        )(function)
+    return function
+
+
 def store_option(function: F) -> F:
-    """Decorator: the ``--store`` option (``JOBLEDGER_STORE``)."""
+    """Decorator: the ``--store`` option (``JOBLEDGER_STORE``) and the service options."""
+    function = api_options(function)
     return click.option(
         "--store",
         envvar=STORE_ENV,
@@ -223,6 +286,7 @@ def _exit_code_listing() -> str:
 @click.group(cls=Commands, epilog=_exit_code_listing())
 @click.version_option(package_name="jobledger", prog_name="jobledger")
 @debug_option
+@api_options
 @click.option(
     "--store",
     metavar="PATH|URL",
@@ -257,7 +321,15 @@ def hints_of(ctx: click.Context, *, demo: bool = False) -> Hints:
     app = given("app")
     if demo and os.environ.get(APP_ENV, DEFAULT_APP) != DEFAULT_APP:
         app = DEFAULT_APP
-    return Hints(store=given("store") or settings(ctx).store, app=app, program=program_name())
+    api_url = settings(ctx).api.url
+    if api_url is not None and os.environ.get(API_URL_ENV) == api_url:
+        api_url = None  # from the environment: the suggested command finds it there too
+    return Hints(
+        store=given("store") or settings(ctx).store,
+        app=app,
+        program=program_name(),
+        api_url=api_url,
+    )
 
 
 def program_name() -> str:
@@ -320,10 +392,52 @@ def open_ledger(
         StoreUnreachableError: the store cannot be opened, or is missing and
             ``create`` is false.
     """
+    if settings(ctx).api.url is not None:
+        return open_service(ctx)
     repository = open_repository(ctx, store, create=create)
     if app is None or app.limits is None:
         return Jobs(repository=repository)
     return Jobs(repository=repository, limits=app.limits)
+
+
+def open_service(ctx: click.Context) -> Jobs:
+    """A client of the jobs service ``--api-url`` names, closed when the command ends.
+
+    :class:`jobledger.http.JobsClient` offers the methods of
+    :class:`~jobledger.Jobs` the commands call (get, find, updates, handle,
+    handle_all, subscribe), with the same errors: the commands and the runner
+    use it as they use a local ledger.
+
+    Raises:
+        click.UsageError: the client id or the secret is missing.
+        StoreUnreachableError: the ``server`` extra is not installed.
+    """
+    api = settings(ctx).api
+    missing = [
+        name
+        for name, value in (("--api-client-id", api.client_id), ("--api-secret", api.secret))
+        if not value
+    ]
+    if missing:
+        msg = (
+            f"--api-url needs {' and '.join(missing)} too "
+            f"(or {API_CLIENT_ID_ENV} and {API_SECRET_ENV})"
+        )
+        raise click.UsageError(msg, ctx)
+    try:
+        from jobledger.http import JobsClient  # noqa: PLC0415  (the server extra, only here)
+    except ImportError as err:
+        raise StoreUnreachableError(
+            f"the jobs service at {api.url}",
+            'the service client needs the server extra: pip install "jobledger[server]"',
+        ) from err
+    assert api.url is not None  # noqa: S101  (checked by the caller)
+    shared = settings(ctx)
+    shared.opened, shared.hints = f"the jobs service at {api.url}", hints_of(ctx)
+    client = JobsClient(api.url, api.client_id or "", api.secret or "")
+    ctx.call_on_close(client.close)
+    # The client has the methods of Jobs that the commands use, and raises the same errors.
+    return cast("Jobs", client)
 
 
 def make_runner(ctx: click.Context, app: App, jobs: Jobs) -> Runner:

@@ -191,8 +191,13 @@ class _Service:
                 logger.exception("%s %s failed", operation.method, operation.path)
                 return _json(problem(500, "internal", "Internal error", "the service failed"), 500)
 
+        # A job id may hold "/" (a run's launches: "<run>/<n>"), sent as %2F and decoded
+        # before routing: the id takes the rest of the path, up to the route's own end.
         return Route(
-            operation.path, endpoint, methods=[operation.method], name=operation.operation_id
+            operation.path.replace("{id}", "{id:path}"),
+            endpoint,
+            methods=[operation.method],
+            name=operation.operation_id,
         )
 
     async def _authenticate(self, request: Request) -> Client:
@@ -546,6 +551,10 @@ def create_app(
         stream_seconds=stream_seconds,
     )
     return Starlette(
-        routes=[service.route(operation) for operation in OPERATIONS],
+        # Routes with more after the job id first: /jobs/{id}/updates is not the job "x/updates".
+        routes=[
+            service.route(operation)
+            for operation in sorted(OPERATIONS, key=lambda op: op.path.endswith("{id}"))
+        ],
         exception_handlers={HTTPException: _not_found, Exception: _not_found},
     )
