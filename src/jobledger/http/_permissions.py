@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from jobledger import InvalidJobDataError
+from jobledger.runner import RUN_SERVICE
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -59,7 +60,24 @@ class Permission:
         return cls(action, service or ANY)
 
     def allows(self, action: str, service: str) -> bool:
-        """Whether this permission covers ``action`` on jobs of ``service``."""
+        """Whether this permission covers ``action`` on jobs of ``service``.
+
+        ``run`` covers what driving runs takes: every action but ``admin`` on
+        the jobs of the runner's service (``jobledger.runner``, or the
+        service it names: ``run:nightly`` for a runner recording under
+        ``nightly``).
+
+        >>> Permission("run").allows("start", "jobledger.runner")
+        True
+        >>> (
+        ...     Permission("run").allows("start", "hr"),
+        ...     Permission("run").allows("admin", "jobledger.runner"),
+        ... )
+        (False, False)
+        """
+        if self.action == "run":
+            runs_of = RUN_SERVICE if self.service == ANY else self.service
+            return action != "admin" and service == runs_of
         return self.action in (ANY, action) and self.service in (ANY, service)
 
     def __str__(self) -> str:
@@ -101,6 +119,12 @@ class Permissions:
         True
         """
         services = {grant.service for grant in self.grants if grant.action in (ANY, action)}
+        if action != "admin":
+            services |= {
+                RUN_SERVICE if grant.service == ANY else grant.service
+                for grant in self.grants
+                if grant.action == "run"
+            }
         return None if ANY in services else frozenset(services)
 
     def __str__(self) -> str:

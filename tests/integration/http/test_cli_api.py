@@ -57,8 +57,11 @@ class TestInvokeThroughTheService:
     def test_a_run_is_recorded_on_the_server_repaired_from_another_process(
         self, server: Server, clients: Clients
     ) -> None:
-        """The demo job blocks on the server's ledger; a second process shows and repairs it."""
-        secret = clients.add("agent", "*")
+        """The demo job blocks on the server's ledger; a second process shows and repairs it.
+
+        The client has the ``run`` permission only: what driving runs takes.
+        """
+        secret = clients.add("agent", "run")
 
         invoked = jobledger(server, secret, "invoke", "-j", "hr-nightly", "--json")
 

@@ -250,3 +250,30 @@ class TestOpenAPIDocument:
         encoded = {tuple(sorted(wire.encode(event))) for event in seen}  # type: ignore[arg-type]
         schemas = openapi_document()["components"]["schemas"]["Event"]["oneOf"]
         assert {tuple(sorted(schema["properties"])) for schema in schemas} == encoded
+
+
+class TestRunPermission:
+    """``run`` grants what driving runs takes, on the runner's service only."""
+
+    def test_run_covers_every_action_but_admin_on_the_runners_jobs(self) -> None:
+        """A client with ``run`` may start, update, end and read the jobs of jobledger.runner."""
+        grants = Permissions.parse(["run"])
+
+        allowed = [
+            action
+            for action in ("read", "start", "update", "complete", "fail", "cancel", "admin")
+            if grants.allows(action, "jobledger.runner")
+        ]
+
+        assert ["read", "start", "update", "complete", "fail", "cancel"] == allowed
+        assert not grants.allows("start", "hr")
+
+    def test_a_scoped_run_names_the_runners_service(self) -> None:
+        """``run:nightly`` covers a runner that records its runs under the service nightly."""
+        grants = Permissions.parse(["run:nightly"])
+
+        assert (True, False) == (
+            grants.allows("start", "nightly"),
+            grants.allows("start", "jobledger.runner"),
+        )
+        assert frozenset({"nightly"}) == grants.services("read")
