@@ -11,9 +11,9 @@ import json
 from typing import TYPE_CHECKING, Any
 
 import click
-from rich.markup import escape
 
 from jobledger import Jobs
+from jobledger.cli._printable import printable
 from jobledger.cli._render import console
 from jobledger.cli._root import cli, debug_option, json_option, open_repository, store_option
 
@@ -106,7 +106,8 @@ def serve(  # noqa: PLR0917  (click passes one parameter per option)
     http = _http()
     import uvicorn  # noqa: PLC0415  (part of the server extra, checked just above)
 
-    repository = open_repository(ctx, store)
+    # A service is set up on a new store as the commands that start runs are: it makes it.
+    repository = open_repository(ctx, store, create=True)
     app = http.create_app(
         Jobs(repository),
         _client_store(ctx, repository),
@@ -155,10 +156,11 @@ _ALLOW_HELP = (
 def add_client(ctx: click.Context, client_id: str, allow: tuple[str, ...], store: str) -> None:
     """Add a client; print its secret alone on the last line (shown this once)."""
     permissions = _http().Permissions.parse(allow)
-    client, secret = _client_store(ctx, open_repository(ctx, store)).add(client_id, permissions)
+    repository = open_repository(ctx, store, create=True)  # the first client sets a store up
+    client, secret = _client_store(ctx, repository).add(client_id, permissions)
     out = console()
-    allowed = escape(str(client.permissions))
-    out.print(f"added client {escape(client.client_id)} allowed {allowed}; its secret:")
+    allowed = printable(str(client.permissions))
+    out.print(f"added client {printable(client.client_id)} allowed {allowed}; its secret:")
     click.echo(secret)
 
 
@@ -185,7 +187,7 @@ def list_clients(ctx: click.Context, store: str, *, as_json: bool) -> None:
     if not found:
         out.print("no clients; add one with `jobledger clients add CLIENT_ID --allow ACTION`")
     for client in found:
-        out.print(f"{escape(client.client_id)}  {escape(str(client.permissions))}")
+        out.print(f"{printable(client.client_id)}  {printable(str(client.permissions))}")
 
 
 @clients.command("remove")
@@ -196,7 +198,7 @@ def list_clients(ctx: click.Context, store: str, *, as_json: bool) -> None:
 def remove_client(ctx: click.Context, client_id: str, store: str) -> None:
     """Remove a client: its tokens stop working at once."""
     _client_store(ctx, open_repository(ctx, store)).remove(client_id)
-    console().print(f"removed client {escape(client_id)}")
+    console().print(f"removed client {printable(client_id)}")
 
 
 @clients.command("rotate")
@@ -207,5 +209,5 @@ def remove_client(ctx: click.Context, client_id: str, store: str) -> None:
 def rotate_client(ctx: click.Context, client_id: str, store: str) -> None:
     """Give a client a new secret, printed alone on the last line; its tokens stop working."""
     client, secret = _client_store(ctx, open_repository(ctx, store)).rotate(client_id)
-    console().print(f"client {escape(client.client_id)} has a new secret:")
+    console().print(f"client {printable(client.client_id)} has a new secret:")
     click.echo(secret)
