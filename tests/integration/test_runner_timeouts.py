@@ -11,20 +11,31 @@ import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
-from typing import TYPE_CHECKING
+from pathlib import Path
+
+import pytest
 
 from jobledger import Jobs
 from jobledger.runner import JobDefinition, Runner, RunStatus, Task, TaskContext, load_launches
 from jobledger.sqlite import SQLiteRepository
 
-if TYPE_CHECKING:
-    from pathlib import Path
+
+@pytest.fixture(autouse=True)
+def importable_tests(monkeypatch: pytest.MonkeyPatch, pytestconfig: pytest.Config) -> None:
+    """Put the project's root on the path, which spawned workers inherit.
+
+    The workers unpickle the task functions by their module's name,
+    ``tests.integration.test_runner_timeouts``, which the root makes importable.
+    """
+    monkeypatch.syspath_prepend(str(pytestconfig.rootpath))
 
 
 def sleep_long(context: TaskContext) -> None:
     """Sleep far past any timeout, ignoring cancel requests (work that must be stopped)."""
-    marker = context.input["marker"]  # type: ignore[index]
-    with open(marker, "a", encoding="utf-8") as out:  # noqa: PTH123  (a worker's plain file)
+    assert isinstance(context.input, dict)
+    marker = context.input["marker"]
+    assert isinstance(marker, str)
+    with Path(marker).open("a", encoding="utf-8") as out:
         out.write(f"{os.getpid()}\n")
     time.sleep(60)
 
@@ -47,8 +58,10 @@ class TestProcessTimeouts:
     def test_the_worker_is_terminated_and_replaced_so_the_next_task_starts_at_once(
         self, tmp_path: Path
     ) -> None:
-        """The stuck worker process is killed, the task fails on its timeout, and the run's
-        next step runs on a fresh pool within seconds, not after the stuck task's 60 s."""
+        """The stuck worker is killed and the next step runs at once on a fresh pool.
+
+        The task fails on its timeout; the run ends within seconds, not after its 60 s.
+        """
         jobs = Jobs(repository=SQLiteRepository(tmp_path / "jobs.db"))
         definition = JobDefinition(
             "Night",

@@ -567,7 +567,11 @@ class Driver:
                 self.writer.last_write + self.settings.lease / 3,
             ]
             wakes.extend(running.deadline for running in self.running.values() if running.deadline)
-            if any(r.deadline is not None and not r.local for r in self.running.values()):
+            if any(
+                not r.local and r.task.timeout is not None and r.started_at is None
+                for r in self.running.values()
+            ):
+                # A launch elsewhere is timed once its start is seen in its job.
                 wakes.append(self.last_start_poll + _START_POLL)
         try:
             return self.inbox.get(timeout=max(min(wakes) - now, 0.0))
