@@ -243,6 +243,7 @@ class Driver:
         self.failure: str | None = writer.state.failure
         self.halted = any(outcome.status is TaskStatus.FAILED for outcome in self.outcomes.values())
         self.abandoned = False
+        self.warned_unreachable = False
         self.released = False
         self.last_poll = time.monotonic()
         self.last_start_poll = time.monotonic()
@@ -469,6 +470,16 @@ class Driver:
             )
         else:
             channel = LedgerChannel(self.settings.ledger_handle, job_id)
+            if self.settings.ledger_handle is None and not self.warned_unreachable:
+                self.warned_unreachable = True
+                logger.warning(
+                    "tasks on side %r run in other processes, which cannot reach this ledger "
+                    "(kept in memory, or not picklable): their progress is recorded with their "
+                    "end only, and they see no cancel request; give the runner a ledger on a "
+                    "SQLite file or PostgreSQL",
+                    task.side,
+                    extra={"run_id": self.run_id},
+                )
         function = task.repair if record.repair and task.repair is not None else task.function
         call = TaskCall(
             run_id=self.run_id,

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from jobledger import ANY_ETAG, Jobs, thaw
+from jobledger import ANY_ETAG, JobFailed, Jobs
 from jobledger.runner import (
+    TASK_ENTITY,
     JobDefinition,
     Runner,
     RunNotFoundError,
@@ -19,12 +20,15 @@ from jobledger.runner import (
     TaskBlocked,
     TaskContext,
     TaskResult,
+    TaskStatus,
+    load_launches,
     request_cancel,
 )
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from jobledger import JobEvent
     from jobledger.runner import RunResult
 
 
@@ -77,7 +81,12 @@ class TestCancel:
         assert (RunStatus.CANCELED, "canceled") == (result.status, jobs.get(ids[0]).status)
         assert {"export": "completed", "sync": "pending"} == result.statuses()
         assert {"saw_cancel": True} == result.outcomes["export"].summary
-        assert {"saw_cancel": True} == thaw(jobs.get(ids[0]).state)["tasks"]["export"]["summary"]
+        [export] = load_launches(jobs, ids[0], 1)
+        assert ("export", TaskStatus.COMPLETED, {"saw_cancel": True}) == (
+            export.input.task,
+            export.status,
+            export.state.summary,
+        )
 
     def test_a_cancel_through_the_ledger_alone_is_seen_by_polling(self) -> None:
         """A cancel written by another ledger on the same storage is seen at the next poll."""
@@ -196,7 +205,7 @@ class TestCancel:
     def test_a_run_ended_directly_in_the_ledger_keeps_its_outcomes_in_the_result(
         self, jobs: Jobs
     ) -> None:
-        """Canceled by a wildcard ledger command, the result still holds the task's outcome."""
+        """Canceled by a wildcard ledger command, the task's end is still recorded in its launch."""
         started, ids = threading.Event(), list[str]()
         runner = Runner(
             jobs, [JobDefinition("Long", [Task("export", waits_for_cancel(started, ids))])]
@@ -206,4 +215,33 @@ class TestCancel:
 
         assert RunStatus.CANCELED == result.status
         assert {"saw_cancel": True} == result.outcomes["export"].summary
-        assert "running" == thaw(jobs.get(ids[0]).state)["tasks"]["export"]["status"]
+        [export] = load_launches(jobs, ids[0], 1)
+        assert (TaskStatus.COMPLETED, {"saw_cancel": True}) == (export.status, export.state.summary)
+
+    def test_a_cancel_after_a_failure_still_records_the_failed_task(self, jobs: Jobs) -> None:
+        """Canceled after a task failed, the run ends canceled and the task's launch says failed."""
+        failed = threading.Event()
+
+        def on_failure(event: JobEvent) -> None:
+            if (getattr(event, "state_update", None) or {}).get("outcome") == "failed":
+                failed.set()
+
+        jobs.subscribe(on_failure, events=JobFailed, entity=TASK_ENTITY)
+
+        def broken(_context: TaskContext) -> None:
+            message = "row 7 has no employee id"
+            raise ValueError(message)
+
+        def cancels(context: TaskContext) -> None:
+            assert failed.wait(timeout=30)
+            request_cancel(jobs, context.run_id)
+            context.wait_for_cancel(timeout=30)
+
+        definition = JobDefinition("D", [Task("broken", broken), Task("cancels", cancels)])
+
+        result = Runner(jobs, [definition]).invoke("D", run_id="run-1")
+
+        assert RunStatus.CANCELED == result.status
+        assert [("broken", TaskStatus.FAILED), ("cancels", TaskStatus.COMPLETED)] == [
+            (launch.input.task, launch.status) for launch in load_launches(jobs, "run-1", 2)
+        ]

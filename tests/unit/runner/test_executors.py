@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import threading
+import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import pytest
 
-from jobledger import JobUpdated
+from jobledger import Jobs
 from jobledger.runner import (
     JobDefinition,
     Runner,
@@ -18,13 +18,14 @@ from jobledger.runner import (
     Task,
     TaskContext,
     TaskResult,
+    load_launches,
     request_cancel,
 )
+from jobledger.sqlite import SQLiteRepository
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-
-    from jobledger import JobEvent, Jobs
+    from pathlib import Path
 
 
 def report_pid(context: TaskContext) -> TaskResult:
@@ -38,6 +39,13 @@ def wait_for_cancel(context: TaskContext) -> TaskResult:
     context.report_progress(waiting=True)
     saw = context.wait_for_cancel(timeout=60)
     return TaskResult(summary={"saw_cancel": saw})
+
+
+def waiting(jobs: Jobs, run_id: str) -> bool:
+    """Whether the run's first launch exists and its task said it is waiting."""
+    launches = load_launches(jobs, run_id, 1)
+    progress = launches[0].state.progress if launches else None
+    return progress is not None and progress.get("waiting") is True
 
 
 def in_this_process(_context: TaskContext) -> TaskResult:
@@ -84,27 +92,38 @@ class TestExecutors:
         assert {"pid": os.getpid()} == result.outcomes["sync"].summary
 
     def test_a_cancel_reaches_a_task_in_another_process(
-        self, jobs: Jobs, process_pool: ProcessPoolExecutor
+        self, tmp_path: Path, process_pool: ProcessPoolExecutor
     ) -> None:
-        """The cancellation flag of a task in a worker process is raised by a cancel request."""
-        waiting = threading.Event()
-
-        def watch(event: JobEvent) -> None:
-            if "waiting" in str(getattr(event, "state_update", "")):
-                waiting.set()
-
-        jobs.subscribe(watch, events=JobUpdated)
+        """A task in a worker process sees a cancel request through its launch job (SQLite file)."""
+        jobs = Jobs(repository=SQLiteRepository(tmp_path / "jobs.db"))
         definition = JobDefinition("Agents", [Task("export", wait_for_cancel, side="agent")])
-        runner = Runner(jobs, [definition], executors={"agent": process_pool})
+        runner = Runner(jobs, [definition], executors={"agent": process_pool}, poll_interval=0.05)
 
         with ThreadPoolExecutor(1) as pool:
             running = pool.submit(runner.invoke, "Agents", run_id="run-1")
-            assert waiting.wait(timeout=60)
+            deadline = time.monotonic() + 60
+            while not waiting(jobs, "run-1"):
+                assert time.monotonic() < deadline, "the task never reported it was waiting"
+                time.sleep(0.02)
             request_cancel(jobs, "run-1")
             result = running.result(timeout=60)
 
         assert RunStatus.CANCELED == result.status
         assert {"saw_cancel": True} == result.outcomes["export"].summary
+
+    def test_a_task_in_another_process_on_a_ledger_in_memory_reports_with_its_end(
+        self, jobs: Jobs, process_pool: ProcessPoolExecutor
+    ) -> None:
+        """A ledger in memory cannot be opened elsewhere: the progress comes back with the end."""
+        definition = JobDefinition("Agents", [Task("export", report_pid, side="agent")])
+        runner = Runner(jobs, [definition], executors={"agent": process_pool})
+
+        result = runner.invoke("Agents", run_id="run-1", input="acme")
+        [launch] = load_launches(jobs, "run-1", 1)
+
+        assert RunStatus.COMPLETED == result.status
+        assert launch.state.progress is not None
+        assert launch.state.summary == {**launch.state.progress, "input": "acme"}
 
     def test_a_task_that_cannot_be_pickled_fails_on_a_process_pool(
         self, jobs: Jobs, process_pool: ProcessPoolExecutor

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from typing import TYPE_CHECKING
@@ -11,6 +10,7 @@ import pytest
 
 from jobledger import InvalidJobDataError, Jobs, JobUpdated, Limits, thaw
 from jobledger.runner import (
+    TASK_ENTITY,
     TASK_LOGGER,
     DefinitionBuilder,
     JobDefinition,
@@ -21,7 +21,9 @@ from jobledger.runner import (
     TaskBlocked,
     TaskContext,
     TaskResult,
+    TaskStatus,
     UnknownDefinitionError,
+    load_launches,
 )
 
 if TYPE_CHECKING:
@@ -45,28 +47,33 @@ def broken(_context: TaskContext) -> None:
     raise ValueError(message)
 
 
-def when_recorded(jobs: Jobs, matches: Callable[[dict[str, object]], bool]) -> threading.Event:
-    """Return an event set once the ledger commits an update whose patch ``matches``."""
+def when_recorded(jobs: Jobs, matches: Callable[[JobEvent], bool]) -> threading.Event:
+    """Return an event set once the ledger commits a change of a launch job that ``matches``."""
     seen = threading.Event()
 
     def handler(event: JobEvent) -> None:
-        patch = getattr(event, "state_update", None)
-        if patch is not None and matches(patch):
+        if matches(event):
             seen.set()
 
-    jobs.subscribe(handler, events=JobUpdated)
+    jobs.subscribe(handler, entity=TASK_ENTITY)
     return seen
 
 
-def task_status_is(name: str, status: str) -> Callable[[dict[str, object]], bool]:
-    """Match a patch that sets task ``name`` to ``status``."""
+def launch_ended(outcome: str) -> Callable[[JobEvent], bool]:
+    """Match the end of a launch job whose task came to ``outcome``."""
 
-    def matches(patch: dict[str, object]) -> bool:
-        tasks = patch.get("tasks")
-        entry = tasks.get(name) if isinstance(tasks, dict) else None
-        return isinstance(entry, dict) and entry.get("status") == status
+    def matches(event: JobEvent) -> bool:
+        patch = getattr(event, "state_update", None) or {}
+        return (
+            event.status in {"completed", "failed", "canceled"} and patch.get("outcome") == outcome
+        )
 
     return matches
+
+
+def progress_written(event: JobEvent) -> bool:
+    """Match a change of a launch job that writes its progress."""
+    return "progress" in (getattr(event, "state_update", None) or {})
 
 
 class TestInvoke:
@@ -99,7 +106,7 @@ class TestInvoke:
     def test_steps_run_in_launch_order_and_the_history_shows_launch_groups(
         self, jobs: Jobs
     ) -> None:
-        """Each step is one launch group, recorded as one update, in launch order."""
+        """Each step is one launch group: its tasks' launch jobs, made in launch order."""
         definition = JobDefinition(
             "Nightly",
             [
@@ -110,17 +117,17 @@ class TestInvoke:
             ],
         )
 
-        result = Runner(jobs, [definition]).invoke("Nightly")
+        result = Runner(jobs, [definition]).invoke("Nightly", run_id="run-1")
         launches = [
-            (number, group["step"], group["tasks"])
-            for update in jobs.updates(result.run_id)
-            for number, group in (thaw(update.state_update) or {}).get("launch_groups", {}).items()
+            (launch.job_id, launch.input.group, launch.input.step, launch.input.task)
+            for launch in load_launches(jobs, "run-1", 4)
         ]
 
         assert [
-            ("1", 1, ["export_hr", "export_ad"]),
-            ("2", 2, ["sync"]),
-            ("3", 3, ["provision"]),
+            ("run-1/1", 1, 1, "export_hr"),
+            ("run-1/2", 1, 1, "export_ad"),
+            ("run-1/3", 2, 2, "sync"),
+            ("run-1/4", 3, 3, "provision"),
         ] == launches
         assert [(1, 1), (2, 2), (3, 3)] == [
             (group.number, group.step) for group in result.launch_groups
@@ -234,7 +241,7 @@ class TestInvoke:
     def test_an_error_fails_the_run_after_the_running_tasks_finish(self, jobs: Jobs) -> None:
         """An error fails the run; its sibling finishes and is recorded; no new step starts."""
         b_started = threading.Event()
-        a_failed = when_recorded(jobs, task_status_is("a", "failed"))
+        a_failed = when_recorded(jobs, launch_ended("failed"))
 
         def a(context: TaskContext) -> None:
             assert b_started.wait(timeout=30)
@@ -254,7 +261,11 @@ class TestInvoke:
         assert RunStatus.FAILED == result.status
         assert {"a": "failed", "b": "completed", "c": "pending"} == result.statuses()
         assert "finished after a failed" == result.outcomes["b"].summary
-        assert ["a"] == jobs.get(result.run_id).state["failed_tasks"]
+        assert ["a"] == [
+            launch.input.task
+            for launch in load_launches(jobs, result.run_id, 2)
+            if launch.status is TaskStatus.FAILED
+        ]
 
     def test_the_error_is_recorded_with_type_message_and_traceback(self, jobs: Jobs) -> None:
         """The failed task's outcome holds the exception's class, message and last frames."""
@@ -266,8 +277,8 @@ class TestInvoke:
         assert "in broken" in error.traceback
         assert error.traceback.endswith("ValueError: row 7 has no employee id\n")
 
-    def test_an_error_in_warning_mode_is_a_warning_and_skips_the_children(self, jobs: Jobs) -> None:
-        """The run goes on and completes listing the warning; the task's children are skipped."""
+    def test_an_error_in_warning_mode_is_a_warning_and_its_children_run(self, jobs: Jobs) -> None:
+        """The run goes on and completes listing the warning; the task counts as having output."""
         definition = JobDefinition(
             "Lenient",
             [
@@ -284,15 +295,13 @@ class TestInvoke:
         assert {
             "export_hr": "warning",
             "export_ad": "completed",
-            "sync_hr": "skipped",
+            "sync_hr": "completed",
             "sync_ad": "completed",
         } == result.statuses()
         assert [("export_hr", "ValueError", "row 7 has no employee id")] == [
             (warning.task, warning.type, warning.message) for warning in result.warnings
         ]
-        assert "parents did not complete: 'export_hr' is warning" == (
-            result.outcomes["sync_hr"].skip_reason
-        )
+        assert result.outcomes["sync_hr"].skip_reason is None
 
     def test_a_guarded_task_that_blocks_stops_the_run_at_a_breakpoint(self, jobs: Jobs) -> None:
         """The run stays active, blocked, with its breakpoint and the reason recorded."""
@@ -369,7 +378,7 @@ class TestInvoke:
         assert stopped.wait(timeout=30)
 
     def test_the_context_carries_the_run(self, jobs: Jobs) -> None:
-        """A task sees the run id, its task, the run's input and force, and its launch."""
+        """A task sees the run id, its task, the run's input, its launch; force if it is guarded."""
         seen: list[tuple[object, ...]] = []
 
         def look(context: TaskContext) -> None:
@@ -382,14 +391,19 @@ class TestInvoke:
                     context.repair,
                     context.attempt,
                     context.cancel_requested,
+                    context.launch_id,
                 )
             )
 
-        Runner(jobs, [JobDefinition("Look", [Task("look", look)])]).invoke(
-            "Look", input={"tenant": "acme"}, force=7, run_id="run-7"
+        definition = JobDefinition(
+            "Look", [Task("look", look), Task("guarded", look, launch_order=2, guarded=True)]
         )
+        Runner(jobs, [definition]).invoke("Look", input={"tenant": "acme"}, force=7, run_id="run-7")
 
-        assert [("run-7", "look", {"tenant": "acme"}, 7, False, 1, False)] == seen
+        assert [
+            ("run-7", "look", {"tenant": "acme"}, None, False, 1, False, "run-7/1"),
+            ("run-7", "guarded", {"tenant": "acme"}, 7, False, 1, False, "run-7/2"),
+        ] == seen
 
     def test_the_logger_binds_the_run_and_the_task(
         self, jobs: Jobs, caplog: pytest.LogCaptureFixture
@@ -411,11 +425,8 @@ class TestInvoke:
         ]
 
     def test_progress_reports_land_in_the_ledger(self, jobs: Jobs) -> None:
-        """What a task reports is merged into its progress in the run's state."""
-        reported = when_recorded(
-            jobs,
-            lambda patch: "progress" in str(patch.get("tasks", "")),
-        )
+        """What a task reports is merged into the progress of its launch job."""
+        reported = when_recorded(jobs, progress_written)
 
         def export(context: TaskContext) -> None:
             context.report_progress(done=10, total=42)
@@ -423,14 +434,16 @@ class TestInvoke:
             context.report_progress(done=42)
 
         result = Runner(jobs, [JobDefinition("Progress", [Task("export", export)])]).invoke(
-            "Progress"
+            "Progress", run_id="run-1"
         )
+        [launch] = load_launches(jobs, "run-1", 1)
 
         assert {"done": 42, "total": 42} == result.outcomes["export"].progress
+        assert {"done": 42, "total": 42} == launch.state.progress
         assert {"done": 10, "total": 42} == next(
-            thaw(update.state_update)["tasks"]["export"]["progress"]
-            for update in jobs.updates(result.run_id)
-            if update.state_update is not None and "progress" in str(update.state_update)
+            thaw(update.state_update)["progress"]
+            for update in jobs.updates("run-1/1")
+            if update.state_update is not None and "progress" in update.state_update
         )
 
     def test_progress_that_is_not_json_fails_the_task(self, jobs: Jobs) -> None:
@@ -455,81 +468,61 @@ class TestInvoke:
             context.report_progress(blob="x" * 5000)
 
         with caplog.at_level(logging.WARNING, logger="jobledger.runner"):
-            result = Runner(jobs, [JobDefinition("Big", [Task("export", export)])]).invoke("Big")
+            result = Runner(jobs, [JobDefinition("Big", [Task("export", export)])]).invoke(
+                "Big", run_id="run-1"
+            )
 
-        entry = thaw(jobs.get(result.run_id).state)["tasks"]["export"]
-        assert (RunStatus.COMPLETED, "completed") == (result.status, entry["status"])
-        assert "progress" not in entry
-        assert ["export"] == [
-            getattr(record, "task_id", None)
+        [launch] = load_launches(jobs, "run-1", 1)
+        assert (RunStatus.COMPLETED, TaskStatus.COMPLETED) == (result.status, launch.status)
+        assert launch.state.progress is None
+        assert ["run-1/1"] == [
+            getattr(record, "launch_id", None)
             for record in caplog.records
-            if "refused the progress" in record.getMessage()
+            if "refused progress" in record.getMessage()
         ]
 
-    def test_a_refused_report_written_with_others_costs_only_its_own_task(self) -> None:
-        """Reports flushed together are written one by one when the ledger refuses them."""
+    def test_a_refused_report_costs_only_its_own_task(self) -> None:
+        """Each task writes its own launch job: a refused report leaves its sibling's progress."""
         jobs = Jobs(limits=Limits(max_bytes=4096))
-        first_written, both_reported, second_written = (threading.Event() for _ in range(3))
-
-        def hold_the_runner(event: JobEvent) -> None:
-            # The runner's thread delivers this; while it waits here, the second
-            # reports of both tasks queue up and are then flushed together.
-            patch = json.dumps(getattr(event, "state_update", None) or {})
-            if '"done": 1' in patch:
-                first_written.set()
-                assert both_reported.wait(timeout=30)
-            elif '"done": 2' in patch:
-                second_written.set()
-
-        jobs.subscribe(hold_the_runner, events=JobUpdated)
-        reported = threading.Barrier(2, action=both_reported.set)
 
         def small(context: TaskContext) -> None:
-            context.report_progress(done=1)
-            assert first_written.wait(timeout=30)
             context.report_progress(done=2)
-            reported.wait(timeout=30)
-            assert second_written.wait(timeout=30)
 
         def large(context: TaskContext) -> None:
-            assert first_written.wait(timeout=30)
             context.report_progress(blob="x" * 5000)
-            reported.wait(timeout=30)
-            assert second_written.wait(timeout=30)
 
         definition = JobDefinition("Two", [Task("small", small), Task("large", large)])
-        result = Runner(jobs, [definition]).invoke("Two")
+        result = Runner(jobs, [definition]).invoke("Two", run_id="run-1")
 
-        tasks = thaw(jobs.get(result.run_id).state)["tasks"]
         assert RunStatus.COMPLETED == result.status
-        assert ({"done": 2}, None) == (tasks["small"]["progress"], tasks["large"].get("progress"))
-
-    def test_the_runner_heartbeats_while_tasks_run(self, jobs: Jobs) -> None:
-        """A drive whose tasks run long writes heartbeat updates to show it is alive."""
-        two_beats = threading.Event()
-        beats: list[int] = []
-
-        def count(event: JobEvent) -> None:
-            if "heartbeat_at" in (getattr(event, "state_update", None) or {}):
-                beats.append(1)
-                if len(beats) >= 2:
-                    two_beats.set()
-
-        jobs.subscribe(count, events=JobUpdated)
-
-        def long(_context: TaskContext) -> None:
-            assert two_beats.wait(timeout=30)
-
-        runner = Runner(jobs, [JobDefinition("Long", [Task("long", long)])], heartbeat=0.001)
-        result = runner.invoke("Long")
-        heartbeats = [
-            update
-            for update in jobs.updates(result.run_id)
-            if update.state_update is not None and "heartbeat_at" in update.state_update
+        assert [("small", {"done": 2}), ("large", None)] == [
+            (launch.input.task, launch.state.progress) for launch in load_launches(jobs, "run-1", 2)
         ]
 
+    def test_the_runner_renews_its_lease_while_tasks_run(self, jobs: Jobs) -> None:
+        """A drive whose tasks run long renews its lease in the run's job, later each time."""
+        two_renewals = threading.Event()
+        renewals: list[str] = []
+
+        def count(event: JobEvent) -> None:
+            lease = (getattr(event, "state_update", None) or {}).get("lease")
+            if isinstance(lease, dict) and set(lease) == {"expires_at"}:
+                renewals.append(str(lease["expires_at"]))
+                if len(renewals) >= 2:
+                    two_renewals.set()
+
+        jobs.subscribe(count, events=JobUpdated, entity="job")
+
+        def long(_context: TaskContext) -> None:
+            assert two_renewals.wait(timeout=30)
+
+        runner = Runner(jobs, [JobDefinition("Long", [Task("long", long)])], lease=0.03)
+        result = runner.invoke("Long")
+
         assert RunStatus.COMPLETED == result.status
-        assert len(heartbeats) >= 2
+        assert len(renewals) >= 2
+        assert renewals == sorted(renewals)
+        assert len(set(renewals)) == len(renewals)
 
     def test_force_reaches_guarded_tasks(self, jobs: Jobs) -> None:
         """A guarded task proceeds when the force threshold covers its changes."""
@@ -544,7 +537,8 @@ class TestInvoke:
         runner = Runner(jobs, [JobDefinition("Sync", [Task("sync", sync, guarded=True)])])
 
         assert RunStatus.BLOCKED == runner.invoke("Sync").status
-        assert {"applied": 120} == runner.invoke("Sync", force=500).outcomes["sync"].summary
+        forced = runner.invoke("Sync", force=500, exclusive=False)
+        assert {"applied": 120} == forced.outcomes["sync"].summary
 
     def test_outcomes_record_when_and_how_long(self, jobs: Jobs) -> None:
         """Every launched task has its launch, start and end times, duration and attempt."""

@@ -33,7 +33,9 @@ class TestPublicSurface:
         }
 
         assert {
+            "DefinitionBusyError",
             "DefinitionError",
+            "RunActiveError",
             "RunNotFoundError",
             "RunNotResumableError",
             "RunTakenOverError",

@@ -5,18 +5,21 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import pytest
 
-from jobledger import InMemoryRepository, Jobs, thaw
+from jobledger import InMemoryRepository, Jobs
 from jobledger.runner import (
     JobDefinition,
+    RunActiveError,
     Runner,
     RunNotFoundError,
     RunNotResumableError,
     RunStatus,
     RunTakenOverError,
+    RunTrigger,
     Task,
     TaskBlocked,
     TaskContext,
@@ -98,7 +101,7 @@ class TestResume:
 
         resumed = runner.resume(blocked.run_id, repair=True)
         sync = resumed.outcomes["sync"]
-        drive = thaw(jobs.get(resumed.run_id).state)["drive"]
+        drive = resumed.state.drive if resumed.state is not None else None
 
         assert RunStatus.COMPLETED == resumed.status
         assert [("sync", False), ("sync", True), ("provision", False)] == [
@@ -107,7 +110,8 @@ class TestResume:
             if launch.task in {"sync", "provision"}
         ]
         assert ("completed", True, "validated") == (sync.status.value, sync.repair, sync.summary)
-        assert ("resume", True, 2) == (drive["kind"], drive["repair"], drive["number"])
+        assert drive is not None
+        assert (RunTrigger.RESUME, True, 2) == (drive.kind, drive.repair, drive.number)
 
     def test_a_resumed_task_may_block_again(self, jobs: Jobs) -> None:
         """Without force or repair the guard holds: blocked again at the same breakpoint."""
@@ -248,7 +252,11 @@ class TestExclusiveDrive:
     """Two runners never drive one run at once."""
 
     def test_of_two_resumes_that_collide_exactly_one_drives(self) -> None:
-        """Both read the blocked run and claim it; the ETag lets one through, refuses the other."""
+        """Both read the blocked run and claim it; the ETag lets one through, refuses the other.
+
+        The loser reads the run again: it finds it driven by the winner's live
+        lease, or already over.
+        """
         repository = MeetingRepository()
         jobs = Jobs(repository=repository)
         script = guarded_script()
@@ -263,8 +271,13 @@ class TestExclusiveDrive:
         errors = [item for item in outcomes if isinstance(item, RunNotResumableError)]
         results = [item for item in outcomes if not isinstance(item, BaseException)]
         assert 1 == len(errors)
-        assert "another runner claimed it first, or it changed meanwhile" == errors[0].reason
         assert [RunStatus.COMPLETED] == [result.status for result in results]
+        winner = results[0].state.drive if results[0].state is not None else None
+        assert winner is not None
+        refusal = errors[0]
+        assert (
+            isinstance(refusal, RunActiveError) and winner.owner == refusal.owner
+        ) or "the run is over" == refusal.reason
         assert 2 == script.launched().count("sync")
 
     def test_a_resume_that_read_the_run_before_it_ended_is_refused(self) -> None:
@@ -284,15 +297,12 @@ class TestExclusiveDrive:
 
         assert RunStatus.COMPLETED == finished.status
         assert isinstance(error, RunNotResumableError)
-        assert ("completed", "another runner claimed it first, or it changed meanwhile") == (
-            error.status,
-            error.reason,
-        )
+        assert ("completed", "the run is over") == (error.status, error.reason)
 
     def test_a_silent_run_is_taken_over_and_its_old_runner_stops(
         self, manual_clock: ManualClock
     ) -> None:
-        """Past takeover_after another runner drives the run on; the old one loses it and stops."""
+        """Past its lease another runner drives the run on; the old one loses it and stops."""
         jobs = Jobs(clock=manual_clock)
         first_started = threading.Event()
         release = threading.Event()
@@ -312,7 +322,7 @@ class TestExclusiveDrive:
         with ThreadPoolExecutor(1) as pool:
             first = pool.submit(old.invoke, "Nightly", run_id="run-1")
             assert first_started.wait(timeout=30)
-            with pytest.raises(RunNotResumableError) as early:
+            with pytest.raises(RunActiveError) as early:
                 new.resume("run-1")
             manual_clock.advance(seconds=61)
             result = new.resume("run-1")
@@ -320,13 +330,14 @@ class TestExclusiveDrive:
             with pytest.raises(RunTakenOverError):
                 first.result(timeout=30)
 
-        drive = thaw(jobs.get("run-1").state)["drive"]
-        assert early.value.reason.startswith("a runner drives it")
+        drive = result.state.drive if result.state is not None else None
+        assert datetime(2024, 1, 1, 0, 1, tzinfo=UTC) == early.value.expires_at
         assert RunStatus.COMPLETED == result.status
         assert {"export": 2, "sync": 1} == {
             name: outcome.attempts for name, outcome in result.outcomes.items()
         }
-        assert ("take over", 2) == (drive["kind"], drive["number"])
+        assert drive is not None
+        assert (RunTrigger.TAKE_OVER, 2) == (drive.kind, drive.number)
 
     def test_a_silent_run_is_not_repaired(self, manual_clock: ManualClock) -> None:
         """repair=True applies to blocked runs only, not to a takeover."""

@@ -108,7 +108,7 @@ class TestRunnerThreads:
         runner = Runner(jobs, [JobDefinition("D", [Task("a", meet)])])
 
         with ThreadPoolExecutor(2) as callers:
-            runs = [callers.submit(runner.invoke, "D") for _ in range(2)]
+            runs = [callers.submit(runner.invoke, "D", exclusive=False) for _ in range(2)]
             results = [run.result(timeout=60) for run in runs]
         runner.close()
 
