@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import attrs
 import cattrs
-from cattrs.gen import make_dict_unstructure_fn, override
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from jobledger._core.jsondoc import JsonObject, JsonValue, freeze
 from jobledger.runner._outcome import Blockage, Breakpoint, TaskError, TaskOutcome
@@ -260,6 +260,17 @@ def launch_id(run_id: str, launch: int) -> str:
     return f"{run_id}/{launch}"
 
 
+def _box(value: JsonValue) -> list[JsonValue]:
+    return [value]
+
+
+def _unbox(value: object, _kind: object) -> JsonValue:
+    if isinstance(value, list) and len(value) == 1:
+        return _json(value[0])
+    msg = "expected a JSON value boxed in a one-element array"
+    raise ValueError(msg)
+
+
 def _converter() -> cattrs.Converter:
     converter = cattrs.Converter()
     converter.register_unstructure_hook(datetime, datetime.isoformat)
@@ -286,10 +297,31 @@ def _converter() -> cattrs.Converter:
     # between two states (state_patch) removes what went back to its default.
     for cls in (RunRequest, LaunchInput):
         converter.register_unstructure_hook(cls, make_dict_unstructure_fn(cls, converter))
-    for sparse in (LaunchState, TaskError, Blockage, Breakpoint):
+    for sparse in (TaskError, Breakpoint):
         converter.register_unstructure_hook(
             sparse, make_dict_unstructure_fn(sparse, converter, _cattrs_omit_if_default=True)
         )
+    # A launch's end is written as a merge patch, which would drop the nulls inside a
+    # task's summary or a blockage's details: those values are kept boxed in a
+    # one-element array, which a merge patch replaces whole.
+    # (Blockage first: LaunchState's hooks take the hooks of its fields as they are then.)
+    boxed = override(unstruct_hook=_box, struct_hook=_unbox)
+    converter.register_unstructure_hook(
+        Blockage,
+        make_dict_unstructure_fn(Blockage, converter, _cattrs_omit_if_default=True, details=boxed),
+    )
+    converter.register_structure_hook(
+        Blockage, make_dict_structure_fn(Blockage, converter, details=boxed)
+    )
+    converter.register_unstructure_hook(
+        LaunchState,
+        make_dict_unstructure_fn(
+            LaunchState, converter, _cattrs_omit_if_default=True, summary=boxed
+        ),
+    )
+    converter.register_structure_hook(
+        LaunchState, make_dict_structure_fn(LaunchState, converter, summary=boxed)
+    )
     converter.register_unstructure_hook(
         RunState,
         make_dict_unstructure_fn(

@@ -180,3 +180,30 @@ class TestLaunchJobs:
 
         assert (3, 200) == (len(small), len(large))
         assert 0 <= max(large) - max(small) <= 16
+
+
+class TestNullsInRecordedValues:
+    """A launch's end is a merge patch; the values it records keep their nulls all the same."""
+
+    def test_a_summary_and_blockage_details_keep_their_nulls(self) -> None:
+        """Nulls inside a summary and inside a blockage's details read back from the ledger."""
+
+        def summarize(_context: TaskContext) -> TaskResult:
+            return TaskResult(summary={"input": None, "rows": [None, 1]})
+
+        def block(_context: TaskContext) -> None:
+            raise TaskBlocked("too many deletions", details={"threshold": None})
+
+        jobs = Jobs()
+        definition = JobDefinition(
+            "Nulls",
+            [Task("summarize", summarize), Task("block", block, guarded=True, launch_order=2)],
+        )
+
+        inline_runner(jobs, [definition]).invoke("Nulls", run_id="nulls")
+
+        recorded = load_run(jobs, "nulls").outcomes
+        assert {"input": None, "rows": [None, 1]} == recorded["summarize"].summary
+        blocked = recorded["block"].blocked
+        assert blocked is not None
+        assert {"threshold": None} == blocked.details
