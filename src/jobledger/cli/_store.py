@@ -208,7 +208,41 @@ def open_store(address: StoreAddress, *, create: bool = True) -> Repository:
             raise StoreUnreachableError(address.shown, _reason(err)) from err
         except ValueError as err:
             raise StoreSpecError(address.shown, str(err)) from err
+    if not create:
+        _check_postgres_ledger(address)
     return _open_postgres(address)
+
+
+def _check_postgres_ledger(address: StoreAddress) -> None:
+    """Refuse a PostgreSQL store that holds no ledger: a command that only reads makes none.
+
+    Opening a :class:`~jobledger.postgres.PostgresRepository` creates its schema
+    and tables; this looks first, with one plain connection.
+
+    Raises:
+        StoreUnreachableError: the schema has no jobledger tables, or the server
+            cannot be asked.
+    """
+    try:
+        psycopg = importlib.import_module("psycopg")
+    except ImportError:
+        return  # _open_postgres says what is missing
+    try:
+        with psycopg.connect(address.target, connect_timeout=int(POSTGRES_TIMEOUT)) as conn:
+            row = conn.execute(
+                "SELECT to_regclass(quote_ident(coalesce(%s::text, current_schema())) "
+                "|| '.jobledger_jobs') IS NOT NULL",
+                (address.schema,),
+            ).fetchone()
+    except psycopg.Error as err:
+        raise StoreUnreachableError(address.shown, masked(str(err).strip())) from err
+    if row is None or not row[0]:
+        where = f"schema {address.schema!r}" if address.schema else "its default schema"
+        reason = (
+            f"the database holds no jobledger ledger in {where} (this command never "
+            "creates one; `jobledger invoke` or `jobledger demo` does)"
+        )
+        raise StoreUnreachableError(address.shown, reason)
 
 
 def _open_postgres(address: StoreAddress) -> Repository:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import TYPE_CHECKING
 
+import psycopg
 import pytest
 
 from jobledger.cli import ExitCode
@@ -87,3 +89,24 @@ class TestReadOnlyStores:
         result = jobledger("--store", str(tmp_path / "other.db"), "list", "--store", store)
 
         assert ExitCode.OK == result.exit_code
+
+
+@pytest.mark.postgres
+class TestReadOnlyPostgresStores:
+    """A PostgreSQL schema with no ledger is not made by the commands that only read."""
+
+    def test_a_schema_without_a_ledger_is_named_and_not_made(
+        self, jobledger: Jobledger, postgres_conninfo: str
+    ) -> None:
+        """Exit 8 naming the schema, and the schema still does not exist afterwards."""
+        schema = f"absent_{uuid.uuid4().hex[:12]}"
+
+        result = jobledger("list", "--store", f"{postgres_conninfo}?schema={schema}")
+
+        assert ExitCode.STORE_UNREACHABLE == result.exit_code
+        assert f"holds no jobledger ledger in schema '{schema}'" in result.stderr
+        with psycopg.connect(postgres_conninfo) as conn:
+            found = conn.execute(
+                "SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)
+            ).fetchone()
+        assert found is None
