@@ -750,11 +750,16 @@ class Driver:
         elif report.error is not None:
             state = self._error_state(task, report.error, report.ended_at)
         else:
+            # The common end, made in one go.
             result = report.result
-            state = LaunchState(
+            return LaunchState(
                 outcome=TaskStatus.COMPLETED,
                 output=True if result is None else result.output,
                 summary=None if result is None else result.summary,
+                started_at=report.started_at,
+                ended_at=report.ended_at,
+                duration=round(report.duration, 6),
+                progress=report.unwritten,
             )
         return attrs.evolve(
             state,

@@ -64,7 +64,8 @@ def _counts(value: Mapping[str, int] | None) -> Mapping[str, int]:
 
 
 def _json(value: object) -> JsonValue:
-    return freeze(value, field="run")
+    # None is the common case (no summary, no input): no need to ask the freezer.
+    return None if value is None else freeze(value, field="run")
 
 
 @attrs.frozen

@@ -34,7 +34,7 @@ __all__ = [
 
 
 def _summary(value: object) -> JsonValue:
-    return freeze(value, field="summary")
+    return None if value is None else freeze(value, field="summary")
 
 
 @attrs.frozen
