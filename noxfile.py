@@ -157,5 +157,5 @@ def bench(session: nox.Session) -> None:
     JOBLEDGER_TEST_POSTGRES: ``eval "$(.ci/postgres)"`` first; without it they are skipped.
     """
     # Installed, not editable: the figures are those of the package as users get it.
-    session.install(".[postgres]", *group("tests"), BENCH_PEER, BENCH_RUNNER_PEER)
+    session.install(".[postgres,server]", *group("tests"), BENCH_PEER, BENCH_RUNNER_PEER)
     session.run("python", "-m", "benchmarks", *session.posargs)

@@ -20,6 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
+from benchmarks import service
 from benchmarks.floors import (
     COMPLETED,
     UPDATED,
@@ -1022,6 +1023,158 @@ def case_batches(backend: str) -> Callable[[Setting], dict[str, Metric]]:
     return run
 
 
+# -- the service (issue 16) ------------------------------------------------------------------
+
+
+def _store_address(conninfo: str, schema: str) -> str:
+    """The ``--store`` address of ``schema`` on the PostgreSQL server ``conninfo``."""
+    if "://" in conninfo:
+        return f"{conninfo}{'&' if '?' in conninfo else '?'}schema={schema}"
+    return f"{conninfo} schema={schema}"
+
+
+def _latency_metrics(side: str, clients: int, rounds: list[service.Round]) -> dict[str, Metric]:
+    """Commands per second, p50 and p99 (all commands, and p50 by kind in the info)."""
+    by_kind = {
+        kind: [round(service.Round.quantile(done.latencies[kind], 0.5), 1) for done in rounds]
+        for kind in service.KINDS
+    }
+    info: dict[str, Any] = {
+        "clients": clients,
+        "commands": len(rounds[0].all()),
+        "p50_by_kind": by_kind,
+        "cpu_us_per_command": [done.cpu_per_command() for done in rounds],
+    }
+    return {
+        f"{side}/commands-per-s@{clients}": {
+            "unit": "commands/s",
+            "values": [done.per_second() for done in rounds],
+            "info": info,
+        },
+        f"{side}/p50@{clients}": {
+            "unit": "us",
+            "values": [service.Round.quantile(done.all(), 0.5) for done in rounds],
+            "info": info,
+        },
+        f"{side}/p99@{clients}": {
+            "unit": "us",
+            "values": [service.Round.quantile(done.all(), 0.99) for done in rounds],
+            "info": info,
+        },
+    }
+
+
+def _service_store(
+    stack: contextlib.ExitStack[Any], setting: Setting, backend: str, name: str
+) -> tuple[str, Repository]:
+    """A fresh store on ``backend``: its ``--store`` address and the repository opened on it."""
+    if backend == "postgres":
+        from jobledger.postgres import PostgresRepository  # noqa: PLC0415
+
+        assert setting.postgres is not None  # noqa: S101  (the case checks it first)
+        schema = stack.enter_context(fresh_schema(setting.postgres, f"bench_{name}"))
+        repository: Repository = PostgresRepository(setting.postgres, schema=schema)
+        address = _store_address(setting.postgres, schema)
+    else:
+        from jobledger.sqlite import SQLiteRepository  # noqa: PLC0415
+
+        address = setting.database(name)
+        repository = SQLiteRepository(address)  # the durable default, as `serve` opens it
+    stack.callback(repository.close)  # type: ignore[attr-defined]
+    return address, repository
+
+
+def _service_repetition(
+    setting: Setting,
+    backend: str,
+    rounds: dict[tuple[str, int], list[service.Round]],
+    floors: list[float],
+) -> None:
+    """One repetition of the service case: each side at each width, then the HTTP floor."""
+    sizes = setting.sizes
+    widths = sorted({width for _, width in rounds}, reverse=True)
+
+    def timed(side: str, ledgers: list[Any], server: service.Server | None = None) -> None:
+        for width in widths:
+            # One client runs as many jobs as all the concurrent clients together.
+            jobs = sizes.service_jobs * (sizes.service_clients // width)
+            rounds[side, width].append(
+                service.run_round(
+                    ledgers[:width], jobs, sizes.service_updates, sizes.service_warm_jobs, server
+                )
+            )
+
+    with contextlib.ExitStack() as stack:
+        _, repository = _service_store(stack, setting, backend, "direct")
+        timed("direct", [Jobs(repository)] * max(widths))
+    with contextlib.ExitStack() as stack:
+        store, repository = _service_store(stack, setting, backend, "service")
+        # The store is made; the server opens its own.
+        repository.close()  # type: ignore[attr-defined]
+        secret = service.add_client(store)
+        log = os.path.join(setting.directory, "serve.log")  # noqa: PTH118
+        server = stack.enter_context(service.serve(store, log))
+        clients = [service.client_for(server.url, secret) for _ in range(max(widths))]
+        for client in clients:
+            stack.callback(client.close)
+        timed("service", clients, server)
+        refused = service.http_floor(server.url, sizes.service_floor_requests)
+        floors.append(service.Round.quantile(refused, 0.5))
+
+
+def case_service(backend: str) -> Callable[[Setting], dict[str, Metric]]:
+    """The service against the library called directly, on ``backend`` (sqlite, postgres).
+
+    Each repetition, on fresh stores: the workload with ``service_clients``
+    concurrent clients and then with one, directly (threads sharing one
+    ``Jobs``, as the server shares one) and through a ``jobledger serve``
+    process of its own (a ``JobsClient`` per thread); then the HTTP floor,
+    requests the service refuses before any token check. At least three
+    repetitions, up to ``reps`` while ``3 * case_seconds`` last.
+    """
+
+    def run(setting: Setting) -> dict[str, Metric]:
+        # Without the server extra the case fails here, with ModuleNotFoundError, as a peer's do.
+        importlib.import_module("jobledger.http")
+        if backend == "postgres" and setting.postgres is None:
+            return {}
+        sizes = setting.sizes
+        widths = (sizes.service_clients, 1)
+        rounds: dict[tuple[str, int], list[service.Round]] = {
+            (side, width): [] for side in ("direct", "service") for width in widths
+        }
+        floors: list[float] = []
+        began = time.perf_counter()
+        for done in range(1, sizes.reps + 1):
+            _service_repetition(setting, backend, rounds, floors)
+            if done >= 3 and time.perf_counter() - began > 3 * sizes.case_seconds:  # noqa: PLR2004
+                break
+        metrics: dict[str, Metric] = {}
+        for width in widths:
+            here, there = rounds["direct", width], rounds["service", width]
+            metrics.update(_latency_metrics("direct", width, here))
+            metrics.update(_latency_metrics("service", width, there))
+            metrics[f"added-p50@{width}"] = {
+                "unit": "us",
+                "values": [
+                    service.Round.quantile(far.all(), 0.5) - service.Round.quantile(near.all(), 0.5)
+                    for near, far in zip(here, there, strict=True)
+                ],
+                "info": {"what": "service p50 - direct p50, per repetition"},
+            }
+        metrics["http-floor/p50@1"] = {
+            "unit": "us",
+            "values": floors,
+            "info": {
+                "requests": sizes.service_floor_requests,
+                "what": "POST /jobs without a token (401): uvicorn, routing, httpx; no ledger",
+            },
+        }
+        return metrics
+
+    return run
+
+
 # -- the registry ----------------------------------------------------------------------------
 
 CASES: dict[str, Callable[[Setting], dict[str, Metric]]] = {
@@ -1066,6 +1219,8 @@ CASES: dict[str, Callable[[Setting], dict[str, Metric]]] = {
     "batches/sqlite-full": case_batches("sqlite-full"),
     "batches/sqlite-normal": case_batches("sqlite-normal"),
     "batches/postgres": case_batches("postgres"),
+    "service/sqlite": case_service("sqlite"),
+    "service/postgres": case_service("postgres"),
 }
 
 #: Cases that run only when the sizes of the run ask for them (the rest always run).

@@ -115,6 +115,20 @@ def _runner_targets(sizes: Sizes) -> tuple[Target, ...]:
     return (*against_dbos, *((scale,) if sizes.scale_tasks else ()), *in_memory)
 
 
+def _service_targets(sizes: Sizes) -> tuple[Target, ...]:
+    """Issue 16's target: what the service adds to a command's p50, on each backend."""
+    clients = sizes.service_clients
+    return tuple(
+        Target(
+            f"service {name}, {clients} clients: p50 added per command (us)",
+            ((f"service/{backend}", f"added-p50@{clients}"),),
+            limit=1000.0,
+            absolute=True,
+        )
+        for backend, name in (("sqlite", "SQLite"), ("postgres", "PostgreSQL"))
+    )
+
+
 def targets(sizes: Sizes) -> tuple[Target, ...]:
     """The issue's targets, for the sizes of this run."""
     largest = max(sizes.read_sizes)
@@ -203,6 +217,7 @@ def targets(sizes: Sizes) -> tuple[Target, ...]:
             absolute=True,
         ),
         *_runner_targets(sizes),
+        *_service_targets(sizes),
     )
 
 

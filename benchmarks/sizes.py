@@ -34,6 +34,12 @@ class Sizes:
         scale_tasks: Tasks of the runner's scale case on SQLite (0: not run).
         scale_base: Tasks of the run the scale case compares its per-task cost with.
         scale_width: Tasks per step of both runs of the scale case.
+        service_clients: Concurrent clients of the service cases (threads).
+        service_jobs: Jobs each of those clients runs (start, updates, complete);
+            the single-client round runs as many as all of them together.
+        service_updates: Updates of each job of the service cases.
+        service_warm_jobs: Untimed jobs each client runs first in every round.
+        service_floor_requests: Refused requests timed for the service's HTTP floor.
         reps: Timed repetitions of each case (after one untimed warm-up where cheap).
         case_seconds: A case stops repeating once this much time is spent (at
             least three repetitions are always made).
@@ -59,6 +65,11 @@ class Sizes:
     scale_tasks: int
     scale_base: int
     scale_width: int
+    service_clients: int
+    service_jobs: int
+    service_updates: int
+    service_warm_jobs: int
+    service_floor_requests: int
     reps: int
     case_seconds: float
 
@@ -96,6 +107,11 @@ QUICK = Sizes(
     scale_tasks=0,
     scale_base=1_000,
     scale_width=100,
+    service_clients=8,
+    service_jobs=8,
+    service_updates=3,
+    service_warm_jobs=1,
+    service_floor_requests=200,
     reps=3,
     case_seconds=4.0,
 )
@@ -121,6 +137,11 @@ FULL = Sizes(
     scale_tasks=100_000,
     scale_base=1_000,
     scale_width=100,
+    service_clients=8,
+    service_jobs=50,
+    service_updates=3,
+    service_warm_jobs=2,
+    service_floor_requests=1000,
     reps=5,
     case_seconds=10.0,
 )
