@@ -776,28 +776,23 @@ class Driver:
             self.halted = True
         task, record = running.task, running.input
         commands = _end_commands(launch_id(self.run_id, record.launch), state)
-        launch = self.latest.get(task.identifier)
         status = TaskStatus.RUNNING if state.outcome is None else state.outcome
-        outcome = TaskOutcome(
-            identifier=task.identifier,
-            type=task.type,
-            launch_order=task.launch_order,
-            side=task.side,
-            status=status,
-            attempts=record.attempt,
-            launch_group=record.group,
-            launched_at=launch.launched_at if launch is not None else self._now(),
-            started_at=state.started_at,
-            ended_at=state.ended_at,
-            duration=state.duration,
-            output=state.output,
-            summary=state.summary,
-            error=state.error,
-            blocked=state.blocked,
-            skip_reason=state.skip_reason,
-            repair=record.repair,
-            progress=progress,
-        )
+        launch = self.latest.get(task.identifier)
+        if launch is None or launch.input.launch != record.launch:
+            # Its start's record is not at hand (never expected): made from what is known.
+            now = self._now()
+            launch = Launch(
+                job_id=launch_id(self.run_id, record.launch),
+                type=task.type,
+                input=record,
+                state=LaunchState(),
+                status=TaskStatus.RUNNING,
+                launched_at=now,
+                updated_at=now,
+            )
+        ended = attrs.evolve(launch, state=attrs.evolve(state, progress=progress), status=status)
+        self.latest[task.identifier] = ended
+        outcome = ended.outcome()
         self.ends.append((running, commands, outcome))
         self._set_outcome(outcome)
         # An end queued again (its first form refused by the ledger) replaces its warning.
@@ -807,10 +802,6 @@ class Driver:
         if state.outcome is TaskStatus.WARNING and state.error is not None:
             self.warnings.append(
                 RunWarning(running.task.identifier, state.error.type, state.error.message)
-            )
-        if launch is not None:
-            self.latest[task.identifier] = attrs.evolve(
-                launch, state=attrs.evolve(state, progress=progress), status=status
             )
 
     def _set_outcome(self, outcome: TaskOutcome) -> None:
