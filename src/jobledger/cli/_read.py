@@ -482,23 +482,39 @@ def _follow_service(
         console(stderr=True).print(
             Text(f"Watching the service's events after {where} (Ctrl-C stops).", style="dim")
         )
-    out = console()
-    shown = 0
+    printer = _EventPrinter(wanted, as_json=as_json, max_events=max_events)
     try:
         for entry in feed(after=position, stop=stop):
-            if not wanted(entry.event):
-                continue
-            if as_json:
-                click.echo(dumps(event_json(entry), indent=None))
-            else:
-                out.print(event_line(entry))
-            shown += 1
-            if max_events is not None and shown >= max_events:
+            if printer.take(entry):
                 return
     except KeyboardInterrupt:
         return
     finally:
         stop.set()
+
+
+class _EventPrinter:
+    """Prints the wanted events of a feed, as lines or JSON, up to a number of them."""
+
+    def __init__(
+        self, wanted: Callable[[JobEvent], bool], *, as_json: bool, max_events: int | None
+    ) -> None:
+        self.wanted = wanted
+        self.as_json = as_json
+        self.max_events = max_events
+        self.shown = 0
+        self.out = console()
+
+    def take(self, entry: FeedEntry) -> bool:
+        """Print ``entry`` if wanted; return whether enough events were shown."""
+        if not self.wanted(entry.event):
+            return False
+        if self.as_json:
+            click.echo(dumps(event_json(entry), indent=None))
+        else:
+            self.out.print(event_line(entry))
+        self.shown += 1
+        return self.max_events is not None and self.shown >= self.max_events
 
 
 def _follow_feed(
@@ -510,22 +526,14 @@ def _follow_feed(
     max_events: int | None,
     deadline: float | None,
 ) -> None:
-    out = console()
+    printer = _EventPrinter(wanted, as_json=as_json, max_events=max_events)
     wait_for_feed = getattr(repository, "wait_for_feed", None)
-    shown = 0
     try:
         while True:
             entries = repository.read_feed(after=position, limit=100)
             for entry in entries:
                 position = entry.position
-                if not wanted(entry.event):
-                    continue
-                if as_json:
-                    click.echo(dumps(event_json(entry), indent=None))
-                else:
-                    out.print(event_line(entry))
-                shown += 1
-                if max_events is not None and shown >= max_events:
+                if printer.take(entry):
                     return
             if entries:
                 continue
