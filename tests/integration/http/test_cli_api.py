@@ -118,3 +118,33 @@ class TestInvokeThroughTheService:
 
         assert 2 == done.returncode
         assert "--api-client-id and --api-secret" in done.stderr
+
+
+class TestWatchThroughTheService:
+    """``jobledger watch`` follows the service's event feed."""
+
+    def test_watch_shows_a_runs_events_from_the_start(
+        self, server: Server, clients: Clients
+    ) -> None:
+        """The first events of a run recorded on the server come back as JSON lines."""
+        secret = clients.add("agent", "run")
+        run_id = run_id_of(jobledger(server, secret, "invoke", "-j", "hr-nightly", "--json").stdout)
+
+        watched = jobledger(
+            server,
+            secret,
+            "watch",
+            "--run",
+            run_id,
+            "--from-start",
+            "--max-events",
+            "3",
+            "--timeout",
+            "60",
+            "--json",
+        )
+
+        assert 0 == watched.returncode, watched.stderr
+        events = [json.loads(line)["Event"] for line in watched.stdout.splitlines()]
+        assert 3 == len(events)
+        assert all(event["JobId"] in {run_id, f"{run_id}/1", f"{run_id}/2"} for event in events)
