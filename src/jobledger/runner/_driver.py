@@ -66,6 +66,7 @@ from jobledger.runner._ledger import (
     cancel_launches,
     load_run,
     result_of,
+    with_storage_retry,
     write_all,
 )
 from jobledger.runner._model import (
@@ -925,26 +926,36 @@ class Driver:
             # The ends go first: one the ledger refuses is recorded as its task's
             # error, which the run's end must count.
             self._write_ends()
-            statuses = [outcome.status for outcome in self.outcomes.values()]
-            facts = EndFacts(
-                cancel_requested=self.writer.state.cancel_requested,
-                failed=TaskStatus.FAILED in statuses or self.failure is not None,
-                blocked=TaskStatus.BLOCKED in statuses,
-            )
-            trigger, after = run_end(facts)
-            state = attrs.evolve(
-                self.writer.state,
-                counts=self.counts,
-                lease=None,
-                failure=self.failure,
-                breakpoint=breakpoint_of(self.tasks, self.outcomes)
-                if trigger is RunTrigger.BLOCK
-                else None,
-            )
-            if trigger is RunTrigger.BLOCK:
-                self._write_with_ends(state, status=RunStatus.BLOCKED.value)
-            else:
-                self._write_with_ends(state, end=trigger)
+            statuses = {outcome.status for outcome in self.outcomes.values()}
+            while True:
+                # Decided on the run as last seen, and again if it changed meanwhile (a
+                # cancel request that comes in before the end is written is obeyed).
+                facts = EndFacts(
+                    cancel_requested=self.writer.state.cancel_requested,
+                    failed=TaskStatus.FAILED in statuses or self.failure is not None,
+                    blocked=TaskStatus.BLOCKED in statuses,
+                )
+                trigger, after = run_end(facts)
+                state = attrs.evolve(
+                    self.writer.state,
+                    counts=self.counts,
+                    lease=None,
+                    failure=self.failure,
+                    breakpoint=breakpoint_of(self.tasks, self.outcomes)
+                    if trigger is RunTrigger.BLOCK
+                    else None,
+                )
+                try:
+                    if trigger is RunTrigger.BLOCK:
+                        self.writer.write(state, status=RunStatus.BLOCKED.value, attempt_once=True)
+                    else:
+                        self.writer.write(state, end=trigger, attempt_once=True)
+                except (ConcurrencyError, InvalidTransitionError):
+                    current = with_storage_retry(lambda: self.jobs.get(self.run_id))
+                    if self.writer.observe(current):
+                        return  # ended by someone else meanwhile
+                    continue
+                break
             logger.info("run ended", extra={"run_id": self.run_id, "status": after.value})
 
     def release(self, reason: str) -> None:

@@ -441,8 +441,8 @@ class RunWriter:
         if current.etag != self.job.etag:
             self.observe(current)
 
-    def observe(self, current: Job) -> None:
-        """Take in ``current``, the run as someone else left it.
+    def observe(self, current: Job) -> bool:
+        """Take in ``current``, the run as someone else left it; return whether it is over.
 
         Raises:
             RunTakenOverError: another drive claimed the run.
@@ -456,6 +456,7 @@ class RunWriter:
             self.closed = True
         self.job = current
         self.state = state
+        return self.closed
 
 
 def cancel_launches(launches: Iterable[Launch], reason: str, at: datetime) -> list[Command]:
