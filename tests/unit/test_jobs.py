@@ -35,6 +35,7 @@ from jobledger import (
     StartJob,
     UpdateJob,
     UpdateType,
+    freeze,
     thaw,
 )
 from jobledger._core.events import changed_job, started_job
@@ -164,11 +165,63 @@ class TestConstruction:
 
     def test_limits_default_and_configured(self) -> None:
         """Jobs enforces DEFAULT_LIMITS unless given others."""
-        limits = Limits(max_name_length=3)
+        limits = Limits(max_name_length=40)
         assert (DEFAULT_LIMITS, limits) == (Jobs().limits, Jobs(limits=limits).limits)
         with pytest.raises(InvalidJobDataError) as caught:
-            start(Jobs(limits=limits))
+            start(Jobs(limits=limits), entity="e" * 41)
         assert "entity" == caught.value.field
+
+    def test_limits_the_default_ids_cannot_fit_are_refused(self) -> None:
+        """With the default id factory, a max_name_length under 36 is refused when Jobs is made."""
+        with pytest.raises(ValueError, match="at least 36") as caught:
+            Jobs(limits=Limits(max_name_length=20))
+        assert not isinstance(caught.value, InvalidJobDataError)
+
+    def test_short_names_are_allowed_with_an_id_factory_whose_ids_fit(self) -> None:
+        """A custom id factory with short ids may run under a short max_name_length."""
+        jobs = Jobs(limits=Limits(max_name_length=9), id_factory=SequentialIds("j"))
+        job = start(jobs)
+        assert "canceled" == jobs.cancel(job.id, etag="*").status
+
+    @pytest.mark.parametrize("levels", [65, 129, 1_000])
+    def test_depth_errors_name_the_path_and_the_configured_limit(self, levels: int) -> None:
+        """Too deep a state_update is refused at the path of the first level past max_depth."""
+        jobs = Jobs()
+        job = start(jobs)
+        patch: dict[str, object] = {}
+        for _ in range(levels - 1):
+            patch = {"a": patch}
+        with pytest.raises(InvalidJobDataError) as caught:
+            jobs.update(job.id, etag=job.etag, state_update=patch)
+        assert ("state_update", "/a" * 64, "nested deeper than 64 levels") == (
+            caught.value.field,
+            caught.value.path,
+            caught.value.reason,
+        )
+
+    def test_depth_errors_of_frozen_documents_name_the_path(self) -> None:
+        """A frozen document past max_depth is refused naming where it goes too deep."""
+        jobs = Jobs(limits=Limits(max_depth=2))
+        state = freeze({"ok": 1, "x": {"y": {"z": 1}}}, field="state")
+        with pytest.raises(InvalidJobDataError) as caught:
+            start(jobs, state=state)
+        assert ("state", "/x/y", "nested deeper than 2 levels") == (
+            caught.value.field,
+            caught.value.path,
+            caught.value.reason,
+        )
+
+    def test_a_command_past_the_hard_depth_says_so(self) -> None:
+        """A command object built past 128 levels is refused citing the hard cap, not a limit."""
+        patch: dict[str, object] = {}
+        for _ in range(200):
+            patch = {"a": patch}
+        with pytest.raises(InvalidJobDataError) as caught:
+            UpdateJob(job_id="j", etag="e", state_update=patch)
+        assert ("/a" * 128, "nested deeper than 128 levels, the most jobledger accepts") == (
+            caught.value.path,
+            caught.value.reason,
+        )
 
     def test_default_clock_and_ids(self) -> None:
         """By default, times are aware UTC datetimes and ids are UUIDv7 strings."""

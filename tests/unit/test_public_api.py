@@ -90,6 +90,7 @@ PUBLIC = [
     "RequestRecord",
     "SchemaVersionError",
     "StartJob",
+    "StorageConfigurationError",
     "StorageError",
     "StorageTimeoutError",
     "StorageUnavailableError",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import sqlite3
+import stat
 import threading
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -494,3 +496,35 @@ class TestRecentJobs:
         assert changes[-1].job is repository.get("job-199")
         assert changes[0].job is not repository.get("job-0")
         assert changes[0].job == repository.get("job-0")
+
+
+class TestFilePermissions:
+    """A new database file, and its WAL and journal, are readable by their owner only."""
+
+    @pytest.mark.parametrize("umask", [0o000, 0o022, 0o077])
+    def test_a_new_database_is_created_0600_whatever_the_umask(
+        self, tmp_path: Path, umask: int
+    ) -> None:
+        """The file and its WAL file have mode 0600 under a lax or a strict umask."""
+        path = tmp_path / "jobs.db"
+        previous = os.umask(umask)
+        try:
+            repository = SQLiteRepository(path)
+            Jobs(repository).start(service="hr", entity="employee", type="sync")
+            modes = {
+                file.name: stat.S_IMODE(file.stat().st_mode)
+                for file in tmp_path.iterdir()
+                if file.name.startswith("jobs.db")
+            }
+            repository.close()
+        finally:
+            os.umask(previous)
+        assert {"jobs.db": 0o600, "jobs.db-wal": 0o600, "jobs.db-shm": 0o600} == modes
+
+    def test_an_existing_database_keeps_its_permissions(self, tmp_path: Path) -> None:
+        """A file the owner made group-readable stays so when jobledger opens it."""
+        path = tmp_path / "jobs.db"
+        SQLiteRepository(path).close()
+        path.chmod(0o640)
+        SQLiteRepository(path).close()
+        assert 0o640 == stat.S_IMODE(path.stat().st_mode)

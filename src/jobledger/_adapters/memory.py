@@ -18,6 +18,7 @@ from jobledger._core.errors import (
 from jobledger._core.events import JobCanceled, JobCompleted, JobFailed, JobUpdated
 from jobledger._core.job import JobUpdate, UpdateType
 from jobledger._core.jsondoc import is_storable_key
+from jobledger._core.positions import check_position, check_subscriber_name, window
 from jobledger._core.query import JobPage
 from jobledger._ports import FeedEntry
 
@@ -71,6 +72,7 @@ class InMemoryRepository:
 
     def updates(self, job_id: str, *, after: int = 0) -> Sequence[JobUpdate]:
         """The job's updates after ``after``; see :meth:`jobledger.Repository.updates`."""
+        after, _ = window(after, 0)
         if not is_storable_key(job_id):
             raise JobNotFoundError(job_id)
         with self._lock:
@@ -78,7 +80,7 @@ class InMemoryRepository:
                 log = self._logs[job_id]
             except KeyError:
                 raise JobNotFoundError(job_id) from None
-            events = log[max(after, 0) :]
+            events = log[after:]
         return tuple(map(_update_of, events))
 
     def find(self, query: JobQuery) -> JobPage:
@@ -154,9 +156,9 @@ class InMemoryRepository:
 
     def read_feed(self, *, after: int = 0, limit: int = 1000) -> Sequence[FeedEntry]:
         """Feed entries after ``after``; see :meth:`jobledger.Repository.read_feed`."""
-        start = max(after, 0)
+        start, count = window(after, limit)
         with self._lock:
-            events = self._feed[start : start + max(limit, 0)]
+            events = self._feed[start : start + count]
         return tuple(FeedEntry(start + offset + 1, event) for offset, event in enumerate(events))
 
     def wait_for_feed(self, after: int, timeout: float) -> bool:
@@ -174,10 +176,12 @@ class InMemoryRepository:
 
     def load_checkpoint(self, name: str) -> int:
         """The checkpoint of ``name``; see :meth:`jobledger.Repository.load_checkpoint`."""
-        return self._checkpoints.get(name, 0)
+        return self._checkpoints.get(check_subscriber_name(name), 0)
 
     def save_checkpoint(self, name: str, position: int) -> None:
         """Record a checkpoint; see :meth:`jobledger.Repository.save_checkpoint`."""
+        name = check_subscriber_name(name)
+        position = check_position(position)
         with self._lock:
             self._checkpoints[name] = position
 

@@ -108,11 +108,13 @@ from jobledger._core.errors import (
     JobNotFoundError,
     RequestIdConflictError,
     SchemaVersionError,
+    StorageConfigurationError,
     StorageError,
     StorageTimeoutError,
     StorageUnavailableError,
 )
 from jobledger._core.jsondoc import is_storable_key
+from jobledger._core.positions import check_position, check_subscriber_name, window
 from jobledger._core.query import JobPage
 from jobledger._ports import FeedEntry
 
@@ -408,7 +410,12 @@ class _Statements:
     @classmethod
     def of(cls, names: _Names, conn: psycopg.Connection[Any]) -> _Statements:
         """The statements of the schema ``names``, rendered for connections like ``conn``."""
-        tables = names.mapping()
+        # Every statement runs with parameters, so psycopg reads each % in it as a
+        # placeholder: a % in the schema's name is doubled to stay a %.
+        tables = {
+            name: sql.SQL(identifier.as_string(conn).replace("%", "%%"))
+            for name, identifier in names.mapping().items()
+        }
 
         def statement(text: str, **parts: sql.Composable) -> str:
             return sql.SQL(text).format(**tables, **lists, **parts).as_string(conn)
@@ -518,6 +525,71 @@ def translate_error(err: psycopg.Error, location: str) -> StorageError:
         message = f"the save kept colliding with other transactions ({err}); retry it"
         return StorageError(location, message)
     return StorageError(location, f"PostgreSQL failed: {err}")
+
+
+# Startup refusals that a retry may get past: the server is starting, stopping or full.
+_PASSING_REFUSALS = (
+    "starting up",
+    "shutting down",
+    "in recovery",
+    "too many",
+    "connection slots",
+    "not yet accepting",
+)
+
+
+def refused_settings(err: psycopg.Error) -> bool:
+    """Whether a failed connection ``err`` is the server refusing the settings themselves.
+
+    A connection string that does not parse, or a server that answered with a
+    fatal startup error (a wrong password, an unknown user or database, no
+    ``pg_hba.conf`` entry): waiting would not help. A server that is down,
+    unreachable, starting, stopping or full is not this.
+    """
+    if isinstance(err, psycopg.ProgrammingError):
+        return True
+    if not isinstance(err, psycopg.OperationalError):
+        return False
+    message = str(err)
+    if "FATAL:" not in message:
+        return False
+    return not any(passing in message for passing in _PASSING_REFUSALS)
+
+
+def _check_settings(conninfo: str, kwargs: dict[str, Any], timeout: float, location: str) -> None:
+    """Connect once, to report settings the server refuses at once instead of after ``timeout``.
+
+    Raises:
+        StorageConfigurationError: the settings do not parse or the server refused them.
+    """
+    try:
+        conninfo_to_dict(conninfo)
+    except psycopg.Error as err:
+        message = f"the connection string is malformed ({_without_secrets(err, conninfo)})"
+        raise StorageConfigurationError(location, message) from None
+    try:
+        connect_timeout = max(int(timeout), 2)
+        psycopg.connect(conninfo, connect_timeout=connect_timeout, **kwargs).close()
+    except psycopg.Error as err:
+        if refused_settings(err):
+            message = (
+                "the server refused the connection settings "
+                f"({_without_secrets(err, conninfo)}); check the user, password and database"
+            )
+            raise StorageConfigurationError(location, message) from None
+        # Anything else (a server down or starting) is left to the pool, which waits for it.
+
+
+def _without_secrets(err: psycopg.Error, conninfo: str) -> str:
+    """The error's first line, with the password (if the conninfo has one) blanked out."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    try:
+        password = conninfo_to_dict(conninfo).get("password")
+    except psycopg.Error:
+        password = None
+    if password:
+        text = text.replace(str(password), "***")
+    return text
 
 
 def _location(conninfo: str, schema: str | None) -> str:
@@ -630,6 +702,7 @@ class PostgresRepository:
         self._location = _location(self._conninfo(), schema)
         self._owns_pool = pool is None
         if pool is None:
+            _check_settings(self._conninfo(), {}, self._timeout, self._location)
             pool = ConnectionPool(
                 self._conninfo(),
                 min_size=min_size,
@@ -744,6 +817,7 @@ class PostgresRepository:
 
     def updates(self, job_id: str, *, after: int = 0) -> Sequence[JobUpdate]:
         """The job's updates after ``after``; see :meth:`jobledger.Repository.updates`."""
+        after, _ = window(after, 0)
         if not is_storable_key(job_id):
             raise JobNotFoundError(job_id)
         with self._translated(), self._connection() as conn:
@@ -1030,24 +1104,28 @@ class PostgresRepository:
 
     def read_feed(self, *, after: int = 0, limit: int = 1000) -> Sequence[FeedEntry]:
         """Feed entries after ``after``; see :meth:`jobledger.Repository.read_feed`."""
+        after, limit = window(after, limit)
         with self._translated(), self._connection() as conn:
-            rows = conn.execute(self._sql.select_feed, (after, max(limit, 0))).fetchall()
+            rows = conn.execute(self._sql.select_feed, (after, limit)).fetchall()
         return tuple(FeedEntry(row[0], self._decoded(event_from_row, row[1:])) for row in rows)
 
     def feed_head(self) -> int:
         """The last feed position; see :meth:`jobledger.Repository.feed_head`."""
         with self._translated(), self._connection() as conn:
-            row = conn.execute(self._sql.feed_head).fetchone()
+            row = conn.execute(self._sql.feed_head, ()).fetchone()
         return 0 if row is None else int(row[0])
 
     def load_checkpoint(self, name: str) -> int:
         """The checkpoint of ``name``; see :meth:`jobledger.Repository.load_checkpoint`."""
+        name = check_subscriber_name(name)
         with self._translated(), self._connection() as conn:
             row = conn.execute(self._sql.load_checkpoint, (name,)).fetchone()
         return 0 if row is None else int(row[0])
 
     def save_checkpoint(self, name: str, position: int) -> None:
         """Record a checkpoint; see :meth:`jobledger.Repository.save_checkpoint`."""
+        name = check_subscriber_name(name)
+        position = check_position(position)
         with self._translated(), self._connection() as conn:
             conn.execute(self._sql.save_checkpoint, (name, position))
 
@@ -1216,12 +1294,12 @@ def _migrate(conn: psycopg.Connection[Any], schema: str | None, location: str) -
         for target in range(version + 1, SCHEMA_VERSION + 1):
             for statement in _MIGRATIONS[target](names):
                 conn.execute(statement)
+        # No parameters: a % in the schema's name would read as a placeholder.
         conn.execute(
             sql.SQL(
-                "INSERT INTO {} (name, value) VALUES ('schema_version', %s) "
+                "INSERT INTO {} (name, value) VALUES ('schema_version', {}) "
                 "ON CONFLICT (name) DO UPDATE SET value = excluded.value"
-            ).format(names.table("meta")),
-            (str(SCHEMA_VERSION),),
+            ).format(names.table("meta"), sql.Literal(str(SCHEMA_VERSION)))
         )
         logger.info("jobledger schema %s is now at version %d", schema, SCHEMA_VERSION)
     return names
@@ -1325,7 +1403,7 @@ class _FeedListener:
                 with self._connect() as conn:
                     conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
                     # Commits made before LISTEN took effect sent no notification to us.
-                    row = conn.execute(self._head_query).fetchone()
+                    row = conn.execute(self._head_query, ()).fetchone()
                     self._advance(0 if row is None else int(row[0]))
                     self.listening.set()
                     failures = 0

@@ -68,6 +68,7 @@ from jobledger._core.errors import (
 )
 from jobledger._core.job import UpdateType
 from jobledger._core.jsondoc import is_storable_key
+from jobledger._core.positions import check_position, check_subscriber_name, window
 from jobledger._core.query import JobPage
 from jobledger._core.recent import RecentJobs
 from jobledger._ports import FeedEntry
@@ -278,6 +279,24 @@ class Durability(enum.StrEnum):
     NORMAL = "normal"
 
 
+def _create_private(path: str) -> None:
+    """Create the database file readable and writable by its owner only (0600), if it is new.
+
+    SQLite gives its journal and WAL files the database file's permissions,
+    so they are private too. An existing file keeps the permissions it has.
+    """
+    try:
+        descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except OSError:
+        # It exists, or cannot be made: opening it says what is wrong, as it did before.
+        return
+    try:
+        # os.open's mode is filtered by the umask; this sets exactly 0600 whatever it is.
+        os.fchmod(descriptor, 0o600)
+    finally:
+        os.close(descriptor)
+
+
 def _reopen(path: str, durability: str, busy_timeout: float) -> SQLiteRepository:
     return SQLiteRepository(path, durability=durability, busy_timeout=busy_timeout)
 
@@ -287,7 +306,9 @@ class SQLiteRepository:
 
     Args:
         path: The database file. It is created, with its schema, if it does
-            not exist; an existing file must be a jobledger database.
+            not exist, readable and writable by its owner only (mode 0600,
+            whatever the umask; its journal and WAL files too); an existing
+            file must be a jobledger database and keeps its permissions.
         durability: :attr:`Durability.FULL` (the default) or
             :attr:`Durability.NORMAL` (or their names, ``"full"``,
             ``"normal"``); see :class:`Durability` for what each trades.
@@ -345,6 +366,7 @@ class SQLiteRepository:
         self._recent = RecentJobs(lock=threading.Lock())
         # A repository dropped without close() still closes its connections.
         weakref.finalize(self, _close_all, self._idle, self._lock)
+        _create_private(self._path)
         with self._translated(), self._connection() as conn:
             self._prepare(conn)
 
@@ -534,6 +556,7 @@ class SQLiteRepository:
 
     def updates(self, job_id: str, *, after: int = 0) -> Sequence[JobUpdate]:
         """The job's updates after ``after``; see :meth:`jobledger.Repository.updates`."""
+        after, _ = window(after, 0)
         if not is_storable_key(job_id):
             raise JobNotFoundError(job_id)
         with self._translated(), self._connection() as conn:
@@ -609,8 +632,9 @@ class SQLiteRepository:
 
     def read_feed(self, *, after: int = 0, limit: int = 1000) -> Sequence[FeedEntry]:
         """Feed entries after ``after``; see :meth:`jobledger.Repository.read_feed`."""
+        after, limit = window(after, limit)
         with self._translated(), self._connection() as conn:
-            rows = conn.execute(_SELECT_FEED, (after, max(limit, 0))).fetchall()
+            rows = conn.execute(_SELECT_FEED, (after, limit)).fetchall()
         return tuple(FeedEntry(row[0], self._decoded(event_from_row, row[1:])) for row in rows)
 
     def feed_head(self) -> int:
@@ -621,6 +645,7 @@ class SQLiteRepository:
 
     def load_checkpoint(self, name: str) -> int:
         """The checkpoint of ``name``; see :meth:`jobledger.Repository.load_checkpoint`."""
+        name = check_subscriber_name(name)
         with self._translated(), self._connection() as conn:
             row = conn.execute(
                 "SELECT position FROM checkpoints WHERE name = ?", (name,)
@@ -629,6 +654,8 @@ class SQLiteRepository:
 
     def save_checkpoint(self, name: str, position: int) -> None:
         """Record a checkpoint durably; see :meth:`jobledger.Repository.save_checkpoint`."""
+        name = check_subscriber_name(name)
+        position = check_position(position)
         with self._translated(), self._write() as conn:
             conn.execute(_UPSERT_CHECKPOINT, (name, position))
 

@@ -31,7 +31,7 @@ from jobledger._core.commands import (
 from jobledger._core.errors import JobledgerError
 from jobledger._core.events import EventFilter, EventKinds
 from jobledger._core.job import TERMINAL_STATUSES
-from jobledger._core.jsondoc import DEFAULT_LIMITS, Limits
+from jobledger._core.jsondoc import DEFAULT_LIMITS, Limits, freeze
 from jobledger._core.query import JobQuery
 from jobledger._core.recent import RecentJobs
 from jobledger._ports import AtomicBatches
@@ -49,6 +49,9 @@ if TYPE_CHECKING:
 __all__ = ["Jobs"]
 
 _STRIPES = 64
+
+# The length of the default id factory's ids and ETags (a UUID's text).
+_DEFAULT_ID_LENGTH = 36
 
 
 class _PartlySaved(Exception):  # noqa: N818  (never escapes: handle_all raises its error)
@@ -77,6 +80,9 @@ class Jobs:
         id_factory: Returns a new unique id for jobs, ETags and events; UUIDv7
             strings by default.
         limits: The data limits to enforce; :class:`~jobledger.Limits` defaults.
+            With the default ``id_factory``, ``max_name_length`` must be at
+            least 36 (``ValueError`` otherwise), so that the ledger's own ids
+            and ETags fit; a custom ``id_factory`` must make ids that fit.
 
     Every command is atomic: the job, its update, its event and its request
     record are saved together or not at all. Every change command carries the
@@ -135,6 +141,14 @@ class Jobs:
         self._batches = repository if isinstance(repository, AtomicBatches) else None
         self._clock = clock
         self._new_id = id_factory
+        if id_factory is new_id and limits.max_name_length < _DEFAULT_ID_LENGTH:
+            msg = (
+                f"limits.max_name_length is {limits.max_name_length}, but the ids and ETags "
+                f"this ledger makes are {_DEFAULT_ID_LENGTH} characters long, so no command "
+                f"could name a job; allow at least {_DEFAULT_ID_LENGTH}, or give an "
+                "id_factory whose ids fit"
+            )
+            raise ValueError(msg)
         self._limits = limits
         self._subscribers = InProcessPublisher()
         publishers = tuple(publishers)
@@ -303,6 +317,10 @@ class Jobs:
             for stripe in reversed(stripes):
                 stripe.release()
 
+    def _json(self, value: object, field: str) -> object:
+        """``value`` frozen under this ledger's limits, so a refusal names them and the path."""
+        return None if value is None else freeze(value, field=field, limits=self._limits)
+
     def start(
         self,
         *,
@@ -327,8 +345,8 @@ class Jobs:
                 type=type,
                 display_name=display_name,
                 description=description,
-                input=input,
-                state=state,
+                input=self._json(input, "input"),
+                state=self._json(state, "state"),
                 job_id=job_id,
                 request_id=request_id,
             )
@@ -353,7 +371,7 @@ class Jobs:
                 status=status,
                 display_name=display_name,
                 description=description,
-                state_update=state_update,
+                state_update=self._json(state_update, "state_update"),
                 request_id=request_id,
             )
         )
@@ -375,7 +393,7 @@ class Jobs:
                 etag=etag,
                 display_name=display_name,
                 description=description,
-                state_update=state_update,
+                state_update=self._json(state_update, "state_update"),
                 request_id=request_id,
             )
         )
@@ -397,7 +415,7 @@ class Jobs:
                 etag=etag,
                 display_name=display_name,
                 description=description,
-                state_update=state_update,
+                state_update=self._json(state_update, "state_update"),
                 request_id=request_id,
             )
         )

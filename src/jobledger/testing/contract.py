@@ -645,6 +645,53 @@ class RepositoryContract:
             repository.load_checkpoint(name) for name in TRICKY_STRINGS
         ]
 
+    def test_bad_reads_and_checkpoints_are_refused_as_in_memory(
+        self, repository: Repository
+    ) -> None:
+        """Bad filters, subscriber names, positions and read bounds get memory's typed answer."""
+        reference = InMemoryRepository()
+        cases: list[tuple[str, Callable[[Repository], object]]] = [
+            ("find NUL", lambda r: r.find(JobQuery(service="hr\x00"))),
+            ("find surrogate", lambda r: r.find(JobQuery(entity="\ud800"))),
+            ("find status NUL", lambda r: r.find(JobQuery(status=["ok", "\x00"]))),
+            ("load NUL name", lambda r: r.load_checkpoint("a\x00")),
+            ("load surrogate name", lambda r: r.load_checkpoint("\udc00")),
+            ("load empty name", lambda r: r.load_checkpoint("")),
+            ("load int name", lambda r: r.load_checkpoint(3)),  # type: ignore[arg-type]
+            ("save long name", lambda r: r.save_checkpoint("n" * 201, 1)),
+            ("save negative", lambda r: r.save_checkpoint("n", -1)),
+            ("save text", lambda r: r.save_checkpoint("n", "3")),  # type: ignore[arg-type]
+            ("save float", lambda r: r.save_checkpoint("n", 3.0)),  # type: ignore[arg-type]
+            ("save bool", lambda r: r.save_checkpoint("n", True)),  # noqa: FBT003
+            ("save 2**63", lambda r: r.save_checkpoint("n", 2**63)),
+            ("feed after text", lambda r: r.read_feed(after="1")),  # type: ignore[arg-type]
+            ("feed limit float", lambda r: r.read_feed(limit=1.5)),  # type: ignore[arg-type]
+            ("updates after text", lambda r: r.updates("x", after="1")),  # type: ignore[arg-type]
+        ]
+        for case, action in cases:
+            expected = _refusal(functools.partial(action, reference))
+            actual = _refusal(functools.partial(action, repository))
+            assert expected is not None, case
+            assert InvalidJobDataError is expected[0], case
+            assert expected == actual, case
+        assert 0 == repository.load_checkpoint("n")
+
+    def test_reads_past_any_position_answer_as_in_memory(
+        self, jobs: Jobs, repository: Repository
+    ) -> None:
+        """Reading after 2**70, before 0 or with an enormous limit answers, never overflows."""
+        job = jobs.start(service="hr", entity="employee", type="sync")
+        jobs.update(job.id, etag=job.etag, status="x")
+        repository.save_checkpoint("far", 2**63 - 1)
+
+        assert [] == list(repository.read_feed(after=2**70))
+        assert [1, 2] == [entry.position for entry in repository.read_feed(after=-5)]
+        assert [1, 2] == [entry.position for entry in repository.read_feed(limit=2**70)]
+        assert [] == list(repository.read_feed(limit=-1))
+        assert [] == list(repository.updates(job.id, after=2**70))
+        assert [1] == [update.update_id for update in repository.updates(job.id, after=-3)]
+        assert 2**63 - 1 == repository.load_checkpoint("far")
+
     # -------------------------------------------------------------- round trips
 
     def test_tricky_strings_round_trip_byte_for_byte(
