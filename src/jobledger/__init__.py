@@ -62,7 +62,7 @@ from jobledger._core.jsondoc import (
     thaw,
 )
 from jobledger._core.lifecycle import TRANSITIONS, CommandKind, lifecycle_mermaid
-from jobledger._core.query import JobPage, JobQuery
+from jobledger._core.query import GetJobById, JobPage, JobQuery
 from jobledger._ports import AtomicBatches, EventPublisher, FeedEntry, FeedNotifier, Repository
 
 __all__ = [
@@ -85,6 +85,7 @@ __all__ = [
     "FeedEntry",
     "FeedNotifier",
     "ForeignDatabaseError",
+    "GetJobById",
     "Handler",
     "InMemoryRepository",
     "InProcessPublisher",

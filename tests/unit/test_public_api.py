@@ -59,6 +59,7 @@ PUBLIC = [
     "FeedEntry",
     "FeedNotifier",
     "ForeignDatabaseError",
+    "GetJobById",
     "Handler",
     "InMemoryRepository",
     "InProcessPublisher",

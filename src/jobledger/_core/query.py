@@ -19,7 +19,7 @@ from jobledger._core.errors import InvalidJobDataError
 from jobledger._core.job import Job, JobPhase
 from jobledger._core.jsondoc import is_storable_key
 
-__all__ = ["MAX_PAGE_SIZE", "Cursor", "JobPage", "JobQuery"]
+__all__ = ["MAX_PAGE_SIZE", "Cursor", "GetJobById", "JobPage", "JobQuery"]
 
 #: The most jobs one page may hold.
 MAX_PAGE_SIZE = 1000
@@ -185,3 +185,16 @@ class JobPage:
             return cls(tuple(jobs), None)
         last = jobs[-1]
         return cls(tuple(jobs), Cursor(last.created_at, last.id).encode())
+
+
+@attrs.frozen(kw_only=True)
+class GetJobById:
+    """The seed's GetJobById query, as a value (its wire form is ``MessageType: GetJobById``).
+
+    Answer it with :meth:`jobledger.Jobs.get` (``jobs.get(query.job_id)``).
+
+    Attributes:
+        job_id: The id of the job asked for.
+    """
+
+    job_id: str
