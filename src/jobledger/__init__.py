@@ -63,7 +63,14 @@ from jobledger._core.jsondoc import (
 )
 from jobledger._core.lifecycle import TRANSITIONS, CommandKind, lifecycle_mermaid
 from jobledger._core.query import GetJobById, JobPage, JobQuery
-from jobledger._ports import AtomicBatches, EventPublisher, FeedEntry, FeedNotifier, Repository
+from jobledger._ports import (
+    AtomicBatches,
+    EventPublisher,
+    FeedEntry,
+    FeedNotifier,
+    Repository,
+    StartRecords,
+)
 
 __all__ = [
     "ANY_ETAG",
@@ -117,6 +124,7 @@ __all__ = [
     "RequestRecord",
     "SchemaVersionError",
     "StartJob",
+    "StartRecords",
     "StorageConfigurationError",
     "StorageError",
     "StorageTimeoutError",

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import attrs
 
-from jobledger._core.events import JobEvent
+from jobledger._core.events import JobEvent, JobStarted
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -20,7 +20,14 @@ if TYPE_CHECKING:
     from jobledger._core.job import Job, JobUpdate
     from jobledger._core.query import JobPage, JobQuery
 
-__all__ = ["AtomicBatches", "EventPublisher", "FeedEntry", "FeedNotifier", "Repository"]
+__all__ = [
+    "AtomicBatches",
+    "EventPublisher",
+    "FeedEntry",
+    "FeedNotifier",
+    "Repository",
+    "StartRecords",
+]
 
 
 @attrs.frozen
@@ -167,6 +174,24 @@ class FeedNotifier(Protocol):
 
         Returns:
             Whether the feed now holds an event after position ``after``.
+        """
+        ...
+
+
+@runtime_checkable
+class StartRecords(Protocol):
+    """A repository that reads a job's start record by its id, without scanning the feed.
+
+    Optional: :meth:`jobledger.Jobs.get` with ``version=`` replays the start
+    record and the update log to rebuild a job as it was; the in-memory,
+    SQLite and PostgreSQL repositories have it.
+    """
+
+    def started(self, job_id: str) -> JobStarted:
+        """The :class:`~jobledger.JobStarted` event of the job ``job_id``.
+
+        Raises:
+            JobNotFoundError: no job has this id.
         """
         ...
 

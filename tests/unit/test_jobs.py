@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import pytest
@@ -973,3 +974,89 @@ class TestRebuildFromEvents:
             rebuilt.append(changed_job(rebuilt[-1], event))
 
         assert states == rebuilt
+
+
+class TestReadsOverTime:
+    """The log a page at a time, a job as of a version, and waiting for an end."""
+
+    def test_updates_pages_the_log(self) -> None:
+        """updates(after=, limit=) returns the page after an update id, at most limit long."""
+        jobs = fresh_ledger()
+        job = start(jobs)
+        for step in range(5):
+            job = jobs.update(job.id, etag=job.etag, status=f"s{step}")
+        pages = [
+            [update.update_id for update in jobs.updates(job.id, after=after, limit=2)]
+            for after in (0, 2, 4, 5)
+        ]
+        assert [[1, 2], [3, 4], [5], []] == pages
+        assert [1, 2, 3, 4, 5] == [update.update_id for update in jobs.updates(job.id)]
+        assert [] == list(jobs.updates(job.id, limit=0))
+
+    @pytest.mark.parametrize(
+        ("arguments", "field"),
+        [({"limit": -1}, "limit"), ({"limit": 1.5}, "limit"), ({"after": "1"}, "after")],
+    )
+    def test_bad_paging_arguments_are_refused(self, arguments: dict[str, Any], field: str) -> None:
+        """A negative or non-integer limit, or a non-integer after, is InvalidJobDataError."""
+        jobs = fresh_ledger()
+        job = start(jobs)
+        with pytest.raises(InvalidJobDataError) as caught:
+            jobs.updates(job.id, **arguments)
+        assert field == caught.value.field
+
+    def test_get_as_of_a_version_rebuilds_the_job(self) -> None:
+        """get(version=N) is the job as the N-th change left it; version 1 is as started."""
+        jobs = fresh_ledger()
+        first = start(jobs, state={"done": 0}, display_name="first")
+        second = jobs.update(first.id, etag=first.etag, status="x", state_update={"done": 1})
+        third = jobs.cancel(first.id, etag=second.etag, display_name="gone")
+        assert [first, second, third] == [jobs.get(first.id, version=v) for v in (1, 2, 3)]
+
+    @pytest.mark.parametrize("version", [0, 4, -1, 1.0, "2", True])
+    def test_a_version_the_job_never_had_is_refused(self, version: object) -> None:
+        """A version under 1, past the job's, or not an integer is refused naming version."""
+        jobs = fresh_ledger()
+        job = start(jobs)
+        job = jobs.update(job.id, etag=job.etag, status="x")
+        job = jobs.update(job.id, etag=job.etag, status="y")
+        with pytest.raises(InvalidJobDataError) as caught:
+            jobs.get(job.id, version=version)  # type: ignore[arg-type]
+        assert "version" == caught.value.field
+
+    def test_wait_returns_an_ended_job_at_once(self) -> None:
+        """A job that has ended is returned without waiting."""
+        jobs = fresh_ledger()
+        job = start(jobs)
+        done = jobs.complete(job.id, etag=job.etag)
+        assert done == jobs.wait(job.id, timeout=0)
+
+    def test_wait_is_woken_by_the_end(self) -> None:
+        """A waiter returns the job once another thread ends it."""
+        jobs = Jobs()
+        job = start(jobs)
+        ended = threading.Event()
+
+        def finish() -> None:
+            ended.wait(5)
+            jobs.fail(job.id, etag=job.etag)
+
+        worker = threading.Thread(target=finish)
+        worker.start()
+        ended.set()
+        try:
+            assert "failed" == jobs.wait(job.id, timeout=30).status
+        finally:
+            worker.join(5)
+
+    def test_wait_raises_timeout_error_for_a_job_still_active(self) -> None:
+        """A job still active after the timeout raises TimeoutError naming it."""
+        jobs = fresh_ledger()
+        job = start(jobs)
+        with pytest.raises(TimeoutError, match=job.id):
+            jobs.wait(job.id, timeout=0.05)
+
+    def test_wait_for_an_unknown_job_raises_job_not_found(self) -> None:
+        """Waiting for a job that does not exist raises JobNotFoundError at once."""
+        with pytest.raises(JobNotFoundError):
+            fresh_ledger().wait("nope", timeout=5)

@@ -91,6 +91,7 @@ PUBLIC = [
     "RequestRecord",
     "SchemaVersionError",
     "StartJob",
+    "StartRecords",
     "StorageConfigurationError",
     "StorageError",
     "StorageTimeoutError",

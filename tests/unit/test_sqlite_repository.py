@@ -528,3 +528,29 @@ class TestFilePermissions:
         path.chmod(0o640)
         SQLiteRepository(path).close()
         assert 0o640 == stat.S_IMODE(path.stat().st_mode)
+
+
+class TestStartRecords:
+    """Start records are read through an index, which older files get when opened."""
+
+    def test_a_file_without_the_start_index_gets_it_when_opened(self, tmp_path: Path) -> None:
+        """A database made before the index (simulated by dropping it) has it after reopening."""
+        path = tmp_path / "jobs.db"
+        jobs = Jobs(SQLiteRepository(path))
+        job = jobs.start(service="hr", entity="employee", type="sync")
+        conn = sqlite3.connect(path)
+        with conn:
+            conn.execute("DROP INDEX feed_starts")
+        conn.close()
+
+        reopened = SQLiteRepository(path)
+        conn = sqlite3.connect(path)
+        names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        plan = conn.execute(
+            "EXPLAIN QUERY PLAN SELECT * FROM feed WHERE job_id = ? AND kind = 'started'",
+            (job.id,),
+        ).fetchall()
+        conn.close()
+        assert "feed_starts" in names
+        assert any("feed_starts" in str(row) for row in plan)
+        assert job == Jobs(reopened).get(job.id, version=1)

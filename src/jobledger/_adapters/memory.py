@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from jobledger._core.decide import Change, RequestRecord
-    from jobledger._core.events import JobChanged, JobEvent
+    from jobledger._core.events import JobChanged, JobEvent, JobStarted
     from jobledger._core.job import Job
     from jobledger._core.query import JobQuery
 
@@ -57,6 +57,8 @@ class InMemoryRepository:
         # Each job's change events, oldest first. Its updates are read from them
         # (an update says nothing its event does not), so each fact is held once.
         self._logs: dict[str, list[JobChanged]] = {}
+        # Each job's start event: the start record that as-of-version reads replay from.
+        self._starts: dict[str, JobStarted] = {}
         self._requests: dict[str, RequestRecord] = {}
         self._feed: list[JobEvent] = []
         self._checkpoints: dict[str, int] = {}
@@ -82,6 +84,16 @@ class InMemoryRepository:
                 raise JobNotFoundError(job_id) from None
             events = log[after:]
         return tuple(map(_update_of, events))
+
+    def started(self, job_id: str) -> JobStarted:
+        """The job's start event; see :meth:`jobledger.StartRecords.started`."""
+        if not is_storable_key(job_id):
+            raise JobNotFoundError(job_id)
+        with self._lock:
+            try:
+                return self._starts[job_id]
+            except KeyError:
+                raise JobNotFoundError(job_id) from None
 
     def find(self, query: JobQuery) -> JobPage:
         """A page of matching jobs, newest first; see :meth:`jobledger.Repository.find`."""
@@ -148,6 +160,7 @@ class InMemoryRepository:
         self._jobs[job.id] = job
         if change.update is None:
             self._logs[job.id] = []
+            self._starts[job.id] = change.event  # type: ignore[assignment]  # a start's event
         else:
             self._logs[job.id].append(change.event)  # type: ignore[arg-type]  # a change's event
         if change.request is not None:

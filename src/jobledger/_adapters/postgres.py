@@ -113,6 +113,7 @@ from jobledger._core.errors import (
     StorageTimeoutError,
     StorageUnavailableError,
 )
+from jobledger._core.events import JobStarted
 from jobledger._core.jsondoc import is_storable_key
 from jobledger._core.positions import check_position, check_subscriber_name, window
 from jobledger._core.query import JobPage
@@ -215,6 +216,13 @@ def _selected(names: Sequence[str]) -> sql.Composed:
     )
 
 
+# Start records are read by job id (as-of-version reads): a partial index keeps that
+# a look-up, not a scan of the feed. Schemas made before it get it when next opened.
+_START_INDEX = (
+    "CREATE INDEX IF NOT EXISTS jobledger_feed_starts ON {feed} (job_id) WHERE kind = 'started'"
+)
+
+
 def _schema_ddl(names: _Names) -> tuple[sql.Composed, ...]:
     """The statements that create schema version 1 in an empty schema."""
     indexes = [
@@ -299,6 +307,7 @@ def _schema_ddl(names: _Names) -> tuple[sql.Composed, ...]:
         )""",
     ]
     tables = names.mapping()
+    statements.append(_START_INDEX)
     return (*(sql.SQL(text).format(**tables) for text in statements), *indexes)
 
 
@@ -404,6 +413,7 @@ class _Statements:
     select_request: str
     select_feed: str
     feed_head: str
+    select_start: str
     load_checkpoint: str
     save_checkpoint: str
 
@@ -474,6 +484,10 @@ class _Statements:
                 columns=_selected(EVENT_COLUMNS),
             ),
             feed_head=statement("SELECT last FROM {feed_counter}"),
+            select_start=statement(
+                "SELECT {columns} FROM {feed} WHERE job_id = %s AND kind = 'started'",
+                columns=_selected(EVENT_COLUMNS),
+            ),
             load_checkpoint=statement("SELECT position FROM {checkpoints} WHERE name = %s"),
             save_checkpoint=statement(
                 "INSERT INTO {checkpoints} (name, position) VALUES (%s, %s) "
@@ -830,6 +844,18 @@ class PostgresRepository:
         if not exists:
             raise JobNotFoundError(job_id)
         return tuple(self._decoded(update_from_row, row) for row in rows)
+
+    def started(self, job_id: str) -> JobStarted:
+        """The job's start event; see :meth:`jobledger.StartRecords.started`."""
+        if not is_storable_key(job_id):
+            raise JobNotFoundError(job_id)
+        with self._translated(), self._connection() as conn:
+            row = conn.execute(self._sql.select_start, (job_id,)).fetchone()
+        if row is None:
+            raise JobNotFoundError(job_id)
+        event = self._decoded(event_from_row, row)
+        assert isinstance(event, JobStarted)  # noqa: S101  (the row's kind is 'started')
+        return event
 
     def find(self, query: JobQuery) -> JobPage:
         """A page of matching jobs, newest first; see :meth:`jobledger.Repository.find`."""
@@ -1279,6 +1305,7 @@ def _migrate(conn: psycopg.Connection[Any], schema: str | None, location: str) -
         if version > SCHEMA_VERSION:
             raise SchemaVersionError(location, version, SCHEMA_VERSION)
         if version == SCHEMA_VERSION:
+            _add_start_index(conn, names)
             return names
         if version == 0:
             exists = conn.execute(
@@ -1303,6 +1330,16 @@ def _migrate(conn: psycopg.Connection[Any], schema: str | None, location: str) -
         )
         logger.info("jobledger schema %s is now at version %d", schema, SCHEMA_VERSION)
     return names
+
+
+def _add_start_index(conn: psycopg.Connection[Any], names: _Names) -> None:
+    """Give a schema made before the start-record index that index (once)."""
+    present = conn.execute(
+        "SELECT 1 FROM pg_indexes WHERE schemaname = %s AND indexname = 'jobledger_feed_starts'",
+        (names.schema,),
+    ).fetchone()
+    if present is None:
+        conn.execute(sql.SQL(_START_INDEX).format(**names.mapping()))
 
 
 def _installed_version(conn: psycopg.Connection[Any], names: _Names, location: str) -> int:

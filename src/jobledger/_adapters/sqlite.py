@@ -66,6 +66,7 @@ from jobledger._core.errors import (
     StorageError,
     StorageTimeoutError,
 )
+from jobledger._core.events import JobStarted
 from jobledger._core.job import UpdateType
 from jobledger._core.jsondoc import is_storable_key
 from jobledger._core.positions import check_position, check_subscriber_name, window
@@ -103,6 +104,10 @@ _FEED_POLL_SECONDS = 0.05
 # Idle connections kept for reuse; more are closed when returned.
 _MAX_IDLE_CONNECTIONS = 16
 
+
+# Start records are read by job id (as-of-version reads); a partial index keeps
+# that a look-up, not a scan of the feed. Files made before it get it when opened.
+_START_INDEX = "CREATE INDEX IF NOT EXISTS feed_starts ON feed (job_id) WHERE kind = 'started'"
 
 _SCHEMA = (
     """CREATE TABLE jobs (
@@ -166,6 +171,7 @@ _SCHEMA = (
         name TEXT PRIMARY KEY NOT NULL,
         position INTEGER NOT NULL
     ) WITHOUT ROWID""",
+    _START_INDEX,
     f"PRAGMA application_id = {APPLICATION_ID}",
     f"PRAGMA user_version = {SCHEMA_VERSION}",
 )
@@ -243,6 +249,9 @@ _SELECT_FEED = _statement(
     "SELECT position, ",
     _columns(EVENT_COLUMNS),
     " FROM feed WHERE position > ? ORDER BY position LIMIT ?",
+)
+_SELECT_START = _statement(
+    "SELECT ", _columns(EVENT_COLUMNS), " FROM feed WHERE job_id = ? AND kind = 'started'"
 )
 _SELECT_REQUEST = _statement(
     "SELECT ", _columns(REQUEST_COLUMNS), " FROM requests WHERE request_id = ?"
@@ -485,6 +494,7 @@ class SQLiteRepository:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
         if ready:
+            self._add_start_index(conn)
             return
         # A new, empty file: switch it to WAL (outside any transaction, as SQLite
         # requires), then create the schema unless a racing process just did.
@@ -499,6 +509,18 @@ class SQLiteRepository:
         finally:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+
+    def _add_start_index(self, conn: sqlite3.Connection) -> None:
+        """Give a file made before the start-record index that index (once; best effort)."""
+        present = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'feed_starts'"
+        ).fetchone()
+        if present is None:
+            try:
+                conn.execute(_START_INDEX)
+            except sqlite3.OperationalError:
+                # A read-only file: start records are then read by a scan, still correct.
+                logger.debug("cannot add the start-record index to %s", self._path)
 
     def _inspect(self, conn: sqlite3.Connection) -> bool:
         """Whether the schema is there; ``False`` for an empty file; raises for anything else."""
@@ -567,6 +589,18 @@ class SQLiteRepository:
         if not exists:
             raise JobNotFoundError(job_id)
         return tuple(self._decoded(update_from_row, row) for row in rows)
+
+    def started(self, job_id: str) -> JobStarted:
+        """The job's start event; see :meth:`jobledger.StartRecords.started`."""
+        if not is_storable_key(job_id):
+            raise JobNotFoundError(job_id)
+        with self._translated(), self._connection() as conn:
+            row = conn.execute(_SELECT_START, (job_id,)).fetchone()
+        if row is None:
+            raise JobNotFoundError(job_id)
+        event = self._decoded(event_from_row, row)
+        assert isinstance(event, JobStarted)  # noqa: S101  (the row's kind is 'started')
+        return event
 
     def find(self, query: JobQuery) -> JobPage:
         """A page of matching jobs, newest first; see :meth:`jobledger.Repository.find`."""

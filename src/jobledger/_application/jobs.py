@@ -28,13 +28,14 @@ from jobledger._core.commands import (
     StartJob,
     UpdateJob,
 )
-from jobledger._core.errors import JobledgerError
-from jobledger._core.events import EventFilter, EventKinds
+from jobledger._core.errors import InvalidJobDataError, JobledgerError
+from jobledger._core.events import EventFilter, EventKinds, changed_job, started_job
 from jobledger._core.job import TERMINAL_STATUSES
 from jobledger._core.jsondoc import DEFAULT_LIMITS, Limits, freeze
+from jobledger._core.positions import window
 from jobledger._core.query import JobQuery
 from jobledger._core.recent import RecentJobs
-from jobledger._ports import AtomicBatches
+from jobledger._ports import AtomicBatches, FeedNotifier, StartRecords
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterable, Sequence
@@ -49,6 +50,9 @@ if TYPE_CHECKING:
 __all__ = ["Jobs"]
 
 _STRIPES = 64
+
+# The longest a wait sleeps before it reads the job again (a notifier may miss a commit).
+_WAIT_POLL = 1.0
 
 # The length of the default id factory's ids and ETags (a UUID's text).
 _DEFAULT_ID_LENGTH = 36
@@ -440,21 +444,109 @@ class Jobs:
             )
         )
 
-    def get(self, job_id: str) -> Job:
-        """The job with ``job_id`` (the GetJobById query).
+    def get(self, job_id: str, *, version: int | None = None) -> Job:
+        """The job with ``job_id`` (the GetJobById query), now or as it was at ``version``.
+
+        With ``version=N`` the job is rebuilt as it was after its N-th change
+        (version 1 is the job as started) from its start record and its first
+        N-1 updates, without reading the event feed.
+
+        >>> from jobledger import Jobs
+        >>> jobs = Jobs()
+        >>> job = jobs.start(service="hr", entity="employee", type="sync", state={"done": 0})
+        >>> job = jobs.update(job.id, etag=job.etag, status="exporting", state_update={"done": 5})
+        >>> job = jobs.complete(job.id, etag=job.etag, state_update={"done": 9})
+        >>> [
+        ...     (then.status, then.state["done"])
+        ...     for then in (jobs.get(job.id, version=n) for n in (1, 2, 3))
+        ... ]
+        [('started', 0), ('exporting', 5), ('completed', 9)]
 
         Raises:
             JobNotFoundError: no job has this id.
+            InvalidJobDataError: ``version`` is not an integer from 1 to the
+                job's version (naming ``version``).
+            TypeError: ``version`` was given and the repository keeps no start
+                records (it is no :class:`~jobledger.StartRecords`).
         """
-        return self._repository.get(job_id)
+        job = self._repository.get(job_id)
+        if version is None:
+            return job
+        if not isinstance(version, int) or isinstance(version, bool) or not version >= 1:
+            reason = f"must be an integer from 1 to {job.version}, not {version!r}"
+            raise InvalidJobDataError("version", "", reason)
+        if version > job.version:
+            reason = f"job {job_id!r} is at version {job.version}; there is no version {version}"
+            raise InvalidJobDataError("version", "", reason)
+        if version == job.version:
+            return job
+        if not isinstance(self._repository, StartRecords):
+            msg = f"{type(self._repository).__name__} keeps no start records to rebuild jobs from"
+            raise TypeError(msg)
+        then = started_job(self._repository.started(job_id))
+        for update in self._repository.updates(job_id)[: version - 1]:
+            then = changed_job(then, update)
+        return then
 
-    def updates(self, job_id: str) -> Sequence[JobUpdate]:
-        """The job's update log, oldest first.
+    def updates(
+        self, job_id: str, *, after: int = 0, limit: int | None = None
+    ) -> Sequence[JobUpdate]:
+        """The job's update log, oldest first, a page at a time.
+
+        ``after`` leaves out the updates up to that ``update_id``; ``limit``
+        (``None`` for all) caps how many come back. The next page starts
+        after the last ``update_id`` of this one.
+
+        >>> from jobledger import Jobs
+        >>> jobs = Jobs()
+        >>> job = jobs.start(service="hr", entity="employee", type="sync")
+        >>> for n in range(5):
+        ...     job = jobs.update(job.id, etag=job.etag, status=f"step-{n}")
+        >>> [u.update_id for u in jobs.updates(job.id, after=1, limit=2)]
+        [2, 3]
 
         Raises:
             JobNotFoundError: no job has this id.
+            InvalidJobDataError: ``after`` or ``limit`` is not an integer
+                (``limit`` not one of at least 0).
         """
-        return self._repository.updates(job_id)
+        if limit is None:
+            return self._repository.updates(job_id, after=window(after, 0)[0])
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
+            reason = f"must be an integer of at least 0, or None, not {limit!r}"
+            raise InvalidJobDataError("limit", "", reason)
+        return tuple(self._repository.updates(job_id, after=window(after, 0)[0])[:limit])
+
+    def wait(self, job_id: str, *, timeout: float) -> Job:
+        """Wait until the job has ended (completed, failed or canceled); return it.
+
+        It returns at once for a job that has already ended. Otherwise it
+        sleeps until the repository's feed grows (woken by its notifier:
+        ``LISTEN``/``NOTIFY`` on PostgreSQL, at once in memory, within a few
+        hundredths of a second on SQLite), then reads the job again; a
+        repository that is no :class:`~jobledger.FeedNotifier` is polled.
+
+        Raises:
+            TimeoutError: the job had not ended after ``timeout`` seconds.
+            JobNotFoundError: no job has this id.
+        """
+        deadline = time.monotonic() + max(float(timeout), 0.0)
+        notifier = self._repository if isinstance(self._repository, FeedNotifier) else None
+        while True:
+            head = self._repository.feed_head()
+            job = self._repository.get(job_id)
+            if job.phase.is_terminal:
+                return job
+            left = deadline - time.monotonic()
+            if left <= 0:
+                msg = (
+                    f"job {job_id!r} had not ended after {timeout} s (its status is {job.status!r})"
+                )
+                raise TimeoutError(msg)
+            if notifier is not None:
+                notifier.wait_for_feed(head, min(left, _WAIT_POLL))
+            else:
+                time.sleep(min(left, _WAIT_POLL))
 
     def find(self, query: JobQuery | None = None, **filters: object) -> JobPage:
         """List jobs, newest first, a page at a time.

@@ -78,6 +78,7 @@ from jobledger import (
     RequestIdConflictError,
     RequestRecord,
     StartJob,
+    StartRecords,
     UpdateJob,
 )
 from jobledger._application.subscriber import DurableSubscriber
@@ -644,6 +645,42 @@ class RepositoryContract:
         assert list(range(1, len(TRICKY_STRINGS) + 1)) == [
             repository.load_checkpoint(name) for name in TRICKY_STRINGS
         ]
+
+    def test_the_start_record_is_the_jobs_start_event(
+        self, jobs: Jobs, repository: Repository
+    ) -> None:
+        """StartRecords.started returns the job's JobStarted as the feed holds it."""
+        job = jobs.start(service="hr", entity="employee", type="sync", state={"n": 0})
+        jobs.update(job.id, etag=job.etag, state_update={"n": 1})
+        jobs.start(service="hr", entity="employee", type="sync")
+
+        assert isinstance(repository, StartRecords)
+        assert repository.read_feed()[0].event == repository.started(job.id)
+        for missing in ("nope", "nul\x00", "\ud800"):
+            with pytest.raises(JobNotFoundError):
+                repository.started(missing)
+
+    def test_a_job_as_of_any_version_is_rebuilt_as_it_was(
+        self, jobs: Jobs, repository: Repository
+    ) -> None:
+        """Jobs.get(version=N) equals the job each command returned, field for field."""
+        seen = [jobs.start(service="hr", entity="employee", type="sync", state={"a": {"b": 1}})]
+        patches: list[dict[str, Any]] = [{"a": {"c": 2}}, {"a": None, "d": [1]}, {"e": "x"}]
+        for number, patch in enumerate(patches):
+            seen.append(
+                jobs.update(
+                    seen[-1].id,
+                    etag=seen[-1].etag,
+                    status=f"step-{number}",
+                    state_update=patch,
+                    display_name=f"name-{number}" if number != 1 else None,
+                )
+            )
+        seen.append(jobs.fail(seen[-1].id, etag=seen[-1].etag, description="broke"))
+
+        rebuilt = [jobs.get(seen[0].id, version=v) for v in range(1, len(seen) + 1)]
+        assert [_exact_job(job) for job in seen] == [_exact_job(job) for job in rebuilt]
+        assert repository.get(seen[0].id) == rebuilt[-1]
 
     def test_bad_reads_and_checkpoints_are_refused_as_in_memory(
         self, repository: Repository
