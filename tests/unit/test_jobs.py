@@ -59,7 +59,11 @@ def fresh_ledger() -> Jobs:
     """A ledger with its own deterministic clock and ids, like the ``jobs`` fixture's."""
     readings = iter(range(1_000))
     counter = iter(range(1, 10_000))
-    return Jobs(clock=lambda: second(next(readings)), id_factory=lambda: f"id-{next(counter):04d}")
+    return Jobs(
+        clock=lambda: second(next(readings)),
+        id_factory=lambda: f"id-{next(counter):04d}",
+        delivery="inline",
+    )
 
 
 def start(jobs: Jobs, **fields: object) -> Job:
@@ -966,6 +970,7 @@ class TestRebuildFromEvents:
         )
         states.append(jobs.complete(job.id, etag=states[-1].etag, state_update={"a": None}))
 
+        assert jobs.drain(timeout=30)
         first, *changes = seen
         assert isinstance(first, JobStarted)
         rebuilt = [started_job(first)]

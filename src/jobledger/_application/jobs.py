@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from jobledger._application.defaults import new_id, utc_now
-from jobledger._application.delivery import InProcessPublisher, Outbox
+from jobledger._application.delivery import DEFAULT_MAX_PENDING, InProcessPublisher, Outbox
 from jobledger._application.handling import (
     FindRequest,
     Load,
@@ -83,6 +83,9 @@ class Jobs:
             Jobs keep their times in UTC, whatever zone the clock reads in.
         id_factory: Returns a new unique id for jobs, ETags and events; UUIDv7
             strings by default.
+        delivery: ``"threads"`` (the default): each subscription's handler runs
+            on its own worker thread; ``"inline"``: handlers run in the thread
+            that committed, before its command returns (for tests).
         limits: The data limits to enforce; :class:`~jobledger.Limits` defaults.
             With the default ``id_factory``, ``max_name_length`` must be at
             least 36 (``ValueError`` otherwise), so that the ledger's own ids
@@ -104,10 +107,15 @@ class Jobs:
     changed meanwhile, and the command is then decided again on the job as
     stored: the outcome is the same, one read later.
 
-    Subscribers run in this process, after the change commits, in commit order
-    for each job, before the command that committed it returns; a handler that
-    raises is logged and never undoes the change. Handlers must not wait for
-    other threads that issue commands.
+    Subscribers (:meth:`subscribe`) receive the events this ledger commits,
+    after the commit, in commit order for each job. By default each
+    subscription has its own bounded queue and worker thread, so no handler,
+    however slow or failing, delays a command or another subscriber, and a
+    committed command never raises because of a handler; :meth:`drain` waits
+    until every handler has caught up. ``delivery="inline"`` instead runs the
+    handlers in the committing thread before the command returns (the
+    testing mode: :mod:`jobledger.testing`'s ``jobledger_jobs`` fixture uses
+    it).
 
     >>> from jobledger import Jobs
     >>> jobs = Jobs()
@@ -134,6 +142,7 @@ class Jobs:
         clock: Callable[[], datetime] = utc_now,
         id_factory: Callable[[], str] = new_id,
         limits: Limits = DEFAULT_LIMITS,
+        delivery: Literal["threads", "inline"] = "threads",
     ) -> None:
         if repository is None:
             # The composition root's one outward import: the default backend.
@@ -154,7 +163,10 @@ class Jobs:
             )
             raise ValueError(msg)
         self._limits = limits
-        self._subscribers = InProcessPublisher()
+        if delivery not in {"threads", "inline"}:
+            msg = f"delivery must be 'threads' or 'inline', not {delivery!r}"
+            raise ValueError(msg)
+        self._subscribers = InProcessPublisher(inline=delivery == "inline")
         publishers = tuple(publishers)
         self._publishers_given = bool(publishers)
         self._outbox = Outbox((self._subscribers, *publishers))
@@ -584,6 +596,7 @@ class Jobs:
         entity: str | Collection[str] | None = None,
         type: str | Collection[str] | None = None,
         events: EventKinds | None = None,
+        max_pending: int = DEFAULT_MAX_PENDING,
     ) -> Subscription:
         """Call ``handler`` with every event this ledger commits that passes the filter.
 
@@ -592,12 +605,21 @@ class Jobs:
         :class:`~jobledger.Subscription`; cancel it (or use it as a context
         manager) to stop.
 
+        The handler runs on the subscription's own thread, one event at a
+        time, in commit order for each job; it may be slow, raise, or issue
+        commands without delaying anyone. At most ``max_pending`` events wait
+        for it; past that, new ones are dropped for this subscription (see
+        :class:`~jobledger.Subscription`). Call :meth:`drain` to wait until it
+        has caught up.
+
         >>> from jobledger import Jobs, JobCompleted
         >>> jobs = Jobs()
         >>> seen = []
         >>> subscription = jobs.subscribe(seen.append, service="hr", events=JobCompleted)
         >>> job = jobs.start(service="hr", entity="employee", type="sync")
         >>> job = jobs.complete(job.id, etag=job.etag)
+        >>> jobs.drain()
+        True
         >>> [type(event).__name__ for event in seen]
         ['JobCompleted']
         >>> subscription.cancel()
@@ -605,7 +627,18 @@ class Jobs:
         event_filter = EventFilter.given(
             event_filter, service=service, entity=entity, type=type, events=events
         )
-        return self._subscribers.subscribe(handler, event_filter)
+        return self._subscribers.subscribe(handler, event_filter, max_pending=max_pending)
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Wait until every in-process subscriber has handled every event committed so far.
+
+        Returns:
+            ``True`` once delivery is idle; ``False`` if ``timeout`` seconds
+            passed first (``None`` waits as long as it takes). A handler that
+            calls it does not wait for itself.
+        """
+        self._outbox.drain()
+        return self._subscribers.wait_idle(timeout)
 
     def subscribe_durable(
         self,

@@ -585,6 +585,7 @@ class RepositoryContract:
         second = jobs.start(service="crm", entity="account", type="import")
         jobs.update(first.id, etag=first.etag, status="busy")
         jobs.cancel(second.id, etag=second.etag)
+        assert jobs.drain(timeout=30)
 
         feed = repository.read_feed()
 
