@@ -62,12 +62,14 @@ from jobledger._core.jsondoc import (
     thaw,
 )
 from jobledger._core.lifecycle import TRANSITIONS, CommandKind, lifecycle_mermaid
+from jobledger._core.parked import ParkedEvent
 from jobledger._core.query import GetJobById, JobPage, JobQuery
 from jobledger._ports import (
     AtomicBatches,
     EventPublisher,
     FeedEntry,
     FeedNotifier,
+    ParkedEvents,
     Repository,
     StartRecords,
 )
@@ -119,6 +121,8 @@ __all__ = [
     "JsonObject",
     "JsonValue",
     "Limits",
+    "ParkedEvent",
+    "ParkedEvents",
     "Repository",
     "RequestIdConflictError",
     "RequestRecord",

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from jobledger._core.decide import Change, RequestRecord
     from jobledger._core.job import Job, JobUpdate
+    from jobledger._core.parked import ParkedEvent
     from jobledger._core.query import JobPage, JobQuery
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "EventPublisher",
     "FeedEntry",
     "FeedNotifier",
+    "ParkedEvents",
     "Repository",
     "StartRecords",
 ]
@@ -193,6 +195,31 @@ class StartRecords(Protocol):
         Raises:
             JobNotFoundError: no job has this id.
         """
+        ...
+
+
+@runtime_checkable
+class ParkedEvents(Protocol):
+    """A repository that keeps the events durable subscribers parked.
+
+    Optional: :meth:`jobledger.Jobs.subscribe_durable` with ``max_attempts``
+    parks an event its handler failed on that many times and goes on;
+    :meth:`jobledger.Jobs.parked_events` lists them and
+    :meth:`jobledger.Jobs.retry_parked` puts them back. The in-memory, SQLite
+    and PostgreSQL repositories have it. Records are keyed by the subscriber's
+    name and the event's position; parking the same one again replaces it.
+    """
+
+    def park(self, parked: ParkedEvent) -> None:
+        """Keep ``parked`` (replacing the record of the same name and position)."""
+        ...
+
+    def parked_events(self, name: str) -> Sequence[ParkedEvent]:
+        """The events parked under ``name``, by position."""
+        ...
+
+    def unpark(self, name: str, position: int) -> None:
+        """Forget the record of ``name`` at ``position``, if there is one."""
         ...
 
 

@@ -86,6 +86,8 @@ PUBLIC = [
     "JsonObject",
     "JsonValue",
     "Limits",
+    "ParkedEvent",
+    "ParkedEvents",
     "Repository",
     "RequestIdConflictError",
     "RequestRecord",

@@ -18,6 +18,7 @@ from jobledger import (
     JobAlreadyExistsError,
     Jobs,
     JobStarted,
+    ParkedEvent,
     RequestIdConflictError,
     SchemaVersionError,
     StartJob,
@@ -89,14 +90,14 @@ class TestSchema:
 
     @pytest.mark.usefixtures("repository")
     def test_a_new_file_gets_the_marked_and_versioned_schema(self, path: Path) -> None:
-        """A new file holds the five tables, jobledger's application id and schema version 1."""
+        """A new file holds the six tables, jobledger's application id and schema version 1."""
         conn = sqlite3.connect(path)
         tables = {
             row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
         }
         conn.close()
 
-        assert {"jobs", "updates", "feed", "requests", "checkpoints"} == tables
+        assert {"jobs", "updates", "feed", "requests", "checkpoints", "parked"} == tables
         assert (APPLICATION_ID, 1) == (
             _pragma(path, "application_id"),
             _pragma(path, "user_version"),
@@ -554,3 +555,18 @@ class TestStartRecords:
         assert "feed_starts" in names
         assert any("feed_starts" in str(row) for row in plan)
         assert job == Jobs(reopened).get(job.id, version=1)
+
+    def test_a_file_without_the_parked_table_gets_it_when_opened(self, tmp_path: Path) -> None:
+        """A database made before parked events (simulated by dropping the table) can park."""
+        path = tmp_path / "jobs.db"
+        jobs = Jobs(SQLiteRepository(path))
+        jobs.start(service="hr", entity="employee", type="sync")
+        conn = sqlite3.connect(path)
+        with conn:
+            conn.execute("DROP TABLE parked")
+        conn.close()
+
+        reopened = SQLiteRepository(path)
+        event = reopened.read_feed()[0].event
+        reopened.park(ParkedEvent(name="mail", position=1, event=event, error="E", attempts=2))
+        assert [1] == [parked.position for parked in reopened.parked_events("mail")]

@@ -12,6 +12,7 @@ from jobledger import (
     EventFilter,
     FeedNotifier,
     InMemoryRepository,
+    InvalidJobDataError,
     JobCompleted,
     JobEvent,
     Jobs,
@@ -409,3 +410,61 @@ class TestDurableSubscriber:
         subscriber.stop()
 
         assert (False, 0) == (subscriber.running, subscriber.position)
+
+
+class TestParking:
+    """max_attempts parks a poison event; the ledger lists and retries what was parked."""
+
+    @pytest.mark.parametrize(
+        ("value", "error"), [(0, ValueError), (-1, ValueError), (1.5, TypeError), (True, TypeError)]
+    )
+    def test_max_attempts_must_be_a_positive_integer(
+        self, value: object, error: type[Exception]
+    ) -> None:
+        """max_attempts is None or a positive integer."""
+        with pytest.raises(error, match="max_attempts"):
+            DurableSubscriber(InMemoryRepository(), "mail", print, max_attempts=value)  # type: ignore[arg-type]
+
+    def test_parking_needs_a_repository_that_keeps_parked_events(self) -> None:
+        """A repository without ParkedEvents cannot back max_attempts, nor the ledger's reads."""
+        bare = _WithoutParking(InMemoryRepository())
+        with pytest.raises(TypeError, match="parked"):
+            DurableSubscriber(bare, "mail", print, max_attempts=3)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="parked"):
+            Jobs(bare).parked_events("mail")  # type: ignore[arg-type]
+
+    def test_retry_of_a_bad_position_is_refused(self) -> None:
+        """retry_parked's position is a feed position."""
+        with pytest.raises(InvalidJobDataError):
+            Jobs().retry_parked("mail", position=-1)
+
+    def test_a_failure_short_of_max_attempts_is_retried_not_parked(self) -> None:
+        """Until the last allowed attempt, a failure raises and nothing is parked."""
+        jobs = Jobs()
+        jobs.start(service="hr", entity="employee", type="sync")
+        attempts: list[int] = []
+
+        def flaky(_event: JobEvent) -> None:
+            attempts.append(1)
+            if len(attempts) < 3:
+                message = "not yet"
+                raise RuntimeError(message)
+
+        subscriber = DurableSubscriber(jobs.repository, "mail", flaky, max_attempts=3)
+        for _ in range(2):
+            with pytest.raises(RuntimeError):
+                subscriber.run_once()
+        assert 1 == subscriber.run_once()
+        assert ((), 3) == (tuple(jobs.parked_events("mail")), len(attempts))
+
+
+class _WithoutParking:
+    """A repository that only forwards the Repository protocol (no ParkedEvents)."""
+
+    def __init__(self, inner: InMemoryRepository) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> object:
+        if name in {"park", "parked_events", "unpark"}:
+            raise AttributeError(name)
+        return getattr(self._inner, name)

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from jobledger._core.decide import Change, RequestRecord
     from jobledger._core.events import JobChanged, JobEvent, JobStarted
     from jobledger._core.job import Job
+    from jobledger._core.parked import ParkedEvent
     from jobledger._core.query import JobQuery
 
 __all__ = ["InMemoryRepository"]
@@ -59,6 +60,7 @@ class InMemoryRepository:
         self._logs: dict[str, list[JobChanged]] = {}
         # Each job's start event: the start record that as-of-version reads replay from.
         self._starts: dict[str, JobStarted] = {}
+        self._parked: dict[tuple[str, int], ParkedEvent] = {}
         self._requests: dict[str, RequestRecord] = {}
         self._feed: list[JobEvent] = []
         self._checkpoints: dict[str, int] = {}
@@ -94,6 +96,27 @@ class InMemoryRepository:
                 return self._starts[job_id]
             except KeyError:
                 raise JobNotFoundError(job_id) from None
+
+    def park(self, parked: ParkedEvent) -> None:
+        """Keep a parked event; see :meth:`jobledger.ParkedEvents.park`."""
+        name = check_subscriber_name(parked.name)
+        position = check_position(parked.position)
+        with self._lock:
+            self._parked[name, position] = parked
+
+    def parked_events(self, name: str) -> Sequence[ParkedEvent]:
+        """The events parked under ``name``; see :meth:`jobledger.ParkedEvents.parked_events`."""
+        name = check_subscriber_name(name)
+        with self._lock:
+            found = [parked for key, parked in self._parked.items() if key[0] == name]
+        return tuple(sorted(found, key=lambda parked: parked.position))
+
+    def unpark(self, name: str, position: int) -> None:
+        """Forget a parked event; see :meth:`jobledger.ParkedEvents.unpark`."""
+        name = check_subscriber_name(name)
+        position = check_position(position)
+        with self._lock:
+            self._parked.pop((name, position), None)
 
     def find(self, query: JobQuery) -> JobPage:
         """A page of matching jobs, newest first; see :meth:`jobledger.Repository.find`."""

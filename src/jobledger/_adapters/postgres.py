@@ -115,6 +115,7 @@ from jobledger._core.errors import (
 )
 from jobledger._core.events import JobStarted
 from jobledger._core.jsondoc import is_storable_key
+from jobledger._core.parked import ParkedEvent
 from jobledger._core.positions import check_position, check_subscriber_name, window
 from jobledger._core.query import JobPage
 from jobledger._ports import FeedEntry
@@ -151,7 +152,16 @@ _LISTEN_MAX_BACKOFF_SECONDS = 5.0
 # SQLSTATEs of a connection that is gone (class 08) or of a server shutting down.
 _UNAVAILABLE_STATES = frozenset({"57P01", "57P02", "57P03"})
 
-_TABLES = ("meta", "jobs", "updates", "feed", "feed_counter", "requests", "checkpoints")
+_TABLES = (
+    "meta",
+    "jobs",
+    "updates",
+    "feed",
+    "feed_counter",
+    "requests",
+    "checkpoints",
+    "parked",
+)
 
 # Numbers as Python's json module writes them that jsonb would not give back as written.
 _INEXACT_IN_JSONB = re.compile(r"[0-9]e[+-]|-0\.0(?![0-9])")
@@ -221,6 +231,15 @@ def _selected(names: Sequence[str]) -> sql.Composed:
 _START_INDEX = (
     "CREATE INDEX IF NOT EXISTS jobledger_feed_starts ON {feed} (job_id) WHERE kind = 'started'"
 )
+# Events durable subscribers parked; the event itself stays in the feed, at its position.
+_PARKED_TABLE = """CREATE TABLE IF NOT EXISTS {parked} (
+    name text NOT NULL,
+    position bigint NOT NULL,
+    error text NOT NULL,
+    attempts integer NOT NULL,
+    retry boolean NOT NULL,
+    PRIMARY KEY (name, position)
+)"""
 
 
 def _schema_ddl(names: _Names) -> tuple[sql.Composed, ...]:
@@ -307,7 +326,7 @@ def _schema_ddl(names: _Names) -> tuple[sql.Composed, ...]:
         )""",
     ]
     tables = names.mapping()
-    statements.append(_START_INDEX)
+    statements.extend((_START_INDEX, _PARKED_TABLE))
     return (*(sql.SQL(text).format(**tables) for text in statements), *indexes)
 
 
@@ -414,6 +433,9 @@ class _Statements:
     select_feed: str
     feed_head: str
     select_start: str
+    select_parked: str
+    upsert_parked: str
+    delete_parked: str
     load_checkpoint: str
     save_checkpoint: str
 
@@ -484,6 +506,18 @@ class _Statements:
                 columns=_selected(EVENT_COLUMNS),
             ),
             feed_head=statement("SELECT last FROM {feed_counter}"),
+            select_parked=statement(
+                "SELECT p.position, p.error, p.attempts, p.retry, {columns} "
+                "FROM {parked} AS p JOIN {feed} AS f ON f.position = p.position "
+                "WHERE p.name = %s ORDER BY p.position",
+                columns=_selected(EVENT_COLUMNS),
+            ),
+            upsert_parked=statement(
+                "INSERT INTO {parked} (name, position, error, attempts, retry) "
+                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (name, position) DO UPDATE SET "
+                "error = excluded.error, attempts = excluded.attempts, retry = excluded.retry"
+            ),
+            delete_parked=statement("DELETE FROM {parked} WHERE name = %s AND position = %s"),
             select_start=statement(
                 "SELECT {columns} FROM {feed} WHERE job_id = %s AND kind = 'started'",
                 columns=_selected(EVENT_COLUMNS),
@@ -844,6 +878,38 @@ class PostgresRepository:
         if not exists:
             raise JobNotFoundError(job_id)
         return tuple(self._decoded(update_from_row, row) for row in rows)
+
+    def park(self, parked: ParkedEvent) -> None:
+        """Keep a parked event; see :meth:`jobledger.ParkedEvents.park`."""
+        name = check_subscriber_name(parked.name)
+        position = check_position(parked.position)
+        row = (name, position, parked.error, parked.attempts, parked.retry)
+        with self._translated(), self._connection() as conn:
+            conn.execute(self._sql.upsert_parked, row)
+
+    def parked_events(self, name: str) -> Sequence[ParkedEvent]:
+        """The events parked under ``name``; see :meth:`jobledger.ParkedEvents.parked_events`."""
+        name = check_subscriber_name(name)
+        with self._translated(), self._connection() as conn:
+            rows = conn.execute(self._sql.select_parked, (name,)).fetchall()
+        return tuple(
+            ParkedEvent(
+                name=name,
+                position=row[0],
+                error=row[1],
+                attempts=row[2],
+                retry=bool(row[3]),
+                event=self._decoded(event_from_row, row[4:]),
+            )
+            for row in rows
+        )
+
+    def unpark(self, name: str, position: int) -> None:
+        """Forget a parked event; see :meth:`jobledger.ParkedEvents.unpark`."""
+        name = check_subscriber_name(name)
+        position = check_position(position)
+        with self._translated(), self._connection() as conn:
+            conn.execute(self._sql.delete_parked, (name, position))
 
     def started(self, job_id: str) -> JobStarted:
         """The job's start event; see :meth:`jobledger.StartRecords.started`."""
@@ -1333,13 +1399,19 @@ def _migrate(conn: psycopg.Connection[Any], schema: str | None, location: str) -
 
 
 def _add_start_index(conn: psycopg.Connection[Any], names: _Names) -> None:
-    """Give a schema made before the start-record index that index (once)."""
+    """Give a schema made before them the start-record index and the parked table (once)."""
     present = conn.execute(
         "SELECT 1 FROM pg_indexes WHERE schemaname = %s AND indexname = 'jobledger_feed_starts'",
         (names.schema,),
     ).fetchone()
     if present is None:
         conn.execute(sql.SQL(_START_INDEX).format(**names.mapping()))
+    parked = conn.execute(
+        "SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename = 'jobledger_parked'",
+        (names.schema,),
+    ).fetchone()
+    if parked is None:
+        conn.execute(sql.SQL(_PARKED_TABLE).format(**names.mapping()))
 
 
 def _installed_version(conn: psycopg.Connection[Any], names: _Names, location: str) -> int:

@@ -69,6 +69,7 @@ from jobledger._core.errors import (
 from jobledger._core.events import JobStarted
 from jobledger._core.job import UpdateType
 from jobledger._core.jsondoc import is_storable_key
+from jobledger._core.parked import ParkedEvent
 from jobledger._core.positions import check_position, check_subscriber_name, window
 from jobledger._core.query import JobPage
 from jobledger._core.recent import RecentJobs
@@ -108,6 +109,15 @@ _MAX_IDLE_CONNECTIONS = 16
 # Start records are read by job id (as-of-version reads); a partial index keeps
 # that a look-up, not a scan of the feed. Files made before it get it when opened.
 _START_INDEX = "CREATE INDEX IF NOT EXISTS feed_starts ON feed (job_id) WHERE kind = 'started'"
+# Events durable subscribers parked; the event itself stays in the feed, at its position.
+_PARKED_TABLE = """CREATE TABLE IF NOT EXISTS parked (
+        name TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        error TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        retry INTEGER NOT NULL,
+        PRIMARY KEY (name, position)
+    ) WITHOUT ROWID"""
 
 _SCHEMA = (
     """CREATE TABLE jobs (
@@ -172,6 +182,7 @@ _SCHEMA = (
         position INTEGER NOT NULL
     ) WITHOUT ROWID""",
     _START_INDEX,
+    _PARKED_TABLE,
     f"PRAGMA application_id = {APPLICATION_ID}",
     f"PRAGMA user_version = {SCHEMA_VERSION}",
 )
@@ -252,6 +263,17 @@ _SELECT_FEED = _statement(
 )
 _SELECT_START = _statement(
     "SELECT ", _columns(EVENT_COLUMNS), " FROM feed WHERE job_id = ? AND kind = 'started'"
+)
+_SELECT_PARKED = _statement(
+    "SELECT parked.position, parked.error, parked.attempts, parked.retry, ",
+    ", ".join(f"feed.{column}" for column in EVENT_COLUMNS),
+    " FROM parked JOIN feed ON feed.position = parked.position",
+    " WHERE parked.name = ? ORDER BY parked.position",
+)
+_UPSERT_PARKED = (
+    "INSERT INTO parked (name, position, error, attempts, retry) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (name, position) DO UPDATE SET error = excluded.error, "
+    "attempts = excluded.attempts, retry = excluded.retry"
 )
 _SELECT_REQUEST = _statement(
     "SELECT ", _columns(REQUEST_COLUMNS), " FROM requests WHERE request_id = ?"
@@ -511,16 +533,21 @@ class SQLiteRepository:
                 conn.execute("ROLLBACK")
 
     def _add_start_index(self, conn: sqlite3.Connection) -> None:
-        """Give a file made before the start-record index that index (once; best effort)."""
-        present = conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'feed_starts'"
-        ).fetchone()
-        if present is None:
+        """Give a file made before them the start-record index and the parked table (once)."""
+        present = {
+            row[0]
+            for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE name IN ('feed_starts', 'parked')"
+            )
+        }
+        for name, statement in (("feed_starts", _START_INDEX), ("parked", _PARKED_TABLE)):
+            if name in present:
+                continue
             try:
-                conn.execute(_START_INDEX)
+                conn.execute(statement)
             except sqlite3.OperationalError:
-                # A read-only file: start records are then read by a scan, still correct.
-                logger.debug("cannot add the start-record index to %s", self._path)
+                # A read-only file: start records are then read by a scan; parking fails.
+                logger.debug("cannot add %s to %s", name, self._path)
 
     def _inspect(self, conn: sqlite3.Connection) -> bool:
         """Whether the schema is there; ``False`` for an empty file; raises for anything else."""
@@ -601,6 +628,38 @@ class SQLiteRepository:
         event = self._decoded(event_from_row, row)
         assert isinstance(event, JobStarted)  # noqa: S101  (the row's kind is 'started')
         return event
+
+    def park(self, parked: ParkedEvent) -> None:
+        """Keep a parked event; see :meth:`jobledger.ParkedEvents.park`."""
+        name = check_subscriber_name(parked.name)
+        position = check_position(parked.position)
+        row = (name, position, parked.error, parked.attempts, int(parked.retry))
+        with self._translated(), self._write() as conn:
+            conn.execute(_UPSERT_PARKED, row)
+
+    def parked_events(self, name: str) -> Sequence[ParkedEvent]:
+        """The events parked under ``name``; see :meth:`jobledger.ParkedEvents.parked_events`."""
+        name = check_subscriber_name(name)
+        with self._translated(), self._connection() as conn:
+            rows = conn.execute(_SELECT_PARKED, (name,)).fetchall()
+        return tuple(
+            ParkedEvent(
+                name=name,
+                position=row[0],
+                error=row[1],
+                attempts=row[2],
+                retry=bool(row[3]),
+                event=self._decoded(event_from_row, row[4:]),
+            )
+            for row in rows
+        )
+
+    def unpark(self, name: str, position: int) -> None:
+        """Forget a parked event; see :meth:`jobledger.ParkedEvents.unpark`."""
+        name = check_subscriber_name(name)
+        position = check_position(position)
+        with self._translated(), self._write() as conn:
+            conn.execute("DELETE FROM parked WHERE name = ? AND position = ?", (name, position))
 
     def find(self, query: JobQuery) -> JobPage:
         """A page of matching jobs, newest first; see :meth:`jobledger.Repository.find`."""

@@ -6,6 +6,8 @@ import threading
 import time
 from typing import TYPE_CHECKING, Literal
 
+import attrs
+
 from jobledger._application.defaults import new_id, utc_now
 from jobledger._application.delivery import DEFAULT_MAX_PENDING, InProcessPublisher, Outbox
 from jobledger._application.handling import (
@@ -32,10 +34,10 @@ from jobledger._core.errors import InvalidJobDataError, JobledgerError
 from jobledger._core.events import EventFilter, EventKinds, changed_job, started_job
 from jobledger._core.job import TERMINAL_STATUSES
 from jobledger._core.jsondoc import DEFAULT_LIMITS, Limits, freeze
-from jobledger._core.positions import window
+from jobledger._core.positions import check_position, window
 from jobledger._core.query import JobQuery
 from jobledger._core.recent import RecentJobs
-from jobledger._ports import AtomicBatches, FeedNotifier, StartRecords
+from jobledger._ports import AtomicBatches, FeedNotifier, ParkedEvents, StartRecords
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterable, Sequence
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
     from jobledger._application.delivery import Handler, Subscription
     from jobledger._core.decide import Change
     from jobledger._core.job import Job, JobUpdate
+    from jobledger._core.parked import ParkedEvent
     from jobledger._core.query import JobPage
     from jobledger._ports import EventPublisher, Repository
 
@@ -652,13 +655,16 @@ class Jobs:
         events: EventKinds | None = None,
         batch_size: int = 100,
         poll_interval: float = 1.0,
+        max_attempts: int | None = None,
     ) -> DurableSubscriber:
         """Feed the repository's event feed to ``handler`` in a background thread.
 
         Unlike :meth:`subscribe`, this delivers every event in the repository's
         feed, whichever process committed it, at least once, in feed order, and
         resumes after the checkpoint stored under ``name`` when restarted. A
-        handler that raises is retried with backoff, never skipped. Stop the
+        handler that raises is retried with backoff, never skipped, unless
+        ``max_attempts`` is given: then an event it failed on that many times
+        is parked (see :meth:`parked_events`) and the subscriber goes on. Stop the
         returned :class:`~jobledger.DurableSubscriber` with ``stop()`` (or use it
         as a context manager).
         """
@@ -673,4 +679,44 @@ class Jobs:
             events=events,
             batch_size=batch_size,
             poll_interval=poll_interval,
+            max_attempts=max_attempts,
         ).start()
+
+    def parked_events(self, name: str) -> Sequence[ParkedEvent]:
+        """The events the durable subscriber ``name`` parked, by feed position.
+
+        Each has ``position``, ``event``, ``error`` (the last one, as text),
+        ``attempts`` and ``retry`` (put back and not yet tried again).
+
+        Raises:
+            InvalidJobDataError: ``name`` is not a subscriber name.
+            TypeError: the repository keeps no parked events.
+        """
+        return self._parking().parked_events(name)
+
+    def retry_parked(self, name: str, position: int | None = None) -> int:
+        """Put back the events ``name`` parked (or only the one at ``position``); return how many.
+
+        The durable subscriber tries each once more at the start of its next
+        batch: one that succeeds is forgotten, one that fails is parked again
+        with one more attempt and its new error.
+
+        Raises:
+            InvalidJobDataError: ``name`` or ``position`` is not valid.
+            TypeError: the repository keeps no parked events.
+        """
+        parking = self._parking()
+        if position is not None:
+            check_position(position)
+        count = 0
+        for parked in parking.parked_events(name):
+            if (position is None or parked.position == position) and not parked.retry:
+                parking.park(attrs.evolve(parked, retry=True))
+                count += 1
+        return count
+
+    def _parking(self) -> ParkedEvents:
+        if not isinstance(self._repository, ParkedEvents):
+            msg = f"{type(self._repository).__name__} keeps no parked events"
+            raise TypeError(msg)
+        return self._repository

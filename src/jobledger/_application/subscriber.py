@@ -19,13 +19,17 @@ import threading
 import time
 from typing import TYPE_CHECKING, Self
 
+import attrs
+
 from jobledger._core.events import EventFilter, EventKinds
-from jobledger._ports import FeedNotifier
+from jobledger._core.parked import ParkedEvent
+from jobledger._ports import FeedNotifier, ParkedEvents
 
 if TYPE_CHECKING:
     from collections.abc import Collection
 
     from jobledger._application.delivery import Handler
+    from jobledger._core.events import JobEvent
     from jobledger._ports import Repository
 
 __all__ = ["DurableSubscriber", "backoff_delay"]
@@ -34,6 +38,11 @@ logger = logging.getLogger(__name__)
 
 # The longest an idle subscriber waits before it looks at its stop event again.
 _STOP_CHECK_SECONDS = 0.1
+
+
+def _described(error: BaseException) -> str:
+    """An error as a parked event records it: its type and its message."""
+    return f"{type(error).__name__}: {error}"
 
 
 def backoff_delay(failures: int, *, first: float, maximum: float) -> float:
@@ -72,6 +81,15 @@ class DurableSubscriber:
         retry_delay: Seconds to wait after a handler's first failure; the wait
             doubles with each failure in a row.
         max_backoff: The longest wait between retries, in seconds.
+        max_attempts: ``None`` (the default) retries a failing event until it
+            succeeds. A number parks an event after that many failed attempts
+            on it: a :class:`~jobledger.ParkedEvent` (this subscriber's name,
+            the position, the event, the last error, the attempts) is kept in
+            the repository, which must be a :class:`~jobledger.ParkedEvents`,
+            and the subscriber goes on with the next event. A parked event put
+            back with :meth:`jobledger.Jobs.retry_parked` is tried once more at
+            the start of the next batch: on success it is forgotten, on
+            failure parked again with one more attempt.
 
     Delivery is at least once: the checkpoint is saved after each batch (and
     up to the last handled event when the handler raises), so after a crash the
@@ -106,6 +124,7 @@ class DurableSubscriber:
         poll_interval: float = 1.0,
         retry_delay: float = 0.1,
         max_backoff: float = 30.0,
+        max_attempts: int | None = None,
     ) -> None:
         if not isinstance(name, str) or not name:
             msg = f"name must be a non-empty string, not {name!r}"
@@ -128,6 +147,24 @@ class DurableSubscriber:
             if not seconds >= 0:
                 msg = f"{label} must be zero or more seconds, not {seconds!r}"
                 raise ValueError(msg)
+        if max_attempts is not None:
+            if isinstance(max_attempts, bool) or not isinstance(max_attempts, int):
+                msg = f"max_attempts must be a positive integer or None, not {max_attempts!r}"
+                raise TypeError(msg)
+            if max_attempts < 1:
+                msg = f"max_attempts must be a positive integer or None, not {max_attempts!r}"
+                raise ValueError(msg)
+            if not isinstance(repository, ParkedEvents):
+                kind = repository.__class__.__name__
+                msg = f"{kind} cannot keep parked events (max_attempts)"
+                raise TypeError(msg)
+            parking: ParkedEvents | None = repository
+        else:
+            parking = None
+        self._parking = parking
+        self._max_attempts = max_attempts
+        # Failed attempts on the event at the position (only one is ever in the way).
+        self._attempts: tuple[int, int] = (0, 0)
         self._repository = repository
         self._name = name
         self._handler = handler
@@ -193,6 +230,8 @@ class DurableSubscriber:
                 the next call.
         """
         with self._run_lock:
+            if self._parking is not None:
+                self._retry_parked(self._parking)
             # Reloaded on every batch so that a checkpoint moved elsewhere (a
             # replay, an operator's reset) is honoured.
             start = self._position = self._repository.load_checkpoint(self._name)
@@ -204,7 +243,7 @@ class DurableSubscriber:
                     if stop is not None and stop.is_set():
                         break
                     if self._filter.matches(entry.event):
-                        self._handler(entry.event)
+                        self._deliver(entry.position, entry.event)
                     handled = entry.position
                     consumed += 1
             finally:
@@ -212,6 +251,54 @@ class DurableSubscriber:
                     self._repository.save_checkpoint(self._name, handled)
                     self._position = handled
             return consumed
+
+    def _deliver(self, position: int, event: JobEvent) -> None:
+        """Hand ``event`` to the handler; park it instead of raising once it failed too often."""
+        try:
+            self._handler(event)
+        except Exception as error:
+            if self._parking is None or self._max_attempts is None:
+                raise
+            failed_at, failures = self._attempts
+            failures = failures + 1 if failed_at == position else 1
+            if failures < self._max_attempts:
+                self._attempts = (position, failures)
+                raise
+            self._attempts = (0, 0)
+            self._parking.park(
+                ParkedEvent(
+                    name=self._name,
+                    position=position,
+                    event=event,
+                    error=_described(error),
+                    attempts=failures,
+                )
+            )
+            logger.warning(
+                "durable subscriber %r parked the event at position %d after %d attempts",
+                self._name,
+                position,
+                failures,
+                extra={"subscription": self._name, "position": position},
+            )
+        else:
+            self._attempts = (0, 0)
+
+    def _retry_parked(self, parking: ParkedEvents) -> None:
+        """Try once more each event put back (:meth:`jobledger.Jobs.retry_parked`)."""
+        for parked in parking.parked_events(self._name):
+            if not parked.retry:
+                continue
+            try:
+                self._handler(parked.event)
+            except Exception as error:  # noqa: BLE001  (parked again, with the error)
+                parking.park(
+                    attrs.evolve(
+                        parked, retry=False, attempts=parked.attempts + 1, error=_described(error)
+                    )
+                )
+            else:
+                parking.unpark(self._name, parked.position)
 
     def run_forever(self, stop: threading.Event) -> None:
         """Deliver events until ``stop`` is set, waiting for new ones when caught up.

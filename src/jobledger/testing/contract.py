@@ -74,6 +74,8 @@ from jobledger import (
     JobUpdate,
     JobUpdated,
     Limits,
+    ParkedEvent,
+    ParkedEvents,
     Repository,
     RequestIdConflictError,
     RequestRecord,
@@ -682,6 +684,82 @@ class RepositoryContract:
         rebuilt = [jobs.get(seen[0].id, version=v) for v in range(1, len(seen) + 1)]
         assert [_exact_job(job) for job in seen] == [_exact_job(job) for job in rebuilt]
         assert repository.get(seen[0].id) == rebuilt[-1]
+
+    def test_parked_events_are_kept_by_name_and_position(
+        self, jobs: Jobs, repository: Repository
+    ) -> None:
+        """ParkedEvents.park keeps a record per (name, position), replaced on re-parking."""
+        assert isinstance(repository, ParkedEvents)
+        job = jobs.start(service="hr", entity="employee", type="sync")
+        jobs.update(job.id, etag=job.etag, status="x")
+        feed = repository.read_feed()
+        for entry in reversed(feed):
+            repository.park(
+                ParkedEvent(
+                    name="mail", position=entry.position, event=entry.event, error="E", attempts=1
+                )
+            )
+        repository.park(
+            ParkedEvent(
+                name="mail", position=2, event=feed[1].event, error="F", attempts=3, retry=True
+            )
+        )
+        repository.park(
+            ParkedEvent(name="audit", position=1, event=feed[0].event, error="G", attempts=2)
+        )
+
+        mail = repository.parked_events("mail")
+        assert [(1, "E", 1, False), (2, "F", 3, True)] == [
+            (parked.position, parked.error, parked.attempts, parked.retry) for parked in mail
+        ]
+        assert [entry.event for entry in feed] == [parked.event for parked in mail]
+        repository.unpark("mail", 1)
+        repository.unpark("mail", 9)
+        assert [2] == [parked.position for parked in repository.parked_events("mail")]
+        assert [1] == [parked.position for parked in repository.parked_events("audit")]
+        assert () == tuple(repository.parked_events("nobody"))
+
+    def test_a_poison_event_is_parked_and_the_subscriber_goes_on(
+        self, jobs: Jobs, repository: Repository
+    ) -> None:
+        """A handler failing max_attempts times parks the event; a retry that works forgets it."""
+        first = jobs.start(service="hr", entity="employee", type="sync", job_id="poison")
+        jobs.start(service="hr", entity="employee", type="sync", job_id="fine")
+        handled: list[str] = []
+        healed = False
+
+        def handler(event: JobEvent) -> None:
+            if event.job_id == "poison" and not healed:
+                message = "cannot handle poison"
+                raise ValueError(message)
+            handled.append(event.job_id)
+
+        subscriber = DurableSubscriber(repository, "mail", handler, max_attempts=3)
+        with pytest.raises(ValueError, match="poison"):
+            subscriber.run_once()
+        with pytest.raises(ValueError, match="poison"):
+            subscriber.run_once()
+        assert 2 == subscriber.run_once()
+        assert (["fine"], 2) == (handled, repository.load_checkpoint("mail"))
+        (parked,) = jobs.parked_events("mail")
+        assert (1, first.id, "ValueError: cannot handle poison", 3, False) == (
+            parked.position,
+            parked.event.job_id,
+            parked.error,
+            parked.attempts,
+            parked.retry,
+        )
+
+        assert 1 == jobs.retry_parked("mail")
+        assert 0 == subscriber.run_once()
+        assert ["fine"] == handled
+        (again,) = jobs.parked_events("mail")
+        assert (4, False) == (again.attempts, again.retry)
+
+        healed = True
+        assert 1 == jobs.retry_parked("mail", position=1)
+        subscriber.run_once()
+        assert (["fine", "poison"], ()) == (handled, tuple(jobs.parked_events("mail")))
 
     def test_bad_reads_and_checkpoints_are_refused_as_in_memory(
         self, repository: Repository
