@@ -66,6 +66,7 @@ from jobledger._core.parked import ParkedEvent
 from jobledger._core.query import GetJobById, JobPage, JobQuery
 from jobledger._ports import (
     AtomicBatches,
+    ConsumerLeases,
     EventPublisher,
     FeedEntry,
     FeedNotifier,
@@ -87,6 +88,7 @@ __all__ = [
     "CommandKind",
     "CompleteJob",
     "ConcurrencyError",
+    "ConsumerLeases",
     "DurableSubscriber",
     "EventFilter",
     "EventPublisher",

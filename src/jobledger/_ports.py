@@ -15,6 +15,7 @@ from jobledger._core.events import JobEvent, JobStarted
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from datetime import datetime
 
     from jobledger._core.decide import Change, RequestRecord
     from jobledger._core.job import Job, JobUpdate
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AtomicBatches",
+    "ConsumerLeases",
     "EventPublisher",
     "FeedEntry",
     "FeedNotifier",
@@ -220,6 +222,30 @@ class ParkedEvents(Protocol):
 
     def unpark(self, name: str, position: int) -> None:
         """Forget the record of ``name`` at ``position``, if there is one."""
+        ...
+
+
+@runtime_checkable
+class ConsumerLeases(Protocol):
+    """A repository that leases each durable subscriber name to one consumer at a time.
+
+    Optional: a :class:`~jobledger.DurableSubscriber` started on such a
+    repository holds its name's lease while it consumes; a second consumer of
+    the name stands by until the lease is released or expires. The in-memory,
+    SQLite and PostgreSQL repositories have it.
+    """
+
+    def claim_consumer(self, name: str, owner: str, *, now: datetime, until: datetime) -> str:
+        """Claim (or renew) ``name``'s lease for ``owner`` until ``until``; return the holder.
+
+        The claim succeeds, atomically, when nobody holds the lease, when
+        ``owner`` does, or when the holder's lease expired before ``now``.
+        The result is the holder after the call: ``owner`` on success.
+        """
+        ...
+
+    def release_consumer(self, name: str, owner: str) -> None:
+        """Give up ``name``'s lease if ``owner`` holds it."""
         ...
 
 

@@ -52,6 +52,7 @@ PUBLIC = [
     "CommandKind",
     "CompleteJob",
     "ConcurrencyError",
+    "ConsumerLeases",
     "DurableSubscriber",
     "EventFilter",
     "EventPublisher",

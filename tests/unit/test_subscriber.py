@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import time
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import pytest
@@ -21,7 +23,7 @@ from jobledger import (
 from jobledger._application.subscriber import backoff_delay
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from jobledger import Change, FeedEntry, Job, JobPage, JobQuery, JobUpdate, RequestRecord
 
@@ -468,3 +470,61 @@ class _WithoutParking:
         if name in {"park", "parked_events", "unpark"}:
             raise AttributeError(name)
         return getattr(self._inner, name)
+
+
+class TestOneConsumerPerName:
+    """Two consumers of one name: one is active, the other stands by and takes over."""
+
+    def test_the_second_consumer_stands_by_then_takes_over_on_stop(self) -> None:
+        """While the first runs the second handles nothing; after the first stops, it does."""
+        jobs = Jobs()
+        first_seen: list[str] = []
+        second_seen: list[str] = []
+        first = DurableSubscriber(
+            jobs.repository, "mail", lambda e: first_seen.append(e.job_id), poll_interval=0.01
+        ).start()
+        _until(lambda: first.holding)
+        second = DurableSubscriber(
+            jobs.repository, "mail", lambda e: second_seen.append(e.job_id), poll_interval=0.01
+        ).start()
+        try:
+            jobs.start(service="hr", entity="employee", type="sync", job_id="one")
+            _until(lambda: first_seen == ["one"])
+            assert (True, False, []) == (first.holding, second.holding, second_seen)
+            first.stop(timeout=10)
+            jobs.start(service="hr", entity="employee", type="sync", job_id="two")
+            _until(lambda: second_seen == ["two"])
+            assert (["one"], False, True) == (first_seen, first.holding, second.holding)
+        finally:
+            first.stop(timeout=10)
+            second.stop(timeout=10)
+
+    def test_a_consumer_that_died_is_taken_over_after_its_lease(self) -> None:
+        """A holder that stops renewing (it died) loses the name once its lease ran out."""
+        repository = InMemoryRepository()
+        jobs = Jobs(repository)
+        now = datetime.now(UTC)
+        repository.claim_consumer("mail", "dead", now=now, until=now + timedelta(seconds=0.3))
+        seen: list[str] = []
+        survivor = DurableSubscriber(
+            repository, "mail", lambda e: seen.append(e.job_id), poll_interval=0.01, lease=5
+        ).start()
+        try:
+            jobs.start(service="hr", entity="employee", type="sync", job_id="one")
+            _until(lambda: seen == ["one"])
+            assert survivor.holding
+        finally:
+            survivor.stop(timeout=10)
+
+    def test_lease_must_be_positive(self) -> None:
+        """A lease of zero seconds or less is refused."""
+        with pytest.raises(ValueError, match="lease"):
+            DurableSubscriber(InMemoryRepository(), "mail", print, lease=0)
+
+
+def _until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    """Wait (bounded) until ``condition`` holds; fail the test if it never does."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.005)

@@ -24,6 +24,7 @@ from jobledger._ports import FeedEntry
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from datetime import datetime
 
     from jobledger._core.decide import Change, RequestRecord
     from jobledger._core.events import JobChanged, JobEvent, JobStarted
@@ -61,6 +62,8 @@ class InMemoryRepository:
         # Each job's start event: the start record that as-of-version reads replay from.
         self._starts: dict[str, JobStarted] = {}
         self._parked: dict[tuple[str, int], ParkedEvent] = {}
+        # Each durable subscriber name's consumer: (owner, lease expiry).
+        self._consumers: dict[str, tuple[str, datetime]] = {}
         self._requests: dict[str, RequestRecord] = {}
         self._feed: list[JobEvent] = []
         self._checkpoints: dict[str, int] = {}
@@ -96,6 +99,24 @@ class InMemoryRepository:
                 return self._starts[job_id]
             except KeyError:
                 raise JobNotFoundError(job_id) from None
+
+    def claim_consumer(self, name: str, owner: str, *, now: datetime, until: datetime) -> str:
+        """Claim a consumer lease; see :meth:`jobledger.ConsumerLeases.claim_consumer`."""
+        name = check_subscriber_name(name)
+        with self._lock:
+            held = self._consumers.get(name)
+            if held is None or held[0] == owner or held[1] < now:
+                self._consumers[name] = (owner, until)
+                return owner
+            return held[0]
+
+    def release_consumer(self, name: str, owner: str) -> None:
+        """Give up a consumer lease; see :meth:`jobledger.ConsumerLeases.release_consumer`."""
+        name = check_subscriber_name(name)
+        with self._lock:
+            held = self._consumers.get(name)
+            if held is not None and held[0] == owner:
+                del self._consumers[name]
 
     def park(self, parked: ParkedEvent) -> None:
         """Keep a parked event; see :meth:`jobledger.ParkedEvents.park`."""

@@ -122,6 +122,7 @@ from jobledger._ports import FeedEntry
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
+    from datetime import datetime
 
     from jobledger._core.decide import Change, RequestRecord
     from jobledger._core.job import Job, JobUpdate
@@ -161,6 +162,7 @@ _TABLES = (
     "requests",
     "checkpoints",
     "parked",
+    "consumers",
 )
 
 # Numbers as Python's json module writes them that jsonb would not give back as written.
@@ -231,6 +233,12 @@ def _selected(names: Sequence[str]) -> sql.Composed:
 _START_INDEX = (
     "CREATE INDEX IF NOT EXISTS jobledger_feed_starts ON {feed} (job_id) WHERE kind = 'started'"
 )
+# Each durable subscriber name's consumer and its lease expiry (microseconds since the epoch).
+_CONSUMERS_TABLE = """CREATE TABLE IF NOT EXISTS {consumers} (
+    name text NOT NULL PRIMARY KEY,
+    owner text NOT NULL,
+    expires bigint NOT NULL
+)"""
 # Events durable subscribers parked; the event itself stays in the feed, at its position.
 _PARKED_TABLE = """CREATE TABLE IF NOT EXISTS {parked} (
     name text NOT NULL,
@@ -326,7 +334,7 @@ def _schema_ddl(names: _Names) -> tuple[sql.Composed, ...]:
         )""",
     ]
     tables = names.mapping()
-    statements.extend((_START_INDEX, _PARKED_TABLE))
+    statements.extend((_START_INDEX, _PARKED_TABLE, _CONSUMERS_TABLE))
     return (*(sql.SQL(text).format(**tables) for text in statements), *indexes)
 
 
@@ -436,6 +444,9 @@ class _Statements:
     select_parked: str
     upsert_parked: str
     delete_parked: str
+    claim_consumer: str
+    consumer_holder: str
+    release_consumer: str
     load_checkpoint: str
     save_checkpoint: str
 
@@ -517,6 +528,13 @@ class _Statements:
                 "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (name, position) DO UPDATE SET "
                 "error = excluded.error, attempts = excluded.attempts, retry = excluded.retry"
             ),
+            claim_consumer=statement(
+                "INSERT INTO {consumers} AS c (name, owner, expires) VALUES (%s, %s, %s) "
+                "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, "
+                "expires = excluded.expires WHERE c.owner = excluded.owner OR c.expires < %s"
+            ),
+            consumer_holder=statement("SELECT owner FROM {consumers} WHERE name = %s"),
+            release_consumer=statement("DELETE FROM {consumers} WHERE name = %s AND owner = %s"),
             delete_parked=statement("DELETE FROM {parked} WHERE name = %s AND position = %s"),
             select_start=statement(
                 "SELECT {columns} FROM {feed} WHERE job_id = %s AND kind = 'started'",
@@ -878,6 +896,23 @@ class PostgresRepository:
         if not exists:
             raise JobNotFoundError(job_id)
         return tuple(self._decoded(update_from_row, row) for row in rows)
+
+    def claim_consumer(self, name: str, owner: str, *, now: datetime, until: datetime) -> str:
+        """Claim a consumer lease; see :meth:`jobledger.ConsumerLeases.claim_consumer`."""
+        name = check_subscriber_name(name)
+        expiry, cut = round(until.timestamp() * 1e6), round(now.timestamp() * 1e6)
+        with self._translated(), self._connection() as conn:
+            conn.execute(self._sql.claim_consumer, (name, owner, expiry, cut))
+            row = conn.execute(self._sql.consumer_holder, (name,)).fetchone()
+        # The row was just written or kept, in the same autocommit session.
+        holder: str = row[0] if row is not None else ""
+        return holder
+
+    def release_consumer(self, name: str, owner: str) -> None:
+        """Give up a consumer lease; see :meth:`jobledger.ConsumerLeases.release_consumer`."""
+        name = check_subscriber_name(name)
+        with self._translated(), self._connection() as conn:
+            conn.execute(self._sql.release_consumer, (name, owner))
 
     def park(self, parked: ParkedEvent) -> None:
         """Keep a parked event; see :meth:`jobledger.ParkedEvents.park`."""
@@ -1412,6 +1447,12 @@ def _add_start_index(conn: psycopg.Connection[Any], names: _Names) -> None:
     ).fetchone()
     if parked is None:
         conn.execute(sql.SQL(_PARKED_TABLE).format(**names.mapping()))
+    consumers = conn.execute(
+        "SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename = 'jobledger_consumers'",
+        (names.schema,),
+    ).fetchone()
+    if consumers is None:
+        conn.execute(sql.SQL(_CONSUMERS_TABLE).format(**names.mapping()))
 
 
 def _installed_version(conn: psycopg.Connection[Any], names: _Names, location: str) -> int:

@@ -77,6 +77,7 @@ from jobledger._ports import FeedEntry
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+    from datetime import datetime
 
     from jobledger._core.decide import Change, RequestRecord
     from jobledger._core.job import Job, JobUpdate
@@ -109,6 +110,17 @@ _MAX_IDLE_CONNECTIONS = 16
 # Start records are read by job id (as-of-version reads); a partial index keeps
 # that a look-up, not a scan of the feed. Files made before it get it when opened.
 _START_INDEX = "CREATE INDEX IF NOT EXISTS feed_starts ON feed (job_id) WHERE kind = 'started'"
+# Each durable subscriber name's consumer and its lease expiry (microseconds since the epoch).
+_CONSUMERS_TABLE = """CREATE TABLE IF NOT EXISTS consumers (
+        name TEXT PRIMARY KEY NOT NULL,
+        owner TEXT NOT NULL,
+        expires INTEGER NOT NULL
+    ) WITHOUT ROWID"""
+_CLAIM_CONSUMER = (
+    "INSERT INTO consumers (name, owner, expires) VALUES (?, ?, ?) "
+    "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires = excluded.expires "
+    "WHERE consumers.owner = excluded.owner OR consumers.expires < ?"
+)
 # Events durable subscribers parked; the event itself stays in the feed, at its position.
 _PARKED_TABLE = """CREATE TABLE IF NOT EXISTS parked (
         name TEXT NOT NULL,
@@ -183,6 +195,7 @@ _SCHEMA = (
     ) WITHOUT ROWID""",
     _START_INDEX,
     _PARKED_TABLE,
+    _CONSUMERS_TABLE,
     f"PRAGMA application_id = {APPLICATION_ID}",
     f"PRAGMA user_version = {SCHEMA_VERSION}",
 )
@@ -308,6 +321,11 @@ class Durability(enum.StrEnum):
 
     FULL = "full"
     NORMAL = "normal"
+
+
+def _micros(when: datetime) -> int:
+    """``when`` as whole microseconds since the epoch (how lease expiries are kept)."""
+    return round(when.timestamp() * 1_000_000)
 
 
 def _create_private(path: str) -> None:
@@ -537,10 +555,15 @@ class SQLiteRepository:
         present = {
             row[0]
             for row in conn.execute(
-                "SELECT name FROM sqlite_master WHERE name IN ('feed_starts', 'parked')"
+                "SELECT name FROM sqlite_master "
+                "WHERE name IN ('feed_starts', 'parked', 'consumers')"
             )
         }
-        for name, statement in (("feed_starts", _START_INDEX), ("parked", _PARKED_TABLE)):
+        for name, statement in (
+            ("feed_starts", _START_INDEX),
+            ("parked", _PARKED_TABLE),
+            ("consumers", _CONSUMERS_TABLE),
+        ):
             if name in present:
                 continue
             try:
@@ -628,6 +651,22 @@ class SQLiteRepository:
         event = self._decoded(event_from_row, row)
         assert isinstance(event, JobStarted)  # noqa: S101  (the row's kind is 'started')
         return event
+
+    def claim_consumer(self, name: str, owner: str, *, now: datetime, until: datetime) -> str:
+        """Claim a consumer lease; see :meth:`jobledger.ConsumerLeases.claim_consumer`."""
+        name = check_subscriber_name(name)
+        with self._translated(), self._write() as conn:
+            conn.execute(_CLAIM_CONSUMER, (name, owner, _micros(until), _micros(now)))
+            holder: str = conn.execute(
+                "SELECT owner FROM consumers WHERE name = ?", (name,)
+            ).fetchone()[0]
+        return holder
+
+    def release_consumer(self, name: str, owner: str) -> None:
+        """Give up a consumer lease; see :meth:`jobledger.ConsumerLeases.release_consumer`."""
+        name = check_subscriber_name(name)
+        with self._translated(), self._write() as conn:
+            conn.execute("DELETE FROM consumers WHERE name = ? AND owner = ?", (name, owner))
 
     def park(self, parked: ParkedEvent) -> None:
         """Keep a parked event; see :meth:`jobledger.ParkedEvents.park`."""

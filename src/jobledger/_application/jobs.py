@@ -656,6 +656,7 @@ class Jobs:
         batch_size: int = 100,
         poll_interval: float = 1.0,
         max_attempts: int | None = None,
+        lease: float = 10.0,
     ) -> DurableSubscriber:
         """Feed the repository's event feed to ``handler`` in a background thread.
 
@@ -664,7 +665,11 @@ class Jobs:
         resumes after the checkpoint stored under ``name`` when restarted. A
         handler that raises is retried with backoff, never skipped, unless
         ``max_attempts`` is given: then an event it failed on that many times
-        is parked (see :meth:`parked_events`) and the subscriber goes on. Stop the
+        is parked (see :meth:`parked_events`) and the subscriber goes on. One
+        name has one active consumer at a time: on a repository that is a
+        :class:`~jobledger.ConsumerLeases` (every built-in one), a second
+        subscriber of the name stands by until the first stops, or until its
+        ``lease`` (seconds) runs out when it died. Stop the
         returned :class:`~jobledger.DurableSubscriber` with ``stop()`` (or use it
         as a context manager).
         """
@@ -680,6 +685,7 @@ class Jobs:
             batch_size=batch_size,
             poll_interval=poll_interval,
             max_attempts=max_attempts,
+            lease=lease,
         ).start()
 
     def parked_events(self, name: str) -> Sequence[ParkedEvent]:

@@ -59,6 +59,7 @@ from jobledger import (
     AtomicBatches,
     CompleteJob,
     ConcurrencyError,
+    ConsumerLeases,
     EventFilter,
     InMemoryRepository,
     InvalidJobDataError,
@@ -760,6 +761,25 @@ class RepositoryContract:
         assert 1 == jobs.retry_parked("mail", position=1)
         subscriber.run_once()
         assert (["fine", "poison"], ()) == (handled, tuple(jobs.parked_events("mail")))
+
+    def test_a_consumer_lease_has_one_holder_until_released_or_expired(
+        self, repository: Repository
+    ) -> None:
+        """claim_consumer grants a name to one owner; others get it on release or expiry."""
+        assert isinstance(repository, ConsumerLeases)
+        now = datetime(2026, 1, 1, tzinfo=UTC)
+        later = now + timedelta(seconds=10)
+        claim = functools.partial(repository.claim_consumer, "mail")
+        assert "a" == claim("a", now=now, until=later)
+        assert "a" == claim("b", now=now + timedelta(seconds=5), until=later)
+        assert "a" == claim("a", now=now + timedelta(seconds=5), until=later + timedelta(10))
+        assert "a" == claim("b", now=later, until=later + timedelta(seconds=10))
+        assert "b" == claim("b", now=later + timedelta(days=11), until=later + timedelta(days=12))
+        repository.release_consumer("mail", "a")
+        assert "b" == claim("c", now=later + timedelta(days=11), until=later + timedelta(days=12))
+        repository.release_consumer("mail", "b")
+        assert "c" == claim("c", now=later + timedelta(days=11), until=later + timedelta(days=12))
+        assert "x" == repository.claim_consumer("audit", "x", now=now, until=later)
 
     def test_bad_reads_and_checkpoints_are_refused_as_in_memory(
         self, repository: Repository
