@@ -72,6 +72,7 @@ from jobledger._ports import (
     FeedNotifier,
     ParkedEvents,
     Repository,
+    Retention,
     StartRecords,
 )
 
@@ -128,6 +129,7 @@ __all__ = [
     "Repository",
     "RequestIdConflictError",
     "RequestRecord",
+    "Retention",
     "SchemaVersionError",
     "StartJob",
     "StartRecords",

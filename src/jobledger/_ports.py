@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from jobledger._core.job import Job, JobUpdate
     from jobledger._core.parked import ParkedEvent
     from jobledger._core.query import JobPage, JobQuery
+    from jobledger._core.retention import PurgeRule
 
 __all__ = [
     "AtomicBatches",
@@ -30,6 +31,7 @@ __all__ = [
     "FeedNotifier",
     "ParkedEvents",
     "Repository",
+    "Retention",
     "StartRecords",
 ]
 
@@ -246,6 +248,42 @@ class ConsumerLeases(Protocol):
 
     def release_consumer(self, name: str, owner: str) -> None:
         """Give up ``name``'s lease if ``owner`` holds it."""
+        ...
+
+
+@runtime_checkable
+class Retention(Protocol):
+    """A repository that deletes ended jobs (purge) and keeps legal holds that exempt them.
+
+    Optional: :meth:`jobledger.Jobs.purge`, :meth:`~jobledger.Jobs.hold` and
+    :meth:`~jobledger.Jobs.release` need it; the in-memory, SQLite and
+    PostgreSQL repositories have it. Purging deletes each job with its
+    updates and its request records, atomically per job; the job's events stay
+    in the feed (positions never change and subscribers behind still receive
+    them).
+    """
+
+    def hold(self, job_id: str, reason: str) -> None:
+        """Exempt the job from purging until released (again: the reason is replaced).
+
+        Raises:
+            JobNotFoundError: no job has this id.
+        """
+        ...
+
+    def release(self, job_id: str) -> None:
+        """Lift the job's hold, if it has one."""
+        ...
+
+    def hold_reason(self, job_id: str) -> str | None:
+        """The reason of the job's hold, or ``None``."""
+        ...
+
+    def purge(self, rule: PurgeRule, *, dry_run: bool = False) -> int:
+        """Delete the jobs ``rule`` matches that are not on hold; return how many.
+
+        With ``dry_run`` nothing is deleted and the count is of what would be.
+        """
         ...
 
 

@@ -1065,3 +1065,36 @@ class TestReadsOverTime:
         """Waiting for a job that does not exist raises JobNotFoundError at once."""
         with pytest.raises(JobNotFoundError):
             fresh_ledger().wait("nope", timeout=5)
+
+
+class TestRetention:
+    """purge's arguments are checked; a repository without retention says so."""
+
+    def test_a_naive_cut_is_refused(self) -> None:
+        """finished_before must be timezone-aware."""
+        with pytest.raises(InvalidJobDataError) as caught:
+            Jobs().purge(finished_before=datetime(2026, 1, 1))  # noqa: DTZ001  (naive on purpose)
+        assert "finished_before" == caught.value.field
+
+    def test_a_bad_filter_is_refused(self) -> None:
+        """A service filter that is no name is refused naming service."""
+        with pytest.raises(InvalidJobDataError) as caught:
+            Jobs().purge(finished_before=datetime(2026, 1, 1, tzinfo=UTC), service="a\x00")
+        assert "service" == caught.value.field
+
+    def test_a_hold_reason_must_be_text(self) -> None:
+        """A hold's reason is text without NUL."""
+        jobs = Jobs()
+        job = start(jobs)
+        with pytest.raises(InvalidJobDataError) as caught:
+            jobs.hold(job.id, reason="a\x00")
+        assert "reason" == caught.value.field
+
+    def test_a_held_job_that_ends_later_is_still_kept(self) -> None:
+        """A hold put on an active job protects it once it has ended too."""
+        jobs = Jobs()
+        job = start(jobs)
+        jobs.hold(job.id, reason="litigation")
+        job = jobs.complete(job.id, etag=job.etag)
+        cut = job.updated_at + timedelta(days=1)
+        assert (0, job) == (jobs.purge(finished_before=cut), jobs.get(job.id))

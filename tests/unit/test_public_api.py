@@ -92,6 +92,7 @@ PUBLIC = [
     "Repository",
     "RequestIdConflictError",
     "RequestRecord",
+    "Retention",
     "SchemaVersionError",
     "StartJob",
     "StartRecords",

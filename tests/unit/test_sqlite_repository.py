@@ -90,7 +90,7 @@ class TestSchema:
 
     @pytest.mark.usefixtures("repository")
     def test_a_new_file_gets_the_marked_and_versioned_schema(self, path: Path) -> None:
-        """A new file holds the seven tables, jobledger's application id and schema version 1."""
+        """A new file holds the eight tables, jobledger's application id and schema version 1."""
         conn = sqlite3.connect(path)
         tables = {
             row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
@@ -105,6 +105,7 @@ class TestSchema:
             "checkpoints",
             "parked",
             "consumers",
+            "holds",
         } == tables
         assert (APPLICATION_ID, 1) == (
             _pragma(path, "application_id"),

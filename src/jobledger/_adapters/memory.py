@@ -20,6 +20,7 @@ from jobledger._core.job import JobUpdate, UpdateType
 from jobledger._core.jsondoc import is_storable_key
 from jobledger._core.positions import check_position, check_subscriber_name, window
 from jobledger._core.query import JobPage
+from jobledger._core.retention import check_reason
 from jobledger._ports import FeedEntry
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from jobledger._core.job import Job
     from jobledger._core.parked import ParkedEvent
     from jobledger._core.query import JobQuery
+    from jobledger._core.retention import PurgeRule
 
 __all__ = ["InMemoryRepository"]
 
@@ -64,6 +66,8 @@ class InMemoryRepository:
         self._parked: dict[tuple[str, int], ParkedEvent] = {}
         # Each durable subscriber name's consumer: (owner, lease expiry).
         self._consumers: dict[str, tuple[str, datetime]] = {}
+        # Legal holds: job id to reason.
+        self._holds: dict[str, str] = {}
         self._requests: dict[str, RequestRecord] = {}
         self._feed: list[JobEvent] = []
         self._checkpoints: dict[str, int] = {}
@@ -99,6 +103,45 @@ class InMemoryRepository:
                 return self._starts[job_id]
             except KeyError:
                 raise JobNotFoundError(job_id) from None
+
+    def hold(self, job_id: str, reason: str) -> None:
+        """Put a job on hold; see :meth:`jobledger.Retention.hold`."""
+        reason = check_reason(reason)
+        with self._lock:
+            if not is_storable_key(job_id) or job_id not in self._jobs:
+                raise JobNotFoundError(job_id)
+            self._holds[job_id] = reason
+
+    def release(self, job_id: str) -> None:
+        """Lift a hold; see :meth:`jobledger.Retention.release`."""
+        with self._lock:
+            self._holds.pop(job_id, None)
+
+    def hold_reason(self, job_id: str) -> str | None:
+        """A job's hold; see :meth:`jobledger.Retention.hold_reason`."""
+        with self._lock:
+            return self._holds.get(job_id)
+
+    def purge(self, rule: PurgeRule, *, dry_run: bool = False) -> int:
+        """Delete ended jobs; see :meth:`jobledger.Retention.purge`."""
+        with self._lock:
+            doomed = [
+                job_id
+                for job_id, job in self._jobs.items()
+                if rule.matches(job) and job_id not in self._holds
+            ]
+            if dry_run:
+                return len(doomed)
+            gone = set(doomed)
+            for job_id in doomed:
+                del self._jobs[job_id]
+                self._logs.pop(job_id, None)
+                self._starts.pop(job_id, None)
+            for request_id in [
+                request_id for request_id, record in self._requests.items() if record.job.id in gone
+            ]:
+                del self._requests[request_id]
+        return len(doomed)
 
     def claim_consumer(self, name: str, owner: str, *, now: datetime, until: datetime) -> str:
         """Claim a consumer lease; see :meth:`jobledger.ConsumerLeases.claim_consumer`."""

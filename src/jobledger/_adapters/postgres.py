@@ -97,6 +97,7 @@ from jobledger._adapters.rows import (
     refuse_save,
     request_from_row,
     request_row,
+    to_micros,
     update_from_row,
     update_row,
 )
@@ -118,6 +119,7 @@ from jobledger._core.jsondoc import is_storable_key
 from jobledger._core.parked import ParkedEvent
 from jobledger._core.positions import check_position, check_subscriber_name, window
 from jobledger._core.query import JobPage
+from jobledger._core.retention import PurgeRule, check_reason
 from jobledger._ports import FeedEntry
 
 if TYPE_CHECKING:
@@ -163,6 +165,7 @@ _TABLES = (
     "checkpoints",
     "parked",
     "consumers",
+    "holds",
 )
 
 # Numbers as Python's json module writes them that jsonb would not give back as written.
@@ -238,6 +241,11 @@ _CONSUMERS_TABLE = """CREATE TABLE IF NOT EXISTS {consumers} (
     name text NOT NULL PRIMARY KEY,
     owner text NOT NULL,
     expires bigint NOT NULL
+)"""
+# Legal holds: jobs a purge must leave alone, and why.
+_HOLDS_TABLE = """CREATE TABLE IF NOT EXISTS {holds} (
+    job_id text COLLATE "C" NOT NULL PRIMARY KEY,
+    reason text NOT NULL
 )"""
 # Events durable subscribers parked; the event itself stays in the feed, at its position.
 _PARKED_TABLE = """CREATE TABLE IF NOT EXISTS {parked} (
@@ -334,7 +342,7 @@ def _schema_ddl(names: _Names) -> tuple[sql.Composed, ...]:
         )""",
     ]
     tables = names.mapping()
-    statements.extend((_START_INDEX, _PARKED_TABLE, _CONSUMERS_TABLE))
+    statements.extend((_START_INDEX, _PARKED_TABLE, _CONSUMERS_TABLE, _HOLDS_TABLE))
     return (*(sql.SQL(text).format(**tables) for text in statements), *indexes)
 
 
@@ -445,6 +453,14 @@ class _Statements:
     upsert_parked: str
     delete_parked: str
     claim_consumer: str
+    hold: str
+    release: str
+    hold_reason: str
+    purge_candidates: str
+    purge_lock: str
+    purge_job: str
+    purge_updates: str
+    purge_requests: str
     consumer_holder: str
     release_consumer: str
     load_checkpoint: str
@@ -535,6 +551,26 @@ class _Statements:
             ),
             consumer_holder=statement("SELECT owner FROM {consumers} WHERE name = %s"),
             release_consumer=statement("DELETE FROM {consumers} WHERE name = %s AND owner = %s"),
+            hold=statement(
+                "INSERT INTO {holds} (job_id, reason) SELECT id, %s FROM {jobs} WHERE id = %s "
+                "ON CONFLICT (job_id) DO UPDATE SET reason = excluded.reason RETURNING job_id"
+            ),
+            release=statement("DELETE FROM {holds} WHERE job_id = %s"),
+            hold_reason=statement("SELECT reason FROM {holds} WHERE job_id = %s"),
+            purge_candidates=statement(
+                "SELECT id FROM {jobs} WHERE phase <> 'active' AND updated_at < %s "
+                "AND NOT EXISTS (SELECT 1 FROM {holds} AS h WHERE h.job_id = {jobs}.id) "
+                "AND (%s::text IS NULL OR service = %s) AND (%s::text IS NULL OR entity = %s) "
+                "AND (%s::text IS NULL OR type = %s)"
+            ),
+            purge_lock=statement(
+                "SELECT id FROM {jobs} WHERE id = %s AND phase <> 'active' AND updated_at < %s "
+                "AND NOT EXISTS (SELECT 1 FROM {holds} AS h WHERE h.job_id = {jobs}.id) "
+                "FOR UPDATE"
+            ),
+            purge_job=statement("DELETE FROM {jobs} WHERE id = %s"),
+            purge_updates=statement("DELETE FROM {updates} WHERE job_id = %s"),
+            purge_requests=statement("DELETE FROM {requests} WHERE job->>'id' = %s"),
             delete_parked=statement("DELETE FROM {parked} WHERE name = %s AND position = %s"),
             select_start=statement(
                 "SELECT {columns} FROM {feed} WHERE job_id = %s AND kind = 'started'",
@@ -896,6 +932,51 @@ class PostgresRepository:
         if not exists:
             raise JobNotFoundError(job_id)
         return tuple(self._decoded(update_from_row, row) for row in rows)
+
+    def hold(self, job_id: str, reason: str) -> None:
+        """Put a job on hold; see :meth:`jobledger.Retention.hold`."""
+        reason = check_reason(reason)
+        if not is_storable_key(job_id):
+            raise JobNotFoundError(job_id)
+        with self._translated(), self._connection() as conn:
+            row = conn.execute(self._sql.hold, (reason, job_id)).fetchone()
+        if row is None:
+            raise JobNotFoundError(job_id)
+
+    def release(self, job_id: str) -> None:
+        """Lift a hold; see :meth:`jobledger.Retention.release`."""
+        if not is_storable_key(job_id):
+            return
+        with self._translated(), self._connection() as conn:
+            conn.execute(self._sql.release, (job_id,))
+
+    def hold_reason(self, job_id: str) -> str | None:
+        """A job's hold; see :meth:`jobledger.Retention.hold_reason`."""
+        if not is_storable_key(job_id):
+            return None
+        with self._translated(), self._connection() as conn:
+            row = conn.execute(self._sql.hold_reason, (job_id,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def purge(self, rule: PurgeRule, *, dry_run: bool = False) -> int:
+        """Delete ended jobs; see :meth:`jobledger.Retention.purge`."""
+        cut = to_micros(rule.finished_before)
+        filters = (rule.service, rule.service, rule.entity, rule.entity, rule.type, rule.type)
+        with self._translated(), self._connection() as conn:
+            found = [row[0] for row in conn.execute(self._sql.purge_candidates, (cut, *filters))]
+        if dry_run:
+            return len(found)
+        purged = 0
+        for job_id in found:
+            with self._translated(), self._connection() as conn, conn.transaction():
+                if conn.execute(self._sql.purge_lock, (job_id, cut)).fetchone() is None:
+                    continue  # changed or held meanwhile
+                # Updates first: they reference the job.
+                conn.execute(self._sql.purge_updates, (job_id,))
+                conn.execute(self._sql.purge_job, (job_id,))
+                conn.execute(self._sql.purge_requests, (job_id,))
+            purged += 1
+        return purged
 
     def claim_consumer(self, name: str, owner: str, *, now: datetime, until: datetime) -> str:
         """Claim a consumer lease; see :meth:`jobledger.ConsumerLeases.claim_consumer`."""
@@ -1453,6 +1534,12 @@ def _add_start_index(conn: psycopg.Connection[Any], names: _Names) -> None:
     ).fetchone()
     if consumers is None:
         conn.execute(sql.SQL(_CONSUMERS_TABLE).format(**names.mapping()))
+    holds = conn.execute(
+        "SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename = 'jobledger_holds'",
+        (names.schema,),
+    ).fetchone()
+    if holds is None:
+        conn.execute(sql.SQL(_HOLDS_TABLE).format(**names.mapping()))
 
 
 def _installed_version(conn: psycopg.Connection[Any], names: _Names, location: str) -> int:

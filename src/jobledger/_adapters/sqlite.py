@@ -73,6 +73,7 @@ from jobledger._core.parked import ParkedEvent
 from jobledger._core.positions import check_position, check_subscriber_name, window
 from jobledger._core.query import JobPage
 from jobledger._core.recent import RecentJobs
+from jobledger._core.retention import PurgeRule, check_reason
 from jobledger._ports import FeedEntry
 
 if TYPE_CHECKING:
@@ -120,6 +121,20 @@ _CLAIM_CONSUMER = (
     "INSERT INTO consumers (name, owner, expires) VALUES (?, ?, ?) "
     "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires = excluded.expires "
     "WHERE consumers.owner = excluded.owner OR consumers.expires < ?"
+)
+# Legal holds: jobs a purge must leave alone, and why.
+_HOLDS_TABLE = """CREATE TABLE IF NOT EXISTS holds (
+        job_id TEXT PRIMARY KEY NOT NULL,
+        reason TEXT NOT NULL
+    ) WITHOUT ROWID"""
+# What a purge deletes, re-checked per job in its own transaction.
+_PURGE_CANDIDATES = (
+    "SELECT id FROM jobs WHERE phase != 'active' AND updated_at < ? "
+    "AND NOT EXISTS (SELECT 1 FROM holds WHERE holds.job_id = jobs.id)"
+)
+_DELETE_PURGED_JOB = (
+    "DELETE FROM jobs WHERE id = ? AND phase != 'active' AND updated_at < ? "
+    "AND NOT EXISTS (SELECT 1 FROM holds WHERE holds.job_id = jobs.id)"
 )
 # Events durable subscribers parked; the event itself stays in the feed, at its position.
 _PARKED_TABLE = """CREATE TABLE IF NOT EXISTS parked (
@@ -196,6 +211,7 @@ _SCHEMA = (
     _START_INDEX,
     _PARKED_TABLE,
     _CONSUMERS_TABLE,
+    _HOLDS_TABLE,
     f"PRAGMA application_id = {APPLICATION_ID}",
     f"PRAGMA user_version = {SCHEMA_VERSION}",
 )
@@ -321,6 +337,20 @@ class Durability(enum.StrEnum):
 
     FULL = "full"
     NORMAL = "normal"
+
+
+def _purge_filters(rule: PurgeRule) -> tuple[str, tuple[str, ...]]:
+    """The extra conditions (and their values) of ``rule``'s service, entity and type."""
+    parts = [
+        (f" AND {column} = ?", value)
+        for column, value in (
+            ("service", rule.service),
+            ("entity", rule.entity),
+            ("type", rule.type),
+        )
+        if value is not None
+    ]
+    return "".join(part for part, _ in parts), tuple(value for _, value in parts)
 
 
 def _micros(when: datetime) -> int:
@@ -556,13 +586,14 @@ class SQLiteRepository:
             row[0]
             for row in conn.execute(
                 "SELECT name FROM sqlite_master "
-                "WHERE name IN ('feed_starts', 'parked', 'consumers')"
+                "WHERE name IN ('feed_starts', 'parked', 'consumers', 'holds')"
             )
         }
         for name, statement in (
             ("feed_starts", _START_INDEX),
             ("parked", _PARKED_TABLE),
             ("consumers", _CONSUMERS_TABLE),
+            ("holds", _HOLDS_TABLE),
         ):
             if name in present:
                 continue
@@ -651,6 +682,57 @@ class SQLiteRepository:
         event = self._decoded(event_from_row, row)
         assert isinstance(event, JobStarted)  # noqa: S101  (the row's kind is 'started')
         return event
+
+    def hold(self, job_id: str, reason: str) -> None:
+        """Put a job on hold; see :meth:`jobledger.Retention.hold`."""
+        reason = check_reason(reason)
+        if not is_storable_key(job_id):
+            raise JobNotFoundError(job_id)
+        with self._translated(), self._write() as conn:
+            if conn.execute("SELECT 1 FROM jobs WHERE id = ?", (job_id,)).fetchone() is None:
+                raise JobNotFoundError(job_id)
+            conn.execute(
+                "INSERT INTO holds (job_id, reason) VALUES (?, ?) "
+                "ON CONFLICT (job_id) DO UPDATE SET reason = excluded.reason",
+                (job_id, reason),
+            )
+
+    def release(self, job_id: str) -> None:
+        """Lift a hold; see :meth:`jobledger.Retention.release`."""
+        if not is_storable_key(job_id):
+            return
+        with self._translated(), self._write() as conn:
+            conn.execute("DELETE FROM holds WHERE job_id = ?", (job_id,))
+
+    def hold_reason(self, job_id: str) -> str | None:
+        """A job's hold; see :meth:`jobledger.Retention.hold_reason`."""
+        if not is_storable_key(job_id):
+            return None
+        with self._translated(), self._connection() as conn:
+            row = conn.execute("SELECT reason FROM holds WHERE job_id = ?", (job_id,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def purge(self, rule: PurgeRule, *, dry_run: bool = False) -> int:
+        """Delete ended jobs; see :meth:`jobledger.Retention.purge`."""
+        cut = to_micros(rule.finished_before)
+        clause, params = _purge_filters(rule)
+        with self._translated(), self._connection() as conn:
+            found = [
+                row[0]
+                for row in conn.execute(_PURGE_CANDIDATES + clause, (cut, *params)).fetchall()
+            ]
+        if dry_run:
+            return len(found)
+        purged = 0
+        for job_id in found:
+            with self._translated(), self._write() as conn:
+                if conn.execute(_DELETE_PURGED_JOB, (job_id, cut)).rowcount != 1:
+                    continue  # changed or held meanwhile
+                conn.execute("DELETE FROM updates WHERE job_id = ?", (job_id,))
+                conn.execute("DELETE FROM requests WHERE json_extract(job, '$.id') = ?", (job_id,))
+            self._recent.forget(job_id)
+            purged += 1
+        return purged
 
     def claim_consumer(self, name: str, owner: str, *, now: datetime, until: datetime) -> str:
         """Claim a consumer lease; see :meth:`jobledger.ConsumerLeases.claim_consumer`."""

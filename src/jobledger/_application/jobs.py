@@ -37,7 +37,8 @@ from jobledger._core.jsondoc import DEFAULT_LIMITS, Limits, freeze
 from jobledger._core.positions import check_position, window
 from jobledger._core.query import JobQuery
 from jobledger._core.recent import RecentJobs
-from jobledger._ports import AtomicBatches, FeedNotifier, ParkedEvents, StartRecords
+from jobledger._core.retention import PurgeRule
+from jobledger._ports import AtomicBatches, FeedNotifier, ParkedEvents, Retention, StartRecords
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterable, Sequence
@@ -720,6 +721,69 @@ class Jobs:
                 parking.park(attrs.evolve(parked, retry=True))
                 count += 1
         return count
+
+    def hold(self, job_id: str, *, reason: str) -> None:
+        """Put the job on legal hold: :meth:`purge` leaves it alone until :meth:`release`.
+
+        Holding a held job again replaces its reason; an active job may be held.
+
+        Raises:
+            JobNotFoundError: no job has this id.
+            InvalidJobDataError: ``reason`` is not valid text.
+            TypeError: the repository keeps no holds (it is no :class:`~jobledger.Retention`).
+        """
+        self._retention().hold(job_id, reason)
+
+    def release(self, job_id: str) -> None:
+        """Lift the job's legal hold (nothing happens if it has none).
+
+        Raises:
+            TypeError: the repository keeps no holds.
+        """
+        self._retention().release(job_id)
+
+    def purge(
+        self,
+        *,
+        finished_before: datetime,
+        service: str | None = None,
+        entity: str | None = None,
+        type: str | None = None,
+        dry_run: bool = False,
+    ) -> int:
+        """Delete the jobs that ended before ``finished_before``; return how many.
+
+        A job goes when it has ended (completed, failed or canceled), its last
+        change is before the cut, it matches the filters given, and it is not
+        on hold. Each job goes atomically with its updates and its request
+        records (a retry of one of its commands is then carried out anew).
+        Its events stay in the event feed: positions never change, and durable
+        subscribers behind still receive them. ``dry_run`` counts without
+        deleting.
+
+        >>> from datetime import UTC, datetime, timedelta
+        >>> from jobledger import Jobs
+        >>> jobs = Jobs()
+        >>> old = jobs.start(service="hr", entity="employee", type="sync")
+        >>> old = jobs.complete(old.id, etag=old.etag)
+        >>> kept = jobs.start(service="hr", entity="employee", type="sync")
+        >>> kept = jobs.complete(kept.id, etag=kept.etag)
+        >>> jobs.hold(kept.id, reason="audit 2026-12")
+        >>> jobs.purge(finished_before=datetime.now(UTC) + timedelta(seconds=1))
+        1
+
+        Raises:
+            InvalidJobDataError: a filter or the cut is not valid.
+            TypeError: the repository cannot purge.
+        """
+        rule = PurgeRule(finished_before=finished_before, service=service, entity=entity, type=type)
+        return self._retention().purge(rule, dry_run=dry_run)
+
+    def _retention(self) -> Retention:
+        if not isinstance(self._repository, Retention):
+            msg = f"{type(self._repository).__name__} cannot purge or hold jobs"
+            raise TypeError(msg)
+        return self._repository
 
     def _parking(self) -> ParkedEvents:
         if not isinstance(self._repository, ParkedEvents):

@@ -80,6 +80,7 @@ from jobledger import (
     Repository,
     RequestIdConflictError,
     RequestRecord,
+    Retention,
     StartJob,
     StartRecords,
     UpdateJob,
@@ -780,6 +781,41 @@ class RepositoryContract:
         repository.release_consumer("mail", "b")
         assert "c" == claim("c", now=later + timedelta(days=11), until=later + timedelta(days=12))
         assert "x" == repository.claim_consumer("audit", "x", now=now, until=later)
+
+    def test_purge_deletes_ended_jobs_before_the_cut_except_held_ones(
+        self, jobs: Jobs, repository: Repository
+    ) -> None:
+        """Ended, unheld jobs before the cut go with their updates and requests; events stay."""
+        assert isinstance(repository, Retention)
+        done = jobs.start(service="hr", entity="employee", type="sync", request_id="r-1")
+        done = jobs.complete(done.id, etag=done.etag, request_id="r-2")
+        other = jobs.start(service="crm", entity="account", type="sync")
+        other = jobs.fail(other.id, etag=other.etag)
+        held = jobs.start(service="hr", entity="employee", type="sync")
+        held = jobs.cancel(held.id, etag=held.etag)
+        active = jobs.start(service="hr", entity="employee", type="sync")
+        jobs.hold(held.id, reason="legal hold 42")
+        cut = max(job.updated_at for job in (done, other, held, active)) + timedelta(seconds=1)
+        feed = [entry.event for entry in repository.read_feed()]
+
+        assert 0 == jobs.purge(finished_before=done.updated_at)
+        assert (1, 1) == (
+            jobs.purge(finished_before=cut, service="hr", dry_run=True),
+            jobs.purge(finished_before=cut, service="hr"),
+        )
+        with pytest.raises(JobNotFoundError):
+            repository.get(done.id)
+        with pytest.raises(JobNotFoundError):
+            repository.updates(done.id)
+        assert (None, None) == (repository.find_request("r-1"), repository.find_request("r-2"))
+        assert ("legal hold 42", held) == (repository.hold_reason(held.id), repository.get(held.id))
+        assert feed == [entry.event for entry in repository.read_feed()]
+
+        jobs.release(held.id)
+        assert (2, None) == (jobs.purge(finished_before=cut), repository.hold_reason(held.id))
+        assert [active.id] == [job.id for job in repository.find(JobQuery()).jobs]
+        with pytest.raises(JobNotFoundError):
+            jobs.hold("no-such-job", reason="x")
 
     def test_bad_reads_and_checkpoints_are_refused_as_in_memory(
         self, repository: Repository
