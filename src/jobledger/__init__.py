@@ -33,6 +33,7 @@ from jobledger._core.errors import (
     JobNotFoundError,
     RequestIdConflictError,
     SchemaVersionError,
+    StorageConfigurationError,
     StorageError,
     StorageTimeoutError,
     StorageUnavailableError,
@@ -61,8 +62,19 @@ from jobledger._core.jsondoc import (
     thaw,
 )
 from jobledger._core.lifecycle import TRANSITIONS, CommandKind, lifecycle_mermaid
-from jobledger._core.query import JobPage, JobQuery
-from jobledger._ports import AtomicBatches, EventPublisher, FeedEntry, FeedNotifier, Repository
+from jobledger._core.parked import ParkedEvent
+from jobledger._core.query import GetJobById, JobPage, JobQuery
+from jobledger._ports import (
+    AtomicBatches,
+    ConsumerLeases,
+    EventPublisher,
+    FeedEntry,
+    FeedNotifier,
+    ParkedEvents,
+    Repository,
+    Retention,
+    StartRecords,
+)
 
 __all__ = [
     "ANY_ETAG",
@@ -77,6 +89,7 @@ __all__ = [
     "CommandKind",
     "CompleteJob",
     "ConcurrencyError",
+    "ConsumerLeases",
     "DurableSubscriber",
     "EventFilter",
     "EventPublisher",
@@ -84,6 +97,7 @@ __all__ = [
     "FeedEntry",
     "FeedNotifier",
     "ForeignDatabaseError",
+    "GetJobById",
     "Handler",
     "InMemoryRepository",
     "InProcessPublisher",
@@ -110,11 +124,16 @@ __all__ = [
     "JsonObject",
     "JsonValue",
     "Limits",
+    "ParkedEvent",
+    "ParkedEvents",
     "Repository",
     "RequestIdConflictError",
     "RequestRecord",
+    "Retention",
     "SchemaVersionError",
     "StartJob",
+    "StartRecords",
+    "StorageConfigurationError",
     "StorageError",
     "StorageTimeoutError",
     "StorageUnavailableError",

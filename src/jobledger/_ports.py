@@ -11,16 +11,29 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import attrs
 
-from jobledger._core.events import JobEvent
+from jobledger._core.events import JobEvent, JobStarted
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from datetime import datetime
 
     from jobledger._core.decide import Change, RequestRecord
     from jobledger._core.job import Job, JobUpdate
+    from jobledger._core.parked import ParkedEvent
     from jobledger._core.query import JobPage, JobQuery
+    from jobledger._core.retention import PurgeRule
 
-__all__ = ["AtomicBatches", "EventPublisher", "FeedEntry", "FeedNotifier", "Repository"]
+__all__ = [
+    "AtomicBatches",
+    "ConsumerLeases",
+    "EventPublisher",
+    "FeedEntry",
+    "FeedNotifier",
+    "ParkedEvents",
+    "Repository",
+    "Retention",
+    "StartRecords",
+]
 
 
 @attrs.frozen
@@ -167,6 +180,109 @@ class FeedNotifier(Protocol):
 
         Returns:
             Whether the feed now holds an event after position ``after``.
+        """
+        ...
+
+
+@runtime_checkable
+class StartRecords(Protocol):
+    """A repository that reads a job's start record by its id, without scanning the feed.
+
+    Optional: :meth:`jobledger.Jobs.get` with ``version=`` replays the start
+    record and the update log to rebuild a job as it was; the in-memory,
+    SQLite and PostgreSQL repositories have it.
+    """
+
+    def started(self, job_id: str) -> JobStarted:
+        """The :class:`~jobledger.JobStarted` event of the job ``job_id``.
+
+        Raises:
+            JobNotFoundError: no job has this id.
+        """
+        ...
+
+
+@runtime_checkable
+class ParkedEvents(Protocol):
+    """A repository that keeps the events durable subscribers parked.
+
+    Optional: :meth:`jobledger.Jobs.subscribe_durable` with ``max_attempts``
+    parks an event its handler failed on that many times and goes on;
+    :meth:`jobledger.Jobs.parked_events` lists them and
+    :meth:`jobledger.Jobs.retry_parked` puts them back. The in-memory, SQLite
+    and PostgreSQL repositories have it. Records are keyed by the subscriber's
+    name and the event's position; parking the same one again replaces it.
+    """
+
+    def park(self, parked: ParkedEvent) -> None:
+        """Keep ``parked`` (replacing the record of the same name and position)."""
+        ...
+
+    def parked_events(self, name: str) -> Sequence[ParkedEvent]:
+        """The events parked under ``name``, by position."""
+        ...
+
+    def unpark(self, name: str, position: int) -> None:
+        """Forget the record of ``name`` at ``position``, if there is one."""
+        ...
+
+
+@runtime_checkable
+class ConsumerLeases(Protocol):
+    """A repository that leases each durable subscriber name to one consumer at a time.
+
+    Optional: a :class:`~jobledger.DurableSubscriber` started on such a
+    repository holds its name's lease while it consumes; a second consumer of
+    the name stands by until the lease is released or expires. The in-memory,
+    SQLite and PostgreSQL repositories have it.
+    """
+
+    def claim_consumer(self, name: str, owner: str, *, now: datetime, until: datetime) -> str:
+        """Claim (or renew) ``name``'s lease for ``owner`` until ``until``; return the holder.
+
+        The claim succeeds, atomically, when nobody holds the lease, when
+        ``owner`` does, or when the holder's lease expired before ``now``.
+        The result is the holder after the call: ``owner`` on success.
+        """
+        ...
+
+    def release_consumer(self, name: str, owner: str) -> None:
+        """Give up ``name``'s lease if ``owner`` holds it."""
+        ...
+
+
+@runtime_checkable
+class Retention(Protocol):
+    """A repository that deletes ended jobs (purge) and keeps legal holds that exempt them.
+
+    Optional: :meth:`jobledger.Jobs.purge`, :meth:`~jobledger.Jobs.hold` and
+    :meth:`~jobledger.Jobs.release` need it; the in-memory, SQLite and
+    PostgreSQL repositories have it. Purging deletes each job with its
+    updates and its request records, atomically per job; the job's events stay
+    in the feed (positions never change and subscribers behind still receive
+    them).
+    """
+
+    def hold(self, job_id: str, reason: str) -> None:
+        """Exempt the job from purging until released (again: the reason is replaced).
+
+        Raises:
+            JobNotFoundError: no job has this id.
+        """
+        ...
+
+    def release(self, job_id: str) -> None:
+        """Lift the job's hold, if it has one."""
+        ...
+
+    def hold_reason(self, job_id: str) -> str | None:
+        """The reason of the job's hold, or ``None``."""
+        ...
+
+    def purge(self, rule: PurgeRule, *, dry_run: bool = False) -> int:
+        """Delete the jobs ``rule`` matches that are not on hold; return how many.
+
+        With ``dry_run`` nothing is deleted and the count is of what would be.
         """
         ...
 

@@ -41,9 +41,35 @@ An event:
 >>> print(wire.dumps(event))
 {"MessageType":"JobCompleted","EventId":"ev-7","JobId":"42","Service":"hr","Entity":"employee","Type":"sync","Status":"completed","ETag":"e3","Version":3,"At":"2024-05-01T12:00:00+00:00","UpdateId":2,"DisplayName":null,"Description":null,"StateUpdate":{"done":42}}
 
-Decoding is strict. A message with an unknown or missing key, a value of the
-wrong type, an unknown ``MessageType``, a time without a UTC offset, or text
-that is not JSON raises :class:`~jobledger.WireFormatError` whose ``field`` is
+**Messages from another implementation of the seed** decode too: a message
+with only the seed's fields takes, for what jobledger adds, the defaults
+below (a key that is present is never replaced). ``UpdateId``, which the
+seed's events write as a string, is read from ``"3"`` as from ``3`` (decimal
+digits only); :func:`encode` writes it as a number, as the seed's
+``JobUpdate`` entity types it, because it counts updates and numbers keep
+their order.
+
+=================  =============================================================
+absent key         default
+=================  =============================================================
+``EventId``        ``"<JobId>/<ETag>"`` (an ETag is never reused for a job, so it
+                   is unique per change)
+``At``             :data:`UNKNOWN_TIME` (1970-01-01T00:00:00+00:00)
+``Version``        1 for ``JobStarted`` and ``Job``; ``UpdateId + 1`` for a change
+``DisplayName``,   ``""`` on ``JobStarted`` and ``Job``; ``null`` (unchanged) on
+``Description``    change events and ``JobUpdate``
+``State``          ``{}`` on ``JobStarted`` and ``Job``
+``StateUpdate``    ``null`` on ``JobUpdated``, ``JobCompleted``, ``JobFailed``
+``CreatedAt``,     :data:`UNKNOWN_TIME` on ``Job``
+``UpdatedAt``
+``ETag``           ``""`` on ``JobUpdate`` (the seed's has none)
+=================  =============================================================
+
+Decoding is strict otherwise. A message with an unknown or missing key
+(a misspelled key is reported as unknown, with the key it resembles: "did
+you mean 'JobId'?"), a value of the wrong type, a ``StartJob`` whose
+``State`` or a command whose ``StateUpdate`` is not an object, an unknown
+``MessageType``, a time without a UTC offset, or text that is not JSON raises :class:`~jobledger.WireFormatError` whose ``field`` is
 the message type (``"command"`` or ``"event"`` when the type itself is wrong,
 ``"Job"`` or ``"JobUpdate"`` for those) and whose ``path`` is the JSON Pointer
 of the offending key. So does a JSON payload (``Input``, ``State``,
@@ -58,10 +84,12 @@ checks its configured size and depth limits when it handles a command.
 
 from __future__ import annotations
 
+import difflib
 import json
+import re
 import typing
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
 import attrs
@@ -79,7 +107,7 @@ from jobledger._core.commands import (
     UpdateJob,
 )
 from jobledger._core.errors import InvalidJobDataError, WireFormatError
-from jobledger._core.events import EVENT_TYPES, JobEvent
+from jobledger._core.events import EVENT_TYPES, JobEvent, JobStarted
 from jobledger._core.job import Job, JobUpdate, UpdateType
 from jobledger._core.jsondoc import (
     HARD_MAX_DEPTH,
@@ -91,13 +119,16 @@ from jobledger._core.jsondoc import (
     freeze,
     thaw,
 )
+from jobledger._core.query import GetJobById
 
 __all__ = [
     "MESSAGE_TYPE",
+    "UNKNOWN_TIME",
     "Serializable",
     "decode_command",
     "decode_event",
     "decode_job",
+    "decode_query",
     "decode_update",
     "dumps",
     "encode",
@@ -106,8 +137,11 @@ __all__ = [
 #: The key that names a command's or event's type on the wire.
 MESSAGE_TYPE = "MessageType"
 
+#: The time a decoded message takes when it carries none (the seed's messages have no times).
+UNKNOWN_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+
 #: Everything :func:`encode` and :func:`dumps` accept.
-Serializable: TypeAlias = Command | JobEvent | Job | JobUpdate
+Serializable: TypeAlias = Command | JobEvent | Job | JobUpdate | GetJobById
 
 # Each attribute's name on the wire: the seed's names, and ours in the same style.
 _WIRE_NAMES = {
@@ -133,7 +167,7 @@ _WIRE_NAMES = {
 }
 
 _COMMAND_TYPES: tuple[type[Command], ...] = (StartJob, UpdateJob, CompleteJob, FailJob, CancelJob)
-_ALL_TYPES: tuple[type, ...] = (*_COMMAND_TYPES, *EVENT_TYPES, Job, JobUpdate)
+_ALL_TYPES: tuple[type, ...] = (*_COMMAND_TYPES, *EVENT_TYPES, Job, JobUpdate, GetJobById)
 
 # The wire checks only the hard caps on payloads, as command constructors do:
 # a ledger configured with larger limits must still read its own events, and a
@@ -281,6 +315,7 @@ def _make_converter() -> cattrs.Converter:
 _converter = _make_converter()
 _COMMAND_NAMES = {cls.__name__: cls for cls in _COMMAND_TYPES}
 _EVENT_NAMES = {cls.__name__: cls for cls in EVENT_TYPES}
+_QUERY_NAMES = {"GetJobById": GetJobById}
 
 
 # -- errors --------------------------------------------------------------------------
@@ -291,10 +326,35 @@ def _pointer_part(key: object) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+def _unknown_key(
+    cause: ForbiddenExtraKeysError, names: dict[str, str], message_type: str
+) -> WireFormatError:
+    """The error for the first unknown key, saying which known key it resembles."""
+    unknown = min(map(str, cause.extra_fields))
+    allowed = list(names.values())
+    by_case = {key.casefold(): key for key in allowed}
+    near = by_case.get(unknown.casefold().replace("_", "")) or next(
+        iter(difflib.get_close_matches(unknown, allowed, n=1, cutoff=0.75)), None
+    )
+    hint = f"did you mean {near!r}? " if near is not None else ""
+    return WireFormatError(
+        message_type,
+        "/" + _pointer_part(unknown),
+        f"unknown key {unknown!r}; {hint}{message_type} takes only {', '.join(allowed)}",
+    )
+
+
 def _translate(err: ClassValidationError, message_type: str) -> WireFormatError:
-    """The first problem cattrs found, as a WireFormatError naming its key."""
+    """The first problem cattrs found, as a WireFormatError naming its key.
+
+    An unknown key comes first: a misspelled key is also a missing one, and
+    the misspelling is what the sender must fix.
+    """
     names = _wire_names(err.cl)
     with_notes, without_notes = err.group_exceptions()
+    for cause in without_notes:
+        if isinstance(cause, ForbiddenExtraKeysError):
+            return _unknown_key(cause, names, message_type)
     for cause, note in with_notes:
         path = "/" + _pointer_part(names.get(note.name, note.name))
         if isinstance(cause, InvalidJobDataError):
@@ -302,14 +362,6 @@ def _translate(err: ClassValidationError, message_type: str) -> WireFormatError:
         reason = "this required key is missing" if isinstance(cause, KeyError) else str(cause)
         return WireFormatError(message_type, path, reason)
     for cause in without_notes:
-        if isinstance(cause, ForbiddenExtraKeysError):
-            unknown = sorted(map(str, cause.extra_fields))
-            allowed = ", ".join(names.values())
-            return WireFormatError(
-                message_type,
-                "/" + _pointer_part(unknown[0]),
-                f"unknown key {unknown[0]!r}; {message_type} takes only {allowed}",
-            )
         if isinstance(cause, InvalidJobDataError):
             return WireFormatError(message_type, cause.path, cause.reason)
     return WireFormatError(message_type, "", str(err))
@@ -377,6 +429,79 @@ def _structure(message: dict[str, Any], as_type: Any, message_type: str) -> Any:
         raise _translate(err, message_type) from err
 
 
+# -- messages of the seed ------------------------------------------------------------
+
+_DIGITS = re.compile(r"0|[1-9][0-9]{0,15}")
+_UNKNOWN_TIME_TEXT = UNKNOWN_TIME.isoformat()
+
+
+def _update_id(message: dict[str, Any], message_type: str) -> None:
+    """Read a decimal string ``UpdateId`` (the seed's events write it so) as its number."""
+    value = message.get("UpdateId")
+    if not isinstance(value, str):
+        return
+    if _DIGITS.fullmatch(value) is None or int(value) > MAX_SAFE_INTEGER:
+        raise WireFormatError(
+            message_type,
+            "/UpdateId",
+            f"{value!r} is not an update number (a number, or a string of decimal digits)",
+        )
+    message["UpdateId"] = int(value)
+
+
+def _seed_defaults(message: dict[str, Any], cls: type, message_type: str) -> dict[str, Any]:
+    """``message`` with jobledger's own keys filled in where a seed-only message lacks them."""
+    _update_id(message, message_type)
+    defaults: dict[str, Any] = {}
+    if cls in EVENT_TYPES:
+        job_id, etag = message.get("JobId"), message.get("ETag")
+        if isinstance(job_id, str) and isinstance(etag, str):
+            defaults["EventId"] = f"{job_id}/{etag}"
+        defaults["At"] = _UNKNOWN_TIME_TEXT
+        if cls is JobStarted:
+            defaults |= {"Version": 1, "DisplayName": "", "Description": "", "State": {}}
+        else:
+            update_id = message.get("UpdateId")
+            if type(update_id) is int:
+                defaults["Version"] = update_id + 1
+            defaults |= {"DisplayName": None, "Description": None}
+            if "state_update" in _FIELDS[cls]:
+                defaults["StateUpdate"] = None
+    elif cls is Job:
+        defaults = {
+            "DisplayName": "",
+            "Description": "",
+            "State": {},
+            "Version": 1,
+            "CreatedAt": _UNKNOWN_TIME_TEXT,
+            "UpdatedAt": _UNKNOWN_TIME_TEXT,
+        }
+    elif cls is JobUpdate:
+        defaults = {"DisplayName": None, "Description": None, "ETag": "", "At": _UNKNOWN_TIME_TEXT}
+    return defaults | message
+
+
+_FIELDS: dict[type, frozenset[str]] = {
+    cls: frozenset(field.name for field in attrs.fields(cls)) for cls in _ALL_TYPES
+}
+
+
+def _check_command_payloads(command: Command, message_type: str) -> None:
+    """A command's ``State`` and ``StateUpdate`` are objects (or absent), as its reference says."""
+    if isinstance(command, StartJob):
+        key, value = "State", command.state
+    elif isinstance(command, CancelJob):
+        return
+    else:
+        key, value = "StateUpdate", command.state_update
+        if value is None:
+            return
+    if not isinstance(value, JsonObject):
+        raise WireFormatError(
+            message_type, f"/{key}", f"must be a JSON object, not {_json_kind(value)}"
+        )
+
+
 # -- the public API ------------------------------------------------------------------
 
 
@@ -387,8 +512,8 @@ def encode(value: Serializable) -> dict[str, Any]:
     plain, mutable dicts and lists that share nothing with ``value``.
 
     Raises:
-        TypeError: if ``value`` is not a command, event, :class:`~jobledger.Job`
-            or :class:`~jobledger.JobUpdate`.
+        TypeError: if ``value`` is not a command, event, :class:`~jobledger.Job`,
+            :class:`~jobledger.JobUpdate` or :class:`~jobledger.GetJobById`.
 
     >>> from jobledger import CancelJob
     >>> encode(CancelJob(job_id="42", etag="e1"))
@@ -402,7 +527,9 @@ def encode(value: Serializable) -> dict[str, Any]:
     if cls is Job or cls is JobUpdate:
         result: dict[str, Any] = _converter.unstructure(value)
         return result
-    msg = f"not a jobledger command, event, Job or JobUpdate: {cls.__name__}"
+    if cls is GetJobById:
+        return {MESSAGE_TYPE: "GetJobById", **_converter.unstructure(value)}
+    msg = f"not a jobledger command, event, Job, JobUpdate or GetJobById: {cls.__name__}"
     raise TypeError(msg)
 
 
@@ -439,6 +566,7 @@ def decode_command(data: str | bytes | bytearray | Mapping[str, Any]) -> Command
     message = _message(data, "command")
     message_type = _message_type("command", message, _COMMAND_NAMES)
     command: Command = _structure(message, Command, message_type)
+    _check_command_payloads(command, message_type)
     return command
 
 
@@ -454,6 +582,7 @@ def decode_event(data: str | bytes | bytearray | Mapping[str, Any]) -> JobEvent:
     """
     message = _message(data, "event")
     message_type = _message_type("event", message, _EVENT_NAMES)
+    message = _seed_defaults(message, _EVENT_NAMES[message_type], message_type)
     event: JobEvent = _structure(message, JobEvent, message_type)
     return event
 
@@ -468,7 +597,7 @@ def decode_job(data: str | bytes | bytearray | Mapping[str, Any]) -> Job:
         WireFormatError: with ``field`` ``"Job"`` and the JSON Pointer of the
             first offending key.
     """
-    job: Job = _structure(_message(data, "Job"), Job, "Job")
+    job: Job = _structure(_seed_defaults(_message(data, "Job"), Job, "Job"), Job, "Job")
     return job
 
 
@@ -479,5 +608,26 @@ def decode_update(data: str | bytes | bytearray | Mapping[str, Any]) -> JobUpdat
         WireFormatError: with ``field`` ``"JobUpdate"`` and the JSON Pointer of
             the first offending key.
     """
-    update: JobUpdate = _structure(_message(data, "JobUpdate"), JobUpdate, "JobUpdate")
+    message = _seed_defaults(_message(data, "JobUpdate"), JobUpdate, "JobUpdate")
+    update: JobUpdate = _structure(message, JobUpdate, "JobUpdate")
     return update
+
+
+def decode_query(data: str | bytes | bytearray | Mapping[str, Any]) -> GetJobById:
+    """Read the seed's GetJobById query from JSON: ``{"MessageType": "GetJobById", "JobId": ...}``.
+
+    Its answer is the job (:func:`encode` of :meth:`jobledger.Jobs.get`'s result).
+
+    >>> decode_query('{"MessageType": "GetJobById", "JobId": "42"}')
+    GetJobById(job_id='42')
+
+    Raises:
+        WireFormatError: ``field`` ``"query"`` when ``MessageType`` is missing
+            or not ``GetJobById``, else ``"GetJobById"``, and the JSON Pointer
+            of the first offending key.
+    """
+    message = _message(data, "query")
+    _message_type("query", message, _QUERY_NAMES)
+    del message[MESSAGE_TYPE]
+    query: GetJobById = _structure(message, GetJobById, "GetJobById")
+    return query

@@ -108,6 +108,7 @@ class TestWithoutSaveAll:
             [task("task-1"), task("task-2"), CompleteJob(job_id="task-1", etag=ANY_ETAG)]
         )
 
+        assert jobs.drain(timeout=30)
         assert 3 == repository.saves
         assert [("task-1", 1), ("task-2", 1), ("task-1", 2)] == [
             (job.id, job.version) for job in done
@@ -131,6 +132,7 @@ class TestWithoutSaveAll:
                 [task("task-1"), UpdateJob(job_id="run-1", etag=run.etag, status="step-1")]
             )
 
+        assert jobs.drain(timeout=30)
         assert ("started", "over") == (jobs.get("task-1").status, jobs.get("run-1").status)
         assert [("task-1", "JobStarted")] == [
             (event.job_id, type(event).__name__) for event in seen

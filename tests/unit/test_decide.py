@@ -377,6 +377,38 @@ class TestDecideChanges:
         """An update may not set a terminal status; the error names the status field."""
         assert "status" == refused(active_job(), UpdateJob(job_id="s-1", etag="s-2", status=status))
 
+    @pytest.mark.parametrize(
+        "status",
+        [
+            "Completed",
+            "cancelled",
+            "CANCELED",
+            "completed ",
+            "Failed",
+            "  CANCELLED  ",
+            "\uff43\uff4f\uff4d\uff50\uff4c\uff45\uff54\uff45\uff44",
+            "fail\u200bed",
+        ],
+    )
+    def test_look_alike_terminal_statuses_are_refused(self, status: str) -> None:
+        """A status that reads as a terminal one (case, spaces, spelling, width) is refused."""
+        assert "status" == refused(active_job(), UpdateJob(job_id="s-1", etag="s-2", status=status))
+
+    def test_look_alike_refusal_names_the_terminal_status_and_its_command(self) -> None:
+        """The refusal says which terminal status the value reads as and which command sets it."""
+        with pytest.raises(InvalidJobDataError) as caught:
+            change(active_job(), UpdateJob(job_id="s-1", etag="s-2", status="Cancelled"))
+        assert (
+            "'Cancelled' is (or reads as) the terminal status 'canceled', which only its own "
+            "command sets (use cancel instead of update)"
+        ) == caught.value.reason
+
+    @pytest.mark.parametrize("status", ["completing", "failed-over", "not canceled", "Started"])
+    def test_statuses_that_only_contain_a_terminal_word_are_allowed(self, status: str) -> None:
+        """A custom status that merely contains a terminal word is kept as given."""
+        result = change(active_job(), UpdateJob(job_id="s-1", etag="s-2", status=status))
+        assert status == result.job.status
+
     def test_update_back_to_started_is_allowed(self) -> None:
         """The started status is not terminal, so an update may set it again."""
         job = change(active_job(), UpdateJob(job_id="s-1", etag="s-2", status="x")).job
@@ -486,8 +518,8 @@ class TestDecideValidation:
 
     def test_configured_name_length_is_enforced(self) -> None:
         """A ledger with a shorter max_name_length refuses longer names."""
-        command = StartJob(service="abcd", entity="e", type="t")
-        assert "service" == refused(None, command, limits=Limits(max_name_length=3))
+        command = StartJob(service="abcdefghij", entity="e", type="t")
+        assert "service" == refused(None, command, limits=Limits(max_name_length=9))
 
     @pytest.mark.parametrize("field", ["display_name", "description"])
     @pytest.mark.parametrize(

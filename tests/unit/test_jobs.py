@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import pytest
@@ -35,6 +36,7 @@ from jobledger import (
     StartJob,
     UpdateJob,
     UpdateType,
+    freeze,
     thaw,
 )
 from jobledger._core.events import changed_job, started_job
@@ -57,7 +59,11 @@ def fresh_ledger() -> Jobs:
     """A ledger with its own deterministic clock and ids, like the ``jobs`` fixture's."""
     readings = iter(range(1_000))
     counter = iter(range(1, 10_000))
-    return Jobs(clock=lambda: second(next(readings)), id_factory=lambda: f"id-{next(counter):04d}")
+    return Jobs(
+        clock=lambda: second(next(readings)),
+        id_factory=lambda: f"id-{next(counter):04d}",
+        delivery="inline",
+    )
 
 
 def start(jobs: Jobs, **fields: object) -> Job:
@@ -164,11 +170,63 @@ class TestConstruction:
 
     def test_limits_default_and_configured(self) -> None:
         """Jobs enforces DEFAULT_LIMITS unless given others."""
-        limits = Limits(max_name_length=3)
+        limits = Limits(max_name_length=40)
         assert (DEFAULT_LIMITS, limits) == (Jobs().limits, Jobs(limits=limits).limits)
         with pytest.raises(InvalidJobDataError) as caught:
-            start(Jobs(limits=limits))
+            start(Jobs(limits=limits), entity="e" * 41)
         assert "entity" == caught.value.field
+
+    def test_limits_the_default_ids_cannot_fit_are_refused(self) -> None:
+        """With the default id factory, a max_name_length under 36 is refused when Jobs is made."""
+        with pytest.raises(ValueError, match="at least 36") as caught:
+            Jobs(limits=Limits(max_name_length=20))
+        assert not isinstance(caught.value, InvalidJobDataError)
+
+    def test_short_names_are_allowed_with_an_id_factory_whose_ids_fit(self) -> None:
+        """A custom id factory with short ids may run under a short max_name_length."""
+        jobs = Jobs(limits=Limits(max_name_length=9), id_factory=SequentialIds("j"))
+        job = start(jobs)
+        assert "canceled" == jobs.cancel(job.id, etag="*").status
+
+    @pytest.mark.parametrize("levels", [65, 129, 1_000])
+    def test_depth_errors_name_the_path_and_the_configured_limit(self, levels: int) -> None:
+        """Too deep a state_update is refused at the path of the first level past max_depth."""
+        jobs = Jobs()
+        job = start(jobs)
+        patch: dict[str, object] = {}
+        for _ in range(levels - 1):
+            patch = {"a": patch}
+        with pytest.raises(InvalidJobDataError) as caught:
+            jobs.update(job.id, etag=job.etag, state_update=patch)
+        assert ("state_update", "/a" * 64, "nested deeper than 64 levels") == (
+            caught.value.field,
+            caught.value.path,
+            caught.value.reason,
+        )
+
+    def test_depth_errors_of_frozen_documents_name_the_path(self) -> None:
+        """A frozen document past max_depth is refused naming where it goes too deep."""
+        jobs = Jobs(limits=Limits(max_depth=2))
+        state = freeze({"ok": 1, "x": {"y": {"z": 1}}}, field="state")
+        with pytest.raises(InvalidJobDataError) as caught:
+            start(jobs, state=state)
+        assert ("state", "/x/y", "nested deeper than 2 levels") == (
+            caught.value.field,
+            caught.value.path,
+            caught.value.reason,
+        )
+
+    def test_a_command_past_the_hard_depth_says_so(self) -> None:
+        """A command object built past 128 levels is refused citing the hard cap, not a limit."""
+        patch: dict[str, object] = {}
+        for _ in range(200):
+            patch = {"a": patch}
+        with pytest.raises(InvalidJobDataError) as caught:
+            UpdateJob(job_id="j", etag="e", state_update=patch)
+        assert ("/a" * 128, "nested deeper than 128 levels, the most jobledger accepts") == (
+            caught.value.path,
+            caught.value.reason,
+        )
 
     def test_default_clock_and_ids(self) -> None:
         """By default, times are aware UTC datetimes and ids are UUIDv7 strings."""
@@ -912,6 +970,7 @@ class TestRebuildFromEvents:
         )
         states.append(jobs.complete(job.id, etag=states[-1].etag, state_update={"a": None}))
 
+        assert jobs.drain(timeout=30)
         first, *changes = seen
         assert isinstance(first, JobStarted)
         rebuilt = [started_job(first)]
@@ -920,3 +979,122 @@ class TestRebuildFromEvents:
             rebuilt.append(changed_job(rebuilt[-1], event))
 
         assert states == rebuilt
+
+
+class TestReadsOverTime:
+    """The log a page at a time, a job as of a version, and waiting for an end."""
+
+    def test_updates_pages_the_log(self) -> None:
+        """updates(after=, limit=) returns the page after an update id, at most limit long."""
+        jobs = fresh_ledger()
+        job = start(jobs)
+        for step in range(5):
+            job = jobs.update(job.id, etag=job.etag, status=f"s{step}")
+        pages = [
+            [update.update_id for update in jobs.updates(job.id, after=after, limit=2)]
+            for after in (0, 2, 4, 5)
+        ]
+        assert [[1, 2], [3, 4], [5], []] == pages
+        assert [1, 2, 3, 4, 5] == [update.update_id for update in jobs.updates(job.id)]
+        assert [] == list(jobs.updates(job.id, limit=0))
+
+    @pytest.mark.parametrize(
+        ("arguments", "field"),
+        [({"limit": -1}, "limit"), ({"limit": 1.5}, "limit"), ({"after": "1"}, "after")],
+    )
+    def test_bad_paging_arguments_are_refused(self, arguments: dict[str, Any], field: str) -> None:
+        """A negative or non-integer limit, or a non-integer after, is InvalidJobDataError."""
+        jobs = fresh_ledger()
+        job = start(jobs)
+        with pytest.raises(InvalidJobDataError) as caught:
+            jobs.updates(job.id, **arguments)
+        assert field == caught.value.field
+
+    def test_get_as_of_a_version_rebuilds_the_job(self) -> None:
+        """get(version=N) is the job as the N-th change left it; version 1 is as started."""
+        jobs = fresh_ledger()
+        first = start(jobs, state={"done": 0}, display_name="first")
+        second = jobs.update(first.id, etag=first.etag, status="x", state_update={"done": 1})
+        third = jobs.cancel(first.id, etag=second.etag, display_name="gone")
+        assert [first, second, third] == [jobs.get(first.id, version=v) for v in (1, 2, 3)]
+
+    @pytest.mark.parametrize("version", [0, 4, -1, 1.0, "2", True])
+    def test_a_version_the_job_never_had_is_refused(self, version: object) -> None:
+        """A version under 1, past the job's, or not an integer is refused naming version."""
+        jobs = fresh_ledger()
+        job = start(jobs)
+        job = jobs.update(job.id, etag=job.etag, status="x")
+        job = jobs.update(job.id, etag=job.etag, status="y")
+        with pytest.raises(InvalidJobDataError) as caught:
+            jobs.get(job.id, version=version)  # type: ignore[arg-type]
+        assert "version" == caught.value.field
+
+    def test_wait_returns_an_ended_job_at_once(self) -> None:
+        """A job that has ended is returned without waiting."""
+        jobs = fresh_ledger()
+        job = start(jobs)
+        done = jobs.complete(job.id, etag=job.etag)
+        assert done == jobs.wait(job.id, timeout=0)
+
+    def test_wait_is_woken_by_the_end(self) -> None:
+        """A waiter returns the job once another thread ends it."""
+        jobs = Jobs()
+        job = start(jobs)
+        ended = threading.Event()
+
+        def finish() -> None:
+            ended.wait(5)
+            jobs.fail(job.id, etag=job.etag)
+
+        worker = threading.Thread(target=finish)
+        worker.start()
+        ended.set()
+        try:
+            assert "failed" == jobs.wait(job.id, timeout=30).status
+        finally:
+            worker.join(5)
+
+    def test_wait_raises_timeout_error_for_a_job_still_active(self) -> None:
+        """A job still active after the timeout raises TimeoutError naming it."""
+        jobs = fresh_ledger()
+        job = start(jobs)
+        with pytest.raises(TimeoutError, match=job.id):
+            jobs.wait(job.id, timeout=0.05)
+
+    def test_wait_for_an_unknown_job_raises_job_not_found(self) -> None:
+        """Waiting for a job that does not exist raises JobNotFoundError at once."""
+        with pytest.raises(JobNotFoundError):
+            fresh_ledger().wait("nope", timeout=5)
+
+
+class TestRetention:
+    """purge's arguments are checked; a repository without retention says so."""
+
+    def test_a_naive_cut_is_refused(self) -> None:
+        """finished_before must be timezone-aware."""
+        with pytest.raises(InvalidJobDataError) as caught:
+            Jobs().purge(finished_before=datetime(2026, 1, 1))  # noqa: DTZ001  (naive on purpose)
+        assert "finished_before" == caught.value.field
+
+    def test_a_bad_filter_is_refused(self) -> None:
+        """A service filter that is no name is refused naming service."""
+        with pytest.raises(InvalidJobDataError) as caught:
+            Jobs().purge(finished_before=datetime(2026, 1, 1, tzinfo=UTC), service="a\x00")
+        assert "service" == caught.value.field
+
+    def test_a_hold_reason_must_be_text(self) -> None:
+        """A hold's reason is text without NUL."""
+        jobs = Jobs()
+        job = start(jobs)
+        with pytest.raises(InvalidJobDataError) as caught:
+            jobs.hold(job.id, reason="a\x00")
+        assert "reason" == caught.value.field
+
+    def test_a_held_job_that_ends_later_is_still_kept(self) -> None:
+        """A hold put on an active job protects it once it has ended too."""
+        jobs = Jobs()
+        job = start(jobs)
+        jobs.hold(job.id, reason="litigation")
+        job = jobs.complete(job.id, etag=job.etag)
+        cut = job.updated_at + timedelta(days=1)
+        assert (0, job) == (jobs.purge(finished_before=cut), jobs.get(job.id))

@@ -576,10 +576,10 @@ class TestLimits:
         assert ("/a/b", "nested deeper than 2 levels") == (error.path, error.reason)
 
     def test_configured_depth_counts_frozen_subdocuments(self) -> None:
-        """An already frozen subdocument counts its own depth towards the limit."""
+        """An already frozen subdocument counts its own depth; the path points inside it."""
         deep = frozen_object({"b": {"c": {}}})
         error = invalid({"a": deep}, limits=Limits(max_depth=3))
-        assert ("/a", "nested deeper than 3 levels") == (error.path, error.reason)
+        assert ("/a/b/c", "nested deeper than 3 levels") == (error.path, error.reason)
 
     def test_configured_size_is_enforced(self) -> None:
         """With max_bytes 20, a 20-byte document is accepted."""

@@ -8,7 +8,7 @@ from psycopg import errors as pg_errors
 from psycopg_pool import PoolClosed, PoolTimeout
 
 from jobledger import JobledgerError, StorageError, StorageTimeoutError, StorageUnavailableError
-from jobledger._adapters.postgres import translate_error
+from jobledger._adapters.postgres import refused_settings, translate_error
 
 LOCATION = "PostgreSQL database 'jobs' on db:5432, schema 'ledger'"
 
@@ -96,3 +96,41 @@ class TestTranslateError:
 
         assert isinstance(translated, JobledgerError)
         assert LOCATION == translated.location
+
+
+class TestRefusedSettings:
+    """refused_settings, which tells settings the server refuses from a server not there."""
+
+    @pytest.mark.parametrize(
+        "message",
+        [
+            (
+                'connection failed: connection to server at "127.0.0.1", port 5432 failed: '
+                'FATAL:  password authentication failed for user "app"'
+            ),
+            'connection failed: FATAL:  no pg_hba.conf entry for host "10.0.0.1", user "app"',
+            'connection failed: FATAL:  database "nothing" does not exist',
+        ],
+    )
+    def test_fatal_startup_refusals_are_settings(self, message: str) -> None:
+        """A wrong password, a missing pg_hba entry or database: the settings are refused."""
+        assert refused_settings(psycopg.OperationalError(message))
+
+    @pytest.mark.parametrize(
+        "error",
+        [
+            psycopg.OperationalError("connection failed: Connection refused"),
+            psycopg.OperationalError(
+                "connection failed: FATAL:  the database system is starting up"
+            ),
+            psycopg.OperationalError("connection failed: FATAL:  sorry, too many clients already"),
+            pg_errors.LockNotAvailable("canceling statement due to lock timeout"),
+        ],
+    )
+    def test_a_server_away_starting_or_full_is_not_settings(self, error: psycopg.Error) -> None:
+        """A server that is down, starting or full may take the settings later: not refused."""
+        assert not refused_settings(error)
+
+    def test_a_conninfo_that_does_not_parse_is_settings(self) -> None:
+        """The driver's ProgrammingError for a malformed conninfo is a refusal of the settings."""
+        assert refused_settings(psycopg.ProgrammingError('missing "=" after "x"'))

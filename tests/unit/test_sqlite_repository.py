@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import sqlite3
+import stat
 import threading
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -16,6 +18,7 @@ from jobledger import (
     JobAlreadyExistsError,
     Jobs,
     JobStarted,
+    ParkedEvent,
     RequestIdConflictError,
     SchemaVersionError,
     StartJob,
@@ -87,14 +90,23 @@ class TestSchema:
 
     @pytest.mark.usefixtures("repository")
     def test_a_new_file_gets_the_marked_and_versioned_schema(self, path: Path) -> None:
-        """A new file holds the five tables, jobledger's application id and schema version 1."""
+        """A new file holds the eight tables, jobledger's application id and schema version 1."""
         conn = sqlite3.connect(path)
         tables = {
             row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
         }
         conn.close()
 
-        assert {"jobs", "updates", "feed", "requests", "checkpoints"} == tables
+        assert {
+            "jobs",
+            "updates",
+            "feed",
+            "requests",
+            "checkpoints",
+            "parked",
+            "consumers",
+            "holds",
+        } == tables
         assert (APPLICATION_ID, 1) == (
             _pragma(path, "application_id"),
             _pragma(path, "user_version"),
@@ -494,3 +506,76 @@ class TestRecentJobs:
         assert changes[-1].job is repository.get("job-199")
         assert changes[0].job is not repository.get("job-0")
         assert changes[0].job == repository.get("job-0")
+
+
+class TestFilePermissions:
+    """A new database file, and its WAL and journal, are readable by their owner only."""
+
+    @pytest.mark.parametrize("umask", [0o000, 0o022, 0o077])
+    def test_a_new_database_is_created_0600_whatever_the_umask(
+        self, tmp_path: Path, umask: int
+    ) -> None:
+        """The file and its WAL file have mode 0600 under a lax or a strict umask."""
+        path = tmp_path / "jobs.db"
+        previous = os.umask(umask)
+        try:
+            repository = SQLiteRepository(path)
+            Jobs(repository).start(service="hr", entity="employee", type="sync")
+            modes = {
+                file.name: stat.S_IMODE(file.stat().st_mode)
+                for file in tmp_path.iterdir()
+                if file.name.startswith("jobs.db")
+            }
+            repository.close()
+        finally:
+            os.umask(previous)
+        assert {"jobs.db": 0o600, "jobs.db-wal": 0o600, "jobs.db-shm": 0o600} == modes
+
+    def test_an_existing_database_keeps_its_permissions(self, tmp_path: Path) -> None:
+        """A file the owner made group-readable stays so when jobledger opens it."""
+        path = tmp_path / "jobs.db"
+        SQLiteRepository(path).close()
+        path.chmod(0o640)
+        SQLiteRepository(path).close()
+        assert 0o640 == stat.S_IMODE(path.stat().st_mode)
+
+
+class TestStartRecords:
+    """Start records are read through an index, which older files get when opened."""
+
+    def test_a_file_without_the_start_index_gets_it_when_opened(self, tmp_path: Path) -> None:
+        """A database made before the index (simulated by dropping it) has it after reopening."""
+        path = tmp_path / "jobs.db"
+        jobs = Jobs(SQLiteRepository(path))
+        job = jobs.start(service="hr", entity="employee", type="sync")
+        conn = sqlite3.connect(path)
+        with conn:
+            conn.execute("DROP INDEX feed_starts")
+        conn.close()
+
+        reopened = SQLiteRepository(path)
+        conn = sqlite3.connect(path)
+        names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        plan = conn.execute(
+            "EXPLAIN QUERY PLAN SELECT * FROM feed WHERE job_id = ? AND kind = 'started'",
+            (job.id,),
+        ).fetchall()
+        conn.close()
+        assert "feed_starts" in names
+        assert any("feed_starts" in str(row) for row in plan)
+        assert job == Jobs(reopened).get(job.id, version=1)
+
+    def test_a_file_without_the_parked_table_gets_it_when_opened(self, tmp_path: Path) -> None:
+        """A database made before parked events (simulated by dropping the table) can park."""
+        path = tmp_path / "jobs.db"
+        jobs = Jobs(SQLiteRepository(path))
+        jobs.start(service="hr", entity="employee", type="sync")
+        conn = sqlite3.connect(path)
+        with conn:
+            conn.execute("DROP TABLE parked")
+        conn.close()
+
+        reopened = SQLiteRepository(path)
+        event = reopened.read_feed()[0].event
+        reopened.park(ParkedEvent(name="mail", position=1, event=event, error="E", attempts=2))
+        assert [1] == [parked.position for parked in reopened.parked_events("mail")]

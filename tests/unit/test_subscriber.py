@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import time
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import pytest
@@ -12,6 +14,7 @@ from jobledger import (
     EventFilter,
     FeedNotifier,
     InMemoryRepository,
+    InvalidJobDataError,
     JobCompleted,
     JobEvent,
     Jobs,
@@ -20,7 +23,7 @@ from jobledger import (
 from jobledger._application.subscriber import backoff_delay
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from jobledger import Change, FeedEntry, Job, JobPage, JobQuery, JobUpdate, RequestRecord
 
@@ -409,3 +412,119 @@ class TestDurableSubscriber:
         subscriber.stop()
 
         assert (False, 0) == (subscriber.running, subscriber.position)
+
+
+class TestParking:
+    """max_attempts parks a poison event; the ledger lists and retries what was parked."""
+
+    @pytest.mark.parametrize(
+        ("value", "error"), [(0, ValueError), (-1, ValueError), (1.5, TypeError), (True, TypeError)]
+    )
+    def test_max_attempts_must_be_a_positive_integer(
+        self, value: object, error: type[Exception]
+    ) -> None:
+        """max_attempts is None or a positive integer."""
+        with pytest.raises(error, match="max_attempts"):
+            DurableSubscriber(InMemoryRepository(), "mail", print, max_attempts=value)  # type: ignore[arg-type]
+
+    def test_parking_needs_a_repository_that_keeps_parked_events(self) -> None:
+        """A repository without ParkedEvents cannot back max_attempts, nor the ledger's reads."""
+        bare = _WithoutParking(InMemoryRepository())
+        with pytest.raises(TypeError, match="parked"):
+            DurableSubscriber(bare, "mail", print, max_attempts=3)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="parked"):
+            Jobs(bare).parked_events("mail")  # type: ignore[arg-type]
+
+    def test_retry_of_a_bad_position_is_refused(self) -> None:
+        """retry_parked's position is a feed position."""
+        with pytest.raises(InvalidJobDataError):
+            Jobs().retry_parked("mail", position=-1)
+
+    def test_a_failure_short_of_max_attempts_is_retried_not_parked(self) -> None:
+        """Until the last allowed attempt, a failure raises and nothing is parked."""
+        jobs = Jobs()
+        jobs.start(service="hr", entity="employee", type="sync")
+        attempts: list[int] = []
+
+        def flaky(_event: JobEvent) -> None:
+            attempts.append(1)
+            if len(attempts) < 3:
+                message = "not yet"
+                raise RuntimeError(message)
+
+        subscriber = DurableSubscriber(jobs.repository, "mail", flaky, max_attempts=3)
+        for _ in range(2):
+            with pytest.raises(RuntimeError):
+                subscriber.run_once()
+        assert 1 == subscriber.run_once()
+        assert ((), 3) == (tuple(jobs.parked_events("mail")), len(attempts))
+
+
+class _WithoutParking:
+    """A repository that only forwards the Repository protocol (no ParkedEvents)."""
+
+    def __init__(self, inner: InMemoryRepository) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> object:
+        if name in {"park", "parked_events", "unpark"}:
+            raise AttributeError(name)
+        return getattr(self._inner, name)
+
+
+class TestOneConsumerPerName:
+    """Two consumers of one name: one is active, the other stands by and takes over."""
+
+    def test_the_second_consumer_stands_by_then_takes_over_on_stop(self) -> None:
+        """While the first runs the second handles nothing; after the first stops, it does."""
+        jobs = Jobs()
+        first_seen: list[str] = []
+        second_seen: list[str] = []
+        first = DurableSubscriber(
+            jobs.repository, "mail", lambda e: first_seen.append(e.job_id), poll_interval=0.01
+        ).start()
+        _until(lambda: first.holding)
+        second = DurableSubscriber(
+            jobs.repository, "mail", lambda e: second_seen.append(e.job_id), poll_interval=0.01
+        ).start()
+        try:
+            jobs.start(service="hr", entity="employee", type="sync", job_id="one")
+            _until(lambda: first_seen == ["one"])
+            assert (True, False, []) == (first.holding, second.holding, second_seen)
+            first.stop(timeout=10)
+            jobs.start(service="hr", entity="employee", type="sync", job_id="two")
+            _until(lambda: second_seen == ["two"])
+            assert (["one"], False, True) == (first_seen, first.holding, second.holding)
+        finally:
+            first.stop(timeout=10)
+            second.stop(timeout=10)
+
+    def test_a_consumer_that_died_is_taken_over_after_its_lease(self) -> None:
+        """A holder that stops renewing (it died) loses the name once its lease ran out."""
+        repository = InMemoryRepository()
+        jobs = Jobs(repository)
+        now = datetime.now(UTC)
+        repository.claim_consumer("mail", "dead", now=now, until=now + timedelta(seconds=0.3))
+        seen: list[str] = []
+        survivor = DurableSubscriber(
+            repository, "mail", lambda e: seen.append(e.job_id), poll_interval=0.01, lease=5
+        ).start()
+        try:
+            jobs.start(service="hr", entity="employee", type="sync", job_id="one")
+            _until(lambda: seen == ["one"])
+            assert survivor.holding
+        finally:
+            survivor.stop(timeout=10)
+
+    def test_lease_must_be_positive(self) -> None:
+        """A lease of zero seconds or less is refused."""
+        with pytest.raises(ValueError, match="lease"):
+            DurableSubscriber(InMemoryRepository(), "mail", print, lease=0)
+
+
+def _until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    """Wait (bounded) until ``condition`` holds; fail the test if it never does."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.005)

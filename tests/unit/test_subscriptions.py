@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -281,6 +283,7 @@ class TestDelivery:
         jobs.subscribe(later.append)
         job = jobs.start(service="hr", entity="employee", type="sync")
         updated = jobs.update(job.id, etag=job.etag, status="x")
+        assert jobs.drain(timeout=30)
         expected = [("JobStarted", 1), ("JobUpdated", 2), ("JobCompleted", 3)]
         for events in (earlier, later, publisher.events):
             assert expected == [(type(event).__name__, event.version) for event in events]
@@ -322,6 +325,7 @@ class TestPublishers:
         jobs.subscribe(subscribed.append)
         with caplog.at_level(logging.ERROR, logger="jobledger"):
             run_script(jobs)
+        assert jobs.drain(timeout=30)
         assert (ALL, ALL) == (seen(recording.events), seen(subscribed))
         assert "completed" == jobs.get("a").status
         failures = [record for record in caplog.records if "publisher" in record.getMessage()]
@@ -334,5 +338,151 @@ class TestPublishers:
         subscribed: list[JobEvent] = []
         jobs.subscribe(subscribed.append)
         run_script(jobs)
+        assert jobs.drain(timeout=30)
         assert subscribed == recording.events
         assert [entry.event for entry in jobs.repository.read_feed()] == recording.events
+
+
+class TestThreadedDelivery:
+    """By default each subscription has its own queue and thread: no handler stalls the ledger."""
+
+    def test_a_sleeping_handler_delays_no_command(self) -> None:
+        """Commands from other threads finish while a handler sleeps on every event."""
+        jobs = Jobs()
+        release = threading.Event()
+        jobs.subscribe(lambda _event: release.wait(30))
+        timings: list[float] = []
+
+        def commands() -> None:
+            for _ in range(20):
+                began = time.monotonic()
+                job = jobs.start(service="hr", entity="employee", type="sync")
+                jobs.complete(job.id, etag=job.etag)
+                timings.append(time.monotonic() - began)
+
+        workers = [threading.Thread(target=commands) for _ in range(4)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(20)
+        blocked = not release.is_set()
+        release.set()
+        assert blocked  # the handler was still stuck on its first event throughout
+        assert 80 == len(timings)
+        assert max(timings) < 10  # far under the 30 s the handler would have cost each
+        assert jobs.drain(timeout=30)
+
+    @pytest.mark.parametrize("error", [ValueError("boom"), SystemExit(3), KeyboardInterrupt()])
+    def test_a_failing_handler_never_fails_a_committed_command(
+        self, error: BaseException, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A handler raising anything, SystemExit included, is logged; the command returns."""
+        jobs = Jobs()
+        after: list[JobEvent] = []
+
+        def fail(_event: JobEvent) -> None:
+            raise error
+
+        jobs.subscribe(fail)
+        jobs.subscribe(after.append)
+        with caplog.at_level(logging.ERROR, logger="jobledger"):
+            job = jobs.start(service="hr", entity="employee", type="sync")
+            job = jobs.update(job.id, etag=job.etag, status="x")
+            assert jobs.drain(timeout=30)
+        assert [1, 2] == [event.version for event in after]
+        assert 2 == len([r for r in caplog.records if "event handler" in r.getMessage()])
+
+    def test_each_job_arrives_in_commit_order_across_threads(self) -> None:
+        """Jobs changed from several threads reach a subscriber each in version order."""
+        jobs = Jobs()
+        seen: list[JobEvent] = []
+        jobs.subscribe(seen.append)
+
+        def changes(number: int) -> None:
+            job = jobs.start(service="hr", entity="employee", type="sync", job_id=f"j-{number}")
+            for step in range(10):
+                job = jobs.update(job.id, etag=job.etag, status=f"s{step}")
+
+        workers = [threading.Thread(target=changes, args=(n,)) for n in range(6)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(30)
+        assert jobs.drain(timeout=30)
+        for number in range(6):
+            versions = [e.version for e in seen if e.job_id == f"j-{number}"]
+            assert list(range(1, 12)) == versions
+
+    def test_a_full_queue_drops_new_events_and_counts_them(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """Past max_pending waiting events, new ones are dropped for that subscription only."""
+        jobs = Jobs()
+        release = threading.Event()
+        stuck: list[JobEvent] = []
+        everything: list[JobEvent] = []
+
+        def slow(event: JobEvent) -> None:
+            release.wait(30)
+            stuck.append(event)
+
+        subscription = jobs.subscribe(slow, max_pending=3)
+        jobs.subscribe(everything.append)
+        with caplog.at_level(logging.WARNING, logger="jobledger"):
+            for _ in range(10):
+                jobs.start(service="hr", entity="employee", type="sync")
+            # The first event is being handled, three wait; the other six were dropped.
+            assert 6 == subscription.dropped
+            release.set()
+            assert jobs.drain(timeout=30)
+        assert (4, 10) == (len(stuck), len(everything))
+        assert [r for r in caplog.records if "events dropped" in r.getMessage()]
+
+    def test_max_pending_must_be_positive(self) -> None:
+        """A subscription's bound is a positive integer."""
+        with pytest.raises(ValueError, match="max_pending"):
+            Jobs().subscribe(print, max_pending=0)
+
+    def test_drain_reports_a_handler_still_busy(self) -> None:
+        """drain(timeout) returns False while a handler is still at work."""
+        jobs = Jobs()
+        release = threading.Event()
+        jobs.subscribe(lambda _event: release.wait(30))
+        jobs.start(service="hr", entity="employee", type="sync")
+        try:
+            assert not jobs.drain(timeout=0.05)
+        finally:
+            release.set()
+        assert jobs.drain(timeout=30)
+
+    def test_a_handler_may_drain_without_waiting_for_itself(self) -> None:
+        """A handler that calls drain does not deadlock on its own event."""
+        jobs = Jobs()
+        answers: list[bool] = []
+        jobs.subscribe(lambda _event: answers.append(jobs.drain(timeout=5)))
+        jobs.start(service="hr", entity="employee", type="sync")
+        assert jobs.drain(timeout=30)
+        assert [True] == answers
+
+    def test_inline_delivery_calls_handlers_before_the_command_returns(self) -> None:
+        """With delivery="inline" (the testing mode) a handler has run when the command returns."""
+        jobs = Jobs(delivery="inline")
+        threads: list[threading.Thread] = []
+        jobs.subscribe(lambda _event: threads.append(threading.current_thread()))
+        jobs.start(service="hr", entity="employee", type="sync")
+        assert [threading.current_thread()] == threads
+
+    def test_inline_delivery_survives_a_handler_raising_system_exit(self) -> None:
+        """Inline, a handler's SystemExit is logged; the committed command still returns."""
+        jobs = Jobs(delivery="inline")
+
+        def leave(_event: JobEvent) -> None:
+            raise SystemExit(1)
+
+        jobs.subscribe(leave)
+        assert "started" == jobs.start(service="hr", entity="employee", type="sync").status
+
+    def test_an_unknown_delivery_is_refused(self) -> None:
+        """Delivery is 'threads' or 'inline'."""
+        with pytest.raises(ValueError, match="delivery"):
+            Jobs(delivery="async")  # type: ignore[arg-type]

@@ -528,15 +528,18 @@ class TestDecodeEvent:
         assert event.display_name is None
         assert "Canceled by the operator" == event.description
 
-    def test_every_event_field_is_required(self) -> None:
-        """An event lacking a field (even one that may be null) is refused, naming it."""
+    @pytest.mark.parametrize(
+        "key", ["JobId", "UpdateId", "Service", "Entity", "Type", "Status", "ETag"]
+    )
+    def test_every_seed_field_of_an_event_is_required(self, key: str) -> None:
+        """An event lacking one of the seed's fields is refused, naming it."""
         message = canceled_message()
-        del message["DisplayName"]
+        del message[key]
 
         with pytest.raises(WireFormatError) as caught:
             wire.decode_event(message)
 
-        assert ("JobCanceled", "/DisplayName") == (caught.value.field, caught.value.path)
+        assert ("JobCanceled", f"/{key}") == (caught.value.field, caught.value.path)
 
     def test_canceled_event_has_no_state_update(self) -> None:
         """A JobCanceled carrying StateUpdate is refused: the key is not one of its own."""
@@ -793,7 +796,9 @@ class TestEncode:
 
     def test_anything_else_is_a_type_error(self) -> None:
         """Values that are not commands, events, jobs or updates are refused."""
-        with pytest.raises(TypeError, match="not a jobledger command, event, Job or JobUpdate"):
+        with pytest.raises(
+            TypeError, match="not a jobledger command, event, Job, JobUpdate or GetJobById"
+        ):
             wire.encode({"MessageType": "StartJob"})  # type: ignore[arg-type]
 
 
@@ -842,3 +847,213 @@ class TestWireModule:
         """The codec is reached as jobledger.wire; it is not one of jobledger's public names."""
         assert "wire" not in jobledger.__all__
         assert "jobledger.wire" == wire.__name__
+
+
+SEED_EVENTS: dict[str, dict[str, Any]] = {
+    "JobStarted": {
+        "MessageType": "JobStarted",
+        "JobId": "job-1",
+        "Service": "hr",
+        "Entity": "employee",
+        "Type": "sync",
+        "Status": "started",
+        "Input": {"file": "hr.csv"},
+        "ETag": "e1",
+    },
+    **{
+        kind: {
+            "MessageType": kind,
+            "JobId": "job-1",
+            "UpdateId": "3",
+            "Service": "hr",
+            "Entity": "employee",
+            "Type": "sync",
+            "Status": status,
+            "StateUpdate": {"done": 3},
+            "ETag": "e4",
+        }
+        for kind, status in (
+            ("JobUpdated", "exporting"),
+            ("JobCompleted", "completed"),
+            ("JobFailed", "failed"),
+        )
+    },
+    "JobCanceled": {
+        "MessageType": "JobCanceled",
+        "JobId": "job-1",
+        "UpdateId": "3",
+        "Service": "hr",
+        "Entity": "employee",
+        "Type": "sync",
+        "Status": "canceled",
+        "ETag": "e4",
+    },
+}
+
+
+class TestSeedInterop:
+    """Messages with only the seed's fields, from another implementation, decode with defaults."""
+
+    def test_a_seed_job_started_takes_the_documented_defaults(self) -> None:
+        """A seed-only JobStarted gets EventId JobId/ETag, the unknown time, version 1, {} state."""
+        event = wire.decode_event(SEED_EVENTS["JobStarted"])
+
+        assert (
+            JobStarted(
+                event_id="job-1/e1",
+                job_id="job-1",
+                service="hr",
+                entity="employee",
+                type="sync",
+                status="started",
+                etag="e1",
+                version=1,
+                at=datetime(1970, 1, 1, tzinfo=UTC),
+                display_name="",
+                description="",
+                input=freeze({"file": "hr.csv"}, field="input"),
+                state=cast("JsonObject", freeze({}, field="state")),
+            )
+            == event
+        )
+        assert wire.UNKNOWN_TIME == event.at
+
+    @pytest.mark.parametrize("kind", ["JobUpdated", "JobCompleted", "JobFailed", "JobCanceled"])
+    def test_a_seed_change_event_decodes_with_its_string_update_id(self, kind: str) -> None:
+        """Every seed change event decodes: UpdateId "3" is 3, the version 4, names unchanged."""
+        event = wire.decode_event(SEED_EVENTS[kind])
+
+        assert (kind, "job-1/e4", 3, 4, None, None, wire.UNKNOWN_TIME) == (
+            type(event).__name__,
+            event.event_id,
+            event.update_id,  # type: ignore[union-attr]
+            event.version,
+            event.display_name,
+            event.description,
+            event.at,
+        )
+
+    def test_a_seed_change_event_keeps_its_state_update(self) -> None:
+        """The seed's StateUpdate of a JobUpdated is read as given."""
+        event = wire.decode_event(SEED_EVENTS["JobUpdated"])
+        assert isinstance(event, JobUpdated)
+        assert {"done": 3} == event.state_update
+
+    def test_keys_that_are_present_are_never_replaced_by_defaults(self) -> None:
+        """A message that carries EventId, Version and At keeps them."""
+        message = SEED_EVENTS["JobUpdated"] | {"EventId": "ev", "Version": 9, "At": AT_TEXT}
+        event = wire.decode_event(message)
+        assert ("ev", 9, AT) == (event.event_id, event.version, event.at)
+
+    def test_a_seed_job_decodes(self) -> None:
+        """A seed Job (no State, Version or times) gets {}, version 1 and unknown times."""
+        message = job_message()
+        for key in ("State", "Version", "CreatedAt", "UpdatedAt"):
+            del message[key]
+        job = wire.decode_job(message)
+        assert ({}, 1, wire.UNKNOWN_TIME, wire.UNKNOWN_TIME) == (
+            job.state,
+            job.version,
+            job.created_at,
+            job.updated_at,
+        )
+
+    def test_a_seed_job_update_decodes(self) -> None:
+        """A seed JobUpdate (JobId, UpdateId, Status, StateUpdate, UpdateType) decodes."""
+        seed = {
+            "JobId": "job-1",
+            "UpdateId": "2",
+            "Status": "x",
+            "StateUpdate": None,
+            "UpdateType": 0,
+        }
+        assert JobUpdate(
+            job_id="job-1",
+            update_id=2,
+            update_type=UpdateType.UPDATED,
+            status="x",
+            state_update=None,
+            display_name=None,
+            description=None,
+            etag="",
+            at=wire.UNKNOWN_TIME,
+        ) == wire.decode_update(seed)
+
+    @pytest.mark.parametrize("value", ["3", 3])
+    def test_update_id_is_read_as_a_string_or_a_number(self, value: object) -> None:
+        """UpdateId "3" and 3 read the same; encode writes the number."""
+        message = update_message() | {"UpdateId": value}
+        update = wire.decode_update(message)
+        assert (3, 3) == (update.update_id, wire.encode(update)["UpdateId"])
+
+    @pytest.mark.parametrize("value", ["3x", "-1", "03", " 3", "", "1e3", "99999999999999999"])
+    def test_an_update_id_string_that_is_not_a_number_is_refused(self, value: str) -> None:
+        """A string UpdateId must be plain decimal digits within the I-JSON range."""
+        with pytest.raises(WireFormatError) as caught:
+            wire.decode_update(update_message() | {"UpdateId": value})
+        assert ("JobUpdate", "/UpdateId") == (caught.value.field, caught.value.path)
+
+
+class TestReferenceRejections:
+    """The decoder refuses what its reference says it refuses."""
+
+    @pytest.mark.parametrize("state", [[1, 2], "text", 3, True])
+    def test_a_start_job_whose_state_is_not_an_object_is_refused(self, state: object) -> None:
+        """StartJob's State must be an object."""
+        error = decode_error(start_job_message() | {"State": state})
+        assert ("StartJob", "/State") == (error.field, error.path)
+        assert error.reason.startswith("must be a JSON object, not ")
+
+    @pytest.mark.parametrize("kind", ["UpdateJob", "CompleteJob", "FailJob"])
+    def test_an_array_state_update_is_refused(self, kind: str) -> None:
+        """A command's StateUpdate that is an array is refused at /StateUpdate."""
+        message = {"MessageType": kind, "JobId": "j", "ETag": "e", "StateUpdate": [1]}
+        error = decode_error(message)
+        assert (kind, "/StateUpdate", "must be a JSON object, not an array") == (
+            error.field,
+            error.path,
+            error.reason,
+        )
+
+    @pytest.mark.parametrize(
+        ("key", "meant"),
+        [("Jobid", "JobId"), ("job_id", "JobId"), ("StateUpdat", "StateUpdate"), ("Etag", "ETag")],
+    )
+    def test_a_misspelled_key_is_unknown_with_a_suggestion(self, key: str, meant: str) -> None:
+        """A misspelled key is reported as unknown, naming the key it resembles."""
+        message = {"MessageType": "UpdateJob", "JobId": "j", "ETag": "e", "StateUpdate": {}}
+        message[key] = message.pop(meant)
+        error = decode_error(message)
+        assert ("UpdateJob", f"/{key}") == (error.field, error.path)
+        assert error.reason.startswith(f"unknown key {key!r}; did you mean {meant!r}? ")
+
+    def test_an_unknown_key_like_no_other_has_no_suggestion(self) -> None:
+        """A key that resembles no known one is unknown, without a guess."""
+        error = decode_error(start_job_message() | {"Priority": 1})
+        assert "did you mean" not in error.reason
+
+
+class TestGetJobById:
+    """The seed's GetJobById query has a message form."""
+
+    def test_it_round_trips(self) -> None:
+        """Its wire form is MessageType GetJobById and JobId, and it reads back."""
+        query = jobledger.GetJobById(job_id="job-1")
+        assert {"MessageType": "GetJobById", "JobId": "job-1"} == wire.encode(query)
+        assert query == wire.decode_query(wire.dumps(query))
+
+    @pytest.mark.parametrize(
+        ("message", "field", "path"),
+        [
+            ({"JobId": "j"}, "query", "/MessageType"),
+            ({"MessageType": "GetJob", "JobId": "j"}, "query", "/MessageType"),
+            ({"MessageType": "GetJobById"}, "GetJobById", "/JobId"),
+            ({"MessageType": "GetJobById", "JobId": 4}, "GetJobById", "/JobId"),
+            ({"MessageType": "GetJobById", "Jobid": "j"}, "GetJobById", "/Jobid"),
+        ],
+    )
+    def test_bad_queries_are_refused(self, message: object, field: str, path: str) -> None:
+        """A query without its type, its JobId, or with a wrong one is refused by key."""
+        with pytest.raises(WireFormatError) as caught:
+            wire.decode_query(message)  # type: ignore[arg-type]
+        assert (field, path) == (caught.value.field, caught.value.path)

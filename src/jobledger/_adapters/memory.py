@@ -18,16 +18,21 @@ from jobledger._core.errors import (
 from jobledger._core.events import JobCanceled, JobCompleted, JobFailed, JobUpdated
 from jobledger._core.job import JobUpdate, UpdateType
 from jobledger._core.jsondoc import is_storable_key
+from jobledger._core.positions import check_position, check_subscriber_name, window
 from jobledger._core.query import JobPage
+from jobledger._core.retention import check_reason
 from jobledger._ports import FeedEntry
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from datetime import datetime
 
     from jobledger._core.decide import Change, RequestRecord
-    from jobledger._core.events import JobChanged, JobEvent
+    from jobledger._core.events import JobChanged, JobEvent, JobStarted
     from jobledger._core.job import Job
+    from jobledger._core.parked import ParkedEvent
     from jobledger._core.query import JobQuery
+    from jobledger._core.retention import PurgeRule
 
 __all__ = ["InMemoryRepository"]
 
@@ -56,6 +61,13 @@ class InMemoryRepository:
         # Each job's change events, oldest first. Its updates are read from them
         # (an update says nothing its event does not), so each fact is held once.
         self._logs: dict[str, list[JobChanged]] = {}
+        # Each job's start event: the start record that as-of-version reads replay from.
+        self._starts: dict[str, JobStarted] = {}
+        self._parked: dict[tuple[str, int], ParkedEvent] = {}
+        # Each durable subscriber name's consumer: (owner, lease expiry).
+        self._consumers: dict[str, tuple[str, datetime]] = {}
+        # Legal holds: job id to reason.
+        self._holds: dict[str, str] = {}
         self._requests: dict[str, RequestRecord] = {}
         self._feed: list[JobEvent] = []
         self._checkpoints: dict[str, int] = {}
@@ -71,6 +83,7 @@ class InMemoryRepository:
 
     def updates(self, job_id: str, *, after: int = 0) -> Sequence[JobUpdate]:
         """The job's updates after ``after``; see :meth:`jobledger.Repository.updates`."""
+        after, _ = window(after, 0)
         if not is_storable_key(job_id):
             raise JobNotFoundError(job_id)
         with self._lock:
@@ -78,8 +91,96 @@ class InMemoryRepository:
                 log = self._logs[job_id]
             except KeyError:
                 raise JobNotFoundError(job_id) from None
-            events = log[max(after, 0) :]
+            events = log[after:]
         return tuple(map(_update_of, events))
+
+    def started(self, job_id: str) -> JobStarted:
+        """The job's start event; see :meth:`jobledger.StartRecords.started`."""
+        if not is_storable_key(job_id):
+            raise JobNotFoundError(job_id)
+        with self._lock:
+            try:
+                return self._starts[job_id]
+            except KeyError:
+                raise JobNotFoundError(job_id) from None
+
+    def hold(self, job_id: str, reason: str) -> None:
+        """Put a job on hold; see :meth:`jobledger.Retention.hold`."""
+        reason = check_reason(reason)
+        with self._lock:
+            if not is_storable_key(job_id) or job_id not in self._jobs:
+                raise JobNotFoundError(job_id)
+            self._holds[job_id] = reason
+
+    def release(self, job_id: str) -> None:
+        """Lift a hold; see :meth:`jobledger.Retention.release`."""
+        with self._lock:
+            self._holds.pop(job_id, None)
+
+    def hold_reason(self, job_id: str) -> str | None:
+        """A job's hold; see :meth:`jobledger.Retention.hold_reason`."""
+        with self._lock:
+            return self._holds.get(job_id)
+
+    def purge(self, rule: PurgeRule, *, dry_run: bool = False) -> int:
+        """Delete ended jobs; see :meth:`jobledger.Retention.purge`."""
+        with self._lock:
+            doomed = [
+                job_id
+                for job_id, job in self._jobs.items()
+                if rule.matches(job) and job_id not in self._holds
+            ]
+            if dry_run:
+                return len(doomed)
+            gone = set(doomed)
+            for job_id in doomed:
+                del self._jobs[job_id]
+                self._logs.pop(job_id, None)
+                self._starts.pop(job_id, None)
+            for request_id in [
+                request_id for request_id, record in self._requests.items() if record.job.id in gone
+            ]:
+                del self._requests[request_id]
+        return len(doomed)
+
+    def claim_consumer(self, name: str, owner: str, *, now: datetime, until: datetime) -> str:
+        """Claim a consumer lease; see :meth:`jobledger.ConsumerLeases.claim_consumer`."""
+        name = check_subscriber_name(name)
+        with self._lock:
+            held = self._consumers.get(name)
+            if held is None or held[0] == owner or held[1] < now:
+                self._consumers[name] = (owner, until)
+                return owner
+            return held[0]
+
+    def release_consumer(self, name: str, owner: str) -> None:
+        """Give up a consumer lease; see :meth:`jobledger.ConsumerLeases.release_consumer`."""
+        name = check_subscriber_name(name)
+        with self._lock:
+            held = self._consumers.get(name)
+            if held is not None and held[0] == owner:
+                del self._consumers[name]
+
+    def park(self, parked: ParkedEvent) -> None:
+        """Keep a parked event; see :meth:`jobledger.ParkedEvents.park`."""
+        name = check_subscriber_name(parked.name)
+        position = check_position(parked.position)
+        with self._lock:
+            self._parked[name, position] = parked
+
+    def parked_events(self, name: str) -> Sequence[ParkedEvent]:
+        """The events parked under ``name``; see :meth:`jobledger.ParkedEvents.parked_events`."""
+        name = check_subscriber_name(name)
+        with self._lock:
+            found = [parked for key, parked in self._parked.items() if key[0] == name]
+        return tuple(sorted(found, key=lambda parked: parked.position))
+
+    def unpark(self, name: str, position: int) -> None:
+        """Forget a parked event; see :meth:`jobledger.ParkedEvents.unpark`."""
+        name = check_subscriber_name(name)
+        position = check_position(position)
+        with self._lock:
+            self._parked.pop((name, position), None)
 
     def find(self, query: JobQuery) -> JobPage:
         """A page of matching jobs, newest first; see :meth:`jobledger.Repository.find`."""
@@ -146,6 +247,7 @@ class InMemoryRepository:
         self._jobs[job.id] = job
         if change.update is None:
             self._logs[job.id] = []
+            self._starts[job.id] = change.event  # type: ignore[assignment]  # a start's event
         else:
             self._logs[job.id].append(change.event)  # type: ignore[arg-type]  # a change's event
         if change.request is not None:
@@ -154,9 +256,9 @@ class InMemoryRepository:
 
     def read_feed(self, *, after: int = 0, limit: int = 1000) -> Sequence[FeedEntry]:
         """Feed entries after ``after``; see :meth:`jobledger.Repository.read_feed`."""
-        start = max(after, 0)
+        start, count = window(after, limit)
         with self._lock:
-            events = self._feed[start : start + max(limit, 0)]
+            events = self._feed[start : start + count]
         return tuple(FeedEntry(start + offset + 1, event) for offset, event in enumerate(events))
 
     def wait_for_feed(self, after: int, timeout: float) -> bool:
@@ -174,10 +276,12 @@ class InMemoryRepository:
 
     def load_checkpoint(self, name: str) -> int:
         """The checkpoint of ``name``; see :meth:`jobledger.Repository.load_checkpoint`."""
-        return self._checkpoints.get(name, 0)
+        return self._checkpoints.get(check_subscriber_name(name), 0)
 
     def save_checkpoint(self, name: str, position: int) -> None:
         """Record a checkpoint; see :meth:`jobledger.Repository.save_checkpoint`."""
+        name = check_subscriber_name(name)
+        position = check_position(position)
         with self._lock:
             self._checkpoints[name] = position
 

@@ -97,6 +97,7 @@ from jobledger._adapters.rows import (
     refuse_save,
     request_from_row,
     request_row,
+    to_micros,
     update_from_row,
     update_row,
 )
@@ -108,16 +109,22 @@ from jobledger._core.errors import (
     JobNotFoundError,
     RequestIdConflictError,
     SchemaVersionError,
+    StorageConfigurationError,
     StorageError,
     StorageTimeoutError,
     StorageUnavailableError,
 )
+from jobledger._core.events import JobStarted
 from jobledger._core.jsondoc import is_storable_key
+from jobledger._core.parked import ParkedEvent
+from jobledger._core.positions import check_position, check_subscriber_name, window
 from jobledger._core.query import JobPage
+from jobledger._core.retention import PurgeRule, check_reason
 from jobledger._ports import FeedEntry
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
+    from datetime import datetime
 
     from jobledger._core.decide import Change, RequestRecord
     from jobledger._core.job import Job, JobUpdate
@@ -148,7 +155,18 @@ _LISTEN_MAX_BACKOFF_SECONDS = 5.0
 # SQLSTATEs of a connection that is gone (class 08) or of a server shutting down.
 _UNAVAILABLE_STATES = frozenset({"57P01", "57P02", "57P03"})
 
-_TABLES = ("meta", "jobs", "updates", "feed", "feed_counter", "requests", "checkpoints")
+_TABLES = (
+    "meta",
+    "jobs",
+    "updates",
+    "feed",
+    "feed_counter",
+    "requests",
+    "checkpoints",
+    "parked",
+    "consumers",
+    "holds",
+)
 
 # Numbers as Python's json module writes them that jsonb would not give back as written.
 _INEXACT_IN_JSONB = re.compile(r"[0-9]e[+-]|-0\.0(?![0-9])")
@@ -211,6 +229,33 @@ def _selected(names: Sequence[str]) -> sql.Composed:
         else sql.Identifier(name)
         for name in names
     )
+
+
+# Start records are read by job id (as-of-version reads): a partial index keeps that
+# a look-up, not a scan of the feed. Schemas made before it get it when next opened.
+_START_INDEX = (
+    "CREATE INDEX IF NOT EXISTS jobledger_feed_starts ON {feed} (job_id) WHERE kind = 'started'"
+)
+# Each durable subscriber name's consumer and its lease expiry (microseconds since the epoch).
+_CONSUMERS_TABLE = """CREATE TABLE IF NOT EXISTS {consumers} (
+    name text NOT NULL PRIMARY KEY,
+    owner text NOT NULL,
+    expires bigint NOT NULL
+)"""
+# Legal holds: jobs a purge must leave alone, and why.
+_HOLDS_TABLE = """CREATE TABLE IF NOT EXISTS {holds} (
+    job_id text COLLATE "C" NOT NULL PRIMARY KEY,
+    reason text NOT NULL
+)"""
+# Events durable subscribers parked; the event itself stays in the feed, at its position.
+_PARKED_TABLE = """CREATE TABLE IF NOT EXISTS {parked} (
+    name text NOT NULL,
+    position bigint NOT NULL,
+    error text NOT NULL,
+    attempts integer NOT NULL,
+    retry boolean NOT NULL,
+    PRIMARY KEY (name, position)
+)"""
 
 
 def _schema_ddl(names: _Names) -> tuple[sql.Composed, ...]:
@@ -297,6 +342,7 @@ def _schema_ddl(names: _Names) -> tuple[sql.Composed, ...]:
         )""",
     ]
     tables = names.mapping()
+    statements.extend((_START_INDEX, _PARKED_TABLE, _CONSUMERS_TABLE, _HOLDS_TABLE))
     return (*(sql.SQL(text).format(**tables) for text in statements), *indexes)
 
 
@@ -402,13 +448,33 @@ class _Statements:
     select_request: str
     select_feed: str
     feed_head: str
+    select_start: str
+    select_parked: str
+    upsert_parked: str
+    delete_parked: str
+    claim_consumer: str
+    hold: str
+    release: str
+    hold_reason: str
+    purge_candidates: str
+    purge_lock: str
+    purge_job: str
+    purge_updates: str
+    purge_requests: str
+    consumer_holder: str
+    release_consumer: str
     load_checkpoint: str
     save_checkpoint: str
 
     @classmethod
     def of(cls, names: _Names, conn: psycopg.Connection[Any]) -> _Statements:
         """The statements of the schema ``names``, rendered for connections like ``conn``."""
-        tables = names.mapping()
+        # Every statement runs with parameters, so psycopg reads each % in it as a
+        # placeholder: a % in the schema's name is doubled to stay a %.
+        tables = {
+            name: sql.SQL(identifier.as_string(conn).replace("%", "%%"))
+            for name, identifier in names.mapping().items()
+        }
 
         def statement(text: str, **parts: sql.Composable) -> str:
             return sql.SQL(text).format(**tables, **lists, **parts).as_string(conn)
@@ -467,6 +533,49 @@ class _Statements:
                 columns=_selected(EVENT_COLUMNS),
             ),
             feed_head=statement("SELECT last FROM {feed_counter}"),
+            select_parked=statement(
+                "SELECT p.position, p.error, p.attempts, p.retry, {columns} "
+                "FROM {parked} AS p JOIN {feed} AS f ON f.position = p.position "
+                "WHERE p.name = %s ORDER BY p.position",
+                columns=_selected(EVENT_COLUMNS),
+            ),
+            upsert_parked=statement(
+                "INSERT INTO {parked} (name, position, error, attempts, retry) "
+                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (name, position) DO UPDATE SET "
+                "error = excluded.error, attempts = excluded.attempts, retry = excluded.retry"
+            ),
+            claim_consumer=statement(
+                "INSERT INTO {consumers} AS c (name, owner, expires) VALUES (%s, %s, %s) "
+                "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, "
+                "expires = excluded.expires WHERE c.owner = excluded.owner OR c.expires < %s"
+            ),
+            consumer_holder=statement("SELECT owner FROM {consumers} WHERE name = %s"),
+            release_consumer=statement("DELETE FROM {consumers} WHERE name = %s AND owner = %s"),
+            hold=statement(
+                "INSERT INTO {holds} (job_id, reason) SELECT id, %s FROM {jobs} WHERE id = %s "
+                "ON CONFLICT (job_id) DO UPDATE SET reason = excluded.reason RETURNING job_id"
+            ),
+            release=statement("DELETE FROM {holds} WHERE job_id = %s"),
+            hold_reason=statement("SELECT reason FROM {holds} WHERE job_id = %s"),
+            purge_candidates=statement(
+                "SELECT id FROM {jobs} WHERE phase <> 'active' AND updated_at < %s "
+                "AND NOT EXISTS (SELECT 1 FROM {holds} AS h WHERE h.job_id = {jobs}.id) "
+                "AND (%s::text IS NULL OR service = %s) AND (%s::text IS NULL OR entity = %s) "
+                "AND (%s::text IS NULL OR type = %s)"
+            ),
+            purge_lock=statement(
+                "SELECT id FROM {jobs} WHERE id = %s AND phase <> 'active' AND updated_at < %s "
+                "AND NOT EXISTS (SELECT 1 FROM {holds} AS h WHERE h.job_id = {jobs}.id) "
+                "FOR UPDATE"
+            ),
+            purge_job=statement("DELETE FROM {jobs} WHERE id = %s"),
+            purge_updates=statement("DELETE FROM {updates} WHERE job_id = %s"),
+            purge_requests=statement("DELETE FROM {requests} WHERE job->>'id' = %s"),
+            delete_parked=statement("DELETE FROM {parked} WHERE name = %s AND position = %s"),
+            select_start=statement(
+                "SELECT {columns} FROM {feed} WHERE job_id = %s AND kind = 'started'",
+                columns=_selected(EVENT_COLUMNS),
+            ),
             load_checkpoint=statement("SELECT position FROM {checkpoints} WHERE name = %s"),
             save_checkpoint=statement(
                 "INSERT INTO {checkpoints} (name, position) VALUES (%s, %s) "
@@ -518,6 +627,71 @@ def translate_error(err: psycopg.Error, location: str) -> StorageError:
         message = f"the save kept colliding with other transactions ({err}); retry it"
         return StorageError(location, message)
     return StorageError(location, f"PostgreSQL failed: {err}")
+
+
+# Startup refusals that a retry may get past: the server is starting, stopping or full.
+_PASSING_REFUSALS = (
+    "starting up",
+    "shutting down",
+    "in recovery",
+    "too many",
+    "connection slots",
+    "not yet accepting",
+)
+
+
+def refused_settings(err: psycopg.Error) -> bool:
+    """Whether a failed connection ``err`` is the server refusing the settings themselves.
+
+    A connection string that does not parse, or a server that answered with a
+    fatal startup error (a wrong password, an unknown user or database, no
+    ``pg_hba.conf`` entry): waiting would not help. A server that is down,
+    unreachable, starting, stopping or full is not this.
+    """
+    if isinstance(err, psycopg.ProgrammingError):
+        return True
+    if not isinstance(err, psycopg.OperationalError):
+        return False
+    message = str(err)
+    if "FATAL:" not in message:
+        return False
+    return not any(passing in message for passing in _PASSING_REFUSALS)
+
+
+def _check_settings(conninfo: str, kwargs: dict[str, Any], timeout: float, location: str) -> None:
+    """Connect once, to report settings the server refuses at once instead of after ``timeout``.
+
+    Raises:
+        StorageConfigurationError: the settings do not parse or the server refused them.
+    """
+    try:
+        conninfo_to_dict(conninfo)
+    except psycopg.Error as err:
+        message = f"the connection string is malformed ({_without_secrets(err, conninfo)})"
+        raise StorageConfigurationError(location, message) from None
+    try:
+        connect_timeout = max(int(timeout), 2)
+        psycopg.connect(conninfo, connect_timeout=connect_timeout, **kwargs).close()
+    except psycopg.Error as err:
+        if refused_settings(err):
+            message = (
+                "the server refused the connection settings "
+                f"({_without_secrets(err, conninfo)}); check the user, password and database"
+            )
+            raise StorageConfigurationError(location, message) from None
+        # Anything else (a server down or starting) is left to the pool, which waits for it.
+
+
+def _without_secrets(err: psycopg.Error, conninfo: str) -> str:
+    """The error's first line, with the password (if the conninfo has one) blanked out."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    try:
+        password = conninfo_to_dict(conninfo).get("password")
+    except psycopg.Error:
+        password = None
+    if password:
+        text = text.replace(str(password), "***")
+    return text
 
 
 def _location(conninfo: str, schema: str | None) -> str:
@@ -630,6 +804,7 @@ class PostgresRepository:
         self._location = _location(self._conninfo(), schema)
         self._owns_pool = pool is None
         if pool is None:
+            _check_settings(self._conninfo(), {}, self._timeout, self._location)
             pool = ConnectionPool(
                 self._conninfo(),
                 min_size=min_size,
@@ -744,6 +919,7 @@ class PostgresRepository:
 
     def updates(self, job_id: str, *, after: int = 0) -> Sequence[JobUpdate]:
         """The job's updates after ``after``; see :meth:`jobledger.Repository.updates`."""
+        after, _ = window(after, 0)
         if not is_storable_key(job_id):
             raise JobNotFoundError(job_id)
         with self._translated(), self._connection() as conn:
@@ -756,6 +932,112 @@ class PostgresRepository:
         if not exists:
             raise JobNotFoundError(job_id)
         return tuple(self._decoded(update_from_row, row) for row in rows)
+
+    def hold(self, job_id: str, reason: str) -> None:
+        """Put a job on hold; see :meth:`jobledger.Retention.hold`."""
+        reason = check_reason(reason)
+        if not is_storable_key(job_id):
+            raise JobNotFoundError(job_id)
+        with self._translated(), self._connection() as conn:
+            row = conn.execute(self._sql.hold, (reason, job_id)).fetchone()
+        if row is None:
+            raise JobNotFoundError(job_id)
+
+    def release(self, job_id: str) -> None:
+        """Lift a hold; see :meth:`jobledger.Retention.release`."""
+        if not is_storable_key(job_id):
+            return
+        with self._translated(), self._connection() as conn:
+            conn.execute(self._sql.release, (job_id,))
+
+    def hold_reason(self, job_id: str) -> str | None:
+        """A job's hold; see :meth:`jobledger.Retention.hold_reason`."""
+        if not is_storable_key(job_id):
+            return None
+        with self._translated(), self._connection() as conn:
+            row = conn.execute(self._sql.hold_reason, (job_id,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def purge(self, rule: PurgeRule, *, dry_run: bool = False) -> int:
+        """Delete ended jobs; see :meth:`jobledger.Retention.purge`."""
+        cut = to_micros(rule.finished_before)
+        filters = (rule.service, rule.service, rule.entity, rule.entity, rule.type, rule.type)
+        with self._translated(), self._connection() as conn:
+            found = [row[0] for row in conn.execute(self._sql.purge_candidates, (cut, *filters))]
+        if dry_run:
+            return len(found)
+        purged = 0
+        for job_id in found:
+            with self._translated(), self._connection() as conn, conn.transaction():
+                if conn.execute(self._sql.purge_lock, (job_id, cut)).fetchone() is None:
+                    continue  # changed or held meanwhile
+                # Updates first: they reference the job.
+                conn.execute(self._sql.purge_updates, (job_id,))
+                conn.execute(self._sql.purge_job, (job_id,))
+                conn.execute(self._sql.purge_requests, (job_id,))
+            purged += 1
+        return purged
+
+    def claim_consumer(self, name: str, owner: str, *, now: datetime, until: datetime) -> str:
+        """Claim a consumer lease; see :meth:`jobledger.ConsumerLeases.claim_consumer`."""
+        name = check_subscriber_name(name)
+        expiry, cut = round(until.timestamp() * 1e6), round(now.timestamp() * 1e6)
+        with self._translated(), self._connection() as conn:
+            conn.execute(self._sql.claim_consumer, (name, owner, expiry, cut))
+            row = conn.execute(self._sql.consumer_holder, (name,)).fetchone()
+        # The row was just written or kept, in the same autocommit session.
+        holder: str = row[0] if row is not None else ""
+        return holder
+
+    def release_consumer(self, name: str, owner: str) -> None:
+        """Give up a consumer lease; see :meth:`jobledger.ConsumerLeases.release_consumer`."""
+        name = check_subscriber_name(name)
+        with self._translated(), self._connection() as conn:
+            conn.execute(self._sql.release_consumer, (name, owner))
+
+    def park(self, parked: ParkedEvent) -> None:
+        """Keep a parked event; see :meth:`jobledger.ParkedEvents.park`."""
+        name = check_subscriber_name(parked.name)
+        position = check_position(parked.position)
+        row = (name, position, parked.error, parked.attempts, parked.retry)
+        with self._translated(), self._connection() as conn:
+            conn.execute(self._sql.upsert_parked, row)
+
+    def parked_events(self, name: str) -> Sequence[ParkedEvent]:
+        """The events parked under ``name``; see :meth:`jobledger.ParkedEvents.parked_events`."""
+        name = check_subscriber_name(name)
+        with self._translated(), self._connection() as conn:
+            rows = conn.execute(self._sql.select_parked, (name,)).fetchall()
+        return tuple(
+            ParkedEvent(
+                name=name,
+                position=row[0],
+                error=row[1],
+                attempts=row[2],
+                retry=bool(row[3]),
+                event=self._decoded(event_from_row, row[4:]),
+            )
+            for row in rows
+        )
+
+    def unpark(self, name: str, position: int) -> None:
+        """Forget a parked event; see :meth:`jobledger.ParkedEvents.unpark`."""
+        name = check_subscriber_name(name)
+        position = check_position(position)
+        with self._translated(), self._connection() as conn:
+            conn.execute(self._sql.delete_parked, (name, position))
+
+    def started(self, job_id: str) -> JobStarted:
+        """The job's start event; see :meth:`jobledger.StartRecords.started`."""
+        if not is_storable_key(job_id):
+            raise JobNotFoundError(job_id)
+        with self._translated(), self._connection() as conn:
+            row = conn.execute(self._sql.select_start, (job_id,)).fetchone()
+        if row is None:
+            raise JobNotFoundError(job_id)
+        event = self._decoded(event_from_row, row)
+        assert isinstance(event, JobStarted)  # noqa: S101  (the row's kind is 'started')
+        return event
 
     def find(self, query: JobQuery) -> JobPage:
         """A page of matching jobs, newest first; see :meth:`jobledger.Repository.find`."""
@@ -1030,24 +1312,28 @@ class PostgresRepository:
 
     def read_feed(self, *, after: int = 0, limit: int = 1000) -> Sequence[FeedEntry]:
         """Feed entries after ``after``; see :meth:`jobledger.Repository.read_feed`."""
+        after, limit = window(after, limit)
         with self._translated(), self._connection() as conn:
-            rows = conn.execute(self._sql.select_feed, (after, max(limit, 0))).fetchall()
+            rows = conn.execute(self._sql.select_feed, (after, limit)).fetchall()
         return tuple(FeedEntry(row[0], self._decoded(event_from_row, row[1:])) for row in rows)
 
     def feed_head(self) -> int:
         """The last feed position; see :meth:`jobledger.Repository.feed_head`."""
         with self._translated(), self._connection() as conn:
-            row = conn.execute(self._sql.feed_head).fetchone()
+            row = conn.execute(self._sql.feed_head, ()).fetchone()
         return 0 if row is None else int(row[0])
 
     def load_checkpoint(self, name: str) -> int:
         """The checkpoint of ``name``; see :meth:`jobledger.Repository.load_checkpoint`."""
+        name = check_subscriber_name(name)
         with self._translated(), self._connection() as conn:
             row = conn.execute(self._sql.load_checkpoint, (name,)).fetchone()
         return 0 if row is None else int(row[0])
 
     def save_checkpoint(self, name: str, position: int) -> None:
         """Record a checkpoint; see :meth:`jobledger.Repository.save_checkpoint`."""
+        name = check_subscriber_name(name)
+        position = check_position(position)
         with self._translated(), self._connection() as conn:
             conn.execute(self._sql.save_checkpoint, (name, position))
 
@@ -1201,6 +1487,7 @@ def _migrate(conn: psycopg.Connection[Any], schema: str | None, location: str) -
         if version > SCHEMA_VERSION:
             raise SchemaVersionError(location, version, SCHEMA_VERSION)
         if version == SCHEMA_VERSION:
+            _add_start_index(conn, names)
             return names
         if version == 0:
             exists = conn.execute(
@@ -1216,15 +1503,43 @@ def _migrate(conn: psycopg.Connection[Any], schema: str | None, location: str) -
         for target in range(version + 1, SCHEMA_VERSION + 1):
             for statement in _MIGRATIONS[target](names):
                 conn.execute(statement)
+        # No parameters: a % in the schema's name would read as a placeholder.
         conn.execute(
             sql.SQL(
-                "INSERT INTO {} (name, value) VALUES ('schema_version', %s) "
+                "INSERT INTO {} (name, value) VALUES ('schema_version', {}) "
                 "ON CONFLICT (name) DO UPDATE SET value = excluded.value"
-            ).format(names.table("meta")),
-            (str(SCHEMA_VERSION),),
+            ).format(names.table("meta"), sql.Literal(str(SCHEMA_VERSION)))
         )
         logger.info("jobledger schema %s is now at version %d", schema, SCHEMA_VERSION)
     return names
+
+
+def _add_start_index(conn: psycopg.Connection[Any], names: _Names) -> None:
+    """Give a schema made before them the start-record index and the parked table (once)."""
+    present = conn.execute(
+        "SELECT 1 FROM pg_indexes WHERE schemaname = %s AND indexname = 'jobledger_feed_starts'",
+        (names.schema,),
+    ).fetchone()
+    if present is None:
+        conn.execute(sql.SQL(_START_INDEX).format(**names.mapping()))
+    parked = conn.execute(
+        "SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename = 'jobledger_parked'",
+        (names.schema,),
+    ).fetchone()
+    if parked is None:
+        conn.execute(sql.SQL(_PARKED_TABLE).format(**names.mapping()))
+    consumers = conn.execute(
+        "SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename = 'jobledger_consumers'",
+        (names.schema,),
+    ).fetchone()
+    if consumers is None:
+        conn.execute(sql.SQL(_CONSUMERS_TABLE).format(**names.mapping()))
+    holds = conn.execute(
+        "SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename = 'jobledger_holds'",
+        (names.schema,),
+    ).fetchone()
+    if holds is None:
+        conn.execute(sql.SQL(_HOLDS_TABLE).format(**names.mapping()))
 
 
 def _installed_version(conn: psycopg.Connection[Any], names: _Names, location: str) -> int:
@@ -1325,7 +1640,7 @@ class _FeedListener:
                 with self._connect() as conn:
                     conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
                     # Commits made before LISTEN took effect sent no notification to us.
-                    row = conn.execute(self._head_query).fetchone()
+                    row = conn.execute(self._head_query, ()).fetchone()
                     self._advance(0 if row is None else int(row[0]))
                     self.listening.set()
                     failures = 0

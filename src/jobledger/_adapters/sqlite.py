@@ -66,14 +66,19 @@ from jobledger._core.errors import (
     StorageError,
     StorageTimeoutError,
 )
+from jobledger._core.events import JobStarted
 from jobledger._core.job import UpdateType
 from jobledger._core.jsondoc import is_storable_key
+from jobledger._core.parked import ParkedEvent
+from jobledger._core.positions import check_position, check_subscriber_name, window
 from jobledger._core.query import JobPage
 from jobledger._core.recent import RecentJobs
+from jobledger._core.retention import PurgeRule, check_reason
 from jobledger._ports import FeedEntry
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+    from datetime import datetime
 
     from jobledger._core.decide import Change, RequestRecord
     from jobledger._core.job import Job, JobUpdate
@@ -102,6 +107,44 @@ _FEED_POLL_SECONDS = 0.05
 # Idle connections kept for reuse; more are closed when returned.
 _MAX_IDLE_CONNECTIONS = 16
 
+
+# Start records are read by job id (as-of-version reads); a partial index keeps
+# that a look-up, not a scan of the feed. Files made before it get it when opened.
+_START_INDEX = "CREATE INDEX IF NOT EXISTS feed_starts ON feed (job_id) WHERE kind = 'started'"
+# Each durable subscriber name's consumer and its lease expiry (microseconds since the epoch).
+_CONSUMERS_TABLE = """CREATE TABLE IF NOT EXISTS consumers (
+        name TEXT PRIMARY KEY NOT NULL,
+        owner TEXT NOT NULL,
+        expires INTEGER NOT NULL
+    ) WITHOUT ROWID"""
+_CLAIM_CONSUMER = (
+    "INSERT INTO consumers (name, owner, expires) VALUES (?, ?, ?) "
+    "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires = excluded.expires "
+    "WHERE consumers.owner = excluded.owner OR consumers.expires < ?"
+)
+# Legal holds: jobs a purge must leave alone, and why.
+_HOLDS_TABLE = """CREATE TABLE IF NOT EXISTS holds (
+        job_id TEXT PRIMARY KEY NOT NULL,
+        reason TEXT NOT NULL
+    ) WITHOUT ROWID"""
+# What a purge deletes, re-checked per job in its own transaction.
+_PURGE_CANDIDATES = (
+    "SELECT id FROM jobs WHERE phase != 'active' AND updated_at < ? "
+    "AND NOT EXISTS (SELECT 1 FROM holds WHERE holds.job_id = jobs.id)"
+)
+_DELETE_PURGED_JOB = (
+    "DELETE FROM jobs WHERE id = ? AND phase != 'active' AND updated_at < ? "
+    "AND NOT EXISTS (SELECT 1 FROM holds WHERE holds.job_id = jobs.id)"
+)
+# Events durable subscribers parked; the event itself stays in the feed, at its position.
+_PARKED_TABLE = """CREATE TABLE IF NOT EXISTS parked (
+        name TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        error TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        retry INTEGER NOT NULL,
+        PRIMARY KEY (name, position)
+    ) WITHOUT ROWID"""
 
 _SCHEMA = (
     """CREATE TABLE jobs (
@@ -165,6 +208,10 @@ _SCHEMA = (
         name TEXT PRIMARY KEY NOT NULL,
         position INTEGER NOT NULL
     ) WITHOUT ROWID""",
+    _START_INDEX,
+    _PARKED_TABLE,
+    _CONSUMERS_TABLE,
+    _HOLDS_TABLE,
     f"PRAGMA application_id = {APPLICATION_ID}",
     f"PRAGMA user_version = {SCHEMA_VERSION}",
 )
@@ -243,6 +290,20 @@ _SELECT_FEED = _statement(
     _columns(EVENT_COLUMNS),
     " FROM feed WHERE position > ? ORDER BY position LIMIT ?",
 )
+_SELECT_START = _statement(
+    "SELECT ", _columns(EVENT_COLUMNS), " FROM feed WHERE job_id = ? AND kind = 'started'"
+)
+_SELECT_PARKED = _statement(
+    "SELECT parked.position, parked.error, parked.attempts, parked.retry, ",
+    ", ".join(f"feed.{column}" for column in EVENT_COLUMNS),
+    " FROM parked JOIN feed ON feed.position = parked.position",
+    " WHERE parked.name = ? ORDER BY parked.position",
+)
+_UPSERT_PARKED = (
+    "INSERT INTO parked (name, position, error, attempts, retry) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (name, position) DO UPDATE SET error = excluded.error, "
+    "attempts = excluded.attempts, retry = excluded.retry"
+)
 _SELECT_REQUEST = _statement(
     "SELECT ", _columns(REQUEST_COLUMNS), " FROM requests WHERE request_id = ?"
 )
@@ -278,6 +339,43 @@ class Durability(enum.StrEnum):
     NORMAL = "normal"
 
 
+def _purge_filters(rule: PurgeRule) -> tuple[str, tuple[str, ...]]:
+    """The extra conditions (and their values) of ``rule``'s service, entity and type."""
+    parts = [
+        (f" AND {column} = ?", value)
+        for column, value in (
+            ("service", rule.service),
+            ("entity", rule.entity),
+            ("type", rule.type),
+        )
+        if value is not None
+    ]
+    return "".join(part for part, _ in parts), tuple(value for _, value in parts)
+
+
+def _micros(when: datetime) -> int:
+    """``when`` as whole microseconds since the epoch (how lease expiries are kept)."""
+    return round(when.timestamp() * 1_000_000)
+
+
+def _create_private(path: str) -> None:
+    """Create the database file readable and writable by its owner only (0600), if it is new.
+
+    SQLite gives its journal and WAL files the database file's permissions,
+    so they are private too. An existing file keeps the permissions it has.
+    """
+    try:
+        descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except OSError:
+        # It exists, or cannot be made: opening it says what is wrong, as it did before.
+        return
+    try:
+        # os.open's mode is filtered by the umask; this sets exactly 0600 whatever it is.
+        os.fchmod(descriptor, 0o600)
+    finally:
+        os.close(descriptor)
+
+
 def _reopen(path: str, durability: str, busy_timeout: float) -> SQLiteRepository:
     return SQLiteRepository(path, durability=durability, busy_timeout=busy_timeout)
 
@@ -287,7 +385,9 @@ class SQLiteRepository:
 
     Args:
         path: The database file. It is created, with its schema, if it does
-            not exist; an existing file must be a jobledger database.
+            not exist, readable and writable by its owner only (mode 0600,
+            whatever the umask; its journal and WAL files too); an existing
+            file must be a jobledger database and keeps its permissions.
         durability: :attr:`Durability.FULL` (the default) or
             :attr:`Durability.NORMAL` (or their names, ``"full"``,
             ``"normal"``); see :class:`Durability` for what each trades.
@@ -345,6 +445,7 @@ class SQLiteRepository:
         self._recent = RecentJobs(lock=threading.Lock())
         # A repository dropped without close() still closes its connections.
         weakref.finalize(self, _close_all, self._idle, self._lock)
+        _create_private(self._path)
         with self._translated(), self._connection() as conn:
             self._prepare(conn)
 
@@ -463,6 +564,7 @@ class SQLiteRepository:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
         if ready:
+            self._add_start_index(conn)
             return
         # A new, empty file: switch it to WAL (outside any transaction, as SQLite
         # requires), then create the schema unless a racing process just did.
@@ -477,6 +579,29 @@ class SQLiteRepository:
         finally:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+
+    def _add_start_index(self, conn: sqlite3.Connection) -> None:
+        """Give a file made before them the start-record index and the parked table (once)."""
+        present = {
+            row[0]
+            for row in conn.execute(
+                "SELECT name FROM sqlite_master "
+                "WHERE name IN ('feed_starts', 'parked', 'consumers', 'holds')"
+            )
+        }
+        for name, statement in (
+            ("feed_starts", _START_INDEX),
+            ("parked", _PARKED_TABLE),
+            ("consumers", _CONSUMERS_TABLE),
+            ("holds", _HOLDS_TABLE),
+        ):
+            if name in present:
+                continue
+            try:
+                conn.execute(statement)
+            except sqlite3.OperationalError:
+                # A read-only file: start records are then read by a scan; parking fails.
+                logger.debug("cannot add %s to %s", name, self._path)
 
     def _inspect(self, conn: sqlite3.Connection) -> bool:
         """Whether the schema is there; ``False`` for an empty file; raises for anything else."""
@@ -534,6 +659,7 @@ class SQLiteRepository:
 
     def updates(self, job_id: str, *, after: int = 0) -> Sequence[JobUpdate]:
         """The job's updates after ``after``; see :meth:`jobledger.Repository.updates`."""
+        after, _ = window(after, 0)
         if not is_storable_key(job_id):
             raise JobNotFoundError(job_id)
         with self._translated(), self._connection() as conn:
@@ -544,6 +670,117 @@ class SQLiteRepository:
         if not exists:
             raise JobNotFoundError(job_id)
         return tuple(self._decoded(update_from_row, row) for row in rows)
+
+    def started(self, job_id: str) -> JobStarted:
+        """The job's start event; see :meth:`jobledger.StartRecords.started`."""
+        if not is_storable_key(job_id):
+            raise JobNotFoundError(job_id)
+        with self._translated(), self._connection() as conn:
+            row = conn.execute(_SELECT_START, (job_id,)).fetchone()
+        if row is None:
+            raise JobNotFoundError(job_id)
+        event = self._decoded(event_from_row, row)
+        assert isinstance(event, JobStarted)  # noqa: S101  (the row's kind is 'started')
+        return event
+
+    def hold(self, job_id: str, reason: str) -> None:
+        """Put a job on hold; see :meth:`jobledger.Retention.hold`."""
+        reason = check_reason(reason)
+        if not is_storable_key(job_id):
+            raise JobNotFoundError(job_id)
+        with self._translated(), self._write() as conn:
+            if conn.execute("SELECT 1 FROM jobs WHERE id = ?", (job_id,)).fetchone() is None:
+                raise JobNotFoundError(job_id)
+            conn.execute(
+                "INSERT INTO holds (job_id, reason) VALUES (?, ?) "
+                "ON CONFLICT (job_id) DO UPDATE SET reason = excluded.reason",
+                (job_id, reason),
+            )
+
+    def release(self, job_id: str) -> None:
+        """Lift a hold; see :meth:`jobledger.Retention.release`."""
+        if not is_storable_key(job_id):
+            return
+        with self._translated(), self._write() as conn:
+            conn.execute("DELETE FROM holds WHERE job_id = ?", (job_id,))
+
+    def hold_reason(self, job_id: str) -> str | None:
+        """A job's hold; see :meth:`jobledger.Retention.hold_reason`."""
+        if not is_storable_key(job_id):
+            return None
+        with self._translated(), self._connection() as conn:
+            row = conn.execute("SELECT reason FROM holds WHERE job_id = ?", (job_id,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def purge(self, rule: PurgeRule, *, dry_run: bool = False) -> int:
+        """Delete ended jobs; see :meth:`jobledger.Retention.purge`."""
+        cut = to_micros(rule.finished_before)
+        clause, params = _purge_filters(rule)
+        with self._translated(), self._connection() as conn:
+            found = [
+                row[0]
+                for row in conn.execute(_PURGE_CANDIDATES + clause, (cut, *params)).fetchall()
+            ]
+        if dry_run:
+            return len(found)
+        purged = 0
+        for job_id in found:
+            with self._translated(), self._write() as conn:
+                if conn.execute(_DELETE_PURGED_JOB, (job_id, cut)).rowcount != 1:
+                    continue  # changed or held meanwhile
+                conn.execute("DELETE FROM updates WHERE job_id = ?", (job_id,))
+                conn.execute("DELETE FROM requests WHERE json_extract(job, '$.id') = ?", (job_id,))
+            self._recent.forget(job_id)
+            purged += 1
+        return purged
+
+    def claim_consumer(self, name: str, owner: str, *, now: datetime, until: datetime) -> str:
+        """Claim a consumer lease; see :meth:`jobledger.ConsumerLeases.claim_consumer`."""
+        name = check_subscriber_name(name)
+        with self._translated(), self._write() as conn:
+            conn.execute(_CLAIM_CONSUMER, (name, owner, _micros(until), _micros(now)))
+            holder: str = conn.execute(
+                "SELECT owner FROM consumers WHERE name = ?", (name,)
+            ).fetchone()[0]
+        return holder
+
+    def release_consumer(self, name: str, owner: str) -> None:
+        """Give up a consumer lease; see :meth:`jobledger.ConsumerLeases.release_consumer`."""
+        name = check_subscriber_name(name)
+        with self._translated(), self._write() as conn:
+            conn.execute("DELETE FROM consumers WHERE name = ? AND owner = ?", (name, owner))
+
+    def park(self, parked: ParkedEvent) -> None:
+        """Keep a parked event; see :meth:`jobledger.ParkedEvents.park`."""
+        name = check_subscriber_name(parked.name)
+        position = check_position(parked.position)
+        row = (name, position, parked.error, parked.attempts, int(parked.retry))
+        with self._translated(), self._write() as conn:
+            conn.execute(_UPSERT_PARKED, row)
+
+    def parked_events(self, name: str) -> Sequence[ParkedEvent]:
+        """The events parked under ``name``; see :meth:`jobledger.ParkedEvents.parked_events`."""
+        name = check_subscriber_name(name)
+        with self._translated(), self._connection() as conn:
+            rows = conn.execute(_SELECT_PARKED, (name,)).fetchall()
+        return tuple(
+            ParkedEvent(
+                name=name,
+                position=row[0],
+                error=row[1],
+                attempts=row[2],
+                retry=bool(row[3]),
+                event=self._decoded(event_from_row, row[4:]),
+            )
+            for row in rows
+        )
+
+    def unpark(self, name: str, position: int) -> None:
+        """Forget a parked event; see :meth:`jobledger.ParkedEvents.unpark`."""
+        name = check_subscriber_name(name)
+        position = check_position(position)
+        with self._translated(), self._write() as conn:
+            conn.execute("DELETE FROM parked WHERE name = ? AND position = ?", (name, position))
 
     def find(self, query: JobQuery) -> JobPage:
         """A page of matching jobs, newest first; see :meth:`jobledger.Repository.find`."""
@@ -609,8 +846,9 @@ class SQLiteRepository:
 
     def read_feed(self, *, after: int = 0, limit: int = 1000) -> Sequence[FeedEntry]:
         """Feed entries after ``after``; see :meth:`jobledger.Repository.read_feed`."""
+        after, limit = window(after, limit)
         with self._translated(), self._connection() as conn:
-            rows = conn.execute(_SELECT_FEED, (after, max(limit, 0))).fetchall()
+            rows = conn.execute(_SELECT_FEED, (after, limit)).fetchall()
         return tuple(FeedEntry(row[0], self._decoded(event_from_row, row[1:])) for row in rows)
 
     def feed_head(self) -> int:
@@ -621,6 +859,7 @@ class SQLiteRepository:
 
     def load_checkpoint(self, name: str) -> int:
         """The checkpoint of ``name``; see :meth:`jobledger.Repository.load_checkpoint`."""
+        name = check_subscriber_name(name)
         with self._translated(), self._connection() as conn:
             row = conn.execute(
                 "SELECT position FROM checkpoints WHERE name = ?", (name,)
@@ -629,6 +868,8 @@ class SQLiteRepository:
 
     def save_checkpoint(self, name: str, position: int) -> None:
         """Record a checkpoint durably; see :meth:`jobledger.Repository.save_checkpoint`."""
+        name = check_subscriber_name(name)
+        position = check_position(position)
         with self._translated(), self._write() as conn:
             conn.execute(_UPSERT_CHECKPOINT, (name, position))
 

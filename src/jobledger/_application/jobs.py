@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
+
+import attrs
 
 from jobledger._application.defaults import new_id, utc_now
-from jobledger._application.delivery import InProcessPublisher, Outbox
+from jobledger._application.delivery import DEFAULT_MAX_PENDING, InProcessPublisher, Outbox
 from jobledger._application.handling import (
     FindRequest,
     Load,
@@ -28,13 +30,15 @@ from jobledger._core.commands import (
     StartJob,
     UpdateJob,
 )
-from jobledger._core.errors import JobledgerError
-from jobledger._core.events import EventFilter, EventKinds
+from jobledger._core.errors import InvalidJobDataError, JobledgerError
+from jobledger._core.events import EventFilter, EventKinds, changed_job, started_job
 from jobledger._core.job import TERMINAL_STATUSES
-from jobledger._core.jsondoc import DEFAULT_LIMITS, Limits
+from jobledger._core.jsondoc import DEFAULT_LIMITS, Limits, freeze
+from jobledger._core.positions import check_position, window
 from jobledger._core.query import JobQuery
 from jobledger._core.recent import RecentJobs
-from jobledger._ports import AtomicBatches
+from jobledger._core.retention import PurgeRule
+from jobledger._ports import AtomicBatches, FeedNotifier, ParkedEvents, Retention, StartRecords
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterable, Sequence
@@ -43,12 +47,19 @@ if TYPE_CHECKING:
     from jobledger._application.delivery import Handler, Subscription
     from jobledger._core.decide import Change
     from jobledger._core.job import Job, JobUpdate
+    from jobledger._core.parked import ParkedEvent
     from jobledger._core.query import JobPage
     from jobledger._ports import EventPublisher, Repository
 
 __all__ = ["Jobs"]
 
 _STRIPES = 64
+
+# The longest a wait sleeps before it reads the job again (a notifier may miss a commit).
+_WAIT_POLL = 1.0
+
+# The length of the default id factory's ids and ETags (a UUID's text).
+_DEFAULT_ID_LENGTH = 36
 
 
 class _PartlySaved(Exception):  # noqa: N818  (never escapes: handle_all raises its error)
@@ -76,7 +87,13 @@ class Jobs:
             Jobs keep their times in UTC, whatever zone the clock reads in.
         id_factory: Returns a new unique id for jobs, ETags and events; UUIDv7
             strings by default.
+        delivery: ``"threads"`` (the default): each subscription's handler runs
+            on its own worker thread; ``"inline"``: handlers run in the thread
+            that committed, before its command returns (for tests).
         limits: The data limits to enforce; :class:`~jobledger.Limits` defaults.
+            With the default ``id_factory``, ``max_name_length`` must be at
+            least 36 (``ValueError`` otherwise), so that the ledger's own ids
+            and ETags fit; a custom ``id_factory`` must make ids that fit.
 
     Every command is atomic: the job, its update, its event and its request
     record are saved together or not at all. Every change command carries the
@@ -94,10 +111,15 @@ class Jobs:
     changed meanwhile, and the command is then decided again on the job as
     stored: the outcome is the same, one read later.
 
-    Subscribers run in this process, after the change commits, in commit order
-    for each job, before the command that committed it returns; a handler that
-    raises is logged and never undoes the change. Handlers must not wait for
-    other threads that issue commands.
+    Subscribers (:meth:`subscribe`) receive the events this ledger commits,
+    after the commit, in commit order for each job. By default each
+    subscription has its own bounded queue and worker thread, so no handler,
+    however slow or failing, delays a command or another subscriber, and a
+    committed command never raises because of a handler; :meth:`drain` waits
+    until every handler has caught up. ``delivery="inline"`` instead runs the
+    handlers in the committing thread before the command returns (the
+    testing mode: :mod:`jobledger.testing`'s ``jobledger_jobs`` fixture uses
+    it).
 
     >>> from jobledger import Jobs
     >>> jobs = Jobs()
@@ -124,6 +146,7 @@ class Jobs:
         clock: Callable[[], datetime] = utc_now,
         id_factory: Callable[[], str] = new_id,
         limits: Limits = DEFAULT_LIMITS,
+        delivery: Literal["threads", "inline"] = "threads",
     ) -> None:
         if repository is None:
             # The composition root's one outward import: the default backend.
@@ -135,8 +158,19 @@ class Jobs:
         self._batches = repository if isinstance(repository, AtomicBatches) else None
         self._clock = clock
         self._new_id = id_factory
+        if id_factory is new_id and limits.max_name_length < _DEFAULT_ID_LENGTH:
+            msg = (
+                f"limits.max_name_length is {limits.max_name_length}, but the ids and ETags "
+                f"this ledger makes are {_DEFAULT_ID_LENGTH} characters long, so no command "
+                f"could name a job; allow at least {_DEFAULT_ID_LENGTH}, or give an "
+                "id_factory whose ids fit"
+            )
+            raise ValueError(msg)
         self._limits = limits
-        self._subscribers = InProcessPublisher()
+        if delivery not in {"threads", "inline"}:
+            msg = f"delivery must be 'threads' or 'inline', not {delivery!r}"
+            raise ValueError(msg)
+        self._subscribers = InProcessPublisher(inline=delivery == "inline")
         publishers = tuple(publishers)
         self._publishers_given = bool(publishers)
         self._outbox = Outbox((self._subscribers, *publishers))
@@ -303,6 +337,10 @@ class Jobs:
             for stripe in reversed(stripes):
                 stripe.release()
 
+    def _json(self, value: object, field: str) -> object:
+        """``value`` frozen under this ledger's limits, so a refusal names them and the path."""
+        return None if value is None else freeze(value, field=field, limits=self._limits)
+
     def start(
         self,
         *,
@@ -327,8 +365,8 @@ class Jobs:
                 type=type,
                 display_name=display_name,
                 description=description,
-                input=input,
-                state=state,
+                input=self._json(input, "input"),
+                state=self._json(state, "state"),
                 job_id=job_id,
                 request_id=request_id,
             )
@@ -353,7 +391,7 @@ class Jobs:
                 status=status,
                 display_name=display_name,
                 description=description,
-                state_update=state_update,
+                state_update=self._json(state_update, "state_update"),
                 request_id=request_id,
             )
         )
@@ -375,7 +413,7 @@ class Jobs:
                 etag=etag,
                 display_name=display_name,
                 description=description,
-                state_update=state_update,
+                state_update=self._json(state_update, "state_update"),
                 request_id=request_id,
             )
         )
@@ -397,7 +435,7 @@ class Jobs:
                 etag=etag,
                 display_name=display_name,
                 description=description,
-                state_update=state_update,
+                state_update=self._json(state_update, "state_update"),
                 request_id=request_id,
             )
         )
@@ -422,21 +460,109 @@ class Jobs:
             )
         )
 
-    def get(self, job_id: str) -> Job:
-        """The job with ``job_id`` (the GetJobById query).
+    def get(self, job_id: str, *, version: int | None = None) -> Job:
+        """The job with ``job_id`` (the GetJobById query), now or as it was at ``version``.
+
+        With ``version=N`` the job is rebuilt as it was after its N-th change
+        (version 1 is the job as started) from its start record and its first
+        N-1 updates, without reading the event feed.
+
+        >>> from jobledger import Jobs
+        >>> jobs = Jobs()
+        >>> job = jobs.start(service="hr", entity="employee", type="sync", state={"done": 0})
+        >>> job = jobs.update(job.id, etag=job.etag, status="exporting", state_update={"done": 5})
+        >>> job = jobs.complete(job.id, etag=job.etag, state_update={"done": 9})
+        >>> [
+        ...     (then.status, then.state["done"])
+        ...     for then in (jobs.get(job.id, version=n) for n in (1, 2, 3))
+        ... ]
+        [('started', 0), ('exporting', 5), ('completed', 9)]
 
         Raises:
             JobNotFoundError: no job has this id.
+            InvalidJobDataError: ``version`` is not an integer from 1 to the
+                job's version (naming ``version``).
+            TypeError: ``version`` was given and the repository keeps no start
+                records (it is no :class:`~jobledger.StartRecords`).
         """
-        return self._repository.get(job_id)
+        job = self._repository.get(job_id)
+        if version is None:
+            return job
+        if not isinstance(version, int) or isinstance(version, bool) or not version >= 1:
+            reason = f"must be an integer from 1 to {job.version}, not {version!r}"
+            raise InvalidJobDataError("version", "", reason)
+        if version > job.version:
+            reason = f"job {job_id!r} is at version {job.version}; there is no version {version}"
+            raise InvalidJobDataError("version", "", reason)
+        if version == job.version:
+            return job
+        if not isinstance(self._repository, StartRecords):
+            msg = f"{type(self._repository).__name__} keeps no start records to rebuild jobs from"
+            raise TypeError(msg)
+        then = started_job(self._repository.started(job_id))
+        for update in self._repository.updates(job_id)[: version - 1]:
+            then = changed_job(then, update)
+        return then
 
-    def updates(self, job_id: str) -> Sequence[JobUpdate]:
-        """The job's update log, oldest first.
+    def updates(
+        self, job_id: str, *, after: int = 0, limit: int | None = None
+    ) -> Sequence[JobUpdate]:
+        """The job's update log, oldest first, a page at a time.
+
+        ``after`` leaves out the updates up to that ``update_id``; ``limit``
+        (``None`` for all) caps how many come back. The next page starts
+        after the last ``update_id`` of this one.
+
+        >>> from jobledger import Jobs
+        >>> jobs = Jobs()
+        >>> job = jobs.start(service="hr", entity="employee", type="sync")
+        >>> for n in range(5):
+        ...     job = jobs.update(job.id, etag=job.etag, status=f"step-{n}")
+        >>> [u.update_id for u in jobs.updates(job.id, after=1, limit=2)]
+        [2, 3]
 
         Raises:
             JobNotFoundError: no job has this id.
+            InvalidJobDataError: ``after`` or ``limit`` is not an integer
+                (``limit`` not one of at least 0).
         """
-        return self._repository.updates(job_id)
+        if limit is None:
+            return self._repository.updates(job_id, after=window(after, 0)[0])
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
+            reason = f"must be an integer of at least 0, or None, not {limit!r}"
+            raise InvalidJobDataError("limit", "", reason)
+        return tuple(self._repository.updates(job_id, after=window(after, 0)[0])[:limit])
+
+    def wait(self, job_id: str, *, timeout: float) -> Job:
+        """Wait until the job has ended (completed, failed or canceled); return it.
+
+        It returns at once for a job that has already ended. Otherwise it
+        sleeps until the repository's feed grows (woken by its notifier:
+        ``LISTEN``/``NOTIFY`` on PostgreSQL, at once in memory, within a few
+        hundredths of a second on SQLite), then reads the job again; a
+        repository that is no :class:`~jobledger.FeedNotifier` is polled.
+
+        Raises:
+            TimeoutError: the job had not ended after ``timeout`` seconds.
+            JobNotFoundError: no job has this id.
+        """
+        deadline = time.monotonic() + max(float(timeout), 0.0)
+        notifier = self._repository if isinstance(self._repository, FeedNotifier) else None
+        while True:
+            head = self._repository.feed_head()
+            job = self._repository.get(job_id)
+            if job.phase.is_terminal:
+                return job
+            left = deadline - time.monotonic()
+            if left <= 0:
+                msg = (
+                    f"job {job_id!r} had not ended after {timeout} s (its status is {job.status!r})"
+                )
+                raise TimeoutError(msg)
+            if notifier is not None:
+                notifier.wait_for_feed(head, min(left, _WAIT_POLL))
+            else:
+                time.sleep(min(left, _WAIT_POLL))
 
     def find(self, query: JobQuery | None = None, **filters: object) -> JobPage:
         """List jobs, newest first, a page at a time.
@@ -474,6 +600,7 @@ class Jobs:
         entity: str | Collection[str] | None = None,
         type: str | Collection[str] | None = None,
         events: EventKinds | None = None,
+        max_pending: int = DEFAULT_MAX_PENDING,
     ) -> Subscription:
         """Call ``handler`` with every event this ledger commits that passes the filter.
 
@@ -482,12 +609,21 @@ class Jobs:
         :class:`~jobledger.Subscription`; cancel it (or use it as a context
         manager) to stop.
 
+        The handler runs on the subscription's own thread, one event at a
+        time, in commit order for each job; it may be slow, raise, or issue
+        commands without delaying anyone. At most ``max_pending`` events wait
+        for it; past that, new ones are dropped for this subscription (see
+        :class:`~jobledger.Subscription`). Call :meth:`drain` to wait until it
+        has caught up.
+
         >>> from jobledger import Jobs, JobCompleted
         >>> jobs = Jobs()
         >>> seen = []
         >>> subscription = jobs.subscribe(seen.append, service="hr", events=JobCompleted)
         >>> job = jobs.start(service="hr", entity="employee", type="sync")
         >>> job = jobs.complete(job.id, etag=job.etag)
+        >>> jobs.drain()
+        True
         >>> [type(event).__name__ for event in seen]
         ['JobCompleted']
         >>> subscription.cancel()
@@ -495,7 +631,18 @@ class Jobs:
         event_filter = EventFilter.given(
             event_filter, service=service, entity=entity, type=type, events=events
         )
-        return self._subscribers.subscribe(handler, event_filter)
+        return self._subscribers.subscribe(handler, event_filter, max_pending=max_pending)
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Wait until every in-process subscriber has handled every event committed so far.
+
+        Returns:
+            ``True`` once delivery is idle; ``False`` if ``timeout`` seconds
+            passed first (``None`` waits as long as it takes). A handler that
+            calls it does not wait for itself.
+        """
+        self._outbox.drain()
+        return self._subscribers.wait_idle(timeout)
 
     def subscribe_durable(
         self,
@@ -509,13 +656,21 @@ class Jobs:
         events: EventKinds | None = None,
         batch_size: int = 100,
         poll_interval: float = 1.0,
+        max_attempts: int | None = None,
+        lease: float = 10.0,
     ) -> DurableSubscriber:
         """Feed the repository's event feed to ``handler`` in a background thread.
 
         Unlike :meth:`subscribe`, this delivers every event in the repository's
         feed, whichever process committed it, at least once, in feed order, and
         resumes after the checkpoint stored under ``name`` when restarted. A
-        handler that raises is retried with backoff, never skipped. Stop the
+        handler that raises is retried with backoff, never skipped, unless
+        ``max_attempts`` is given: then an event it failed on that many times
+        is parked (see :meth:`parked_events`) and the subscriber goes on. One
+        name has one active consumer at a time: on a repository that is a
+        :class:`~jobledger.ConsumerLeases` (every built-in one), a second
+        subscriber of the name stands by until the first stops, or until its
+        ``lease`` (seconds) runs out when it died. Stop the
         returned :class:`~jobledger.DurableSubscriber` with ``stop()`` (or use it
         as a context manager).
         """
@@ -530,4 +685,108 @@ class Jobs:
             events=events,
             batch_size=batch_size,
             poll_interval=poll_interval,
+            max_attempts=max_attempts,
+            lease=lease,
         ).start()
+
+    def parked_events(self, name: str) -> Sequence[ParkedEvent]:
+        """The events the durable subscriber ``name`` parked, by feed position.
+
+        Each has ``position``, ``event``, ``error`` (the last one, as text),
+        ``attempts`` and ``retry`` (put back and not yet tried again).
+
+        Raises:
+            InvalidJobDataError: ``name`` is not a subscriber name.
+            TypeError: the repository keeps no parked events.
+        """
+        return self._parking().parked_events(name)
+
+    def retry_parked(self, name: str, position: int | None = None) -> int:
+        """Put back the events ``name`` parked (or only the one at ``position``); return how many.
+
+        The durable subscriber tries each once more at the start of its next
+        batch: one that succeeds is forgotten, one that fails is parked again
+        with one more attempt and its new error.
+
+        Raises:
+            InvalidJobDataError: ``name`` or ``position`` is not valid.
+            TypeError: the repository keeps no parked events.
+        """
+        parking = self._parking()
+        if position is not None:
+            check_position(position)
+        count = 0
+        for parked in parking.parked_events(name):
+            if (position is None or parked.position == position) and not parked.retry:
+                parking.park(attrs.evolve(parked, retry=True))
+                count += 1
+        return count
+
+    def hold(self, job_id: str, *, reason: str) -> None:
+        """Put the job on legal hold: :meth:`purge` leaves it alone until :meth:`release`.
+
+        Holding a held job again replaces its reason; an active job may be held.
+
+        Raises:
+            JobNotFoundError: no job has this id.
+            InvalidJobDataError: ``reason`` is not valid text.
+            TypeError: the repository keeps no holds (it is no :class:`~jobledger.Retention`).
+        """
+        self._retention().hold(job_id, reason)
+
+    def release(self, job_id: str) -> None:
+        """Lift the job's legal hold (nothing happens if it has none).
+
+        Raises:
+            TypeError: the repository keeps no holds.
+        """
+        self._retention().release(job_id)
+
+    def purge(
+        self,
+        *,
+        finished_before: datetime,
+        service: str | None = None,
+        entity: str | None = None,
+        type: str | None = None,
+        dry_run: bool = False,
+    ) -> int:
+        """Delete the jobs that ended before ``finished_before``; return how many.
+
+        A job goes when it has ended (completed, failed or canceled), its last
+        change is before the cut, it matches the filters given, and it is not
+        on hold. Each job goes atomically with its updates and its request
+        records (a retry of one of its commands is then carried out anew).
+        Its events stay in the event feed: positions never change, and durable
+        subscribers behind still receive them. ``dry_run`` counts without
+        deleting.
+
+        >>> from datetime import UTC, datetime, timedelta
+        >>> from jobledger import Jobs
+        >>> jobs = Jobs()
+        >>> old = jobs.start(service="hr", entity="employee", type="sync")
+        >>> old = jobs.complete(old.id, etag=old.etag)
+        >>> kept = jobs.start(service="hr", entity="employee", type="sync")
+        >>> kept = jobs.complete(kept.id, etag=kept.etag)
+        >>> jobs.hold(kept.id, reason="audit 2026-12")
+        >>> jobs.purge(finished_before=datetime.now(UTC) + timedelta(seconds=1))
+        1
+
+        Raises:
+            InvalidJobDataError: a filter or the cut is not valid.
+            TypeError: the repository cannot purge.
+        """
+        rule = PurgeRule(finished_before=finished_before, service=service, entity=entity, type=type)
+        return self._retention().purge(rule, dry_run=dry_run)
+
+    def _retention(self) -> Retention:
+        if not isinstance(self._repository, Retention):
+            msg = f"{type(self._repository).__name__} cannot purge or hold jobs"
+            raise TypeError(msg)
+        return self._repository
+
+    def _parking(self) -> ParkedEvents:
+        if not isinstance(self._repository, ParkedEvents):
+            msg = f"{type(self._repository).__name__} keeps no parked events"
+            raise TypeError(msg)
+        return self._repository

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import unicodedata
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -66,6 +67,7 @@ __all__ = [
     "decide_checked",
     "fingerprint",
     "save_refusal",
+    "terminal_look_alike",
 ]
 
 
@@ -393,14 +395,47 @@ def _change(
 
 def _update_status(status: object, limits: Limits) -> str:
     text = check_name(status, field="status", limits=limits)
-    if text in TERMINAL_STATUSES:
+    if text in _CUSTOM_FAST:
+        return text
+    terminal = terminal_look_alike(text)
+    if terminal is not None:
         raise InvalidJobDataError(
             "status",
             "",
-            f"{text!r} is a terminal status, which only its own command sets "
-            f"(use {_TERMINAL_VERB[text]} instead of update)",
+            f"{text!r} is (or reads as) the terminal status {terminal.value!r}, which only "
+            f"its own command sets (use {_TERMINAL_VERB[terminal]} instead of update)",
         )
     return text
+
+
+# Statuses updates set all the time, known not to read as terminal.
+_CUSTOM_FAST = frozenset({"started", "running", "exporting", "importing", "blocked"})
+
+# Other spellings people and systems use for the terminal statuses.
+_TERMINAL_SPELLINGS: dict[str, JobStatus] = {
+    **{status.value: status for status in TERMINAL_STATUSES},
+    "cancelled": JobStatus.CANCELED,
+}
+
+
+def terminal_look_alike(status: str) -> JobStatus | None:
+    """The terminal status ``status`` reads as, or ``None``.
+
+    It is compared after Unicode compatibility normalization (NFKC), trimming,
+    case folding and dropping invisible format characters, and ``cancelled``
+    reads as ``canceled``: an update that set ``"Completed "`` would make a
+    job look finished while it is active.
+
+    >>> terminal_look_alike("CANCELLED ")
+    <JobStatus.CANCELED: 'canceled'>
+    >>> terminal_look_alike("exporting") is None
+    True
+    """
+    folded = unicodedata.normalize("NFKC", status).strip().casefold()
+    if not folded.isascii():
+        # Invisible format characters (zero-width spaces, joiners) do not make it another word.
+        folded = "".join(char for char in folded if unicodedata.category(char) != "Cf").strip()
+    return _TERMINAL_SPELLINGS.get(folded)
 
 
 _TERMINAL_VERB: dict[str, str] = {

@@ -12,6 +12,7 @@ The tree::
     ├── RequestIdConflictError      (also ValueError)
     └── StorageError
         ├── StorageUnavailableError (also ConnectionError)
+        ├── StorageConfigurationError
         ├── StorageTimeoutError     (also TimeoutError)
         ├── ForeignDatabaseError
         └── SchemaVersionError
@@ -32,6 +33,7 @@ __all__ = [
     "JobledgerError",
     "RequestIdConflictError",
     "SchemaVersionError",
+    "StorageConfigurationError",
     "StorageError",
     "StorageTimeoutError",
     "StorageUnavailableError",
@@ -200,6 +202,16 @@ class StorageUnavailableError(StorageError, ConnectionError):
     Check the connection settings and that the server runs. If the connection
     broke while a change was being committed, the change may have been saved:
     send the command again with the same ``request_id`` to find out safely.
+    """
+
+
+class StorageConfigurationError(StorageError):
+    """The connection settings are wrong: the server answered, and refused them.
+
+    A wrong password, a user or database that does not exist, a connection
+    string that does not parse. It is raised at once (waiting would not help),
+    and never names the password. Fix the settings; retrying as they are
+    fails the same way.
     """
 
 

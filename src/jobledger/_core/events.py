@@ -16,7 +16,7 @@ from typing import TypeAlias
 
 import attrs
 
-from jobledger._core.job import Job
+from jobledger._core.job import Job, JobUpdate
 from jobledger._core.jsondoc import JsonObject, JsonValue, merge_patch
 
 __all__ = [
@@ -167,8 +167,12 @@ def started_job(event: JobStarted) -> Job:
     )
 
 
-def changed_job(job: Job, event: JobChanged) -> Job:
-    """``job`` after the change ``event`` announces (the change that follows ``job``'s version)."""
+def changed_job(job: Job, event: JobChanged | JobUpdate) -> Job:
+    """``job`` after the change ``event`` (or its update) announces.
+
+    The change is the one that follows ``job``'s version: replaying a job's
+    start and then its updates in order rebuilds it at any version.
+    """
     patch = None if isinstance(event, JobCanceled) else event.state_update
     state = job.state if patch is None else merge_patch(job.state, patch)
     assert isinstance(state, JsonObject)  # noqa: S101  (a patch of an object is one)
@@ -176,7 +180,7 @@ def changed_job(job: Job, event: JobChanged) -> Job:
         job,
         status=event.status,
         etag=event.etag,
-        version=event.version,
+        version=event.update_id + 1,
         state=state,
         updated_at=event.at,
         display_name=job.display_name if event.display_name is None else event.display_name,

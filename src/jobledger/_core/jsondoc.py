@@ -64,6 +64,19 @@ def _depth_cap(_instance: object, _attribute: attrs.Attribute[int], value: objec
         raise ValueError(msg)
 
 
+#: The longest name the ledger itself writes: the built-in status ``completed``.
+MIN_NAME_LENGTH = 9
+
+
+def _fits_own_names(_instance: object, _attribute: attrs.Attribute[int], value: object) -> None:
+    if isinstance(value, int) and value < MIN_NAME_LENGTH:
+        msg = (
+            f"max_name_length must be at least {MIN_NAME_LENGTH}, not {value}: the ledger "
+            "writes the status 'completed' itself, and a job could never end"
+        )
+        raise ValueError(msg)
+
+
 @attrs.frozen
 class Limits:
     """The limits the ledger enforces on what it stores.
@@ -79,14 +92,17 @@ class Limits:
             applying it), counted as compact UTF-8 JSON without escapes.
             Default 1 MiB.
         max_name_length: The longest ``service``, ``entity``, ``type``,
-            ``status``, job id and request id, in characters. Default 200.
+            ``status``, job id, ETag and request id, in characters. Default
+            200, at least 9 (the status ``completed``); a
+            :class:`~jobledger.Jobs` with its default id factory needs at
+            least 36, the length of the ids and ETags it makes.
         max_text_length: The longest ``display_name`` and ``description``, in
             characters. Default 10,000.
     """
 
     max_depth: int = attrs.field(default=64, validator=[_positive, _depth_cap])
     max_bytes: int = attrs.field(default=1_048_576, validator=_positive)
-    max_name_length: int = attrs.field(default=200, validator=_positive)
+    max_name_length: int = attrs.field(default=200, validator=[_positive, _fits_own_names])
     max_text_length: int = attrs.field(default=10_000, validator=_positive)
 
 
@@ -361,9 +377,20 @@ class _Freezer:
             return value
         raise self.error(key, f"a {type(value).__name__} is not a JSON value")
 
+    def too_deep(self, key: str | int | None, value: JsonObject | JsonArray | None) -> NoReturn:
+        """Raise the depth error for the container at ``key`` (already frozen: ``value``)."""
+        parts: list[str | int] = [frame.key for frame in self.stack[1:]]
+        if key is not None:
+            parts.append(key)
+        if value is not None:
+            # An already-frozen subtree: point at its first container past the limit.
+            parts.extend(_deep_parts(value, self.limits.max_depth - len(self.stack)))
+        self.stack.clear()
+        raise InvalidJobDataError(self.field, _pointer(parts), _depth_reason(self.limits))
+
     def cached(self, value: JsonObject | JsonArray, key: str | int | None, depth: int) -> JsonValue:
         if depth + value._depth - 1 > self.limits.max_depth:  # noqa: SLF001
-            raise self.error(key, f"nested deeper than {self.limits.max_depth} levels")
+            self.too_deep(key, value)
         self.spend(value._size)  # noqa: SLF001
         return value
 
@@ -400,7 +427,7 @@ class _Freezer:
             frame.add(key, self.cached(child, key, frame.depth + 1))
         elif isinstance(child, (Mapping, list, tuple)):
             if frame.depth + 1 > self.limits.max_depth:
-                raise self.error(key, f"nested deeper than {self.limits.max_depth} levels")
+                self.too_deep(key, None)
             self.spend(2)
             self.stack.append(_Frame(child, key, frame.depth + 1))
         else:
@@ -568,11 +595,39 @@ def check_limits(value: JsonValue, *, field: str, limits: Limits) -> None:
         InvalidJobDataError: if it nests too deeply or is too large.
     """
     if _depth_of(value) > limits.max_depth:
-        raise InvalidJobDataError(field, "", f"nested deeper than {limits.max_depth} levels")
+        assert isinstance(value, (JsonObject, JsonArray))  # noqa: S101  (only containers nest)
+        path = _pointer(_deep_parts(value, limits.max_depth))
+        raise InvalidJobDataError(field, path, _depth_reason(limits))
     if _scalar_size(value) > limits.max_bytes:
         raise InvalidJobDataError(
             field, "", f"the document is larger than {limits.max_bytes} bytes"
         )
+
+
+def _depth_reason(limits: Limits) -> str:
+    if limits.max_depth == HARD_MAX_DEPTH:
+        return f"nested deeper than {HARD_MAX_DEPTH} levels, the most jobledger accepts"
+    return f"nested deeper than {limits.max_depth} levels"
+
+
+def _deep_parts(value: JsonObject | JsonArray, max_depth: int) -> list[str | int]:
+    """The keys from ``value`` down to its first container nested past ``max_depth``.
+
+    ``value`` itself is at depth 1; an empty list means ``value`` is the one.
+    It follows the cached depths, so it visits one path, not the document.
+    """
+    parts: list[str | int] = []
+    level = 1
+    node: JsonObject | JsonArray = value
+    while level <= max_depth:
+        entries = node.items() if isinstance(node, JsonObject) else enumerate(node)
+        for key, member in entries:
+            if isinstance(member, (JsonObject, JsonArray)) and level + member._depth > max_depth:  # noqa: SLF001
+                parts.append(key)
+                node = member
+                break
+        level += 1
+    return parts
 
 
 def merge_patch(target: JsonValue, patch: JsonValue) -> JsonValue:

@@ -17,8 +17,9 @@ import attrs
 
 from jobledger._core.errors import InvalidJobDataError
 from jobledger._core.job import Job, JobPhase
+from jobledger._core.jsondoc import is_storable_key
 
-__all__ = ["MAX_PAGE_SIZE", "Cursor", "JobPage", "JobQuery"]
+__all__ = ["MAX_PAGE_SIZE", "Cursor", "GetJobById", "JobPage", "JobQuery"]
 
 #: The most jobs one page may hold.
 MAX_PAGE_SIZE = 1000
@@ -33,6 +34,23 @@ def _names(value: str | Collection[str] | None) -> frozenset[str] | None:
     if isinstance(value, str):
         return frozenset({value})
     return frozenset(value)
+
+
+def _storable(
+    _instance: object,
+    attribute: attrs.Attribute[frozenset[str] | None],
+    value: frozenset[object] | None,
+) -> None:
+    """Refuse a filter value that no stored name could be, so every backend answers alike."""
+    for name in value or ():
+        if not isinstance(name, str):
+            raise InvalidJobDataError(
+                attribute.name, "", f"must be a string, not {type(name).__name__}"
+            )
+        if not is_storable_key(name):
+            raise InvalidJobDataError(
+                attribute.name, "", "must not contain a NUL character or a lone surrogate"
+            )
 
 
 def _phases(value: str | Collection[str] | None) -> frozenset[JobPhase] | None:
@@ -89,7 +107,7 @@ class Cursor:
             when = datetime.fromisoformat(created_at)
         except (ValueError, TypeError, UnicodeError, binascii.Error, RecursionError):
             raise InvalidJobDataError("cursor", "", "is not a cursor this ledger made") from None
-        if when.tzinfo is None or not isinstance(job_id, str):
+        if when.tzinfo is None or not is_storable_key(job_id):
             raise InvalidJobDataError("cursor", "", "is not a cursor this ledger made")
         return cls(when, job_id)
 
@@ -114,10 +132,12 @@ class JobQuery:
         cursor: ``next_cursor`` of the previous page, to get the page after it.
     """
 
-    service: frozenset[str] | None = attrs.field(default=None, converter=_names)
-    entity: frozenset[str] | None = attrs.field(default=None, converter=_names)
-    type: frozenset[str] | None = attrs.field(default=None, converter=_names)
-    status: frozenset[str] | None = attrs.field(default=None, converter=_names)
+    service: frozenset[str] | None = attrs.field(
+        default=None, converter=_names, validator=_storable
+    )
+    entity: frozenset[str] | None = attrs.field(default=None, converter=_names, validator=_storable)
+    type: frozenset[str] | None = attrs.field(default=None, converter=_names, validator=_storable)
+    status: frozenset[str] | None = attrs.field(default=None, converter=_names, validator=_storable)
     phase: frozenset[JobPhase] | None = attrs.field(default=None, converter=_phases)
     created_after: datetime | None = attrs.field(default=None, validator=_aware)
     created_before: datetime | None = attrs.field(default=None, validator=_aware)
@@ -165,3 +185,16 @@ class JobPage:
             return cls(tuple(jobs), None)
         last = jobs[-1]
         return cls(tuple(jobs), Cursor(last.created_at, last.id).encode())
+
+
+@attrs.frozen(kw_only=True)
+class GetJobById:
+    """The seed's GetJobById query, as a value (its wire form is ``MessageType: GetJobById``).
+
+    Answer it with :meth:`jobledger.Jobs.get` (``jobs.get(query.job_id)``).
+
+    Attributes:
+        job_id: The id of the job asked for.
+    """
+
+    job_id: str

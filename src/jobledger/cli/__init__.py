@@ -22,7 +22,14 @@ from __future__ import annotations
 
 # The command modules add their commands to the group when imported;
 # _extras first: it says which extra to install when click or rich is missing.
-from jobledger.cli import _extras, _read, _run, _service  # noqa: F401  (imported for what they do)
+from jobledger.cli import (  # noqa: F401  (imported for what they do)
+    _extras,
+    _parked,
+    _read,
+    _retention,
+    _run,
+    _service,
+)
 from jobledger.cli._app import LEASE_SECONDS, POLL_SECONDS
 from jobledger.cli._errors import (
     AppError,

@@ -76,6 +76,9 @@ __all__ = [
 
 #: Seconds the main thread waits for an event before it looks at signals and the worker.
 _TICK: Final = 0.1
+
+# The longest a finished drive waits for its last events to reach the display.
+_DRAIN_SECONDS: Final = 10.0
 #: Seconds a stop waits for the drive to let go of its run before it exits anyway.
 _STOP_PATIENCE: Final = 10.0
 #: The most task rows the live table shows (the running tasks first, then the last ended).
@@ -570,6 +573,13 @@ def follow(
             outcome.append(drive())
         except BaseException as err:  # noqa: BLE001  (handed to the main thread)
             outcome.append(err)
+        finally:
+            # Delivery runs on its own threads: the run's last events reach
+            # ``collect`` before this worker is seen to end. A remote ledger
+            # (the HTTP client) has nothing to wait for.
+            drain = getattr(jobs, "drain", None)
+            if drain is not None:
+                drain(timeout=_DRAIN_SECONDS)
 
     worker = threading.Thread(target=work, name="jobledger-cli-drive", daemon=True)
     following = _Follow(

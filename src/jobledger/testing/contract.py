@@ -59,6 +59,7 @@ from jobledger import (
     AtomicBatches,
     CompleteJob,
     ConcurrencyError,
+    ConsumerLeases,
     EventFilter,
     InMemoryRepository,
     InvalidJobDataError,
@@ -74,10 +75,14 @@ from jobledger import (
     JobUpdate,
     JobUpdated,
     Limits,
+    ParkedEvent,
+    ParkedEvents,
     Repository,
     RequestIdConflictError,
     RequestRecord,
+    Retention,
     StartJob,
+    StartRecords,
     UpdateJob,
 )
 from jobledger._application.subscriber import DurableSubscriber
@@ -584,6 +589,7 @@ class RepositoryContract:
         second = jobs.start(service="crm", entity="account", type="import")
         jobs.update(first.id, etag=first.etag, status="busy")
         jobs.cancel(second.id, etag=second.etag)
+        assert jobs.drain(timeout=30)
 
         feed = repository.read_feed()
 
@@ -644,6 +650,219 @@ class RepositoryContract:
         assert list(range(1, len(TRICKY_STRINGS) + 1)) == [
             repository.load_checkpoint(name) for name in TRICKY_STRINGS
         ]
+
+    def test_the_start_record_is_the_jobs_start_event(
+        self, jobs: Jobs, repository: Repository
+    ) -> None:
+        """StartRecords.started returns the job's JobStarted as the feed holds it."""
+        job = jobs.start(service="hr", entity="employee", type="sync", state={"n": 0})
+        jobs.update(job.id, etag=job.etag, state_update={"n": 1})
+        jobs.start(service="hr", entity="employee", type="sync")
+
+        assert isinstance(repository, StartRecords)
+        assert repository.read_feed()[0].event == repository.started(job.id)
+        for missing in ("nope", "nul\x00", "\ud800"):
+            with pytest.raises(JobNotFoundError):
+                repository.started(missing)
+
+    def test_a_job_as_of_any_version_is_rebuilt_as_it_was(
+        self, jobs: Jobs, repository: Repository
+    ) -> None:
+        """Jobs.get(version=N) equals the job each command returned, field for field."""
+        seen = [jobs.start(service="hr", entity="employee", type="sync", state={"a": {"b": 1}})]
+        patches: list[dict[str, Any]] = [{"a": {"c": 2}}, {"a": None, "d": [1]}, {"e": "x"}]
+        for number, patch in enumerate(patches):
+            seen.append(
+                jobs.update(
+                    seen[-1].id,
+                    etag=seen[-1].etag,
+                    status=f"step-{number}",
+                    state_update=patch,
+                    display_name=f"name-{number}" if number != 1 else None,
+                )
+            )
+        seen.append(jobs.fail(seen[-1].id, etag=seen[-1].etag, description="broke"))
+
+        rebuilt = [jobs.get(seen[0].id, version=v) for v in range(1, len(seen) + 1)]
+        assert [_exact_job(job) for job in seen] == [_exact_job(job) for job in rebuilt]
+        assert repository.get(seen[0].id) == rebuilt[-1]
+
+    def test_parked_events_are_kept_by_name_and_position(
+        self, jobs: Jobs, repository: Repository
+    ) -> None:
+        """ParkedEvents.park keeps a record per (name, position), replaced on re-parking."""
+        assert isinstance(repository, ParkedEvents)
+        job = jobs.start(service="hr", entity="employee", type="sync")
+        jobs.update(job.id, etag=job.etag, status="x")
+        feed = repository.read_feed()
+        for entry in reversed(feed):
+            repository.park(
+                ParkedEvent(
+                    name="mail", position=entry.position, event=entry.event, error="E", attempts=1
+                )
+            )
+        repository.park(
+            ParkedEvent(
+                name="mail", position=2, event=feed[1].event, error="F", attempts=3, retry=True
+            )
+        )
+        repository.park(
+            ParkedEvent(name="audit", position=1, event=feed[0].event, error="G", attempts=2)
+        )
+
+        mail = repository.parked_events("mail")
+        assert [(1, "E", 1, False), (2, "F", 3, True)] == [
+            (parked.position, parked.error, parked.attempts, parked.retry) for parked in mail
+        ]
+        assert [entry.event for entry in feed] == [parked.event for parked in mail]
+        repository.unpark("mail", 1)
+        repository.unpark("mail", 9)
+        assert [2] == [parked.position for parked in repository.parked_events("mail")]
+        assert [1] == [parked.position for parked in repository.parked_events("audit")]
+        assert () == tuple(repository.parked_events("nobody"))
+
+    def test_a_poison_event_is_parked_and_the_subscriber_goes_on(
+        self, jobs: Jobs, repository: Repository
+    ) -> None:
+        """A handler failing max_attempts times parks the event; a retry that works forgets it."""
+        first = jobs.start(service="hr", entity="employee", type="sync", job_id="poison")
+        jobs.start(service="hr", entity="employee", type="sync", job_id="fine")
+        handled: list[str] = []
+        healed = False
+
+        def handler(event: JobEvent) -> None:
+            if event.job_id == "poison" and not healed:
+                message = "cannot handle poison"
+                raise ValueError(message)
+            handled.append(event.job_id)
+
+        subscriber = DurableSubscriber(repository, "mail", handler, max_attempts=3)
+        with pytest.raises(ValueError, match="poison"):
+            subscriber.run_once()
+        with pytest.raises(ValueError, match="poison"):
+            subscriber.run_once()
+        assert 2 == subscriber.run_once()
+        assert (["fine"], 2) == (handled, repository.load_checkpoint("mail"))
+        (parked,) = jobs.parked_events("mail")
+        assert (1, first.id, "ValueError: cannot handle poison", 3, False) == (
+            parked.position,
+            parked.event.job_id,
+            parked.error,
+            parked.attempts,
+            parked.retry,
+        )
+
+        assert 1 == jobs.retry_parked("mail")
+        assert 0 == subscriber.run_once()
+        assert ["fine"] == handled
+        (again,) = jobs.parked_events("mail")
+        assert (4, False) == (again.attempts, again.retry)
+
+        healed = True
+        assert 1 == jobs.retry_parked("mail", position=1)
+        subscriber.run_once()
+        assert (["fine", "poison"], ()) == (handled, tuple(jobs.parked_events("mail")))
+
+    def test_a_consumer_lease_has_one_holder_until_released_or_expired(
+        self, repository: Repository
+    ) -> None:
+        """claim_consumer grants a name to one owner; others get it on release or expiry."""
+        assert isinstance(repository, ConsumerLeases)
+        now = datetime(2026, 1, 1, tzinfo=UTC)
+        later = now + timedelta(seconds=10)
+        claim = functools.partial(repository.claim_consumer, "mail")
+        assert "a" == claim("a", now=now, until=later)
+        assert "a" == claim("b", now=now + timedelta(seconds=5), until=later)
+        assert "a" == claim("a", now=now + timedelta(seconds=5), until=later + timedelta(10))
+        assert "a" == claim("b", now=later, until=later + timedelta(seconds=10))
+        assert "b" == claim("b", now=later + timedelta(days=11), until=later + timedelta(days=12))
+        repository.release_consumer("mail", "a")
+        assert "b" == claim("c", now=later + timedelta(days=11), until=later + timedelta(days=12))
+        repository.release_consumer("mail", "b")
+        assert "c" == claim("c", now=later + timedelta(days=11), until=later + timedelta(days=12))
+        assert "x" == repository.claim_consumer("audit", "x", now=now, until=later)
+
+    def test_purge_deletes_ended_jobs_before_the_cut_except_held_ones(
+        self, jobs: Jobs, repository: Repository
+    ) -> None:
+        """Ended, unheld jobs before the cut go with their updates and requests; events stay."""
+        assert isinstance(repository, Retention)
+        done = jobs.start(service="hr", entity="employee", type="sync", request_id="r-1")
+        done = jobs.complete(done.id, etag=done.etag, request_id="r-2")
+        other = jobs.start(service="crm", entity="account", type="sync")
+        other = jobs.fail(other.id, etag=other.etag)
+        held = jobs.start(service="hr", entity="employee", type="sync")
+        held = jobs.cancel(held.id, etag=held.etag)
+        active = jobs.start(service="hr", entity="employee", type="sync")
+        jobs.hold(held.id, reason="legal hold 42")
+        cut = max(job.updated_at for job in (done, other, held, active)) + timedelta(seconds=1)
+        feed = [entry.event for entry in repository.read_feed()]
+
+        assert 0 == jobs.purge(finished_before=done.updated_at)
+        assert (1, 1) == (
+            jobs.purge(finished_before=cut, service="hr", dry_run=True),
+            jobs.purge(finished_before=cut, service="hr"),
+        )
+        with pytest.raises(JobNotFoundError):
+            repository.get(done.id)
+        with pytest.raises(JobNotFoundError):
+            repository.updates(done.id)
+        assert (None, None) == (repository.find_request("r-1"), repository.find_request("r-2"))
+        assert ("legal hold 42", held) == (repository.hold_reason(held.id), repository.get(held.id))
+        assert feed == [entry.event for entry in repository.read_feed()]
+
+        jobs.release(held.id)
+        assert (2, None) == (jobs.purge(finished_before=cut), repository.hold_reason(held.id))
+        assert [active.id] == [job.id for job in repository.find(JobQuery()).jobs]
+        with pytest.raises(JobNotFoundError):
+            jobs.hold("no-such-job", reason="x")
+
+    def test_bad_reads_and_checkpoints_are_refused_as_in_memory(
+        self, repository: Repository
+    ) -> None:
+        """Bad filters, subscriber names, positions and read bounds get memory's typed answer."""
+        reference = InMemoryRepository()
+        cases: list[tuple[str, Callable[[Repository], object]]] = [
+            ("find NUL", lambda r: r.find(JobQuery(service="hr\x00"))),
+            ("find surrogate", lambda r: r.find(JobQuery(entity="\ud800"))),
+            ("find status NUL", lambda r: r.find(JobQuery(status=["ok", "\x00"]))),
+            ("load NUL name", lambda r: r.load_checkpoint("a\x00")),
+            ("load surrogate name", lambda r: r.load_checkpoint("\udc00")),
+            ("load empty name", lambda r: r.load_checkpoint("")),
+            ("load int name", lambda r: r.load_checkpoint(3)),  # type: ignore[arg-type]
+            ("save long name", lambda r: r.save_checkpoint("n" * 201, 1)),
+            ("save negative", lambda r: r.save_checkpoint("n", -1)),
+            ("save text", lambda r: r.save_checkpoint("n", "3")),  # type: ignore[arg-type]
+            ("save float", lambda r: r.save_checkpoint("n", 3.0)),  # type: ignore[arg-type]
+            ("save bool", lambda r: r.save_checkpoint("n", True)),  # noqa: FBT003
+            ("save 2**63", lambda r: r.save_checkpoint("n", 2**63)),
+            ("feed after text", lambda r: r.read_feed(after="1")),  # type: ignore[arg-type]
+            ("feed limit float", lambda r: r.read_feed(limit=1.5)),  # type: ignore[arg-type]
+            ("updates after text", lambda r: r.updates("x", after="1")),  # type: ignore[arg-type]
+        ]
+        for case, action in cases:
+            expected = _refusal(functools.partial(action, reference))
+            actual = _refusal(functools.partial(action, repository))
+            assert expected is not None, case
+            assert InvalidJobDataError is expected[0], case
+            assert expected == actual, case
+        assert 0 == repository.load_checkpoint("n")
+
+    def test_reads_past_any_position_answer_as_in_memory(
+        self, jobs: Jobs, repository: Repository
+    ) -> None:
+        """Reading after 2**70, before 0 or with an enormous limit answers, never overflows."""
+        job = jobs.start(service="hr", entity="employee", type="sync")
+        jobs.update(job.id, etag=job.etag, status="x")
+        repository.save_checkpoint("far", 2**63 - 1)
+
+        assert [] == list(repository.read_feed(after=2**70))
+        assert [1, 2] == [entry.position for entry in repository.read_feed(after=-5)]
+        assert [1, 2] == [entry.position for entry in repository.read_feed(limit=2**70)]
+        assert [] == list(repository.read_feed(limit=-1))
+        assert [] == list(repository.updates(job.id, after=2**70))
+        assert [1] == [update.update_id for update in repository.updates(job.id, after=-3)]
+        assert 2**63 - 1 == repository.load_checkpoint("far")
 
     # -------------------------------------------------------------- round trips
 

@@ -653,5 +653,6 @@ class LedgerHarness:
             clock=clock,
             id_factory=ids,
             limits=limits,
+            delivery="inline",
         )
         return cls(jobs=jobs, clock=clock, ids=ids, events=events)

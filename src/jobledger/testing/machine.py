@@ -365,11 +365,14 @@ class _LedgerMachine(RuleBasedStateMachine):
         # Each reading a second later, so every change has its own time.
         self.clock = ManualClock(tick=timedelta(seconds=1))
         self.ids = SequentialIds(_GENERATED_PREFIX.rstrip("-"))
-        self.jobs = Jobs(self.repository, clock=self.clock, id_factory=self.ids)
+        self.jobs = Jobs(self.repository, clock=self.clock, id_factory=self.ids, delivery="inline")
         # Commands alternate between two ledgers on the one repository, as two
         # processes would send them: what each remembers of the jobs it saved
         # goes stale whenever the other writes.
-        self.ledgers = (self.jobs, Jobs(self.repository, clock=self.clock, id_factory=self.ids))
+        self.ledgers = (
+            self.jobs,
+            Jobs(self.repository, clock=self.clock, id_factory=self.ids, delivery="inline"),
+        )
         self.sent = 0
         self.published: list[JobEvent] = []
         for ledger in self.ledgers:

@@ -137,12 +137,17 @@ def jobledger_jobs(
     jobledger_ids: SequentialIds,
     jobledger_events: RecordingPublisher,
 ) -> Jobs:
-    """A ledger on ``jobledger_repository``, wired to the clock, ids and events fixtures."""
+    """A ledger on ``jobledger_repository``, wired to the clock, ids and events fixtures.
+
+    Its subscribers are called inline (``delivery="inline"``): a handler has
+    seen an event by the time the command that committed it returns.
+    """
     return Jobs(
         jobledger_repository,
         publishers=[jobledger_events],
         clock=jobledger_clock,
         id_factory=jobledger_ids,
+        delivery="inline",
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -18,11 +19,13 @@ from jobledger import (
     ForeignDatabaseError,
     JobAlreadyExistsError,
     JobNotFoundError,
+    JobQuery,
     Jobs,
     Limits,
     RequestIdConflictError,
     SchemaVersionError,
     StartJob,
+    StorageConfigurationError,
     StorageError,
     StorageTimeoutError,
     StorageUnavailableError,
@@ -239,6 +242,59 @@ class TestTimeoutsAndConnections:
 
         assert "PostgreSQL database 'nothing' on 127.0.0.1:1" in raised.value.location
         assert "s3cret" not in str(raised.value)
+
+    @pytest.mark.parametrize(
+        ("part", "replacement"),
+        [("/jobledger_test", "/no_such_database"), ("postgres@", "no_such_role:s3cret@")],
+        ids=["unknown-database", "unknown-role"],
+    )
+    def test_settings_the_server_refuses_are_a_configuration_error_at_once(
+        self, postgres_conninfo: str, part: str, replacement: str
+    ) -> None:
+        """Settings the server refuses raise StorageConfigurationError at once, not on timeout."""
+        conninfo = postgres_conninfo.replace(part, replacement)
+        assert conninfo != postgres_conninfo
+        began = time.monotonic()
+        with pytest.raises(StorageConfigurationError) as raised:
+            PostgresRepository(conninfo, timeout=60)
+
+        assert time.monotonic() - began < 30  # far under the 60 s the pool would wait
+        assert not isinstance(raised.value, StorageUnavailableError)
+        assert "does not exist" in str(raised.value)
+        assert "s3cret" not in str(raised.value)
+
+    def test_a_malformed_conninfo_is_a_configuration_error(self) -> None:
+        """A connection string that does not parse raises StorageConfigurationError."""
+        with pytest.raises(StorageConfigurationError) as raised:
+            PostgresRepository("host=127.0.0.1 password", timeout=60)
+
+        assert "the connection string is malformed" in str(raised.value)
+
+    def test_a_schema_name_with_percent_signs_works(self, postgres_conninfo: str) -> None:
+        """A schema named with %, %s and %(x)s keeps jobs, its feed and checkpoints."""
+        name = "jl_pct%s_%(x)s_%%_" + uuid.uuid4().hex[:8]
+        try:
+            with PostgresRepository(postgres_conninfo, schema=name) as repository:
+                jobs = Jobs(repository)
+                job = jobs.start(service="hr", entity="employee", type="sync")
+                job = jobs.update(job.id, etag=job.etag, status="exporting")
+                repository.save_checkpoint("audit", 2)
+                seen = (
+                    job.status,
+                    [entry.position for entry in repository.read_feed()],
+                    repository.feed_head(),
+                    repository.load_checkpoint("audit"),
+                    len(repository.find(JobQuery()).jobs),
+                )
+            with PostgresRepository(postgres_conninfo, schema=name) as reopened:
+                again = reopened.get(job.id).status
+        finally:
+            with psycopg.connect(postgres_conninfo, autocommit=True) as conn:
+                conn.execute(
+                    sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name))
+                )
+        assert ("exporting", [1, 2], 2, 2, 1) == seen
+        assert "exporting" == again
 
     def test_a_connection_killed_by_the_server_is_storage_unavailable_then_replaced(
         self, postgres_conninfo: str, schema: str

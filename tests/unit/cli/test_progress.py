@@ -68,7 +68,7 @@ def recorded_run(
     definition: JobDefinition, **options: object
 ) -> tuple[Jobs, RunResult, list[JobEvent]]:
     """Run ``definition`` in memory; return the ledger, the run and every event it made."""
-    jobs = Jobs()
+    jobs = Jobs(delivery="inline")  # every event recorded by the time the run returns
     seen: list[JobEvent] = []
     jobs.subscribe(seen.append)
     with Runner(jobs, [definition]) as runner:

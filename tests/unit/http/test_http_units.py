@@ -247,6 +247,7 @@ class TestOpenAPIDocument:
             job = jobs.start(service="hr", entity="e", type="t")
             job = jobs.update(job.id, etag=job.etag)
             getattr(jobs, end)(job.id, etag=job.etag)
+        assert jobs.drain(timeout=30)
         encoded = {tuple(sorted(wire.encode(event))) for event in seen}  # type: ignore[arg-type]
         schemas = openapi_document()["components"]["schemas"]["Event"]["oneOf"]
         assert {tuple(sorted(schema["properties"])) for schema in schemas} == encoded
