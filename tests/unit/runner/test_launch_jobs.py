@@ -60,7 +60,7 @@ def fixed_width_ids() -> Callable[[], str]:
 
 def run_state_sizes(tasks: int) -> list[int]:
     """Run ``tasks`` no-op tasks in steps of 10 inline: the run state's size at each launch."""
-    jobs = Jobs(clock=ManualClock())
+    jobs = Jobs(clock=ManualClock(), delivery="inline")
     sizes: list[int] = []
 
     def measure(event: JobEvent) -> None:

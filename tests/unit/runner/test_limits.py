@@ -40,7 +40,7 @@ class Ran(list[str]):
 
 def document_sizes(definition: JobDefinition) -> dict[str, list[int]]:
     """Run ``definition`` on a roomy ledger: the sizes of the documents written, by entity."""
-    jobs = Jobs(clock=ManualClock())
+    jobs = Jobs(clock=ManualClock(), delivery="inline")
     sizes: dict[str, list[int]] = {}
 
     def measure(event: JobEvent) -> None:
