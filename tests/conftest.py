@@ -9,8 +9,12 @@ missing server must never pass unnoticed.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 POSTGRES_ENV = "JOBLEDGER_TEST_POSTGRES"
 
@@ -25,6 +29,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "postgres_conninfo" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.postgres)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def importable_tests(pytestconfig: pytest.Config) -> Iterator[None]:
+    """Put the project's root on the import path for the whole run.
+
+    Worker processes started with ``spawn`` (process pools, consumers, racers)
+    inherit it, and unpickle the test functions they run by their module's name
+    (``tests.integration...``). ``python -m pytest`` adds the working directory
+    to the path; the ``pytest`` command (which nox runs) does not.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(pytestconfig.rootpath))
+        yield
 
 
 @pytest.fixture(scope="session")
