@@ -47,6 +47,7 @@ from jobledger._core.errors import (
     JobNotFoundError,
 )
 from jobledger.runner._context import (
+    PROGRESS_INTERVAL,
     LaunchChannel,
     LedgerChannel,
     LedgerHandle,
@@ -59,7 +60,7 @@ from jobledger.runner._context import (
     progress_interval_of,
 )
 from jobledger.runner._definition import Task
-from jobledger.runner._errors import TaskTimeoutError
+from jobledger.runner._errors import RunTakenOverError, TaskTimeoutError
 from jobledger.runner._ledger import (
     TASK_ENTITY,
     RunWriter,
@@ -106,6 +107,10 @@ logger = logging.getLogger("jobledger.runner")
 
 #: Seconds between looks at the jobs of timed launches in other processes, for their start.
 _START_POLL: Final = 0.2
+#: Parent outcomes whose summaries a task sees (the parents that ran).
+_PASSING: Final = frozenset({TaskStatus.COMPLETED, TaskStatus.WARNING})
+#: The future of a launch run in the driving thread: never submitted, never done.
+_NOT_SUBMITTED: Final[Future[TaskReport]] = Future()
 
 
 def runs_in_process(executor: Executor) -> bool:
@@ -194,6 +199,10 @@ class Driver:
         replace_executor: Replaces a side's executor after a worker was
             terminated, when the runner made it; whether it could.
         repair_tasks: The blocked tasks whose repair variant this drive runs.
+        inline_sides: The sides served by the runner's own thread pools: a step
+            of one task on such a side, with no timeout, runs in the driving
+            thread (no handoff to a pool thread and back), while a watcher
+            thread keeps the lease renewed and sees cancel requests.
     """
 
     def __init__(  # noqa: PLR0917  (the drive's parts, each given by the runner)
@@ -212,6 +221,7 @@ class Driver:
         executor_for: Callable[[str], Executor],
         replace_executor: Callable[[str, Executor], bool] = lambda _side, _executor: False,
         repair_tasks: frozenset[str] = frozenset(),
+        inline_sides: frozenset[str] = frozenset(),
     ) -> None:
         self.jobs = jobs
         self.settings = settings
@@ -248,6 +258,14 @@ class Driver:
         self.released = False
         self.last_poll = time.monotonic()
         self.last_start_poll = time.monotonic()
+        self.inline_sides = inline_sides
+        # The launch this drive runs in its own thread now, and the thread that
+        # keeps the lease and reads the run meanwhile (started at the first such launch).
+        self.inline: _Running | None = None
+        self.watcher: threading.Thread | None = None
+        self.poke = threading.Event()
+        self.watching = True
+        self.deposed: RunTakenOverError | None = None
 
     # -- the drive -------------------------------------------------------------------
 
@@ -295,6 +313,7 @@ class Driver:
         finally:
             if subscription is not None:
                 subscription.cancel()
+            self._stop_watcher()
             self._flag_running()
         return self.result()
 
@@ -315,7 +334,11 @@ class Driver:
 
     def _on_event(self, event: object) -> None:
         if getattr(event, "job_id", None) == self.run_id:
-            self.inbox.put(_Wake(getattr(event, "etag", None)))
+            etag = getattr(event, "etag", None)
+            self.inbox.put(_Wake(etag))
+            if self.inline is not None and etag != self.writer.job.etag:
+                # Someone else changed the run while a task runs in the driving thread.
+                self.poke.set()
 
     # -- launching ---------------------------------------------------------------------
 
@@ -403,12 +426,22 @@ class Driver:
                     extra={"run_id": self.run_id, "launch_group": group, "step": plan.step},
                 )
             # Under the lock: a release from another thread waits until they are tracked.
-            for task, record, _ in made:
-                if self.released:
-                    # Let go by a task run inline: the rest of the step is not run.
-                    break
-                if record.group is not None:
-                    self._submit(task, record)
+            inline = self._hand_out([(task, record) for task, record, _ in made], len(launched_now))
+        if inline is not None:
+            self._run_inline(inline)
+
+    def _hand_out(self, made: Sequence[tuple[Task, LaunchInput]], launched: int) -> TaskCall | None:
+        """Submit the step's launches; the call to run here when it is one task that may be."""
+        for task, record in made:
+            if self.released:
+                # Let go by a task run inline: the rest of the step is not run.
+                break
+            if record.group is None:
+                continue
+            if launched == 1 and self._inlinable(task):
+                return self._track_inline(task, record)
+            self._submit(task, record)
+        return None
 
     def _record(self, task: Task, number: int, group: int | None, *, repair: bool) -> LaunchInput:
         return LaunchInput(
@@ -481,10 +514,21 @@ class Driver:
                     task.side,
                     extra={"run_id": self.run_id},
                 )
+        call = self._call(task, record, channel, progress_interval_of(executor))
+        try:
+            future = executor.submit(execute, call)
+        except Exception as err:  # noqa: BLE001  (a refused submit is the task's error)
+            future = Future()
+            future.set_exception(err)
+        self._track(task, record, future, channel, local=local)
+
+    def _call(
+        self, task: Task, record: LaunchInput, channel: LaunchChannel, progress_interval: float
+    ) -> TaskCall:
         function = task.repair if record.repair and task.repair is not None else task.function
-        call = TaskCall(
+        return TaskCall(
             run_id=self.run_id,
-            launch_id=job_id,
+            launch_id=launch_id(self.run_id, record.launch),
             task=task,
             function=function,
             input=self.run_input,  # type: ignore[arg-type]
@@ -493,20 +537,125 @@ class Driver:
             attempt=record.attempt,
             channel=channel,
             clock=self.settings.clock,
-            progress_interval=progress_interval_of(executor),
+            progress_interval=progress_interval,
             parent_summaries={
                 parent: outcome.summary
                 for parent in task.parents
-                if (outcome := self.outcomes.get(parent)) is not None
-                and outcome.status in {TaskStatus.COMPLETED, TaskStatus.WARNING}
-            },
+                if (outcome := self.outcomes.get(parent)) is not None and outcome.status in _PASSING
+            }
+            if task.parents
+            else {},
         )
+
+    # -- a one-task step, run in the driving thread ---------------------------------------
+
+    def _inlinable(self, task: Task) -> bool:
+        """Whether ``task``, alone in its step, runs in the driving thread.
+
+        Only on a side served by the runner's own thread pools (an executor
+        given to the runner is always used), and only without a timeout: a
+        task the driver runs itself could not be abandoned at its timeout.
+        """
+        return task.timeout is None and task.side in self.inline_sides and not self.running
+
+    def _track_inline(self, task: Task, record: LaunchInput) -> TaskCall:
+        """Track ``task``'s launch as running in this thread (under the lock); its call."""
+        channel = LocalChannel(self.jobs, launch_id(self.run_id, record.launch))  # type: ignore[arg-type]
+        call = self._call(task, record, channel, PROGRESS_INTERVAL)
+        running = _Running(task, record, _NOT_SUBMITTED, channel, local=True)
+        self.running[record.launch] = running
+        self.inline = running
+        return call
+
+    def _run_inline(self, call: TaskCall) -> None:
+        """Run the call of the launch tracked inline, here, then take its end in.
+
+        The lock is not held while the task runs: the watcher thread renews
+        the lease and reads the run meanwhile, and a release from another
+        thread goes through (the task is asked to stop; its end is then not
+        recorded here, the release ended its launch).
+        """
+        running = self.inline
+        assert running is not None  # noqa: S101  (tracked by _track_inline)
+        self._start_watcher()
+        report: TaskReport | None = None
+        failure: BaseException | None = None
         try:
-            future = executor.submit(execute, call)
-        except Exception as err:  # noqa: BLE001  (a refused submit is the task's error)
-            future = Future()
-            future.set_exception(err)
-        self._track(task, record, future, channel, local=local)
+            if not running.flagged:
+                report = execute(call)
+        except KeyboardInterrupt:
+            with self.lock:
+                self.inline = None
+            raise
+        except BaseException as error:  # noqa: BLE001  (as a pool's future: the task's error)
+            failure = error
+        with self.lock:
+            self.inline = None
+            if self.deposed is not None:
+                raise self.deposed
+            launch = running.input.launch
+            if self.running.get(launch) is not running:
+                return  # let go meanwhile: its launch was ended by the release
+            del self.running[launch]
+            self._take_end(running, report, failure, cancelled=report is None and failure is None)
+            self._drain_inbox()
+
+    def _drain_inbox(self) -> None:
+        """Take in the messages that came while the driving thread ran a task."""
+        while True:
+            try:
+                message = self.inbox.get_nowait()
+            except queue.Empty:
+                return
+            self._take(message)
+
+    def _start_watcher(self) -> None:
+        if self.watcher is None:
+            self.watcher = threading.Thread(
+                target=self._watch, name=f"jobledger-lease-{self.run_id}", daemon=True
+            )
+            self.watcher.start()
+
+    def _stop_watcher(self) -> None:
+        watcher = self.watcher
+        if watcher is None:
+            return
+        self.watching = False
+        self.poke.set()
+        if watcher is not threading.current_thread():
+            watcher.join()
+
+    def _watch(self) -> None:
+        """While the driving thread runs a task: renew the lease, read the run, pass on a stop.
+
+        Wakes when a renewal or a read is due, or when the run changed (an
+        event of the run's job); does nothing while no task runs inline (the
+        driving thread does its own chores then).
+        """
+        while self.watching:
+            now = time.monotonic()
+            due = min(
+                self.last_poll + self.settings.poll_interval,
+                self.writer.last_write + self.settings.lease / 3,
+            )
+            poked = self.poke.wait(max(due - now, 0.0))
+            self.poke.clear()
+            with self.lock:
+                if self.inline is None or not self.watching:
+                    continue
+                try:
+                    if poked:
+                        self.last_poll = 0.0  # the run changed: read it now
+                    self._chores()
+                except RunTakenOverError as error:
+                    self.deposed = error
+                    self._flag_running()
+                except JobledgerError as error:
+                    logger.warning(
+                        "could not keep the run while a task ran: %s",
+                        error,
+                        extra={"run_id": self.run_id},
+                    )
 
     def _track(
         self,
@@ -706,10 +855,29 @@ class Driver:
         if running is None:
             return  # abandoned on its timeout
         future = running.future
-        now = self._now()
         if future.cancelled():
-            state = LaunchState(outcome=TaskStatus.CANCELED, ended_at=now)
+            self._take_end(running, None, None, cancelled=True)
         elif (failure := future.exception()) is not None:
+            self._take_end(running, None, failure, cancelled=False)
+        else:
+            self._take_end(running, future.result(), None, cancelled=False)
+
+    def _take_end(
+        self,
+        running: _Running,
+        report: TaskReport | None,
+        failure: BaseException | None,
+        *,
+        cancelled: bool,
+    ) -> None:
+        """Take in how a launch ended: its report, or what its future raised, or its cancel."""
+        if report is not None:
+            self._queue_end(running, self._report_state(running, report), report.progress)
+            return
+        now = self._now()
+        if cancelled or failure is None:
+            state = LaunchState(outcome=TaskStatus.CANCELED, ended_at=now)
+        else:
             if isinstance(failure, BrokenExecutor) and running.task.side in self.broken_sides:
                 # Not the task's fault: its pool broke when a timed-out sibling's worker
                 # was terminated. Canceled, so it runs again unless the run stops.
@@ -724,10 +892,6 @@ class Driver:
                 self._queue_end(running, state)
                 return
             state = self._error_state(running.task, error_of(failure), now)
-        else:
-            report = future.result()
-            self._queue_end(running, self._report_state(running, report), report.progress)
-            return
         self._queue_end(running, state)
 
     def _error_state(self, task: Task, error: TaskError, now: datetime) -> LaunchState:

@@ -626,6 +626,7 @@ class Runner:
             replace_executor=lambda side, broken: (
                 sides.pop(side, None) is not None and self._replace_executor(side, broken)
             ),
+            inline_sides=frozenset(self._pools.widths),
             **known,  # type: ignore[arg-type]
         )
         with self._drives_lock:

@@ -20,7 +20,19 @@ from jobledger.runner import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from jobledger import Jobs
+
+
+#: A timeout no test reaches: a task with one runs on a pool thread even alone in its
+#: step (a one-task step without a timeout runs in the driving thread).
+ON_A_POOL = 600.0
+
+
+def pooled(name: str, function: Callable[[TaskContext], None], **options: object) -> Task:
+    """A task that runs on the runner's pool even when it is alone in its step."""
+    return Task(name, function, timeout=ON_A_POOL, **options)  # type: ignore[arg-type]
 
 
 class ThreadLog:
@@ -43,7 +55,7 @@ class TestRunnerThreads:
     def test_a_second_invoke_runs_on_the_threads_of_the_first(self, jobs: Jobs) -> None:
         """The pool a drive gives back is kept: the next invoke starts no thread."""
         log = ThreadLog()
-        runner = Runner(jobs, [JobDefinition("D", [Task("a", log.record)])])
+        runner = Runner(jobs, [JobDefinition("D", [pooled("a", log.record)])])
 
         first = runner.invoke("D")
         second = runner.invoke("D")
@@ -58,7 +70,7 @@ class TestRunnerThreads:
     def test_close_ends_the_threads(self, jobs: Jobs) -> None:
         """After close, the threads the runner kept have ended."""
         log = ThreadLog()
-        runner = Runner(jobs, [JobDefinition("D", [Task("a", log.record, side="agent")])])
+        runner = Runner(jobs, [JobDefinition("D", [pooled("a", log.record, side="agent")])])
         runner.invoke("D")
         kept = log.threads[0]
         alive_before = kept.is_alive()
@@ -72,7 +84,7 @@ class TestRunnerThreads:
         """Leaving a with block closes the runner and ends its threads."""
         log = ThreadLog()
 
-        with Runner(jobs, [JobDefinition("D", [Task("a", log.record)])]) as runner:
+        with Runner(jobs, [JobDefinition("D", [pooled("a", log.record)])]) as runner:
             result = runner.invoke("D")
 
         assert RunStatus.COMPLETED == result.status
@@ -82,7 +94,7 @@ class TestRunnerThreads:
     def test_a_closed_runner_still_runs_but_keeps_no_threads(self, jobs: Jobs) -> None:
         """After close, an invoke runs on a pool of its own, whose threads end with it."""
         log = ThreadLog()
-        runner = Runner(jobs, [JobDefinition("D", [Task("a", log.record)])])
+        runner = Runner(jobs, [JobDefinition("D", [pooled("a", log.record)])])
         runner.invoke("D")
         runner.close()
         runner.close()  # closing again does nothing
@@ -105,7 +117,7 @@ class TestRunnerThreads:
             # which waits for it here: the barrier would break.
             barrier.wait(timeout=30)
 
-        runner = Runner(jobs, [JobDefinition("D", [Task("a", meet)])])
+        runner = Runner(jobs, [JobDefinition("D", [pooled("a", meet)])])
 
         with ThreadPoolExecutor(2) as callers:
             runs = [callers.submit(runner.invoke, "D", exclusive=False) for _ in range(2)]
@@ -122,7 +134,7 @@ class TestRunnerThreads:
         def meet(_context: TaskContext) -> None:
             barrier.wait(timeout=30)
 
-        narrow = JobDefinition("Narrow", [Task("a", ThreadLog().record)])
+        narrow = JobDefinition("Narrow", [pooled("a", ThreadLog().record)])
         wide = JobDefinition("Wide", [Task(name, meet) for name in ("a", "b", "c")])
         runner = Runner(jobs, [narrow, wide])
 
@@ -146,7 +158,7 @@ class TestRunnerThreads:
             jobs,
             [
                 JobDefinition("Stuck", [Task("a", stuck, timeout=0.05)]),
-                JobDefinition("Quick", [Task("b", log.record)]),
+                JobDefinition("Quick", [pooled("b", log.record)]),
             ],
         )
         try:
@@ -166,7 +178,7 @@ class TestRunnerThreads:
     def test_a_runner_dropped_without_close_lets_its_threads_end(self, jobs: Jobs) -> None:
         """The kept threads end once the runner is garbage: nothing else holds its pools."""
         log = ThreadLog()
-        runner = Runner(jobs, [JobDefinition("D", [Task("a", log.record)])])
+        runner = Runner(jobs, [JobDefinition("D", [pooled("a", log.record)])])
         runner.invoke("D")
         kept = log.threads[0]
 
@@ -179,7 +191,7 @@ class TestRunnerThreads:
     def test_a_forked_child_runs_on_threads_of_its_own(self, jobs: Jobs) -> None:
         """A runner used in a forked child starts threads there instead of its parent's."""
         log = ThreadLog()
-        runner = Runner(jobs, [JobDefinition("D", [Task("a", log.record)])])
+        runner = Runner(jobs, [JobDefinition("D", [pooled("a", log.record)])])
         runner.invoke("D")  # the parent now keeps a pool whose thread the child will not have
         read_end, write_end = os.pipe()
         pid = os.fork()
