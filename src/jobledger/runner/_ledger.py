@@ -232,7 +232,8 @@ def result_of(
             )
     ordered = sorted(latest.values(), key=lambda launch: (launch.input.step, launch.input.launch))
     for launch in ordered:
-        outcomes.setdefault(launch.input.task, launch.outcome())
+        if launch.input.task not in outcomes:
+            outcomes[launch.input.task] = launch.outcome()
     status = run_status(job)
     return RunResult(
         run_id=job.id,
@@ -353,6 +354,13 @@ class RunWriter:
     owner: str
     closed: bool = False
     last_write: float = attrs.field(factory=time.monotonic)
+    # The state as its job holds it (encoded), kept so that a write encodes only the new state.
+    _encoded: dict[str, object] | None = attrs.field(default=None, init=False, repr=False)
+
+    def _held(self) -> dict[str, object]:
+        if self._encoded is None:
+            self._encoded = encode(self.state)
+        return self._encoded
 
     @property
     def run_id(self) -> str:
@@ -396,7 +404,8 @@ class RunWriter:
                 launching and (state.cancel_requested or self.state.cancel_requested)
             ):
                 return None
-            patch = state_patch(encode(self.state), encode(state))
+            after = encode(state)
+            patch = state_patch(self._held(), after)
             run = _run_commands(self.job, patch, status=status, end=end)
             try:
                 written = write_all(self.jobs, [*run, *commands])
@@ -414,6 +423,7 @@ class RunWriter:
                 continue
             self.job = written[len(run) - 1]
             self.state = state
+            self._encoded = after
             self.last_write = time.monotonic()
             return written[len(run) :]
         msg = f"run {self.run_id!r} kept changing: {_CONFLICT_RETRIES} writes met a conflict"
@@ -456,6 +466,7 @@ class RunWriter:
             self.closed = True
         self.job = current
         self.state = state
+        self._encoded = None
         return self.closed
 
 
