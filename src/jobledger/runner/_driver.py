@@ -277,6 +277,10 @@ class Driver:
     def _now(self) -> datetime:
         return self.settings.clock()
 
+    def _renewal_due(self) -> bool:
+        """Whether a third of the lease has passed since it was last renewed."""
+        return time.monotonic() - self.writer.renewed >= self.settings.lease / 3
+
     def _lease(self) -> Lease:
         seconds = self.settings.lease
         return Lease(self.drive.owner, self._now() + timedelta(seconds=seconds), seconds)
@@ -379,7 +383,9 @@ class Driver:
                 groups=group,
                 step=plan.step,
                 counts=counts,
-                lease=self._lease(),
+                # Renewed with the step's write when due (a write that leaves it as it is
+                # costs less: most steps of a quick run do not touch the lease).
+                lease=self._lease() if self._renewal_due() else state.lease,
             )
             try:
                 written = self._write_with_ends(
@@ -636,7 +642,7 @@ class Driver:
             now = time.monotonic()
             due = min(
                 self.last_poll + self.settings.poll_interval,
-                self.writer.last_write + self.settings.lease / 3,
+                self.writer.renewed + self.settings.lease / 3,
             )
             poked = self.poke.wait(max(due - now, 0.0))
             self.poke.clear()
@@ -712,7 +718,7 @@ class Driver:
         if now - self.last_poll >= self.settings.poll_interval:
             self.last_poll = now
             self.writer.poll()
-        if now - self.writer.last_write >= self.settings.lease / 3:
+        if self._renewal_due():
             self.writer.write(attrs.evolve(self.writer.state, lease=self._lease()))
         if now - self.last_start_poll >= _START_POLL:
             self.last_start_poll = now
@@ -725,7 +731,7 @@ class Driver:
         with self.lock:
             wakes = [
                 self.last_poll + self.settings.poll_interval,
-                self.writer.last_write + self.settings.lease / 3,
+                self.writer.renewed + self.settings.lease / 3,
             ]
             wakes.extend(running.deadline for running in self.running.values() if running.deadline)
             if any(

@@ -346,6 +346,7 @@ class RunWriter:
         owner: The id of the drive that holds the run.
         closed: Whether someone else ended the run.
         last_write: When the last write of the run succeeded (``time.monotonic``).
+        renewed: When the last write that recorded a new lease succeeded (``time.monotonic``).
     """
 
     jobs: Ledger
@@ -354,6 +355,7 @@ class RunWriter:
     owner: str
     closed: bool = False
     last_write: float = attrs.field(factory=time.monotonic)
+    renewed: float = attrs.field(factory=time.monotonic)
     # The state as its job holds it (encoded), kept so that a write encodes only the new state.
     _encoded: dict[str, object] | None = attrs.field(default=None, init=False, repr=False)
 
@@ -422,9 +424,12 @@ class RunWriter:
                 )
                 continue
             self.job = written[len(run) - 1]
+            renewing = state.lease is not None and state.lease != self.state.lease
             self.state = state
             self._encoded = after
             self.last_write = time.monotonic()
+            if renewing:
+                self.renewed = self.last_write
             return written[len(run) :]
         msg = f"run {self.run_id!r} kept changing: {_CONFLICT_RETRIES} writes met a conflict"
         raise RuntimeError(msg)
