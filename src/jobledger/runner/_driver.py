@@ -961,15 +961,26 @@ class Driver:
                 launched_at=now,
                 updated_at=now,
             )
-        ended = attrs.evolve(launch, state=attrs.evolve(state, progress=progress), status=status)
+        if progress is not state.progress:
+            state = attrs.evolve(state, progress=progress)
+        ended = Launch(
+            job_id=launch.job_id,
+            type=launch.type,
+            input=launch.input,
+            state=state,
+            status=status,
+            launched_at=launch.launched_at,
+            updated_at=launch.updated_at,
+        )
         self.latest[task.identifier] = ended
         outcome = ended.outcome()
         self.ends.append((running, commands, outcome))
         self._set_outcome(outcome)
-        # An end queued again (its first form refused by the ledger) replaces its warning.
-        self.warnings = [
-            warning for warning in self.warnings if warning.task != running.task.identifier
-        ]
+        if self.warnings:
+            # An end queued again (its first form refused by the ledger) replaces its warning.
+            self.warnings = [
+                warning for warning in self.warnings if warning.task != running.task.identifier
+            ]
         if state.outcome is TaskStatus.WARNING and state.error is not None:
             self.warnings.append(
                 RunWarning(running.task.identifier, state.error.type, state.error.message)
