@@ -107,6 +107,9 @@ logger = logging.getLogger("jobledger.runner")
 
 #: Seconds between looks at the jobs of timed launches in other processes, for their start.
 _START_POLL: Final = 0.2
+#: Seconds a launch elsewhere that its executor says runs has to record its start,
+#: on top of its timeout, before it is timed out without one.
+_START_GRACE: Final = 1.0
 #: Parent outcomes whose summaries a task sees (the parents that ran).
 _PASSING: Final = frozenset({TaskStatus.COMPLETED, TaskStatus.WARNING})
 #: The future of a launch run in the driving thread: never submitted, never done.
@@ -758,9 +761,22 @@ class Driver:
             self.writer.poll()
 
     def _look_for_starts(self) -> None:
-        """Time the launches elsewhere from the start their workers recorded."""
+        """Time the launches elsewhere from the start their workers recorded.
+
+        A launch whose future says it runs (a process pool's or loky's, once a
+        worker took it) but whose start does not show in its job (its worker
+        cannot write to the ledger, or lost it) is timed from when that was
+        first seen, with :data:`_START_GRACE` for the start to be recorded; a
+        start seen later times it from that start instead. A launch still
+        queued, by its future, is not timed.
+        """
         for running in self.running.values():
-            if running.local or running.task.timeout is None or running.flagged:
+            if (
+                running.local
+                or running.task.timeout is None
+                or running.flagged
+                or running.started_at is not None
+            ):
                 continue
             try:
                 job = self.jobs.get(launch_id(self.run_id, running.input.launch))
@@ -772,6 +788,8 @@ class Driver:
                 elapsed = (self._now() - began).total_seconds()
                 running.deadline = time.monotonic() - elapsed + running.task.timeout
                 running.started_at = began
+            elif running.deadline is None and running.future.running():
+                running.deadline = time.monotonic() + running.task.timeout + _START_GRACE
 
     def _flag_running(self) -> None:
         """Ask every running launch to stop: its flag here, or its job elsewhere."""

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
+from jobledger import Jobs
 from jobledger.runner import (
     DefinitionBuilder,
     JobDefinition,
@@ -17,9 +18,13 @@ from jobledger.runner import (
     TaskStatus,
     load_launches,
 )
+from jobledger.sqlite import SQLiteRepository
 
 if TYPE_CHECKING:
-    from jobledger import Jobs
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from jobledger.runner import RunResult
 
 
 def done(_context: TaskContext) -> None:
@@ -128,3 +133,72 @@ class TestTimeouts:
         runner.close()
 
         assert (RunStatus.COMPLETED, False) == (result.status, runner.abandoned)
+
+
+class Lost(Executor):
+    """An executor elsewhere that takes calls and never runs them: a lost task.
+
+    ``running`` says whether its futures report the call running (a worker
+    took it) or leave it pending (still queued).
+    """
+
+    def __init__(self, *, running: bool) -> None:
+        """Report the calls running, or queued."""
+        self.running = running
+        self.futures: list[Future[object]] = []
+
+    def submit(
+        self, fn: Callable[..., object], /, *args: object, **kwargs: object
+    ) -> Future[object]:
+        """Keep the call, never run it."""
+        del fn, args, kwargs
+        future: Future[object] = Future()
+        if self.running:
+            future.set_running_or_notify_cancel()
+        self.futures.append(future)
+        return future
+
+
+class TestLaunchesElsewhereThatNeverStart:
+    """A launch in another process whose start never shows up in its job."""
+
+    def test_one_its_executor_says_runs_fails_on_its_timeout(self, tmp_path: Path) -> None:
+        """Taken by a worker but never recorded as started: failed at its timeout plus a grace."""
+        jobs = Jobs(repository=SQLiteRepository(tmp_path / "runs.db"))
+        definition = JobDefinition("D", [Task("lost", done, timeout=0.2, side="agent")])
+        runner = Runner(jobs, [definition], executors={"agent": Lost(running=True)})
+        finished: list[RunResult] = []
+        driving = threading.Thread(target=lambda: finished.append(runner.invoke("D")))
+
+        driving.start()
+        driving.join(timeout=30)
+        if driving.is_alive():  # not timed out: let go of it, so the suite does not hang
+            runner.interrupt()
+            driving.join(timeout=30)
+
+        outcome = finished[0].outcomes["lost"]
+        assert (TaskStatus.FAILED, "jobledger.runner.TaskTimeoutError") == (
+            outcome.status,
+            None if outcome.error is None else outcome.error.type,
+        )
+
+    def test_one_still_queued_is_not_timed(self, tmp_path: Path) -> None:
+        """A launch its executor keeps queued waits past its timeout, still running."""
+        jobs = Jobs(repository=SQLiteRepository(tmp_path / "runs.db"))
+        definition = JobDefinition("D", [Task("queued", done, timeout=0.1, side="agent")])
+        runner = Runner(jobs, [definition], executors={"agent": Lost(running=False)})
+        finished: list[RunResult] = []
+        driving = threading.Thread(
+            target=lambda: finished.append(runner.invoke("D", run_id="run-1"))
+        )
+
+        driving.start()
+        driving.join(timeout=1.5)  # the timeout and its grace pass
+        waited = driving.is_alive()
+        runner.interrupt("test over")
+        driving.join(timeout=30)
+
+        assert waited
+        assert [TaskStatus.CANCELED] == [
+            launch.status for launch in load_launches(jobs, "run-1", 1)
+        ]
