@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from jobledger import Jobs
 from jobledger.runner import (
@@ -25,6 +25,10 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from jobledger.runner import RunResult
+
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 
 def done(_context: TaskContext) -> None:
@@ -147,15 +151,13 @@ class Lost(Executor):
         self.running = running
         self.futures: list[Future[object]] = []
 
-    def submit(
-        self, fn: Callable[..., object], /, *args: object, **kwargs: object
-    ) -> Future[object]:
+    def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]:
         """Keep the call, never run it."""
         del fn, args, kwargs
-        future: Future[object] = Future()
+        future: Future[_T] = Future()
         if self.running:
             future.set_running_or_notify_cancel()
-        self.futures.append(future)
+        self.futures.append(future)  # type: ignore[arg-type]
         return future
 
 
