@@ -202,6 +202,8 @@ class Driver:
         replace_executor: Replaces a side's executor after a worker was
             terminated, when the runner made it; whether it could.
         repair_tasks: The blocked tasks whose repair variant this drive runs.
+        freeing: The writes that go with the run's end when it is over (the
+            definition's record let go of the run), made when the end is written.
         inline_sides: The sides served by the runner's own thread pools: a step
             of one task on such a side, with no timeout, runs in the driving
             thread (no handoff to a pool thread and back), while a watcher
@@ -225,6 +227,7 @@ class Driver:
         replace_executor: Callable[[str, Executor], bool] = lambda _side, _executor: False,
         repair_tasks: frozenset[str] = frozenset(),
         inline_sides: frozenset[str] = frozenset(),
+        freeing: Callable[[], Sequence[Command]] = tuple,
     ) -> None:
         self.jobs = jobs
         self.settings = settings
@@ -262,6 +265,9 @@ class Driver:
         self.last_poll = time.monotonic()
         self.last_start_poll = time.monotonic()
         self.inline_sides = inline_sides
+        self.freeing = freeing
+        # Whether the end's write carried the freeing writes.
+        self.freed = False
         # The launch this drive runs in its own thread now, and the thread that
         # keeps the lease and reads the run meanwhile (started at the first such launch).
         self.inline: _Running | None = None
@@ -1148,7 +1154,10 @@ class Driver:
                     if trigger is RunTrigger.BLOCK:
                         self.writer.write(state, status=RunStatus.BLOCKED.value, attempt_once=True)
                     else:
-                        self.writer.write(state, end=trigger, attempt_once=True)
+                        # The run's end, and what its being over frees, in one transaction.
+                        freeing = self.freeing()
+                        self.writer.write(state, end=trigger, commands=freeing, attempt_once=True)
+                        self.freed = bool(freeing)
                 except (ConcurrencyError, InvalidTransitionError):
                     current = with_storage_retry(lambda: self.jobs.get(self.run_id))
                     if self.writer.observe(current):

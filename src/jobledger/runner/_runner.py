@@ -67,6 +67,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
     from datetime import datetime
 
+    from jobledger._core.commands import Command
     from jobledger._core.job import Job
     from jobledger.runner._outcome import RunResult
 
@@ -627,6 +628,7 @@ class Runner:
                 sides.pop(side, None) is not None and self._replace_executor(side, broken)
             ),
             inline_sides=frozenset(self._pools.widths),
+            freeing=lambda: self._freeing(definition.identifier, writer.run_id),
             **known,  # type: ignore[arg-type]
         )
         with self._drives_lock:
@@ -642,20 +644,25 @@ class Runner:
             idle = finished and not driver.abandoned and not driver.released
             for side, pool in borrowed:
                 self._pools.give_back(side, pool, idle=idle)
-        if result.status.is_terminal:
+        if result.status.is_terminal and not driver.freed:
             self._free(definition.identifier, writer.run_id)
         return result
 
-    def _free(self, definition: str, run_id: str) -> None:
-        """Clear the definition's record of its active run, if it still names this one."""
+    def _freeing(self, definition: str, run_id: str) -> list[Command]:
+        """The write that clears the definition's record of its active run, if it names this one."""
         record_id = definition_record_id(self.service, definition)
         try:
             record = with_storage_retry(lambda: self.jobs.get(record_id))
-            if record.state.get("active_run") == run_id:
-                clear = UpdateJob(
-                    job_id=record_id, etag=record.etag, state_update={"active_run": None}
-                )
-                with_storage_retry(lambda: self.jobs.handle(clear))
+        except JobledgerError:
+            return []
+        if record.state.get("active_run") != run_id:
+            return []
+        return [UpdateJob(job_id=record_id, etag=record.etag, state_update={"active_run": None})]
+
+    def _free(self, definition: str, run_id: str) -> None:
+        """Clear the definition's record of its active run, if it still names this one."""
+        try:
+            write_all(self.jobs, self._freeing(definition, run_id))
         except JobledgerError as error:
             # A later invoke finds the run over and takes the record anyway.
             logger.info("the record of %r still names run %r: %s", definition, run_id, error)
