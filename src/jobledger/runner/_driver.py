@@ -112,6 +112,8 @@ _START_POLL: Final = 0.2
 _START_GRACE: Final = 1.0
 #: Parent outcomes whose summaries a task sees (the parents that ran).
 _PASSING: Final = frozenset({TaskStatus.COMPLETED, TaskStatus.WARNING})
+#: What a launch's job holds when it starts.
+_LAUNCHED: Final = LaunchState()
 #: The future of a launch run in the driving thread: never submitted, never done.
 _NOT_SUBMITTED: Final[Future[TaskReport]] = Future()
 
@@ -265,6 +267,7 @@ class Driver:
         self.last_poll = time.monotonic()
         self.last_start_poll = time.monotonic()
         self.inline_sides = inline_sides
+        self.launch_description = f"{definition.identifier} / {writer.run_id}"
         self.freeing = freeing
         # Whether the end's write carried the freeing writes.
         self.freed = False
@@ -375,8 +378,8 @@ class Driver:
                 record = self._record(
                     task, number, group, repair=task.identifier in self.repair_tasks
                 )
-                commands.append(self._start(task, record, LaunchState()))
-                made.append((task, record, LaunchState()))
+                commands.append(self._start(task, record, _LAUNCHED))
+                made.append((task, record, _LAUNCHED))
             outcomes = {
                 task.identifier: self._outcome(task, record, launched, now)
                 for task, record, launched in made
@@ -477,9 +480,10 @@ class Driver:
             entity=TASK_ENTITY,
             type=task.type,
             display_name=task.identifier,
-            description=f"{self.definition.identifier} / {self.run_id}",
+            description=self.launch_description,
             input=encode(record),
-            state=encode(state),
+            # A launch starts with the empty state (LaunchState()'s JSON): None says so.
+            state=None if state is _LAUNCHED else encode(state),
             job_id=launch_id(self.run_id, record.launch),
         )
 
@@ -515,7 +519,9 @@ class Driver:
             channel = LocalChannel(
                 self.jobs,  # type: ignore[arg-type]
                 job_id,
-                on_start=functools.partial(self._started_here, record.launch),
+                on_start=None
+                if task.timeout is None
+                else functools.partial(self._started_here, record.launch),
             )
         else:
             channel = LedgerChannel(self.settings.ledger_handle, job_id)
