@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import queue
 import signal
@@ -101,7 +102,7 @@ if TYPE_CHECKING:
     from jobledger.runner._definition import JobDefinition
     from jobledger.runner._ledger import Ledger
 
-__all__ = ["DriveSettings", "Driver", "runs_in_process"]
+__all__ = ["DriveSettings", "Driver", "Watcher", "runs_in_process"]
 
 logger = logging.getLogger("jobledger.runner")
 
@@ -112,6 +113,8 @@ _START_POLL: Final = 0.2
 _START_GRACE: Final = 1.0
 #: Parent outcomes whose summaries a task sees (the parents that ran).
 _PASSING: Final = frozenset({TaskStatus.COMPLETED, TaskStatus.WARNING})
+#: The longest the watcher sleeps without looking at its drives again.
+_WATCHER_NAP: Final = 1.0
 #: What a launch's job holds when it starts.
 _LAUNCHED: Final = LaunchState()
 #: The future of a launch run in the driving thread: never submitted, never done.
@@ -186,6 +189,85 @@ class _Running:
     started_at: datetime | None = None
 
 
+class Watcher:
+    """A thread that looks after drives: reads their runs and renews their leases when due.
+
+    A drive's own thread does this while it waits for its tasks, but not while
+    it runs a task itself (a one-task step): the watcher does it then, and
+    passes a cancel request, an end by someone else or a takeover on to the
+    task. One watcher serves all the drives of a runner; its thread starts with
+    the first drive and ends ``linger`` seconds after the last one ended (at
+    once on :meth:`close`), so a runner that invokes runs one after the other
+    starts it once.
+
+    Args:
+        linger: Seconds the thread waits for another drive before it ends.
+    """
+
+    def __init__(self, linger: float = 5.0) -> None:
+        self.linger = linger
+        self._lock = threading.Lock()
+        self._drives: list[Driver] = []
+        self._poke = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+
+    def watch(self, driver: Driver) -> None:
+        """Look after ``driver`` until :meth:`forget`; start the thread if need be."""
+        with self._lock:
+            if self._pid != os.getpid():
+                # A forked child: the parent's thread stayed behind.
+                self._pid, self._thread = os.getpid(), None
+            self._drives.append(driver)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="jobledger-runner-watcher", daemon=True
+                )
+                self._thread.start()
+        self._poke.set()  # its times count from now
+
+    def forget(self, driver: Driver) -> None:
+        """Stop looking after ``driver``."""
+        with self._lock:
+            if driver in self._drives:
+                self._drives.remove(driver)
+        if self.linger <= 0:
+            self._poke.set()
+
+    def poke(self) -> None:
+        """Look after the drives now (one of them was told its run changed)."""
+        self._poke.set()
+
+    def close(self) -> None:
+        """End the thread once no drive is left: now, waiting for it, if none is."""
+        with self._lock:
+            self.linger = 0.0
+            thread = None if self._drives else self._thread
+        self._poke.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def _run(self) -> None:
+        idle_since: float | None = None
+        while True:
+            now = time.monotonic()
+            with self._lock:
+                drives = tuple(self._drives)
+                if drives:
+                    idle_since = None
+                elif idle_since is None:
+                    idle_since = now
+                if not drives and now - idle_since >= self.linger:  # type: ignore[operator]
+                    self._thread = None
+                    return
+                linger = self.linger
+            wait = min(driver.due() for driver in drives) - now if drives else linger
+            self._poke.wait(min(max(wait, 0.0), _WATCHER_NAP))
+            self._poke.clear()
+            for driver in drives:
+                driver.look_after()
+
+
 class Driver:
     """One drive of a run: run what is not done, keep the lease, end the run.
 
@@ -206,6 +288,9 @@ class Driver:
         repair_tasks: The blocked tasks whose repair variant this drive runs.
         freeing: The writes that go with the run's end when it is over (the
             definition's record let go of the run), made when the end is written.
+        watcher: The thread that keeps the lease and reads the run while the
+            driving thread runs a task (the runner shares one among its drives);
+            one of the drive's own when ``None``.
         inline_sides: The sides served by the runner's own thread pools: a step
             of one task on such a side, with no timeout, runs in the driving
             thread (no handoff to a pool thread and back), while a watcher
@@ -230,6 +315,7 @@ class Driver:
         repair_tasks: frozenset[str] = frozenset(),
         inline_sides: frozenset[str] = frozenset(),
         freeing: Callable[[], Sequence[Command]] = tuple,
+        watcher: Watcher | None = None,
     ) -> None:
         self.jobs = jobs
         self.settings = settings
@@ -274,9 +360,8 @@ class Driver:
         # The launch this drive runs in its own thread now, and the thread that
         # keeps the lease and reads the run meanwhile (started at the first such launch).
         self.inline: _Running | None = None
-        self.watcher: threading.Thread | None = None
-        self.poke = threading.Event()
-        self.watching = True
+        self.watcher = Watcher(linger=0.0) if watcher is None else watcher
+        self.poked = False
         self.deposed: RunTakenOverError | None = None
 
     # -- the drive -------------------------------------------------------------------
@@ -310,9 +395,12 @@ class Driver:
             if subscribe is not None
             else None
         )
+        self.watcher.watch(self)
         try:
             while True:
                 with self.lock:
+                    if self.deposed is not None:
+                        raise self.deposed
                     plan = next_step(
                         self.steps,
                         self.outcomes,
@@ -329,7 +417,7 @@ class Driver:
         finally:
             if subscription is not None:
                 subscription.cancel()
-            self._stop_watcher()
+            self.watcher.forget(self)
             self._flag_running()
         return self.result()
 
@@ -354,7 +442,8 @@ class Driver:
             self.inbox.put(_Wake(etag))
             if self.inline is not None and etag != self.writer.job.etag:
                 # Someone else changed the run while a task runs in the driving thread.
-                self.poke.set()
+                self.poked = True
+                self.watcher.poke()
 
     # -- launching ---------------------------------------------------------------------
 
@@ -598,7 +687,6 @@ class Driver:
         """
         running = self.inline
         assert running is not None  # noqa: S101  (tracked by _track_inline)
-        self._start_watcher()
         report: TaskReport | None = None
         failure: BaseException | None = None
         try:
@@ -630,53 +718,38 @@ class Driver:
                 return
             self._take(message)
 
-    def _start_watcher(self) -> None:
-        if self.watcher is None:
-            self.watcher = threading.Thread(
-                target=self._watch, name=f"jobledger-lease-{self.run_id}", daemon=True
-            )
-            self.watcher.start()
+    def due(self) -> float:
+        """When (``time.monotonic``) this drive's next read of the run or renewal is due."""
+        if self.released or self.writer.closed or self.deposed is not None:
+            return math.inf  # nothing more to look after
+        return min(
+            self.last_poll + self.settings.poll_interval,
+            self.writer.renewed + self.settings.lease / 3,
+        )
 
-    def _stop_watcher(self) -> None:
-        watcher = self.watcher
-        if watcher is None:
-            return
-        self.watching = False
-        self.poke.set()
-        if watcher is not threading.current_thread():
-            watcher.join()
+    def look_after(self) -> None:
+        """The watcher's turn: read the run, renew the lease and pass on a stop, when due.
 
-    def _watch(self) -> None:
-        """While the driving thread runs a task: renew the lease, read the run, pass on a stop.
-
-        Wakes when a renewal or a read is due, or when the run changed (an
-        event of the run's job); does nothing while no task runs inline (the
-        driving thread does its own chores then).
+        Done for a drive whatever its thread does: running a task inline (when
+        it cannot do it itself), waiting for its pools' tasks, or writing a step.
         """
-        while self.watching:
-            now = time.monotonic()
-            due = min(
-                self.last_poll + self.settings.poll_interval,
-                self.writer.renewed + self.settings.lease / 3,
-            )
-            poked = self.poke.wait(max(due - now, 0.0))
-            self.poke.clear()
-            with self.lock:
-                if self.inline is None or not self.watching:
-                    continue
-                try:
-                    if poked:
-                        self.last_poll = 0.0  # the run changed: read it now
-                    self._chores()
-                except RunTakenOverError as error:
-                    self.deposed = error
-                    self._flag_running()
-                except JobledgerError as error:
-                    logger.warning(
-                        "could not keep the run while a task ran: %s",
-                        error,
-                        extra={"run_id": self.run_id},
-                    )
+        with self.lock:
+            if self.released or self.writer.closed or self.deposed is not None:
+                return
+            try:
+                if self.poked:
+                    self.poked = False
+                    self.last_poll = 0.0  # the run changed: read it now
+                self._chores()
+            except RunTakenOverError as error:
+                self.deposed = error
+                self._flag_running()
+            except JobledgerError as error:
+                logger.warning(
+                    "could not keep the run while a task ran: %s",
+                    error,
+                    extra={"run_id": self.run_id},
+                )
 
     def _track(
         self,

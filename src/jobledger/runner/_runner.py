@@ -32,7 +32,7 @@ from jobledger._core.errors import (
 )
 from jobledger.runner._context import LedgerHandle
 from jobledger.runner._definition import AGENT, SERVER, JobDefinition
-from jobledger.runner._driver import Driver, DriveSettings
+from jobledger.runner._driver import Driver, DriveSettings, Watcher
 from jobledger.runner._errors import (
     DefinitionBusyError,
     DefinitionError,
@@ -291,6 +291,8 @@ class Runner:
                 if side not in given
             }
         )
+        # Keeps the drives' leases while their threads run tasks (one-task steps).
+        self._watcher = Watcher()
         self._drives: dict[str, Driver] = {}
         self._drives_lock = threading.Lock()
         self._abandoned = False
@@ -316,6 +318,7 @@ class Runner:
         again does nothing.
         """
         self._pools.close()
+        self._watcher.close()
         with self._made_lock:
             made, self._made = list(self._made.values()), {}
         for executor in made:
@@ -629,6 +632,7 @@ class Runner:
             ),
             inline_sides=frozenset(self._pools.widths),
             freeing=lambda: self._freeing(definition.identifier, writer.run_id),
+            watcher=self._watcher,
             **known,  # type: ignore[arg-type]
         )
         with self._drives_lock:

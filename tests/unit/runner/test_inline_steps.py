@@ -263,6 +263,28 @@ class TestTheDriveWhileATaskRunsInline:
         ]
         assert ["a"] == list(log.threads())
 
+    def test_a_run_let_go_is_not_leased_again_while_its_task_finishes(self, jobs: Jobs) -> None:
+        """After an interrupt, a task that ignores it runs on past renewals: no lease comes back."""
+        log = Threads()
+        definition = JobDefinition("D", [Task("a", log.wait_for_release)])
+        runner = Runner(jobs, [definition], lease=0.3, poll_interval=0.05)
+        thread, _ = drive_in_thread(lambda: runner.invoke("D", run_id="run-1"))
+        try:
+            assert log.started.wait(timeout=30)
+            runner.interrupt("test")
+            time.sleep(0.6)  # six renewals would have been due
+            state = load_run(jobs, "run-1").state
+        finally:
+            log.release.set()
+            thread.join(timeout=60)
+            runner.close()
+
+        assert state is not None
+        assert (None, "test") == (
+            state.lease,
+            None if state.released is None else state.released.reason,
+        )
+
     def test_a_deposed_driver_stops_its_task_and_launches_nothing(self, jobs: Jobs) -> None:
         """When another drive's claim shows up while a task runs inline, the drive ends there."""
         log = Threads()
@@ -286,3 +308,42 @@ class TestTheDriveWhileATaskRunsInline:
         assert isinstance(outcome[0], RunTakenOverError)
         assert [True] == log.saw_cancel
         assert ["a"] == list(log.threads())
+
+
+class TestTheWatcherThread:
+    """The thread that looks after a runner's drives: one for all, ended by close."""
+
+    @staticmethod
+    def watchers() -> set[threading.Thread]:
+        """The watcher threads alive now."""
+        return {t for t in threading.enumerate() if t.name == "jobledger-runner-watcher"}
+
+    def test_runs_one_after_the_other_share_one_watcher(self, jobs: Jobs) -> None:
+        """A runner's second invoke finds the watcher of its first still there."""
+        before = self.watchers()
+        runner = Runner(jobs, [JobDefinition("D", [Task("a", Threads().record)])])
+
+        runner.invoke("D")
+        first = self.watchers() - before
+        runner.invoke("D")
+        second = self.watchers() - before
+        runner.close()
+
+        assert 1 == len(first)
+        assert first == second
+
+    def test_close_ends_the_watcher(self, jobs: Jobs) -> None:
+        """After close, the runner's watcher thread has ended; a closed runner keeps none."""
+        before = self.watchers()
+        runner = Runner(jobs, [JobDefinition("D", [Task("a", Threads().record)])])
+        runner.invoke("D")
+        started = self.watchers() - before
+
+        runner.close()
+        after_close = self.watchers() - before
+        runner.invoke("D")
+        for thread in self.watchers() - before:
+            thread.join(timeout=30)
+        after_closed_invoke = self.watchers() - before
+
+        assert (1, set(), set()) == (len(started), after_close, after_closed_invoke)
