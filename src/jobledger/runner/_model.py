@@ -272,6 +272,10 @@ def _unbox(value: object, _kind: object) -> JsonValue:
     raise ValueError(msg)
 
 
+def _value_of(member: TaskStatus | RunTrigger) -> str:
+    return member.value
+
+
 def _converter() -> cattrs.Converter:
     converter = cattrs.Converter()
     converter.register_unstructure_hook(datetime, datetime.isoformat)
@@ -292,6 +296,11 @@ def _converter() -> cattrs.Converter:
     converter.register_unstructure_hook_func(
         lambda kind: kind in (JsonValue, JsonObject), lambda value: value
     )
+    # The statuses are str enums: written as their plain values, which the ledger
+    # takes in as the plain JSON strings they are (an enum member is a str subclass,
+    # which its JSON freezer checks the slow way).
+    for status in (TaskStatus, RunTrigger):
+        converter.register_unstructure_hook(status, _value_of)
     converter.register_structure_hook(Selection, lambda value, _: Selection.from_json(value))
     converter.register_unstructure_hook(Selection, Selection.to_json)
     # Fields at their default are left out: the documents stay small, and a patch
