@@ -42,6 +42,7 @@ from jobledger.runner._model import (
     decode,
     encode,
     launch_id,
+    run_state_patch,
     state_patch,
 )
 from jobledger.runner._outcome import LaunchGroup, RunResult, RunWarning, TaskOutcome
@@ -406,8 +407,7 @@ class RunWriter:
                 launching and (state.cancel_requested or self.state.cancel_requested)
             ):
                 return None
-            after = encode(state)
-            patch = state_patch(self._held(), after)
+            patch, after = run_state_patch(self.state, self._held(), state)
             run = _run_commands(self.job, patch, status=status, end=end)
             try:
                 written = write_all(self.jobs, [*run, *commands])

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar, get_type_hints
 
 import attrs
 import cattrs
@@ -49,6 +49,7 @@ __all__ = [
     "decode",
     "encode",
     "launch_id",
+    "run_state_patch",
     "state_patch",
 ]
 
@@ -393,6 +394,62 @@ def state_patch(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str
             patch[key] = value
     patch.update((key, None) for key in before if key not in after)
     return patch
+
+
+#: What no field default is (a field without one is always written).
+_REQUIRED: Final = object()
+
+
+def _run_state_fields() -> tuple[tuple[str, object, Any], ...]:
+    # Each field of RunState, the default its encoding leaves out, and its type.
+    hints = get_type_hints(RunState)
+    fields: list[tuple[str, object, Any]] = []
+    for field in attrs.fields(RunState):
+        default: object = field.default
+        if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+            default = default.factory()  # type: ignore[attr-defined]
+        if field.name == "layout" or default is attrs.NOTHING:
+            default = _REQUIRED
+        fields.append((field.name, default, hints[field.name]))
+    return tuple(fields)
+
+
+def run_state_patch(
+    before: RunState, encoded_before: Mapping[str, Any], after: RunState
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The merge patch from ``before`` to ``after``, and ``after``'s encoding.
+
+    The same as ``state_patch(encode(before), encode(after))``, with only the
+    fields that changed encoded (``encoded_before`` is ``encode(before)``):
+    what a drive's write of its run costs, most of whose fields stay as they were.
+
+    >>> before = RunState(tasks=2, counts={"pending": 2})
+    >>> after = attrs.evolve(before, launches=1, counts={"pending": 1, "running": 1})
+    >>> run_state_patch(before, encode(before), after)[0]
+    {'launches': 1, 'counts': {'pending': 1, 'running': 1}}
+    """
+    patch: dict[str, Any] = {}
+    encoded = dict(encoded_before)
+    for name, default, kind in _RUN_STATE_FIELDS:
+        old, new = getattr(before, name), getattr(after, name)
+        if old is new or old == new:
+            continue
+        if default is not _REQUIRED and new == default:
+            if name in encoded:
+                del encoded[name]
+                patch[name] = None
+            continue
+        value = _CONVERTER.unstructure(new, kind)
+        prior = encoded.get(name)
+        encoded[name] = value
+        if isinstance(value, Mapping) and isinstance(prior, Mapping):
+            patch[name] = state_patch(prior, value)
+        else:
+            patch[name] = value
+    return patch, encoded
+
+
+_RUN_STATE_FIELDS: Final = _run_state_fields()
 
 
 def _task_status(job: Job, state: LaunchState) -> TaskStatus:

@@ -25,7 +25,7 @@ from jobledger.runner import (
     TaskError,
     TaskStatus,
 )
-from jobledger.runner._model import decode, encode, launch_id, state_patch
+from jobledger.runner._model import decode, encode, launch_id, run_state_patch, state_patch
 from jobledger.testing import strategies as jst
 
 if TYPE_CHECKING:
@@ -270,3 +270,30 @@ class TestStatePatch:
         held, released = RunState(tasks=1, lease=lease), RunState(tasks=1)
 
         assert {"lease": None} == state_patch(encode(held), encode(released))
+
+
+class TestRunStatePatch:
+    """run_state_patch: the same patch, encoding only the fields that changed."""
+
+    @given(run_states(), run_states())
+    def test_it_is_the_patch_between_the_encodings(self, before: RunState, after: RunState) -> None:
+        """Equal to state_patch of the two encodings, and it gives the new encoding."""
+        old, new = encode(before), encode(after)
+
+        assert (state_patch(old, new), new) == run_state_patch(before, old, after)
+
+    @given(run_states())
+    def test_a_state_to_itself_is_an_empty_patch(self, state: RunState) -> None:
+        """No change: nothing in the patch, the encoding as it was."""
+        old = encode(state)
+
+        assert ({}, old) == run_state_patch(state, old, state)
+
+    def test_a_member_back_to_its_default_is_removed(self) -> None:
+        """A lease given up (back to None) is a null in the patch, and left out after."""
+        lease = Lease("drive-1", datetime(2026, 1, 1, 12, tzinfo=UTC), 30.0)
+        held, released = RunState(tasks=1, lease=lease), RunState(tasks=1)
+
+        assert ({"lease": None}, {"layout": 2, "tasks": 1}) == run_state_patch(
+            held, encode(held), released
+        )
