@@ -252,20 +252,30 @@ class Watcher:
         while True:
             now = time.monotonic()
             with self._lock:
-                drives = tuple(self._drives)
-                if drives:
+                if self._drives:
                     idle_since = None
                 elif idle_since is None:
                     idle_since = now
-                if not drives and now - idle_since >= self.linger:  # type: ignore[operator]
+                if idle_since is not None and now - idle_since >= self.linger:
                     self._thread = None
                     return
-                linger = self.linger
-            wait = min(driver.due() for driver in drives) - now if drives else linger
+                wait = self._next_wake(now)
             self._poke.wait(min(max(wait, 0.0), _WATCHER_NAP))
             self._poke.clear()
-            for driver in drives:
-                driver.look_after()
+            self._look_after_all()
+
+    def _next_wake(self, now: float) -> float:
+        """Seconds until a drive needs looking after (called under the lock)."""
+        if not self._drives:
+            return self.linger
+        return min(driver.due() for driver in self._drives) - now
+
+    def _look_after_all(self) -> None:
+        # The drives are held only here: a drive forgotten is not kept alive by the thread.
+        with self._lock:
+            drives = tuple(self._drives)
+        for driver in drives:
+            driver.look_after()
 
 
 class Driver:
@@ -363,6 +373,8 @@ class Driver:
         self.watcher = Watcher(linger=0.0) if watcher is None else watcher
         self.poked = False
         self.deposed: RunTakenOverError | None = None
+        # Set once the drive ends its run: nothing is looked after since.
+        self.finished = False
 
     # -- the drive -------------------------------------------------------------------
 
@@ -417,6 +429,8 @@ class Driver:
         finally:
             if subscription is not None:
                 subscription.cancel()
+            with self.lock:
+                self.finished = True
             self.watcher.forget(self)
             self._flag_running()
         return self.result()
@@ -720,7 +734,7 @@ class Driver:
 
     def due(self) -> float:
         """When (``time.monotonic``) this drive's next read of the run or renewal is due."""
-        if self.released or self.writer.closed or self.deposed is not None:
+        if self.finished or self.released or self.writer.closed or self.deposed is not None:
             return math.inf  # nothing more to look after
         return min(
             self.last_poll + self.settings.poll_interval,
@@ -734,7 +748,7 @@ class Driver:
         it cannot do it itself), waiting for its pools' tasks, or writing a step.
         """
         with self.lock:
-            if self.released or self.writer.closed or self.deposed is not None:
+            if self.finished or self.released or self.writer.closed or self.deposed is not None:
                 return
             try:
                 if self.poked:
@@ -1204,6 +1218,8 @@ class Driver:
 
     def _end(self) -> None:
         with self.lock:
+            # The run's end is decided from here on: the watcher writes nothing more.
+            self.finished = True
             if self.writer.closed or self.released:
                 self._write_ends()
                 return
