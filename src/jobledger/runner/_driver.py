@@ -303,8 +303,8 @@ class Driver:
             one of the drive's own when ``None``.
         inline_sides: The sides served by the runner's own thread pools: a step
             of one task on such a side, with no timeout, runs in the driving
-            thread (no handoff to a pool thread and back), while a watcher
-            thread keeps the lease renewed and sees cancel requests.
+            thread (no handoff to a pool thread and back), while ``watcher``
+            keeps the lease renewed and sees cancel requests.
     """
 
     def __init__(  # noqa: PLR0917  (the drive's parts, each given by the runner)
@@ -367,8 +367,8 @@ class Driver:
         self.freeing = freeing
         # Whether the end's write carried the freeing writes.
         self.freed = False
-        # The launch this drive runs in its own thread now, and the thread that
-        # keeps the lease and reads the run meanwhile (started at the first such launch).
+        # The launch this drive runs in its own thread now (the watcher keeps the
+        # lease and reads the run meanwhile).
         self.inline: _Running | None = None
         self.watcher = Watcher(linger=0.0) if watcher is None else watcher
         self.poked = False
