@@ -170,6 +170,7 @@ class _Started:
 @attrs.frozen
 class _Wake:
     etag: str | None
+    version: int | None
 
 
 _Message = _Finished | _Started | _Wake
@@ -452,9 +453,11 @@ class Driver:
 
     def _on_event(self, event: object) -> None:
         if getattr(event, "job_id", None) == self.run_id:
-            etag = getattr(event, "etag", None)
-            self.inbox.put(_Wake(etag))
-            if self.inline is not None and etag != self.writer.job.etag:
+            etag, version = getattr(event, "etag", None), getattr(event, "version", None)
+            if self.writer.knows(version, etag):
+                return  # this drive's own write, or older: no news
+            self.inbox.put(_Wake(etag, version))
+            if self.inline is not None:
                 # Someone else changed the run while a task runs in the driving thread.
                 self.poked = True
                 self.watcher.poke()
@@ -855,7 +858,7 @@ class Driver:
             if running is not None and running.task.timeout is not None:
                 running.deadline = message.at + running.task.timeout
                 running.started_at = message.started_at
-        elif message.etag != self.writer.job.etag:
+        elif not self.writer.knows(message.version, message.etag):
             # Someone else's change of the run (this drive's own writes wake it too).
             self.writer.poll()
 

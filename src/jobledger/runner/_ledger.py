@@ -365,6 +365,18 @@ class RunWriter:
             self._encoded = encode(self.state)
         return self._encoded
 
+    def knows(self, version: int | None, etag: str | None) -> bool:
+        """Whether the run's version (with ``etag``) is no news: this writer has it, or a later one.
+
+        Safe to call from another thread (an event handler): a job's versions
+        only grow, so an event of a version up to the one last written or read
+        here tells nothing new, however late it comes.
+        """
+        job = self.job
+        if isinstance(version, int):
+            return version <= job.version
+        return etag is not None and etag == job.etag
+
     @property
     def run_id(self) -> str:
         """The run's id."""

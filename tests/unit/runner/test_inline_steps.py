@@ -27,6 +27,7 @@ from jobledger.sqlite import SQLiteRepository
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from jobledger import Job
     from jobledger.runner import RunResult
 
 
@@ -347,3 +348,40 @@ class TestTheWatcherThread:
         after_closed_invoke = self.watchers() - before
 
         assert (1, set(), set()) == (len(started), after_close, after_closed_invoke)
+
+
+class CountingLedger:
+    """A ledger that counts the reads of each job (and otherwise is the Jobs it wraps)."""
+
+    def __init__(self, jobs: Jobs) -> None:
+        """Wrap ``jobs``."""
+        self.jobs = jobs
+        self.reads: dict[str, int] = {}
+
+    def get(self, job_id: str) -> Job:
+        """Count the read, then read."""
+        self.reads[job_id] = self.reads.get(job_id, 0) + 1
+        return self.jobs.get(job_id)
+
+    def __getattr__(self, name: str) -> object:
+        """Everything else: the wrapped ledger's."""
+        return getattr(self.jobs, name)
+
+
+class TestReadsOfTheRun:
+    """A drive reads its run only when someone else changed it (or its poll is due)."""
+
+    def test_the_events_of_its_own_writes_make_no_read(self) -> None:
+        """300 one-task steps, each a write whose event comes back late, on its thread: no read."""
+        jobs = Jobs()  # events handed to subscribers on a thread of their own, as by default
+        counting = CountingLedger(jobs)
+        definition = JobDefinition(
+            "D", [Task(f"t{n}", Threads().record, launch_order=n) for n in range(300)]
+        )
+
+        with Runner(counting, [definition], poll_interval=60) as runner:  # type: ignore[arg-type]
+            result = runner.invoke("D", run_id="run-1")
+            jobs.drain()
+
+        assert RunStatus.COMPLETED == result.status
+        assert 0 == counting.reads.get("run-1", 0)
