@@ -414,7 +414,8 @@ def watch(  # noqa: PLR0917  (one parameter per option)
     """Follow the ledger's events live, as they are committed, until Ctrl-C.
 
     Every change of every job (from any process sharing the store) is one
-    event, with its feed position. The filters are those of list, plus the
+    event, with its feed position (and "by ACTOR" when the change named its
+    actor). The filters are those of list, plus the
     event kind and --run: a run's events and its task launches' (a launch's
     end, its progress) together. With --json, one JSON object per line:
     {"Position": N, "Event": <the event in the wire format>}.

@@ -507,6 +507,7 @@ def job_view(job: Job, result: RunResult | None = None) -> RenderableType:
         ("version", str(job.version)),
         ("etag", job.etag),
         ("created", when(job.created_at)),
+        ("started by", job.started_by or ""),
         ("updated", when(job.updated_at)),
     ]
     rows.append(("input", compact(job.input, 10_000)))
@@ -780,6 +781,8 @@ def event_line(entry: FeedEntry) -> Text:
     line.append(printable(f"{event.service}/{event.entity}/{event.type}  "))
     line.append_text(_status_text(event.status))
     line.append(f"  v{event.version}")
+    if event.actor is not None:
+        line.append(printable(f"  by {event.actor}"))
     patch = getattr(event, "state_update", None)
     if patch is not None:
         line.append(f"  {compact(patch, 100)}")
