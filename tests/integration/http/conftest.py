@@ -230,3 +230,52 @@ def make_server(store: str, clients: Clients) -> Iterator[Callable[..., Server]]
 def server(make_server: Callable[..., Server]) -> Server:
     """A running server over ``store``."""
     return make_server()
+
+
+# -- one server per backend, shared by the tests that need no new store ----------------------
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def shared_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One store per backend for every test that shares a server."""
+    return new_store(request, tmp_path_factory.mktemp("shared"))
+
+
+@pytest.fixture(scope="session")
+def shared_server(shared_store: str) -> Iterator[Server]:
+    """The server over ``shared_store``, for the whole run."""
+    Clients(shared_store).close()  # the clients' tables exist before the server starts
+    running = Server(shared_store, "--keepalive-seconds", "0.5")
+    running.start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def shared_clients(shared_store: str) -> Iterator[Clients]:
+    """The client store beside ``shared_store``; this test's client ids get its prefix."""
+    kept = Clients(shared_store, unique_prefix())
+    yield kept
+    kept.close()
+
+
+@pytest.fixture
+def on_shared(shared_server: Server, shared_clients: Clients) -> Namespaced:
+    """The shared server, seen with this test's prefix."""
+    return Namespaced(shared_server, shared_clients.prefix)
+
+
+@pytest.fixture
+def make_shared(shared_store: str, shared_clients: Clients) -> Iterator[Callable[..., Namespaced]]:
+    """Starts more servers over ``shared_store`` with more options; stops them at the end."""
+    started: list[Server] = []
+
+    def make(*options: str) -> Namespaced:
+        running = Server(shared_store, "--keepalive-seconds", "0.5", *options)
+        started.append(running)
+        running.start()
+        return Namespaced(running, shared_clients.prefix)
+
+    yield make
+    for running in started:
+        running.stop()

@@ -1,7 +1,8 @@
 """Every route and status of the jobs service, on a real uvicorn server (SQLite, PostgreSQL).
 
-The tests share one server per backend (and its store): each names its clients,
-jobs, services and request ids with a prefix of its own (``server.id``).
+The tests share one server per backend (and its store) with the other modules
+that need no new store: each names its clients, jobs, services and request ids
+with a prefix of its own (``server.id``).
 """
 
 from __future__ import annotations
@@ -12,66 +13,33 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from tests.integration.http.conftest import (
-    Clients,
-    Namespaced,
-    Server,
-    new_store,
-    unique_prefix,
-)
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
+
+    from tests.integration.http.conftest import Clients, Namespaced
 
 START = {"Entity": "employee", "Type": "sync", "State": {"done": 0}}
 #: Generous bounds for a loaded machine; nothing is timed.
 PATIENCE = 30.0
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """One store per backend for the whole module."""
-    return new_store(request, tmp_path_factory.mktemp("routes"))
-
-
-@pytest.fixture(scope="module")
-def shared(store: str) -> Iterator[Server]:
-    """The module's server over ``store``."""
-    Clients(store).close()  # the clients' tables exist before the server starts
-    running = Server(store, "--keepalive-seconds", "0.5")
-    running.start()
-    yield running
-    running.stop()
+@pytest.fixture
+def clients(shared_clients: Clients) -> Clients:
+    """The shared store's clients, with this test's prefix."""
+    return shared_clients
 
 
 @pytest.fixture
-def clients(store: str) -> Iterator[Clients]:
-    """The client store beside the shared store; this test's client ids get its prefix."""
-    kept = Clients(store, unique_prefix())
-    yield kept
-    kept.close()
-
-
-@pytest.fixture
-def server(shared: Server, clients: Clients) -> Namespaced:
+def server(on_shared: Namespaced) -> Namespaced:
     """The shared server, seen with this test's prefix."""
-    return Namespaced(shared, clients.prefix)
+    return on_shared
 
 
 @pytest.fixture
-def make_server(store: str, clients: Clients) -> Iterator[Callable[..., Namespaced]]:
-    """Starts more servers over the shared store with more options; stops them at the end."""
-    started: list[Server] = []
-
-    def make(*options: str) -> Namespaced:
-        running = Server(store, "--keepalive-seconds", "0.5", *options)
-        started.append(running)
-        running.start()
-        return Namespaced(running, clients.prefix)
-
-    yield make
-    for running in started:
-        running.stop()
+def make_server(make_shared: Callable[..., Namespaced]) -> Callable[..., Namespaced]:
+    """More servers over the shared store, with more options."""
+    return make_shared
 
 
 def start(server: Namespaced, headers: dict[str, str], **fields: Any) -> httpx.Response:  # noqa: ANN401  (JSON fields)
