@@ -149,7 +149,7 @@ class ClientStore(Protocol):
         ...
 
     def remove(self, client_id: str) -> None:
-        """Remove a client: its tokens stop working at once.
+        """Remove a client: its tokens stop working (a server notices within its recheck time).
 
         Raises:
             UnknownClientError: there is none.
