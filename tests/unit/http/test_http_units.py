@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
@@ -457,3 +458,49 @@ class TestPermissionWithoutARead:
             "/jobs/x:update", json={}, headers={**limited, "If-Match": first.headers["etag"]}
         )
         assert (403, None) == (refused.status_code, refused.headers.get("etag"))
+
+
+class TestJobsClientTransport:
+    """JobsClient sends its requests through the transport it was given."""
+
+    def test_a_command_goes_through_the_transport_and_a_refused_token_is_renewed(self) -> None:
+        """An update is sent as JSON with If-Match; a 401 fetches a new token and sends again."""
+        import httpx  # noqa: PLC0415  (the server extra)
+
+        jobs = Jobs()
+        job = jobs.start(service="hr", entity="e", type="t")
+        tokens: list[str] = []
+        sent: list[tuple[str, str, str, str, str, object]] = []
+
+        def answer(request: httpx.Request) -> httpx.Response:
+            if request.url.path == "/token":
+                tokens.append(f"t{len(tokens) + 1}")
+                body = {"access_token": tokens[-1], "token_type": "Bearer", "expires_in": 3600}
+                return httpx.Response(200, json=body)
+            headers = request.headers
+            sent.append(
+                (
+                    request.method,
+                    request.url.path,
+                    headers["authorization"],
+                    headers["if-match"],
+                    headers["content-type"],
+                    json.loads(request.content)["Status"],
+                )
+            )
+            if headers["authorization"] == "Bearer t1":
+                expired = problem_of(AuthenticationError("the token has expired"))
+                return httpx.Response(401, json=expired)
+            return httpx.Response(
+                200, json=wire.encode(jobs.update(job.id, etag=job.etag, status="s"))
+            )
+
+        transport = httpx.MockTransport(answer)
+        with jobledger.http.JobsClient("http://svc", "id", "key", transport=transport) as client:
+            updated = client.update(job.id, etag=job.etag, status="s")
+        path, tag = f"/jobs/{job.id}:update", f'"{job.etag}"'
+        assert (2, "s") == (updated.version, updated.status)
+        assert [
+            ("POST", path, "Bearer t1", tag, "application/json", "s"),
+            ("POST", path, "Bearer t2", tag, "application/json", "s"),
+        ] == sent
