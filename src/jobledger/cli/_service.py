@@ -54,6 +54,14 @@ def _client_store(ctx: click.Context, repository: Repository) -> Any:  # noqa: A
     help="Seconds an access token is valid.",
 )
 @click.option(
+    "--token-recheck-seconds",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds a verified token's client is trusted before it is read again: a removed "
+    "or rotated client's tokens stop working within this time (0: at once, one read a request).",
+)
+@click.option(
     "--keepalive-seconds",
     default=15.0,
     show_default=True,
@@ -82,6 +90,12 @@ def _client_store(ctx: click.Context, repository: Repository) -> Any:  # noqa: A
     default=None,
     help="Proxies (comma-separated IPs, or *) whose X-Forwarded-* headers are trusted.",
 )
+@click.option(
+    "--access-log/--no-access-log",
+    default=False,
+    show_default=True,
+    help="Log a line for every request (about a tenth of the server's time per command).",
+)
 @debug_option
 @click.pass_context
 def serve(  # noqa: PLR0917  (click passes one parameter per option)
@@ -90,11 +104,13 @@ def serve(  # noqa: PLR0917  (click passes one parameter per option)
     host: str,
     port: int,
     token_lifetime: int,
+    token_recheck_seconds: float,
     keepalive_seconds: float,
     stream_seconds: float,
     ssl_certfile: str | None,
     ssl_keyfile: str | None,
     forwarded_allow_ips: str | None,
+    access_log: bool,  # noqa: FBT001  (a click flag)
 ) -> None:
     """Serve the ledger over HTTP: the jobs service, until interrupted.
 
@@ -112,6 +128,7 @@ def serve(  # noqa: PLR0917  (click passes one parameter per option)
         Jobs(repository),
         _client_store(ctx, repository),
         token_lifetime=token_lifetime,
+        token_recheck_seconds=token_recheck_seconds,
         keepalive_seconds=keepalive_seconds,
         stream_seconds=stream_seconds,
     )
@@ -125,6 +142,7 @@ def serve(  # noqa: PLR0917  (click passes one parameter per option)
         forwarded_allow_ips=forwarded_allow_ips,
         timeout_graceful_shutdown=5,
         log_level="info",
+        access_log=access_log,
     )
 
 
