@@ -8,9 +8,9 @@ for tests.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
-from jobledger._core.decide import batch_refusal, save_refusal
+from jobledger._core.decide import batch_refusal, event_of, save_refusal, update_of
 from jobledger._core.errors import (
     JobNotFoundError,
     RequestIdConflictError,
@@ -27,14 +27,17 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from datetime import datetime
 
-    from jobledger._core.decide import Change, RequestRecord
-    from jobledger._core.events import JobChanged, JobEvent, JobStarted
+    from jobledger._core.decide import Change, ChangeRecord, RequestRecord
+    from jobledger._core.events import JobChanged, JobStarted
     from jobledger._core.job import Job
     from jobledger._core.parked import ParkedEvent
     from jobledger._core.query import JobQuery
     from jobledger._core.retention import PurgeRule
 
 __all__ = ["InMemoryRepository"]
+
+#: A change after the start as the repository keeps it: its record, or its event.
+_Kept: TypeAlias = "ChangeRecord | JobChanged"
 
 
 class InMemoryRepository:
@@ -58,9 +61,11 @@ class InMemoryRepository:
         # notification costs as much as a third of a small save).
         self._feed_waiters = 0
         self._jobs: dict[str, Job] = {}
-        # Each job's change events, oldest first. Its updates are read from them
-        # (an update says nothing its event does not), so each fact is held once.
-        self._logs: dict[str, list[JobChanged]] = {}
+        # Each job's changes, oldest first: their records (a tuple each, see
+        # ChangeRecord), or their events when they came with one. Updates and
+        # events are made from them when read (an update says nothing its event
+        # does not), so each fact is held once and nothing is made unread.
+        self._logs: dict[str, list[_Kept]] = {}
         # Each job's start event: the start record that as-of-version reads replay from.
         self._starts: dict[str, JobStarted] = {}
         self._parked: dict[tuple[str, int], ParkedEvent] = {}
@@ -69,8 +74,19 @@ class InMemoryRepository:
         # Legal holds: job id to reason.
         self._holds: dict[str, str] = {}
         self._requests: dict[str, RequestRecord] = {}
-        self._feed: list[JobEvent] = []
+        self._feed: list[JobStarted | _Kept] = []
         self._checkpoints: dict[str, int] = {}
+
+    @property
+    def loads_from_memory(self) -> bool:
+        """Whether :meth:`get` is this class's own, answered from memory.
+
+        It is then as cheap as :class:`~jobledger.Jobs` recalling a job it
+        remembers, so a ledger on this repository remembers none. A subclass
+        that overrides :meth:`get` (to load from other storage, say) is
+        ``False``: its ledgers remember the jobs they save, as on any repository.
+        """
+        return type(self).get is InMemoryRepository.get
 
     def get(self, job_id: str) -> Job:
         """The job as last saved; see :meth:`jobledger.Repository.get`."""
@@ -91,8 +107,8 @@ class InMemoryRepository:
                 log = self._logs[job_id]
             except KeyError:
                 raise JobNotFoundError(job_id) from None
-            events = log[after:]
-        return tuple(map(_update_of, events))
+            kept = log[after:]
+        return tuple(map(_update_of, kept))
 
     def started(self, job_id: str) -> JobStarted:
         """The job's start event; see :meth:`jobledger.StartRecords.started`."""
@@ -245,21 +261,29 @@ class InMemoryRepository:
         """Write ``change``, which was checked; the caller holds the lock."""
         job = change.job
         self._jobs[job.id] = job
-        if change.update is None:
+        record = change.record
+        if record is not None:
+            self._logs[job.id].append(record)
+            self._feed.append(record)
+        elif change.update is None:
             self._logs[job.id] = []
             self._starts[job.id] = change.event  # type: ignore[assignment]  # a start's event
+            self._feed.append(change.event)
         else:
             self._logs[job.id].append(change.event)  # type: ignore[arg-type]  # a change's event
+            self._feed.append(change.event)
         if change.request is not None:
             self._requests[change.request.request_id] = change.request
-        self._feed.append(change.event)
 
     def read_feed(self, *, after: int = 0, limit: int = 1000) -> Sequence[FeedEntry]:
         """Feed entries after ``after``; see :meth:`jobledger.Repository.read_feed`."""
         start, count = window(after, limit)
         with self._lock:
-            events = self._feed[start : start + count]
-        return tuple(FeedEntry(start + offset + 1, event) for offset, event in enumerate(events))
+            kept = self._feed[start : start + count]
+        return tuple(
+            FeedEntry(start + offset + 1, event_of(one) if type(one) is tuple else one)  # type: ignore[arg-type]
+            for offset, one in enumerate(kept)
+        )
 
     def wait_for_feed(self, after: int, timeout: float) -> bool:
         """Wait for an event after ``after``; see :meth:`jobledger.FeedNotifier.wait_for_feed`."""
@@ -294,8 +318,11 @@ _UPDATE_TYPES: dict[type[JobChanged], UpdateType] = {
 }
 
 
-def _update_of(event: JobChanged) -> JobUpdate:
-    """The update a change event announces (equal to the one the change was saved with)."""
+def _update_of(kept: _Kept) -> JobUpdate:
+    """The update a kept change records or announces (equal to the one it was saved with)."""
+    if type(kept) is tuple:
+        return update_of(kept)
+    event: JobChanged = kept  # type: ignore[assignment]  # not a record, so an event
     return JobUpdate(
         job_id=event.job_id,
         update_id=event.update_id,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Literal
 
 import attrs
 
-from jobledger._application.defaults import new_id, utc_now
+from jobledger._application.defaults import new_id, new_tag, utc_now
 from jobledger._application.delivery import DEFAULT_MAX_PENDING, InProcessPublisher, Outbox
 from jobledger._application.handling import (
     FindRequest,
@@ -85,8 +85,10 @@ class Jobs:
             event this ledger commits (after the in-process subscribers).
         clock: Returns the current time, timezone-aware; UTC now by default.
             Jobs keep their times in UTC, whatever zone the clock reads in.
-        id_factory: Returns a new unique id for jobs, ETags and events; UUIDv7
-            strings by default.
+        id_factory: Returns a new unique id for jobs, ETags and events. By
+            default, job ids are UUIDv7 strings (they sort by creation time), and
+            ETags and event ids, which nothing orders, are cheaper tokens that are
+            just as unique: a random 64-bit prefix per process and a counter.
         delivery: ``"threads"`` (the default): each subscription's handler runs
             on its own worker thread; ``"inline"``: handlers run in the thread
             that committed, before its command returns (for tests).
@@ -158,6 +160,9 @@ class Jobs:
         self._batches = repository if isinstance(repository, AtomicBatches) else None
         self._clock = clock
         self._new_id = id_factory
+        # ETags and event ids need only be unique: with the default factory
+        # they come from a cheaper source than job ids (see new_tag).
+        self._new_tag = new_tag if id_factory is new_id else id_factory
         if id_factory is new_id and limits.max_name_length < _DEFAULT_ID_LENGTH:
             msg = (
                 f"limits.max_name_length is {limits.max_name_length}, but the ids and ETags "
@@ -178,6 +183,9 @@ class Jobs:
         # The jobs this ledger saved last: the next command on one of them is
         # decided on it without reading it again (see handling).
         self._recent = RecentJobs(lock=threading.Lock())
+        # A repository that holds its jobs in this process's memory loads one as
+        # cheaply as the remembered jobs would recall it: remember none for it.
+        self._recall = not getattr(repository, "loads_from_memory", False)
 
     @property
     def repository(self) -> Repository:
@@ -200,7 +208,14 @@ class Jobs:
             InvalidJobDataError: a field breaks the data rules or limits.
             RequestIdConflictError: the ``request_id`` was used for another command.
         """
-        steps = handling(command, clock=self._clock, new_id=self._new_id, limits=self._limits)
+        steps = handling(
+            command,
+            clock=self._clock,
+            new_id=self._new_id,
+            limits=self._limits,
+            new_tag=self._new_tag,
+            recall=self._recall,
+        )
         handled = drive(steps, self._perform)
         if handled.change is not None and (self._listening() or self._outbox.pending):
             self._outbox.drain()
@@ -259,7 +274,14 @@ class Jobs:
             InvalidJobDataError: a field breaks the data rules or limits.
             RequestIdConflictError: a ``request_id`` was used for another command.
         """
-        steps = handling_all(commands, clock=self._clock, new_id=self._new_id, limits=self._limits)
+        steps = handling_all(
+            commands,
+            clock=self._clock,
+            new_id=self._new_id,
+            limits=self._limits,
+            new_tag=self._new_tag,
+            recall=self._recall,
+        )
         try:
             handled = drive(steps, self._perform)
         except _PartlySaved as partly:
@@ -298,12 +320,13 @@ class Jobs:
 
     def _saved(self, change: Change) -> None:
         """Remember the job ``change`` saved, and queue its event; under the job's lock."""
-        if change.job.status in TERMINAL_STATUSES:
-            # Nothing can change an ended job: a command on it is refused
-            # after a read, which says how it ended.
-            self._recent.forget(change.job.id)
-        else:
-            self._recent.keep(change.job)
+        if self._recall:
+            if change.job.status in TERMINAL_STATUSES:
+                # Nothing can change an ended job: a command on it is refused
+                # after a read, which says how it ended.
+                self._recent.forget(change.job.id)
+            else:
+                self._recent.keep(change.job)
         if self._listening():
             self._outbox.put(change.event)
 

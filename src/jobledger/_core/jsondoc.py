@@ -438,7 +438,9 @@ def freeze(value: object, *, field: str, limits: Limits = DEFAULT_LIMITS) -> Jso
     """Check ``value`` against the I-JSON rules and ``limits``; return it read-only.
 
     Objects may be any ``Mapping`` with string keys, arrays any ``list`` or
-    ``tuple``. The result shares nothing mutable with ``value``.
+    ``tuple``. The result shares nothing mutable with ``value``. A value this
+    function (or the ledger) froze already is returned as it is once it keeps
+    ``limits``, in constant time: freeze a value used in many commands once.
 
     Raises:
         InvalidJobDataError: naming ``field`` and the JSON Pointer of the first
@@ -459,6 +461,10 @@ def freeze(value: object, *, field: str, limits: Limits = DEFAULT_LIMITS) -> Jso
         quick = _quick(value, 1, limits.max_depth, limits.max_bytes)  # type: ignore[arg-type]
         if quick is not _UNUSUAL:
             return quick
+    elif (kind is JsonObject or kind is JsonArray) and within_limits(value, limits):  # type: ignore[arg-type]
+        # Frozen already, so I-JSON already (only this module makes them): only
+        # the limits are left, and the container knows its size and depth.
+        return value  # type: ignore[return-value]
     return _Freezer(field, limits).freeze(value)
 
 
