@@ -129,7 +129,7 @@ def _answer(record: RequestRecord, command: Command) -> Handled:
     return Handled(record.job, None)
 
 
-def handling(
+def handling(  # noqa: C901  (every command's path, kept in one frame on purpose)
     command: Command,
     *,
     clock: Callable[[], datetime],
@@ -167,18 +167,35 @@ def handling(
             assert isinstance(record, RequestRecord)  # noqa: S101  (the driver's contract)
             return _answer(record, command)
     attempts = 0
-    recall = recall and not isinstance(command, StartJob)
+    starting = isinstance(command, StartJob)
+    recall = recall and not starting
     now: datetime | None = None
     tags = new_tag = new_id if new_tag is None else new_tag
     while True:
         attempts += 1
-        job, recalled = yield from _job_for(command, recall=recall)
+        # The job the command is decided on (None for a start), and whether it
+        # was recalled; inline rather than a sub-generator: it is every command's.
+        job: object = None
+        recalled = False
+        if not starting:
+            if recall:
+                job = yield Recall(command.job_id)  # type: ignore[arg-type]  # not a start
+                recalled = job is not None
+            if job is None:
+                job = yield Load(command.job_id)  # type: ignore[arg-type]  # not a start
+            assert isinstance(job, Job)  # noqa: S101  (the driver's contract)
         if now is None:
             now = clock()
         change: Change | None = None
         try:
             change = decide_checked(
-                job, command, kind, now=now, new_id=new_id, limits=limits, new_tag=tags
+                job,  # type: ignore[arg-type]  # a Job, or None for a start
+                command,
+                kind,
+                now=now,
+                new_id=new_id,
+                limits=limits,
+                new_tag=tags,
             )
             yield Save(change)
         except JobledgerError as error:
@@ -235,20 +252,6 @@ class _Recording(Generic[_T]):
         value = self._new()
         self.drawn.append(value)
         return value
-
-
-def _job_for(command: Command, *, recall: bool) -> Generator[Step, object, tuple[Job | None, bool]]:
-    """The job ``command`` is decided on (``None`` for a start), and whether it was recalled."""
-    if isinstance(command, StartJob):
-        return None, False
-    if recall:
-        job = yield Recall(command.job_id)
-        if job is not None:
-            assert isinstance(job, Job)  # noqa: S101  (the driver's contract)
-            return job, True
-    job = yield Load(command.job_id)
-    assert isinstance(job, Job)  # noqa: S101  (the driver's contract)
-    return job, False
 
 
 def _after_refusal(

@@ -13,6 +13,7 @@ from jobledger._application.delivery import DEFAULT_MAX_PENDING, InProcessPublis
 from jobledger._application.handling import (
     FindRequest,
     Load,
+    Pause,
     Recall,
     Save,
     SaveAll,
@@ -216,10 +217,12 @@ class Jobs:
             new_tag=self._new_tag,
             recall=self._recall,
         )
-        handled = drive(steps, self._perform)
-        if handled.change is not None and (self._listening() or self._outbox.pending):
+        job, change = drive(steps, self._perform)
+        if change is not None and (
+            self._publishers_given or self._subscribers.subscribed or self._outbox.pending
+        ):
             self._outbox.drain()
-        return handled.job
+        return job
 
     def handle_all(self, commands: Sequence[Command]) -> tuple[Job, ...]:
         """Carry out ``commands`` in order, as one atomic unit; return the jobs as each left them.
@@ -298,24 +301,27 @@ class Jobs:
         return self._publishers_given or self._subscribers.subscribed
 
     def _perform(self, step: Step) -> object:
-        if isinstance(step, Recall):
-            return self._recent.get(step.job_id)
-        if isinstance(step, Load):
-            return self._repository.get(step.job_id)
+        # By exact type, the most frequent steps first: every command takes one.
+        kind = type(step)
+        if kind is Save:
+            change: Change = step.change  # type: ignore[union-attr]
+            # Saving and queueing under the job's lock keeps each job's events in
+            # commit order on their way to the subscribers.
+            with self._stripes[hash(change.job.id) % _STRIPES]:
+                self._repository.save(change)
+                self._saved(change)
+            return None
+        if kind is Load:
+            return self._repository.get(step.job_id)  # type: ignore[union-attr]
+        if kind is Recall:
+            return self._recent.get(step.job_id)  # type: ignore[union-attr]
         if isinstance(step, SaveAll):
             self._save_all(step.changes)
             return None
-        if not isinstance(step, Save):
-            if isinstance(step, FindRequest):
-                return self._repository.find_request(step.request_id)
-            time.sleep(step.seconds)
-            return None
-        change = step.change
-        # Saving and queueing under the job's lock keeps each job's events in
-        # commit order on their way to the subscribers.
-        with self._stripes[hash(change.job.id) % _STRIPES]:
-            self._repository.save(change)
-            self._saved(change)
+        if isinstance(step, FindRequest):
+            return self._repository.find_request(step.request_id)
+        assert isinstance(step, Pause)  # noqa: S101  (the last kind of step)
+        time.sleep(step.seconds)
         return None
 
     def _saved(self, change: Change) -> None:
