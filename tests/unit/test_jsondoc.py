@@ -581,6 +581,18 @@ class TestLimits:
         error = invalid({"a": deep}, limits=Limits(max_depth=3))
         assert ("/a/b/c", "nested deeper than 3 levels") == (error.path, error.reason)
 
+    def test_a_frozen_document_is_held_to_the_limits_given(self) -> None:
+        """A document frozen under wide limits is refused by narrower ones, with the same errors."""
+        deep, large = frozen_object({"a": {"b": {"c": {}}}}), frozen_object({"abc": "0123456789"})
+        depth, size = (
+            invalid(deep, limits=Limits(max_depth=3)),
+            invalid(large, limits=Limits(max_bytes=19)),
+        )
+        assert (
+            ("/a/b/c", "nested deeper than 3 levels"),
+            ("", "the document is larger than 19 bytes"),
+        ) == ((depth.path, depth.reason), (size.path, size.reason))
+
     def test_configured_size_is_enforced(self) -> None:
         """With max_bytes 20, a 20-byte document is accepted."""
         document = {"abc": "0123456789"}

@@ -304,6 +304,28 @@ class _Recorded(Change):
             return super().expecting(expected_etag)
         return _Recorded.of(self.job, self._record, expected_etag, self.request)
 
+    def _plain(self) -> Change:
+        """The same change, made with its values."""
+        return Change(self.job, self.update, self.event, self.expected_etag, self.request)
+
+    def __eq__(self, other: object) -> bool:
+        # Equal to the change made with the same values (attrs compares classes).
+        if not isinstance(other, Change):
+            return NotImplemented
+        if isinstance(other, _Recorded):
+            other = other._plain()
+        return self._plain() == other
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    def __hash__(self) -> int:
+        return hash(self._plain())
+
+    def __repr__(self) -> str:
+        return repr(self._plain())
+
     def __reduce__(self) -> tuple[type[Change], tuple[object, ...]]:
         return (Change, (self.job, self.update, self.event, self.expected_etag, self.request))
 
