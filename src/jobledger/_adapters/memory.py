@@ -90,11 +90,10 @@ class InMemoryRepository:
 
     def get(self, job_id: str) -> Job:
         """The job as last saved; see :meth:`jobledger.Repository.get`."""
-        if not is_storable_key(job_id):
-            raise JobNotFoundError(job_id)
         try:
+            # No stored id is unhashable or unstorable: any such value is simply not found.
             return self._jobs[job_id]
-        except KeyError:
+        except (KeyError, TypeError):
             raise JobNotFoundError(job_id) from None
 
     def updates(self, job_id: str, *, after: int = 0) -> Sequence[JobUpdate]:
