@@ -59,7 +59,7 @@ _STRIPES = 64
 # The longest a wait sleeps before it reads the job again (a notifier may miss a commit).
 _WAIT_POLL = 1.0
 
-# The length of the default id factory's ids and ETags (a UUID's text).
+# The length of the default job ids (a UUID's text); the default ETags are shorter.
 _DEFAULT_ID_LENGTH = 36
 
 
@@ -166,7 +166,7 @@ class Jobs:
         self._new_tag = new_tag if id_factory is new_id else id_factory
         if id_factory is new_id and limits.max_name_length < _DEFAULT_ID_LENGTH:
             msg = (
-                f"limits.max_name_length is {limits.max_name_length}, but the ids and ETags "
+                f"limits.max_name_length is {limits.max_name_length}, but the job ids "
                 f"this ledger makes are {_DEFAULT_ID_LENGTH} characters long, so no command "
                 f"could name a job; allow at least {_DEFAULT_ID_LENGTH}, or give an "
                 "id_factory whose ids fit"

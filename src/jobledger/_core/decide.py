@@ -564,8 +564,13 @@ def _change(
     patch: JsonObject | None = None
     state = job.state
     if not isinstance(command, CancelJob) and command.state_update is not None:
-        patch = _state(command.state_update, "state_update", limits)
-        state = _state(merge_patch(job.state, patch), "state", limits)
+        # The usual case inline (a frozen object within the limits); _state says why not.
+        patch = command.state_update  # type: ignore[assignment]  # checked just below
+        if type(patch) is not JsonObject or not within_limits(patch, limits):
+            patch = _state(command.state_update, "state_update", limits)
+        state = merge_patch(state, patch)  # type: ignore[assignment]  # an object onto an object
+        if not within_limits(state, limits):
+            check_limits(state, field="state", limits=limits)
     # The update's id is the job's version before the change: the very same int
     # object, so the log and the feed do not hold one more copy of each number.
     update_id = job.version

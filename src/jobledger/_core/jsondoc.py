@@ -95,7 +95,7 @@ class Limits:
             ``status``, job id, ETag and request id, in characters. Default
             200, at least 9 (the status ``completed``); a
             :class:`~jobledger.Jobs` with its default id factory needs at
-            least 36, the length of the ids and ETags it makes.
+            least 36, the length of the job ids it makes.
         max_text_length: The longest ``display_name`` and ``description``, in
             characters. Default 10,000.
     """
