@@ -36,7 +36,7 @@ from jobledger import (
     UpdateType,
     freeze,
 )
-from jobledger._core.decide import command_kind, decide, fingerprint
+from jobledger._core.decide import command_kind, decide, event_of, fingerprint, record_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -752,4 +752,21 @@ class TestChangeRecord:
             result != attrs.evolve(plain, expected_etag="other"),
             hash(result),
             repr(result),
+        )
+
+    @pytest.mark.parametrize(
+        "command",
+        [
+            UpdateJob(job_id="s-1", etag="s-2", status="x", state_update={"n": 1}),
+            CompleteJob(job_id="s-1", etag="s-2", display_name="Done"),
+            FailJob(job_id="s-1", etag="s-2", state_update={"error": "E"}),
+            CancelJob(job_id="s-1", etag="s-2", description="enough"),
+        ],
+    )
+    def test_an_event_and_its_record_make_each_other(self, command: ChangeCommand) -> None:
+        """record_of an event gives the change's record, and event_of that record the event."""
+        result = change(active_job(), command)
+        assert (result.record, result.event) == (
+            record_of(result.event),
+            event_of(record_of(result.event)),
         )

@@ -8,15 +8,13 @@ for tests.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING
 
-from jobledger._core.decide import batch_refusal, event_of, save_refusal, update_of
+from jobledger._core.decide import batch_refusal, event_of, record_of, save_refusal, update_of
 from jobledger._core.errors import (
     JobNotFoundError,
     RequestIdConflictError,
 )
-from jobledger._core.events import JobCanceled, JobCompleted, JobFailed, JobUpdated
-from jobledger._core.job import JobUpdate, UpdateType
 from jobledger._core.jsondoc import is_storable_key
 from jobledger._core.positions import check_position, check_subscriber_name, window
 from jobledger._core.query import JobPage
@@ -28,16 +26,13 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from jobledger._core.decide import Change, ChangeRecord, RequestRecord
-    from jobledger._core.events import JobChanged, JobStarted
-    from jobledger._core.job import Job
+    from jobledger._core.events import JobStarted
+    from jobledger._core.job import Job, JobUpdate
     from jobledger._core.parked import ParkedEvent
     from jobledger._core.query import JobQuery
     from jobledger._core.retention import PurgeRule
 
 __all__ = ["InMemoryRepository"]
-
-#: A change after the start as the repository keeps it: its record, or its event.
-_Kept: TypeAlias = "ChangeRecord | JobChanged"
 
 
 class InMemoryRepository:
@@ -61,11 +56,11 @@ class InMemoryRepository:
         # notification costs as much as a third of a small save).
         self._feed_waiters = 0
         self._jobs: dict[str, Job] = {}
-        # Each job's changes, oldest first: their records (a tuple each, see
-        # ChangeRecord), or their events when they came with one. Updates and
-        # events are made from them when read (an update says nothing its event
-        # does not), so each fact is held once and nothing is made unread.
-        self._logs: dict[str, list[_Kept]] = {}
+        # Each job's changes, oldest first, as their records (a tuple each, see
+        # ChangeRecord). Updates and events are made from them when read (an
+        # update says nothing its event does not), so each fact is held once
+        # and nothing is made that nobody reads.
+        self._logs: dict[str, list[ChangeRecord]] = {}
         # Each job's start event: the start record that as-of-version reads replay from.
         self._starts: dict[str, JobStarted] = {}
         self._parked: dict[tuple[str, int], ParkedEvent] = {}
@@ -74,7 +69,7 @@ class InMemoryRepository:
         # Legal holds: job id to reason.
         self._holds: dict[str, str] = {}
         self._requests: dict[str, RequestRecord] = {}
-        self._feed: list[JobStarted | _Kept] = []
+        self._feed: list[JobStarted | ChangeRecord] = []
         self._checkpoints: dict[str, int] = {}
 
     @property
@@ -107,7 +102,7 @@ class InMemoryRepository:
             except KeyError:
                 raise JobNotFoundError(job_id) from None
             kept = log[after:]
-        return tuple(map(_update_of, kept))
+        return tuple(map(update_of, kept))
 
     def started(self, job_id: str) -> JobStarted:
         """The job's start event; see :meth:`jobledger.StartRecords.started`."""
@@ -261,16 +256,15 @@ class InMemoryRepository:
         job = change.job
         self._jobs[job.id] = job
         record = change.record
-        if record is not None:
-            self._logs[job.id].append(record)
-            self._feed.append(record)
-        elif change.update is None:
+        if record is None and change.update is None:
             self._logs[job.id] = []
             self._starts[job.id] = change.event  # type: ignore[assignment]  # a start's event
-            self._feed.append(change.event)
+            self._feed.append(change.event)  # type: ignore[arg-type]  # a start's event
         else:
-            self._logs[job.id].append(change.event)  # type: ignore[arg-type]  # a change's event
-            self._feed.append(change.event)
+            if record is None:  # a change made with its values: kept as its record too
+                record = record_of(change.event)  # type: ignore[arg-type]  # a change's event
+            self._logs[job.id].append(record)
+            self._feed.append(record)
         if change.request is not None:
             self._requests[change.request.request_id] = change.request
 
@@ -280,7 +274,7 @@ class InMemoryRepository:
         with self._lock:
             kept = self._feed[start : start + count]
         return tuple(
-            FeedEntry(start + offset + 1, event_of(one) if type(one) is tuple else one)  # type: ignore[arg-type]
+            FeedEntry(start + offset + 1, event_of(one) if type(one) is tuple else one)  # type: ignore[arg-type]  # a record, else a start's event
             for offset, one in enumerate(kept)
         )
 
@@ -307,29 +301,3 @@ class InMemoryRepository:
         position = check_position(position)
         with self._lock:
             self._checkpoints[name] = position
-
-
-_UPDATE_TYPES: dict[type[JobChanged], UpdateType] = {
-    JobUpdated: UpdateType.UPDATED,
-    JobCompleted: UpdateType.COMPLETED,
-    JobFailed: UpdateType.FAILED,
-    JobCanceled: UpdateType.CANCELED,
-}
-
-
-def _update_of(kept: _Kept) -> JobUpdate:
-    """The update a kept change records or announces (equal to the one it was saved with)."""
-    if type(kept) is tuple:
-        return update_of(kept)
-    event: JobChanged = kept  # type: ignore[assignment]  # not a record, so an event
-    return JobUpdate(
-        job_id=event.job_id,
-        update_id=event.update_id,
-        update_type=_UPDATE_TYPES[type(event)],
-        status=event.status,
-        state_update=None if isinstance(event, JobCanceled) else event.state_update,
-        display_name=event.display_name,
-        description=event.description,
-        etag=event.etag,
-        at=event.at,
-    )

@@ -69,6 +69,7 @@ __all__ = [
     "decide_checked",
     "event_of",
     "fingerprint",
+    "record_of",
     "save_refusal",
     "terminal_look_alike",
     "update_of",
@@ -160,6 +161,25 @@ _UPDATE_TYPES: dict[type[JobChanged], UpdateType] = {
     JobFailed: UpdateType.FAILED,
     JobCanceled: UpdateType.CANCELED,
 }
+
+
+def record_of(event: JobChanged) -> ChangeRecord:
+    """The record of the change ``event`` announces: :func:`event_of` gives ``event`` back."""
+    return (
+        type(event),
+        event.event_id,
+        event.job_id,
+        event.service,
+        event.entity,
+        event.type,
+        event.status,
+        event.etag,
+        event.at,
+        event.update_id,
+        event.display_name,
+        event.description,
+        None if isinstance(event, JobCanceled) else event.state_update,
+    )
 
 
 def update_of(record: ChangeRecord) -> JobUpdate:
