@@ -333,7 +333,7 @@ class Jobs:
                 self._recent.forget(change.job.id)
             else:
                 self._recent.keep(change.job)
-        if self._listening():
+        if self._publishers_given or self._subscribers.subscribed:  # self._listening(), inline
             self._outbox.put(change.event)
 
     def _save_all(self, changes: tuple[Change, ...]) -> None:

@@ -41,7 +41,7 @@ from jobledger._core.events import (
     JobStarted,
     JobUpdated,
 )
-from jobledger._core.job import TERMINAL_STATUSES, Job, JobStatus, JobUpdate, UpdateType
+from jobledger._core.job import TERMINAL_STATUSES, Job, JobPhase, JobStatus, JobUpdate, UpdateType
 from jobledger._core.jsondoc import (
     JsonObject,
     JsonValue,
@@ -52,7 +52,7 @@ from jobledger._core.jsondoc import (
     merge_patch,
     within_limits,
 )
-from jobledger._core.lifecycle import CommandKind, next_phase
+from jobledger._core.lifecycle import TRANSITIONS, CommandKind, next_phase
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -350,6 +350,10 @@ class _Recorded(Change):
         return (Change, (self.job, self.update, self.event, self.expected_etag, self.request))
 
 
+#: The commands an active job accepts, read from the lifecycle table once: a
+#: command on an active job is then checked without asking the table again.
+_ACTIVE_ACCEPTS = frozenset(kind for (phase, kind) in TRANSITIONS if phase is JobPhase.ACTIVE)
+
 _KINDS: dict[type, CommandKind] = {
     StartJob: CommandKind.START,
     UpdateJob: CommandKind.UPDATE,
@@ -466,7 +470,8 @@ def decide_checked(
     else:
         if job is None:
             raise JobNotFoundError(command.job_id)
-        next_phase(job.id, job.phase, kind)
+        if job.status in TERMINAL_STATUSES or kind not in _ACTIVE_ACCEPTS:
+            next_phase(job.id, job.phase, kind)  # raises: the table refuses the command
         if command.etag not in (ANY_ETAG, job.etag):
             raise ConcurrencyError(job.id, command.etag, job.etag)
         change = _change(job, command, kind, now=now, new_tag=tag, limits=limits)
@@ -485,7 +490,8 @@ def check_keys(command: Command, limits: Limits) -> None:
     Raises:
         InvalidJobDataError: one of them is not a valid short name.
     """
-    _check_optional_name(command.request_id, "request_id", limits)
+    if command.request_id is not None:
+        check_name(command.request_id, field="request_id", limits=limits)
     if isinstance(command, StartJob):
         _check_optional_name(command.job_id, "job_id", limits)
     else:
