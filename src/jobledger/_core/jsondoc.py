@@ -600,7 +600,15 @@ def _quick_result(
 
 
 def freeze_for_command(value: object, *, field: str) -> JsonValue:
-    """Freeze with only the hard caps; the ledger checks its own limits later."""
+    """Freeze with only the hard caps; the ledger checks its own limits later.
+
+    A value frozen already is returned as it is: it keeps the hard caps, since
+    no :class:`Limits` allow deeper nesting, and no document that large fits
+    in memory.
+    """
+    kind = type(value)
+    if kind is JsonObject or kind is JsonArray:
+        return value  # type: ignore[return-value]
     return freeze(value, field=field, limits=_COMMAND_LIMITS)
 
 
