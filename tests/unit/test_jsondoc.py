@@ -21,6 +21,7 @@ from jobledger import (
     JsonObject,
     Limits,
     StartJob,
+    UpdateJob,
     freeze,
     thaw,
 )
@@ -174,6 +175,17 @@ class TestFreezeAcceptedValues:
         frozen = frozen_object({"a": [1]})
         assert frozen is freeze(frozen, field="state")
         assert frozen is frozen_object({"outer": frozen})["outer"]
+
+    def test_a_command_holds_a_frozen_value_as_it_is(self) -> None:
+        """A command given frozen JSON keeps that very value, for its state and its patch."""
+        state, patch = frozen_object({"done": 0}), frozen_object({"done": 1})
+        start = StartJob(service="hr", entity="employee", type="sync", state=state, input=patch)
+        update = UpdateJob(job_id="j", etag="e", state_update=patch)
+        assert (True, True, True) == (
+            start.state is state,
+            start.input is patch,
+            update.state_update is patch,
+        )
 
 
 class TestJsonObjectIsReadOnly:
