@@ -129,6 +129,7 @@ class ValuesLedger:
                 None,
                 None,
                 frozen,
+                None,
             )
             self._jobs[job_id] = after
             self._logs[job_id].append(record)

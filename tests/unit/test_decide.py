@@ -617,6 +617,7 @@ class TestFingerprint:
             "etag": "other",
             "status": "other",
             "state_update": {"a": 2},
+            "actor": "ops",
         }
         names = [field.name for field in attrs.fields(type(command)) if field.name != "request_id"]
         original = fingerprint(command)
@@ -626,6 +627,19 @@ class TestFingerprint:
             fields[name] = replacements[name]
             differs[name] = fingerprint(type(command)(**fields)) != original
         assert dict.fromkeys(names, True) == differs
+
+    def test_no_actor_keeps_the_fingerprint_recorded_before_actors(self) -> None:
+        """A command without an actor has the digest it had before commands had actors."""
+        expected = "a919351c264786df35b6fb0ec8f606f86d318c063f9b72d57fefe21e24f6ef91"
+        assert expected == fingerprint(CancelJob(job_id="j", etag="e"))
+
+    def test_another_actor_is_another_command(self) -> None:
+        """The same command sent by two actors, or by an actor and by no one, differs."""
+        prints = {
+            fingerprint(CancelJob(job_id="j", etag="e", actor=actor))
+            for actor in (None, "alice", "bob")
+        }
+        assert 3 == len(prints)
 
     def test_none_and_empty_differ(self) -> None:
         """A field left out (None) and the same field set empty are different commands."""
@@ -661,11 +675,12 @@ class TestChangeRecord:
     """A decided change keeps one record; its update and event are made from it when read."""
 
     def decided(self) -> Change:
-        """An update decided on the active job."""
-        return change(active_job(), UpdateJob(job_id="s-1", etag="s-2", state_update={"n": 1}))
+        """An update by ``ops`` decided on the active job."""
+        command = UpdateJob(job_id="s-1", etag="s-2", state_update={"n": 1}, actor="ops")
+        return change(active_job(), command)
 
     def test_the_record_holds_every_fact_of_the_change(self) -> None:
-        """The record lists the event type, ids, job, status, ETag, time, update id and patch."""
+        """The record lists event type, ids, job, status, ETag, time, update id, patch, actor."""
         assert (
             JobUpdated,
             "c-2",
@@ -680,6 +695,7 @@ class TestChangeRecord:
             None,
             None,
             doc({"n": 1}),
+            "ops",
         ) == self.decided().record
 
     def test_update_and_event_are_made_once(self) -> None:
@@ -758,9 +774,9 @@ class TestChangeRecord:
         "command",
         [
             UpdateJob(job_id="s-1", etag="s-2", status="x", state_update={"n": 1}),
-            CompleteJob(job_id="s-1", etag="s-2", display_name="Done"),
+            CompleteJob(job_id="s-1", etag="s-2", display_name="Done", actor="ops"),
             FailJob(job_id="s-1", etag="s-2", state_update={"error": "E"}),
-            CancelJob(job_id="s-1", etag="s-2", description="enough"),
+            CancelJob(job_id="s-1", etag="s-2", description="enough", actor="alice"),
         ],
     )
     def test_an_event_and_its_record_make_each_other(self, command: ChangeCommand) -> None:

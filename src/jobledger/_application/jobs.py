@@ -107,6 +107,13 @@ class Jobs:
     ``request_id``, the command is answered with the job as the first one left
     it, and nothing is written or published; the same ``request_id`` with a
     different command raises :class:`~jobledger.RequestIdConflictError`.
+    The ``actor`` is part of the command: a retry must name the same actor
+    (or none, as the first did), or it is a different command.
+
+    Any command may also name its ``actor``, the service or person acting.
+    It is kept with the change (:attr:`~jobledger.Job.started_by` for the
+    start, :attr:`~jobledger.JobUpdate.actor` for every later change) and
+    carried by the change's event (``actor``); ``None`` names no one.
 
     A ledger remembers the jobs it saved last (a hundred or so, small ones)
     and decides the next command on such a job without reading it again. The
@@ -382,6 +389,7 @@ class Jobs:
         state: object = None,
         job_id: str | None = None,
         request_id: str | None = None,
+        actor: str | None = None,
     ) -> Job:
         """Start a job; see :class:`~jobledger.StartJob` for the fields.
 
@@ -398,6 +406,7 @@ class Jobs:
                 state=self._json(state, "state"),
                 job_id=job_id,
                 request_id=request_id,
+                actor=actor,
             )
         )
 
@@ -411,6 +420,7 @@ class Jobs:
         description: str | None = None,
         state_update: object = None,
         request_id: str | None = None,
+        actor: str | None = None,
     ) -> Job:
         """Update an active job; see :class:`~jobledger.UpdateJob` for the fields."""
         return self.handle(
@@ -422,6 +432,7 @@ class Jobs:
                 description=description,
                 state_update=self._json(state_update, "state_update"),
                 request_id=request_id,
+                actor=actor,
             )
         )
 
@@ -434,6 +445,7 @@ class Jobs:
         description: str | None = None,
         state_update: object = None,
         request_id: str | None = None,
+        actor: str | None = None,
     ) -> Job:
         """Complete an active job; see :class:`~jobledger.CompleteJob`."""
         return self.handle(
@@ -444,6 +456,7 @@ class Jobs:
                 description=description,
                 state_update=self._json(state_update, "state_update"),
                 request_id=request_id,
+                actor=actor,
             )
         )
 
@@ -456,6 +469,7 @@ class Jobs:
         description: str | None = None,
         state_update: object = None,
         request_id: str | None = None,
+        actor: str | None = None,
     ) -> Job:
         """Fail an active job; see :class:`~jobledger.FailJob`."""
         return self.handle(
@@ -466,6 +480,7 @@ class Jobs:
                 description=description,
                 state_update=self._json(state_update, "state_update"),
                 request_id=request_id,
+                actor=actor,
             )
         )
 
@@ -477,6 +492,7 @@ class Jobs:
         display_name: str | None = None,
         description: str | None = None,
         request_id: str | None = None,
+        actor: str | None = None,
     ) -> Job:
         """Cancel an active job; see :class:`~jobledger.CancelJob`."""
         return self.handle(
@@ -486,6 +502,7 @@ class Jobs:
                 display_name=display_name,
                 description=description,
                 request_id=request_id,
+                actor=actor,
             )
         )
 

@@ -131,7 +131,7 @@ class Change:
 
 #: A change after the start as the ledger keeps it inside: one flat tuple,
 #: ``(event type, event id, job id, service, entity, type, status, etag, at,
-#: update id, display name, description, state update)``. Its
+#: update id, display name, description, state update, actor)``. Its
 #: :class:`~jobledger.JobUpdate` and its event are made from it when someone
 #: reads them (:func:`update_of`, :func:`event_of`); a ledger nobody listens to
 #: never makes its events.
@@ -149,6 +149,7 @@ ChangeRecord: TypeAlias = tuple[
     "str | None",
     "str | None",
     "JsonObject | None",
+    "str | None",
 ]
 
 # Where a record keeps its event id and its update id.
@@ -179,13 +180,15 @@ def record_of(event: JobChanged) -> ChangeRecord:
         event.display_name,
         event.description,
         None if isinstance(event, JobCanceled) else event.state_update,
+        event.actor,
     )
 
 
 def update_of(record: ChangeRecord) -> JobUpdate:
     """The :class:`~jobledger.JobUpdate` of the change ``record`` keeps."""
-    kind, _, job_id, _, _, _, status, etag, at, update_id, name, text, patch = record
-    return JobUpdate(job_id, update_id, _UPDATE_TYPES[kind], status, patch, name, text, etag, at)
+    kind, _, job_id, _, _, _, status, etag, at, update_id, name, text, patch, actor = record
+    update_type = _UPDATE_TYPES[kind]
+    return JobUpdate(job_id, update_id, update_type, status, patch, name, text, etag, at, actor)
 
 
 def event_of(record: ChangeRecord) -> JobChanged:
@@ -204,6 +207,7 @@ def event_of(record: ChangeRecord) -> JobChanged:
         name,
         text,
         patch,
+        actor,
     ) = record
     if kind is JobCanceled:
         return JobCanceled(
@@ -219,6 +223,7 @@ def event_of(record: ChangeRecord) -> JobChanged:
             update_id=update_id,
             display_name=name,
             description=text,
+            actor=actor,
         )
     return kind(  # type: ignore[call-arg]  # every other change event has a state_update
         event_id=event_id,
@@ -233,6 +238,7 @@ def event_of(record: ChangeRecord) -> JobChanged:
         update_id=update_id,
         display_name=name,
         description=text,
+        actor=actor,
         state_update=patch,
     )
 
@@ -395,13 +401,18 @@ def fingerprint(command: Command) -> str:
     """A digest of everything in ``command`` but its ``request_id``.
 
     Two commands with the same fingerprint are the same command, so one may be
-    answered as a retry of the other.
+    answered as a retry of the other. The ``actor`` is part of the command: the
+    same request id sent by another actor is another command. An ``actor`` of
+    ``None`` is left out of the digest, so requests recorded before commands
+    had actors are still recognized when they are retried.
     """
     fields = {
         field.name: getattr(command, field.name)
         for field in attrs.fields(type(command))
         if field.name != "request_id"
     }
+    if command.actor is None:
+        del fields["actor"]
     canonical = json.dumps(
         [type(command).__name__, fields],
         sort_keys=True,
@@ -504,6 +515,11 @@ def _check_optional_name(value: str | None, field: str, limits: Limits) -> None:
         check_name(value, field=field, limits=limits)
 
 
+def _actor(value: str | None, limits: Limits) -> str | None:
+    """A command's ``actor``, checked as a name: who acts, or ``None`` for no one named."""
+    return None if value is None else check_name(value, field="actor", limits=limits)
+
+
 def _state(value: JsonValue, field: str, limits: Limits) -> JsonObject:
     if not isinstance(value, JsonObject):
         raise InvalidJobDataError(field, "", f"must be a JSON object, not {_json_kind(value)}")
@@ -547,6 +563,7 @@ def _start(
         version=1,
         created_at=now,
         updated_at=now,
+        started_by=_actor(command.actor, limits),
     )
     check_limits(job.input, field="input", limits=limits)
     event = JobStarted(
@@ -559,6 +576,7 @@ def _start(
         etag=job.etag,
         version=job.version,
         at=now,
+        actor=job.started_by,
         display_name=job.display_name,
         description=job.description,
         input=job.input,
@@ -587,6 +605,7 @@ def _change(
     description = command.description
     if description is not None:
         check_text(description, field="description", limits=limits)
+    actor = _actor(command.actor, limits)
     patch: JsonObject | None = None
     state = job.state
     if not isinstance(command, CancelJob) and command.state_update is not None:
@@ -618,6 +637,7 @@ def _change(
         update_id + 1,
         job.created_at,
         now,
+        job.started_by,
     )
     # The update and the event are made from this record when someone reads
     # them: most commands of a ledger nobody listens to never need them.
@@ -635,6 +655,7 @@ def _change(
         display_name,
         description,
         patch,
+        actor,
     )
     return _Recorded.of(after, record, job.etag, None)
 
