@@ -310,7 +310,6 @@ class _Dashboard:
                     "failed": "That client id and secret do not match a client.",
                     "client_id": client_id,
                 },
-                401,
             )
         sign_in(request, client)
         logger.info("signed in to the dashboard", extra={"client_id": client.client_id})

@@ -332,7 +332,7 @@ def timeline_of(run: Job, launches: Iterable[Launch], now: datetime) -> Timeline
     ticks = tuple(
         Tick(
             x=_LABEL_WIDTH + _CHART_WIDTH * step / _TICKS,
-            label="+" + duration_text(span * step / _TICKS),
+            label="+" + _tick_text(span * step / _TICKS, span),
         )
         for step in range(_TICKS + 1)
     )
@@ -344,6 +344,17 @@ def timeline_of(run: Job, launches: Iterable[Launch], now: datetime) -> Timeline
         label_width=_LABEL_WIDTH,
         span=span,
     )
+
+
+def _tick_text(seconds: float, span: float) -> str:
+    """A time on an axis that spans ``span`` seconds: milliseconds for spans under a second.
+
+    >>> _tick_text(0.125, 0.5), _tick_text(2.5, 5.0), _tick_text(90.0, 120.0)
+    ('125 ms', '2.5 s', '1 min 30 s')
+    """
+    if span < 1:
+        return f"{seconds * 1000:.0f} ms"
+    return duration_text(seconds)
 
 
 def drives_of(first: Job, updates: Sequence[JobUpdate]) -> tuple[Drive, ...]:
