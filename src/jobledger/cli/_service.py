@@ -102,6 +102,14 @@ def _client_store(ctx: click.Context, repository: Repository) -> Any:  # noqa: A
     ),
 )
 @click.option(
+    "--secure-cookie",
+    is_flag=True,
+    help=(
+        "Send the dashboard's session cookie over HTTPS only: for a proxy that terminates TLS "
+        "(on by itself with --ssl-certfile)."
+    ),
+)
+@click.option(
     "--session-seconds",
     default=8 * 3600,
     show_default=True,
@@ -123,6 +131,8 @@ def serve(  # noqa: PLR0917  (click passes one parameter per option)
     forwarded_allow_ips: str | None,
     app: str | None,
     session_seconds: int,
+    *,
+    secure_cookie: bool,
 ) -> None:
     """Serve the ledger over HTTP: the jobs service and its dashboard, until interrupted.
 
@@ -152,7 +162,7 @@ def serve(  # noqa: PLR0917  (click passes one parameter per option)
         stream_seconds=stream_seconds,
         runner=runner,
         session_seconds=session_seconds,
-        https_only=ssl_certfile is not None,
+        https_only=secure_cookie or ssl_certfile is not None,
     )
     uvicorn.run(
         served,
