@@ -84,6 +84,9 @@ DEFAULT_SESSION_SECONDS: Final = 8 * 3600
 SESSION_COOKIE: Final = "jobledger_dashboard"
 _PAGE_SIZE: Final = 25
 _LOG_PAGE: Final = 100
+# The most launches a run's page reads, and the most run updates it replays for the drives.
+_MAX_LAUNCHES: Final = 1000
+_MAX_REPLAY: Final = 2000
 _MAX_FORM_BYTES: Final = 64 * 1024
 # Seconds an action waits for a resume to end before saying the server drives it.
 _RESUME_WAIT: Final = 2.0
@@ -384,12 +387,16 @@ class _Dashboard:
 
     def run_context(self, client: Client, run_id: str) -> dict[str, object]:
         job = self.read_run(client, run_id)
-        alone = run_result(job)
-        state = alone.state
-        launches = load_launches(self.jobs, run_id, state.launches if state is not None else 0)
-        definition = self.definition_of(job.type)
+        state = run_result(job).state
+        count = state.launches if state is not None else 0
+        # A page reads at most _MAX_LAUNCHES launches (the latest): a run has no size ceiling.
+        first_launch = max(1, count - _MAX_LAUNCHES + 1)
+        launches = load_launches(self.jobs, run_id, count, first=first_launch)
+        # Tasks of launches left out would read as pending: only the launched ones are listed.
+        definition = self.definition_of(job.type) if first_launch == 1 else None
         result = run_result(job, launches, definition=definition)
-        updates = self.jobs.updates(run_id)
+        updates = self.jobs.updates(run_id, after=max(0, job.version - 1 - _LOG_PAGE))
+        replayed = self.jobs.updates(run_id, limit=_MAX_REPLAY)
         first = self.jobs.get(run_id, version=1)
         now = self.clock()
         return {
@@ -399,10 +406,11 @@ class _Dashboard:
             "state": result.state,
             "row": run_row(job, now),
             "steps": steps_of(result),
+            "launches_left_out": first_launch - 1,
             "timeline": timeline_of(job, launches, now),
-            "drives": drives_of(first, updates),
-            "updates": list(reversed(updates[-_LOG_PAGE:])),
-            "more_updates": len(updates) > _LOG_PAGE,
+            "drives": drives_of(first, replayed, job),
+            "updates": list(reversed(updates)),
+            "more_updates": job.version - 1 > _LOG_PAGE,
             "request_json": job.input,
             "actions": self.actions_of(client, job, result),
             "service": job.service,

@@ -59,8 +59,6 @@ _AXIS_HEIGHT: Final = 24
 _TICKS: Final = 4
 # A bar narrower than this is drawn this wide, so that a quick task is still seen.
 _MIN_BAR: Final = 2.0
-# The most updates replayed to find a run's drives.
-_MAX_REPLAY: Final = 5000
 
 
 def duration_text(seconds: float | None) -> str:
@@ -357,26 +355,36 @@ def _tick_text(seconds: float, span: float) -> str:
     return duration_text(seconds)
 
 
-def drives_of(first: Job, updates: Sequence[JobUpdate]) -> tuple[Drive, ...]:
+def drives_of(
+    first: Job, updates: Sequence[JobUpdate], current: Job | None = None
+) -> tuple[Drive, ...]:
     """Every drive of a run (invoke, resumes, takeovers), replaying its update log.
 
     Args:
         first: The run's job as it was started (version 1).
-        updates: Its update log, oldest first (the first few thousand are read).
+        updates: Its update log from the first update on, oldest first (or a
+            first part of it: the drives that part holds).
+        current: The run's job now, whose drive is listed too (when
+            ``updates`` is only a first part of the log).
     """
     found: dict[int, Drive] = {}
     job = first
-    for update in (None, *updates[:_MAX_REPLAY]):
+    states: list[Job] = []
+    for update in (None, *updates):
         if update is not None:
             state = job.state
             if update.state_update is not None:
                 patched = merge_patch(job.state, update.state_update)
                 state = patched if isinstance(patched, JsonObject) else state
             job = attrs.evolve(job, state=state, status=update.status)
+        states.append(job)
+    if current is not None:
+        states.append(current)
+    for each in states:
         try:
-            drive = run_result(job).state
+            run_state = run_result(each).state
         except RunNotFoundError:
             continue
-        if drive is not None and drive.drive is not None:
-            found[drive.drive.number] = drive.drive
+        if run_state is not None and run_state.drive is not None:
+            found[run_state.drive.number] = run_state.drive
     return tuple(found[number] for number in sorted(found))
