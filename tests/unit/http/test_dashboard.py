@@ -18,6 +18,7 @@ from starlette.testclient import TestClient
 from jobledger import Jobs
 from jobledger.demo import definitions
 from jobledger.http import InMemoryClientStore, Permissions, create_app
+from jobledger.http.dashboard import _pages as dashboard_pages
 from jobledger.http.dashboard._views import drives_of, run_row, steps_of, timeline_of
 from jobledger.runner import (
     DefinitionBuilder,
@@ -327,6 +328,17 @@ class TestPages:
         assert 'data-task="provision-directory"' in page.text
         assert ">pending<" in page.text
         assert "<td>invoke</td>" in page.text
+
+    def test_a_run_with_more_launches_than_a_page_reads_shows_the_latest(
+        self, board: Dashboard, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Past the launches a page reads, it says so and lists no unread task as pending."""
+        monkeypatch.setattr(dashboard_pages, "_MAX_LAUNCHES", 2)
+        run = board.blocked_run()
+        page = board.signed_in("viewer").get(f"/dashboard/runs/{run.run_id}")
+        assert "show the latest 2; the 1 before them" in page.text
+        assert 2 == page.text.count('<rect class="bar')
+        assert ">pending<" not in page.text
 
     def test_a_tasks_job_page_shows_its_state_log_and_run(self, board: Dashboard) -> None:
         """A launch's job page has its state, its log's events, and a link to its run."""
