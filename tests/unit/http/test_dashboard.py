@@ -265,6 +265,21 @@ class TestPermissions:
         offered = set(re.findall(r"/dashboard/actions/(\w+)\?run=", page.text))
         assert {"cancel", "resume", "repair", "force"} == offered
 
+    def test_a_client_that_may_not_read_runs_lands_on_the_jobs(self, board: Dashboard) -> None:
+        """Signing in leads a reader of hr to the jobs, and its menu has no Runs."""
+        browser = board.browser()
+        page = browser.get("/dashboard/signin")
+        landed = browser.post(
+            "/dashboard/signin",
+            data={
+                "csrf_token": csrf_of(page),
+                "client_id": "hr-reader",
+                "client_secret": board.secrets["hr-reader"],
+            },
+        )
+        assert (200, "/dashboard/jobs") == (landed.status_code, landed.url.path)
+        assert 'href="/dashboard/runs"' not in landed.text
+
     def test_a_reader_of_one_service_sees_its_jobs_only(self, board: Dashboard) -> None:
         """``read:hr`` lists the hr jobs, not the runs, and is refused the runs page."""
         board.jobs.start(service="hr", entity="employee", type="sync", job_id="hr-1")

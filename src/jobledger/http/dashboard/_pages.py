@@ -82,6 +82,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_SESSION_SECONDS: Final = 8 * 3600
 #: The session cookie's name.
 SESSION_COOKIE: Final = "jobledger_dashboard"
+#: The page a sign-in leads to unless it was asked for another.
+_FIRST_PAGE: Final = "/runs"
 _PAGE_SIZE: Final = 25
 _LOG_PAGE: Final = 100
 # The most launches a run's page reads, and the most run updates it replays for the drives.
@@ -191,6 +193,8 @@ class _Dashboard:
             {
                 "base": base,
                 "client": client,
+                "may_see_runs": client is not None
+                and client.permissions.allows("read", self.runs_service),
                 "csrf": csrf_token(request),
                 "csrf_field": CSRF_FIELD,
                 **context,
@@ -317,6 +321,8 @@ class _Dashboard:
         sign_in(request, client)
         logger.info("signed in to the dashboard", extra={"client_id": client.client_id})
         base = request.scope.get("root_path", "")
+        if target == _FIRST_PAGE and not client.permissions.allows("read", self.runs_service):
+            target = "/jobs"
         return RedirectResponse(f"{base}{target}", status_code=303)
 
     async def signout(self, request: Request, _client: Client) -> Response:
@@ -635,7 +641,7 @@ _HAS_ACTOR: Final = _has_actor()
 def _next(target: str | None) -> str:
     """A path inside the dashboard to go to after signing in; never another site."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/runs"
+        return _FIRST_PAGE
     return target
 
 

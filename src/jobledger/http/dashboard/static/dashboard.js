@@ -35,6 +35,7 @@
       const response = await fetch(fragmentUrl, { credentials: "same-origin", headers: { Accept: "text/html" } });
       if (response.ok) {
         const html = await response.text();
+        const said = Array.from(live.querySelectorAll("[data-announce]"), (node) => node.textContent);
         // Keep what the reader opened (details) open across the swap.
         const open = Array.from(live.querySelectorAll("details[open] > summary"), (node) => node.textContent);
         live.innerHTML = html;
@@ -44,6 +45,14 @@
           }
         });
         live.dataset.refreshed = String(Number(live.dataset.refreshed || "0") + 1);
+        // Tell screen readers when a status changed (not every refresh: that would be noise).
+        const changed = Array.from(live.querySelectorAll("[data-announce]"))
+          .filter((node, index) => node.textContent !== said[index])
+          .map((node) => node.dataset.announce + ": " + node.textContent);
+        const announce = document.getElementById("announce");
+        if (announce && changed.length) {
+          announce.textContent = changed.join(". ");
+        }
       } else if (response.status === 401 || response.status === 403) {
         source.close();
       }
