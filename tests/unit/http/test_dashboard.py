@@ -466,6 +466,20 @@ class TestWithoutDefinitions:
         board.runner.close()
 
 
+class TestWithoutDashboard:
+    """``create_app(dashboard=False)``: the service alone."""
+
+    def test_neither_the_dashboard_nor_the_root_is_served(self) -> None:
+        """Both answer the service's 404 problem document."""
+        browser = TestClient(create_app(Jobs(), InMemoryClientStore(), dashboard=False))
+        for path in ("/", "/dashboard/signin"):
+            answer = browser.get(path, follow_redirects=False)
+            assert (404, "application/problem+json") == (
+                answer.status_code,
+                answer.headers["content-type"],
+            )
+
+
 class TestEvents:
     """The pages' event stream."""
 
