@@ -19,10 +19,12 @@ from jobledger import Jobs
 from jobledger.demo import definitions
 from jobledger.http import InMemoryClientStore, Permissions, create_app
 from jobledger.http.dashboard import _pages as dashboard_pages
+from jobledger.http.dashboard._actions import Resumes
 from jobledger.http.dashboard._views import drives_of, run_row, steps_of, timeline_of
 from jobledger.runner import (
     DefinitionBuilder,
     Runner,
+    RunNotResumableError,
     RunResult,
     RunStatus,
     load_launches,
@@ -444,6 +446,42 @@ class TestActions:
             "/dashboard/actions/cancel", data={"csrf_token": csrf_of(page), "run": run.run_id}
         )
         assert 409 == answer.status_code
+
+
+class TestServerStop:
+    """What the server does with the runs it drives when it stops."""
+
+    def test_a_run_resumed_from_the_page_is_let_go_when_the_app_shuts_down(
+        self, board: Dashboard, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Shutting the app down releases the run it drives: running, resumable at once."""
+        monkeypatch.setattr(dashboard_pages, "_RESUME_WAIT", 0.05)
+        run = board.runner.invoke("hr-nightly", input={"pace": 1})
+        with TestClient(board.app) as browser:
+            page = browser.get("/dashboard/signin")
+            browser.post(
+                "/dashboard/signin",
+                data={
+                    "csrf_token": csrf_of(page),
+                    "client_id": "operator",
+                    "client_secret": board.secrets["operator"],
+                },
+            )
+            answer = confirm_and_post(browser, "repair", run.run_id)
+            assert "drives it now" in answer.text
+        left = load_run(board.jobs, run.run_id)
+        assert RunStatus.RUNNING == left.status
+        assert left.state is not None
+        assert left.state.released is not None
+
+    def test_no_resume_starts_once_the_server_stops(self, board: Dashboard) -> None:
+        """After stop, a resume is refused with RunNotResumableError; the run stays blocked."""
+        run = board.blocked_run()
+        resumes = Resumes(board.runner)
+        resumes.stop()
+        refused = resumes.start(run.run_id, repair=True, force=None).exception(timeout=5)
+        assert isinstance(refused, RunNotResumableError)
+        assert RunStatus.BLOCKED == load_run(board.jobs, run.run_id).status
 
 
 class TestWithoutDefinitions:

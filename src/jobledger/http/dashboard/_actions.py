@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from concurrent.futures import Future
+import time
+from concurrent.futures import Future, wait
 from typing import TYPE_CHECKING, Final
 
 import attrs
 
 from jobledger.runner import (
     Runner,
+    RunNotResumableError,
     RunResult,
     RunStatus,
     UnknownDefinitionError,
@@ -30,6 +32,9 @@ if TYPE_CHECKING:
 __all__ = ["ACTIONS", "Resumes", "cancel_run", "repairable", "resumable"]
 
 logger = logging.getLogger(__name__)
+
+# Seconds between two let-gos while the server stops, for drives that claim their run late.
+_STOP_POLL: Final = 0.2
 
 #: The actions on a run, by name, as the pages and the forms name them.
 ACTIONS: Final = ("cancel", "resume", "repair", "force")
@@ -66,6 +71,7 @@ class Resumes:
     runner: Runner
     _running: dict[str, Future[RunResult]] = attrs.field(factory=dict)
     _lock: threading.Lock = attrs.field(factory=threading.Lock)
+    _stopping: bool = False
 
     def start(self, run_id: str, *, repair: bool, force: int | None) -> Future[RunResult]:
         """Start driving run ``run_id`` on from its breakpoint; the future gives how it ended.
@@ -75,6 +81,11 @@ class Resumes:
         """
         future: Future[RunResult] = Future()
         with self._lock:
+            if self._stopping:
+                future.set_exception(
+                    RunNotResumableError(run_id, "blocked", "the server is stopping")
+                )
+                return future
             self._running[run_id] = future
 
         def drive() -> None:
@@ -100,9 +111,21 @@ class Resumes:
         with self._lock:
             return run_id in self._running
 
-    def stop(self, reason: str = "the server stopped") -> None:
-        """Let go of every run the server drives, so that another process resumes it at once."""
-        self.runner.interrupt(reason)
+    def stop(self, reason: str = "the server stopped", *, timeout: float = 10.0) -> None:
+        """Let go of every run the server drives, so that another process resumes it at once.
+
+        No resume starts after this. A drive that had not claimed its run
+        yet when this was called is let go as soon as it has (for up to
+        ``timeout`` seconds).
+        """
+        with self._lock:
+            self._stopping = True
+            pending = list(self._running.values())
+        deadline = time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            self.runner.interrupt(reason)
+            _, left = wait(pending, timeout=_STOP_POLL)
+            pending = list(left)
 
 
 def resumable(status: RunStatus, *, lease_over: bool) -> bool:
