@@ -616,6 +616,7 @@ class TestFingerprint:
             "etag": "other",
             "status": "other",
             "state_update": {"a": 2},
+            "actor": "ops",
         }
         names = [field.name for field in attrs.fields(type(command)) if field.name != "request_id"]
         original = fingerprint(command)
@@ -625,6 +626,19 @@ class TestFingerprint:
             fields[name] = replacements[name]
             differs[name] = fingerprint(type(command)(**fields)) != original
         assert dict.fromkeys(names, True) == differs
+
+    def test_no_actor_keeps_the_fingerprint_recorded_before_actors(self) -> None:
+        """A command without an actor has the digest it had before commands had actors."""
+        expected = "a919351c264786df35b6fb0ec8f606f86d318c063f9b72d57fefe21e24f6ef91"
+        assert expected == fingerprint(CancelJob(job_id="j", etag="e"))
+
+    def test_another_actor_is_another_command(self) -> None:
+        """The same command sent by two actors, or by an actor and by no one, differs."""
+        prints = {
+            fingerprint(CancelJob(job_id="j", etag="e", actor=actor))
+            for actor in (None, "alice", "bob")
+        }
+        assert 3 == len(prints)
 
     def test_none_and_empty_differ(self) -> None:
         """A field left out (None) and the same field set empty are different commands."""

@@ -306,4 +306,5 @@ def _update_of(event: JobChanged) -> JobUpdate:
         description=event.description,
         etag=event.etag,
         at=event.at,
+        actor=event.actor,
     )

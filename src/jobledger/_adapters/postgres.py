@@ -137,7 +137,7 @@ logger = logging.getLogger(__name__)
 _V = TypeVar("_V")
 
 #: The schema version this jobledger writes, kept in the schema's meta table.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: How many times a save is tried when PostgreSQL aborts it for a serialization
 #: failure or a deadlock (it was rolled back, so trying again is safe).
@@ -346,8 +346,22 @@ def _schema_ddl(names: _Names) -> tuple[sql.Composed, ...]:
     return (*(sql.SQL(text).format(**tables) for text in statements), *indexes)
 
 
+def _actor_ddl(names: _Names) -> tuple[sql.Composed, ...]:
+    """The statements that bring schema version 1 to 2: who acted (older rows name no one)."""
+    statements = (
+        "ALTER TABLE {jobs} ADD COLUMN started_by text",
+        "ALTER TABLE {updates} ADD COLUMN actor text",
+        "ALTER TABLE {feed} ADD COLUMN actor text",
+    )
+    tables = names.mapping()
+    return tuple(sql.SQL(text).format(**tables) for text in statements)
+
+
 # Each schema version's migration from the one before; version 1 creates everything.
-_MIGRATIONS: dict[int, Callable[[_Names], tuple[sql.Composed, ...]]] = {1: _schema_ddl}
+_MIGRATIONS: dict[int, Callable[[_Names], tuple[sql.Composed, ...]]] = {
+    1: _schema_ddl,
+    2: _actor_ddl,
+}
 
 
 @attrs.frozen
@@ -1500,6 +1514,9 @@ def _migrate(conn: psycopg.Connection[Any], schema: str | None, location: str) -
                     names.table("meta")
                 )
             )
+        if version > 0:
+            # An older schema may predate the tables version 1 gained later.
+            _add_start_index(conn, names)
         for target in range(version + 1, SCHEMA_VERSION + 1):
             for statement in _MIGRATIONS[target](names):
                 conn.execute(statement)

@@ -19,8 +19,9 @@ a reader sees, every position before it is committed and visible too.
 
 **The schema** is created on first use and versioned: the file's header holds
 jobledger's ``application_id`` and the schema version in ``user_version``.
-Opening a file that is not a jobledger database, or one whose schema is newer
-than this jobledger knows, fails before anything is written to it.
+A file of an older schema version is upgraded when it is opened, in one
+transaction. Opening a file that is not a jobledger database, or one whose
+schema is newer than this jobledger knows, fails before anything is written to it.
 
 Timestamps are stored as microseconds since the Unix epoch and JSON as text
 (see :mod:`jobledger._adapters.rows`); every value is a bound parameter.
@@ -94,7 +95,7 @@ _V = TypeVar("_V")
 APPLICATION_ID = 0x4A4C4447
 
 #: The schema version this jobledger writes, kept in ``PRAGMA user_version``.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # SQLite's primary result codes that the boundary translates.
 _SQLITE_BUSY = 5
@@ -213,8 +214,20 @@ _SCHEMA = (
     _CONSUMERS_TABLE,
     _HOLDS_TABLE,
     f"PRAGMA application_id = {APPLICATION_ID}",
-    f"PRAGMA user_version = {SCHEMA_VERSION}",
+    "PRAGMA user_version = 1",
 )
+
+# The upgrades after version 1 (which _SCHEMA creates), by the version each one
+# brings a file to from the version before; a new file is created at version 1
+# and upgraded, so every file goes through the same steps.
+_UPGRADES: dict[int, tuple[str, ...]] = {
+    # Who acted: the job's starter and each change's actor; rows written before have none.
+    2: (
+        "ALTER TABLE jobs ADD COLUMN started_by TEXT",
+        "ALTER TABLE updates ADD COLUMN actor TEXT",
+        "ALTER TABLE feed ADD COLUMN actor TEXT",
+    ),
+}
 
 
 def _statement(*parts: str) -> str:
@@ -559,26 +572,40 @@ class SQLiteRepository:
         # the same snapshot even while another process is creating the schema.
         conn.execute("BEGIN")
         try:
-            ready = self._inspect(conn)
+            version = self._inspect(conn)
         finally:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-        if ready:
+        if version == SCHEMA_VERSION:
             self._add_start_index(conn)
             return
-        # A new, empty file: switch it to WAL (outside any transaction, as SQLite
-        # requires), then create the schema unless a racing process just did.
-        self._set_wal(conn)
+        if version == 0:
+            # A new, empty file: switch it to WAL (outside any transaction, as SQLite requires).
+            self._set_wal(conn)
+        # Create or upgrade the schema, unless a racing process just did.
         conn.execute("BEGIN IMMEDIATE")
         try:
-            if not self._inspect(conn):
+            version = self._inspect(conn)
+            if version == 0:
                 for statement in _SCHEMA:
                     conn.execute(statement)
-                logger.info("created jobledger schema %d in %s", SCHEMA_VERSION, self._path)
+                version = 1
+                logger.info("created jobledger schema in %s", self._path)
+            if version < SCHEMA_VERSION:
+                self._upgrade(conn, version)
             conn.execute("COMMIT")
         finally:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+        self._add_start_index(conn)
+
+    def _upgrade(self, conn: sqlite3.Connection, version: int) -> None:
+        """Bring the schema from ``version`` to :data:`SCHEMA_VERSION` in the open transaction."""
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in _UPGRADES[target]:
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        logger.info("upgraded jobledger schema %d to %d in %s", version, SCHEMA_VERSION, self._path)
 
     def _add_start_index(self, conn: sqlite3.Connection) -> None:
         """Give a file made before them the start-record index and the parked table (once)."""
@@ -603,15 +630,14 @@ class SQLiteRepository:
                 # A read-only file: start records are then read by a scan; parking fails.
                 logger.debug("cannot add %s to %s", name, self._path)
 
-    def _inspect(self, conn: sqlite3.Connection) -> bool:
-        """Whether the schema is there; ``False`` for an empty file; raises for anything else."""
+    def _inspect(self, conn: sqlite3.Connection) -> int:
+        """The file's schema version; 0 for an empty file; raises for anything else."""
         application_id = conn.execute("PRAGMA application_id").fetchone()[0]
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if application_id == APPLICATION_ID:
+        version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+        if application_id == APPLICATION_ID and version > 0:
             if version > SCHEMA_VERSION:
                 raise SchemaVersionError(self._path, version, SCHEMA_VERSION)
-            if version == SCHEMA_VERSION:
-                return True
+            return version
         tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
         if application_id != 0 or version != 0 or tables:
             owner = (
@@ -621,7 +647,7 @@ class SQLiteRepository:
             )
             msg = f"not a jobledger database: it is {owner}; nothing was changed"
             raise ForeignDatabaseError(self._path, msg)
-        return False
+        return 0
 
     def _set_wal(self, conn: sqlite3.Connection) -> None:
         deadline = time.monotonic() + self._busy_timeout

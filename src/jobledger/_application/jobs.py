@@ -104,6 +104,13 @@ class Jobs:
     ``request_id``, the command is answered with the job as the first one left
     it, and nothing is written or published; the same ``request_id`` with a
     different command raises :class:`~jobledger.RequestIdConflictError`.
+    The ``actor`` is part of the command: a retry must name the same actor
+    (or none, as the first did), or it is a different command.
+
+    Any command may also name its ``actor``, the service or person acting.
+    It is kept with the change (:attr:`~jobledger.Job.started_by` for the
+    start, :attr:`~jobledger.JobUpdate.actor` for every later change) and
+    carried by the change's event (``actor``); ``None`` names no one.
 
     A ledger remembers the jobs it saved last (a hundred or so, small ones)
     and decides the next command on such a job without reading it again. The
@@ -353,6 +360,7 @@ class Jobs:
         state: object = None,
         job_id: str | None = None,
         request_id: str | None = None,
+        actor: str | None = None,
     ) -> Job:
         """Start a job; see :class:`~jobledger.StartJob` for the fields.
 
@@ -369,6 +377,7 @@ class Jobs:
                 state=self._json(state, "state"),
                 job_id=job_id,
                 request_id=request_id,
+                actor=actor,
             )
         )
 
@@ -382,6 +391,7 @@ class Jobs:
         description: str | None = None,
         state_update: object = None,
         request_id: str | None = None,
+        actor: str | None = None,
     ) -> Job:
         """Update an active job; see :class:`~jobledger.UpdateJob` for the fields."""
         return self.handle(
@@ -393,6 +403,7 @@ class Jobs:
                 description=description,
                 state_update=self._json(state_update, "state_update"),
                 request_id=request_id,
+                actor=actor,
             )
         )
 
@@ -405,6 +416,7 @@ class Jobs:
         description: str | None = None,
         state_update: object = None,
         request_id: str | None = None,
+        actor: str | None = None,
     ) -> Job:
         """Complete an active job; see :class:`~jobledger.CompleteJob`."""
         return self.handle(
@@ -415,6 +427,7 @@ class Jobs:
                 description=description,
                 state_update=self._json(state_update, "state_update"),
                 request_id=request_id,
+                actor=actor,
             )
         )
 
@@ -427,6 +440,7 @@ class Jobs:
         description: str | None = None,
         state_update: object = None,
         request_id: str | None = None,
+        actor: str | None = None,
     ) -> Job:
         """Fail an active job; see :class:`~jobledger.FailJob`."""
         return self.handle(
@@ -437,6 +451,7 @@ class Jobs:
                 description=description,
                 state_update=self._json(state_update, "state_update"),
                 request_id=request_id,
+                actor=actor,
             )
         )
 
@@ -448,6 +463,7 @@ class Jobs:
         display_name: str | None = None,
         description: str | None = None,
         request_id: str | None = None,
+        actor: str | None = None,
     ) -> Job:
         """Cancel an active job; see :class:`~jobledger.CancelJob`."""
         return self.handle(
@@ -457,6 +473,7 @@ class Jobs:
                 display_name=display_name,
                 description=description,
                 request_id=request_id,
+                actor=actor,
             )
         )
 

@@ -147,13 +147,18 @@ def fingerprint(command: Command) -> str:
     """A digest of everything in ``command`` but its ``request_id``.
 
     Two commands with the same fingerprint are the same command, so one may be
-    answered as a retry of the other.
+    answered as a retry of the other. The ``actor`` is part of the command: the
+    same request id sent by another actor is another command. An ``actor`` of
+    ``None`` is left out of the digest, so requests recorded before commands
+    had actors are still recognized when they are retried.
     """
     fields = {
         field.name: getattr(command, field.name)
         for field in attrs.fields(type(command))
         if field.name != "request_id"
     }
+    if command.actor is None:
+        del fields["actor"]
     canonical = json.dumps(
         [type(command).__name__, fields],
         sort_keys=True,
@@ -248,6 +253,11 @@ def _check_optional_name(value: str | None, field: str, limits: Limits) -> None:
         check_name(value, field=field, limits=limits)
 
 
+def _actor(value: str | None, limits: Limits) -> str | None:
+    """A command's ``actor``, checked as a name: who acts, or ``None`` for no one named."""
+    return None if value is None else check_name(value, field="actor", limits=limits)
+
+
 def _state(value: JsonValue, field: str, limits: Limits) -> JsonObject:
     if not isinstance(value, JsonObject):
         raise InvalidJobDataError(field, "", f"must be a JSON object, not {_json_kind(value)}")
@@ -286,6 +296,7 @@ def _start(
         version=1,
         created_at=now,
         updated_at=now,
+        started_by=_actor(command.actor, limits),
     )
     check_limits(job.input, field="input", limits=limits)
     event = JobStarted(
@@ -298,6 +309,7 @@ def _start(
         etag=job.etag,
         version=job.version,
         at=now,
+        actor=job.started_by,
         display_name=job.display_name,
         description=job.description,
         input=job.input,
@@ -326,6 +338,7 @@ def _change(
     description = command.description
     if description is not None:
         check_text(description, field="description", limits=limits)
+    actor = _actor(command.actor, limits)
     patch: JsonObject | None = None
     state = job.state
     if not isinstance(command, CancelJob) and command.state_update is not None:
@@ -353,9 +366,10 @@ def _change(
         version,
         job.created_at,
         now,
+        job.started_by,
     )
     update = JobUpdate(
-        job.id, update_id, update_type, status, patch, display_name, description, etag, now
+        job.id, update_id, update_type, status, patch, display_name, description, etag, now, actor
     )
     event_id = new_id()
     event: JobChanged
@@ -373,6 +387,7 @@ def _change(
             update_id=update_id,
             display_name=display_name,
             description=description,
+            actor=actor,
         )
     else:
         event = _PATCH_EVENTS[kind](
@@ -388,6 +403,7 @@ def _change(
             update_id=update_id,
             display_name=display_name,
             description=description,
+            actor=actor,
             state_update=patch,
         )
     return Change(after, update, event, job.etag, None)

@@ -92,7 +92,7 @@ class Limits:
             applying it), counted as compact UTF-8 JSON without escapes.
             Default 1 MiB.
         max_name_length: The longest ``service``, ``entity``, ``type``,
-            ``status``, job id, ETag and request id, in characters. Default
+            ``status``, ``actor``, job id, ETag and request id, in characters. Default
             200, at least 9 (the status ``completed``); a
             :class:`~jobledger.Jobs` with its default id factory needs at
             least 36, the length of the ids and ETags it makes.

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, unquote
 
+import attrs
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -39,6 +40,7 @@ from jobledger import (
     wire,
 )
 from jobledger.http._errors import (
+    ActorMismatchError,
     AuthenticationError,
     PermissionDeniedError,
     PreconditionRequiredError,
@@ -54,7 +56,7 @@ if TYPE_CHECKING:
 
     from starlette.requests import Request
 
-    from jobledger import Job, Jobs
+    from jobledger import Command, Job, Jobs
     from jobledger.http._clients import Client, ClientStore
     from jobledger.runner import Runner
 
@@ -256,6 +258,18 @@ class _Service:
         elif not client.permissions.allows(action, service):
             raise PermissionDeniedError(client.client_id, action, service)
 
+    @staticmethod
+    def _as_client(command: Command, client: Client | None) -> Command:
+        """``command`` with ``client`` as its actor: a client acts as itself.
+
+        Raises:
+            ActorMismatchError: the command names another actor.
+        """
+        assert client is not None  # noqa: S101  (routes with an action authenticate first)
+        if command.actor is not None and command.actor != client.client_id:
+            raise ActorMismatchError(client.client_id, command.actor)
+        return attrs.evolve(command, actor=client.client_id)
+
     def _scoped(self, client: Client | None, services: list[str] | None) -> list[str] | None:
         """The services a read may cover: those asked for, within the client's permission."""
         self._may(client, "read")
@@ -320,6 +334,7 @@ class _Service:
         self._may(client, "start")
         command = wire.decode_command(await self._message(request, "StartJob"))
         self._may(client, "start", command.service)  # type: ignore[union-attr]
+        command = self._as_client(command, client)
         job = await run_in_threadpool(self._jobs.handle, command)
         return _job_response(job, 201, {"Location": f"/jobs/{quote(job.id, safe='')}"})
 
@@ -338,7 +353,7 @@ class _Service:
         commands = []
         for index, item in enumerate(items):
             try:
-                commands.append(wire.decode_command(item))
+                commands.append(self._as_client(wire.decode_command(item), client))
             except WireFormatError as err:
                 raise WireFormatError(
                     err.field, f"/Commands/{index}{err.path}", err.reason
@@ -397,7 +412,7 @@ class _Service:
             raise PreconditionRequiredError(job_id)
         etag = ANY_ETAG if if_match.strip() == "*" else _unquoted(if_match)
         message = await self._message(request, _COMMAND_OF[verb], JobId=job_id, ETag=etag)
-        command = wire.decode_command(message)
+        command = self._as_client(wire.decode_command(message), client)
         current = await run_in_threadpool(self._jobs.get, job_id)
         self._may(client, verb, current.service)
         job = await run_in_threadpool(self._jobs.handle, command)

@@ -221,6 +221,7 @@ class JobsClient:
         state: object = None,
         job_id: str | None = None,
         request_id: str | None = None,
+        actor: str | None = None,
     ) -> Job:
         """Start a job; see :meth:`jobledger.Jobs.start`."""
         return self.handle(
@@ -234,6 +235,7 @@ class JobsClient:
                 state=state,
                 job_id=job_id,
                 request_id=request_id,
+                actor=actor,
             )
         )
 

@@ -501,8 +501,11 @@ def request_cancel(
     *,
     service: str = RUN_SERVICE,
     clock: Callable[[], datetime] | None = None,
+    actor: str | None = None,
 ) -> RunResult:
     """Ask a run to stop, from any thread or process that shares the ledger.
+
+    ``actor`` (who asks) is recorded as the actor of every change the request makes.
 
     A run driven by a live drive gets ``cancel_requested`` in its state: its
     driver notices it at its next write or poll, asks the running tasks to
@@ -536,21 +539,21 @@ def request_cancel(
             if driven:
                 if not state.cancel_requested:
                     patch = state_patch(encode(state), encode(new))
-                    job = jobs.handle(UpdateJob(job_id=run_id, etag=job.etag, state_update=patch))
+                    job = jobs.handle(
+                        UpdateJob(job_id=run_id, etag=job.etag, state_update=patch, actor=actor)
+                    )
                 return result_of(job, {})
             new = attrs.evolve(new, lease=None)
             patch = state_patch(encode(state), encode(new))
             orphans = cancel_launches(
                 running_launches(jobs, run_id, state), "the run was canceled", now
             )
-            written = write_all(
-                jobs,
-                [
-                    UpdateJob(job_id=run_id, etag=job.etag, state_update=patch),
-                    CancelJob(job_id=run_id, etag=ANY_ETAG),
-                    *orphans,
-                ],
-            )
+            commands = [
+                UpdateJob(job_id=run_id, etag=job.etag, state_update=patch),
+                CancelJob(job_id=run_id, etag=ANY_ETAG),
+                *orphans,
+            ]
+            written = write_all(jobs, [attrs.evolve(command, actor=actor) for command in commands])
             return result_of(written[1], {})
         except (ConcurrencyError, InvalidTransitionError):
             continue

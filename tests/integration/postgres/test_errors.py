@@ -352,7 +352,7 @@ class TestSchemaChecks:
         with pytest.raises(SchemaVersionError) as raised:
             PostgresRepository(postgres_conninfo, schema=schema)
 
-        assert (99, 1) == (raised.value.found, raised.value.supported)
+        assert (99, 2) == (raised.value.found, raised.value.supported)
 
     @pytest.mark.usefixtures("repository")
     def test_an_unreadable_schema_version_is_refused(

@@ -57,6 +57,18 @@ class TestShow:
             'state         {"done": 3}',
         ] == jobledger.lines(result.stdout)
 
+    def test_a_job_started_by_someone_says_who(
+        self, jobledger: Jobledger, store: str, ledger: Jobs
+    ) -> None:
+        """A job whose start named an actor shows it as started by, after created."""
+        ledger.start(service="hr", entity="e", type="t", job_id="job-1", actor="scheduler")
+
+        printed = jobledger.lines(jobledger("show", "job-1", "--store", store).stdout)
+
+        labels = [line[:12].rstrip() for line in printed]
+        created = labels.index("created")
+        assert ("started by", "scheduler") == (labels[created + 1], printed[created + 1][12:])
+
     def test_a_run_shows_its_tasks_and_how_to_go_on(self, jobledger: Jobledger, store: str) -> None:
         """A blocked run lists each task's status by step, then what blocked and how to resume."""
         run_id = jobledger.invoke_blocked(store)

@@ -1,0 +1,118 @@
+"""Who changed it, over HTTP: the service records the client as the actor of every change."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+
+from jobledger import StartJob, UpdateJob, wire
+from jobledger.http import ActorMismatchError, JobsClient
+
+if TYPE_CHECKING:
+    from tests.integration.http.conftest import Clients, Server
+
+
+def _client(server: Server, clients: Clients, client_id: str) -> JobsClient:
+    """A JobsClient for a new client ``client_id`` allowed everything."""
+    return JobsClient(server.url, client_id, clients.add(client_id, "*"))
+
+
+class TestTheClientIsTheActor:
+    """Every change the service makes names the client that asked for it."""
+
+    def test_every_change_records_the_client(self, server: Server, clients: Clients) -> None:
+        """Start, update, complete and a batch record the client as starter and actor."""
+        with _client(server, clients, "hr-app") as jobs:
+            job = jobs.start(service="hr", entity="e", type="t")
+            job = jobs.update(job.id, etag=job.etag, status="exporting")
+            job = jobs.complete(job.id, etag=job.etag)
+            jobs.handle_all(
+                [
+                    StartJob(service="hr", entity="e", type="t", job_id="b1"),
+                    UpdateJob(job_id="b1", etag="*", status="x"),
+                ]
+            )
+            stored = jobs.get(job.id)
+            actors = [update.actor for update in jobs.updates(job.id)]
+            batch = (jobs.get("b1").started_by, [u.actor for u in jobs.updates("b1")])
+
+        events = [entry.event.actor for entry in clients.repository.read_feed()]
+        assert ("hr-app", ["hr-app", "hr-app"]) == (stored.started_by, actors)
+        assert ("hr-app", ["hr-app"]) == batch
+        assert ["hr-app"] * 5 == events
+
+    def test_naming_the_client_as_actor_is_accepted(self, server: Server, clients: Clients) -> None:
+        """A command whose actor is the client itself is carried out."""
+        with _client(server, clients, "ops") as jobs:
+            job = jobs.start(service="hr", entity="e", type="t", actor="ops")
+            job = jobs.cancel(job.id, etag=job.etag, actor="ops")
+
+        assert ("ops", ["ops"]) == (
+            job.started_by,
+            [update.actor for update in clients.repository.updates(job.id)],
+        )
+
+    def test_events_on_the_feed_carry_the_actor(self, server: Server, clients: Clients) -> None:
+        """The event feed's data has the client as Actor."""
+        with _client(server, clients, "feeder") as jobs:
+            jobs.start(service="hr", entity="e", type="t")
+            headers = {"Authorization": f"Bearer {jobs._bearer()}"}
+        with httpx.stream(
+            "GET", f"{server.url}/events?after=0", headers=headers, timeout=60.0
+        ) as response:
+            data = next(
+                line.removeprefix("data:").strip()
+                for line in response.iter_lines()
+                if line.startswith("data:")
+            )
+        assert "feeder" == wire.decode_event(data).actor
+
+
+class TestAnotherActorIsRefused:
+    """A client acts as itself: a command naming another actor is refused, nothing written."""
+
+    def test_the_client_raises_actor_mismatch_for_a_start(
+        self, server: Server, clients: Clients
+    ) -> None:
+        """JobsClient.start with another actor raises ActorMismatchError with its facts."""
+        with (
+            _client(server, clients, "hr-app") as jobs,
+            pytest.raises(ActorMismatchError) as raised,
+        ):
+            jobs.start(service="hr", entity="e", type="t", actor="alice")
+
+        assert ("hr-app", "alice") == (raised.value.client_id, raised.value.actor)
+        assert 0 == clients.repository.feed_head()
+
+    def test_a_change_and_a_batch_with_another_actor_are_refused(
+        self, server: Server, clients: Clients
+    ) -> None:
+        """A change or a batch command naming another actor raises; the job is unchanged."""
+        with _client(server, clients, "hr-app") as jobs:
+            job = jobs.start(service="hr", entity="e", type="t")
+            with pytest.raises(ActorMismatchError):
+                jobs.update(job.id, etag=job.etag, status="x", actor="alice")
+            with pytest.raises(ActorMismatchError):
+                jobs.handle_all([UpdateJob(job_id=job.id, etag="*", actor="alice")])
+
+        assert (1, job) == (clients.repository.feed_head(), clients.repository.get(job.id))
+
+    def test_the_refusal_is_a_403_problem(self, server: Server, clients: Clients) -> None:
+        """A body Actor that is not the client gets 403 actor-not-client with both ids."""
+        clients.add("hr-app", "*")
+        secret = clients.add("other", "*")
+        response = httpx.post(
+            f"{server.url}/jobs",
+            json={"Service": "hr", "Entity": "e", "Type": "t", "Actor": "hr-app"},
+            headers=server.bearer("other", secret),
+        )
+
+        problem = response.json()
+        assert 403 == response.status_code
+        assert ("urn:jobledger:problem:actor-not-client", "other", "hr-app") == (
+            problem["type"],
+            problem["ClientId"],
+            problem["Actor"],
+        )

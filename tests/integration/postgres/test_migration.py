@@ -1,0 +1,86 @@
+"""Schema migrations of the PostgreSQL repository: an older schema is brought up to date."""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg import sql
+
+from jobledger import Jobs
+from jobledger.postgres import SCHEMA_VERSION, PostgresRepository
+
+
+def _table(schema: str, name: str) -> sql.Identifier:
+    return sql.Identifier(schema, f"jobledger_{name}")
+
+
+def _as_version_1(conninfo: str, schema: str) -> None:
+    """Turn the schema back into version 1: no actor columns, version 1 in its meta table."""
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("ALTER TABLE {} DROP COLUMN started_by").format(_table(schema, "jobs"))
+        )
+        for name in ("updates", "feed"):
+            conn.execute(sql.SQL("ALTER TABLE {} DROP COLUMN actor").format(_table(schema, name)))
+        conn.execute(
+            sql.SQL("UPDATE {} SET value = '1' WHERE name = 'schema_version'").format(
+                _table(schema, "meta")
+            )
+        )
+
+
+def _version(conninfo: str, schema: str) -> str:
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        row = conn.execute(
+            sql.SQL("SELECT value FROM {} WHERE name = 'schema_version'").format(
+                _table(schema, "meta")
+            )
+        ).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+class TestActorMigration:
+    """Step 2 adds who acted; a version 1 schema is migrated when opened."""
+
+    def test_a_version_1_schema_is_migrated_and_its_rows_have_no_actor(
+        self, postgres_conninfo: str, schema: str
+    ) -> None:
+        """Jobs, updates, events and request records written at version 1 read actor None."""
+        with PostgresRepository(postgres_conninfo, schema=schema) as repository:
+            jobs = Jobs(repository)
+            job = jobs.start(service="hr", entity="e", type="t", request_id="r-1")
+            job = jobs.update(job.id, etag=job.etag, status="exporting")
+        _as_version_1(postgres_conninfo, schema)
+        assert "1" == _version(postgres_conninfo, schema)
+
+        with PostgresRepository(postgres_conninfo, schema=schema) as repository:
+            jobs = Jobs(repository)
+            upgraded = jobs.get(job.id)
+            old_actors = [update.actor for update in jobs.updates(job.id)]
+            events = [entry.event.actor for entry in repository.read_feed()]
+            retried = jobs.start(service="hr", entity="e", type="t", request_id="r-1")
+            jobs.cancel(job.id, etag=job.etag, actor="alice")
+            actors = [update.actor for update in jobs.updates(job.id)]
+
+        assert str(SCHEMA_VERSION) == _version(postgres_conninfo, schema)
+        assert (None, [None], [None, None]) == (upgraded.started_by, old_actors, events)
+        assert (job.id, None) == (retried.id, retried.started_by)
+        assert [None, "alice"] == actors
+
+    def test_a_migrated_schema_keeps_actors_of_new_changes(
+        self, postgres_conninfo: str, schema: str
+    ) -> None:
+        """After the migration, a start's and a change's actors are stored and read back."""
+        PostgresRepository(postgres_conninfo, schema=schema).close()
+        _as_version_1(postgres_conninfo, schema)
+
+        with PostgresRepository(postgres_conninfo, schema=schema) as repository:
+            jobs = Jobs(repository)
+            job = jobs.start(service="hr", entity="e", type="t", actor="svc")
+            jobs.cancel(job.id, etag=job.etag, actor="alice")
+            read = (
+                jobs.get(job.id).started_by,
+                [update.actor for update in jobs.updates(job.id)],
+            )
+
+        assert ("svc", ["alice"]) == read
