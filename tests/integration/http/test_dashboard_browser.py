@@ -259,6 +259,7 @@ class TestLiveRun:
             expect(operator.locator("#action-result")).to_contain_text("Cancel requested")
             operator.get_by_role("link", name=f"See run {run_id}").click()
             expect(operator.locator("#run-status")).to_have_text("canceled")
+            expect(operator.locator("table.updates")).to_contain_text("operator")
             out, _ = process.communicate(timeout=COMMAND_SECONDS)
             assert "canceled" == json.loads(out)["Status"]
             shoot(operator, "run-canceled")

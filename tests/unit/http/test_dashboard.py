@@ -357,6 +357,16 @@ class TestPages:
         assert 2 == page.text.count('<rect class="bar')
         assert ">pending<" not in page.text
 
+    def test_a_job_page_shows_who_started_and_changed_it(self, board: Dashboard) -> None:
+        """The job's starter and each change's actor are on its page."""
+        job = board.jobs.start(
+            service="hr", entity="employee", type="sync", job_id="hr-1", actor="hr-app"
+        )
+        board.jobs.update(job.id, etag=job.etag, status="exporting", actor="exporter")
+        page = board.signed_in("viewer").get("/dashboard/jobs/hr-1")
+        assert "<dt>Started by</dt><dd>hr-app</dd>" in page.text
+        assert "<td>exporter</td>" in page.text
+
     def test_a_tasks_job_page_shows_its_state_log_and_run(self, board: Dashboard) -> None:
         """A launch's job page has its state, its log's events, and a link to its run."""
         run = board.blocked_run()
@@ -395,6 +405,15 @@ class TestActions:
         answer = confirm_and_post(board.signed_in("operator"), "cancel", run.run_id)
         assert "The run is canceled." in answer.text
         assert RunStatus.CANCELED == load_run(board.jobs, run.run_id).status
+
+    def test_a_cancel_records_the_signed_in_client_as_its_actor(self, board: Dashboard) -> None:
+        """The cancel's changes name the operator, and the run's update log shows it."""
+        run = board.blocked_run()
+        browser = board.signed_in("operator")
+        confirm_and_post(browser, "cancel", run.run_id)
+        assert {"operator"} == {update.actor for update in board.jobs.updates(run.run_id)[-2:]}
+        page = browser.get(f"/dashboard/runs/{run.run_id}")
+        assert "<td>operator</td>" in page.text
 
     def test_resume_with_repair_completes_the_run(self, board: Dashboard) -> None:
         """The server's runner runs the repair variant, then the rest; the drives show it."""

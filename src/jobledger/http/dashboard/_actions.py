@@ -40,13 +40,15 @@ _STOP_POLL: Final = 0.2
 ACTIONS: Final = ("cancel", "resume", "repair", "force")
 
 
-def cancel_run(jobs: Jobs, run_id: str, service: str) -> RunResult:
+def cancel_run(jobs: Jobs, run_id: str, service: str, actor: str) -> RunResult:
     """Ask run ``run_id`` to stop (at once when nobody drives it); return the run as left.
+
+    ``actor`` (the signed-in client) is recorded as the actor of the changes.
 
     Raises:
         RunNotFoundError: no run has this id.
     """
-    return request_cancel(jobs, run_id, service=service)
+    return request_cancel(jobs, run_id, service=service, actor=actor)
 
 
 def repairable(runner: Runner | None, definition: str, blocked: tuple[str, ...]) -> bool:

@@ -30,7 +30,6 @@ from jobledger import (
     JobledgerError,
     JobNotFoundError,
     JobQuery,
-    JobUpdate,
 )
 from jobledger.http._errors import AuthenticationError
 from jobledger.http.dashboard._actions import Resumes, cancel_run, repairable, resumable
@@ -421,7 +420,6 @@ class _Dashboard:
             "actions": self.actions_of(client, job, result),
             "service": job.service,
             "events_of": EVENT_OF_UPDATE,
-            "show_actor": _HAS_ACTOR,
         }
 
     def actions_of(self, client: Client, job: Job, result: RunResult) -> dict[str, object]:
@@ -495,7 +493,9 @@ class _Dashboard:
         self.check_offered(client, action, context)
         job: Job = context["job"]  # type: ignore[assignment]
         if action == "cancel":
-            result = await run_in_threadpool(cancel_run, self.jobs, run_id, job.service)
+            result = await run_in_threadpool(
+                cancel_run, self.jobs, run_id, job.service, client.client_id
+            )
             message = (
                 "The run is canceled."
                 if result.status is RunStatus.CANCELED
@@ -602,7 +602,6 @@ class _Dashboard:
             "log_after": after,
             "run_of": run_of,
             "events_of": EVENT_OF_UPDATE,
-            "show_actor": _HAS_ACTOR,
         }
         name = "_job_live.html" if request.query_params.get("fragment") else "job.html"
         return self.page(request, name, context)
@@ -626,16 +625,6 @@ class _Dashboard:
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
-
-
-def _has_actor() -> bool:
-    import attrs  # noqa: PLC0415  (only to look at JobUpdate's fields once)
-
-    return "actor" in attrs.fields_dict(JobUpdate)
-
-
-#: Whether the ledger records each change's actor (then the update logs show it).
-_HAS_ACTOR: Final = _has_actor()
 
 
 def _next(target: str | None) -> str:
