@@ -29,15 +29,12 @@ from jobledger.runner import (
 if TYPE_CHECKING:
     from jobledger import Jobs
 
-__all__ = ["ACTIONS", "Resumes", "cancel_run", "repairable", "resumable"]
+__all__ = ["Resumes", "cancel_run", "repairable", "resumable"]
 
 logger = logging.getLogger(__name__)
 
 # Seconds between two let-gos while the server stops, for drives that claim their run late.
 _STOP_POLL: Final = 0.2
-
-#: The actions on a run, by name, as the pages and the forms name them.
-ACTIONS: Final = ("cancel", "resume", "repair", "force")
 
 
 def cancel_run(jobs: Jobs, run_id: str, service: str, actor: str) -> RunResult:
