@@ -12,6 +12,7 @@ import binascii
 import functools
 import json
 import logging
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, quote, unquote
@@ -19,8 +20,8 @@ from urllib.parse import parse_qsl, quote, unquote
 import attrs
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
+from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
 
 from jobledger import (
     ANY_ETAG,
@@ -48,6 +49,7 @@ from jobledger.http._errors import (
 from jobledger.http._openapi import OPERATIONS, Operation, openapi_document
 from jobledger.http._problems import problem, problem_of
 from jobledger.http._tokens import DEFAULT_RECHECK_SECONDS, DEFAULT_TOKEN_SECONDS, TokenIssuer
+from jobledger.http.dashboard import DEFAULT_SESSION_SECONDS, create_dashboard
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -56,6 +58,7 @@ if TYPE_CHECKING:
 
     from jobledger import Command, Job, Jobs
     from jobledger.http._clients import Client, ClientStore
+    from jobledger.runner import Runner
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app"]
 
@@ -532,12 +535,12 @@ class _Service:
             # Neither given: from now on, like a subscription to a local ledger.
             after = await self._worker(self._jobs.repository.feed_head)
         return StreamingResponse(
-            self._feed(after, event_filter),
+            self.feed(after, event_filter),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
 
-    async def _feed(self, after: int, event_filter: EventFilter) -> AsyncIterator[str]:
+    async def feed(self, after: int, event_filter: EventFilter) -> AsyncIterator[str]:
         """The feed after ``after``, until the stream's time is up (the client then resumes)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._stream_seconds
@@ -590,6 +593,10 @@ def create_app(
     poll_seconds: float = 0.25,
     stream_seconds: float = 300.0,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    dashboard: bool = True,
+    runner: Runner | None = None,
+    session_seconds: int = DEFAULT_SESSION_SECONDS,
+    https_only: bool = False,
 ) -> Starlette:
     """The jobs service as an ASGI app, over ``jobs`` and its ``clients``.
 
@@ -607,12 +614,19 @@ def create_app(
         stream_seconds: Seconds one event feed response lasts; clients then
             reconnect with ``Last-Event-ID`` (so no stream holds the server forever).
         clock: Returns the current time; tokens expire by it.
+        dashboard: Whether to serve the web dashboard under ``/dashboard``
+            (``/`` leads there).
+        runner: The runner the dashboard resumes runs with (its job
+            definitions); ``None`` offers no resume. Its resumes are let go
+            when the app shuts down.
+        session_seconds: Seconds a dashboard session lasts without a request.
+        https_only: Whether the dashboard's session cookie goes over HTTPS only.
 
     >>> from jobledger import Jobs
     >>> from jobledger.http import InMemoryClientStore, create_app
     >>> app = create_app(Jobs(), InMemoryClientStore())
     >>> sorted(route.name for route in app.routes)[:3]
-    ['cancelJob', 'completeJob', 'events']
+    ['cancelJob', 'completeJob', 'dashboard']
     """
     issuer = TokenIssuer(
         clients, lifetime=token_lifetime, clock=clock, recheck_seconds=token_recheck_seconds
@@ -626,11 +640,38 @@ def create_app(
         poll_seconds=poll_seconds,
         stream_seconds=stream_seconds,
     )
+    # Routes with more after the job id first: /jobs/{id}/updates is not the job "x/updates".
+    routes: list[Route | Mount] = [
+        service.route(operation)
+        for operation in sorted(OPERATIONS, key=lambda op: op.path.endswith("{id}"))
+    ]
+    resumes = None
+    if dashboard:
+        board, resumes = create_dashboard(
+            jobs,
+            clients,
+            feed=service.feed,
+            runner=runner,
+            session_seconds=session_seconds,
+            https_only=https_only,
+            clock=clock,
+        )
+        routes.append(Mount("/dashboard", board, name="dashboard"))
+        routes.append(Route("/", _to_dashboard, methods=["GET"], name="root"))
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        yield
+        if resumes is not None:
+            # Runs the dashboard resumed are let go, so that another process resumes them at once.
+            resumes.stop()
+
     return Starlette(
-        # Routes with more after the job id first: /jobs/{id}/updates is not the job "x/updates".
-        routes=[
-            service.route(operation)
-            for operation in sorted(OPERATIONS, key=lambda op: op.path.endswith("{id}"))
-        ],
+        routes=routes,
         exception_handlers={HTTPException: _not_found, Exception: _not_found},
+        lifespan=lifespan,
     )
+
+
+async def _to_dashboard(_request: Request) -> Response:
+    return RedirectResponse("/dashboard/", status_code=307)
