@@ -59,6 +59,7 @@ from jobledger._adapters.rows import (
 )
 from jobledger._core.errors import (
     ForeignDatabaseError,
+    JobledgerError,
     JobAlreadyExistsError,
     JobNotFoundError,
     RequestIdConflictError,
@@ -443,6 +444,8 @@ class SQLiteRepository:
         # The jobs last saved or read, decoded: a read that finds the stored job
         # at the ETag and version of one of them hands that one out, unread.
         self._recent = RecentJobs(lock=threading.Lock())
+        # Saves waiting to commit together (see _commit).
+        self._saves = _Queue()
         # A repository dropped without close() still closes its connections.
         weakref.finalize(self, _close_all, self._idle, self._lock)
         _create_private(self._path)
@@ -804,6 +807,11 @@ class SQLiteRepository:
     def save(self, change: Change) -> int:
         """Save ``change`` in one transaction; see :meth:`jobledger.Repository.save`.
 
+        Saves made at the same moment by other threads through this repository
+        object may share the transaction (a group commit, see the module
+        docstring); each keeps its own outcome, and the save returns only once
+        the transaction is committed.
+
         Raises:
             JobAlreadyExistsError: a start for a job id that exists.
             JobNotFoundError: a change for a job that does not exist.
@@ -812,18 +820,17 @@ class SQLiteRepository:
             StorageTimeoutError: other writers held the lock beyond the busy timeout.
             StorageError: SQLite failed otherwise; nothing was written.
         """
-        with self._translated(), self._write() as conn:
-            position = write_change(conn, change)
+        ticket = _Ticket((change,))
+        self._commit(ticket)
         self._recent.keep(change.job)
-        with self._feed_changed:
-            self._feed_changed.notify_all()
-        return position
+        return ticket.positions[0]
 
     def save_all(self, changes: Sequence[Change]) -> Sequence[int]:
         """Save ``changes`` in one transaction; see :meth:`jobledger.AtomicBatches.save_all`.
 
         The batch costs one commit (one flush of the write-ahead log at
-        :attr:`Durability.FULL`), however many changes it holds.
+        :attr:`Durability.FULL`), however many changes it holds; it may share
+        that commit with other threads' saves, and stays all or nothing.
 
         Raises:
             JobAlreadyExistsError: a start for a job id that exists.
@@ -836,13 +843,177 @@ class SQLiteRepository:
         changes = tuple(changes)
         if not changes:
             return ()
-        with self._translated(), self._write() as conn:
-            positions = tuple(write_change(conn, change) for change in changes)
+        ticket = _Ticket(changes)
+        self._commit(ticket)
         for change in changes:
             self._recent.keep(change.job)
-        with self._feed_changed:
-            self._feed_changed.notify_all()
-        return positions
+        return ticket.positions
+
+    # -- group commit ---------------------------------------------------------------------
+
+    def _queue(self) -> _Queue:
+        """The queue of saves waiting to commit, made anew in a forked child."""
+        queue = self._saves
+        if queue.pid != os.getpid():
+            # The parent's queue may hold its threads' saves and a held lock:
+            # a forked child starts with its own.
+            queue = self._saves = _Queue()
+        return queue
+
+    def _commit(self, ticket: _Ticket) -> None:
+        """Queue ``ticket`` and return once it is committed (or raise why it was not).
+
+        The oldest waiting thread commits everything queued by the time it
+        holds the write lock; the others wait for it. A thread alone commits
+        at once: nobody waits for company.
+        """
+        queue = self._queue()
+        waiting = queue.waiting
+        ready = queue.ready
+        with ready:
+            ticket.arrived = time.monotonic()
+            waiting.append(ticket)
+            while True:
+                while not ticket.done and waiting[0] is not ticket:
+                    ready.wait()
+                if ticket.done:
+                    break
+                ready.release()
+                try:
+                    with self._translated():
+                        self._lead(queue)
+                finally:
+                    ready.acquire()
+        if ticket.error is not None:
+            raise ticket.error
+
+    def _lead(self, queue: _Queue) -> None:
+        """Commit the queued tickets as one transaction; settle each and wake their threads."""
+        taken: list[_Ticket] = []
+        settled: list[_Ticket] = []
+        committed = False
+        try:
+            committed = self._write_group(queue, taken, settled)
+        except BaseException as err:
+            # Not a refusal but a failure of the commit itself (or an interrupt,
+            # such as KeyboardInterrupt): no waiting thread may wait forever.
+            failure = StorageError(
+                self._path,
+                "the thread committing this save with others failed before it could "
+                f"report the outcome, so the change may or may not be committed ({err!r})",
+            )
+            settled[:] = taken or queue.waiting[:1]
+            for ticket in settled:
+                if ticket.error is None and not ticket.positions:
+                    ticket.error = failure
+            raise
+        finally:
+            with queue.ready:
+                for ticket in settled:
+                    ticket.done = True
+                    queue.waiting.remove(ticket)
+                queue.ready.notify_all()
+        if committed:
+            with self._feed_changed:
+                self._feed_changed.notify_all()
+
+    def _write_group(self, queue: _Queue, taken: list[_Ticket], settled: list[_Ticket]) -> bool:
+        """Write the queued tickets in one transaction; return whether it committed.
+
+        ``taken`` gets the tickets the transaction holds, ``settled`` those
+        whose outcome is known (a ticket left out stays queued for the next
+        transaction).
+        """
+        with self._connection() as conn:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as err:
+                # Those that waited the busy timeout out give up; the others wait on.
+                error = self._translation(err)
+                with queue.ready:
+                    cut = time.monotonic() - self._busy_timeout
+                    settled.extend(ticket for ticket in queue.waiting if ticket.arrived <= cut)
+                    if not settled:
+                        settled.append(queue.waiting[0])
+                for ticket in settled:
+                    ticket.error = error
+                return False
+            try:
+                with queue.ready:
+                    taken.extend(queue.waiting)
+                written, lost = self._write_tickets(conn, taken)
+                if lost is not None:
+                    settled.append(lost)
+                    return False
+                if not written:
+                    # Every ticket was refused (a ticket alone has no savepoint:
+                    # what it wrote before its refusal is rolled back here).
+                    settled.extend(taken)
+                    return False
+                try:
+                    conn.execute("COMMIT")
+                except sqlite3.Error as err:
+                    error = self._translation(err)
+                    for ticket in written:
+                        ticket.error = error
+                    settled.extend(taken)
+                    return False
+            finally:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+        for ticket, positions in written.items():
+            ticket.positions = positions
+        settled.extend(taken)
+        if len(taken) > 1:
+            refused = len(taken) - len(written)
+            logger.debug(
+                "group commit of %d saves (%d refused) in %s",
+                len(taken),
+                refused,
+                self._path,
+                extra={"saves": len(taken), "refused": refused},
+            )
+        return True
+
+    def _write_tickets(
+        self, conn: sqlite3.Connection, taken: list[_Ticket]
+    ) -> tuple[dict[_Ticket, tuple[int, ...]], _Ticket | None]:
+        """Write each ticket of ``taken`` in the open transaction.
+
+        A refused ticket gets its error and is rolled back alone (in a
+        savepoint when the transaction holds several; alone, the whole
+        transaction is its).
+
+        Returns:
+            The tickets written, with their feed positions; and the ticket
+            whose failure took the whole transaction with it (SQLite rolls
+            back by itself after some errors), if one did: then nothing of
+            the others is written, and they stay queued for the next transaction.
+        """
+        written: dict[_Ticket, tuple[int, ...]] = {}
+        alone = len(taken) == 1
+        for ticket in taken:
+            if not alone:
+                conn.execute("SAVEPOINT save")
+            try:
+                written[ticket] = tuple(write_change(conn, change) for change in ticket.changes)
+            except Exception as err:  # noqa: BLE001  (the ticket's own error, raised in its thread)
+                ticket.error = self._translation(err) if isinstance(err, sqlite3.Error) else err
+                if alone:
+                    break
+                if not conn.in_transaction:
+                    return {}, ticket
+                conn.execute("ROLLBACK TO save")
+            if not alone:
+                conn.execute("RELEASE save")
+        return written, None
+
+    def _translation(self, err: sqlite3.Error) -> JobledgerError:
+        """The jobledger error that ``err`` is translated into (caused by it)."""
+        try:
+            self._raise_translated(err)
+        except JobledgerError as translated:
+            return translated
 
     def read_feed(self, *, after: int = 0, limit: int = 1000) -> Sequence[FeedEntry]:
         """Feed entries after ``after``; see :meth:`jobledger.Repository.read_feed`."""
@@ -892,6 +1063,34 @@ class SQLiteRepository:
                 return False
             with self._feed_changed:
                 self._feed_changed.wait(min(remaining, _FEED_POLL_SECONDS))
+
+
+class _Ticket:
+    """One save (or batch) waiting in the group commit queue, and its outcome once settled."""
+
+    __slots__ = ("arrived", "changes", "done", "error", "positions")
+
+    def __init__(self, changes: tuple[Change, ...]) -> None:
+        self.changes = changes
+        self.arrived = 0.0
+        self.done = False
+        self.error: BaseException | None = None
+        self.positions: tuple[int, ...] = ()
+
+
+class _Queue:
+    """The tickets waiting to commit, oldest first, and the condition their threads wait on.
+
+    The oldest ticket's thread commits; the others wait until theirs is
+    settled or is the oldest.
+    """
+
+    __slots__ = ("pid", "ready", "waiting")
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.ready = threading.Condition(threading.Lock())
+        self.waiting: list[_Ticket] = []
 
 
 # The repository's context managers are classes rather than @contextmanager
