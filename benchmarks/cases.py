@@ -540,17 +540,20 @@ def _concurrency_threads(
 
 
 def case_concurrency(backend: str, mode: str) -> Callable[[Setting], dict[str, Metric]]:
-    """Throughput of 1, 4, 8 writers on distinct jobs, as processes or threads."""
+    """Throughput of 1, 4, 8 writers on distinct jobs as processes, or 1, 2, 4, 8 as threads."""
 
     def run(setting: Setting) -> dict[str, Metric]:
         sizes = setting.sizes
         if backend in {"postgres", "psycopg"} and setting.postgres is None:
             return {}
-        durable = backend == "sqlite-full"
+        threads = mode == "threads"
+        # Threads share one ledger (on SQLite, its group commit), so even at FULL
+        # one thread's round is as long as elsewhere.
+        durable = backend == "sqlite-full" and not threads
         n_jobs = sizes.durable_writer_jobs if durable else sizes.writer_jobs
         reps = min(sizes.reps, 3)
         metrics: dict[str, Metric] = {}
-        for writers in sizes.writers:
+        for writers in sizes.thread_writers if threads else sizes.writers:
             with _concurrency_target(setting, backend) as (target, repository):
                 busy: list[float] = []
                 if mode == "processes":
@@ -1204,6 +1207,8 @@ CASES: dict[str, Callable[[Setting], dict[str, Metric]]] = {
     "writers/floor/psycopg/processes": case_concurrency("psycopg", "processes"),
     "writers/sqlite-full/processes": case_concurrency("sqlite-full", "processes"),
     "writers/sqlite-normal/processes": case_concurrency("sqlite-normal", "processes"),
+    "writers/sqlite-full/threads": case_concurrency("sqlite-full", "threads"),
+    "writers/sqlite-normal/threads": case_concurrency("sqlite-normal", "threads"),
     "memory/jobledger": case_memory_jobledger,
     "memory/floor/dict": case_memory_floor,
     "runner/memory/inline": case_runner("memory", "inline"),

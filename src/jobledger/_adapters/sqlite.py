@@ -59,8 +59,8 @@ from jobledger._adapters.rows import (
 )
 from jobledger._core.errors import (
     ForeignDatabaseError,
-    JobledgerError,
     JobAlreadyExistsError,
+    JobledgerError,
     JobNotFoundError,
     RequestIdConflictError,
     SchemaVersionError,
@@ -485,6 +485,8 @@ class SQLiteRepository:
         The repository stays usable: a later call opens a new connection.
         """
         _close_all(self._idle, self._lock)
+        if self._saves.pid == os.getpid():
+            self._saves.close()
 
     # -- connections --------------------------------------------------------------------
 
@@ -855,40 +857,40 @@ class SQLiteRepository:
         """The queue of saves waiting to commit, made anew in a forked child."""
         queue = self._saves
         if queue.pid != os.getpid():
-            # The parent's queue may hold its threads' saves and a held lock:
-            # a forked child starts with its own.
+            # The parent's queue may hold its threads' saves, a held lock and
+            # the parent's connection (never to be touched here): start afresh.
+            if queue.conn is not None:
+                _ABANDONED.append(queue.conn)
             queue = self._saves = _Queue()
         return queue
 
     def _commit(self, ticket: _Ticket) -> None:
         """Queue ``ticket`` and return once it is committed (or raise why it was not).
 
-        The oldest waiting thread commits everything queued by the time it
-        holds the write lock; the others wait for it. A thread alone commits
-        at once: nobody waits for company.
+        The thread of the oldest waiting ticket commits every ticket queued by
+        the time it holds the write lock, in one transaction; the others sleep
+        until theirs is settled or is the oldest. A thread alone commits at
+        once: nobody waits for company.
         """
         queue = self._queue()
-        waiting = queue.waiting
-        ready = queue.ready
-        with ready:
+        with queue.mutex:
             ticket.arrived = time.monotonic()
-            waiting.append(ticket)
-            while True:
-                while not ticket.done and waiting[0] is not ticket:
-                    ready.wait()
-                if ticket.done:
-                    break
-                ready.release()
-                try:
-                    with self._translated():
-                        self._lead(queue)
-                finally:
-                    ready.acquire()
+            queue.waiting.append(ticket)
+            wake = None
+            if len(queue.waiting) > 1:
+                wake = ticket.wake = threading.Lock()
+                wake.acquire()
+        if wake is not None:
+            # Released once: when the ticket is settled, or when it is the oldest.
+            wake.acquire()
+        while not ticket.done:
+            with self._translated():
+                self._lead(queue, ticket)
         if ticket.error is not None:
             raise ticket.error
 
-    def _lead(self, queue: _Queue) -> None:
-        """Commit the queued tickets as one transaction; settle each and wake their threads."""
+    def _lead(self, queue: _Queue, own: _Ticket) -> None:
+        """Commit the queued tickets in one transaction; settle each and wake its thread."""
         taken: list[_Ticket] = []
         settled: list[_Ticket] = []
         committed = False
@@ -902,17 +904,24 @@ class SQLiteRepository:
                 "the thread committing this save with others failed before it could "
                 f"report the outcome, so the change may or may not be committed ({err!r})",
             )
-            settled[:] = taken or queue.waiting[:1]
+            settled[:] = taken or [own]
             for ticket in settled:
                 if ticket.error is None and not ticket.positions:
                     ticket.error = failure
             raise
         finally:
-            with queue.ready:
+            waiting = queue.waiting
+            with queue.mutex:
                 for ticket in settled:
                     ticket.done = True
-                    queue.waiting.remove(ticket)
-                queue.ready.notify_all()
+                    waiting.remove(ticket)
+                    if ticket is not own and ticket.wake is not None:
+                        ticket.wake.release()
+                if waiting and waiting[0] is not own and not waiting[0].done:
+                    # The oldest ticket left becomes the next leader.
+                    next_wake = waiting[0].wake
+                    assert next_wake is not None  # noqa: S101  (it queued behind another)
+                    next_wake.release()
         if committed:
             with self._feed_changed:
                 self._feed_changed.notify_all()
@@ -922,45 +931,39 @@ class SQLiteRepository:
 
         ``taken`` gets the tickets the transaction holds, ``settled`` those
         whose outcome is known (a ticket left out stays queued for the next
-        transaction).
+        transaction). The connection is the queue's own: only the leader uses it.
         """
-        with self._connection() as conn:
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as err:
-                # Those that waited the busy timeout out give up; the others wait on.
-                error = self._translation(err)
-                with queue.ready:
-                    cut = time.monotonic() - self._busy_timeout
-                    settled.extend(ticket for ticket in queue.waiting if ticket.arrived <= cut)
-                    if not settled:
-                        settled.append(queue.waiting[0])
-                for ticket in settled:
-                    ticket.error = error
+        try:
+            conn = queue.conn
+            if conn is None:
+                conn = queue.conn = self._open()
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as err:
+            self._give_up(queue, settled, err)
+            return False
+        try:
+            with queue.mutex:
+                taken.extend(queue.waiting)
+            written, lost = self._write_tickets(conn, taken)
+            if lost is not None:
+                settled.append(lost)
+                return False
+            if not written:
+                # Every ticket was refused (a ticket alone has no savepoint:
+                # what it wrote before its refusal is rolled back here).
+                settled.extend(taken)
                 return False
             try:
-                with queue.ready:
-                    taken.extend(queue.waiting)
-                written, lost = self._write_tickets(conn, taken)
-                if lost is not None:
-                    settled.append(lost)
-                    return False
-                if not written:
-                    # Every ticket was refused (a ticket alone has no savepoint:
-                    # what it wrote before its refusal is rolled back here).
-                    settled.extend(taken)
-                    return False
-                try:
-                    conn.execute("COMMIT")
-                except sqlite3.Error as err:
-                    error = self._translation(err)
-                    for ticket in written:
-                        ticket.error = error
-                    settled.extend(taken)
-                    return False
-            finally:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                conn.execute("COMMIT")
+            except sqlite3.Error as err:
+                error = self._translation(err)
+                for ticket in written:
+                    ticket.error = error
+                settled.extend(taken)
+                return False
+        finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
         for ticket, positions in written.items():
             ticket.positions = positions
         settled.extend(taken)
@@ -974,6 +977,20 @@ class SQLiteRepository:
                 extra={"saves": len(taken), "refused": refused},
             )
         return True
+
+    def _give_up(self, queue: _Queue, settled: list[_Ticket], err: sqlite3.Error) -> None:
+        """Settle with ``err`` the tickets that waited out the busy timeout (the leader's at least).
+
+        The others wait on: the next leader tries again for them.
+        """
+        error = self._translation(err)
+        with queue.mutex:
+            cut = time.monotonic() - self._busy_timeout
+            settled.extend(ticket for ticket in queue.waiting if ticket.arrived <= cut)
+            if not settled:
+                settled.append(queue.waiting[0])
+        for ticket in settled:
+            ticket.error = error
 
     def _write_tickets(
         self, conn: sqlite3.Connection, taken: list[_Ticket]
@@ -1068,7 +1085,7 @@ class SQLiteRepository:
 class _Ticket:
     """One save (or batch) waiting in the group commit queue, and its outcome once settled."""
 
-    __slots__ = ("arrived", "changes", "done", "error", "positions")
+    __slots__ = ("arrived", "changes", "done", "error", "positions", "wake")
 
     def __init__(self, changes: tuple[Change, ...]) -> None:
         self.changes = changes
@@ -1076,21 +1093,33 @@ class _Ticket:
         self.done = False
         self.error: BaseException | None = None
         self.positions: tuple[int, ...] = ()
+        # Held while its thread sleeps behind an older ticket; released to wake it.
+        self.wake: threading.Lock | None = None
 
 
 class _Queue:
-    """The tickets waiting to commit, oldest first, and the condition their threads wait on.
+    """The tickets waiting to commit, oldest first, and the connection their commits use.
 
-    The oldest ticket's thread commits; the others wait until theirs is
-    settled or is the oldest.
+    The oldest ticket's thread commits (the leader); the others sleep until
+    theirs is settled or is the oldest. Only the leader uses the connection.
     """
 
-    __slots__ = ("pid", "ready", "waiting")
+    __slots__ = ("conn", "mutex", "pid", "waiting")
 
     def __init__(self) -> None:
         self.pid = os.getpid()
-        self.ready = threading.Condition(threading.Lock())
+        self.mutex = threading.Lock()
         self.waiting: list[_Ticket] = []
+        self.conn: sqlite3.Connection | None = None
+
+    def close(self) -> None:
+        """Close the connection, unless a leader is using it (it is opened again when needed)."""
+        with self.mutex:
+            conn = None if self.waiting else self.conn
+            if conn is not None:
+                self.conn = None
+        if conn is not None:
+            conn.close()
 
 
 # The repository's context managers are classes rather than @contextmanager

@@ -1,0 +1,241 @@
+"""SQLite group commit: threads' saves share one transaction, each with its own outcome.
+
+Each test holds SQLite's write lock from a connection of its own while the
+threads save, so that they all queue behind it; when the lock is let go, one
+transaction commits them together. The repository logs every transaction that
+held several saves (``saves``, ``refused``), which is how the tests see that
+the saves really did share one.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sqlite3
+import threading
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import pytest
+
+from jobledger import (
+    ConcurrencyError,
+    Jobs,
+    StartJob,
+    UpdateJob,
+)
+from jobledger._core.decide import Change, decide
+from jobledger._core.jsondoc import Limits
+from jobledger.sqlite import SQLiteRepository
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+    from jobledger import Job
+
+NOW = datetime(2024, 1, 1, tzinfo=UTC)
+
+# How long the threads get to queue behind the held lock (a bound, not a measurement).
+QUEUE_SECONDS = 1.0
+
+
+def _start(job_id: str) -> Change:
+    ids = iter([f"{job_id}-etag", f"{job_id}-event"])
+    return decide(
+        None,
+        StartJob(service="hr", entity="employee", type="sync", job_id=job_id),
+        now=NOW,
+        new_id=lambda: next(ids),
+        limits=Limits(),
+    )
+
+
+def _update(job: Job, status: str, *, request_id: str | None = None) -> Change:
+    ids = iter([f"{job.id}-{status}-etag", f"{job.id}-{status}-event"])
+    return decide(
+        job,
+        UpdateJob(job_id=job.id, etag=job.etag, status=status, request_id=request_id),
+        now=NOW,
+        new_id=lambda: next(ids),
+        limits=Limits(),
+    )
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    """Where the test's database file goes."""
+    return tmp_path / "jobs.db"
+
+
+@pytest.fixture
+def repository(path: Path) -> Iterator[SQLiteRepository]:
+    """A repository in a new file."""
+    with SQLiteRepository(path) as repository:
+        yield repository
+
+
+@pytest.fixture
+def groups(caplog: pytest.LogCaptureFixture) -> Callable[[], list[tuple[int, int]]]:
+    """``(saves, refused)`` of every transaction that held several saves, so far."""
+    caplog.set_level(logging.DEBUG, logger="jobledger._adapters.sqlite")
+
+    def logged() -> list[tuple[int, int]]:
+        return [
+            (record.__dict__["saves"], record.__dict__["refused"])
+            for record in caplog.records
+            if "saves" in record.__dict__
+        ]
+
+    return logged
+
+
+def _saved_together(path: Path, saves: dict[str, Callable[[], object]]) -> dict[str, object]:
+    """Run each save in a thread of its own while the write lock is held; return each outcome.
+
+    The outcome is what the save returned, or the error it raised.
+    """
+    outcomes: dict[str, object] = {}
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+
+    def run(name: str, save: Callable[[], object]) -> None:
+        try:
+            outcomes[name] = save()
+        except Exception as error:  # noqa: BLE001  (the outcome under test)
+            outcomes[name] = error
+
+    threads = [threading.Thread(target=run, args=item) for item in saves.items()]
+    try:
+        for thread in threads:
+            thread.start()
+        time.sleep(QUEUE_SECONDS)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    for thread in threads:
+        thread.join(30)
+    return outcomes
+
+
+class TestGroupCommit:
+    """Saves that meet in one transaction keep their own compare-and-set, outcome and error."""
+
+    def test_a_conflict_inside_a_group_fails_only_its_own_save(
+        self,
+        repository: SQLiteRepository,
+        path: Path,
+        groups: Callable[[], list[tuple[int, int]]],
+    ) -> None:
+        """Seven updates and one with a stale ETag share a commit: only the stale one fails."""
+        jobs = [_start(f"job-{n}").job for n in range(8)]
+        repository.save_all([_start(job.id) for job in jobs])
+        repository.save(_update(jobs[7], "moved-on"))
+        saves: dict[str, Callable[[], object]] = {
+            job.id: functools.partial(repository.save, _update(job, "busy")) for job in jobs
+        }
+
+        outcomes = _saved_together(path, saves)
+
+        refused = outcomes.pop("job-7")
+        assert isinstance(refused, ConcurrencyError)
+        assert "job-7-moved-on-etag" == refused.current_etag
+        assert [10, 11, 12, 13, 14, 15, 16] == sorted(outcomes.values())  # type: ignore[type-var]
+        assert [(8, 1)] == groups()
+        assert ["busy"] * 7 + ["moved-on"] == [repository.get(job.id).status for job in jobs]
+        assert list(range(1, 17)) == [entry.position for entry in repository.read_feed()]
+
+    def test_a_batch_inside_a_group_stays_all_or_nothing(
+        self,
+        repository: SQLiteRepository,
+        path: Path,
+        groups: Callable[[], list[tuple[int, int]]],
+    ) -> None:
+        """A refused batch rolls back whole; the saves committed with it stay."""
+        jobs = [_start(f"job-{n}").job for n in range(4)]
+        repository.save_all([_start(job.id) for job in jobs])
+        repository.save(_update(jobs[3], "moved-on"))
+        saves: dict[str, Callable[[], object]] = {
+            "batch": lambda: repository.save_all(
+                [_update(jobs[0], "batched"), _update(jobs[3], "stale")]
+            ),
+            "one": lambda: repository.save(_update(jobs[1], "alone")),
+            "two": lambda: repository.save(_update(jobs[2], "alone")),
+        }
+
+        outcomes = _saved_together(path, saves)
+
+        assert isinstance(outcomes.pop("batch"), ConcurrencyError)
+        assert [6, 7] == sorted(outcomes.values())  # type: ignore[type-var]
+        assert [(3, 1)] == groups()
+        assert ["started", "alone", "alone", "moved-on"] == [
+            repository.get(job.id).status for job in jobs
+        ]
+        assert [] == list(repository.updates("job-0"))
+
+    def test_a_request_id_taken_inside_the_group_refuses_the_later_save_only(
+        self,
+        repository: SQLiteRepository,
+        path: Path,
+        groups: Callable[[], list[tuple[int, int]]],
+    ) -> None:
+        """Two saves with one request id in one commit: one is recorded, the other refused."""
+        jobs = [_start(f"job-{n}").job for n in range(3)]
+        repository.save_all([_start(job.id) for job in jobs])
+        saves: dict[str, Callable[[], object]] = {
+            job.id: functools.partial(repository.save, _update(job, "busy", request_id="request-1"))
+            for job in jobs[:2]
+        }
+        saves["other"] = lambda: repository.save(_update(jobs[2], "busy"))
+
+        outcomes = _saved_together(path, saves)
+
+        kinds = sorted(type(outcome).__name__ for outcome in outcomes.values())
+        assert ["RequestIdConflictError", "int", "int"] == kinds
+        assert [(3, 1)] == groups()
+        recorded = repository.find_request("request-1")
+        assert recorded is not None
+        winner = next(
+            name
+            for name, outcome in outcomes.items()
+            if isinstance(outcome, int) and name != "other"
+        )
+        assert winner == recorded.job.id
+        assert [4, 5] == [entry.position for entry in repository.read_feed(after=3)]
+
+    def test_saves_one_after_another_are_never_grouped(
+        self, repository: SQLiteRepository, groups: Callable[[], list[tuple[int, int]]]
+    ) -> None:
+        """A thread alone commits its save at once, in a transaction of its own."""
+        positions = [repository.save(_start(f"job-{n}")) for n in range(5)]
+
+        assert [1, 2, 3, 4, 5] == positions
+        assert [] == groups()
+
+    def test_ledger_threads_share_commits_and_keep_every_change(
+        self, repository: SQLiteRepository, groups: Callable[[], list[tuple[int, int]]]
+    ) -> None:
+        """Eight threads of one Jobs on their own jobs: commits are shared, nothing is lost."""
+        jobs = Jobs(repository=repository)
+        barrier = threading.Barrier(8)
+        finished: list[Job] = []
+
+        def writer(index: int) -> None:
+            barrier.wait(30)
+            job = jobs.start(service="hr", entity="employee", type="sync", job_id=f"w-{index}")
+            for done in range(20):
+                job = jobs.update(job.id, etag=job.etag, state_update={"done": done})
+            finished.append(jobs.complete(job.id, etag=job.etag))
+
+        threads = [threading.Thread(target=writer, args=(index,)) for index in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+
+        assert [22] * 8 == [job.version for job in finished]
+        assert 8 * 22 == repository.feed_head()
+        assert list(range(1, 177)) == [entry.position for entry in repository.read_feed(limit=1000)]
+        assert any(saves > 1 for saves, _ in groups())
+        assert all(refused == 0 for _, refused in groups())
