@@ -441,6 +441,8 @@ class SQLiteRepository:
         self._idle: list[sqlite3.Connection] = []
         self._pid = os.getpid()
         self._feed_changed = threading.Condition()
+        # Threads in wait_for_feed: a commit skips the notification when there are none.
+        self._feed_waiters = 0
         # The jobs last saved or read, decoded: a read that finds the stored job
         # at the ETag and version of one of them hands that one out, unread.
         self._recent = RecentJobs(lock=threading.Lock())
@@ -485,7 +487,7 @@ class SQLiteRepository:
         The repository stays usable: a later call opens a new connection.
         """
         _close_all(self._idle, self._lock)
-        if self._saves.pid == os.getpid():
+        if self._saves.forks == _FORKS[0]:
             self._saves.close()
 
     # -- connections --------------------------------------------------------------------
@@ -856,7 +858,7 @@ class SQLiteRepository:
     def _queue(self) -> _Queue:
         """The queue of saves waiting to commit, made anew in a forked child."""
         queue = self._saves
-        if queue.pid != os.getpid():
+        if queue.forks != _FORKS[0]:
             # The parent's queue may hold its threads' saves, a held lock and
             # the parent's connection (never to be touched here): start afresh.
             if queue.conn is not None:
@@ -922,7 +924,7 @@ class SQLiteRepository:
                     next_wake = waiting[0].wake
                     assert next_wake is not None  # noqa: S101  (it queued behind another)
                     next_wake.release()
-        if committed:
+        if committed and self._feed_waiters:
             with self._feed_changed:
                 self._feed_changed.notify_all()
 
@@ -1012,8 +1014,13 @@ class SQLiteRepository:
         for ticket in taken:
             if not alone:
                 conn.execute("SAVEPOINT save")
+            changes = ticket.changes
             try:
-                written[ticket] = tuple(write_change(conn, change) for change in ticket.changes)
+                written[ticket] = (
+                    (write_change(conn, changes[0]),)
+                    if len(changes) == 1
+                    else tuple(write_change(conn, change) for change in changes)
+                )
             except Exception as err:  # noqa: BLE001  (the ticket's own error, raised in its thread)
                 ticket.error = self._translation(err) if isinstance(err, sqlite3.Error) else err
                 if alone:
@@ -1072,14 +1079,32 @@ class SQLiteRepository:
             Whether the feed's head is now beyond ``after``.
         """
         deadline = time.monotonic() + max(timeout, 0.0)
-        while True:
-            if self.feed_head() > after:
-                return True
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
+        with self._feed_changed:
+            self._feed_waiters += 1
+        try:
+            while True:
+                if self.feed_head() > after:
+                    return True
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                with self._feed_changed:
+                    self._feed_changed.wait(min(remaining, _FEED_POLL_SECONDS))
+        finally:
             with self._feed_changed:
-                self._feed_changed.wait(min(remaining, _FEED_POLL_SECONDS))
+                self._feed_waiters -= 1
+
+
+# How many times this process was forked from its parents (its ancestors included):
+# a queue made before a fork belongs to the parent. Cheaper to compare than a getpid().
+_FORKS = [0]
+
+
+def _forked() -> None:
+    _FORKS[0] += 1
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 class _Ticket:
@@ -1104,10 +1129,10 @@ class _Queue:
     theirs is settled or is the oldest. Only the leader uses the connection.
     """
 
-    __slots__ = ("conn", "mutex", "pid", "waiting")
+    __slots__ = ("conn", "forks", "mutex", "waiting")
 
     def __init__(self) -> None:
-        self.pid = os.getpid()
+        self.forks = _FORKS[0]
         self.mutex = threading.Lock()
         self.waiting: list[_Ticket] = []
         self.conn: sqlite3.Connection | None = None
