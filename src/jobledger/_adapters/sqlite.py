@@ -17,6 +17,15 @@ positions are assigned in commit order, a rolled-back transaction leaves no
 hole (its position is taken again by the next writer), and whatever position
 a reader sees, every position before it is committed and visible too.
 
+**Group commit.** Saves that threads make through one repository object at
+the same moment share one transaction, and so one flush of the log: the
+thread of the oldest waiting save takes the write lock, then writes every save
+queued by then, each in a savepoint of its own (a refused save is rolled back
+alone and gets its own error), commits, and wakes the threads it settled. A
+save returns only once that commit is done. A thread alone commits at once.
+Positions stay gap-free and in commit order: the group's saves take
+consecutive ones inside its transaction.
+
 **The schema** is created on first use and versioned: the file's header holds
 jobledger's ``application_id`` and the schema version in ``user_version``.
 Opening a file that is not a jobledger database, or one whose schema is newer
