@@ -23,6 +23,7 @@ from jobledger import (
     ConcurrencyError,
     Jobs,
     StartJob,
+    StorageError,
     UpdateJob,
 )
 from jobledger._core.decide import Change, decide
@@ -203,6 +204,36 @@ class TestGroupCommit:
         )
         assert winner == recorded.job.id
         assert [4, 5] == [entry.position for entry in repository.read_feed(after=3)]
+
+    def test_a_save_failing_after_it_wrote_leaves_the_others_to_the_next_commit(
+        self,
+        repository: SQLiteRepository,
+        path: Path,
+        groups: Callable[[], list[tuple[int, int]]],
+    ) -> None:
+        """SQLite failing midway through one save fails it alone; the rest commit next."""
+        jobs = [_start(f"job-{n}").job for n in range(3)]
+        repository.save_all([_start(job.id) for job in jobs])
+        # A stray log row makes job-2's first update fail after its compare-and-set wrote.
+        stray = sqlite3.connect(path)
+        stray.execute(
+            "INSERT INTO updates (job_id, update_id, update_type, status, etag, at) "
+            "VALUES ('job-2', 1, 0, 'stray', 'stray-etag', 0)"
+        )
+        stray.commit()
+        stray.close()
+        saves: dict[str, Callable[[], object]] = {
+            job.id: functools.partial(repository.save, _update(job, "busy")) for job in jobs
+        }
+
+        outcomes = _saved_together(path, saves)
+
+        failed = outcomes.pop("job-2")
+        assert isinstance(failed, StorageError)
+        assert isinstance(failed.__cause__, sqlite3.IntegrityError)
+        assert [4, 5] == sorted(outcomes.values())  # type: ignore[type-var]
+        assert [(2, 0)] == groups()
+        assert ["busy", "busy", "started"] == [repository.get(job.id).status for job in jobs]
 
     def test_saves_one_after_another_are_never_grouped(
         self, repository: SQLiteRepository, groups: Callable[[], list[tuple[int, int]]]

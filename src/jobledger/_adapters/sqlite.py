@@ -20,8 +20,9 @@ a reader sees, every position before it is committed and visible too.
 **Group commit.** Saves that threads make through one repository object at
 the same moment share one transaction, and so one flush of the log: the
 thread of the oldest waiting save takes the write lock, then writes every save
-queued by then, each in a savepoint of its own (a refused save is rolled back
-alone and gets its own error), commits, and wakes the threads it settled. A
+queued by then (a refused save is undone alone, with a savepoint where it may
+have written before its refusal, and gets its own error), commits, and wakes
+the threads it settled. A
 save returns only once that commit is done. A thread alone commits at once.
 Positions stay gap-free and in commit order: the group's saves take
 consecutive ones inside its transaction.
@@ -1006,28 +1007,35 @@ class SQLiteRepository:
     def _write_tickets(
         self, conn: sqlite3.Connection, taken: list[_Ticket]
     ) -> tuple[dict[_Ticket, tuple[int, ...]], _Ticket | None]:
-        """Write each ticket of ``taken`` in the open transaction.
+        """Write each ticket of ``taken`` in the open transaction; a refused one is undone alone.
 
-        A refused ticket gets its error and is rolled back alone (in a
-        savepoint when the transaction holds several; alone, the whole
-        transaction is its).
+        A ticket of one change without a request record is refused, if at all,
+        by its first statement (the compare-and-set, or the insert of a new
+        job), before it has written anything: nothing to undo. A batch, or a
+        change with a request record, may be refused after writing, so in a
+        transaction of several tickets it is written inside a savepoint.
+        Alone, a ticket's transaction is its own, rolled back whole.
 
         Returns:
             The tickets written, with their feed positions; and the ticket
-            whose failure took the whole transaction with it (SQLite rolls
-            back by itself after some errors), if one did: then nothing of
-            the others is written, and they stay queued for the next transaction.
+            whose failure left writes that cannot be undone alone (or made
+            SQLite roll the whole transaction back), if one did: then nothing
+            of the others may be committed, and they stay queued for the next
+            transaction, which writes them again.
         """
         written: dict[_Ticket, tuple[int, ...]] = {}
         alone = len(taken) == 1
         for ticket in taken:
-            if not alone:
-                conn.execute("SAVEPOINT save")
             changes = ticket.changes
+            single = len(changes) == 1
+            savepoint = not alone and (not single or changes[0].request is not None)
+            if savepoint:
+                conn.execute("SAVEPOINT save")
+            before = conn.total_changes
             try:
                 written[ticket] = (
                     (write_change(conn, changes[0]),)
-                    if len(changes) == 1
+                    if single
                     else tuple(write_change(conn, change) for change in changes)
                 )
             except Exception as err:  # noqa: BLE001  (the ticket's own error, raised in its thread)
@@ -1036,8 +1044,11 @@ class SQLiteRepository:
                     break
                 if not conn.in_transaction:
                     return {}, ticket
-                conn.execute("ROLLBACK TO save")
-            if not alone:
+                if savepoint:
+                    conn.execute("ROLLBACK TO save")
+                elif conn.total_changes != before:
+                    return {}, ticket
+            if savepoint:
                 conn.execute("RELEASE save")
         return written, None
 
