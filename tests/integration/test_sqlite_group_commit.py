@@ -26,6 +26,7 @@ from jobledger import (
     StorageError,
     UpdateJob,
 )
+from jobledger._adapters import sqlite as sqlite_adapter
 from jobledger._core.decide import Change, decide
 from jobledger._core.jsondoc import Limits
 from jobledger.sqlite import SQLiteRepository
@@ -92,6 +93,14 @@ def groups(caplog: pytest.LogCaptureFixture) -> Callable[[], list[tuple[int, int
     return logged
 
 
+class Interrupt(BaseException):
+    """Stands for KeyboardInterrupt, reaching a thread in the middle of a commit."""
+
+
+def _interrupted(_conn: object, _change: Change) -> int:
+    raise Interrupt
+
+
 def _saved_together(path: Path, saves: dict[str, Callable[[], object]]) -> dict[str, object]:
     """Run each save in a thread of its own while the write lock is held; return each outcome.
 
@@ -104,7 +113,7 @@ def _saved_together(path: Path, saves: dict[str, Callable[[], object]]) -> dict[
     def run(name: str, save: Callable[[], object]) -> None:
         try:
             outcomes[name] = save()
-        except Exception as error:  # noqa: BLE001  (the outcome under test)
+        except BaseException as error:  # noqa: BLE001  (the outcome under test)
             outcomes[name] = error
 
     threads = [threading.Thread(target=run, args=item) for item in saves.items()]
@@ -234,6 +243,25 @@ class TestGroupCommit:
         assert [4, 5] == sorted(outcomes.values())  # type: ignore[type-var]
         assert [(2, 0)] == groups()
         assert ["busy", "busy", "started"] == [repository.get(job.id).status for job in jobs]
+
+    def test_a_leader_interrupted_midway_leaves_no_thread_waiting(
+        self, repository: SQLiteRepository, path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """An interrupt in the committing thread fails the whole group; the ledger works on."""
+        jobs = [_start(f"job-{n}").job for n in range(3)]
+        repository.save_all([_start(job.id) for job in jobs])
+        monkeypatch.setattr(sqlite_adapter, "write_change", _interrupted)
+        saves: dict[str, Callable[[], object]] = {
+            job.id: functools.partial(repository.save, _update(job, "busy")) for job in jobs
+        }
+
+        outcomes = _saved_together(path, saves)
+        monkeypatch.undo()
+
+        kinds = sorted(type(outcome).__name__ for outcome in outcomes.values())
+        assert ["Interrupt", "StorageError", "StorageError"] == kinds
+        assert 3 == repository.feed_head()
+        assert 4 == repository.save(_update(jobs[0], "after"))
 
     def test_saves_one_after_another_are_never_grouped(
         self, repository: SQLiteRepository, groups: Callable[[], list[tuple[int, int]]]

@@ -38,6 +38,7 @@ Timestamps are stored as microseconds since the Unix epoch and JSON as text
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import os
@@ -458,8 +459,10 @@ class SQLiteRepository:
         self._recent = RecentJobs(lock=threading.Lock())
         # Saves waiting to commit together (see _commit).
         self._saves = _Queue()
+        # The queue of this process, where the finalizer below finds it.
+        self._queues = [self._saves]
         # A repository dropped without close() still closes its connections.
-        weakref.finalize(self, _close_all, self._idle, self._lock)
+        weakref.finalize(self, _close_all, self._idle, self._lock, self._queues)
         _create_private(self._path)
         with self._translated(), self._connection() as conn:
             self._prepare(conn)
@@ -496,9 +499,7 @@ class SQLiteRepository:
 
         The repository stays usable: a later call opens a new connection.
         """
-        _close_all(self._idle, self._lock)
-        if self._saves.forks == _FORKS[0]:
-            self._saves.close()
+        _close_all(self._idle, self._lock, self._queues)
 
     # -- connections --------------------------------------------------------------------
 
@@ -873,7 +874,7 @@ class SQLiteRepository:
             # the parent's connection (never to be touched here): start afresh.
             if queue.conn is not None:
                 _ABANDONED.append(queue.conn)
-            queue = self._saves = _Queue()
+            queue = self._saves = self._queues[0] = _Queue()
         return queue
 
     def _commit(self, ticket: _Ticket) -> None:
@@ -920,6 +921,11 @@ class SQLiteRepository:
             for ticket in settled:
                 if ticket.error is None and not ticket.positions:
                     ticket.error = failure
+            # The connection may be left mid-transaction: the next leader opens another.
+            conn, queue.conn = queue.conn, None
+            if conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
             raise
         finally:
             waiting = queue.waiting
@@ -1233,13 +1239,22 @@ class _Translated:
             self._repository._raise_translated(error)  # noqa: SLF001
 
 
-def _close_all(connections: list[sqlite3.Connection], lock: threading.Lock) -> None:
-    """Close and forget the idle ``connections`` (the pool's own list, emptied in place)."""
+def _close_all(
+    connections: list[sqlite3.Connection], lock: threading.Lock, queues: list[_Queue]
+) -> None:
+    """Close and forget the idle ``connections`` (the pool's own list, emptied in place).
+
+    The connection of the group commit queue in ``queues`` is closed too, unless
+    a commit is using it or the queue belongs to the parent of a forked process.
+    """
     with lock:
         idle = connections[:]
         connections.clear()
     for conn in idle:
         conn.close()
+    for queue in queues:
+        if queue.forks == _FORKS[0]:
+            queue.close()
 
 
 # Connections inherited from a parent process: kept referenced so that they are
