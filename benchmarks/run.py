@@ -430,11 +430,14 @@ def table(results: list[dict[str, Any]], verdicts: list[dict[str, Any]], header:
         if not result["metrics"]:
             rows.append((result["case"], "-", "skipped", "", "no server or peer", ""))
             continue
+        one_writer = _median(result, "writers=1")
         for metric, entry in result["metrics"].items():
             values = entry["values"]
             median = statistics.median(values)
             spread = f"{len(values)} ({_format(min(values))}..{_format(max(values))})"
             also = _throughput(entry, median)
+            if metric.startswith("writers=") and one_writer:
+                also = f"{median / one_writer:.2f}x one writer"
             rows.append((result["case"], metric, _format(median), entry["unit"], also, spread))
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     lines = [*header, ""]
