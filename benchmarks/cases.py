@@ -511,10 +511,8 @@ def _concurrency_processes(
     return _throughputs(spans[1:], writers * n_jobs * (updates + 2)), busy_shares[1:]
 
 
-def _concurrency_threads(
-    repository: Repository, writers: int, n_jobs: int, updates: int, reps: int
-) -> list[float]:
-    jobs = Jobs(repository=repository)
+def _thread_round(jobs: Jobs, writers: int, n_jobs: int, updates: int) -> float:
+    """One round of ``writers`` threads running W on jobs of their own; commands per second."""
     barrier = threading.Barrier(writers)
     spans: list[tuple[float, float]] = []
     lock = threading.Lock()
@@ -527,16 +525,36 @@ def _concurrency_threads(
         with lock:
             spans.append((began, ended))
 
-    values: list[list[tuple[float, float]]] = []
-    for _ in range(reps + 1):
-        spans.clear()
-        threads = [threading.Thread(target=writer) for _ in range(writers)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        values.append(list(spans))
-    return _throughputs(values[1:], writers * n_jobs * (updates + 2))
+    threads = [threading.Thread(target=writer) for _ in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return _throughputs([spans], writers * n_jobs * (updates + 2))[0]
+
+
+def _concurrency_threads(
+    setting: Setting, backend: str, n_jobs: int, reps: int
+) -> dict[int, list[float]]:
+    """Throughput of each round of each thread count, a fresh ledger per count.
+
+    After a warm-up round each, the counts take their rounds in turns, so that
+    every count meets the (shared, noisy) machine in the same states.
+    """
+    sizes = setting.sizes
+    counts = sizes.thread_writers
+    with contextlib.ExitStack() as stack:
+        ledgers = []
+        for _ in counts:
+            _, repository = stack.enter_context(_concurrency_target(setting, backend))
+            ledgers.append(Jobs(repository=repository()))
+        for jobs, writers in zip(ledgers, counts, strict=True):
+            _thread_round(jobs, writers, n_jobs, sizes.updates)
+        values: dict[int, list[float]] = {writers: [] for writers in counts}
+        for _ in range(reps):
+            for jobs, writers in zip(ledgers, counts, strict=True):
+                values[writers].append(_thread_round(jobs, writers, n_jobs, sizes.updates))
+    return values
 
 
 def case_concurrency(backend: str, mode: str) -> Callable[[Setting], dict[str, Metric]]:
@@ -553,10 +571,13 @@ def case_concurrency(backend: str, mode: str) -> Callable[[Setting], dict[str, M
         n_jobs = sizes.durable_writer_jobs if durable else sizes.writer_jobs
         reps = min(sizes.reps, 3)
         metrics: dict[str, Metric] = {}
+        in_turns = _concurrency_threads(setting, backend, n_jobs, sizes.reps) if threads else {}
         for writers in sizes.thread_writers if threads else sizes.writers:
-            with _concurrency_target(setting, backend) as (target, repository):
-                busy: list[float] = []
-                if mode == "processes":
+            busy: list[float] = []
+            if threads:
+                values = in_turns[writers]
+            else:
+                with _concurrency_target(setting, backend) as (target, _):
                     values, busy = _concurrency_processes(
                         backend.partition("-")[0],
                         target,
@@ -564,10 +585,6 @@ def case_concurrency(backend: str, mode: str) -> Callable[[Setting], dict[str, M
                         n_jobs=n_jobs,
                         updates=sizes.updates,
                         reps=reps,
-                    )
-                else:
-                    values = _concurrency_threads(
-                        repository(), writers, n_jobs, sizes.updates, reps
                     )
             metrics[f"writers={writers}"] = {
                 "unit": "commands/s",
