@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import signal
 import sqlite3
 import threading
 import time
@@ -262,6 +263,41 @@ class TestGroupCommit:
         assert ["Interrupt", "StorageError", "StorageError"] == kinds
         assert 3 == repository.feed_head()
         assert 4 == repository.save(_update(jobs[0], "after"))
+
+    def test_a_thread_interrupted_while_it_waits_withdraws_its_save(
+        self,
+        repository: SQLiteRepository,
+        path: Path,
+        groups: Callable[[], list[tuple[int, int]]],
+    ) -> None:
+        """Ctrl-C in a thread queued behind a commit takes its save back; the others go on."""
+        jobs = [_start(f"job-{n}").job for n in range(3)]
+        repository.save_all([_start(job.id) for job in jobs])
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        first = threading.Thread(target=repository.save, args=(_update(jobs[0], "busy"),))
+        last = threading.Thread(target=repository.save, args=(_update(jobs[2], "busy"),))
+        main = threading.main_thread().ident
+        assert main is not None
+        later = threading.Timer(QUEUE_SECONDS / 2, last.start)
+        interrupt = threading.Timer(2 * QUEUE_SECONDS, signal.pthread_kill, (main, signal.SIGINT))
+        try:
+            first.start()
+            time.sleep(QUEUE_SECONDS)  # the first leads, and waits for the lock
+            later.start()
+            interrupt.start()
+            with pytest.raises(KeyboardInterrupt):
+                repository.save(_update(jobs[1], "busy"))  # queued between them
+        finally:
+            later.join(30)
+            interrupt.cancel()
+            holder.execute("ROLLBACK")
+            holder.close()
+        first.join(30)
+        last.join(30)
+
+        assert ["busy", "started", "busy"] == [repository.get(job.id).status for job in jobs]
+        assert [(2, 0)] == groups()
 
     def test_saves_one_after_another_are_never_grouped(
         self, repository: SQLiteRepository, groups: Callable[[], list[tuple[int, int]]]

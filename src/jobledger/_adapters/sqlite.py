@@ -895,7 +895,11 @@ class SQLiteRepository:
                 wake.acquire()
         if wake is not None:
             # Released once: when the ticket is settled, or when it is the oldest.
-            wake.acquire()
+            try:
+                wake.acquire()
+            except BaseException:
+                queue.withdraw(ticket)
+                raise
         while not ticket.done:
             with self._translated():
                 self._lead(queue, ticket)
@@ -928,18 +932,7 @@ class SQLiteRepository:
                     conn.close()
             raise
         finally:
-            waiting = queue.waiting
-            with queue.mutex:
-                for ticket in settled:
-                    ticket.done = True
-                    waiting.remove(ticket)
-                    if ticket is not own and ticket.wake is not None:
-                        ticket.wake.release()
-                if waiting and waiting[0] is not own and not waiting[0].done:
-                    # The oldest ticket left becomes the next leader.
-                    next_wake = waiting[0].wake
-                    assert next_wake is not None  # noqa: S101  (it queued behind another)
-                    next_wake.release()
+            queue.settle(own, settled, taken)
         if committed and self._feed_waiters:
             with self._feed_changed:
                 self._feed_changed.notify_all()
@@ -960,8 +953,7 @@ class SQLiteRepository:
             self._give_up(queue, settled, err)
             return False
         try:
-            with queue.mutex:
-                taken.extend(queue.waiting)
+            taken.extend(queue.take())
             written, lost = self._write_tickets(conn, taken)
             if lost is not None:
                 settled.append(lost)
@@ -1007,6 +999,8 @@ class SQLiteRepository:
             settled.extend(ticket for ticket in queue.waiting if ticket.arrived <= cut)
             if not settled:
                 settled.append(queue.waiting[0])
+            for ticket in settled:
+                ticket.taken = True
         for ticket in settled:
             ticket.error = error
 
@@ -1136,12 +1130,16 @@ os.register_at_fork(after_in_child=_forked)
 class _Ticket:
     """One save (or batch) waiting in the group commit queue, and its outcome once settled."""
 
-    __slots__ = ("arrived", "changes", "done", "error", "positions", "wake")
+    __slots__ = ("abandoned", "arrived", "changes", "done", "error", "positions", "taken", "wake")
 
     def __init__(self, changes: tuple[Change, ...]) -> None:
         self.changes = changes
         self.arrived = 0.0
         self.done = False
+        # Whether a leader has taken it: from then on, only that leader settles it.
+        self.taken = False
+        # Whether its thread was interrupted while it waited, and left.
+        self.abandoned = False
         self.error: BaseException | None = None
         self.positions: tuple[int, ...] = ()
         # Held while its thread sleeps behind an older ticket; released to wake it.
@@ -1162,6 +1160,59 @@ class _Queue:
         self.mutex = threading.Lock()
         self.waiting: list[_Ticket] = []
         self.conn: sqlite3.Connection | None = None
+
+    def take(self) -> list[_Ticket]:
+        """The waiting tickets, for a leader's transaction: from now on that leader settles them."""
+        with self.mutex:
+            for ticket in self.waiting:
+                ticket.taken = True
+            return self.waiting[:]
+
+    def settle(self, leader: _Ticket, settled: list[_Ticket], taken: list[_Ticket]) -> None:
+        """Mark ``settled`` done and wake their threads; wake the next leader if there is one.
+
+        Tickets of ``taken`` left unsettled (their transaction was rolled back)
+        wait for the next transaction, except those whose thread gave up.
+        """
+        waiting = self.waiting
+        with self.mutex:
+            for ticket in settled:
+                ticket.done = True
+                waiting.remove(ticket)
+                if ticket is not leader and ticket.wake is not None:
+                    ticket.wake.release()
+            for ticket in taken:
+                if not ticket.done:
+                    ticket.taken = False
+                    if ticket.abandoned:
+                        ticket.done = True
+                        waiting.remove(ticket)
+            self._wake_oldest(leader)
+
+    def withdraw(self, ticket: _Ticket) -> None:
+        """Take back the ticket of a thread interrupted while it waited (KeyboardInterrupt).
+
+        A ticket a leader has taken is left to it (its save may still commit,
+        as a save interrupted in its own commit may); one not taken leaves the
+        queue, and if it was the oldest, the next oldest is woken to lead.
+        """
+        with self.mutex:
+            ticket.abandoned = True
+            if ticket.done or ticket.taken:
+                return
+            oldest = self.waiting[0] is ticket
+            self.waiting.remove(ticket)
+            ticket.done = True
+            if oldest:
+                self._wake_oldest(ticket)
+
+    def _wake_oldest(self, leader: _Ticket) -> None:
+        """Wake the thread of the oldest waiting ticket to lead, unless it is ``leader``'s own."""
+        waiting = self.waiting
+        if waiting and waiting[0] is not leader:
+            wake = waiting[0].wake
+            assert wake is not None  # noqa: S101  (it queued behind another)
+            wake.release()
 
     def close(self) -> None:
         """Close the connection, unless a leader is using it (it is opened again when needed)."""
