@@ -1183,7 +1183,9 @@ class _Queue:
                     ticket.wake.release()
             for ticket in taken:
                 if not ticket.done:
+                    # Written again by the next transaction, which decides its outcome anew.
                     ticket.taken = False
+                    ticket.error = None
                     if ticket.abandoned:
                         ticket.done = True
                         waiting.remove(ticket)
