@@ -414,7 +414,9 @@ class SQLiteRepository:
 
     Every process and thread may open the same file; a change commits for all
     of them at once, and so does a batch of changes (it is an
-    :class:`~jobledger.AtomicBatches`). The repository can be pickled: the copy
+    :class:`~jobledger.AtomicBatches`). Saves that threads make through one
+    repository object at the same moment share one commit (a group commit),
+    each with its own outcome, and each returns once that commit is done. The repository can be pickled: the copy
     opens the same file with the same settings (handy for handing it to a child
     process).
 
