@@ -565,8 +565,8 @@ def case_concurrency(backend: str, mode: str) -> Callable[[Setting], dict[str, M
         if backend in {"postgres", "psycopg"} and setting.postgres is None:
             return {}
         threads = mode == "threads"
-        # Threads share one ledger (on SQLite, its group commit), so even at FULL
-        # one thread's round is as long as elsewhere.
+        # Threads run as many jobs at FULL as elsewhere: one thread's round (a
+        # flush per command) must be long enough to time against the others'.
         durable = backend == "sqlite-full" and not threads
         n_jobs = sizes.durable_writer_jobs if durable else sizes.writer_jobs
         reps = min(sizes.reps, 3)
