@@ -22,10 +22,9 @@ the same moment share one transaction, and so one flush of the log: the
 thread of the oldest waiting save takes the write lock, then writes every save
 queued by then (a refused save is undone alone, with a savepoint where it may
 have written before its refusal, and gets its own error), commits, and wakes
-the threads it settled. A
-save returns only once that commit is done. A thread alone commits at once.
-Positions stay gap-free and in commit order: the group's saves take
-consecutive ones inside its transaction.
+the threads it settled. A save returns only once that commit is done. A
+thread alone commits at once. Positions stay gap-free and in commit order:
+the group's saves take consecutive ones inside its transaction.
 
 **The schema** is created on first use and versioned: the file's header holds
 jobledger's ``application_id`` and the schema version in ``user_version``.
@@ -416,9 +415,9 @@ class SQLiteRepository:
     of them at once, and so does a batch of changes (it is an
     :class:`~jobledger.AtomicBatches`). Saves that threads make through one
     repository object at the same moment share one commit (a group commit),
-    each with its own outcome, and each returns once that commit is done. The repository can be pickled: the copy
-    opens the same file with the same settings (handy for handing it to a child
-    process).
+    each with its own outcome, and each returns once that commit is done. The
+    repository can be pickled: the copy opens the same file with the same
+    settings (handy for handing it to a child process).
 
     >>> import tempfile, pathlib
     >>> from jobledger import Jobs
