@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import multiprocessing
 import signal
 import sqlite3
 import threading
@@ -31,9 +32,11 @@ from jobledger._adapters import sqlite as sqlite_adapter
 from jobledger._core.decide import Change, decide
 from jobledger._core.jsondoc import Limits
 from jobledger.sqlite import SQLiteRepository
+from jobledger.testing.contract import check_ledger_consistent
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from multiprocessing.queues import Queue
     from pathlib import Path
 
     from jobledger import Job
@@ -334,3 +337,82 @@ class TestGroupCommit:
         assert list(range(1, 177)) == [entry.position for entry in repository.read_feed(limit=1000)]
         assert any(saves > 1 for saves, _ in groups())
         assert all(refused == 0 for _, refused in groups())
+
+
+# Threads of each writer process, and the changes each thread makes.
+PROCESS_THREADS = 4
+THREAD_CHANGES = 30
+
+
+class _GroupCounter(logging.Handler):
+    """Counts the transactions of several saves the repository logs."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.groups = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.__dict__.get("saves", 0) > 1:
+            self.groups += 1
+
+
+def _threaded_writer(path: str, name: str, results: Queue[object]) -> None:
+    """A process of threads, each writing a job of its own; reports what was acknowledged."""
+    counter = _GroupCounter()
+    sqlite_logger = logging.getLogger("jobledger._adapters.sqlite")
+    sqlite_logger.setLevel(logging.DEBUG)
+    sqlite_logger.addHandler(counter)
+    with SQLiteRepository(path) as repository:
+        jobs = Jobs(repository=repository)
+        acknowledged: list[tuple[str, int, str]] = []
+        barrier = threading.Barrier(PROCESS_THREADS)
+
+        def writer(index: int) -> None:
+            barrier.wait(30)
+            job = jobs.start(service="hr", entity=name, type="sync", job_id=f"{name}-{index}")
+            for done in range(THREAD_CHANGES - 2):
+                job = jobs.update(job.id, etag=job.etag, state_update={"done": done})
+            job = jobs.complete(job.id, etag=job.etag)
+            acknowledged.append((job.id, job.version, job.etag))
+
+        threads = [threading.Thread(target=writer, args=(n,)) for n in range(PROCESS_THREADS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+    results.put((acknowledged, counter.groups))
+
+
+class TestGroupCommitAcrossProcesses:
+    """Processes grouping their own threads' saves still take turns at the file's lock."""
+
+    def test_two_processes_of_threads_keep_every_change_and_a_reader_skips_nothing(
+        self, path: Path
+    ) -> None:
+        """Each process groups its threads' saves; the feed read meanwhile has no gap or skip."""
+        SQLiteRepository(path).close()
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["jobledger.sqlite", "jobledger.testing.contract"])
+        results = context.Queue()
+        writers = [
+            context.Process(target=_threaded_writer, args=(str(path), name, results))
+            for name in ("left", "right")
+        ]
+        total = 2 * PROCESS_THREADS * THREAD_CHANGES
+        seen: list[int] = []
+        with SQLiteRepository(path) as reader:
+            for process in writers:
+                process.start()
+            deadline = time.monotonic() + 120
+            while len(seen) < total and time.monotonic() < deadline:
+                reader.wait_for_feed(len(seen), 0.05)
+                seen.extend(entry.position for entry in reader.read_feed(after=len(seen)))
+            reports = [results.get(timeout=120) for _ in writers]
+            for process in writers:
+                process.join(60)
+
+            assert list(range(1, total + 1)) == seen
+            committed = [change for acknowledged, _ in reports for change in acknowledged]
+            assert 2 * PROCESS_THREADS == len(committed)
+            check_ledger_consistent(reader, committed)
+        assert all(groups > 0 for _, groups in reports)
