@@ -954,8 +954,7 @@ class SQLiteRepository:
             self._give_up(queue, settled, err)
             return False
         try:
-            taken.extend(queue.take())
-            written, lost = self._write_tickets(conn, taken)
+            written, lost = self._write_taken(conn, queue, taken)
             if lost is not None:
                 settled.append(lost)
                 return False
@@ -1005,8 +1004,35 @@ class SQLiteRepository:
         for ticket in settled:
             ticket.error = error
 
+    def _write_taken(
+        self, conn: sqlite3.Connection, queue: _Queue, taken: list[_Ticket]
+    ) -> tuple[dict[_Ticket, tuple[int, ...]], _Ticket | None]:
+        """Take the queued tickets into the open transaction and write them, until none is left.
+
+        Tickets queued while the leader writes join the same transaction:
+        they add no wait (the leader commits as soon as the queue is empty),
+        and share the flush. Each thread has one save at a time, so the queue
+        runs dry.
+        """
+        written: dict[_Ticket, tuple[int, ...]] = {}
+        alone = True
+        while fresh := queue.take(len(taken)):
+            # A ticket alone in its transaction needs no savepoint: on refusal
+            # the whole transaction is rolled back. Once one is written, the
+            # ones after it are never alone.
+            alone = alone and not taken and len(fresh) == 1
+            taken.extend(fresh)
+            more, lost = self._write_tickets(conn, fresh, alone=alone)
+            if lost is not None:
+                return {}, lost
+            if alone and not more:
+                break  # refused alone: rolled back whole, nothing taken with it
+            written.update(more)
+            alone = False
+        return written, None
+
     def _write_tickets(
-        self, conn: sqlite3.Connection, taken: list[_Ticket]
+        self, conn: sqlite3.Connection, taken: list[_Ticket], *, alone: bool
     ) -> tuple[dict[_Ticket, tuple[int, ...]], _Ticket | None]:
         """Write each ticket of ``taken`` in the open transaction; a refused one is undone alone.
 
@@ -1025,7 +1051,6 @@ class SQLiteRepository:
             transaction, which writes them again.
         """
         written: dict[_Ticket, tuple[int, ...]] = {}
-        alone = len(taken) == 1
         for ticket in taken:
             changes = ticket.changes
             single = len(changes) == 1
@@ -1162,12 +1187,18 @@ class _Queue:
         self.waiting: list[_Ticket] = []
         self.conn: sqlite3.Connection | None = None
 
-    def take(self) -> list[_Ticket]:
-        """The waiting tickets, for a leader's transaction: from now on that leader settles them."""
+    def take(self, after: int) -> list[_Ticket]:
+        """The waiting tickets from index ``after`` on, for a leader's transaction.
+
+        From now on that leader settles them. The tickets before ``after``
+        are the ones it has taken already (they stay first: only a leader
+        removes tickets).
+        """
         with self.mutex:
-            for ticket in self.waiting:
+            fresh = self.waiting[after:]
+            for ticket in fresh:
                 ticket.taken = True
-            return self.waiting[:]
+            return fresh
 
     def settle(self, leader: _Ticket, settled: list[_Ticket], taken: list[_Ticket]) -> None:
         """Mark ``settled`` done and wake their threads; wake the next leader if there is one.
