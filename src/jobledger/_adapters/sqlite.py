@@ -20,9 +20,10 @@ a reader sees, every position before it is committed and visible too.
 **Group commit.** Saves that threads make through one repository object at
 the same moment share one transaction, and so one flush of the log: the
 thread of the oldest waiting save takes the write lock, then writes every save
-queued by then (a refused save is undone alone, with a savepoint where it may
-have written before its refusal, and gets its own error), commits, and wakes
-the threads it settled. A save returns only once that commit is done. A
+queued by then and those queued while it writes (a refused save is undone
+alone, with a savepoint where it may have written before its refusal, and
+gets its own error), commits once none is left, and wakes the threads it
+settled. A save returns only once that commit is done. A
 thread alone commits at once. Positions stay gap-free and in commit order:
 the group's saves take consecutive ones inside its transaction.
 
@@ -881,9 +882,10 @@ class SQLiteRepository:
     def _commit(self, ticket: _Ticket) -> None:
         """Queue ``ticket`` and return once it is committed (or raise why it was not).
 
-        The thread of the oldest waiting ticket commits every ticket queued by
-        the time it holds the write lock, in one transaction; the others sleep
-        until theirs is settled or is the oldest. A thread alone commits at
+        The thread of the oldest waiting ticket commits, in one transaction,
+        every ticket queued by the time it holds the write lock and those
+        queued while it writes; the others sleep until theirs is settled or is
+        the oldest. A thread alone commits at
         once: nobody waits for company.
         """
         queue = self._queue()
