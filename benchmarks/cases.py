@@ -11,6 +11,7 @@ import contextlib
 import functools
 import gc
 import importlib
+import logging
 import multiprocessing
 import os
 import threading
@@ -533,17 +534,45 @@ def _thread_round(jobs: Jobs, writers: int, n_jobs: int, updates: int) -> float:
     return _throughputs([spans], writers * n_jobs * (updates + 2))[0]
 
 
+class _GroupCommits(logging.Handler):
+    """Counts the saves of the SQLite repository's group commits (its ``DEBUG`` log)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.groups = 0
+        self.saves = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        saves = record.__dict__.get("saves")
+        if saves is not None:
+            self.groups += 1
+            self.saves += saves
+
+    def commands_per_commit(self, commands: int) -> float:
+        """Commands per transaction since the last call, of ``commands`` saves in all."""
+        commits = self.groups + commands - self.saves
+        self.groups = self.saves = 0
+        return round(commands / max(commits, 1), 2)
+
+
 def _concurrency_threads(
     setting: Setting, backend: str, n_jobs: int, reps: int
-) -> dict[int, list[float]]:
+) -> tuple[dict[int, list[float]], dict[int, list[float]]]:
     """Throughput of each round of each thread count, a fresh ledger per count.
 
     After a warm-up round each, the counts take their rounds in turns, so that
-    every count meets the (shared, noisy) machine in the same states.
+    every count meets the (shared, noisy) machine in the same states. Also
+    returns the commands per commit of each round on SQLite (its group
+    commits, counted from its ``DEBUG`` log).
     """
     sizes = setting.sizes
     counts = sizes.thread_writers
+    log = logging.getLogger("jobledger._adapters.sqlite")
+    groups = _GroupCommits()
     with contextlib.ExitStack() as stack:
+        log.setLevel(logging.DEBUG)
+        log.addHandler(groups)
+        stack.callback(log.removeHandler, groups)
         ledgers = []
         for _ in counts:
             _, repository = stack.enter_context(_concurrency_target(setting, backend))
@@ -551,10 +580,15 @@ def _concurrency_threads(
         for jobs, writers in zip(ledgers, counts, strict=True):
             _thread_round(jobs, writers, n_jobs, sizes.updates)
         values: dict[int, list[float]] = {writers: [] for writers in counts}
+        per_commit: dict[int, list[float]] = {writers: [] for writers in counts}
         for _ in range(reps):
             for jobs, writers in zip(ledgers, counts, strict=True):
+                groups.commands_per_commit(0)  # forget what came before
                 values[writers].append(_thread_round(jobs, writers, n_jobs, sizes.updates))
-    return values
+                if backend.startswith("sqlite"):
+                    commands = writers * n_jobs * (sizes.updates + 2)
+                    per_commit[writers].append(groups.commands_per_commit(commands))
+    return values, per_commit
 
 
 def case_concurrency(backend: str, mode: str) -> Callable[[Setting], dict[str, Metric]]:
@@ -571,7 +605,9 @@ def case_concurrency(backend: str, mode: str) -> Callable[[Setting], dict[str, M
         n_jobs = sizes.durable_writer_jobs if durable else sizes.writer_jobs
         reps = min(sizes.reps, 3)
         metrics: dict[str, Metric] = {}
-        in_turns = _concurrency_threads(setting, backend, n_jobs, sizes.reps) if threads else {}
+        in_turns, per_commit = (
+            _concurrency_threads(setting, backend, n_jobs, sizes.reps) if threads else ({}, {})
+        )
         for writers in sizes.thread_writers if threads else sizes.writers:
             busy: list[float] = []
             if threads:
@@ -595,6 +631,7 @@ def case_concurrency(backend: str, mode: str) -> Callable[[Setting], dict[str, M
                     "updates": sizes.updates,
                     "mode": mode,
                     "cpu_busy": [round(share, 3) for share in busy],
+                    "commands_per_commit": per_commit.get(writers, []),
                 },
             }
         return metrics
