@@ -26,6 +26,7 @@ from jobledger import (
     Jobs,
     StartJob,
     StorageError,
+    StorageTimeoutError,
     UpdateJob,
 )
 from jobledger._adapters import sqlite as sqlite_adapter
@@ -301,6 +302,35 @@ class TestGroupCommit:
 
         assert ["busy", "started", "busy"] == [repository.get(job.id).status for job in jobs]
         assert [(2, 0)] == groups()
+
+    def test_saves_queued_behind_a_lock_held_too_long_each_time_out(self, path: Path) -> None:
+        """Behind another process's lock, every queued save gives up with StorageTimeoutError."""
+        with SQLiteRepository(path, busy_timeout=0.2) as repository:
+            jobs = [_start(f"job-{n}").job for n in range(3)]
+            repository.save_all([_start(job.id) for job in jobs])
+            holder = sqlite3.connect(path, isolation_level=None)
+            holder.execute("BEGIN IMMEDIATE")
+            outcomes: dict[str, object] = {}
+
+            def run(job: Job) -> None:
+                try:
+                    outcomes[job.id] = repository.save(_update(job, "busy"))
+                except StorageTimeoutError as error:
+                    outcomes[job.id] = error
+
+            threads = [threading.Thread(target=run, args=(job,)) for job in jobs]
+            try:
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join(30)
+            finally:
+                holder.execute("ROLLBACK")
+                holder.close()
+
+            assert [StorageTimeoutError] * 3 == [type(outcomes[job.id]) for job in jobs]
+            assert 3 == repository.feed_head()
+            assert 4 == repository.save(_update(jobs[0], "after"))
 
     def test_saves_one_after_another_are_never_grouped(
         self, repository: SQLiteRepository, groups: Callable[[], list[tuple[int, int]]]
