@@ -1,6 +1,6 @@
 """SQLite group commit: threads' saves share one transaction, each with its own outcome.
 
-Each test holds SQLite's write lock from a connection of its own while the
+Most tests hold SQLite's write lock from a connection of their own while the
 threads save, so that they all queue behind it; when the lock is let go, one
 transaction commits them together. The repository logs every transaction that
 held several saves (``saves``, ``refused``), which is how the tests see that
