@@ -168,10 +168,16 @@ def targets(sizes: Sizes) -> tuple[Target, ...]:
             limit=1.3,
         ),
         Target(
-            "W PostgreSQL: jobledger / raw psycopg",
+            "W PostgreSQL: jobledger / one-statement psycopg floor",
+            (("w/jobledger/postgres", "w"),),
+            (("w/floor/psycopg-one", "w"),),
+            limit=1.2,
+        ),
+        Target(
+            "  the same against the five-round-trip psycopg floor",
             (("w/jobledger/postgres", "w"),),
             (("w/floor/psycopg", "w"),),
-            limit=1.2,
+            reference=True,
         ),
         Target(
             "W PostgreSQL: eventsourcing (best variant) / jobledger",
