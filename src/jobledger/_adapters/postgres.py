@@ -84,13 +84,14 @@ from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from jobledger._adapters.rows import (
     EVENT_COLUMNS,
+    EVENT_KIND_NAMES,
     JOB_COLUMNS,
     REQUEST_COLUMNS,
     UPDATE_COLUMNS,
     decode_row,
+    encode_json,
     encode_optional,
     event_from_row,
-    event_row,
     find_clause,
     job_from_row,
     job_row,
@@ -99,7 +100,6 @@ from jobledger._adapters.rows import (
     request_row,
     to_micros,
     update_from_row,
-    update_row,
 )
 from jobledger._core.decide import batch_refusal
 from jobledger._core.errors import (
@@ -379,6 +379,33 @@ class _Names:
         return int.from_bytes(digest[:8], "big", signed=True)
 
 
+# The job columns a change may set: a change never alters a job's id, service,
+# entity, type, input or creation time, so its compare-and-set leaves them alone.
+_CHANGED_COLUMNS = (
+    "display_name",
+    "description",
+    "status",
+    "phase",
+    "state",
+    "etag",
+    "version",
+    "updated_at",
+)
+
+# The feed entry's columns, in :data:`EVENT_COLUMNS` order after its kind, taken
+# from the rows the save wrote (``w``: the job row of a start, the update row of a
+# change; ``c``: the changed job row), so that no value is sent, nor parsed, twice.
+_START_ENTRY = (
+    "w.id, w.service, w.entity, w.type, w.status, w.etag, w.version, w.created_at, NULL, "
+    "w.display_name, w.description, w.input, w.state, NULL, w.input_exact, w.state_exact, NULL"
+)
+_CHANGE_ENTRY = (
+    "w.job_id, c.service, c.entity, c.type, w.status, w.etag, w.update_id + 1, w.at, "
+    "w.update_id, w.display_name, w.description, NULL, NULL, w.state_update, NULL, NULL, "
+    "w.state_update_exact"
+)
+
+
 def _save_text(*, start: bool, request: bool, notify: bool, batch: bool = False) -> str:
     """The one statement that saves a change, for :meth:`_Statements.of` to render.
 
@@ -389,6 +416,12 @@ def _save_text(*, start: bool, request: bool, notify: bool, batch: bool = False)
     returns no row. Reading the previous part's rows also orders the parts, so
     the counter row is locked last (see the module docstring).
 
+    The feed entry is copied from the rows written before it: a start's event
+    repeats its job row, a change's event its update row and the job's service,
+    entity and type (as :mod:`jobledger._core.decide` builds them). Only the
+    event's id and kind are sent for it, and its JSON is parsed once, for the
+    job or update row.
+
     A statement of a ``batch`` fails instead when its compare-and-set matches
     no row: it sets the counter row's ``singleton`` column to false, which the
     row's check constraint refuses. So a batch sent at once (in pipeline mode)
@@ -397,12 +430,13 @@ def _save_text(*, start: bool, request: bool, notify: bool, batch: bool = False)
     parts: list[str] = []
     if start:
         parts.append("WITH written AS (INSERT INTO {jobs} ({job_columns}) VALUES ({job_values}) ")
-        parts.append("RETURNING id), ")
+        parts.append("RETURNING *), ")
     else:
         parts.append("WITH changed AS (UPDATE {jobs} SET ({changed_columns}) = ({changed_values}) ")
-        parts.append("WHERE id = %s AND etag = %s AND version = %s RETURNING id), ")
+        parts.append("WHERE id = %s AND etag = %s AND version = %s ")
+        parts.append("RETURNING id, service, entity, type), ")
         parts.append("written AS (INSERT INTO {updates} ({update_columns}) ")
-        parts.append("SELECT {update_values} FROM changed RETURNING job_id), ")
+        parts.append("SELECT id, {update_values} FROM changed RETURNING *), ")
     last = "written"
     if request:
         parts.append("requested AS (INSERT INTO {requests} ({request_columns}) ")
@@ -415,7 +449,9 @@ def _save_text(*, start: bool, request: bool, notify: bool, batch: bool = False)
     else:
         parts.append("WHERE EXISTS (SELECT FROM " + last + ") RETURNING last) ")
     parts.append("INSERT INTO {feed} (position, {event_columns}) ")
-    parts.append("SELECT last, {event_values} FROM next RETURNING position")
+    parts.append("SELECT n.last, %s, %s, " + (_START_ENTRY if start else _CHANGE_ENTRY))
+    parts.append(" FROM next AS n, written AS w" + ("" if start else ", changed AS c"))
+    parts.append(" RETURNING position")
     if notify:
         parts.append(", pg_notify(%s, position::text)")
     return "".join(parts)
@@ -483,13 +519,15 @@ class _Statements:
             f"{kind}_{part}": render(columns)
             for kind, columns in (
                 ("job", JOB_COLUMNS),
-                ("changed", JOB_COLUMNS[1:]),
+                ("changed", _CHANGED_COLUMNS),
                 ("update", UPDATE_COLUMNS),
                 ("request", REQUEST_COLUMNS),
                 ("event", EVENT_COLUMNS),
             )
             for part, render in (("columns", _columns), ("values", _placeholders))
         }
+        # A change's update row takes its job id from the changed job row.
+        lists["update_values"] = _placeholders(UPDATE_COLUMNS[1:])
         return cls(
             save={
                 (start, request, notify): statement(
@@ -821,6 +859,8 @@ class PostgresRepository:
             with self._translated(), self._connection() as conn:
                 self._names = _migrate(conn, schema, self._location)
                 self._sql = _Statements.of(self._names, conn)
+                # Every save that notifies names it (a hash of the schema's name: made once).
+                self._channel = self._names.channel
         except BaseException:
             self._close_pool()
             raise
@@ -1285,10 +1325,7 @@ class PostgresRepository:
         request = (
             () if change.request is None else _values(REQUEST_COLUMNS, request_row(change.request))
         )
-        # The update and its event carry the same patch: its text is made once.
-        patch = None if update is None else encode_optional(update.state_update)
-        events = _values(EVENT_COLUMNS, event_row(change.event, patch))
-        channel = (self._names.channel,) if notify else ()
+        channel = (self._channel,) if notify else ()
         start = change.expected_etag is None
         statements = self._sql.save_in_batch if batch else self._sql.save
         statement = statements[start, change.request is not None, notify]
@@ -1296,14 +1333,33 @@ class PostgresRepository:
             written: tuple[Any, ...] = _values(JOB_COLUMNS, job_row(job))
         else:
             assert update is not None  # noqa: S101  (refused in _write_change)
+            state = encode_json(job.state)
+            patch = encode_optional(update.state_update)
             written = (
-                *_values(JOB_COLUMNS[1:], job_row(job)[1:]),
+                job.display_name,
+                job.description,
+                job.status,
+                job.phase.value,
+                state,
+                job.etag,
+                job.version,
+                to_micros(job.updated_at),
+                _exact_text(state),
                 job.id,
                 change.expected_etag,
                 update.update_id,
-                *_values(UPDATE_COLUMNS, update_row(update, patch)),
+                update.update_id,
+                int(update.update_type),
+                update.status,
+                patch,
+                update.display_name,
+                update.description,
+                update.etag,
+                to_micros(update.at),
+                _exact_text(patch),
             )
-        return conn.execute(statement, (*written, *request, *events, *channel))
+        event = (change.event.event_id, EVENT_KIND_NAMES[type(change.event)])
+        return conn.execute(statement, (*written, *request, *event, *channel))
 
     def _refuse(self, conn: psycopg.Connection[Any], change: Change) -> NoReturn:
         """Say why the compare-and-set of ``change`` matched no row."""
