@@ -43,10 +43,13 @@ if TYPE_CHECKING:
     from jobledger import Job, Repository
     from jobledger.runner import JobDefinition, Runner
 
-__all__ = ["CASES", "RUNS_WHEN", "SKIP", "InlineExecutor"]
+__all__ = ["CASES", "RUNS_WHEN", "SKIP", "THREAD_WRITERS", "InlineExecutor"]
 
 #: What a case returns when it cannot run here (no PostgreSQL server, no peer).
 SKIP = "skipped"
+
+#: The writer threads of the ``writers/*/threads`` cases: the group-commit scaling table.
+THREAD_WRITERS = (1, 2, 4, 8)
 
 # -- workload W ------------------------------------------------------------------------------
 
@@ -574,7 +577,9 @@ def case_concurrency(backend: str, mode: str) -> Callable[[Setting], dict[str, M
         n_jobs = sizes.durable_writer_jobs if durable else sizes.writer_jobs
         reps = min(sizes.reps, 3)
         metrics: dict[str, Metric] = {}
-        for writers in sizes.writers:
+        # Threads of one process: the group-commit scaling table (issue 18), 1 to 8.
+        counts = THREAD_WRITERS if mode == "threads" else sizes.writers
+        for writers in counts:
             with _concurrency_target(setting, backend) as (target, repository):
                 busy: list[float] = []
                 if mode == "processes":

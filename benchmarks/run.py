@@ -28,7 +28,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from benchmarks.cases import CASES, RUNS_WHEN
+from benchmarks.cases import CASES, RUNS_WHEN, THREAD_WRITERS
 from benchmarks.sizes import FULL, QUICK, Sizes
 
 __all__ = ["TARGETS", "Target", "main"]
@@ -203,6 +203,16 @@ def targets(sizes: Sizes) -> tuple[Target, ...]:
             (("writers/floor/psycopg/processes", "writers=1"),),
             higher_is_better=True,
             reference=True,
+        ),
+        *(
+            Target(
+                f"  PostgreSQL throughput: {count} threads / 1 thread (one process)",
+                (("writers/postgres/threads", f"writers={count}"),),
+                (("writers/postgres/threads", "writers=1"),),
+                higher_is_better=True,
+                reference=True,
+            )
+            for count in THREAD_WRITERS[1:]
         ),
         Target(
             "memory per stored update: jobledger in-memory / dict floor",
