@@ -25,7 +25,10 @@ the update row and the request record run concurrently across writers; the
 counter lock is held from the feed insert to the end of the commit. The
 trade-off is throughput: saves commit one after another, so their rate is
 bounded by one commit's latency (a WAL flush with ``synchronous_commit=on``),
-however many writers there are.
+however many writers there are. So saves that threads of one process make
+at once share a transaction (group commit, see ``_Group``): one commit, one
+flush, one hold of the counter row for all of them, each save keeping its own
+compare-and-set and outcome.
 
 **A save is one statement.** Its parts (the job row, the update row, the
 request record, then the position, the feed entry and the notification) are
