@@ -1152,6 +1152,8 @@ class PostgresRepository:
                 ``request_id`` to find out safely).
             StorageError: PostgreSQL failed otherwise; nothing was written.
         """
+        if change.expected_etag is not None and change.update is None:
+            return self._save_alone(change)  # a change without its update: always refused
         pending = _Pending(change)
         self._group.run(pending, self._send_group)
         if pending.position is not None:
