@@ -1529,7 +1529,8 @@ class _Pending:
         self.refused = False
         self.error: Exception | None = None
         self.state = _QUEUED
-        self.woken = threading.Event()
+        #: Made only for a save that queues (a lone save never waits).
+        self.woken: threading.Event | None = None
 
 
 class _Group:
@@ -1559,20 +1560,23 @@ class _Group:
     def run(self, pending: _Pending, send: Callable[[Sequence[_Pending]], None]) -> None:
         """Return once ``pending`` was sent in a group (``send`` sets the outcomes)."""
         with self._lock:
-            leads = self._flying == 0
-            if leads:
+            alone = self._flying == 0  # nothing in flight, nothing queued
+            if alone:
                 self._flying = 1
             else:
+                pending.woken = threading.Event()
                 self._queue.append(pending)
-        if not leads and not self._await_lead(pending):
+        if alone:
+            group = [pending]
+        elif not self._await_lead(pending):
             return
-        with self._lock:
-            if pending.state != _TAKEN and pending in self._queue:
+        else:
+            with self._lock:
                 self._queue.remove(pending)  # queued before it came to lead
-            group = [pending, *self._queue[: self._limit - 1]]
-            del self._queue[: self._limit - 1]
-            for member in group:
-                member.state = _TAKEN
+                group = [pending, *self._queue[: self._limit - 1]]
+                del self._queue[: self._limit - 1]
+                for member in group:
+                    member.state = _TAKEN
         try:
             send(group)
         finally:
@@ -1582,16 +1586,19 @@ class _Group:
                     self._flying -= 1
                 else:
                     following.state = _LEADING  # the lane passes to it
+            # Those that waited (every one but this thread's) have their event.
             for member in group:
-                if member is not pending:
+                if member.woken is not None and member is not pending:
                     member.woken.set()
-            if following is not None:
+            if following is not None and following.woken is not None:
                 following.woken.set()
 
     def _await_lead(self, pending: _Pending) -> bool:
         """Wait until ``pending`` was sent (``False``) or is to send a group (``True``)."""
+        woken = pending.woken
+        assert woken is not None  # noqa: S101  (made when it queued)
         while True:
-            signaled = pending.woken.wait(self._patience)
+            signaled = woken.wait(self._patience)
             with self._lock:
                 if pending.state == _LEADING:
                     return True
@@ -1600,7 +1607,7 @@ class _Group:
                 if not signaled and self._flying < self._lanes:
                     self._flying += 1  # the groups in flight are stuck: one more lane
                     return True
-        pending.woken.wait()
+        woken.wait()
         return False
 
 

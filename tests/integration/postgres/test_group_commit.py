@@ -119,6 +119,15 @@ def _in_a_group_behind(
     return outcomes
 
 
+def _sessions_named(conninfo: str, name: str) -> int:
+    """How many server sessions have the application name ``name``."""
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (name,)
+        ).fetchone()
+    return 0 if row is None else int(row[0])
+
+
 def _transactions(conninfo: str, schema: str) -> dict[int, str]:
     """The transaction id that wrote each feed position."""
     with psycopg.connect(conninfo, autocommit=True) as conn:
@@ -254,8 +263,11 @@ class TestKilledDuringGroupCommits:
         self, repository: PostgresRepository, postgres_conninfo: str, schema: str
     ) -> None:
         """After SIGKILL, each save a thread saw return is there whole, and the feed is gap-free."""
+        # Named, so that the test can wait for its server sessions to end after the kill:
+        # a transaction the server had whole when the client died still commits.
+        named = psycopg.conninfo.make_conninfo(postgres_conninfo, application_name=schema)
         client = subprocess.Popen(  # noqa: S603  (our own interpreter running our own code)
-            [sys.executable, "-c", THREADED_WRITER, postgres_conninfo, schema],
+            [sys.executable, "-c", THREADED_WRITER, named, schema],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -273,6 +285,10 @@ class TestKilledDuringGroupCommits:
             for job_id, version, etag in (line.split() for line in client.stdout)
         )
         client.stdout.close()
+        _eventually(
+            lambda: not _sessions_named(postgres_conninfo, schema),
+            "the killed client's server sessions to end",
+        )
 
         audit = check_ledger_consistent(repository, committed)
 
