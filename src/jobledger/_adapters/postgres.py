@@ -1189,8 +1189,9 @@ class PostgresRepository:
         """Save the changes of ``group`` (see :class:`_Group`); each gets its own outcome.
 
         One change is saved as it would be alone (by this thread: its own). Several go
-        in one transaction, in one round trip (pipeline mode): ``BEGIN``, each
-        change's one statement, ``COMMIT``. A statement whose compare-and-set
+        in one transaction, in one round trip (pipeline mode): ``BEGIN``, a
+        statement that locks the rows of the jobs they change (in id order, as a
+        batch does), each change's one statement, ``COMMIT``. A statement whose compare-and-set
         matches no row writes nothing and fails nothing else, so its change alone
         is refused. When PostgreSQL aborts the transaction instead (a taken job
         or request id, a serialization failure or a deadlock), nothing of it was
@@ -1207,20 +1208,7 @@ class PostgresRepository:
             return
         try:
             with self._pool.connection(timeout=self._timeout) as conn:
-                if not (
-                    _PIPELINES
-                    and conn.autocommit
-                    and conn.info.transaction_status == _IDLE
-                    and _default_transactions(conn)
-                ):
-                    return  # each change saved alone, by its own thread
-                cursors: list[psycopg.Cursor[Any]] = []
-
-                def send() -> None:
-                    cursors.extend(self._send_change(conn, pending.change) for pending in group)
-
-                _in_one_transaction(conn, send)
-                rows = [cursor.fetchone() for cursor in cursors]
+                rows = self._write_group(conn, [pending.change for pending in group])
         except psycopg.Error as err:
             if err.sqlstate is not None and not _is_unavailable(err):
                 # The server rolled the transaction back: nothing of it was written.
@@ -1230,11 +1218,48 @@ class PostgresRepository:
             for pending in group:
                 pending.error = error
             return
+        if rows is None:
+            return  # each change saved alone, by its own thread
         for pending, row in zip(group, rows, strict=True):
             if row is None:
                 pending.refused = True
             else:
                 pending.position = int(row[0])
+
+    def _write_group(
+        self, conn: psycopg.Connection[Any], changes: Sequence[Change]
+    ) -> list[Any] | None:
+        """Write ``changes`` in one transaction on ``conn``: each one's row, or ``None``.
+
+        A change's row holds its feed position, or is ``None`` when its
+        compare-and-set matched nothing. Returns ``None`` without writing when
+        ``conn`` cannot send them so (not an idle connection in autocommit mode
+        at the server's default transaction settings, or no pipeline mode).
+
+        Raises:
+            psycopg.Error: the driver's errors, untranslated.
+        """
+        if not (
+            _PIPELINES
+            and conn.autocommit
+            and conn.info.transaction_status == _IDLE
+            and _default_transactions(conn)
+        ):
+            return None
+        cursors: list[psycopg.Cursor[Any]] = []
+        # The rows of the jobs they change are locked first, in id order, as a batch
+        # locks them: a later statement of the group must not wait for a job row while
+        # the group holds the counter row, which the transaction holding that job row
+        # may be waiting for.
+        locked = sorted({change.job.id for change in changes if change.expected_etag is not None})
+
+        def send() -> None:
+            if locked:
+                conn.execute(self._sql.lock_jobs, (locked,))
+            cursors.extend(self._send_change(conn, change) for change in changes)
+
+        _in_one_transaction(conn, send)
+        return [cursor.fetchone() for cursor in cursors]
 
     def save_all(self, changes: Sequence[Change]) -> Sequence[int]:
         """Save ``changes`` in one transaction; see :meth:`jobledger.AtomicBatches.save_all`.
