@@ -51,8 +51,8 @@ def _contents(
     )
 
 
-class TestSchemaStepTwo:
-    """Version 1 to 2: the update rows' foreign key goes, the jobs table leaves room for HOT."""
+class TestLighterSaves:
+    """The lighter-saves step: the update rows' foreign key goes, the jobs table leaves room."""
 
     def test_a_version_1_schema_migrates_with_its_jobs_updates_and_feed_positions(
         self, postgres_conninfo: str, schema: str, monkeypatch: pytest.MonkeyPatch
