@@ -27,6 +27,7 @@ from benchmarks.floors import (
     UPDATED,
     DictLedger,
     PsycopgLedger,
+    PsycopgOneLedger,
     SQLiteLedger,
     postgres_floor_schema,
 )
@@ -68,7 +69,9 @@ def w_jobledger(jobs: Jobs, n_jobs: int, updates: int) -> float:
 
 
 def w_floor(
-    ledger: DictLedger | SQLiteLedger | PsycopgLedger | ValuesLedger, n_jobs: int, updates: int
+    ledger: DictLedger | SQLiteLedger | PsycopgLedger | PsycopgOneLedger | ValuesLedger,
+    n_jobs: int,
+    updates: int,
 ) -> float:
     """Workload W on a floor (or the probe); microseconds per command."""
     prefix = os.urandom(6).hex()
@@ -217,6 +220,27 @@ def case_w_floor_psycopg(setting: Setting) -> dict[str, Metric]:
         ):
             postgres_floor_schema(conn, schema)
             return w_floor(PsycopgLedger(conn, schema), sizes.sql_jobs, sizes.updates)
+
+    values = repeat(once, sizes)
+    return _w_metric(values, {"jobs": sizes.sql_jobs, "updates": sizes.updates})
+
+
+def case_w_floor_psycopg_one(setting: Setting) -> dict[str, Metric]:
+    """W, the one-statement psycopg floor over loopback (autocommit, one round trip)."""
+    import psycopg  # noqa: PLC0415
+
+    if setting.postgres is None:
+        return {}
+    conninfo = setting.postgres
+    sizes = setting.sizes
+
+    def once() -> float:
+        with (
+            fresh_schema(conninfo, "bench_floor_one") as schema,
+            psycopg.connect(conninfo, autocommit=True) as conn,
+        ):
+            postgres_floor_schema(conn, schema)
+            return w_floor(PsycopgOneLedger(conn, schema), sizes.sql_jobs, sizes.updates)
 
     values = repeat(once, sizes)
     return _w_metric(values, {"jobs": sizes.sql_jobs, "updates": sizes.updates})
@@ -1250,6 +1274,7 @@ CASES: dict[str, Callable[[Setting], dict[str, Metric]]] = {
     "w/eventsourcing/sqlite/cache-noff": case_w_peer("sqlite", "cache-noff"),
     "w/jobledger/postgres": case_w_jobledger_postgres,
     "w/floor/psycopg": case_w_floor_psycopg,
+    "w/floor/psycopg-one": case_w_floor_psycopg_one,
     "w/eventsourcing/postgres/nocache": case_w_peer("postgres", "nocache"),
     "w/eventsourcing/postgres/cache": case_w_peer("postgres", "cache"),
     "w/eventsourcing/postgres/cache-noff": case_w_peer("postgres", "cache-noff"),

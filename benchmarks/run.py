@@ -205,10 +205,16 @@ def targets(sizes: Sizes) -> tuple[Target, ...]:
             limit=1.3,
         ),
         Target(
-            "W PostgreSQL: jobledger / raw psycopg",
+            "W PostgreSQL: jobledger / one-statement psycopg floor",
+            (("w/jobledger/postgres", "w"),),
+            (("w/floor/psycopg-one", "w"),),
+            limit=1.2,
+        ),
+        Target(
+            "  the same against the five-round-trip psycopg floor",
             (("w/jobledger/postgres", "w"),),
             (("w/floor/psycopg", "w"),),
-            limit=1.2,
+            reference=True,
         ),
         Target(
             "W PostgreSQL: eventsourcing (best variant) / jobledger",
@@ -234,6 +240,16 @@ def targets(sizes: Sizes) -> tuple[Target, ...]:
             (("writers/floor/psycopg/processes", "writers=1"),),
             higher_is_better=True,
             reference=True,
+        ),
+        *(
+            Target(
+                f"  PostgreSQL throughput: {count} threads / 1 thread (one process)",
+                (("writers/postgres/threads", f"writers={count}"),),
+                (("writers/postgres/threads", "writers=1"),),
+                higher_is_better=True,
+                reference=True,
+            )
+            for count in sizes.thread_writers[1:]
         ),
         Target(
             "memory per stored update: jobledger in-memory / dict floor",
