@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-import psycopg
-from psycopg import sql
+import uuid
+from typing import TYPE_CHECKING
 
-from jobledger import Jobs
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from jobledger import Jobs, SchemaUpgradeError
 from jobledger.postgres import SCHEMA_VERSION, PostgresRepository
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 
 def _table(schema: str, name: str) -> sql.Identifier:
@@ -21,9 +29,37 @@ def _as_version_1(conninfo: str, schema: str) -> None:
         )
         for name in ("updates", "feed"):
             conn.execute(sql.SQL("ALTER TABLE {} DROP COLUMN actor").format(_table(schema, name)))
+        # Request records of version 1 keep a job document without the key.
+        conn.execute(
+            sql.SQL("UPDATE {} SET job = job - 'started_by'").format(_table(schema, "requests"))
+        )
         conn.execute(
             sql.SQL("UPDATE {} SET value = '1' WHERE name = 'schema_version'").format(
                 _table(schema, "meta")
+            )
+        )
+
+
+@pytest.fixture
+def reader(postgres_conninfo: str) -> Iterator[str]:
+    """A new role that may log in, and nothing else (dropped at the end)."""
+    role = f"jl_reader_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_conninfo, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+    yield role
+    with psycopg.connect(postgres_conninfo, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def _grant_reads(conninfo: str, schema: str, reader: str) -> None:
+    """Let the role ``reader`` read (only) every table of ``schema``."""
+    role = sql.Identifier(reader)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(schema), role))
+        conn.execute(
+            sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(
+                sql.Identifier(schema), role
             )
         )
 
@@ -66,6 +102,21 @@ class TestActorMigration:
         assert (None, [None], [None, None]) == (upgraded.started_by, old_actors, events)
         assert (job.id, None) == (retried.id, retried.started_by)
         assert [None, "alice"] == actors
+
+    def test_a_version_1_schema_opened_by_a_reader_raises_schema_upgrade_error(
+        self, postgres_conninfo: str, schema: str, reader: str
+    ) -> None:
+        """A role that only reads a version 1 schema gets SchemaUpgradeError; nothing changes."""
+        PostgresRepository(postgres_conninfo, schema=schema).close()
+        _as_version_1(postgres_conninfo, schema)
+        _grant_reads(postgres_conninfo, schema, reader)
+
+        with pytest.raises(SchemaUpgradeError) as raised:
+            PostgresRepository(make_conninfo(postgres_conninfo, user=reader), schema=schema)
+
+        assert (1, SCHEMA_VERSION) == (raised.value.found, raised.value.supported)
+        assert "as the owner of the schema's tables" in str(raised.value)
+        assert "1" == _version(postgres_conninfo, schema)
 
     def test_a_migrated_schema_keeps_actors_of_new_changes(
         self, postgres_conninfo: str, schema: str
