@@ -197,6 +197,21 @@ class TestUpgrade:
         assert (job.id, None) == (retried.id, retried.started_by)
         assert [None, "alice"] == actors
 
+    def test_a_request_of_version_1_retried_naming_an_actor_is_answered(self, path: Path) -> None:
+        """A version 1 request record answers its retry with an actor; another command conflicts."""
+        with SQLiteRepository(path) as repository:
+            job = Jobs(repository).start(service="hr", entity="e", type="t", request_id="r-1")
+        _as_version_1(path)
+
+        with SQLiteRepository(path) as repository:
+            jobs = Jobs(repository)
+            retried = jobs.start(service="hr", entity="e", type="t", request_id="r-1", actor="a")
+            with pytest.raises(RequestIdConflictError):
+                jobs.start(service="hr", entity="e", type="u", request_id="r-1", actor="a")
+            head = repository.feed_head()
+
+        assert (job.id, job.etag, 1) == (retried.id, retried.etag, head)
+
     def test_a_version_1_file_opened_read_only_raises_schema_upgrade_error(
         self, path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:

@@ -80,11 +80,27 @@ class RequestRecord:
         fingerprint: :func:`fingerprint` of the command, to tell a retry from a
             different command that reuses the id.
         job: The job as the command left it: the answer to every retry.
+        predates_actors: The record was stored before commands had actors, so
+            the command it remembers named no one (see :meth:`answers`).
     """
 
     request_id: str
     fingerprint: str
     job: Job
+    predates_actors: bool = False
+
+    def answers(self, command: Command) -> bool:
+        """Whether ``command`` is the command this record remembers, so a retry of it.
+
+        A record stored before commands had actors also answers the same
+        command naming an actor: the sender could not name one then (the jobs
+        service, say, now names its client in every command).
+        """
+        if self.fingerprint == fingerprint(command):
+            return True
+        return self.predates_actors and self.fingerprint == fingerprint(
+            attrs.evolve(command, actor=None)
+        )
 
 
 @attrs.frozen

@@ -144,6 +144,7 @@ class Clients:
 
     def __init__(self, store: str) -> None:
         """The client store beside the ledger at ``store``."""
+        self.store_location = store
         self.repository = open_repository(store)
         self.store = client_store_beside(self.repository)
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
-from jobledger import StartJob, UpdateJob, wire
+from jobledger import Jobs, StartJob, UpdateJob, wire
 from jobledger.http import ActorMismatchError, JobsClient
 
 if TYPE_CHECKING:
@@ -68,6 +69,51 @@ class TestTheClientIsTheActor:
                 if line.startswith("data:")
             )
         assert "feeder" == wire.decode_event(data).actor
+
+
+def _forget_actors_of_requests(store: str) -> None:
+    """Make the store's request records look written before actors: no started_by key."""
+    if store.startswith("postgresql://"):
+        import psycopg  # noqa: PLC0415  (PostgreSQL tests only)
+        from psycopg import sql  # noqa: PLC0415
+
+        conninfo, _, schema = store.partition("?schema=")
+        table = sql.Identifier(schema, "jobledger_requests")
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(sql.SQL("UPDATE {} SET job = job - 'started_by'").format(table))
+        return
+    ledger = sqlite3.connect(store, isolation_level=None)
+    try:
+        ledger.execute("UPDATE requests SET job = json_remove(job, '$.started_by')")
+    finally:
+        ledger.close()
+
+
+class TestRequestsRecordedBeforeActors:
+    """A retry of a request recorded before actors is answered, though the client is its actor."""
+
+    def test_a_retry_with_the_same_idempotency_key_is_answered(
+        self, server: Server, clients: Clients
+    ) -> None:
+        """POST /jobs with the old request's Idempotency-Key answers the recorded job."""
+        job = Jobs(clients.repository).start(
+            service="hr", entity="e", type="t", job_id="old-1", request_id="legacy"
+        )
+        _forget_actors_of_requests(clients.store_location)
+        secret = clients.add("hr-app", "*")
+
+        response = httpx.post(
+            f"{server.url}/jobs",
+            json={"Service": "hr", "Entity": "e", "Type": "t", "JobId": "old-1"},
+            headers={**server.bearer("hr-app", secret), "Idempotency-Key": "legacy"},
+        )
+
+        assert (job.id, job.etag, None) == (
+            response.json()["JobId"],
+            response.json()["ETag"],
+            response.json()["StartedBy"],
+        )
+        assert 1 == clients.repository.feed_head()
 
 
 class TestAnotherActorIsRefused:

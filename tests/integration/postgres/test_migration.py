@@ -10,7 +10,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from jobledger import Jobs, SchemaUpgradeError
+from jobledger import Jobs, RequestIdConflictError, SchemaUpgradeError
 from jobledger.postgres import SCHEMA_VERSION, PostgresRepository
 
 if TYPE_CHECKING:
@@ -102,6 +102,23 @@ class TestActorMigration:
         assert (None, [None], [None, None]) == (upgraded.started_by, old_actors, events)
         assert (job.id, None) == (retried.id, retried.started_by)
         assert [None, "alice"] == actors
+
+    def test_a_request_of_version_1_retried_naming_an_actor_is_answered(
+        self, postgres_conninfo: str, schema: str
+    ) -> None:
+        """A version 1 request record answers its retry with an actor; another command conflicts."""
+        with PostgresRepository(postgres_conninfo, schema=schema) as repository:
+            job = Jobs(repository).start(service="hr", entity="e", type="t", request_id="r-1")
+        _as_version_1(postgres_conninfo, schema)
+
+        with PostgresRepository(postgres_conninfo, schema=schema) as repository:
+            jobs = Jobs(repository)
+            retried = jobs.start(service="hr", entity="e", type="t", request_id="r-1", actor="a")
+            with pytest.raises(RequestIdConflictError):
+                jobs.start(service="hr", entity="e", type="u", request_id="r-1", actor="a")
+            head = repository.feed_head()
+
+        assert (job.id, job.etag, 1) == (retried.id, retried.etag, head)
 
     def test_a_version_1_schema_opened_by_a_reader_raises_schema_upgrade_error(
         self, postgres_conninfo: str, schema: str, reader: str
