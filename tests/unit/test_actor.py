@@ -102,6 +102,8 @@ BAD_ACTORS: list[tuple[object, str]] = [
     ("\ud800", "surrogate"),
     ("x" * 11, "10"),
     (42, "string"),
+    (" alice", "leading or trailing blanks"),
+    ("alice ", "leading or trailing blanks"),
 ]
 
 

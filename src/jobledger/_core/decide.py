@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from jobledger._core.actors import check_actor
 from jobledger._core.commands import (
     ANY_ETAG,
     CancelJob,
@@ -271,7 +272,7 @@ def _check_optional_name(value: str | None, field: str, limits: Limits) -> None:
 
 def _actor(value: str | None, limits: Limits) -> str | None:
     """A command's ``actor``, checked as a name: who acts, or ``None`` for no one named."""
-    return None if value is None else check_name(value, field="actor", limits=limits)
+    return check_actor(value, limits)
 
 
 def _state(value: JsonValue, field: str, limits: Limits) -> JsonObject:

@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, unquote
 
-import attrs
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -38,8 +37,8 @@ from jobledger import (
     WireFormatError,
     wire,
 )
+from jobledger.http._actors import as_client
 from jobledger.http._errors import (
-    ActorMismatchError,
     AuthenticationError,
     PermissionDeniedError,
     PreconditionRequiredError,
@@ -255,17 +254,10 @@ class _Service:
         elif not client.permissions.allows(action, service):
             raise PermissionDeniedError(client.client_id, action, service)
 
-    @staticmethod
-    def _as_client(command: Command, client: Client | None) -> Command:
-        """``command`` with ``client`` as its actor: a client acts as itself.
-
-        Raises:
-            ActorMismatchError: the command names another actor.
-        """
+    def _as_client(self, command: Command, client: Client | None) -> Command:
+        """``command`` with ``client`` as its actor (``as_client``): a client acts as itself."""
         assert client is not None  # noqa: S101  (routes with an action authenticate first)
-        if command.actor is not None and command.actor != client.client_id:
-            raise ActorMismatchError(client.client_id, command.actor)
-        return attrs.evolve(command, actor=client.client_id)
+        return as_client(command, client.client_id, self._jobs.limits)
 
     def _scoped(self, client: Client | None, services: list[str] | None) -> list[str] | None:
         """The services a read may cover: those asked for, within the client's permission."""
@@ -350,7 +342,7 @@ class _Service:
         commands = []
         for index, item in enumerate(items):
             try:
-                commands.append(self._as_client(wire.decode_command(item), client))
+                commands.append(wire.decode_command(item))
             except WireFormatError as err:
                 raise WireFormatError(
                     err.field, f"/Commands/{index}{err.path}", err.reason
@@ -368,6 +360,7 @@ class _Service:
                 job = await run_in_threadpool(self._jobs.get, command.job_id)
                 services[command.job_id] = job.service
             self._may(client, verb, services[command.job_id])
+        commands = [self._as_client(command, client) for command in commands]
         jobs = await run_in_threadpool(self._jobs.handle_all, commands)
         return _json({"Jobs": [wire.encode(job) for job in jobs]})
 
@@ -409,9 +402,10 @@ class _Service:
             raise PreconditionRequiredError(job_id)
         etag = ANY_ETAG if if_match.strip() == "*" else _unquoted(if_match)
         message = await self._message(request, _COMMAND_OF[verb], JobId=job_id, ETag=etag)
-        command = self._as_client(wire.decode_command(message), client)
+        command = wire.decode_command(message)
         current = await run_in_threadpool(self._jobs.get, job_id)
         self._may(client, verb, current.service)
+        command = self._as_client(command, client)
         job = await run_in_threadpool(self._jobs.handle, command)
         return _job_response(job)
 

@@ -162,3 +162,63 @@ class TestAnotherActorIsRefused:
             problem["ClientId"],
             problem["Actor"],
         )
+
+
+class TestTheActorIsCheckedLast:
+    """A bad Actor is a 400; permission and existence are checked before the actor is compared."""
+
+    def test_an_empty_actor_is_a_400(self, server: Server, clients: Clients) -> None:
+        """A body Actor "" gets 400 invalid-data naming actor, not 403 actor-not-client."""
+        secret = clients.add("hr-app", "*")
+        response = httpx.post(
+            f"{server.url}/jobs",
+            json={"Service": "hr", "Entity": "e", "Type": "t", "Actor": ""},
+            headers=server.bearer("hr-app", secret),
+        )
+
+        assert (400, "urn:jobledger:problem:invalid-data") == (
+            response.status_code,
+            response.json()["type"],
+        )
+        assert "actor" in response.json()["detail"]
+
+    def test_a_missing_job_is_a_404_whatever_the_actor(
+        self, server: Server, clients: Clients
+    ) -> None:
+        """A change of a missing job naming another actor gets 404 job-not-found."""
+        secret = clients.add("hr-app", "*")
+        response = httpx.post(
+            f"{server.url}/jobs/nope:update",
+            json={"Actor": "alice"},
+            headers={**server.bearer("hr-app", secret), "If-Match": "*"},
+        )
+
+        assert (404, "urn:jobledger:problem:job-not-found") == (
+            response.status_code,
+            response.json()["type"],
+        )
+
+    def test_a_forbidden_change_is_a_403_forbidden_whatever_the_actor(
+        self, server: Server, clients: Clients
+    ) -> None:
+        """A change or batch on a service the client may not change gets 403 forbidden."""
+        job = Jobs(clients.repository).start(service="hr", entity="e", type="t")
+        secret = clients.add("reader", "read:hr", "update:other")
+        headers = {**server.bearer("reader", secret), "If-Match": "*"}
+
+        single = httpx.post(
+            f"{server.url}/jobs/{job.id}:update", json={"Actor": "alice"}, headers=headers
+        )
+        batch = httpx.post(
+            f"{server.url}/jobs:batch",
+            json={
+                "Commands": [
+                    {"MessageType": "UpdateJob", "JobId": job.id, "ETag": "*", "Actor": "alice"}
+                ]
+            },
+            headers=headers,
+        )
+
+        assert [(403, "urn:jobledger:problem:forbidden")] * 2 == [
+            (response.status_code, response.json()["type"]) for response in (single, batch)
+        ]

@@ -10,12 +10,15 @@ import pytest
 
 import jobledger.http
 from jobledger import (
+    DEFAULT_LIMITS,
+    CancelJob,
     ConcurrencyError,
     InvalidJobDataError,
     InvalidTransitionError,
     JobAlreadyExistsError,
     JobNotFoundError,
     Jobs,
+    Limits,
     RequestIdConflictError,
     StorageError,
     StorageUnavailableError,
@@ -23,6 +26,7 @@ from jobledger import (
     wire,
 )
 from jobledger.http import (
+    ActorMismatchError,
     AuthenticationError,
     ClientExistsError,
     InMemoryClientStore,
@@ -37,6 +41,7 @@ from jobledger.http import (
     UnknownClientError,
     openapi_document,
 )
+from jobledger.http._actors import as_client
 from jobledger.http._clients import hash_secret, verify_secret
 from jobledger.http._problems import error_of, problem_of
 from jobledger.sqlite import SQLiteRepository
@@ -150,6 +155,41 @@ class TestSecrets:
     def test_two_hashes_of_one_secret_differ(self) -> None:
         """Each hash has its own salt."""
         assert hash_secret("s") != hash_secret("s")
+
+
+class TestAsClient:
+    """The service's rule for the actor: the client, after the command's Actor is checked."""
+
+    def test_a_command_without_actor_names_the_client(self) -> None:
+        """A command that names no actor gets the client's id as its actor."""
+        command = CancelJob(job_id="j", etag="e")
+
+        assert "hr-app" == as_client(command, "hr-app", DEFAULT_LIMITS).actor
+
+    @pytest.mark.parametrize("actor", ["", " hr-app", "nul\x00"])
+    def test_an_invalid_actor_is_refused_before_it_is_compared(self, actor: str) -> None:
+        """An invalid Actor raises InvalidJobDataError for actor, not ActorMismatchError."""
+        command = CancelJob(job_id="j", etag="e", actor=actor)
+
+        with pytest.raises(InvalidJobDataError) as raised:
+            as_client(command, "hr-app", DEFAULT_LIMITS)
+
+        assert ("actor", False) == (raised.value.field, isinstance(raised.value, PermissionError))
+
+    def test_another_actor_is_refused(self) -> None:
+        """A valid Actor that is not the client raises ActorMismatchError."""
+        with pytest.raises(ActorMismatchError):
+            as_client(CancelJob(job_id="j", etag="e", actor="alice"), "hr-app", DEFAULT_LIMITS)
+
+    def test_a_client_id_longer_than_the_ledgers_names_is_named_in_the_error(self) -> None:
+        """A client id over max_name_length raises InvalidJobDataError naming the client id."""
+        client_id = "x" * 60
+        with pytest.raises(InvalidJobDataError) as raised:
+            as_client(CancelJob(job_id="j", etag="e"), client_id, Limits(max_name_length=40))
+
+        assert "actor" == raised.value.field
+        assert f"the client id {client_id!r}" in raised.value.reason
+        assert "shorter id" in raised.value.reason
 
 
 class TestClientStores:
