@@ -278,6 +278,19 @@ class TestOpenAPIDocument:
             schemas["JobUpdate"]["properties"]
         )
 
+    def test_who_acted_may_be_no_one(self) -> None:
+        """StartedBy and a JobUpdate's Actor say null names no one (library changes may not)."""
+        schemas = openapi_document()["components"]["schemas"]
+        described = (
+            schemas["Job"]["properties"]["StartedBy"]["description"],
+            schemas["JobUpdate"]["properties"]["Actor"]["description"],
+        )
+
+        assert ("Who started the job, or null when no one was named.", True) == (
+            described[0],
+            described[1].startswith("Who made the change, or null when no one was named"),
+        )
+
     def test_event_schemas_have_the_wire_keys(self) -> None:
         """Each event schema's properties are the keys the wire encodes for that event."""
         jobs = Jobs()
