@@ -6,6 +6,7 @@ import itertools
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import pytest
 
 from jobledger import (
@@ -14,9 +15,11 @@ from jobledger import (
     CancelJob,
     CompleteJob,
     FailJob,
+    InMemoryRepository,
     InvalidJobDataError,
     Jobs,
     Limits,
+    RequestIdConflictError,
     StartJob,
     UpdateJob,
     wire,
@@ -99,6 +102,8 @@ BAD_ACTORS: list[tuple[object, str]] = [
     ("\ud800", "surrogate"),
     ("x" * 11, "10"),
     (42, "string"),
+    (" alice", "leading or trailing blanks"),
+    ("alice ", "leading or trailing blanks"),
 ]
 
 
@@ -128,6 +133,46 @@ class TestValidation:
 
         assert "actor" == raised.value.field
         assert reason in raised.value.reason
+
+
+class TestRequestsRecordedBeforeActors:
+    """A request recorded before commands had actors is answered when retried naming one."""
+
+    @staticmethod
+    def _recorded_before_actors(repository: InMemoryRepository, command: StartJob) -> Job:
+        """Save ``command``'s start with a request record that predates actors."""
+        change = decide(None, command, now=NOW, new_id=_ids(), limits=DEFAULT_LIMITS)
+        assert change.request is not None
+        legacy = attrs.evolve(change.request, predates_actors=True)
+        repository.save(attrs.evolve(change, request=legacy))
+        return change.job
+
+    def test_a_retry_naming_an_actor_is_answered(self) -> None:
+        """The same start with an actor is answered with the recorded job; nothing is written."""
+        repository = InMemoryRepository()
+        command = StartJob(service="hr", entity="e", type="t", request_id="r-1")
+        job = self._recorded_before_actors(repository, command)
+
+        answered = Jobs(repository).handle(attrs.evolve(command, actor="hr-app"))
+
+        assert (job, 1) == (answered, repository.feed_head())
+
+    def test_another_command_still_conflicts(self) -> None:
+        """A different command with the old request id raises RequestIdConflictError."""
+        repository = InMemoryRepository()
+        command = StartJob(service="hr", entity="e", type="t", request_id="r-1")
+        self._recorded_before_actors(repository, command)
+
+        with pytest.raises(RequestIdConflictError):
+            Jobs(repository).handle(attrs.evolve(command, type="other", actor="hr-app"))
+
+    def test_a_record_made_with_actors_conflicts_with_an_actor(self) -> None:
+        """A request recorded with no actor today conflicts with a retry naming one."""
+        jobs = Jobs()
+        jobs.start(service="hr", entity="e", type="t", request_id="r-1")
+
+        with pytest.raises(RequestIdConflictError):
+            jobs.start(service="hr", entity="e", type="t", request_id="r-1", actor="hr-app")
 
 
 class TestJobs:

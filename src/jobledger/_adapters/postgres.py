@@ -111,6 +111,7 @@ from jobledger._core.errors import (
     JobledgerError,
     JobNotFoundError,
     RequestIdConflictError,
+    SchemaUpgradeError,
     SchemaVersionError,
     StorageConfigurationError,
     StorageError,
@@ -833,6 +834,8 @@ class PostgresRepository:
         ForeignDatabaseError: the schema holds tables named like jobledger's
             that are not a jobledger schema; nothing was changed.
         SchemaVersionError: the schema was written by a newer jobledger.
+        SchemaUpgradeError: the schema has an older version and the role
+            does not own its tables, so it cannot upgrade them.
         StorageError: creating or migrating the schema failed otherwise.
         ValueError: both or neither of ``conninfo`` and ``pool``, or a schema
             name PostgreSQL cannot hold (empty, NUL, longer than 63 bytes).
@@ -1769,6 +1772,7 @@ def _migrate(conn: psycopg.Connection[Any], schema: str | None, location: str) -
     Raises:
         ForeignDatabaseError: the schema holds jobledger-named tables without a version.
         SchemaVersionError: the schema's version is newer than :data:`SCHEMA_VERSION`.
+        SchemaUpgradeError: the schema's version is older and the role does not own its tables.
         StorageError: ``schema`` is ``None`` and the connection has no current schema.
     """
     with conn.transaction():
@@ -1799,6 +1803,7 @@ def _migrate(conn: psycopg.Connection[Any], schema: str | None, location: str) -
             )
         if version > 0:
             # An older schema may predate the tables version 1 gained later.
+            _upgradable(conn, names, version, location)
             _add_start_index(conn, names)
         for target in range(version + 1, SCHEMA_VERSION + 1):
             for statement in _MIGRATIONS[target](names):
@@ -1814,6 +1819,21 @@ def _migrate(conn: psycopg.Connection[Any], schema: str | None, location: str) -
         )
         logger.info("jobledger schema %s is now at version %d", schema, SCHEMA_VERSION)
     return names
+
+
+def _upgradable(conn: psycopg.Connection[Any], names: _Names, version: int, location: str) -> None:
+    """Check that the connection's role may upgrade the schema: it owns the jobs table.
+
+    Raises:
+        SchemaUpgradeError: another role owns the schema's tables.
+    """
+    row = conn.execute(
+        "SELECT pg_has_role(tableowner, 'USAGE') FROM pg_tables "
+        "WHERE schemaname = %s AND tablename = 'jobledger_jobs'",
+        (names.schema,),
+    ).fetchone()
+    if row is not None and not row[0]:
+        raise SchemaUpgradeError(location, version, SCHEMA_VERSION)
 
 
 def _add_start_index(conn: psycopg.Connection[Any], names: _Names) -> None:

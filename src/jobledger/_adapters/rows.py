@@ -492,7 +492,11 @@ def request_from_row(row: Row) -> RequestRecord:
     columns itself (``jsonb``), the decoded mapping.
     """
     request_id, fingerprint, job = row
-    return RequestRecord(request_id, fingerprint, job_from_document(job))
+    document = job if isinstance(job, Mapping) else json.loads(job)
+    # A job document written before commands had actors has no started_by key.
+    return RequestRecord(
+        request_id, fingerprint, job_from_document(document), "started_by" not in document
+    )
 
 
 def _in(column: str, values: frozenset[str], placeholder: str, params: list[Any]) -> str:

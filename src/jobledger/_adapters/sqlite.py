@@ -75,6 +75,7 @@ from jobledger._core.errors import (
     JobledgerError,
     JobNotFoundError,
     RequestIdConflictError,
+    SchemaUpgradeError,
     SchemaVersionError,
     StorageError,
     StorageTimeoutError,
@@ -113,6 +114,7 @@ SCHEMA_VERSION = 2
 _SQLITE_BUSY = 5
 _SQLITE_LOCKED = 6
 _SQLITE_NOTADB = 26
+_SQLITE_READONLY = 8
 
 # How often wait_for_feed looks for commits made by other processes.
 _FEED_POLL_SECONDS = 0.05
@@ -423,6 +425,7 @@ class SQLiteRepository:
         ForeignDatabaseError: ``path`` is not a jobledger database (another
             application's SQLite database, or not a database at all).
         SchemaVersionError: ``path`` was written by a newer jobledger.
+        SchemaUpgradeError: ``path`` has an older schema and is open read-only.
         StorageError: the file cannot be opened or created.
 
     Every process and thread may open the same file; a change commits for all
@@ -620,10 +623,19 @@ class SQLiteRepository:
         self._add_start_index(conn)
 
     def _upgrade(self, conn: sqlite3.Connection, version: int) -> None:
-        """Bring the schema from ``version`` to :data:`SCHEMA_VERSION` in the open transaction."""
-        for target in range(version + 1, SCHEMA_VERSION + 1):
-            for statement in _UPGRADES[target]:
-                conn.execute(statement)
+        """Bring the schema from ``version`` to :data:`SCHEMA_VERSION` in the open transaction.
+
+        Raises:
+            SchemaUpgradeError: the file is open read-only, so the upgrade cannot be written.
+        """
+        try:
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in _UPGRADES[target]:
+                    conn.execute(statement)
+        except sqlite3.OperationalError as err:
+            if getattr(err, "sqlite_errorcode", 0) & 0xFF != _SQLITE_READONLY:
+                raise
+            raise SchemaUpgradeError(self._path, version, SCHEMA_VERSION) from err
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         logger.info("upgraded jobledger schema %d to %d in %s", version, SCHEMA_VERSION, self._path)
 

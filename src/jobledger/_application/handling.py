@@ -23,7 +23,6 @@ from jobledger._core.decide import (
     check_keys,
     command_kind,
     decide_checked,
-    fingerprint,
 )
 from jobledger._core.errors import (
     ConcurrencyError,
@@ -124,7 +123,7 @@ class Handled(NamedTuple):
 
 
 def _answer(record: RequestRecord, command: Command) -> Handled:
-    if record.fingerprint != fingerprint(command):
+    if not record.answers(command):
         raise RequestIdConflictError(record.request_id)
     return Handled(record.job, None)
 

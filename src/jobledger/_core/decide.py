@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 import attrs
 
+from jobledger._core.actors import check_actor
 from jobledger._core.commands import (
     ANY_ETAG,
     CancelJob,
@@ -85,11 +86,27 @@ class RequestRecord:
         fingerprint: :func:`fingerprint` of the command, to tell a retry from a
             different command that reuses the id.
         job: The job as the command left it: the answer to every retry.
+        predates_actors: The record was stored before commands had actors, so
+            the command it remembers named no one (see :meth:`answers`).
     """
 
     request_id: str
     fingerprint: str
     job: Job
+    predates_actors: bool = False
+
+    def answers(self, command: Command) -> bool:
+        """Whether ``command`` is the command this record remembers, so a retry of it.
+
+        A record stored before commands had actors also answers the same
+        command naming an actor: the sender could not name one then (the jobs
+        service, say, now names its client in every command).
+        """
+        if self.fingerprint == fingerprint(command):
+            return True
+        return self.predates_actors and self.fingerprint == fingerprint(
+            attrs.evolve(command, actor=None)
+        )
 
 
 @attrs.frozen
@@ -517,7 +534,7 @@ def _check_optional_name(value: str | None, field: str, limits: Limits) -> None:
 
 def _actor(value: str | None, limits: Limits) -> str | None:
     """A command's ``actor``, checked as a name: who acts, or ``None`` for no one named."""
-    return None if value is None else check_name(value, field="actor", limits=limits)
+    return check_actor(value, limits)
 
 
 def _state(value: JsonValue, field: str, limits: Limits) -> JsonObject:

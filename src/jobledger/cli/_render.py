@@ -507,7 +507,7 @@ def job_view(job: Job, result: RunResult | None = None) -> RenderableType:
         ("version", str(job.version)),
         ("etag", job.etag),
         ("created", when(job.created_at)),
-        ("started by", job.started_by or ""),
+        ("started by", _actor_text(job.started_by)),
         ("updated", when(job.updated_at)),
     ]
     rows.append(("input", compact(job.input, 10_000)))

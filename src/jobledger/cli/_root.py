@@ -42,6 +42,7 @@ __all__ = [
     "FORCE",
     "ApiAccess",
     "Settings",
+    "actor_of",
     "actor_option",
     "api_options",
     "app_option",
@@ -244,9 +245,22 @@ def actor_option(function: F) -> F:
         help=(
             "Who is acting (a person or a service): recorded as the actor of the changes "
             "this command makes; none by default. Through --api-url the service records its "
-            "client as the actor, and refuses any other NAME."
+            "client as the actor, and refuses any other NAME; JOBLEDGER_ACTOR is then ignored."
         ),
     )(function)
+
+
+def actor_of(ctx: click.Context, actor: str | None) -> str | None:
+    """The ``--actor`` to send: ``JOBLEDGER_ACTOR`` is ignored with ``--api-url``.
+
+    The service records its client as the actor and refuses any other, so an
+    actor from the environment (set for local stores, say) would make every
+    command through the service fail; one given as ``--actor`` is sent.
+    """
+    from_environment = ctx.get_parameter_source("actor") is ParameterSource.ENVIRONMENT
+    if from_environment and settings(ctx).api.url is not None:
+        return None
+    return actor
 
 
 def store_option(function: F) -> F:

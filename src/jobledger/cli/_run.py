@@ -38,6 +38,7 @@ from jobledger.cli._render import (
 )
 from jobledger.cli._root import (
     FORCE,
+    actor_of,
     actor_option,
     app_option,
     cli,
@@ -541,6 +542,7 @@ def cancel(  # noqa: PLR0917  (click passes one argument per option)
     is canceled at once. --actor names who cancels (see jobledger history).
     """
     jobs = open_ledger(ctx, store)
+    actor = actor_of(ctx, actor)
     job = jobs.get(job_id)
     if etag is not None and etag != job.etag:
         raise ConcurrencyError(job_id, etag, job.etag)

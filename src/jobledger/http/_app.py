@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, quote, unquote
 
-import attrs
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.responses import RedirectResponse, Response, StreamingResponse
@@ -39,8 +38,8 @@ from jobledger import (
     WireFormatError,
     wire,
 )
+from jobledger.http._actors import as_client
 from jobledger.http._errors import (
-    ActorMismatchError,
     AuthenticationError,
     PermissionDeniedError,
     PreconditionRequiredError,
@@ -240,14 +239,15 @@ class _Service:
         services[job.id, job.etag] = job.service
 
     async def _handle_permitted(self, client: Client | None, verb: str, command: _Change) -> Job:
-        """Carry out ``command`` if ``client`` may ``verb`` the job's service."""
+        """Carry out ``command`` as ``client`` (its actor) if it may ``verb`` the job's service."""
         service = self._services.get((command.job_id, command.etag))
         if service is None:
             job = await self._worker(self._read_check_handle, client, verb, command)
         else:
             self._may(client, verb, service)
+            as_client = self._as_client(command, client)
             try:
-                job = await self._worker(self._jobs.handle, command)
+                job = await self._worker(self._jobs.handle, as_client)
             except JobledgerError:
                 # Not that version (or no longer that job): the refusal goes only to a
                 # client that may act on the job as it is now.
@@ -263,7 +263,7 @@ class _Service:
     def _read_check_handle(self, client: Client | None, verb: str, command: _Change) -> Job:
         """The job's service read, the permission checked, then the command (in a worker)."""
         self._read_check(client, verb, command.job_id)
-        return self._jobs.handle(command)
+        return self._jobs.handle(self._as_client(command, client))
 
     async def _body(self, request: Request) -> bytes:
         length = request.headers.get("content-length", "")
@@ -312,17 +312,10 @@ class _Service:
         elif not client.permissions.allows(action, service):
             raise PermissionDeniedError(client.client_id, action, service)
 
-    @staticmethod
-    def _as_client(command: Command, client: Client | None) -> Command:
-        """``command`` with ``client`` as its actor: a client acts as itself.
-
-        Raises:
-            ActorMismatchError: the command names another actor.
-        """
+    def _as_client(self, command: Command, client: Client | None) -> Command:
+        """``command`` with ``client`` as its actor (``as_client``): a client acts as itself."""
         assert client is not None  # noqa: S101  (routes with an action authenticate first)
-        if command.actor is not None and command.actor != client.client_id:
-            raise ActorMismatchError(client.client_id, command.actor)
-        return attrs.evolve(command, actor=client.client_id)
+        return as_client(command, client.client_id, self._jobs.limits)
 
     def _scoped(self, client: Client | None, services: list[str] | None) -> list[str] | None:
         """The services a read may cover: those asked for, within the client's permission."""
@@ -408,7 +401,7 @@ class _Service:
         commands = []
         for index, item in enumerate(items):
             try:
-                commands.append(self._as_client(wire.decode_command(item), client))
+                commands.append(wire.decode_command(item))
             except WireFormatError as err:
                 raise WireFormatError(
                     err.field, f"/Commands/{index}{err.path}", err.reason
@@ -426,6 +419,7 @@ class _Service:
                 job = await self._worker(self._jobs.get, command.job_id)
                 services[command.job_id] = job.service
             self._may(client, verb, services[command.job_id])
+        commands = [self._as_client(command, client) for command in commands]
         jobs = await self._worker(self._jobs.handle_all, commands)
         return _json({"Jobs": [wire.encode(job) for job in jobs]})
 
@@ -468,7 +462,8 @@ class _Service:
             raise PreconditionRequiredError(job_id)
         etag = ANY_ETAG if if_match.strip() == "*" else _unquoted(if_match)
         message = await self._message(request, _COMMAND_OF[verb], JobId=job_id, ETag=etag)
-        command = self._as_client(wire.decode_command(message), client)
+        command = wire.decode_command(message)
+        # The client's permission (and the job) is checked before its actor (_handle_permitted).
         job = await self._handle_permitted(client, verb, command)  # type: ignore[arg-type]
         return _job_response(job)
 

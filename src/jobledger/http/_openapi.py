@@ -46,7 +46,10 @@ def _object(
 _CHANGE_FIELDS = {"DisplayName": _NULLABLE_STRING, "Description": _NULLABLE_STRING}
 _ACTOR = {
     "type": ["string", "null"],
-    "description": "Who acted: the service records the authenticated client's id.",
+    "description": (
+        "Who made the change, or null when no one was named (changes made through the "
+        "service name their client)."
+    ),
 }
 # A command's Actor: the service fills it in; another client's id is refused (403).
 _COMMAND_ACTOR = {
@@ -98,7 +101,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "UpdatedAt": _TIME,
             "StartedBy": {
                 "type": ["string", "null"],
-                "description": "Who started the job; the service records the client's id.",
+                "description": "Who started the job, or null when no one was named.",
             },
         },
         description="A job (the seed's Job entity).",

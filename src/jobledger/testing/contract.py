@@ -1043,6 +1043,7 @@ class RepositoryContract:
             {"actor": "\ud800"},
             {"actor": "x" * 201},
             {"actor": 42},
+            {"actor": " alice"},
         ]
         for case in cases:
             arguments: dict[str, Any] = {

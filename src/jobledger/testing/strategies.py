@@ -154,8 +154,12 @@ def names() -> SearchStrategy[str]:
 
 
 def actors() -> SearchStrategy[str | None]:
-    """Who acts in a command: ``None`` (no one named) or any valid :func:`names`."""
-    return st.one_of(st.none(), st.sampled_from(("alice", "hr-sync-service")), names())
+    """Who acts in a command: ``None`` (no one named) or a valid name, no blanks around it."""
+    return st.one_of(
+        st.none(),
+        st.sampled_from(("alice", "hr-sync-service")),
+        names().filter(lambda name: name == name.strip()),
+    )
 
 
 def ids() -> SearchStrategy[str]:

@@ -152,6 +152,7 @@ class Clients:
 
     def __init__(self, store: str, prefix: str = "") -> None:
         """The client store beside the ledger at ``store``; client ids get ``prefix``."""
+        self.store_location = store
         self.repository = open_repository(store)
         self.store = client_store_beside(self.repository)
         self.prefix = prefix

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
-from jobledger import StartJob, UpdateJob, wire
+from jobledger import Jobs, StartJob, UpdateJob, wire
 from jobledger.http import ActorMismatchError, JobsClient
 
 if TYPE_CHECKING:
@@ -70,6 +71,51 @@ class TestTheClientIsTheActor:
         assert "feeder" == wire.decode_event(data).actor
 
 
+def _forget_actors_of_requests(store: str) -> None:
+    """Make the store's request records look written before actors: no started_by key."""
+    if store.startswith("postgresql://"):
+        import psycopg  # noqa: PLC0415  (PostgreSQL tests only)
+        from psycopg import sql  # noqa: PLC0415
+
+        conninfo, _, schema = store.partition("?schema=")
+        table = sql.Identifier(schema, "jobledger_requests")
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(sql.SQL("UPDATE {} SET job = job - 'started_by'").format(table))
+        return
+    ledger = sqlite3.connect(store, isolation_level=None)
+    try:
+        ledger.execute("UPDATE requests SET job = json_remove(job, '$.started_by')")
+    finally:
+        ledger.close()
+
+
+class TestRequestsRecordedBeforeActors:
+    """A retry of a request recorded before actors is answered, though the client is its actor."""
+
+    def test_a_retry_with_the_same_idempotency_key_is_answered(
+        self, server: Server, clients: Clients
+    ) -> None:
+        """POST /jobs with the old request's Idempotency-Key answers the recorded job."""
+        job = Jobs(clients.repository).start(
+            service="hr", entity="e", type="t", job_id="old-1", request_id="legacy"
+        )
+        _forget_actors_of_requests(clients.store_location)
+        secret = clients.add("hr-app", "*")
+
+        response = httpx.post(
+            f"{server.url}/jobs",
+            json={"Service": "hr", "Entity": "e", "Type": "t", "JobId": "old-1"},
+            headers={**server.bearer("hr-app", secret), "Idempotency-Key": "legacy"},
+        )
+
+        assert (job.id, job.etag, None) == (
+            response.json()["JobId"],
+            response.json()["ETag"],
+            response.json()["StartedBy"],
+        )
+        assert 1 == clients.repository.feed_head()
+
+
 class TestAnotherActorIsRefused:
     """A client acts as itself: a command naming another actor is refused, nothing written."""
 
@@ -116,3 +162,63 @@ class TestAnotherActorIsRefused:
             problem["ClientId"],
             problem["Actor"],
         )
+
+
+class TestTheActorIsCheckedLast:
+    """A bad Actor is a 400; permission and existence are checked before the actor is compared."""
+
+    def test_an_empty_actor_is_a_400(self, server: Server, clients: Clients) -> None:
+        """A body Actor "" gets 400 invalid-data naming actor, not 403 actor-not-client."""
+        secret = clients.add("hr-app", "*")
+        response = httpx.post(
+            f"{server.url}/jobs",
+            json={"Service": "hr", "Entity": "e", "Type": "t", "Actor": ""},
+            headers=server.bearer("hr-app", secret),
+        )
+
+        assert (400, "urn:jobledger:problem:invalid-data") == (
+            response.status_code,
+            response.json()["type"],
+        )
+        assert "actor" in response.json()["detail"]
+
+    def test_a_missing_job_is_a_404_whatever_the_actor(
+        self, server: Server, clients: Clients
+    ) -> None:
+        """A change of a missing job naming another actor gets 404 job-not-found."""
+        secret = clients.add("hr-app", "*")
+        response = httpx.post(
+            f"{server.url}/jobs/nope:update",
+            json={"Actor": "alice"},
+            headers={**server.bearer("hr-app", secret), "If-Match": "*"},
+        )
+
+        assert (404, "urn:jobledger:problem:job-not-found") == (
+            response.status_code,
+            response.json()["type"],
+        )
+
+    def test_a_forbidden_change_is_a_403_forbidden_whatever_the_actor(
+        self, server: Server, clients: Clients
+    ) -> None:
+        """A change or batch on a service the client may not change gets 403 forbidden."""
+        job = Jobs(clients.repository).start(service="hr", entity="e", type="t")
+        secret = clients.add("reader", "read:hr", "update:other")
+        headers = {**server.bearer("reader", secret), "If-Match": "*"}
+
+        single = httpx.post(
+            f"{server.url}/jobs/{job.id}:update", json={"Actor": "alice"}, headers=headers
+        )
+        batch = httpx.post(
+            f"{server.url}/jobs:batch",
+            json={
+                "Commands": [
+                    {"MessageType": "UpdateJob", "JobId": job.id, "ETag": "*", "Actor": "alice"}
+                ]
+            },
+            headers=headers,
+        )
+
+        assert [(403, "urn:jobledger:problem:forbidden")] * 2 == [
+            (response.status_code, response.json()["type"]) for response in (single, batch)
+        ]

@@ -7,16 +7,20 @@ since the adapter writes the current version's rows only.
 
 from __future__ import annotations
 
+import uuid
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
-from jobledger import Jobs
+from jobledger import Jobs, RequestIdConflictError, SchemaUpgradeError
 from jobledger.postgres import SCHEMA_VERSION, PostgresRepository
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from jobledger import JobEvent, JobUpdate
 
 pytestmark = pytest.mark.postgres
@@ -34,6 +38,10 @@ def _as_version_1(conninfo: str, schema: str) -> None:
         )
         for name in ("updates", "feed"):
             conn.execute(sql.SQL("ALTER TABLE {} DROP COLUMN actor").format(_table(schema, name)))
+        # Request records of version 1 keep a job document without the key.
+        conn.execute(
+            sql.SQL("UPDATE {} SET job = job - 'started_by'").format(_table(schema, "requests"))
+        )
         conn.execute(
             sql.SQL(
                 "ALTER TABLE {} ADD CONSTRAINT jobledger_updates_job_id_fkey "
@@ -44,6 +52,30 @@ def _as_version_1(conninfo: str, schema: str) -> None:
         conn.execute(
             sql.SQL("UPDATE {} SET value = '1' WHERE name = 'schema_version'").format(
                 _table(schema, "meta")
+            )
+        )
+
+
+@pytest.fixture
+def reader(postgres_conninfo: str) -> Iterator[str]:
+    """A new role that may log in, and nothing else (dropped at the end)."""
+    role = f"jl_reader_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_conninfo, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+    yield role
+    with psycopg.connect(postgres_conninfo, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def _grant_reads(conninfo: str, schema: str, reader: str) -> None:
+    """Let the role ``reader`` read (only) every table of ``schema``."""
+    role = sql.Identifier(reader)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(schema), role))
+        conn.execute(
+            sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(
+                sql.Identifier(schema), role
             )
         )
 
@@ -86,6 +118,38 @@ class TestActorMigration:
         assert (None, [None], [None, None]) == (upgraded.started_by, old_actors, events)
         assert (job.id, None) == (retried.id, retried.started_by)
         assert [None, "alice"] == actors
+
+    def test_a_request_of_version_1_retried_naming_an_actor_is_answered(
+        self, postgres_conninfo: str, schema: str
+    ) -> None:
+        """A version 1 request record answers its retry with an actor; another command conflicts."""
+        with PostgresRepository(postgres_conninfo, schema=schema) as repository:
+            job = Jobs(repository).start(service="hr", entity="e", type="t", request_id="r-1")
+        _as_version_1(postgres_conninfo, schema)
+
+        with PostgresRepository(postgres_conninfo, schema=schema) as repository:
+            jobs = Jobs(repository)
+            retried = jobs.start(service="hr", entity="e", type="t", request_id="r-1", actor="a")
+            with pytest.raises(RequestIdConflictError):
+                jobs.start(service="hr", entity="e", type="u", request_id="r-1", actor="a")
+            head = repository.feed_head()
+
+        assert (job.id, job.etag, 1) == (retried.id, retried.etag, head)
+
+    def test_a_version_1_schema_opened_by_a_reader_raises_schema_upgrade_error(
+        self, postgres_conninfo: str, schema: str, reader: str
+    ) -> None:
+        """A role that only reads a version 1 schema gets SchemaUpgradeError; nothing changes."""
+        PostgresRepository(postgres_conninfo, schema=schema).close()
+        _as_version_1(postgres_conninfo, schema)
+        _grant_reads(postgres_conninfo, schema, reader)
+
+        with pytest.raises(SchemaUpgradeError) as raised:
+            PostgresRepository(make_conninfo(postgres_conninfo, user=reader), schema=schema)
+
+        assert (1, SCHEMA_VERSION) == (raised.value.found, raised.value.supported)
+        assert "as the owner of the schema's tables" in str(raised.value)
+        assert "1" == _version(postgres_conninfo, schema)
 
     def test_a_migrated_schema_keeps_actors_of_new_changes(
         self, postgres_conninfo: str, schema: str

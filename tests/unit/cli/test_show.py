@@ -27,7 +27,7 @@ class TestShow:
     """Reading one job or run."""
 
     def test_a_job_shows_every_field(self, jobledger: Jobledger, store: str, ledger: Jobs) -> None:
-        """Id, service, entity, type, name, status and phase, version, ETag, times, input, state."""
+        """Id, service, entity, type, name, status, version, ETag, times, starter, input, state."""
         job = ledger.start(
             service="hr",
             entity="employee",
@@ -52,6 +52,7 @@ class TestShow:
             "version       2",
             f"etag          {job.etag}",
             f"created       {when(job.created_at)}",
+            "started by    -",
             f"updated       {when(job.updated_at)}",
             'input         {"source": "hr"}',
             'state         {"done": 3}',

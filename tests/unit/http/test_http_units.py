@@ -12,12 +12,15 @@ import pytest
 
 import jobledger.http
 from jobledger import (
+    DEFAULT_LIMITS,
+    CancelJob,
     ConcurrencyError,
     InvalidJobDataError,
     InvalidTransitionError,
     JobAlreadyExistsError,
     JobNotFoundError,
     Jobs,
+    Limits,
     RequestIdConflictError,
     StorageError,
     StorageUnavailableError,
@@ -25,6 +28,7 @@ from jobledger import (
     wire,
 )
 from jobledger.http import (
+    ActorMismatchError,
     AuthenticationError,
     ClientExistsError,
     InMemoryClientStore,
@@ -39,6 +43,7 @@ from jobledger.http import (
     UnknownClientError,
     openapi_document,
 )
+from jobledger.http._actors import as_client
 from jobledger.http._clients import hash_secret, verify_secret
 from jobledger.http._problems import error_of, problem_of
 from jobledger.sqlite import SQLiteRepository
@@ -156,6 +161,41 @@ class TestSecrets:
         assert hash_secret("s") != hash_secret("s")
 
 
+class TestAsClient:
+    """The service's rule for the actor: the client, after the command's Actor is checked."""
+
+    def test_a_command_without_actor_names_the_client(self) -> None:
+        """A command that names no actor gets the client's id as its actor."""
+        command = CancelJob(job_id="j", etag="e")
+
+        assert "hr-app" == as_client(command, "hr-app", DEFAULT_LIMITS).actor
+
+    @pytest.mark.parametrize("actor", ["", " hr-app", "nul\x00"])
+    def test_an_invalid_actor_is_refused_before_it_is_compared(self, actor: str) -> None:
+        """An invalid Actor raises InvalidJobDataError for actor, not ActorMismatchError."""
+        command = CancelJob(job_id="j", etag="e", actor=actor)
+
+        with pytest.raises(InvalidJobDataError) as raised:
+            as_client(command, "hr-app", DEFAULT_LIMITS)
+
+        assert ("actor", False) == (raised.value.field, isinstance(raised.value, PermissionError))
+
+    def test_another_actor_is_refused(self) -> None:
+        """A valid Actor that is not the client raises ActorMismatchError."""
+        with pytest.raises(ActorMismatchError):
+            as_client(CancelJob(job_id="j", etag="e", actor="alice"), "hr-app", DEFAULT_LIMITS)
+
+    def test_a_client_id_longer_than_the_ledgers_names_is_named_in_the_error(self) -> None:
+        """A client id over max_name_length raises InvalidJobDataError naming the client id."""
+        client_id = "x" * 60
+        with pytest.raises(InvalidJobDataError) as raised:
+            as_client(CancelJob(job_id="j", etag="e"), client_id, Limits(max_name_length=40))
+
+        assert "actor" == raised.value.field
+        assert f"the client id {client_id!r}" in raised.value.reason
+        assert "shorter id" in raised.value.reason
+
+
 class TestClientStores:
     """The in-memory and SQLite client stores keep the same rules."""
 
@@ -255,6 +295,19 @@ class TestOpenAPIDocument:
         assert list(wire.encode(job)) == list(schemas["Job"]["properties"])
         assert list(wire.encode(jobs.updates(job.id)[0])) == list(
             schemas["JobUpdate"]["properties"]
+        )
+
+    def test_who_acted_may_be_no_one(self) -> None:
+        """StartedBy and a JobUpdate's Actor say null names no one (library changes may not)."""
+        schemas = openapi_document()["components"]["schemas"]
+        described = (
+            schemas["Job"]["properties"]["StartedBy"]["description"],
+            schemas["JobUpdate"]["properties"]["Actor"]["description"],
+        )
+
+        assert ("Who started the job, or null when no one was named.", True) == (
+            described[0],
+            described[1].startswith("Who made the change, or null when no one was named"),
         )
 
     def test_event_schemas_have_the_wire_keys(self) -> None:
