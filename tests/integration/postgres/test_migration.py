@@ -40,7 +40,10 @@ def _as_version_1(conninfo: str, schema: str) -> None:
             conn.execute(sql.SQL("ALTER TABLE {} DROP COLUMN actor").format(_table(schema, name)))
         # Request records of version 1 keep a job document without the key.
         conn.execute(
-            sql.SQL("UPDATE {} SET job = job - 'started_by'").format(_table(schema, "requests"))
+            sql.SQL(
+                "UPDATE {} SET job = job - 'started_by', "
+                "job_exact = (job_exact::jsonb - 'started_by')::text"
+            ).format(_table(schema, "requests"))
         )
         conn.execute(
             sql.SQL(
