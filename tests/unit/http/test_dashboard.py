@@ -292,8 +292,24 @@ class TestPermissions:
         assert "hr-1" in listed.text
         assert "it-1" not in listed.text
         assert 403 == browser.get("/dashboard/runs").status_code
-        assert 403 == browser.get("/dashboard/jobs/it-1").status_code
+        assert 404 == browser.get("/dashboard/jobs/it-1").status_code
         assert 403 == browser.get("/dashboard/jobs", params={"service": "it"}).status_code
+
+    def test_another_services_job_or_run_answers_as_a_missing_one(self, board: Dashboard) -> None:
+        """``read:hr`` learns neither that a job of another service exists nor its service."""
+        board.jobs.start(service="it", entity="laptop", type="order", job_id="it-1")
+        run_id = board.blocked_run().run_id
+        browser = board.signed_in("hr-reader")
+        missing = browser.get("/dashboard/jobs/nowhere")
+        for path, job_id in (
+            ("/dashboard/jobs/it-1", "it-1"),
+            (f"/dashboard/jobs/{run_id}/1", f"{run_id}/1"),
+            (f"/dashboard/runs/{run_id}", run_id),
+            (f"/dashboard/actions/cancel?run={run_id}", run_id),
+        ):
+            answer = browser.get(path)
+            expected = (missing.status_code, missing.text.replace("nowhere", job_id))
+            assert expected == (answer.status_code, answer.text), path
 
 
 class TestPages:

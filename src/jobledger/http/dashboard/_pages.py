@@ -378,9 +378,21 @@ class _Dashboard:
         name = "_run_live.html" if request.query_params.get("fragment") else "run.html"
         return self.page(request, name, context)
 
+    def read_job(self, client: Client, job_id: str) -> Job:
+        """The job ``job_id``, if the client may read it.
+
+        Raises:
+            JobNotFoundError: no job has this id, or the client may not read
+                it (both answer alike: a page tells nobody which jobs of other
+                services exist, nor their service).
+        """
+        job = self.jobs.get(job_id)
+        if not client.permissions.allows("read", job.service):
+            raise JobNotFoundError(job_id)
+        return job
+
     def read_run(self, client: Client, run_id: str) -> Job:
-        job = self.jobs.get(run_id)
-        self.may_read(client, job.service)
+        job = self.read_job(client, run_id)
         if job.entity != RUN_ENTITY:
             raise RunNotFoundError(run_id, f"job {run_id!r} is a {job.entity} job, not a run")
         return job
@@ -582,8 +594,7 @@ class _Dashboard:
         job_id: str = request.path_params["id"]
         after = _after(request.query_params.get("after"))
         head = await self.feed_head()
-        job = await run_in_threadpool(self.jobs.get, job_id)
-        self.may_read(client, job.service)
+        job = await run_in_threadpool(self.read_job, client, job_id)
         updates = await run_in_threadpool(
             lambda: self.jobs.updates(job_id, after=after, limit=_LOG_PAGE + 1)
         )
