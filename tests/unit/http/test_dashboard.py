@@ -27,6 +27,7 @@ from jobledger.runner import (
     RunNotResumableError,
     RunResult,
     RunStatus,
+    TaskContext,
     load_launches,
     load_run,
     run_result,
@@ -341,6 +342,34 @@ class TestPages:
         assert older is not None
         second = browser.get(f"/dashboard/runs{older.group(1).replace('&amp;', '&')}")
         assert [ids[0]] == re.findall(r'data-run="([^"]+)"', second.text)
+
+    def test_the_runs_list_filters_the_runs_completed_with_warnings(
+        self, board: Dashboard, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """``completed with warnings`` lists those runs only, newest first, page after page."""
+        monkeypatch.setattr(dashboard_pages, "_PAGE_SIZE", 2)
+        shaky = DefinitionBuilder("shaky")
+
+        @shaky.task(identifier="flaky", warning_mode=True)
+        def flaky(context: TaskContext) -> None:
+            if context.input == "w":
+                message = "the directory could not be read"
+                raise RuntimeError(message)
+
+        with Runner(board.jobs, [shaky.build()]) as runner:
+            ids = [runner.invoke("shaky", input=each).run_id for each in "wcccww"]
+        warned = [ids[5], ids[4], ids[0]]
+        browser = board.signed_in("viewer")
+        page = browser.get("/dashboard/runs", params={"status": "completed with warnings"})
+        assert '<option value="completed with warnings" selected>' in page.text
+        assert warned[:2] == re.findall(r'data-run="([^"]+)"', page.text)
+        older = re.search(r'href="/dashboard/runs(\?[^"]+)" rel="next"', page.text)
+        assert older is not None
+        second = browser.get(f"/dashboard/runs{older.group(1).replace('&amp;', '&')}")
+        assert warned[2:] == re.findall(r'data-run="([^"]+)"', second.text)
+        assert 'rel="next"' not in second.text
+        completed = browser.get("/dashboard/runs", params={"status": "completed"})
+        assert ids[5:3:-1] == re.findall(r'data-run="([^"]+)"', completed.text)
 
     def test_the_runs_fragment_is_the_table_alone(self, board: Dashboard) -> None:
         """``?fragment=1`` answers the rows the page swaps in, without the page around them."""

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl, urlencode
 
+import attrs
 import jinja2
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -44,6 +45,7 @@ from jobledger.http.dashboard._session import (
 )
 from jobledger.http.dashboard._views import (
     EVENT_OF_UPDATE,
+    RunRow,
     drives_of,
     duration_text,
     pretty_json,
@@ -91,7 +93,11 @@ _MAX_REPLAY: Final = 2000
 _MAX_FORM_BYTES: Final = 64 * 1024
 # Seconds an action waits for a resume to end before saying the server drives it.
 _RESUME_WAIT: Final = 2.0
-_RUN_STATUSES: Final = tuple(status.value for status in RunStatus)
+#: The runs list's status filter: a run's status, or ``completed with warnings``.
+_WITH_WARNINGS: Final = "completed with warnings"
+_RUN_STATUSES: Final = (*(status.value for status in RunStatus), _WITH_WARNINGS)
+# The most pages of completed runs one page of runs completed with warnings reads.
+_MAX_SCANNED_PAGES: Final = 20
 _SECURITY_HEADERS: Final = [
     (
         b"content-security-policy",
@@ -341,21 +347,16 @@ class _Dashboard:
             service=self.runs_service,
             entity=RUN_ENTITY,
             type=definition or None,
-            status=status or None,
+            status=RunStatus.COMPLETED.value if status == _WITH_WARNINGS else (status or None),
             limit=_PAGE_SIZE,
             cursor=params.get("page") or None,
         )
         head = await self.feed_head()
-        page = await run_in_threadpool(self.jobs.find, query)
-        now = self.clock()
-        rows = []
-        for job in page.jobs:
-            try:
-                rows.append(run_row(job, now))
-            except RunNotFoundError:
-                logger.warning("job %r is not a run of this layout", job.id)
+        rows, cursor = await run_in_threadpool(
+            self.find_runs, query, warnings_only=status == _WITH_WARNINGS
+        )
         filters = {"definition": definition, "status": status}
-        more, first = _pages_of(filters, page.next_cursor, paged=bool(params.get("page")))
+        more, first = _pages_of(filters, cursor, paged=bool(params.get("page")))
         context = {
             "title": "Runs",
             "rows": rows,
@@ -369,6 +370,32 @@ class _Dashboard:
         }
         name = "_runs_rows.html" if params.get("fragment") else "runs.html"
         return self.page(request, name, context)
+
+    def find_runs(self, query: JobQuery, *, warnings_only: bool) -> tuple[list[RunRow], str | None]:
+        """A page of the runs list's rows, and the cursor of the page after it.
+
+        Whether a completed run had warnings is in its state, which the ledger
+        does not filter on: for ``warnings_only``, the completed runs' pages
+        are read until the rows fill a page (at most ``_MAX_SCANNED_PAGES``
+        pages, so a page may hold fewer rows, and the next one goes on).
+        """
+        now = self.clock()
+        rows: list[RunRow] = []
+        cursor = query.cursor
+        for _ in range(_MAX_SCANNED_PAGES if warnings_only else 1):
+            page = self.jobs.find(attrs.evolve(query, cursor=cursor))
+            for job in page.jobs:
+                try:
+                    row = run_row(job, now)
+                except RunNotFoundError:
+                    logger.warning("job %r is not a run of this layout", job.id)
+                    continue
+                if not warnings_only or row.status == _WITH_WARNINGS:
+                    rows.append(row)
+            cursor = page.next_cursor
+            if cursor is None or len(rows) >= query.limit:
+                break
+        return rows, cursor
 
     async def run(self, request: Request, client: Client) -> Response:
         run_id: str = request.path_params["id"]
