@@ -538,6 +538,23 @@ class TestServerStop:
         assert left.state is not None
         assert left.state.released is not None
 
+    def test_a_second_resume_of_a_run_the_server_resumes_is_refused(self, board: Dashboard) -> None:
+        """Two resumes at once: the second is refused, the first is kept and let go at stop."""
+        run = board.runner.invoke("hr-nightly", input={"pace": 1})
+        resumes = Resumes(board.runner)
+        first = resumes.start(run.run_id, repair=True, force=None)
+        second = resumes.start(run.run_id, repair=True, force=None)
+        refused = second.exception(timeout=5)
+        assert isinstance(refused, RunNotResumableError)
+        assert "this server is resuming it already" == refused.reason
+        assert resumes.driving(run.run_id)
+        resumes.stop()
+        first.exception(timeout=10)
+        left = load_run(board.jobs, run.run_id)
+        assert RunStatus.RUNNING == left.status
+        assert left.state is not None
+        assert left.state.released is not None
+
     def test_no_resume_starts_once_the_server_stops(self, board: Dashboard) -> None:
         """After stop, a resume is refused with RunNotResumableError; the run stays blocked."""
         run = board.blocked_run()
