@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -190,6 +191,19 @@ class TestSignIn:
         expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
         page.goto(f"{board.server.url}/dashboard/jobs")
         expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+        page.context.close()
+        assert [] == errors
+
+    def test_a_page_signed_out_meanwhile_leads_to_sign_in_on_its_next_update(
+        self, browser: Browser, board: Board, errors: list[str]
+    ) -> None:
+        """When the session is gone, the next live update loads the sign-in page, not a part."""
+        page = open_page(browser, errors)
+        sign_in(page, board, "operator")
+        page.context.clear_cookies()
+        board.invoked("--input", '{"pace": 0}')
+        expect(page).to_have_url(re.compile(r"/dashboard/signin\?next=%2Fruns$"))
+        expect(page.locator("h1")).to_have_count(1)
         page.context.close()
         assert [] == errors
 

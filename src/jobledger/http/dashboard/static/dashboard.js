@@ -33,7 +33,13 @@
     fetching = true;
     try {
       const response = await fetch(fragmentUrl, { credentials: "same-origin", headers: { Accept: "text/html" } });
-      if (response.ok) {
+      if (response.redirected || response.status === 401 || response.status === 403) {
+        // Signed out meanwhile (the session expired or ended elsewhere), or no longer
+        // permitted: load the page again, which says so, rather than the sign-in page
+        // inside this one.
+        source.close();
+        window.location.reload();
+      } else if (response.ok) {
         const html = await response.text();
         const said = Array.from(live.querySelectorAll("[data-announce]"), (node) => node.textContent);
         // Keep what the reader opened (details) open across the swap.
@@ -53,8 +59,6 @@
         if (announce && changed.length) {
           announce.textContent = changed.join(". ");
         }
-      } else if (response.status === 401 || response.status === 403) {
-        source.close();
       }
     } catch (error) {
       // The next event tries again.
@@ -87,6 +91,12 @@
         schedule();
       }
     });
+  });
+  // A stream the server refused (a sign-in page in its place) is not tried again: see why.
+  source.addEventListener("error", () => {
+    if (source.readyState === EventSource.CLOSED) {
+      schedule();
+    }
   });
   window.addEventListener("pagehide", () => source.close());
 })();
