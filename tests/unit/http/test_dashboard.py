@@ -7,6 +7,8 @@ same pages in Chromium against a real server; these pin each rule one by one.
 from __future__ import annotations
 
 import re
+import threading
+import time
 import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -611,6 +613,35 @@ class TestEvents:
         assert "text/event-stream" in stream.headers["content-type"]
         assert "event: JobStarted" in text
         assert f'"JobId":"{run.run_id}"' in text
+
+    def test_a_removed_clients_stream_ends_before_the_next_event(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Once its client is removed, an open stream sends no event: it ends."""
+        monkeypatch.setattr(dashboard_pages, "_RECHECK_SECONDS", 0.0)
+        jobs = Jobs()
+        store = InMemoryClientStore()
+        secret = store.add("viewer", Permissions.parse(["read"]))[1]
+        app = create_app(jobs, store, stream_seconds=5, poll_seconds=0.05, keepalive_seconds=0.1)
+        browser = TestClient(app)
+        page = browser.get("/dashboard/signin")
+        browser.post(
+            "/dashboard/signin",
+            data={"csrf_token": csrf_of(page), "client_id": "viewer", "client_secret": secret},
+        )
+        jobs.start(service="hr", entity="employee", type="sync", job_id="before")
+
+        def remove_then_start() -> None:
+            time.sleep(0.5)
+            store.remove("viewer")
+            jobs.start(service="hr", entity="employee", type="sync", job_id="after")
+
+        changer = threading.Thread(target=remove_then_start)
+        changer.start()
+        with browser.stream("GET", "/dashboard/events", params={"after": "0"}) as stream:
+            text = stream.read().decode("utf-8")
+        changer.join()
+        assert ('"JobId":"before"' in text, '"JobId":"after"' in text) == (True, False)
 
     def test_it_refuses_a_service_the_client_may_not_read(self, board: Dashboard) -> None:
         """A reader of hr asking for the runner's events gets 403."""

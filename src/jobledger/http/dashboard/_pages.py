@@ -8,6 +8,7 @@ dashboard's event stream.
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -91,6 +92,9 @@ _LOG_PAGE: Final = 100
 _MAX_LAUNCHES: Final = 1000
 _MAX_REPLAY: Final = 2000
 _MAX_FORM_BYTES: Final = 64 * 1024
+# Seconds between two reads of an event stream's client: a removed, rotated or changed
+# client's stream ends within this time.
+_RECHECK_SECONDS: Final = 1.0
 # Seconds an action waits for a resume to end before saying the server drives it.
 _RESUME_WAIT: Final = 2.0
 #: The runs list's status filter: a run's status, or ``completed with warnings``.
@@ -659,10 +663,33 @@ class _Dashboard:
         after = _after(position) if position else await self.feed_head()
         event_filter = EventFilter(service=services, entity=entity)
         return StreamingResponse(
-            self.feed(after, event_filter),
+            self.while_signed_in(request, client, self.feed(after, event_filter)),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
+
+    async def while_signed_in(
+        self, request: Request, client: Client, stream: AsyncIterator[str]
+    ) -> AsyncIterator[str]:
+        """``stream`` while the session's client is as it was when the stream began.
+
+        Removing the client, rotating its secret or changing its permissions
+        ends the stream before its next part (the client is read again every
+        ``_RECHECK_SECONDS``): a stream outlives no session.
+        """
+        checked = time.monotonic()
+        try:
+            async for part in stream:
+                if time.monotonic() - checked >= _RECHECK_SECONDS:
+                    current = await run_in_threadpool(session_client, request, self.clients)
+                    if current != client:
+                        return
+                    checked = time.monotonic()
+                yield part
+        finally:
+            close = getattr(stream, "aclose", None)
+            if close is not None:
+                await close()
 
 
 def _next(target: str | None) -> str:
