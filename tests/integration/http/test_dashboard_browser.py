@@ -282,6 +282,28 @@ class TestLiveRun:
                 process.kill()
                 process.communicate()
 
+    def test_a_live_update_keeps_the_keyboards_place(self, operator: Page, board: Board) -> None:
+        """The link that has the focus in the runs list still has it after the list updates."""
+        operator.goto(f"{board.server.url}/dashboard/runs")
+        rows = operator.locator("tr[data-run]")
+        before = rows.count()
+        process = board.invoke("--input", '{"pace": 2}', "--force", "100")
+        try:
+            expect(rows).to_have_count(before + 1)
+            link = rows.first.get_by_role("link")
+            link.focus()
+            href = link.get_attribute("href")
+            refreshed = int(operator.locator("#live").get_attribute("data-refreshed") or "0")
+            expect(operator.locator("#live")).to_have_attribute(
+                "data-refreshed", str(refreshed + 1)
+            )
+            assert href == operator.evaluate("document.activeElement.getAttribute('href')")
+            process.communicate(timeout=COMMAND_SECONDS)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+
 
 class TestReadOnlyClient:
     """A client that may only read."""

@@ -24,6 +24,10 @@
     return jobId === match || (!exact && jobId.startsWith(match + "/"));
   }
 
+  function whatIs(node) {
+    return node.tagName + " " + (node.getAttribute("href") || node.textContent);
+  }
+
   async function refresh() {
     timer = null;
     if (fetching) {
@@ -44,12 +48,20 @@
         const said = Array.from(live.querySelectorAll("[data-announce]"), (node) => node.textContent);
         // Keep what the reader opened (details) open across the swap.
         const open = Array.from(live.querySelectorAll("details[open] > summary"), (node) => node.textContent);
+        // Keep the keyboard's place too: the same link or summary has the focus after the swap.
+        const focused = live.contains(document.activeElement) ? whatIs(document.activeElement) : null;
         live.innerHTML = html;
         live.querySelectorAll("details > summary").forEach((node) => {
           if (open.includes(node.textContent)) {
             node.parentElement.open = true;
           }
         });
+        if (focused !== null) {
+          const same = Array.from(live.querySelectorAll("a, summary")).find((node) => whatIs(node) === focused);
+          if (same) {
+            same.focus({ preventScroll: true });
+          }
+        }
         live.dataset.refreshed = String(Number(live.dataset.refreshed || "0") + 1);
         // Tell screen readers when a status changed (not every refresh: that would be noise).
         const changed = Array.from(live.querySelectorAll("[data-announce]"))
