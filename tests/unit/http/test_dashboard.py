@@ -171,6 +171,21 @@ class TestSignIn:
         assert "max-age=600" in cookie
         assert "path=/dashboard" in cookie
 
+    def test_the_session_lasts_from_sign_in_whatever_is_asked_since(self, board: Dashboard) -> None:
+        """No page, live update or event stream renews the cookie: it expires after sign-in."""
+        run = board.blocked_run()
+        browser = board.signed_in("viewer")
+        renewed = [
+            "set-cookie" in browser.get(path, params=params).headers
+            for path, params in (
+                (f"/dashboard/runs/{run.run_id}", {}),
+                (f"/dashboard/runs/{run.run_id}", {"fragment": "1"}),
+                ("/dashboard/runs", {"fragment": "1"}),
+                ("/dashboard/events", {"after": "0"}),
+            )
+        ]
+        assert [False, False, False, False] == renewed
+
     def test_signing_in_needs_the_forms_csrf_token(self, board: Dashboard) -> None:
         """A sign-in post without the page's token is refused with 403."""
         answer = board.browser().post(

@@ -80,7 +80,7 @@ __all__ = ["DEFAULT_SESSION_SECONDS", "create_dashboard"]
 
 logger = logging.getLogger(__name__)
 
-#: Seconds a dashboard session lasts without a request, by default (8 hours).
+#: Seconds a dashboard session lasts after its sign-in, by default (8 hours).
 DEFAULT_SESSION_SECONDS: Final = 8 * 3600
 #: The session cookie's name.
 SESSION_COOKIE: Final = "jobledger_dashboard"
@@ -766,7 +766,7 @@ def create_dashboard(
         clients: Who may sign in (the service's clients).
         feed: The event feed after a position, filtered, as Server-Sent Events.
         runner: The runner that resumes runs; ``None`` offers no resume.
-        session_seconds: Seconds a session lasts without a request.
+        session_seconds: Seconds a session lasts after its sign-in.
         https_only: Whether the session cookie is sent over HTTPS only.
         path: Where it is mounted (the session cookie's path).
         clock: Returns the current time.
