@@ -128,7 +128,7 @@ def _client_store(ctx: click.Context, repository: Repository) -> Any:  # noqa: A
     default=8 * 3600,
     show_default=True,
     type=click.IntRange(min=1),
-    help="Seconds a dashboard session lasts without a request.",
+    help="Seconds a dashboard session lasts after its sign-in.",
 )
 @debug_option
 @click.pass_context

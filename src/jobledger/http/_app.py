@@ -614,7 +614,7 @@ def create_app(
         runner: The runner the dashboard resumes runs with (its job
             definitions); ``None`` offers no resume. Its resumes are let go
             when the app shuts down.
-        session_seconds: Seconds a dashboard session lasts without a request.
+        session_seconds: Seconds a dashboard session lasts after its sign-in.
         https_only: Whether the dashboard's session cookie goes over HTTPS only.
 
     >>> from jobledger import Jobs

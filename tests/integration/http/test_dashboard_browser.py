@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -193,6 +194,19 @@ class TestSignIn:
         page.context.close()
         assert [] == errors
 
+    def test_a_page_signed_out_meanwhile_leads_to_sign_in_on_its_next_update(
+        self, browser: Browser, board: Board, errors: list[str]
+    ) -> None:
+        """When the session is gone, the next live update loads the sign-in page, not a part."""
+        page = open_page(browser, errors)
+        sign_in(page, board, "operator")
+        page.context.clear_cookies()
+        board.invoked("--input", '{"pace": 0}')
+        expect(page).to_have_url(re.compile(r"/dashboard/signin\?next=%2Fruns$"))
+        expect(page.locator("h1")).to_have_count(1)
+        page.context.close()
+        assert [] == errors
+
 
 class TestBlockedRun:
     """A run blocked at its synchronization: its reason, then resume with repair from the page."""
@@ -263,6 +277,28 @@ class TestLiveRun:
             out, _ = process.communicate(timeout=COMMAND_SECONDS)
             assert "canceled" == json.loads(out)["Status"]
             shoot(operator, "run-canceled")
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+
+    def test_a_live_update_keeps_the_keyboards_place(self, operator: Page, board: Board) -> None:
+        """The link that has the focus in the runs list still has it after the list updates."""
+        operator.goto(f"{board.server.url}/dashboard/runs")
+        rows = operator.locator("tr[data-run]")
+        before = rows.count()
+        process = board.invoke("--input", '{"pace": 2}', "--force", "100")
+        try:
+            expect(rows).to_have_count(before + 1)
+            link = rows.first.get_by_role("link")
+            link.focus()
+            href = link.get_attribute("href")
+            refreshed = int(operator.locator("#live").get_attribute("data-refreshed") or "0")
+            expect(operator.locator("#live")).to_have_attribute(
+                "data-refreshed", str(refreshed + 1)
+            )
+            assert href == operator.evaluate("document.activeElement.getAttribute('href')")
+            process.communicate(timeout=COMMAND_SECONDS)
         finally:
             if process.poll() is None:
                 process.kill()

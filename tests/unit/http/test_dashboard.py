@@ -7,6 +7,8 @@ same pages in Chromium against a real server; these pin each rule one by one.
 from __future__ import annotations
 
 import re
+import threading
+import time
 import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,6 +29,7 @@ from jobledger.runner import (
     RunNotResumableError,
     RunResult,
     RunStatus,
+    TaskContext,
     load_launches,
     load_run,
     run_result,
@@ -168,6 +171,21 @@ class TestSignIn:
         assert "max-age=600" in cookie
         assert "path=/dashboard" in cookie
 
+    def test_the_session_lasts_from_sign_in_whatever_is_asked_since(self, board: Dashboard) -> None:
+        """No page, live update or event stream renews the cookie: it expires after sign-in."""
+        run = board.blocked_run()
+        browser = board.signed_in("viewer")
+        renewed = [
+            "set-cookie" in browser.get(path, params=params).headers
+            for path, params in (
+                (f"/dashboard/runs/{run.run_id}", {}),
+                (f"/dashboard/runs/{run.run_id}", {"fragment": "1"}),
+                ("/dashboard/runs", {"fragment": "1"}),
+                ("/dashboard/events", {"after": "0"}),
+            )
+        ]
+        assert [False, False, False, False] == renewed
+
     def test_signing_in_needs_the_forms_csrf_token(self, board: Dashboard) -> None:
         """A sign-in post without the page's token is refused with 403."""
         answer = board.browser().post(
@@ -292,8 +310,24 @@ class TestPermissions:
         assert "hr-1" in listed.text
         assert "it-1" not in listed.text
         assert 403 == browser.get("/dashboard/runs").status_code
-        assert 403 == browser.get("/dashboard/jobs/it-1").status_code
+        assert 404 == browser.get("/dashboard/jobs/it-1").status_code
         assert 403 == browser.get("/dashboard/jobs", params={"service": "it"}).status_code
+
+    def test_another_services_job_or_run_answers_as_a_missing_one(self, board: Dashboard) -> None:
+        """``read:hr`` learns neither that a job of another service exists nor its service."""
+        board.jobs.start(service="it", entity="laptop", type="order", job_id="it-1")
+        run_id = board.blocked_run().run_id
+        browser = board.signed_in("hr-reader")
+        missing = browser.get("/dashboard/jobs/nowhere")
+        for path, job_id in (
+            ("/dashboard/jobs/it-1", "it-1"),
+            (f"/dashboard/jobs/{run_id}/1", f"{run_id}/1"),
+            (f"/dashboard/runs/{run_id}", run_id),
+            (f"/dashboard/actions/cancel?run={run_id}", run_id),
+        ):
+            answer = browser.get(path)
+            expected = (missing.status_code, missing.text.replace("nowhere", job_id))
+            assert expected == (answer.status_code, answer.text), path
 
 
 class TestPages:
@@ -325,6 +359,34 @@ class TestPages:
         assert older is not None
         second = browser.get(f"/dashboard/runs{older.group(1).replace('&amp;', '&')}")
         assert [ids[0]] == re.findall(r'data-run="([^"]+)"', second.text)
+
+    def test_the_runs_list_filters_the_runs_completed_with_warnings(
+        self, board: Dashboard, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """``completed with warnings`` lists those runs only, newest first, page after page."""
+        monkeypatch.setattr(dashboard_pages, "_PAGE_SIZE", 2)
+        shaky = DefinitionBuilder("shaky")
+
+        @shaky.task(identifier="flaky", warning_mode=True)
+        def flaky(context: TaskContext) -> None:
+            if context.input == "w":
+                message = "the directory could not be read"
+                raise RuntimeError(message)
+
+        with Runner(board.jobs, [shaky.build()]) as runner:
+            ids = [runner.invoke("shaky", input=each).run_id for each in "wcccww"]
+        warned = [ids[5], ids[4], ids[0]]
+        browser = board.signed_in("viewer")
+        page = browser.get("/dashboard/runs", params={"status": "completed with warnings"})
+        assert '<option value="completed with warnings" selected>' in page.text
+        assert warned[:2] == re.findall(r'data-run="([^"]+)"', page.text)
+        older = re.search(r'href="/dashboard/runs(\?[^"]+)" rel="next"', page.text)
+        assert older is not None
+        second = browser.get(f"/dashboard/runs{older.group(1).replace('&amp;', '&')}")
+        assert warned[2:] == re.findall(r'data-run="([^"]+)"', second.text)
+        assert 'rel="next"' not in second.text
+        completed = browser.get("/dashboard/runs", params={"status": "completed"})
+        assert ids[5:3:-1] == re.findall(r'data-run="([^"]+)"', completed.text)
 
     def test_the_runs_fragment_is_the_table_alone(self, board: Dashboard) -> None:
         """``?fragment=1`` answers the rows the page swaps in, without the page around them."""
@@ -493,6 +555,23 @@ class TestServerStop:
         assert left.state is not None
         assert left.state.released is not None
 
+    def test_a_second_resume_of_a_run_the_server_resumes_is_refused(self, board: Dashboard) -> None:
+        """Two resumes at once: the second is refused, the first is kept and let go at stop."""
+        run = board.runner.invoke("hr-nightly", input={"pace": 1})
+        resumes = Resumes(board.runner)
+        first = resumes.start(run.run_id, repair=True, force=None)
+        second = resumes.start(run.run_id, repair=True, force=None)
+        refused = second.exception(timeout=5)
+        assert isinstance(refused, RunNotResumableError)
+        assert "this server is resuming it already" == refused.reason
+        assert resumes.driving(run.run_id)
+        resumes.stop()
+        first.exception(timeout=10)
+        left = load_run(board.jobs, run.run_id)
+        assert RunStatus.RUNNING == left.status
+        assert left.state is not None
+        assert left.state.released is not None
+
     def test_no_resume_starts_once_the_server_stops(self, board: Dashboard) -> None:
         """After stop, a resume is refused with RunNotResumableError; the run stays blocked."""
         run = board.blocked_run()
@@ -549,6 +628,35 @@ class TestEvents:
         assert "text/event-stream" in stream.headers["content-type"]
         assert "event: JobStarted" in text
         assert f'"JobId":"{run.run_id}"' in text
+
+    def test_a_removed_clients_stream_ends_before_the_next_event(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Once its client is removed, an open stream sends no event: it ends."""
+        monkeypatch.setattr(dashboard_pages, "_RECHECK_SECONDS", 0.0)
+        jobs = Jobs()
+        store = InMemoryClientStore()
+        secret = store.add("viewer", Permissions.parse(["read"]))[1]
+        app = create_app(jobs, store, stream_seconds=5, poll_seconds=0.05, keepalive_seconds=0.1)
+        browser = TestClient(app)
+        page = browser.get("/dashboard/signin")
+        browser.post(
+            "/dashboard/signin",
+            data={"csrf_token": csrf_of(page), "client_id": "viewer", "client_secret": secret},
+        )
+        jobs.start(service="hr", entity="employee", type="sync", job_id="before")
+
+        def remove_then_start() -> None:
+            time.sleep(0.5)
+            store.remove("viewer")
+            jobs.start(service="hr", entity="employee", type="sync", job_id="after")
+
+        changer = threading.Thread(target=remove_then_start)
+        changer.start()
+        with browser.stream("GET", "/dashboard/events", params={"after": "0"}) as stream:
+            text = stream.read().decode("utf-8")
+        changer.join()
+        assert ('"JobId":"before"' in text, '"JobId":"after"' in text) == (True, False)
 
     def test_it_refuses_a_service_the_client_may_not_read(self, board: Dashboard) -> None:
         """A reader of hr asking for the runner's events gets 403."""

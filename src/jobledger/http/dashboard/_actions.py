@@ -76,14 +76,22 @@ class Resumes:
         """Start driving run ``run_id`` on from its breakpoint; the future gives how it ended.
 
         The future raises what :meth:`~jobledger.runner.Runner.resume` raises
-        (the run is driven elsewhere, is over, cannot be repaired, ...).
+        (the run is driven elsewhere, is over, cannot be repaired, ...), and
+        :class:`~jobledger.runner.RunNotResumableError` at once when this
+        server resumes the run already (two people resuming it together) or
+        is stopping.
         """
         future: Future[RunResult] = Future()
         with self._lock:
-            if self._stopping:
-                future.set_exception(
-                    RunNotResumableError(run_id, "blocked", "the server is stopping")
-                )
+            refusal = (
+                "the server is stopping"
+                if self._stopping
+                else "this server is resuming it already"
+                if run_id in self._running
+                else ""
+            )
+            if refusal:
+                future.set_exception(RunNotResumableError(run_id, RunStatus.RUNNING.value, refusal))
                 return future
             self._running[run_id] = future
 

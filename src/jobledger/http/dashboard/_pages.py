@@ -8,11 +8,13 @@ dashboard's event stream.
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl, urlencode
 
+import attrs
 import jinja2
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -44,6 +46,7 @@ from jobledger.http.dashboard._session import (
 )
 from jobledger.http.dashboard._views import (
     EVENT_OF_UPDATE,
+    RunRow,
     drives_of,
     duration_text,
     pretty_json,
@@ -77,7 +80,7 @@ __all__ = ["DEFAULT_SESSION_SECONDS", "create_dashboard"]
 
 logger = logging.getLogger(__name__)
 
-#: Seconds a dashboard session lasts without a request, by default (8 hours).
+#: Seconds a dashboard session lasts after its sign-in, by default (8 hours).
 DEFAULT_SESSION_SECONDS: Final = 8 * 3600
 #: The session cookie's name.
 SESSION_COOKIE: Final = "jobledger_dashboard"
@@ -89,9 +92,16 @@ _LOG_PAGE: Final = 100
 _MAX_LAUNCHES: Final = 1000
 _MAX_REPLAY: Final = 2000
 _MAX_FORM_BYTES: Final = 64 * 1024
+# Seconds between two reads of an event stream's client: a removed, rotated or changed
+# client's stream ends within this time.
+_RECHECK_SECONDS: Final = 1.0
 # Seconds an action waits for a resume to end before saying the server drives it.
 _RESUME_WAIT: Final = 2.0
-_RUN_STATUSES: Final = tuple(status.value for status in RunStatus)
+#: The runs list's status filter: a run's status, or ``completed with warnings``.
+_WITH_WARNINGS: Final = "completed with warnings"
+_RUN_STATUSES: Final = (*(status.value for status in RunStatus), _WITH_WARNINGS)
+# The most pages of completed runs one page of runs completed with warnings reads.
+_MAX_SCANNED_PAGES: Final = 20
 _SECURITY_HEADERS: Final = [
     (
         b"content-security-policy",
@@ -341,21 +351,16 @@ class _Dashboard:
             service=self.runs_service,
             entity=RUN_ENTITY,
             type=definition or None,
-            status=status or None,
+            status=RunStatus.COMPLETED.value if status == _WITH_WARNINGS else (status or None),
             limit=_PAGE_SIZE,
             cursor=params.get("page") or None,
         )
         head = await self.feed_head()
-        page = await run_in_threadpool(self.jobs.find, query)
-        now = self.clock()
-        rows = []
-        for job in page.jobs:
-            try:
-                rows.append(run_row(job, now))
-            except RunNotFoundError:
-                logger.warning("job %r is not a run of this layout", job.id)
+        rows, cursor = await run_in_threadpool(
+            self.find_runs, query, warnings_only=status == _WITH_WARNINGS
+        )
         filters = {"definition": definition, "status": status}
-        more, first = _pages_of(filters, page.next_cursor, paged=bool(params.get("page")))
+        more, first = _pages_of(filters, cursor, paged=bool(params.get("page")))
         context = {
             "title": "Runs",
             "rows": rows,
@@ -370,6 +375,32 @@ class _Dashboard:
         name = "_runs_rows.html" if params.get("fragment") else "runs.html"
         return self.page(request, name, context)
 
+    def find_runs(self, query: JobQuery, *, warnings_only: bool) -> tuple[list[RunRow], str | None]:
+        """A page of the runs list's rows, and the cursor of the page after it.
+
+        Whether a completed run had warnings is in its state, which the ledger
+        does not filter on: for ``warnings_only``, the completed runs' pages
+        are read until the rows fill a page (at most ``_MAX_SCANNED_PAGES``
+        pages, so a page may hold fewer rows, and the next one goes on).
+        """
+        now = self.clock()
+        rows: list[RunRow] = []
+        cursor = query.cursor
+        for _ in range(_MAX_SCANNED_PAGES if warnings_only else 1):
+            page = self.jobs.find(attrs.evolve(query, cursor=cursor))
+            for job in page.jobs:
+                try:
+                    row = run_row(job, now)
+                except RunNotFoundError:
+                    logger.warning("job %r is not a run of this layout", job.id)
+                    continue
+                if not warnings_only or row.status == _WITH_WARNINGS:
+                    rows.append(row)
+            cursor = page.next_cursor
+            if cursor is None or len(rows) >= query.limit:
+                break
+        return rows, cursor
+
     async def run(self, request: Request, client: Client) -> Response:
         run_id: str = request.path_params["id"]
         head = await self.feed_head()
@@ -378,9 +409,21 @@ class _Dashboard:
         name = "_run_live.html" if request.query_params.get("fragment") else "run.html"
         return self.page(request, name, context)
 
+    def read_job(self, client: Client, job_id: str) -> Job:
+        """The job ``job_id``, if the client may read it.
+
+        Raises:
+            JobNotFoundError: no job has this id, or the client may not read
+                it (both answer alike: a page tells nobody which jobs of other
+                services exist, nor their service).
+        """
+        job = self.jobs.get(job_id)
+        if not client.permissions.allows("read", job.service):
+            raise JobNotFoundError(job_id)
+        return job
+
     def read_run(self, client: Client, run_id: str) -> Job:
-        job = self.jobs.get(run_id)
-        self.may_read(client, job.service)
+        job = self.read_job(client, run_id)
         if job.entity != RUN_ENTITY:
             raise RunNotFoundError(run_id, f"job {run_id!r} is a {job.entity} job, not a run")
         return job
@@ -582,8 +625,7 @@ class _Dashboard:
         job_id: str = request.path_params["id"]
         after = _after(request.query_params.get("after"))
         head = await self.feed_head()
-        job = await run_in_threadpool(self.jobs.get, job_id)
-        self.may_read(client, job.service)
+        job = await run_in_threadpool(self.read_job, client, job_id)
         updates = await run_in_threadpool(
             lambda: self.jobs.updates(job_id, after=after, limit=_LOG_PAGE + 1)
         )
@@ -621,10 +663,33 @@ class _Dashboard:
         after = _after(position) if position else await self.feed_head()
         event_filter = EventFilter(service=services, entity=entity)
         return StreamingResponse(
-            self.feed(after, event_filter),
+            self.while_signed_in(request, client, self.feed(after, event_filter)),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
+
+    async def while_signed_in(
+        self, request: Request, client: Client, stream: AsyncIterator[str]
+    ) -> AsyncIterator[str]:
+        """``stream`` while the session's client is as it was when the stream began.
+
+        Removing the client, rotating its secret or changing its permissions
+        ends the stream before its next part (the client is read again every
+        ``_RECHECK_SECONDS``): a stream outlives no session.
+        """
+        checked = time.monotonic()
+        try:
+            async for part in stream:
+                if time.monotonic() - checked >= _RECHECK_SECONDS:
+                    current = await run_in_threadpool(session_client, request, self.clients)
+                    if current != client:
+                        return
+                    checked = time.monotonic()
+                yield part
+        finally:
+            close = getattr(stream, "aclose", None)
+            if close is not None:
+                await close()
 
 
 def _next(target: str | None) -> str:
@@ -701,7 +766,7 @@ def create_dashboard(
         clients: Who may sign in (the service's clients).
         feed: The event feed after a position, filtered, as Server-Sent Events.
         runner: The runner that resumes runs; ``None`` offers no resume.
-        session_seconds: Seconds a session lasts without a request.
+        session_seconds: Seconds a session lasts after its sign-in.
         https_only: Whether the session cookie is sent over HTTPS only.
         path: Where it is mounted (the session cookie's path).
         clock: Returns the current time.

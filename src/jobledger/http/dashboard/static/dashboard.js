@@ -24,6 +24,10 @@
     return jobId === match || (!exact && jobId.startsWith(match + "/"));
   }
 
+  function whatIs(node) {
+    return node.tagName + " " + (node.getAttribute("href") || node.textContent);
+  }
+
   async function refresh() {
     timer = null;
     if (fetching) {
@@ -33,17 +37,31 @@
     fetching = true;
     try {
       const response = await fetch(fragmentUrl, { credentials: "same-origin", headers: { Accept: "text/html" } });
-      if (response.ok) {
+      if (response.redirected || response.status === 401 || response.status === 403) {
+        // Signed out meanwhile (the session expired or ended elsewhere), or no longer
+        // permitted: load the page again, which says so, rather than the sign-in page
+        // inside this one.
+        source.close();
+        window.location.reload();
+      } else if (response.ok) {
         const html = await response.text();
         const said = Array.from(live.querySelectorAll("[data-announce]"), (node) => node.textContent);
         // Keep what the reader opened (details) open across the swap.
         const open = Array.from(live.querySelectorAll("details[open] > summary"), (node) => node.textContent);
+        // Keep the keyboard's place too: the same link or summary has the focus after the swap.
+        const focused = live.contains(document.activeElement) ? whatIs(document.activeElement) : null;
         live.innerHTML = html;
         live.querySelectorAll("details > summary").forEach((node) => {
           if (open.includes(node.textContent)) {
             node.parentElement.open = true;
           }
         });
+        if (focused !== null) {
+          const same = Array.from(live.querySelectorAll("a, summary")).find((node) => whatIs(node) === focused);
+          if (same) {
+            same.focus({ preventScroll: true });
+          }
+        }
         live.dataset.refreshed = String(Number(live.dataset.refreshed || "0") + 1);
         // Tell screen readers when a status changed (not every refresh: that would be noise).
         const changed = Array.from(live.querySelectorAll("[data-announce]"))
@@ -53,8 +71,6 @@
         if (announce && changed.length) {
           announce.textContent = changed.join(". ");
         }
-      } else if (response.status === 401 || response.status === 403) {
-        source.close();
       }
     } catch (error) {
       // The next event tries again.
@@ -87,6 +103,12 @@
         schedule();
       }
     });
+  });
+  // A stream the server refused (a sign-in page in its place) is not tried again: see why.
+  source.addEventListener("error", () => {
+    if (source.readyState === EventSource.CLOSED) {
+      schedule();
+    }
   });
   window.addEventListener("pagehide", () => source.close());
 })();
