@@ -11,6 +11,7 @@ import contextlib
 import functools
 import gc
 import importlib
+import logging
 import multiprocessing
 import os
 import threading
@@ -26,6 +27,7 @@ from benchmarks.floors import (
     UPDATED,
     DictLedger,
     PsycopgLedger,
+    PsycopgOneLedger,
     SQLiteLedger,
     postgres_floor_schema,
 )
@@ -67,7 +69,9 @@ def w_jobledger(jobs: Jobs, n_jobs: int, updates: int) -> float:
 
 
 def w_floor(
-    ledger: DictLedger | SQLiteLedger | PsycopgLedger | ValuesLedger, n_jobs: int, updates: int
+    ledger: DictLedger | SQLiteLedger | PsycopgLedger | PsycopgOneLedger | ValuesLedger,
+    n_jobs: int,
+    updates: int,
 ) -> float:
     """Workload W on a floor (or the probe); microseconds per command."""
     prefix = os.urandom(6).hex()
@@ -216,6 +220,27 @@ def case_w_floor_psycopg(setting: Setting) -> dict[str, Metric]:
         ):
             postgres_floor_schema(conn, schema)
             return w_floor(PsycopgLedger(conn, schema), sizes.sql_jobs, sizes.updates)
+
+    values = repeat(once, sizes)
+    return _w_metric(values, {"jobs": sizes.sql_jobs, "updates": sizes.updates})
+
+
+def case_w_floor_psycopg_one(setting: Setting) -> dict[str, Metric]:
+    """W, the one-statement psycopg floor over loopback (autocommit, one round trip)."""
+    import psycopg  # noqa: PLC0415
+
+    if setting.postgres is None:
+        return {}
+    conninfo = setting.postgres
+    sizes = setting.sizes
+
+    def once() -> float:
+        with (
+            fresh_schema(conninfo, "bench_floor_one") as schema,
+            psycopg.connect(conninfo, autocommit=True) as conn,
+        ):
+            postgres_floor_schema(conn, schema)
+            return w_floor(PsycopgOneLedger(conn, schema), sizes.sql_jobs, sizes.updates)
 
     values = repeat(once, sizes)
     return _w_metric(values, {"jobs": sizes.sql_jobs, "updates": sizes.updates})
@@ -511,10 +536,8 @@ def _concurrency_processes(
     return _throughputs(spans[1:], writers * n_jobs * (updates + 2)), busy_shares[1:]
 
 
-def _concurrency_threads(
-    repository: Repository, writers: int, n_jobs: int, updates: int, reps: int
-) -> list[float]:
-    jobs = Jobs(repository=repository)
+def _thread_round(jobs: Jobs, writers: int, n_jobs: int, updates: int) -> float:
+    """One round of ``writers`` threads running W on jobs of their own; commands per second."""
     barrier = threading.Barrier(writers)
     spans: list[tuple[float, float]] = []
     lock = threading.Lock()
@@ -527,33 +550,94 @@ def _concurrency_threads(
         with lock:
             spans.append((began, ended))
 
-    values: list[list[tuple[float, float]]] = []
-    for _ in range(reps + 1):
-        spans.clear()
-        threads = [threading.Thread(target=writer) for _ in range(writers)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        values.append(list(spans))
-    return _throughputs(values[1:], writers * n_jobs * (updates + 2))
+    threads = [threading.Thread(target=writer) for _ in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return _throughputs([spans], writers * n_jobs * (updates + 2))[0]
+
+
+class _GroupCommits(logging.Handler):
+    """Counts the saves of the SQLite repository's group commits (its ``DEBUG`` log)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.groups = 0
+        self.saves = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        saves = record.__dict__.get("saves")
+        if saves is not None:
+            self.groups += 1
+            self.saves += saves
+
+    def commands_per_commit(self, commands: int) -> float:
+        """Commands per transaction since the last call, of ``commands`` saves in all."""
+        commits = self.groups + commands - self.saves
+        self.groups = self.saves = 0
+        return round(commands / max(commits, 1), 2)
+
+
+def _concurrency_threads(
+    setting: Setting, backend: str, n_jobs: int, reps: int
+) -> tuple[dict[int, list[float]], dict[int, list[float]]]:
+    """Throughput of each round of each thread count, a fresh ledger per count.
+
+    After a warm-up round each, the counts take their rounds in turns, so that
+    every count meets the (shared, noisy) machine in the same states. Also
+    returns the commands per commit of each round on SQLite (its group
+    commits, counted from its ``DEBUG`` log).
+    """
+    sizes = setting.sizes
+    counts = sizes.thread_writers
+    log = logging.getLogger("jobledger._adapters.sqlite")
+    groups = _GroupCommits()
+    with contextlib.ExitStack() as stack:
+        log.setLevel(logging.DEBUG)
+        log.addHandler(groups)
+        stack.callback(log.removeHandler, groups)
+        ledgers = []
+        for _ in counts:
+            _, repository = stack.enter_context(_concurrency_target(setting, backend))
+            ledgers.append(Jobs(repository=repository()))
+        for jobs, writers in zip(ledgers, counts, strict=True):
+            _thread_round(jobs, writers, n_jobs, sizes.updates)
+        values: dict[int, list[float]] = {writers: [] for writers in counts}
+        per_commit: dict[int, list[float]] = {writers: [] for writers in counts}
+        for _ in range(reps):
+            for jobs, writers in zip(ledgers, counts, strict=True):
+                groups.commands_per_commit(0)  # forget what came before
+                values[writers].append(_thread_round(jobs, writers, n_jobs, sizes.updates))
+                if backend.startswith("sqlite"):
+                    commands = writers * n_jobs * (sizes.updates + 2)
+                    per_commit[writers].append(groups.commands_per_commit(commands))
+    return values, per_commit
 
 
 def case_concurrency(backend: str, mode: str) -> Callable[[Setting], dict[str, Metric]]:
-    """Throughput of 1, 4, 8 writers on distinct jobs, as processes or threads."""
+    """Throughput of 1, 4, 8 writers on distinct jobs as processes, or 1, 2, 4, 8 as threads."""
 
     def run(setting: Setting) -> dict[str, Metric]:
         sizes = setting.sizes
         if backend in {"postgres", "psycopg"} and setting.postgres is None:
             return {}
-        durable = backend == "sqlite-full"
+        threads = mode == "threads"
+        # Threads run as many jobs at FULL as elsewhere: one thread's round (a
+        # flush per command) must be long enough to time against the others'.
+        durable = backend == "sqlite-full" and not threads
         n_jobs = sizes.durable_writer_jobs if durable else sizes.writer_jobs
         reps = min(sizes.reps, 3)
         metrics: dict[str, Metric] = {}
-        for writers in sizes.writers:
-            with _concurrency_target(setting, backend) as (target, repository):
-                busy: list[float] = []
-                if mode == "processes":
+        in_turns, per_commit = (
+            _concurrency_threads(setting, backend, n_jobs, sizes.reps) if threads else ({}, {})
+        )
+        for writers in sizes.thread_writers if threads else sizes.writers:
+            busy: list[float] = []
+            if threads:
+                values = in_turns[writers]
+            else:
+                with _concurrency_target(setting, backend) as (target, _):
                     values, busy = _concurrency_processes(
                         backend.partition("-")[0],
                         target,
@@ -561,10 +645,6 @@ def case_concurrency(backend: str, mode: str) -> Callable[[Setting], dict[str, M
                         n_jobs=n_jobs,
                         updates=sizes.updates,
                         reps=reps,
-                    )
-                else:
-                    values = _concurrency_threads(
-                        repository(), writers, n_jobs, sizes.updates, reps
                     )
             metrics[f"writers={writers}"] = {
                 "unit": "commands/s",
@@ -575,6 +655,7 @@ def case_concurrency(backend: str, mode: str) -> Callable[[Setting], dict[str, M
                     "updates": sizes.updates,
                     "mode": mode,
                     "cpu_busy": [round(share, 3) for share in busy],
+                    "commands_per_commit": per_commit.get(writers, []),
                 },
             }
         return metrics
@@ -1193,6 +1274,7 @@ CASES: dict[str, Callable[[Setting], dict[str, Metric]]] = {
     "w/eventsourcing/sqlite/cache-noff": case_w_peer("sqlite", "cache-noff"),
     "w/jobledger/postgres": case_w_jobledger_postgres,
     "w/floor/psycopg": case_w_floor_psycopg,
+    "w/floor/psycopg-one": case_w_floor_psycopg_one,
     "w/eventsourcing/postgres/nocache": case_w_peer("postgres", "nocache"),
     "w/eventsourcing/postgres/cache": case_w_peer("postgres", "cache"),
     "w/eventsourcing/postgres/cache-noff": case_w_peer("postgres", "cache-noff"),
@@ -1204,6 +1286,8 @@ CASES: dict[str, Callable[[Setting], dict[str, Metric]]] = {
     "writers/floor/psycopg/processes": case_concurrency("psycopg", "processes"),
     "writers/sqlite-full/processes": case_concurrency("sqlite-full", "processes"),
     "writers/sqlite-normal/processes": case_concurrency("sqlite-normal", "processes"),
+    "writers/sqlite-full/threads": case_concurrency("sqlite-full", "threads"),
+    "writers/sqlite-normal/threads": case_concurrency("sqlite-normal", "threads"),
     "memory/jobledger": case_memory_jobledger,
     "memory/floor/dict": case_memory_floor,
     "runner/memory/inline": case_runner("memory", "inline"),

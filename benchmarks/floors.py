@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["DictLedger", "PsycopgLedger", "SQLiteLedger", "VersionConflictError"]
+__all__ = [
+    "DictLedger",
+    "PsycopgLedger",
+    "PsycopgOneLedger",
+    "SQLiteLedger",
+    "VersionConflictError",
+]
 
 UPDATED = 0
 COMPLETED = 1
@@ -238,4 +244,62 @@ class PsycopgLedger:
             )
             if cursor.rowcount != 1:
                 raise VersionConflictError(job_id)
+        return version + 1
+
+
+class PsycopgOneLedger:
+    """The one-statement PostgreSQL floor: one round trip and one statement per command.
+
+    What jobledger's PostgreSQL repository does, less its feed, ids, ETags and
+    request records: on a connection in autocommit mode, each change is one
+    statement (a transaction of its own, no ``BEGIN``, no ``COMMIT``) whose
+    first part compare-and-sets the job on its version and expected status,
+    merging the patch with ``jsonb ||``, and whose second part inserts the
+    update row from the row the first returned. A stale version writes nothing
+    and returns no row.
+    """
+
+    def __init__(self, conn: psycopg.Connection[Any], schema: str) -> None:
+        """Keep jobs in ``schema`` (see :func:`postgres_floor_schema`) through ``conn``.
+
+        ``conn`` must be in autocommit mode, so that each statement commits on its own.
+        """
+        from psycopg import sql  # noqa: PLC0415
+        from psycopg.types.json import Jsonb  # noqa: PLC0415
+
+        self._conn = conn
+        self._jsonb = Jsonb
+        names = {"schema": sql.Identifier(schema)}
+
+        def statement(text: str) -> str:
+            return sql.SQL(text).format(**names).as_string(conn)
+
+        self._insert_job = statement(
+            "INSERT INTO {schema}.jobs (id, status, state, version) VALUES (%s, 'started', %s, 1)"
+        )
+        self._change = statement(
+            "WITH changed AS (UPDATE {schema}.jobs SET version = version + 1, status = %s,"
+            " state = state || %s WHERE id = %s AND version = %s AND status = 'started'"
+            " RETURNING id, version)"
+            " INSERT INTO {schema}.updates"
+            " (job_id, update_id, update_type, status, state_update, at)"
+            " SELECT id, version - 1, %s, %s, %s, %s FROM changed RETURNING update_id"
+        )
+
+    def start(self, job_id: str, state: dict[str, Any]) -> int:
+        """Start a job; return its version (1)."""
+        self._conn.execute(self._insert_job, (job_id, self._jsonb(state)))
+        return 1
+
+    def change(
+        self, job_id: str, version: int, update_type: int, status: str, patch: dict[str, Any]
+    ) -> int:
+        """Apply one change if the job is at ``version`` and running; return its new version."""
+        document = self._jsonb(patch)
+        row = self._conn.execute(
+            self._change,
+            (status, document, job_id, version, update_type, status, document, time.time()),
+        ).fetchone()
+        if row is None:
+            raise VersionConflictError(job_id)
         return version + 1

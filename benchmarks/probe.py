@@ -2,11 +2,12 @@
 
 :class:`ValuesLedger` does what any ledger with jobledger's guarantees must do
 for a command, and nothing else: it freezes the patch (the I-JSON rules), merges
-it into the state, makes the new ETag and the event id (UUIDv7, the default
-ids), builds the job and the event as jobledger's immutable values, checks the
-ETag and stores the job, its log entry and the feed entry under one lock. It
-has no command objects, no handling steps, no request records, no limits
-besides the JSON rules and no subscribers.
+it into the state, makes the new ETag and the event id (the default tokens),
+builds the job as jobledger's immutable value and the change's record (the
+tuple its update and event are made from when read, as the in-memory
+repository keeps it), checks the ETag and stores the job and the record in the
+job's log and the feed under one lock. It has no command objects, no handling
+steps, no request records, no limits besides the JSON rules and no subscribers.
 
 Its time per command is where a design built on these values starts, whatever
 its facade does: the gap between it and the dict floor is the cost of the
@@ -30,7 +31,7 @@ from jobledger import (
     freeze,
     merge_patch,
 )
-from jobledger._application.defaults import new_id
+from jobledger._application.defaults import new_tag as new_id
 
 __all__ = ["ValuesLedger"]
 
@@ -47,8 +48,8 @@ class ValuesLedger:
     def __init__(self) -> None:
         """An empty ledger."""
         self._jobs: dict[str, Job] = {}
-        self._logs: dict[str, list[JobEvent]] = {}
-        self._feed: list[JobEvent] = []
+        self._logs: dict[str, list[tuple[object, ...]]] = {}
+        self._feed: list[JobEvent | tuple[object, ...]] = []
         self._lock = threading.Lock()
 
     def start(self, job_id: str, state: dict[str, Any]) -> str:
@@ -114,22 +115,23 @@ class ValuesLedger:
                 job.created_at,
                 now,
             )
-            event = kind(
-                event_id=new_id(),
-                job_id=job_id,
-                service=job.service,
-                entity=job.entity,
-                type=job.type,
-                status=status,
-                etag=new_etag,
-                version=version,
-                at=now,
-                update_id=job.version,
-                display_name=None,
-                description=None,
-                state_update=frozen,
+            record = (
+                kind,
+                new_id(),
+                job_id,
+                job.service,
+                job.entity,
+                job.type,
+                status,
+                new_etag,
+                now,
+                job.version,
+                None,
+                None,
+                frozen,
+                None,
             )
             self._jobs[job_id] = after
-            self._logs[job_id].append(event)
-            self._feed.append(event)
+            self._logs[job_id].append(record)
+            self._feed.append(record)
         return new_etag

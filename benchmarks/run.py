@@ -129,6 +129,43 @@ def _service_targets(sizes: Sizes) -> tuple[Target, ...]:
     )
 
 
+def _group_commit_targets(sizes: Sizes) -> tuple[Target, ...]:
+    """Issue 18's group commit: threads of one process on distinct jobs, against one thread.
+
+    At ``full`` every commit waits for a flush, which threads committing
+    together share; ``normal`` waits for none, so its scaling is the ceiling.
+    """
+    most = max(sizes.thread_writers)
+    rows: list[Target] = []
+    for backend, name in (("sqlite-full", "SQLite FULL"), ("sqlite-normal", "SQLite NORMAL")):
+        case = f"writers/{backend}/threads"
+        for writers in sizes.thread_writers:
+            if writers == 1:
+                continue
+            target = backend == "sqlite-full" and writers == most
+            rows.append(
+                Target(
+                    f"{'' if target else '  '}{name} group commit: {writers} threads / 1 thread",
+                    ((case, f"writers={writers}"),),
+                    ((case, "writers=1"),),
+                    limit=3.0,
+                    at_most=False,
+                    higher_is_better=True,
+                    reference=not target,
+                )
+            )
+    rows.append(
+        Target(
+            f"  SQLite {most} threads: FULL / NORMAL (how near the ceiling)",
+            (("writers/sqlite-full/threads", f"writers={most}"),),
+            (("writers/sqlite-normal/threads", f"writers={most}"),),
+            higher_is_better=True,
+            reference=True,
+        )
+    )
+    return tuple(rows)
+
+
 def targets(sizes: Sizes) -> tuple[Target, ...]:
     """The issue's targets, for the sizes of this run."""
     largest = max(sizes.read_sizes)
@@ -168,10 +205,16 @@ def targets(sizes: Sizes) -> tuple[Target, ...]:
             limit=1.3,
         ),
         Target(
-            "W PostgreSQL: jobledger / raw psycopg",
+            "W PostgreSQL: jobledger / one-statement psycopg floor",
+            (("w/jobledger/postgres", "w"),),
+            (("w/floor/psycopg-one", "w"),),
+            limit=1.2,
+        ),
+        Target(
+            "  the same against the five-round-trip psycopg floor",
             (("w/jobledger/postgres", "w"),),
             (("w/floor/psycopg", "w"),),
-            limit=1.2,
+            reference=True,
         ),
         Target(
             "W PostgreSQL: eventsourcing (best variant) / jobledger",
@@ -198,6 +241,16 @@ def targets(sizes: Sizes) -> tuple[Target, ...]:
             higher_is_better=True,
             reference=True,
         ),
+        *(
+            Target(
+                f"  PostgreSQL throughput: {count} threads / 1 thread (one process)",
+                (("writers/postgres/threads", f"writers={count}"),),
+                (("writers/postgres/threads", "writers=1"),),
+                higher_is_better=True,
+                reference=True,
+            )
+            for count in sizes.thread_writers[1:]
+        ),
         Target(
             "memory per stored update: jobledger in-memory / dict floor",
             (("memory/jobledger", "bytes"),),
@@ -216,6 +269,7 @@ def targets(sizes: Sizes) -> tuple[Target, ...]:
             limit=100.0,
             absolute=True,
         ),
+        *_group_commit_targets(sizes),
         *_runner_targets(sizes),
         *_service_targets(sizes),
     )
@@ -392,11 +446,14 @@ def table(results: list[dict[str, Any]], verdicts: list[dict[str, Any]], header:
         if not result["metrics"]:
             rows.append((result["case"], "-", "skipped", "", "no server or peer", ""))
             continue
+        one_writer = _median(result, "writers=1")
         for metric, entry in result["metrics"].items():
             values = entry["values"]
             median = statistics.median(values)
             spread = f"{len(values)} ({_format(min(values))}..{_format(max(values))})"
             also = _throughput(entry, median)
+            if metric.startswith("writers=") and one_writer:
+                also = f"{median / one_writer:.2f}x one writer"
             rows.append((result["case"], metric, _format(median), entry["unit"], also, spread))
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     lines = [*header, ""]

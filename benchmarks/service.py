@@ -278,16 +278,24 @@ def http_floor(url: str, requests: int) -> list[float]:
     """Latencies (seconds) of ``requests`` requests the service refuses at once.
 
     ``POST /jobs`` without a token: uvicorn, Starlette's routing, a 401 problem
-    document, and httpx on the client's side; no token check, no ledger. The
-    least any command costs through the service.
+    document, and on the client's side httpx's transport on one kept-alive
+    connection (as :class:`~jobledger.http.JobsClient` sends its requests); no
+    token check, no ledger. The least any command costs through the service.
     """
     import httpx  # noqa: PLC0415  (the server extra is optional)
 
     latencies = []
-    with httpx.Client(base_url=url, timeout=60.0) as http:
+    body = b'{"Service":"bench"}'
+    headers = {"Content-Type": "application/json"}
+    target = httpx.URL(f"{url}/jobs")
+    with httpx.HTTPTransport() as transport:
         for _ in range(requests):
             began = time.perf_counter()
-            response = http.post("/jobs", json={"Service": "bench"})
+            response = transport.handle_request(
+                httpx.Request("POST", target, content=body, headers=headers)
+            )
+            response.read()
+            response.close()
             latencies.append(time.perf_counter() - began)
             if response.status_code != 401:  # noqa: PLR2004
                 msg = f"expected 401 from POST /jobs without a token, got {response.status_code}"

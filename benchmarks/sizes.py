@@ -19,7 +19,9 @@ class Sizes:
         read_sizes: The update counts of one job at which get-by-id is timed.
         memory_gets: get-by-id calls per timing, in memory.
         sql_gets: get-by-id calls per timing, on SQLite and PostgreSQL.
-        writers: The writer counts of the concurrency case.
+        writers: The writer counts of the concurrency case (processes).
+        thread_writers: The writer counts of the concurrency case as threads of
+            one process sharing one ``Jobs`` (the group-commit scaling table).
         writer_jobs: Jobs each concurrent writer runs workload W on (U updates each).
         durable_writer_jobs: The same, on SQLite at ``FULL``.
         memory_updates: Updates of the one job whose memory is measured.
@@ -53,6 +55,7 @@ class Sizes:
     memory_gets: int
     sql_gets: int
     writers: tuple[int, ...]
+    thread_writers: tuple[int, ...]
     writer_jobs: int
     durable_writer_jobs: int
     memory_updates: int
@@ -81,7 +84,7 @@ class Sizes:
     def from_json(cls, document: dict[str, Any]) -> Sizes:
         """Sizes from :meth:`to_json`'s object."""
         values = dict(document)
-        for name in ("read_sizes", "writers", "sequential_tasks"):
+        for name in ("read_sizes", "writers", "thread_writers", "sequential_tasks"):
             values[name] = tuple(values[name])
         return cls(**values)
 
@@ -95,6 +98,7 @@ QUICK = Sizes(
     memory_gets=200_000,
     sql_gets=1_000,
     writers=(1, 4, 8),
+    thread_writers=(1, 2, 4, 8),
     writer_jobs=4,
     durable_writer_jobs=1,
     memory_updates=10_000,
@@ -125,6 +129,7 @@ FULL = Sizes(
     memory_gets=1_000_000,
     sql_gets=3_000,
     writers=(1, 4, 8),
+    thread_writers=(1, 2, 4, 8),
     writer_jobs=4,
     durable_writer_jobs=1,
     memory_updates=100_000,

@@ -116,6 +116,13 @@ class Repository(Protocol):
         otherwise its stored ETag must equal ``change.expected_etag`` and
         ``change.update.update_id`` must be its version.
 
+        A change the ledger decided makes ``change.update`` and
+        ``change.event`` when they are first read; a repository that keeps
+        changes in memory may store ``change.record`` instead (``None`` for a
+        start and for a change made with its values), and make the update and
+        the event from it when they are read (see
+        :func:`~jobledger._core.decide.update_of`).
+
         Raises:
             JobAlreadyExistsError: a start for a job id that exists.
             JobNotFoundError: a change for a job that does not exist.

@@ -2,8 +2,10 @@
 
 Every field goes on the wire under its PascalCase name from the seed (``JobId``,
 ``DisplayName``, ``StateUpdate``, ``ETag``, ``UpdateId``, ...), plus jobledger's
-own ``EventId``, ``Version``, ``RequestId``, ``At``, ``CreatedAt`` and
-``UpdatedAt``. Times are ISO 8601 strings with a UTC offset; ``UpdateType`` is
+own ``EventId``, ``Version``, ``RequestId``, ``At``, ``CreatedAt``,
+``UpdatedAt``, ``Actor`` (who acted: on commands, events and ``JobUpdate``)
+and ``StartedBy`` (who started a ``Job``). :func:`encode` always writes
+``Actor`` and ``StartedBy``, as ``null`` when no one was named. Times are ISO 8601 strings with a UTC offset; ``UpdateType`` is
 its number (0 updated, 1 completed, 2 failed, 3 canceled). Commands and events
 say what they are in ``MessageType``, so one decoder reads any of them. A
 command:
@@ -14,7 +16,7 @@ command:
 ...     ' "Status": "exporting", "StateUpdate": {"done": 10}}'
 ... )
 >>> command
-UpdateJob(job_id='42', etag='e1', status='exporting', display_name=None, description=None, state_update={'done': 10}, request_id=None)
+UpdateJob(job_id='42', etag='e1', status='exporting', display_name=None, description=None, state_update={'done': 10}, request_id=None, actor=None)
 >>> wire.encode(command)["MessageType"]
 'UpdateJob'
 
@@ -39,7 +41,7 @@ An event:
 ...     }
 ... )
 >>> print(wire.dumps(event))
-{"MessageType":"JobCompleted","EventId":"ev-7","JobId":"42","Service":"hr","Entity":"employee","Type":"sync","Status":"completed","ETag":"e3","Version":3,"At":"2024-05-01T12:00:00+00:00","UpdateId":2,"DisplayName":null,"Description":null,"StateUpdate":{"done":42}}
+{"MessageType":"JobCompleted","EventId":"ev-7","JobId":"42","Service":"hr","Entity":"employee","Type":"sync","Status":"completed","ETag":"e3","Version":3,"At":"2024-05-01T12:00:00+00:00","Actor":null,"UpdateId":2,"DisplayName":null,"Description":null,"StateUpdate":{"done":42}}
 
 **Messages from another implementation of the seed** decode too: a message
 with only the seed's fields takes, for what jobledger adds, the defaults
@@ -63,6 +65,9 @@ absent key         default
 ``CreatedAt``,     :data:`UNKNOWN_TIME` on ``Job``
 ``UpdatedAt``
 ``ETag``           ``""`` on ``JobUpdate`` (the seed's has none)
+``Actor``          ``null`` (no one named) on every command, event and
+                   ``JobUpdate``
+``StartedBy``      ``null`` on ``Job``
 =================  =============================================================
 
 Decoding is strict otherwise. A message with an unknown or missing key
@@ -164,6 +169,8 @@ _WIRE_NAMES = {
     "created_at": "CreatedAt",
     "updated_at": "UpdatedAt",
     "request_id": "RequestId",
+    "actor": "Actor",
+    "started_by": "StartedBy",
 }
 
 _COMMAND_TYPES: tuple[type[Command], ...] = (StartJob, UpdateJob, CompleteJob, FailJob, CancelJob)
@@ -458,6 +465,7 @@ def _seed_defaults(message: dict[str, Any], cls: type, message_type: str) -> dic
         if isinstance(job_id, str) and isinstance(etag, str):
             defaults["EventId"] = f"{job_id}/{etag}"
         defaults["At"] = _UNKNOWN_TIME_TEXT
+        defaults["Actor"] = None
         if cls is JobStarted:
             defaults |= {"Version": 1, "DisplayName": "", "Description": "", "State": {}}
         else:
@@ -475,9 +483,16 @@ def _seed_defaults(message: dict[str, Any], cls: type, message_type: str) -> dic
             "Version": 1,
             "CreatedAt": _UNKNOWN_TIME_TEXT,
             "UpdatedAt": _UNKNOWN_TIME_TEXT,
+            "StartedBy": None,
         }
     elif cls is JobUpdate:
-        defaults = {"DisplayName": None, "Description": None, "ETag": "", "At": _UNKNOWN_TIME_TEXT}
+        defaults = {
+            "DisplayName": None,
+            "Description": None,
+            "ETag": "",
+            "At": _UNKNOWN_TIME_TEXT,
+            "Actor": None,
+        }
     return defaults | message
 
 
@@ -517,7 +532,7 @@ def encode(value: Serializable) -> dict[str, Any]:
 
     >>> from jobledger import CancelJob
     >>> encode(CancelJob(job_id="42", etag="e1"))
-    {'MessageType': 'CancelJob', 'JobId': '42', 'ETag': 'e1', 'DisplayName': None, 'Description': None, 'RequestId': None}
+    {'MessageType': 'CancelJob', 'JobId': '42', 'ETag': 'e1', 'DisplayName': None, 'Description': None, 'RequestId': None, 'Actor': None}
     """  # noqa: E501
     cls = type(value)
     if cls in _COMMAND_NAMES.values() or cls in _EVENT_NAMES.values():
@@ -541,7 +556,7 @@ def dumps(value: Serializable) -> str:
 
     >>> from jobledger import CancelJob
     >>> dumps(CancelJob(job_id="42", etag="*", description="by the operator"))
-    '{"MessageType":"CancelJob","JobId":"42","ETag":"*","DisplayName":null,"Description":"by the operator","RequestId":null}'
+    '{"MessageType":"CancelJob","JobId":"42","ETag":"*","DisplayName":null,"Description":"by the operator","RequestId":null,"Actor":null}'
     """  # noqa: E501
     return json.dumps(encode(value), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
@@ -557,7 +572,7 @@ def decode_command(data: str | bytes | bytearray | Mapping[str, Any]) -> Command
             first offending key; see the module documentation for every case.
 
     >>> decode_command({"MessageType": "CancelJob", "JobId": "42", "ETag": "e1"})
-    CancelJob(job_id='42', etag='e1', display_name=None, description=None, request_id=None)
+    CancelJob(job_id='42', etag='e1', display_name=None, description=None, request_id=None, actor=None)
     >>> decode_command('{"MessageType": "CancelJob", "JobId": 42, "ETag": "e1"}')
     Traceback (most recent call last):
     ...

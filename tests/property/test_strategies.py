@@ -34,6 +34,7 @@ from jobledger import (
     freeze,
     merge_patch,
 )
+from jobledger._core.actors import check_actor
 from jobledger._core.jsondoc import check_name, check_text
 from jobledger.testing import strategies as jst
 
@@ -106,6 +107,11 @@ class TestTextStrategies:
     def test_names_are_valid_names(self, value: str) -> None:
         """Every name, id and ETag is a valid short identifying string."""
         assert value == check_name(value, field="service", limits=DEFAULT_LIMITS)
+
+    @given(jst.actors())
+    def test_actors_are_valid_actors(self, value: str | None) -> None:
+        """Every actor is None or a valid actor (a name with no blanks around it)."""
+        assert value == check_actor(value, DEFAULT_LIMITS)
 
     @given(jst.texts())
     def test_texts_are_valid_texts(self, value: str) -> None:

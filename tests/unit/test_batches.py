@@ -56,6 +56,11 @@ class RivalBeforeBatch(InMemoryRepository):
         self.before_next_save_all: Callable[[], object] | None = None
         self.refused_batches = 0
 
+    @property
+    def loads_from_memory(self) -> bool:
+        """Never: its ledgers remember the jobs they save, as these races need."""
+        return False
+
     def save_all(self, changes: Sequence[Change]) -> Sequence[int]:
         """Let the rival act first, once, then save the batch; count the refusals."""
         rival, self.before_next_save_all = self.before_next_save_all, None

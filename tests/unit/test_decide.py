@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import pickle
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -35,7 +36,7 @@ from jobledger import (
     UpdateType,
     freeze,
 )
-from jobledger._core.decide import command_kind, decide, fingerprint
+from jobledger._core.decide import command_kind, decide, event_of, fingerprint, record_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -616,6 +617,7 @@ class TestFingerprint:
             "etag": "other",
             "status": "other",
             "state_update": {"a": 2},
+            "actor": "ops",
         }
         names = [field.name for field in attrs.fields(type(command)) if field.name != "request_id"]
         original = fingerprint(command)
@@ -625,6 +627,19 @@ class TestFingerprint:
             fields[name] = replacements[name]
             differs[name] = fingerprint(type(command)(**fields)) != original
         assert dict.fromkeys(names, True) == differs
+
+    def test_no_actor_keeps_the_fingerprint_recorded_before_actors(self) -> None:
+        """A command without an actor has the digest it had before commands had actors."""
+        expected = "a919351c264786df35b6fb0ec8f606f86d318c063f9b72d57fefe21e24f6ef91"
+        assert expected == fingerprint(CancelJob(job_id="j", etag="e"))
+
+    def test_another_actor_is_another_command(self) -> None:
+        """The same command sent by two actors, or by an actor and by no one, differs."""
+        prints = {
+            fingerprint(CancelJob(job_id="j", etag="e", actor=actor))
+            for actor in (None, "alice", "bob")
+        }
+        assert 3 == len(prints)
 
     def test_none_and_empty_differ(self) -> None:
         """A field left out (None) and the same field set empty are different commands."""
@@ -654,3 +669,119 @@ class TestFingerprint:
         assert fingerprint(UpdateJob(job_id="j", etag="e", state_update={"a": 1, "b": 2})) == (
             fingerprint(UpdateJob(job_id="j", etag="e", state_update={"b": 2, "a": 1}))
         )
+
+
+class TestChangeRecord:
+    """A decided change keeps one record; its update and event are made from it when read."""
+
+    def decided(self) -> Change:
+        """An update by ``ops`` decided on the active job."""
+        command = UpdateJob(job_id="s-1", etag="s-2", state_update={"n": 1}, actor="ops")
+        return change(active_job(), command)
+
+    def test_the_record_holds_every_fact_of_the_change(self) -> None:
+        """The record lists event type, ids, job, status, ETag, time, update id, patch, actor."""
+        assert (
+            JobUpdated,
+            "c-2",
+            "s-1",
+            "hr",
+            "employee",
+            "sync",
+            "started",
+            "c-1",
+            LATER,
+            1,
+            None,
+            None,
+            doc({"n": 1}),
+            "ops",
+        ) == self.decided().record
+
+    def test_update_and_event_are_made_once(self) -> None:
+        """Reading the update or the event twice gives the very same value."""
+        result = self.decided()
+        assert (True, True) == (result.update is result.update, result.event is result.event)
+
+    def test_evolve_gives_a_change_made_with_its_values(self) -> None:
+        """attrs.evolve gives an equal change with no record, its update and event in place."""
+        result = self.decided()
+        evolved = attrs.evolve(result, expected_etag="other")
+        assert (None, result.update, result.event, "other") == (
+            evolved.record,
+            evolved.update,
+            evolved.event,
+            evolved.expected_etag,
+        )
+
+    def test_with_request_and_expecting_keep_the_record(self) -> None:
+        """with_request and expecting give what attrs.evolve gives, the record still kept."""
+        result = self.decided()
+        record = RequestRecord("r-1", "fingerprint", result.job)
+        carried, expecting = result.with_request(record), result.expecting("e-9")
+        assert (
+            attrs.evolve(result, request=record),
+            attrs.evolve(result, expected_etag="e-9"),
+            result.record,
+            result.record,
+        ) == (carried, expecting, carried.record, expecting.record)
+
+    def test_a_plain_change_has_no_record(self) -> None:
+        """A change built field by field has no record, and with_request evolves it."""
+        started = start()
+        record = RequestRecord("r-1", "fingerprint", started.job)
+        assert (None, attrs.evolve(started, request=record)) == (
+            started.record,
+            started.with_request(record),
+        )
+
+    def test_it_pickles_as_a_change_with_its_values(self) -> None:
+        """A pickled change comes back equal, as a change made with its values."""
+        result = self.decided()
+        back = pickle.loads(pickle.dumps(result))  # noqa: S301  (our own bytes)
+        assert (result, Change) == (back, type(back))
+
+    def test_tags_come_from_new_tag(self) -> None:
+        """With new_tag, a start's job id comes from new_id, its ETag and event id from new_tag."""
+        command = StartJob(service="hr", entity="employee", type="sync")
+        started = decide(
+            None,
+            command,
+            now=NOW,
+            new_id=id_factory("id"),
+            new_tag=id_factory("tag"),
+            limits=DEFAULT_LIMITS,
+        )
+        assert ("id-1", "tag-1", "tag-2") == (
+            started.job.id,
+            started.job.etag,
+            started.event.event_id,
+        )
+
+    def test_it_equals_the_change_made_with_its_values(self) -> None:
+        """A decided change equals, hashes and reads like the change made with its values."""
+        result = self.decided()
+        plain = Change(result.job, result.update, result.event, result.expected_etag, None)
+        assert (True, True, True, hash(plain), repr(plain)) == (
+            result == plain,
+            plain == result,
+            result != attrs.evolve(plain, expected_etag="other"),
+            hash(result),
+            repr(result),
+        )
+
+    @pytest.mark.parametrize(
+        "command",
+        [
+            UpdateJob(job_id="s-1", etag="s-2", status="x", state_update={"n": 1}),
+            CompleteJob(job_id="s-1", etag="s-2", display_name="Done", actor="ops"),
+            FailJob(job_id="s-1", etag="s-2", state_update={"error": "E"}),
+            CancelJob(job_id="s-1", etag="s-2", description="enough", actor="alice"),
+        ],
+    )
+    def test_an_event_and_its_record_make_each_other(self, command: ChangeCommand) -> None:
+        """record_of an event gives the change's record, and event_of that record the event."""
+        result = change(active_job(), command)
+        event = result.event
+        assert not isinstance(event, JobStarted)
+        assert (result.record, event) == (record_of(event), event_of(record_of(event)))

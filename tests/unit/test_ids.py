@@ -1,9 +1,10 @@
-"""Specification of the default id factory: UUIDv7 strings, unique and in creation order."""
+"""Specification of the default ids: UUIDv7 job ids in creation order, and unique tokens."""
 
 from __future__ import annotations
 
 import itertools
 import os
+import re
 import sys
 import threading
 import time
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from jobledger._application import defaults
-from jobledger._application.defaults import new_id
+from jobledger._application.defaults import new_id, new_tag
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -118,4 +119,62 @@ class TestNewId:
         assert dict.fromkeys(made, True) == {
             index: values == sorted(values) for index, values in made.items()
         }
+        assert switches > 0
+
+
+class TestNewTag:
+    """new_tag gives the default ETags and event ids: never made twice, by any process."""
+
+    def test_a_process_prefix_and_a_counter(self) -> None:
+        """Tokens share this process's 16-hex-digit prefix and count up after it in hex."""
+        first, second = new_tag(), new_tag()
+        prefix, count = first.split("-")
+        assert (True, f"{prefix}-{int(count, 16) + 1:x}") == (
+            re.fullmatch("[0-9a-f]{16}", prefix) is not None,
+            second,
+        )
+
+    def test_a_forked_child_draws_its_own_prefix(self) -> None:
+        """A forked child's tokens never repeat its parent's: it draws a new prefix."""
+        parent = new_tag()
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: report a token and leave at once
+            try:
+                os.write(write_end, new_tag().encode())
+            finally:
+                os._exit(0)
+        os.close(write_end)
+        with os.fdopen(read_end) as pipe:
+            child = pipe.read()
+        os.waitpid(pid, 0)
+
+        assert (True, True) == (
+            child.split("-")[0] != parent.split("-")[0],
+            re.fullmatch("[0-9a-f]{16}-[0-9a-f]+", child) is not None,
+        )
+
+    @pytest.mark.usefixtures("frequent_switches")
+    def test_unique_across_threads(self) -> None:
+        """Tokens made by several threads at once are all different."""
+        per_thread = 3_000
+        barrier = threading.Barrier(6)
+        made: dict[int, list[str]] = {}
+
+        def make(index: int) -> None:
+            barrier.wait()
+            made[index] = [new_tag() for _ in range(per_thread)]
+
+        threads = [threading.Thread(target=make, args=(index,)) for index in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        everything = [value for values in made.values() for value in values]
+        owner = {value: index for index, values in made.items() for value in values}
+        in_order = sorted(everything, key=lambda value: int(value.split("-")[1], 16))
+        switches = sum(
+            1 for left, right in itertools.pairwise(in_order) if owner[left] != owner[right]
+        )
+        assert 6 * per_thread == len(set(everything))
         assert switches > 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
@@ -229,13 +230,25 @@ class TestConstruction:
         )
 
     def test_default_clock_and_ids(self) -> None:
-        """By default, times are aware UTC datetimes and ids are UUIDv7 strings."""
+        """By default, times are aware UTC datetimes, job ids UUIDv7 strings, ETags tokens."""
         job = start(Jobs())
-        assert (UTC, 7, 7) == (
+        assert (UTC, 7, True) == (
             job.created_at.tzinfo,
             uuid.UUID(job.id).version,
-            uuid.UUID(job.etag).version,
+            re.fullmatch("[0-9a-f]{16}-[0-9a-f]+", job.etag) is not None,
         )
+
+    def test_default_etags_and_event_ids_are_never_reused(self) -> None:
+        """The default ETags and event ids of two ledgers and all their changes are all distinct."""
+        first, second = Jobs(), Jobs()
+        seen: list[str] = []
+        for jobs in (first, second):
+            job = start(jobs)
+            seen.append(job.etag)
+            job = jobs.update(job.id, etag=job.etag, status="running")
+            seen.append(job.etag)
+            seen.extend(entry.event.event_id for entry in jobs.repository.read_feed())
+        assert 8 == len(set(seen))
 
     def test_a_clock_that_returns_naive_times_is_refused(self) -> None:
         """A clock returning naive datetimes is a misconfiguration: ValueError, nothing written."""

@@ -21,6 +21,7 @@ from jobledger import (
     JsonObject,
     Limits,
     StartJob,
+    UpdateJob,
     freeze,
     thaw,
 )
@@ -174,6 +175,17 @@ class TestFreezeAcceptedValues:
         frozen = frozen_object({"a": [1]})
         assert frozen is freeze(frozen, field="state")
         assert frozen is frozen_object({"outer": frozen})["outer"]
+
+    def test_a_command_holds_a_frozen_value_as_it_is(self) -> None:
+        """A command given frozen JSON keeps that very value, for its state and its patch."""
+        state, patch = frozen_object({"done": 0}), frozen_object({"done": 1})
+        start = StartJob(service="hr", entity="employee", type="sync", state=state, input=patch)
+        update = UpdateJob(job_id="j", etag="e", state_update=patch)
+        assert (True, True, True) == (
+            start.state is state,
+            start.input is patch,
+            update.state_update is patch,
+        )
 
 
 class TestJsonObjectIsReadOnly:
@@ -580,6 +592,18 @@ class TestLimits:
         deep = frozen_object({"b": {"c": {}}})
         error = invalid({"a": deep}, limits=Limits(max_depth=3))
         assert ("/a/b/c", "nested deeper than 3 levels") == (error.path, error.reason)
+
+    def test_a_frozen_document_is_held_to_the_limits_given(self) -> None:
+        """A document frozen under wide limits is refused by narrower ones, with the same errors."""
+        deep, large = frozen_object({"a": {"b": {"c": {}}}}), frozen_object({"abc": "0123456789"})
+        depth, size = (
+            invalid(deep, limits=Limits(max_depth=3)),
+            invalid(large, limits=Limits(max_bytes=19)),
+        )
+        assert (
+            ("/a/b/c", "nested deeper than 3 levels"),
+            ("", "the document is larger than 19 bytes"),
+        ) == ((depth.path, depth.reason), (size.path, size.reason))
 
     def test_configured_size_is_enforced(self) -> None:
         """With max_bytes 20, a 20-byte document is accepted."""

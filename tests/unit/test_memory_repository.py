@@ -11,10 +11,14 @@ import attrs
 import pytest
 
 from jobledger import (
+    ANY_ETAG,
     DEFAULT_LIMITS,
+    CancelJob,
+    Change,
     CompleteJob,
     ConcurrencyError,
     InMemoryRepository,
+    Job,
     JobAlreadyExistsError,
     JobNotFoundError,
     JobQuery,
@@ -28,7 +32,7 @@ from jobledger._core.decide import decide
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from jobledger import Change, Command, Job
+    from jobledger import Command
 
 NOW = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -319,6 +323,64 @@ class TestFeed:
         assert [f"j{position}" for position in expected] == [
             entry.event.job_id for entry in entries
         ]
+
+
+class TestKeptChanges:
+    """Changes are kept as records; their updates and events are made, equal, when read."""
+
+    def test_updates_and_feed_read_what_the_changes_announce(
+        self, repository: InMemoryRepository, decider: Decider
+    ) -> None:
+        """Updates and feed entries read back equal the updates and events the changes carry."""
+        started = decider.start("j")
+        repository.save(started)
+        job, changes = started.job, []
+        for command in (
+            UpdateJob(job_id="j", etag=ANY_ETAG, status="x", state_update={"n": 1}),
+            CancelJob(job_id="j", etag=ANY_ETAG, description="enough"),
+        ):
+            change = decider(job, command)
+            repository.save(change)
+            changes.append(change)
+            job = change.job
+        assert (
+            [change.update for change in changes],
+            [started.event, *(change.event for change in changes)],
+        ) == (
+            list(repository.updates("j")),
+            [entry.event for entry in repository.read_feed()],
+        )
+
+    def test_a_change_built_with_its_values_is_kept_as_well(
+        self, repository: InMemoryRepository, decider: Decider
+    ) -> None:
+        """A change made field by field (no record), as an adapter's test might, reads the same."""
+        started = decider.start("j")
+        repository.save(started)
+        decided = decider(started.job, UpdateJob(job_id="j", etag=ANY_ETAG, status="x"))
+        plain = Change(decided.job, decided.update, decided.event, decided.expected_etag, None)
+        repository.save(plain)
+        assert (None, (decided.update,), decided.event) == (
+            plain.record,
+            tuple(repository.updates("j")),
+            repository.read_feed()[1].event,
+        )
+
+    def test_it_loads_from_memory_unless_a_subclass_overrides_get(self) -> None:
+        """loads_from_memory is True for the class itself, False for a subclass with its own get."""
+
+        class Elsewhere(InMemoryRepository):
+            def get(self, job_id: str) -> Job:
+                return super().get(job_id)
+
+        class Counting(InMemoryRepository):
+            pass
+
+        assert (True, False, True) == (
+            InMemoryRepository().loads_from_memory,
+            Elsewhere().loads_from_memory,
+            Counting().loads_from_memory,
+        )
 
 
 class TestCheckpoints:

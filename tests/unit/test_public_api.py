@@ -93,6 +93,7 @@ PUBLIC = [
     "RequestIdConflictError",
     "RequestRecord",
     "Retention",
+    "SchemaUpgradeError",
     "SchemaVersionError",
     "StartJob",
     "StartRecords",

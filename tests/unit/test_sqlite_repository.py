@@ -8,7 +8,8 @@ import sqlite3
 import stat
 import threading
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -20,6 +21,7 @@ from jobledger import (
     JobStarted,
     ParkedEvent,
     RequestIdConflictError,
+    SchemaUpgradeError,
     SchemaVersionError,
     StartJob,
     StorageError,
@@ -33,7 +35,6 @@ from jobledger.sqlite import APPLICATION_ID, SCHEMA_VERSION, Durability, SQLiteR
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
     from jobledger import Job
 
@@ -107,11 +108,11 @@ class TestSchema:
             "consumers",
             "holds",
         } == tables
-        assert (APPLICATION_ID, 1) == (
+        assert (APPLICATION_ID, 2) == (
             _pragma(path, "application_id"),
             _pragma(path, "user_version"),
         )
-        assert 1 == SCHEMA_VERSION
+        assert 2 == SCHEMA_VERSION
         assert "wal" == _pragma(path, "journal_mode")
 
     def test_reopening_keeps_every_job(self, path: Path) -> None:
@@ -150,6 +151,108 @@ class TestSchema:
         """An in-memory or URI path is refused with ValueError pointing to InMemoryRepository."""
         with pytest.raises(ValueError, match="InMemoryRepository"):
             SQLiteRepository(":memory:")
+
+
+def _as_version_1(path: Path) -> None:
+    """Turn the file at ``path`` back into schema version 1: no actor columns or keys."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("ALTER TABLE jobs DROP COLUMN started_by")
+        conn.execute("ALTER TABLE updates DROP COLUMN actor")
+        conn.execute("ALTER TABLE feed DROP COLUMN actor")
+        # Request records of version 1 keep a job document without the key.
+        conn.execute("UPDATE requests SET job = json_remove(job, '$.started_by')")
+        conn.execute("PRAGMA user_version = 1")
+    finally:
+        conn.close()
+
+
+class TestUpgrade:
+    """A file of schema version 1 is upgraded when opened; its old rows name no actor."""
+
+    def test_a_version_1_file_is_upgraded_and_its_rows_have_no_actor(self, path: Path) -> None:
+        """Jobs, updates, events and request records written at version 1 read actor None."""
+        with SQLiteRepository(path) as repository:
+            jobs = Jobs(repository)
+            job = jobs.start(service="hr", entity="e", type="t", request_id="r-1")
+            job = jobs.update(job.id, etag=job.etag, status="exporting")
+        _as_version_1(path)
+        assert 1 == _pragma(path, "user_version")
+
+        with SQLiteRepository(path) as repository:
+            jobs = Jobs(repository)
+            upgraded = jobs.get(job.id)
+            updates = jobs.updates(job.id)
+            events = [entry.event for entry in repository.read_feed()]
+            retried = jobs.start(service="hr", entity="e", type="t", request_id="r-1")
+            jobs.cancel(job.id, etag=job.etag, actor="alice")
+            actors = [update.actor for update in jobs.updates(job.id)]
+
+        assert 2 == _pragma(path, "user_version")
+        assert (None, [None], [None, None]) == (
+            upgraded.started_by,
+            [update.actor for update in updates],
+            [event.actor for event in events],
+        )
+        assert (job.id, None) == (retried.id, retried.started_by)
+        assert [None, "alice"] == actors
+
+    def test_a_request_of_version_1_retried_naming_an_actor_is_answered(self, path: Path) -> None:
+        """A version 1 request record answers its retry with an actor; another command conflicts."""
+        with SQLiteRepository(path) as repository:
+            job = Jobs(repository).start(service="hr", entity="e", type="t", request_id="r-1")
+        _as_version_1(path)
+
+        with SQLiteRepository(path) as repository:
+            jobs = Jobs(repository)
+            retried = jobs.start(service="hr", entity="e", type="t", request_id="r-1", actor="a")
+            with pytest.raises(RequestIdConflictError):
+                jobs.start(service="hr", entity="e", type="u", request_id="r-1", actor="a")
+            head = repository.feed_head()
+
+        assert (job.id, job.etag, 1) == (retried.id, retried.etag, head)
+
+    def test_a_version_1_file_opened_read_only_raises_schema_upgrade_error(
+        self, path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A version 1 file that cannot be written raises SchemaUpgradeError and stays version 1."""
+        SQLiteRepository(path).close()
+        _as_version_1(path)
+        connect = sqlite3.connect
+
+        def read_only(database: str, **kwargs: Any) -> sqlite3.Connection:  # noqa: ANN401
+            opened: sqlite3.Connection = connect(
+                f"{Path(database).resolve().as_uri()}?mode=ro", uri=True, **kwargs
+            )
+            return opened
+
+        monkeypatch.setattr(sqlite3, "connect", read_only)
+
+        with pytest.raises(SchemaUpgradeError) as raised:
+            SQLiteRepository(path)
+
+        monkeypatch.undo()
+        assert (str(path), 1, 2) == (
+            raised.value.location,
+            raised.value.found,
+            raised.value.supported,
+        )
+        assert "open it once with write access" in str(raised.value)
+        assert 1 == _pragma(path, "user_version")
+
+    def test_an_upgraded_file_keeps_actors_of_new_changes(self, path: Path) -> None:
+        """After the upgrade, a change's actor is stored and read back."""
+        SQLiteRepository(path).close()
+        _as_version_1(path)
+
+        with SQLiteRepository(path) as repository:
+            jobs = Jobs(repository)
+            job = jobs.start(service="hr", entity="e", type="t", actor="svc")
+            jobs.cancel(job.id, etag=job.etag, actor="alice")
+            assert ("svc", ["alice"]) == (
+                jobs.get(job.id).started_by,
+                [update.actor for update in jobs.updates(job.id)],
+            )
 
 
 class TestForeignFiles:
@@ -196,19 +299,19 @@ class TestForeignFiles:
         assert isinstance(raised.value.__cause__, sqlite3.DatabaseError)
 
     def test_a_database_of_a_newer_schema_is_refused_unchanged(self, path: Path) -> None:
-        """A jobledger file of schema version 2 raises SchemaVersionError and keeps its bytes."""
+        """A jobledger file of schema version 3 raises SchemaVersionError and keeps its bytes."""
         SQLiteRepository(path).close()
         conn = sqlite3.connect(path)
-        conn.execute("PRAGMA user_version = 2")
+        conn.execute("PRAGMA user_version = 3")
         conn.close()
         before = path.read_bytes()
 
         with pytest.raises(SchemaVersionError) as raised:
             SQLiteRepository(path)
 
-        assert (2, 1) == (raised.value.found, raised.value.supported)
+        assert (3, 2) == (raised.value.found, raised.value.supported)
         assert before == path.read_bytes()
-        assert 2 == _pragma(path, "user_version")
+        assert 3 == _pragma(path, "user_version")
 
     def test_a_folder_is_refused_with_a_storage_error(self, tmp_path: Path) -> None:
         """A path SQLite cannot open raises StorageError caused by SQLite's error."""

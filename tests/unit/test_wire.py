@@ -68,6 +68,7 @@ def job_message() -> dict[str, Any]:
         "Version": 2,
         "CreatedAt": "2024-05-01T11:00:00+00:00",
         "UpdatedAt": AT_TEXT,
+        "StartedBy": "hr-sync-service",
     }
 
 
@@ -83,6 +84,7 @@ def update_message() -> dict[str, Any]:
         "Description": "Failed at step 2",
         "ETag": "e4",
         "At": AT_TEXT,
+        "Actor": "alice",
     }
 
 
@@ -99,6 +101,7 @@ def canceled_message() -> dict[str, Any]:
         "ETag": "e5",
         "Version": 5,
         "At": AT_TEXT,
+        "Actor": "operator",
         "UpdateId": 4,
         "DisplayName": None,
         "Description": "Canceled by the operator",
@@ -697,26 +700,27 @@ class TestEncode:
             (
                 StartJob(service="s", entity="e", type="t"),
                 ["MessageType", "Service", "Entity", "Type", "DisplayName", "Description",
-                 "Input", "State", "JobId", "RequestId"],
+                 "Input", "State", "JobId", "RequestId", "Actor"],
             ),
             (
                 UpdateJob(job_id="j", etag="e"),
                 ["MessageType", "JobId", "ETag", "Status", "DisplayName", "Description",
-                 "StateUpdate", "RequestId"],
+                 "StateUpdate", "RequestId", "Actor"],
             ),
             (
                 CompleteJob(job_id="j", etag="e"),
                 ["MessageType", "JobId", "ETag", "DisplayName", "Description", "StateUpdate",
-                 "RequestId"],
+                 "RequestId", "Actor"],
             ),
             (
                 FailJob(job_id="j", etag="e"),
                 ["MessageType", "JobId", "ETag", "DisplayName", "Description", "StateUpdate",
-                 "RequestId"],
+                 "RequestId", "Actor"],
             ),
             (
                 CancelJob(job_id="j", etag="e"),
-                ["MessageType", "JobId", "ETag", "DisplayName", "Description", "RequestId"],
+                ["MessageType", "JobId", "ETag", "DisplayName", "Description", "RequestId",
+                 "Actor"],
             ),
         ],
         ids=["StartJob", "UpdateJob", "CompleteJob", "FailJob", "CancelJob"],
@@ -729,9 +733,9 @@ class TestEncode:
         assert type(command).__name__ == encoded["MessageType"]
 
     def test_events_use_the_seed_names(self) -> None:
-        """Every event's keys are the seed's names plus MessageType, EventId, Version and At."""
+        """Every event's keys are the seed's names plus MessageType, EventId, Version, At, Actor."""
         common = ["MessageType", "EventId", "JobId", "Service", "Entity", "Type", "Status",
-                  "ETag", "Version", "At"]  # fmt: skip
+                  "ETag", "Version", "At", "Actor"]  # fmt: skip
         change = [*common, "UpdateId", "DisplayName", "Description"]
         fields: dict[str, Any] = {
             "event_id": "ev", "job_id": "j", "service": "s", "entity": "e", "type": "t",
@@ -752,7 +756,7 @@ class TestEncode:
         assert change == list(wire.encode(JobCanceled(**change_fields, status="canceled")))
 
     def test_job_uses_the_seed_names(self) -> None:
-        """A Job's keys are the seed's Job entity names plus Version and its two times."""
+        """A Job's keys are the seed's Job entity names plus Version, its two times, StartedBy."""
         encoded = wire.encode(wire.decode_job(job_message()))
 
         assert job_message() == encoded
@@ -957,6 +961,24 @@ class TestSeedInterop:
             job.created_at,
             job.updated_at,
         )
+
+    @pytest.mark.parametrize("kind", sorted(SEED_EVENTS))
+    def test_a_seed_event_has_no_actor(self, kind: str) -> None:
+        """A seed-only event of every kind decodes with actor None (no Actor key)."""
+        assert "Actor" not in SEED_EVENTS[kind]
+        assert None is wire.decode_event(SEED_EVENTS[kind]).actor
+
+    def test_a_job_without_started_by_was_started_by_no_one(self) -> None:
+        """A Job message without StartedBy decodes with started_by None."""
+        message = job_message()
+        del message["StartedBy"]
+        assert None is wire.decode_job(message).started_by
+
+    def test_an_update_without_actor_has_none(self) -> None:
+        """A JobUpdate message without Actor decodes with actor None."""
+        message = update_message()
+        del message["Actor"]
+        assert None is wire.decode_update(message).actor
 
     def test_a_seed_job_update_decodes(self) -> None:
         """A seed JobUpdate (JobId, UpdateId, Status, StateUpdate, UpdateType) decodes."""

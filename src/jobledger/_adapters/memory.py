@@ -10,13 +10,11 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from jobledger._core.decide import batch_refusal, save_refusal
+from jobledger._core.decide import batch_refusal, event_of, record_of, save_refusal, update_of
 from jobledger._core.errors import (
     JobNotFoundError,
     RequestIdConflictError,
 )
-from jobledger._core.events import JobCanceled, JobCompleted, JobFailed, JobUpdated
-from jobledger._core.job import JobUpdate, UpdateType
 from jobledger._core.jsondoc import is_storable_key
 from jobledger._core.positions import check_position, check_subscriber_name, window
 from jobledger._core.query import JobPage
@@ -27,9 +25,9 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from datetime import datetime
 
-    from jobledger._core.decide import Change, RequestRecord
-    from jobledger._core.events import JobChanged, JobEvent, JobStarted
-    from jobledger._core.job import Job
+    from jobledger._core.decide import Change, ChangeRecord, RequestRecord
+    from jobledger._core.events import JobStarted
+    from jobledger._core.job import Job, JobUpdate
     from jobledger._core.parked import ParkedEvent
     from jobledger._core.query import JobQuery
     from jobledger._core.retention import PurgeRule
@@ -58,9 +56,11 @@ class InMemoryRepository:
         # notification costs as much as a third of a small save).
         self._feed_waiters = 0
         self._jobs: dict[str, Job] = {}
-        # Each job's change events, oldest first. Its updates are read from them
-        # (an update says nothing its event does not), so each fact is held once.
-        self._logs: dict[str, list[JobChanged]] = {}
+        # Each job's changes, oldest first, as their records (a tuple each, see
+        # ChangeRecord). Updates and events are made from them when read (an
+        # update says nothing its event does not), so each fact is held once
+        # and nothing is made that nobody reads.
+        self._logs: dict[str, list[ChangeRecord]] = {}
         # Each job's start event: the start record that as-of-version reads replay from.
         self._starts: dict[str, JobStarted] = {}
         self._parked: dict[tuple[str, int], ParkedEvent] = {}
@@ -69,16 +69,26 @@ class InMemoryRepository:
         # Legal holds: job id to reason.
         self._holds: dict[str, str] = {}
         self._requests: dict[str, RequestRecord] = {}
-        self._feed: list[JobEvent] = []
+        self._feed: list[JobStarted | ChangeRecord] = []
         self._checkpoints: dict[str, int] = {}
+
+    @property
+    def loads_from_memory(self) -> bool:
+        """Whether :meth:`get` is this class's own, answered from memory.
+
+        It is then as cheap as :class:`~jobledger.Jobs` recalling a job it
+        remembers, so a ledger on this repository remembers none. A subclass
+        that overrides :meth:`get` (to load from other storage, say) is
+        ``False``: its ledgers remember the jobs they save, as on any repository.
+        """
+        return type(self).get is InMemoryRepository.get
 
     def get(self, job_id: str) -> Job:
         """The job as last saved; see :meth:`jobledger.Repository.get`."""
-        if not is_storable_key(job_id):
-            raise JobNotFoundError(job_id)
         try:
+            # No stored id is unhashable or unstorable: any such value is simply not found.
             return self._jobs[job_id]
-        except KeyError:
+        except (KeyError, TypeError):
             raise JobNotFoundError(job_id) from None
 
     def updates(self, job_id: str, *, after: int = 0) -> Sequence[JobUpdate]:
@@ -91,8 +101,8 @@ class InMemoryRepository:
                 log = self._logs[job_id]
             except KeyError:
                 raise JobNotFoundError(job_id) from None
-            events = log[after:]
-        return tuple(map(_update_of, events))
+            kept = log[after:]
+        return tuple(map(update_of, kept))
 
     def started(self, job_id: str) -> JobStarted:
         """The job's start event; see :meth:`jobledger.StartRecords.started`."""
@@ -245,21 +255,28 @@ class InMemoryRepository:
         """Write ``change``, which was checked; the caller holds the lock."""
         job = change.job
         self._jobs[job.id] = job
-        if change.update is None:
+        record = change.record
+        if record is None and change.update is None:
             self._logs[job.id] = []
             self._starts[job.id] = change.event  # type: ignore[assignment]  # a start's event
+            self._feed.append(change.event)  # type: ignore[arg-type]  # a start's event
         else:
-            self._logs[job.id].append(change.event)  # type: ignore[arg-type]  # a change's event
+            if record is None:  # a change made with its values: kept as its record too
+                record = record_of(change.event)  # type: ignore[arg-type]  # a change's event
+            self._logs[job.id].append(record)
+            self._feed.append(record)
         if change.request is not None:
             self._requests[change.request.request_id] = change.request
-        self._feed.append(change.event)
 
     def read_feed(self, *, after: int = 0, limit: int = 1000) -> Sequence[FeedEntry]:
         """Feed entries after ``after``; see :meth:`jobledger.Repository.read_feed`."""
         start, count = window(after, limit)
         with self._lock:
-            events = self._feed[start : start + count]
-        return tuple(FeedEntry(start + offset + 1, event) for offset, event in enumerate(events))
+            kept = self._feed[start : start + count]
+        return tuple(
+            FeedEntry(start + offset + 1, event_of(one) if type(one) is tuple else one)  # type: ignore[arg-type]  # a record, else a start's event
+            for offset, one in enumerate(kept)
+        )
 
     def wait_for_feed(self, after: int, timeout: float) -> bool:
         """Wait for an event after ``after``; see :meth:`jobledger.FeedNotifier.wait_for_feed`."""
@@ -284,26 +301,3 @@ class InMemoryRepository:
         position = check_position(position)
         with self._lock:
             self._checkpoints[name] = position
-
-
-_UPDATE_TYPES: dict[type[JobChanged], UpdateType] = {
-    JobUpdated: UpdateType.UPDATED,
-    JobCompleted: UpdateType.COMPLETED,
-    JobFailed: UpdateType.FAILED,
-    JobCanceled: UpdateType.CANCELED,
-}
-
-
-def _update_of(event: JobChanged) -> JobUpdate:
-    """The update a change event announces (equal to the one the change was saved with)."""
-    return JobUpdate(
-        job_id=event.job_id,
-        update_id=event.update_id,
-        update_type=_UPDATE_TYPES[type(event)],
-        status=event.status,
-        state_update=None if isinstance(event, JobCanceled) else event.state_update,
-        display_name=event.display_name,
-        description=event.description,
-        etag=event.etag,
-        at=event.at,
-    )

@@ -129,6 +129,7 @@ JOB_COLUMNS = (
     "version",
     "created_at",
     "updated_at",
+    "started_by",
 )
 
 #: The ``updates`` table; ``(job_id, update_id)`` is its key.
@@ -142,6 +143,7 @@ UPDATE_COLUMNS = (
     "description",
     "etag",
     "at",
+    "actor",
 )
 
 #: The ``feed`` table's columns besides ``position``. Columns an event kind does
@@ -164,6 +166,7 @@ EVENT_COLUMNS = (
     "input",
     "state",
     "state_update",
+    "actor",
 )
 
 #: The ``requests`` table; ``request_id`` is its key and ``job`` a JSON document
@@ -249,6 +252,7 @@ def job_row(job: Job) -> tuple[Any, ...]:
         job.version,
         to_micros(job.created_at),
         to_micros(job.updated_at),
+        job.started_by,
     )
 
 
@@ -274,6 +278,7 @@ def job_from_row(row: Row) -> Job:
         version,
         created_at,
         updated_at,
+        started_by,
     ) = row
     return Job(
         id=job_id,
@@ -289,6 +294,7 @@ def job_from_row(row: Row) -> Job:
         version=version,
         created_at=from_micros(created_at),
         updated_at=from_micros(updated_at),
+        started_by=started_by,
     )
 
 
@@ -308,6 +314,7 @@ def update_row(update: JobUpdate, patch: str | None = None) -> tuple[Any, ...]:
         update.description,
         update.etag,
         to_micros(update.at),
+        update.actor,
     )
 
 
@@ -323,6 +330,7 @@ def update_from_row(row: Row) -> JobUpdate:
         description,
         etag,
         at,
+        actor,
     ) = row
     return JobUpdate(
         job_id=job_id,
@@ -334,6 +342,7 @@ def update_from_row(row: Row) -> JobUpdate:
         description=description,
         etag=etag,
         at=from_micros(at),
+        actor=actor,
     )
 
 
@@ -368,6 +377,7 @@ def event_row(event: JobEvent, patch: str | None = None) -> tuple[Any, ...]:
         input_,
         state,
         state_update,
+        event.actor,
     )
 
 
@@ -394,6 +404,7 @@ def event_from_row(row: Row) -> JobEvent:
         input_,
         state,
         state_update,
+        actor,
     ) = row
     event_type = EVENT_KINDS[kind]
     common: dict[str, Any] = {
@@ -406,6 +417,7 @@ def event_from_row(row: Row) -> JobEvent:
         "etag": etag,
         "version": version,
         "at": from_micros(at),
+        "actor": actor,
         "display_name": display_name,
         "description": description,
     }
@@ -455,6 +467,8 @@ def job_from_document(text: str | bytes | Mapping[str, Any]) -> Job:
         version=document["version"],
         created_at=from_micros(document["created_at"]),
         updated_at=from_micros(document["updated_at"]),
+        # Documents written before jobs had a starter have no key for it.
+        started_by=document.get("started_by"),
     )
 
 
@@ -478,7 +492,11 @@ def request_from_row(row: Row) -> RequestRecord:
     columns itself (``jsonb``), the decoded mapping.
     """
     request_id, fingerprint, job = row
-    return RequestRecord(request_id, fingerprint, job_from_document(job))
+    document = job if isinstance(job, Mapping) else json.loads(job)
+    # A job document written before commands had actors has no started_by key.
+    return RequestRecord(
+        request_id, fingerprint, job_from_document(document), "started_by" not in document
+    )
 
 
 def _in(column: str, values: frozenset[str], placeholder: str, params: list[Any]) -> str:

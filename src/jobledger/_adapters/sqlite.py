@@ -17,10 +17,21 @@ positions are assigned in commit order, a rolled-back transaction leaves no
 hole (its position is taken again by the next writer), and whatever position
 a reader sees, every position before it is committed and visible too.
 
+**Group commit.** Saves that threads make through one repository object at
+the same moment share one transaction, and so one flush of the log: the
+thread of the oldest waiting save takes the write lock, then writes every save
+queued by then and those queued while it writes (a refused save is undone
+alone, with a savepoint where it may have written before its refusal, and
+gets its own error), commits once none is left, and wakes the threads it
+settled. A save returns only once that commit is done. A
+thread alone commits at once. Positions stay gap-free and in commit order:
+the group's saves take consecutive ones inside its transaction.
+
 **The schema** is created on first use and versioned: the file's header holds
 jobledger's ``application_id`` and the schema version in ``user_version``.
-Opening a file that is not a jobledger database, or one whose schema is newer
-than this jobledger knows, fails before anything is written to it.
+A file of an older schema version is upgraded when it is opened, in one
+transaction. Opening a file that is not a jobledger database, or one whose
+schema is newer than this jobledger knows, fails before anything is written to it.
 
 Timestamps are stored as microseconds since the Unix epoch and JSON as text
 (see :mod:`jobledger._adapters.rows`); every value is a bound parameter.
@@ -28,6 +39,7 @@ Timestamps are stored as microseconds since the Unix epoch and JSON as text
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import os
@@ -60,8 +72,10 @@ from jobledger._adapters.rows import (
 from jobledger._core.errors import (
     ForeignDatabaseError,
     JobAlreadyExistsError,
+    JobledgerError,
     JobNotFoundError,
     RequestIdConflictError,
+    SchemaUpgradeError,
     SchemaVersionError,
     StorageError,
     StorageTimeoutError,
@@ -94,12 +108,13 @@ _V = TypeVar("_V")
 APPLICATION_ID = 0x4A4C4447
 
 #: The schema version this jobledger writes, kept in ``PRAGMA user_version``.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # SQLite's primary result codes that the boundary translates.
 _SQLITE_BUSY = 5
 _SQLITE_LOCKED = 6
 _SQLITE_NOTADB = 26
+_SQLITE_READONLY = 8
 
 # How often wait_for_feed looks for commits made by other processes.
 _FEED_POLL_SECONDS = 0.05
@@ -213,8 +228,20 @@ _SCHEMA = (
     _CONSUMERS_TABLE,
     _HOLDS_TABLE,
     f"PRAGMA application_id = {APPLICATION_ID}",
-    f"PRAGMA user_version = {SCHEMA_VERSION}",
+    "PRAGMA user_version = 1",
 )
+
+# The upgrades after version 1 (which _SCHEMA creates), by the version each one
+# brings a file to from the version before; a new file is created at version 1
+# and upgraded, so every file goes through the same steps.
+_UPGRADES: dict[int, tuple[str, ...]] = {
+    # Who acted: the job's starter and each change's actor; rows written before have none.
+    2: (
+        "ALTER TABLE jobs ADD COLUMN started_by TEXT",
+        "ALTER TABLE updates ADD COLUMN actor TEXT",
+        "ALTER TABLE feed ADD COLUMN actor TEXT",
+    ),
+}
 
 
 def _statement(*parts: str) -> str:
@@ -398,13 +425,16 @@ class SQLiteRepository:
         ForeignDatabaseError: ``path`` is not a jobledger database (another
             application's SQLite database, or not a database at all).
         SchemaVersionError: ``path`` was written by a newer jobledger.
+        SchemaUpgradeError: ``path`` has an older schema and is open read-only.
         StorageError: the file cannot be opened or created.
 
     Every process and thread may open the same file; a change commits for all
     of them at once, and so does a batch of changes (it is an
-    :class:`~jobledger.AtomicBatches`). The repository can be pickled: the copy
-    opens the same file with the same settings (handy for handing it to a child
-    process).
+    :class:`~jobledger.AtomicBatches`). Saves that threads make through one
+    repository object at the same moment share one commit (a group commit),
+    each with its own outcome, and each returns once that commit is done. The
+    repository can be pickled: the copy opens the same file with the same
+    settings (handy for handing it to a child process).
 
     >>> import tempfile, pathlib
     >>> from jobledger import Jobs
@@ -440,11 +470,17 @@ class SQLiteRepository:
         self._idle: list[sqlite3.Connection] = []
         self._pid = os.getpid()
         self._feed_changed = threading.Condition()
+        # Threads in wait_for_feed: a commit skips the notification when there are none.
+        self._feed_waiters = 0
         # The jobs last saved or read, decoded: a read that finds the stored job
         # at the ETag and version of one of them hands that one out, unread.
         self._recent = RecentJobs(lock=threading.Lock())
+        # Saves waiting to commit together (see _commit).
+        self._saves = _Queue()
+        # The queue of this process, where the finalizer below finds it.
+        self._queues = [self._saves]
         # A repository dropped without close() still closes its connections.
-        weakref.finalize(self, _close_all, self._idle, self._lock)
+        weakref.finalize(self, _close_all, self._idle, self._lock, self._queues)
         _create_private(self._path)
         with self._translated(), self._connection() as conn:
             self._prepare(conn)
@@ -481,7 +517,7 @@ class SQLiteRepository:
 
         The repository stays usable: a later call opens a new connection.
         """
-        _close_all(self._idle, self._lock)
+        _close_all(self._idle, self._lock, self._queues)
 
     # -- connections --------------------------------------------------------------------
 
@@ -559,26 +595,49 @@ class SQLiteRepository:
         # the same snapshot even while another process is creating the schema.
         conn.execute("BEGIN")
         try:
-            ready = self._inspect(conn)
+            version = self._inspect(conn)
         finally:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-        if ready:
+        if version == SCHEMA_VERSION:
             self._add_start_index(conn)
             return
-        # A new, empty file: switch it to WAL (outside any transaction, as SQLite
-        # requires), then create the schema unless a racing process just did.
-        self._set_wal(conn)
+        if version == 0:
+            # A new, empty file: switch it to WAL (outside any transaction, as SQLite requires).
+            self._set_wal(conn)
+        # Create or upgrade the schema, unless a racing process just did.
         conn.execute("BEGIN IMMEDIATE")
         try:
-            if not self._inspect(conn):
+            version = self._inspect(conn)
+            if version == 0:
                 for statement in _SCHEMA:
                     conn.execute(statement)
-                logger.info("created jobledger schema %d in %s", SCHEMA_VERSION, self._path)
+                version = 1
+                logger.info("created jobledger schema in %s", self._path)
+            if version < SCHEMA_VERSION:
+                self._upgrade(conn, version)
             conn.execute("COMMIT")
         finally:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+        self._add_start_index(conn)
+
+    def _upgrade(self, conn: sqlite3.Connection, version: int) -> None:
+        """Bring the schema from ``version`` to :data:`SCHEMA_VERSION` in the open transaction.
+
+        Raises:
+            SchemaUpgradeError: the file is open read-only, so the upgrade cannot be written.
+        """
+        try:
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in _UPGRADES[target]:
+                    conn.execute(statement)
+        except sqlite3.OperationalError as err:
+            if getattr(err, "sqlite_errorcode", 0) & 0xFF != _SQLITE_READONLY:
+                raise
+            raise SchemaUpgradeError(self._path, version, SCHEMA_VERSION) from err
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        logger.info("upgraded jobledger schema %d to %d in %s", version, SCHEMA_VERSION, self._path)
 
     def _add_start_index(self, conn: sqlite3.Connection) -> None:
         """Give a file made before them the start-record index and the parked table (once)."""
@@ -603,15 +662,14 @@ class SQLiteRepository:
                 # A read-only file: start records are then read by a scan; parking fails.
                 logger.debug("cannot add %s to %s", name, self._path)
 
-    def _inspect(self, conn: sqlite3.Connection) -> bool:
-        """Whether the schema is there; ``False`` for an empty file; raises for anything else."""
+    def _inspect(self, conn: sqlite3.Connection) -> int:
+        """The file's schema version; 0 for an empty file; raises for anything else."""
         application_id = conn.execute("PRAGMA application_id").fetchone()[0]
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if application_id == APPLICATION_ID:
+        version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+        if application_id == APPLICATION_ID and version > 0:
             if version > SCHEMA_VERSION:
                 raise SchemaVersionError(self._path, version, SCHEMA_VERSION)
-            if version == SCHEMA_VERSION:
-                return True
+            return version
         tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
         if application_id != 0 or version != 0 or tables:
             owner = (
@@ -621,7 +679,7 @@ class SQLiteRepository:
             )
             msg = f"not a jobledger database: it is {owner}; nothing was changed"
             raise ForeignDatabaseError(self._path, msg)
-        return False
+        return 0
 
     def _set_wal(self, conn: sqlite3.Connection) -> None:
         deadline = time.monotonic() + self._busy_timeout
@@ -804,6 +862,11 @@ class SQLiteRepository:
     def save(self, change: Change) -> int:
         """Save ``change`` in one transaction; see :meth:`jobledger.Repository.save`.
 
+        Saves made at the same moment by other threads through this repository
+        object may share the transaction (a group commit, see the module
+        docstring); each keeps its own outcome, and the save returns only once
+        the transaction is committed.
+
         Raises:
             JobAlreadyExistsError: a start for a job id that exists.
             JobNotFoundError: a change for a job that does not exist.
@@ -812,18 +875,17 @@ class SQLiteRepository:
             StorageTimeoutError: other writers held the lock beyond the busy timeout.
             StorageError: SQLite failed otherwise; nothing was written.
         """
-        with self._translated(), self._write() as conn:
-            position = write_change(conn, change)
+        ticket = _Ticket((change,))
+        self._commit(ticket)
         self._recent.keep(change.job)
-        with self._feed_changed:
-            self._feed_changed.notify_all()
-        return position
+        return ticket.positions[0]
 
     def save_all(self, changes: Sequence[Change]) -> Sequence[int]:
         """Save ``changes`` in one transaction; see :meth:`jobledger.AtomicBatches.save_all`.
 
         The batch costs one commit (one flush of the write-ahead log at
-        :attr:`Durability.FULL`), however many changes it holds.
+        :attr:`Durability.FULL`), however many changes it holds; it may share
+        that commit with other threads' saves, and stays all or nothing.
 
         Raises:
             JobAlreadyExistsError: a start for a job id that exists.
@@ -836,13 +898,232 @@ class SQLiteRepository:
         changes = tuple(changes)
         if not changes:
             return ()
-        with self._translated(), self._write() as conn:
-            positions = tuple(write_change(conn, change) for change in changes)
+        ticket = _Ticket(changes)
+        self._commit(ticket)
         for change in changes:
             self._recent.keep(change.job)
-        with self._feed_changed:
-            self._feed_changed.notify_all()
-        return positions
+        return ticket.positions
+
+    # -- group commit ---------------------------------------------------------------------
+
+    def _queue(self) -> _Queue:
+        """The queue of saves waiting to commit, made anew in a forked child."""
+        queue = self._saves
+        if queue.forks != _FORKS[0]:
+            # The parent's queue may hold its threads' saves, a held lock and
+            # the parent's connection (never to be touched here): start afresh.
+            if queue.conn is not None:
+                _ABANDONED.append(queue.conn)
+            queue = self._saves = self._queues[0] = _Queue()
+        return queue
+
+    def _commit(self, ticket: _Ticket) -> None:
+        """Queue ``ticket`` and return once it is committed (or raise why it was not).
+
+        The thread of the oldest waiting ticket commits, in one transaction,
+        every ticket queued by the time it holds the write lock and those
+        queued while it writes; the others sleep until theirs is settled or is
+        the oldest. A thread alone commits at
+        once: nobody waits for company.
+        """
+        queue = self._queue()
+        with queue.mutex:
+            ticket.arrived = time.monotonic()
+            queue.waiting.append(ticket)
+            wake = None
+            if len(queue.waiting) > 1:
+                wake = ticket.wake = threading.Lock()
+                wake.acquire()
+        if wake is not None:
+            # Released once: when the ticket is settled, or when it is the oldest.
+            try:
+                wake.acquire()
+            except BaseException:
+                queue.withdraw(ticket)
+                raise
+        while not ticket.done:
+            with self._translated():
+                self._lead(queue, ticket)
+        if ticket.error is not None:
+            raise ticket.error
+
+    def _lead(self, queue: _Queue, own: _Ticket) -> None:
+        """Commit the queued tickets in one transaction; settle each and wake its thread."""
+        taken: list[_Ticket] = []
+        settled: list[_Ticket] = []
+        committed = False
+        try:
+            committed = self._write_group(queue, taken, settled)
+        except BaseException as err:
+            # Not a refusal but a failure of the commit itself (or an interrupt,
+            # such as KeyboardInterrupt): no waiting thread may wait forever.
+            failure = StorageError(
+                self._path,
+                "the thread committing this save with others failed before it could "
+                f"report the outcome, so the change may or may not be committed ({err!r})",
+            )
+            settled[:] = taken or [own]
+            for ticket in settled:
+                if ticket.error is None and not ticket.positions:
+                    ticket.error = failure
+            # The connection may be left mid-transaction: the next leader opens another.
+            conn, queue.conn = queue.conn, None
+            if conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+            raise
+        finally:
+            queue.settle(own, settled, taken)
+        if committed and self._feed_waiters:
+            with self._feed_changed:
+                self._feed_changed.notify_all()
+
+    def _write_group(self, queue: _Queue, taken: list[_Ticket], settled: list[_Ticket]) -> bool:
+        """Write the queued tickets in one transaction; return whether it committed.
+
+        ``taken`` gets the tickets the transaction holds, ``settled`` those
+        whose outcome is known (a ticket left out stays queued for the next
+        transaction). The connection is the queue's own: only the leader uses it.
+        """
+        try:
+            conn = queue.conn
+            if conn is None:
+                conn = queue.conn = self._open()
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as err:
+            self._give_up(queue, settled, err)
+            return False
+        try:
+            written, lost = self._write_taken(conn, queue, taken)
+            if lost is not None:
+                settled.append(lost)
+                return False
+            if not written:
+                # Every ticket was refused (a ticket alone has no savepoint:
+                # what it wrote before its refusal is rolled back here).
+                settled.extend(taken)
+                return False
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as err:
+                error = self._translation(err)
+                for ticket in written:
+                    ticket.error = error
+                settled.extend(taken)
+                return False
+        finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        for ticket, positions in written.items():
+            ticket.positions = positions
+        settled.extend(taken)
+        if len(taken) > 1:
+            refused = len(taken) - len(written)
+            logger.debug(
+                "group commit of %d saves (%d refused) in %s",
+                len(taken),
+                refused,
+                self._path,
+                extra={"saves": len(taken), "refused": refused},
+            )
+        return True
+
+    def _give_up(self, queue: _Queue, settled: list[_Ticket], err: sqlite3.Error) -> None:
+        """Settle with ``err`` the tickets that waited out the busy timeout (the leader's at least).
+
+        The others wait on: the next leader tries again for them.
+        """
+        error = self._translation(err)
+        with queue.mutex:
+            cut = time.monotonic() - self._busy_timeout
+            settled.extend(ticket for ticket in queue.waiting if ticket.arrived <= cut)
+            if not settled:
+                settled.append(queue.waiting[0])
+            for ticket in settled:
+                ticket.taken = True
+        for ticket in settled:
+            ticket.error = error
+
+    def _write_taken(
+        self, conn: sqlite3.Connection, queue: _Queue, taken: list[_Ticket]
+    ) -> tuple[dict[_Ticket, tuple[int, ...]], _Ticket | None]:
+        """Take the queued tickets into the open transaction and write them, until none is left.
+
+        Tickets queued while the leader writes join the same transaction:
+        they add no wait (the leader commits as soon as the queue is empty),
+        and share the flush. Each thread has one save at a time, so the queue
+        runs dry.
+        """
+        written: dict[_Ticket, tuple[int, ...]] = {}
+        alone = True
+        while fresh := queue.take(len(taken)):
+            # A ticket alone in its transaction needs no savepoint: on refusal
+            # the whole transaction is rolled back. Once one is written, the
+            # ones after it are never alone.
+            alone = alone and not taken and len(fresh) == 1
+            taken.extend(fresh)
+            more, lost = self._write_tickets(conn, fresh, alone=alone)
+            if lost is not None:
+                return {}, lost
+            if alone and not more:
+                break  # refused alone: rolled back whole, nothing taken with it
+            written.update(more)
+            alone = False
+        return written, None
+
+    def _write_tickets(
+        self, conn: sqlite3.Connection, taken: list[_Ticket], *, alone: bool
+    ) -> tuple[dict[_Ticket, tuple[int, ...]], _Ticket | None]:
+        """Write each ticket of ``taken`` in the open transaction; a refused one is undone alone.
+
+        A ticket of one change without a request record is refused, if at all,
+        by its first statement (the compare-and-set, or the insert of a new
+        job), before it has written anything: nothing to undo. A batch, or a
+        change with a request record, may be refused after writing, so in a
+        transaction of several tickets it is written inside a savepoint.
+        Alone, a ticket's transaction is its own, rolled back whole.
+
+        Returns:
+            The tickets written, with their feed positions; and the ticket
+            whose failure left writes that cannot be undone alone (or made
+            SQLite roll the whole transaction back), if one did: then nothing
+            of the others may be committed, and they stay queued for the next
+            transaction, which writes them again.
+        """
+        written: dict[_Ticket, tuple[int, ...]] = {}
+        for ticket in taken:
+            changes = ticket.changes
+            single = len(changes) == 1
+            savepoint = not alone and (not single or changes[0].request is not None)
+            if savepoint:
+                conn.execute("SAVEPOINT save")
+            before = conn.total_changes
+            try:
+                written[ticket] = (
+                    (write_change(conn, changes[0]),)
+                    if single
+                    else tuple(write_change(conn, change) for change in changes)
+                )
+            except Exception as err:  # noqa: BLE001  (the ticket's own error, raised in its thread)
+                ticket.error = self._translation(err) if isinstance(err, sqlite3.Error) else err
+                if alone:
+                    break
+                if not conn.in_transaction:
+                    return {}, ticket
+                if savepoint:
+                    conn.execute("ROLLBACK TO save")
+                elif conn.total_changes != before:
+                    return {}, ticket
+            if savepoint:
+                conn.execute("RELEASE save")
+        return written, None
+
+    def _translation(self, err: sqlite3.Error) -> JobledgerError:
+        """The jobledger error that ``err`` is translated into (caused by it)."""
+        try:
+            self._raise_translated(err)
+        except JobledgerError as translated:
+            return translated
 
     def read_feed(self, *, after: int = 0, limit: int = 1000) -> Sequence[FeedEntry]:
         """Feed entries after ``after``; see :meth:`jobledger.Repository.read_feed`."""
@@ -884,14 +1165,137 @@ class SQLiteRepository:
             Whether the feed's head is now beyond ``after``.
         """
         deadline = time.monotonic() + max(timeout, 0.0)
-        while True:
-            if self.feed_head() > after:
-                return True
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
+        with self._feed_changed:
+            self._feed_waiters += 1
+        try:
+            while True:
+                if self.feed_head() > after:
+                    return True
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                with self._feed_changed:
+                    self._feed_changed.wait(min(remaining, _FEED_POLL_SECONDS))
+        finally:
             with self._feed_changed:
-                self._feed_changed.wait(min(remaining, _FEED_POLL_SECONDS))
+                self._feed_waiters -= 1
+
+
+# How many times this process was forked from its parents (its ancestors included):
+# a queue made before a fork belongs to the parent. Cheaper to compare than a getpid().
+_FORKS = [0]
+
+
+def _forked() -> None:
+    _FORKS[0] += 1
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
+class _Ticket:
+    """One save (or batch) waiting in the group commit queue, and its outcome once settled."""
+
+    __slots__ = ("abandoned", "arrived", "changes", "done", "error", "positions", "taken", "wake")
+
+    def __init__(self, changes: tuple[Change, ...]) -> None:
+        self.changes = changes
+        self.arrived = 0.0
+        self.done = False
+        # Whether a leader has taken it: from then on, only that leader settles it.
+        self.taken = False
+        # Whether its thread was interrupted while it waited, and left.
+        self.abandoned = False
+        self.error: BaseException | None = None
+        self.positions: tuple[int, ...] = ()
+        # Held while its thread sleeps behind an older ticket; released to wake it.
+        self.wake: threading.Lock | None = None
+
+
+class _Queue:
+    """The tickets waiting to commit, oldest first, and the connection their commits use.
+
+    The oldest ticket's thread commits (the leader); the others sleep until
+    theirs is settled or is the oldest. Only the leader uses the connection.
+    """
+
+    __slots__ = ("conn", "forks", "mutex", "waiting")
+
+    def __init__(self) -> None:
+        self.forks = _FORKS[0]
+        self.mutex = threading.Lock()
+        self.waiting: list[_Ticket] = []
+        self.conn: sqlite3.Connection | None = None
+
+    def take(self, after: int) -> list[_Ticket]:
+        """The waiting tickets from index ``after`` on, for a leader's transaction.
+
+        From now on that leader settles them. The tickets before ``after``
+        are the ones it has taken already (they stay first: only a leader
+        removes tickets).
+        """
+        with self.mutex:
+            fresh = self.waiting[after:]
+            for ticket in fresh:
+                ticket.taken = True
+            return fresh
+
+    def settle(self, leader: _Ticket, settled: list[_Ticket], taken: list[_Ticket]) -> None:
+        """Mark ``settled`` done and wake their threads; wake the next leader if there is one.
+
+        Tickets of ``taken`` left unsettled (their transaction was rolled back)
+        wait for the next transaction, except those whose thread gave up.
+        """
+        waiting = self.waiting
+        with self.mutex:
+            for ticket in settled:
+                ticket.done = True
+                waiting.remove(ticket)
+                if ticket is not leader and ticket.wake is not None:
+                    ticket.wake.release()
+            for ticket in taken:
+                if not ticket.done:
+                    # Written again by the next transaction, which decides its outcome anew.
+                    ticket.taken = False
+                    ticket.error = None
+                    if ticket.abandoned:
+                        ticket.done = True
+                        waiting.remove(ticket)
+            self._wake_oldest(leader)
+
+    def withdraw(self, ticket: _Ticket) -> None:
+        """Take back the ticket of a thread interrupted while it waited (KeyboardInterrupt).
+
+        A ticket a leader has taken is left to it (its save may still commit,
+        as a save interrupted in its own commit may); one not taken leaves the
+        queue, and if it was the oldest, the next oldest is woken to lead.
+        """
+        with self.mutex:
+            ticket.abandoned = True
+            if ticket.done or ticket.taken:
+                return
+            oldest = self.waiting[0] is ticket
+            self.waiting.remove(ticket)
+            ticket.done = True
+            if oldest:
+                self._wake_oldest(ticket)
+
+    def _wake_oldest(self, leader: _Ticket) -> None:
+        """Wake the thread of the oldest waiting ticket to lead, unless it is ``leader``'s own."""
+        waiting = self.waiting
+        if waiting and waiting[0] is not leader:
+            wake = waiting[0].wake
+            assert wake is not None  # noqa: S101  (it queued behind another)
+            wake.release()
+
+    def close(self) -> None:
+        """Close the connection, unless a leader is using it (it is opened again when needed)."""
+        with self.mutex:
+            conn = None if self.waiting else self.conn
+            if conn is not None:
+                self.conn = None
+        if conn is not None:
+            conn.close()
 
 
 # The repository's context managers are classes rather than @contextmanager
@@ -960,13 +1364,22 @@ class _Translated:
             self._repository._raise_translated(error)  # noqa: SLF001
 
 
-def _close_all(connections: list[sqlite3.Connection], lock: threading.Lock) -> None:
-    """Close and forget the idle ``connections`` (the pool's own list, emptied in place)."""
+def _close_all(
+    connections: list[sqlite3.Connection], lock: threading.Lock, queues: list[_Queue]
+) -> None:
+    """Close and forget the idle ``connections`` (the pool's own list, emptied in place).
+
+    The connection of the group commit queue in ``queues`` is closed too, unless
+    a commit is using it or the queue belongs to the parent of a forked process.
+    """
     with lock:
         idle = connections[:]
         connections.clear()
     for conn in idle:
         conn.close()
+    for queue in queues:
+        if queue.forks == _FORKS[0]:
+            queue.close()
 
 
 # Connections inherited from a parent process: kept referenced so that they are

@@ -17,12 +17,12 @@ import attrs
 
 from jobledger._core.commands import ANY_ETAG, ChangeCommand, Command, StartJob
 from jobledger._core.decide import (
+    RECORD_EVENT_ID,
     Change,
     RequestRecord,
     check_keys,
     command_kind,
     decide_checked,
-    fingerprint,
 )
 from jobledger._core.errors import (
     ConcurrencyError,
@@ -123,19 +123,26 @@ class Handled(NamedTuple):
 
 
 def _answer(record: RequestRecord, command: Command) -> Handled:
-    if record.fingerprint != fingerprint(command):
+    if not record.answers(command):
         raise RequestIdConflictError(record.request_id)
     return Handled(record.job, None)
 
 
-def handling(
+def handling(  # noqa: C901  (every command's path, kept in one frame on purpose)
     command: Command,
     *,
     clock: Callable[[], datetime],
     new_id: Callable[[], str],
     limits: Limits,
+    new_tag: Callable[[], str] | None = None,
+    recall: bool = True,
 ) -> Generator[Step, object, Handled]:
     """Handle ``command``: the steps to take, and what they came to.
+
+    Job ids come from ``new_id``, ETags and event ids from ``new_tag``
+    (``new_id`` when ``None``). A driver whose loads cost no more than a
+    recall (an in-memory repository) passes ``recall=False`` and is asked for
+    no :class:`Recall`.
 
     A change command is first decided on the job the driver remembers saving
     (:class:`Recall`), which spares a read when the driver is the job's only
@@ -159,17 +166,36 @@ def handling(
             assert isinstance(record, RequestRecord)  # noqa: S101  (the driver's contract)
             return _answer(record, command)
     attempts = 0
-    recall = not isinstance(command, StartJob)
+    starting = isinstance(command, StartJob)
+    recall = recall and not starting
     now: datetime | None = None
-    ids = new_id
+    tags = new_tag = new_id if new_tag is None else new_tag
     while True:
         attempts += 1
-        job, recalled = yield from _job_for(command, recall=recall)
+        # The job the command is decided on (None for a start), and whether it
+        # was recalled; inline rather than a sub-generator: it is every command's.
+        job: object = None
+        recalled = False
+        if not starting:
+            if recall:
+                job = yield Recall(command.job_id)  # type: ignore[arg-type]  # not a start
+                recalled = job is not None
+            if job is None:
+                job = yield Load(command.job_id)  # type: ignore[arg-type]  # not a start
+            assert isinstance(job, Job)  # noqa: S101  (the driver's contract)
         if now is None:
             now = clock()
         change: Change | None = None
         try:
-            change = decide_checked(job, command, kind, now=now, new_id=ids, limits=limits)
+            change = decide_checked(
+                job,  # type: ignore[arg-type]  # a Job, or None for a start
+                command,
+                kind,
+                now=now,
+                new_id=new_id,
+                limits=limits,
+                new_tag=tags,
+            )
             yield Save(change)
         except JobledgerError as error:
             recall = False
@@ -180,14 +206,20 @@ def handling(
                 # no attempt of a wildcard command's.
                 attempts -= 1
                 if change is not None:
-                    ids = _Replay((change.job.etag, change.event.event_id), new_id)
+                    tags = _Replay((change.job.etag, _event_id(change)), new_tag)
                 continue
-            now, ids = None, new_id
+            now, tags = None, new_tag
             answer = yield from _after_refusal(error, command, attempts)
             if answer is None:
                 continue
             return answer
         return Handled(change.job, change)
+
+
+def _event_id(change: Change) -> str:
+    """The id of ``change``'s event, read without making the event."""
+    record = change.record
+    return change.event.event_id if record is None else record[RECORD_EVENT_ID]
 
 
 class _Replay(Generic[_T]):
@@ -219,20 +251,6 @@ class _Recording(Generic[_T]):
         value = self._new()
         self.drawn.append(value)
         return value
-
-
-def _job_for(command: Command, *, recall: bool) -> Generator[Step, object, tuple[Job | None, bool]]:
-    """The job ``command`` is decided on (``None`` for a start), and whether it was recalled."""
-    if isinstance(command, StartJob):
-        return None, False
-    if recall:
-        job = yield Recall(command.job_id)
-        if job is not None:
-            assert isinstance(job, Job)  # noqa: S101  (the driver's contract)
-            return job, True
-    job = yield Load(command.job_id)
-    assert isinstance(job, Job)  # noqa: S101  (the driver's contract)
-    return job, False
 
 
 def _after_refusal(
@@ -364,7 +382,7 @@ class _Batch:
         job_id = change.job.id
         if job_id in self.jobs:
             # Decided on the job as shown: it follows the batch's own last change of it.
-            change = attrs.evolve(change, expected_etag=self.jobs[job_id].etag)
+            change = change.expecting(self.jobs[job_id].etag)
         else:
             self.before[job_id] = change.expected_etag
         self.jobs[job_id] = change.job
@@ -390,13 +408,14 @@ class _Batch:
         clock: Callable[[], datetime],
         new_id: Callable[[], str],
         limits: Limits,
+        new_tag: Callable[[], str] | None = None,
     ) -> Generator[Step, object, Handled]:
         """Decide ``command`` as :func:`handling` does, on the jobs as the batch leaves them.
 
         Steps the batch can answer itself are answered here; its change is
         taken into the batch rather than saved.
         """
-        steps = handling(command, clock=clock, new_id=new_id, limits=limits)
+        steps = handling(command, clock=clock, new_id=new_id, limits=limits, new_tag=new_tag)
         reply: object = None
         error: JobledgerError | None = None
         while True:
@@ -435,6 +454,8 @@ def handling_all(
     clock: Callable[[], datetime],
     new_id: Callable[[], str],
     limits: Limits,
+    new_tag: Callable[[], str] | None = None,
+    recall: bool = True,
 ) -> Generator[Step, object, tuple[Handled, ...]]:
     """Handle ``commands`` as one atomic batch: the steps to take, and what each came to.
 
@@ -454,14 +475,16 @@ def handling_all(
     """
     commands = tuple(commands)
     attempts = 0
-    recall = True
-    times, ids = _Recording(clock), _Recording(new_id)
+    tag = new_id if new_tag is None else new_tag
+    times, ids, tags = _Recording(clock), _Recording(new_id), _Recording(tag)
     while True:
         attempts += 1
         batch = _Batch(recall=recall)
         handled: list[Handled] = []
         for command in commands:
-            one = yield from batch.deciding(command, clock=times, new_id=ids, limits=limits)
+            one = yield from batch.deciding(
+                command, clock=times, new_id=ids, limits=limits, new_tag=tags
+            )
             handled.append(one)
         if not batch.changes:
             return tuple(handled)
@@ -475,9 +498,10 @@ def handling_all(
                 recall = False
                 times = _Recording(_Replay(times.drawn, clock))
                 ids = _Recording(_Replay(ids.drawn, new_id))
+                tags = _Recording(_Replay(tags.drawn, tag))
                 continue
             recall = False
-            times, ids = _Recording(clock), _Recording(new_id)
+            times, ids, tags = _Recording(clock), _Recording(new_id), _Recording(tag)
             if (yield from _batch_may_retry(error, batch.culprit(error), attempts)):
                 continue
             raise

@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING, Literal
 
 import attrs
 
-from jobledger._application.defaults import new_id, utc_now
+from jobledger._application.defaults import new_id, new_tag, utc_now
 from jobledger._application.delivery import DEFAULT_MAX_PENDING, InProcessPublisher, Outbox
 from jobledger._application.handling import (
     FindRequest,
     Load,
+    Pause,
     Recall,
     Save,
     SaveAll,
@@ -58,7 +59,7 @@ _STRIPES = 64
 # The longest a wait sleeps before it reads the job again (a notifier may miss a commit).
 _WAIT_POLL = 1.0
 
-# The length of the default id factory's ids and ETags (a UUID's text).
+# The length of the default job ids (a UUID's text); the default ETags are shorter.
 _DEFAULT_ID_LENGTH = 36
 
 
@@ -85,8 +86,10 @@ class Jobs:
             event this ledger commits (after the in-process subscribers).
         clock: Returns the current time, timezone-aware; UTC now by default.
             Jobs keep their times in UTC, whatever zone the clock reads in.
-        id_factory: Returns a new unique id for jobs, ETags and events; UUIDv7
-            strings by default.
+        id_factory: Returns a new unique id for jobs, ETags and events. By
+            default, job ids are UUIDv7 strings (they sort by creation time), and
+            ETags and event ids, which nothing orders, are cheaper tokens that are
+            just as unique: a random 64-bit prefix per process and a counter.
         delivery: ``"threads"`` (the default): each subscription's handler runs
             on its own worker thread; ``"inline"``: handlers run in the thread
             that committed, before its command returns (for tests).
@@ -104,6 +107,13 @@ class Jobs:
     ``request_id``, the command is answered with the job as the first one left
     it, and nothing is written or published; the same ``request_id`` with a
     different command raises :class:`~jobledger.RequestIdConflictError`.
+    The ``actor`` is part of the command: a retry must name the same actor
+    (or none, as the first did), or it is a different command.
+
+    Any command may also name its ``actor``, the service or person acting.
+    It is kept with the change (:attr:`~jobledger.Job.started_by` for the
+    start, :attr:`~jobledger.JobUpdate.actor` for every later change) and
+    carried by the change's event (``actor``); ``None`` names no one.
 
     A ledger remembers the jobs it saved last (a hundred or so, small ones)
     and decides the next command on such a job without reading it again. The
@@ -158,9 +168,12 @@ class Jobs:
         self._batches = repository if isinstance(repository, AtomicBatches) else None
         self._clock = clock
         self._new_id = id_factory
+        # ETags and event ids need only be unique: with the default factory
+        # they come from a cheaper source than job ids (see new_tag).
+        self._new_tag = new_tag if id_factory is new_id else id_factory
         if id_factory is new_id and limits.max_name_length < _DEFAULT_ID_LENGTH:
             msg = (
-                f"limits.max_name_length is {limits.max_name_length}, but the ids and ETags "
+                f"limits.max_name_length is {limits.max_name_length}, but the job ids "
                 f"this ledger makes are {_DEFAULT_ID_LENGTH} characters long, so no command "
                 f"could name a job; allow at least {_DEFAULT_ID_LENGTH}, or give an "
                 "id_factory whose ids fit"
@@ -178,6 +191,9 @@ class Jobs:
         # The jobs this ledger saved last: the next command on one of them is
         # decided on it without reading it again (see handling).
         self._recent = RecentJobs(lock=threading.Lock())
+        # A repository that holds its jobs in this process's memory loads one as
+        # cheaply as the remembered jobs would recall it: remember none for it.
+        self._recall = not getattr(repository, "loads_from_memory", False)
 
     @property
     def repository(self) -> Repository:
@@ -200,11 +216,20 @@ class Jobs:
             InvalidJobDataError: a field breaks the data rules or limits.
             RequestIdConflictError: the ``request_id`` was used for another command.
         """
-        steps = handling(command, clock=self._clock, new_id=self._new_id, limits=self._limits)
-        handled = drive(steps, self._perform)
-        if handled.change is not None and (self._listening() or self._outbox.pending):
+        steps = handling(
+            command,
+            clock=self._clock,
+            new_id=self._new_id,
+            limits=self._limits,
+            new_tag=self._new_tag,
+            recall=self._recall,
+        )
+        job, change = drive(steps, self._perform)
+        if change is not None and (
+            self._publishers_given or self._subscribers.subscribed or self._outbox.pending
+        ):
             self._outbox.drain()
-        return handled.job
+        return job
 
     def handle_all(self, commands: Sequence[Command]) -> tuple[Job, ...]:
         """Carry out ``commands`` in order, as one atomic unit; return the jobs as each left them.
@@ -259,7 +284,14 @@ class Jobs:
             InvalidJobDataError: a field breaks the data rules or limits.
             RequestIdConflictError: a ``request_id`` was used for another command.
         """
-        steps = handling_all(commands, clock=self._clock, new_id=self._new_id, limits=self._limits)
+        steps = handling_all(
+            commands,
+            clock=self._clock,
+            new_id=self._new_id,
+            limits=self._limits,
+            new_tag=self._new_tag,
+            recall=self._recall,
+        )
         try:
             handled = drive(steps, self._perform)
         except _PartlySaved as partly:
@@ -276,35 +308,39 @@ class Jobs:
         return self._publishers_given or self._subscribers.subscribed
 
     def _perform(self, step: Step) -> object:
-        if isinstance(step, Recall):
-            return self._recent.get(step.job_id)
-        if isinstance(step, Load):
-            return self._repository.get(step.job_id)
+        # By exact type, the most frequent steps first: every command takes one.
+        kind = type(step)
+        if kind is Save:
+            change: Change = step.change  # type: ignore[union-attr]
+            # Saving and queueing under the job's lock keeps each job's events in
+            # commit order on their way to the subscribers.
+            with self._stripes[hash(change.job.id) % _STRIPES]:
+                self._repository.save(change)
+                self._saved(change)
+            return None
+        if kind is Load:
+            return self._repository.get(step.job_id)  # type: ignore[union-attr]
+        if kind is Recall:
+            return self._recent.get(step.job_id)  # type: ignore[union-attr]
         if isinstance(step, SaveAll):
             self._save_all(step.changes)
             return None
-        if not isinstance(step, Save):
-            if isinstance(step, FindRequest):
-                return self._repository.find_request(step.request_id)
-            time.sleep(step.seconds)
-            return None
-        change = step.change
-        # Saving and queueing under the job's lock keeps each job's events in
-        # commit order on their way to the subscribers.
-        with self._stripes[hash(change.job.id) % _STRIPES]:
-            self._repository.save(change)
-            self._saved(change)
+        if isinstance(step, FindRequest):
+            return self._repository.find_request(step.request_id)
+        assert isinstance(step, Pause)  # noqa: S101  (the last kind of step)
+        time.sleep(step.seconds)
         return None
 
     def _saved(self, change: Change) -> None:
         """Remember the job ``change`` saved, and queue its event; under the job's lock."""
-        if change.job.status in TERMINAL_STATUSES:
-            # Nothing can change an ended job: a command on it is refused
-            # after a read, which says how it ended.
-            self._recent.forget(change.job.id)
-        else:
-            self._recent.keep(change.job)
-        if self._listening():
+        if self._recall:
+            if change.job.status in TERMINAL_STATUSES:
+                # Nothing can change an ended job: a command on it is refused
+                # after a read, which says how it ended.
+                self._recent.forget(change.job.id)
+            else:
+                self._recent.keep(change.job)
+        if self._publishers_given or self._subscribers.subscribed:  # self._listening(), inline
             self._outbox.put(change.event)
 
     def _save_all(self, changes: tuple[Change, ...]) -> None:
@@ -353,6 +389,7 @@ class Jobs:
         state: object = None,
         job_id: str | None = None,
         request_id: str | None = None,
+        actor: str | None = None,
     ) -> Job:
         """Start a job; see :class:`~jobledger.StartJob` for the fields.
 
@@ -369,6 +406,7 @@ class Jobs:
                 state=self._json(state, "state"),
                 job_id=job_id,
                 request_id=request_id,
+                actor=actor,
             )
         )
 
@@ -382,6 +420,7 @@ class Jobs:
         description: str | None = None,
         state_update: object = None,
         request_id: str | None = None,
+        actor: str | None = None,
     ) -> Job:
         """Update an active job; see :class:`~jobledger.UpdateJob` for the fields."""
         return self.handle(
@@ -393,6 +432,7 @@ class Jobs:
                 description=description,
                 state_update=self._json(state_update, "state_update"),
                 request_id=request_id,
+                actor=actor,
             )
         )
 
@@ -405,6 +445,7 @@ class Jobs:
         description: str | None = None,
         state_update: object = None,
         request_id: str | None = None,
+        actor: str | None = None,
     ) -> Job:
         """Complete an active job; see :class:`~jobledger.CompleteJob`."""
         return self.handle(
@@ -415,6 +456,7 @@ class Jobs:
                 description=description,
                 state_update=self._json(state_update, "state_update"),
                 request_id=request_id,
+                actor=actor,
             )
         )
 
@@ -427,6 +469,7 @@ class Jobs:
         description: str | None = None,
         state_update: object = None,
         request_id: str | None = None,
+        actor: str | None = None,
     ) -> Job:
         """Fail an active job; see :class:`~jobledger.FailJob`."""
         return self.handle(
@@ -437,6 +480,7 @@ class Jobs:
                 description=description,
                 state_update=self._json(state_update, "state_update"),
                 request_id=request_id,
+                actor=actor,
             )
         )
 
@@ -448,6 +492,7 @@ class Jobs:
         display_name: str | None = None,
         description: str | None = None,
         request_id: str | None = None,
+        actor: str | None = None,
     ) -> Job:
         """Cancel an active job; see :class:`~jobledger.CancelJob`."""
         return self.handle(
@@ -457,6 +502,7 @@ class Jobs:
                 display_name=display_name,
                 description=description,
                 request_id=request_id,
+                actor=actor,
             )
         )
 

@@ -55,6 +55,7 @@ class StartJob:
         state: The job's initial variables, a JSON object; ``None`` means ``{}``.
         job_id: The id to give the job; the ledger makes one when ``None``.
         request_id: Makes the command safe to retry (see :class:`~jobledger.Jobs`).
+        actor: Who is acting: the service or person starting the job, or ``None``.
     """
 
     service: str
@@ -66,6 +67,7 @@ class StartJob:
     state: JsonValue = attrs.field(factory=empty_object, converter=_state)
     job_id: str | None = None
     request_id: str | None = None
+    actor: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -80,6 +82,7 @@ class UpdateJob:
         description: A new description, or ``None`` to keep it.
         state_update: An RFC 7396 merge patch for the state, or ``None``.
         request_id: Makes the command safe to retry.
+        actor: Who is acting: the service or person making the change, or ``None``.
     """
 
     job_id: str
@@ -89,6 +92,7 @@ class UpdateJob:
     description: str | None = None
     state_update: JsonValue | None = attrs.field(default=None, converter=_state_update)
     request_id: str | None = None
+    actor: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -102,6 +106,7 @@ class CompleteJob:
         description: A new description, or ``None`` to keep it.
         state_update: A last merge patch for the state, or ``None``.
         request_id: Makes the command safe to retry.
+        actor: Who is acting: the service or person making the change, or ``None``.
     """
 
     job_id: str
@@ -110,6 +115,7 @@ class CompleteJob:
     description: str | None = None
     state_update: JsonValue | None = attrs.field(default=None, converter=_state_update)
     request_id: str | None = None
+    actor: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -123,6 +129,7 @@ class FailJob:
         description: A new description, or ``None`` to keep it.
         state_update: A last merge patch for the state (the error, say), or ``None``.
         request_id: Makes the command safe to retry.
+        actor: Who is acting: the service or person making the change, or ``None``.
     """
 
     job_id: str
@@ -131,6 +138,7 @@ class FailJob:
     description: str | None = None
     state_update: JsonValue | None = attrs.field(default=None, converter=_state_update)
     request_id: str | None = None
+    actor: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -143,6 +151,7 @@ class CancelJob:
         display_name: A new display name, or ``None`` to keep it.
         description: A new description, or ``None`` to keep it.
         request_id: Makes the command safe to retry.
+        actor: Who is acting: the service or person making the change, or ``None``.
     """
 
     job_id: str
@@ -150,6 +159,7 @@ class CancelJob:
     display_name: str | None = None
     description: str | None = None
     request_id: str | None = None
+    actor: str | None = None
 
 
 #: A command that changes an existing job.

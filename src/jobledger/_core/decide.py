@@ -12,10 +12,11 @@ import hashlib
 import json
 import unicodedata
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 import attrs
 
+from jobledger._core.actors import check_actor
 from jobledger._core.commands import (
     ANY_ETAG,
     CancelJob,
@@ -41,7 +42,7 @@ from jobledger._core.events import (
     JobStarted,
     JobUpdated,
 )
-from jobledger._core.job import TERMINAL_STATUSES, Job, JobStatus, JobUpdate, UpdateType
+from jobledger._core.job import TERMINAL_STATUSES, Job, JobPhase, JobStatus, JobUpdate, UpdateType
 from jobledger._core.jsondoc import (
     JsonObject,
     JsonValue,
@@ -52,22 +53,27 @@ from jobledger._core.jsondoc import (
     merge_patch,
     within_limits,
 )
-from jobledger._core.lifecycle import CommandKind, next_phase
+from jobledger._core.lifecycle import TRANSITIONS, CommandKind, next_phase
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
 __all__ = [
+    "RECORD_EVENT_ID",
     "Change",
+    "ChangeRecord",
     "RequestRecord",
     "batch_refusal",
     "check_keys",
     "command_kind",
     "decide",
     "decide_checked",
+    "event_of",
     "fingerprint",
+    "record_of",
     "save_refusal",
     "terminal_look_alike",
+    "update_of",
 ]
 
 
@@ -80,11 +86,27 @@ class RequestRecord:
         fingerprint: :func:`fingerprint` of the command, to tell a retry from a
             different command that reuses the id.
         job: The job as the command left it: the answer to every retry.
+        predates_actors: The record was stored before commands had actors, so
+            the command it remembers named no one (see :meth:`answers`).
     """
 
     request_id: str
     fingerprint: str
     job: Job
+    predates_actors: bool = False
+
+    def answers(self, command: Command) -> bool:
+        """Whether ``command`` is the command this record remembers, so a retry of it.
+
+        A record stored before commands had actors also answers the same
+        command naming an actor: the sender could not name one then (the jobs
+        service, say, now names its client in every command).
+        """
+        if self.fingerprint == fingerprint(command):
+            return True
+        return self.predates_actors and self.fingerprint == fingerprint(
+            attrs.evolve(command, actor=None)
+        )
 
 
 @attrs.frozen
@@ -106,6 +128,254 @@ class Change:
     expected_etag: str | None
     request: RequestRecord | None
 
+    @property
+    def record(self) -> ChangeRecord | None:
+        """The change's facts as one tuple, when its update and event are made on demand.
+
+        ``None`` for a change made with its update and event (a start, or a
+        change built field by field); see :func:`update_of` and :func:`event_of`.
+        """
+        return None
+
+    def with_request(self, request: RequestRecord | None) -> Change:
+        """This change, carrying ``request`` (``attrs.evolve``, short of making its values)."""
+        return attrs.evolve(self, request=request)
+
+    def expecting(self, expected_etag: str | None) -> Change:
+        """This change, saved over a job with ``expected_etag`` instead."""
+        return attrs.evolve(self, expected_etag=expected_etag)
+
+
+#: A change after the start as the ledger keeps it inside: one flat tuple,
+#: ``(event type, event id, job id, service, entity, type, status, etag, at,
+#: update id, display name, description, state update, actor)``. Its
+#: :class:`~jobledger.JobUpdate` and its event are made from it when someone
+#: reads them (:func:`update_of`, :func:`event_of`); a ledger nobody listens to
+#: never makes its events.
+ChangeRecord: TypeAlias = tuple[
+    "type[JobChanged]",
+    str,
+    str,
+    str,
+    str,
+    str,
+    str,
+    str,
+    datetime,
+    int,
+    "str | None",
+    "str | None",
+    "JsonObject | None",
+    "str | None",
+]
+
+# Where a record keeps its event id and its update id.
+RECORD_EVENT_ID: Final = 1
+_RECORD_UPDATE_ID: Final = 9
+
+_UPDATE_TYPES: dict[type[JobChanged], UpdateType] = {
+    JobUpdated: UpdateType.UPDATED,
+    JobCompleted: UpdateType.COMPLETED,
+    JobFailed: UpdateType.FAILED,
+    JobCanceled: UpdateType.CANCELED,
+}
+
+
+def record_of(event: JobChanged) -> ChangeRecord:
+    """The record of the change ``event`` announces: :func:`event_of` gives ``event`` back."""
+    return (
+        type(event),
+        event.event_id,
+        event.job_id,
+        event.service,
+        event.entity,
+        event.type,
+        event.status,
+        event.etag,
+        event.at,
+        event.update_id,
+        event.display_name,
+        event.description,
+        None if isinstance(event, JobCanceled) else event.state_update,
+        event.actor,
+    )
+
+
+def update_of(record: ChangeRecord) -> JobUpdate:
+    """The :class:`~jobledger.JobUpdate` of the change ``record`` keeps."""
+    kind, _, job_id, _, _, _, status, etag, at, update_id, name, text, patch, actor = record
+    update_type = _UPDATE_TYPES[kind]
+    return JobUpdate(job_id, update_id, update_type, status, patch, name, text, etag, at, actor)
+
+
+def event_of(record: ChangeRecord) -> JobChanged:
+    """The event that announces the change ``record`` keeps."""
+    (
+        kind,
+        event_id,
+        job_id,
+        service,
+        entity,
+        type_,
+        status,
+        etag,
+        at,
+        update_id,
+        name,
+        text,
+        patch,
+        actor,
+    ) = record
+    if kind is JobCanceled:
+        return JobCanceled(
+            event_id=event_id,
+            job_id=job_id,
+            service=service,
+            entity=entity,
+            type=type_,
+            status=status,
+            etag=etag,
+            version=update_id + 1,
+            at=at,
+            update_id=update_id,
+            display_name=name,
+            description=text,
+            actor=actor,
+        )
+    return kind(  # type: ignore[call-arg]  # every other change event has a state_update
+        event_id=event_id,
+        job_id=job_id,
+        service=service,
+        entity=entity,
+        type=type_,
+        status=status,
+        etag=etag,
+        version=update_id + 1,
+        at=at,
+        update_id=update_id,
+        display_name=name,
+        description=text,
+        actor=actor,
+        state_update=patch,
+    )
+
+
+# Change's own slots, which _Recorded's properties fill on first read.
+_UPDATE_SLOT: Any = Change.__dict__["update"]
+_EVENT_SLOT: Any = Change.__dict__["event"]
+_SET = object.__setattr__
+
+
+class _Recorded(Change):
+    """A :class:`Change` whose update and event are made from its record when first read.
+
+    It is equal to, and reads exactly like, the change made with them; only
+    the cost moves to whoever reads them (a durable repository saving it, a
+    subscriber), so the in-memory ledger keeps the record and makes neither.
+    ``attrs.evolve`` gives a plain change made with them.
+    """
+
+    __slots__ = ("_record",)
+    _record: ChangeRecord | None
+
+    def __init__(
+        self,
+        job: Job,
+        update: JobUpdate | None,
+        event: JobEvent,
+        expected_etag: str | None,
+        request: RequestRecord | None,
+    ) -> None:
+        # What attrs.evolve calls: a change with its values, and no record.
+        _SET(self, "job", job)
+        _UPDATE_SLOT.__set__(self, update)
+        _EVENT_SLOT.__set__(self, event)
+        _SET(self, "expected_etag", expected_etag)
+        _SET(self, "request", request)
+        _SET(self, "_record", None)
+
+    @classmethod
+    def of(
+        cls,
+        job: Job,
+        record: ChangeRecord,
+        expected_etag: str | None,
+        request: RequestRecord | None,
+    ) -> _Recorded:
+        """The change of ``job`` that ``record`` keeps, its update and event not yet made."""
+        change = object.__new__(cls)
+        _SET(change, "job", job)
+        _SET(change, "expected_etag", expected_etag)
+        _SET(change, "request", request)
+        _SET(change, "_record", record)
+        return change
+
+    @property
+    def update(self) -> JobUpdate | None:
+        try:
+            return _UPDATE_SLOT.__get__(self, Change)  # type: ignore[no-any-return]
+        except AttributeError:
+            assert self._record is not None  # noqa: S101  (made with values, or with a record)
+            update = update_of(self._record)
+            _UPDATE_SLOT.__set__(self, update)
+            return update
+
+    @property
+    def event(self) -> JobEvent:
+        try:
+            return _EVENT_SLOT.__get__(self, Change)  # type: ignore[no-any-return]
+        except AttributeError:
+            assert self._record is not None  # noqa: S101  (made with values, or with a record)
+            event = event_of(self._record)
+            _EVENT_SLOT.__set__(self, event)
+            return event
+
+    @property
+    def record(self) -> ChangeRecord | None:
+        """The change's facts, or ``None`` when it was made with its values."""
+        return self._record
+
+    def with_request(self, request: RequestRecord | None) -> Change:
+        """This change, carrying ``request``; its update and event still not made."""
+        if self._record is None:
+            return super().with_request(request)
+        return _Recorded.of(self.job, self._record, self.expected_etag, request)
+
+    def expecting(self, expected_etag: str | None) -> Change:
+        """This change, saved over a job with ``expected_etag`` instead."""
+        if self._record is None:
+            return super().expecting(expected_etag)
+        return _Recorded.of(self.job, self._record, expected_etag, self.request)
+
+    def _plain(self) -> Change:
+        """The same change, made with its values."""
+        return Change(self.job, self.update, self.event, self.expected_etag, self.request)
+
+    def __eq__(self, other: object) -> bool:
+        # Equal to the change made with the same values (attrs compares classes).
+        if not isinstance(other, Change):
+            return NotImplemented
+        if isinstance(other, _Recorded):
+            other = other._plain()
+        return self._plain() == other
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    def __hash__(self) -> int:
+        return hash(self._plain())
+
+    def __repr__(self) -> str:
+        return repr(self._plain())
+
+    def __reduce__(self) -> tuple[type[Change], tuple[object, ...]]:
+        return (Change, (self.job, self.update, self.event, self.expected_etag, self.request))
+
+
+#: The commands an active job accepts, read from the lifecycle table once: a
+#: command on an active job is then checked without asking the table again.
+_ACTIVE_ACCEPTS = frozenset(kind for (phase, kind) in TRANSITIONS if phase is JobPhase.ACTIVE)
 
 _KINDS: dict[type, CommandKind] = {
     StartJob: CommandKind.START,
@@ -123,10 +393,11 @@ _OUTCOMES: dict[CommandKind, tuple[JobStatus, UpdateType]] = {
 }
 
 
-_PATCH_EVENTS: dict[CommandKind, type[JobUpdated | JobCompleted | JobFailed]] = {
+_CHANGE_EVENTS: dict[CommandKind, type[JobChanged]] = {
     CommandKind.UPDATE: JobUpdated,
     CommandKind.COMPLETE: JobCompleted,
     CommandKind.FAIL: JobFailed,
+    CommandKind.CANCEL: JobCanceled,
 }
 
 
@@ -147,13 +418,18 @@ def fingerprint(command: Command) -> str:
     """A digest of everything in ``command`` but its ``request_id``.
 
     Two commands with the same fingerprint are the same command, so one may be
-    answered as a retry of the other.
+    answered as a retry of the other. The ``actor`` is part of the command: the
+    same request id sent by another actor is another command. An ``actor`` of
+    ``None`` is left out of the digest, so requests recorded before commands
+    had actors are still recognized when they are retried.
     """
     fields = {
         field.name: getattr(command, field.name)
         for field in attrs.fields(type(command))
         if field.name != "request_id"
     }
+    if command.actor is None:
+        del fields["actor"]
     canonical = json.dumps(
         [type(command).__name__, fields],
         sort_keys=True,
@@ -170,12 +446,14 @@ def decide(
     now: datetime,
     new_id: Callable[[], str],
     limits: Limits,
+    new_tag: Callable[[], str] | None = None,
 ) -> Change:
     """Decide what ``command`` changes in ``job`` (``None`` for a start).
 
-    Ids are drawn from ``new_id`` in one order: a start's job id (unless the
-    command gives one), then the new ETag, then the event id. A change draws
-    none before all its checks have passed.
+    Ids are drawn in one order: a start's job id from ``new_id`` (unless the
+    command gives one), then the new ETag, then the event id, both from
+    ``new_tag`` (``new_id`` when ``None``). A change draws none before all its
+    checks have passed.
 
     Raises:
         JobNotFoundError: a change command and ``job`` is ``None``.
@@ -187,7 +465,9 @@ def decide(
     """
     kind = command_kind(command)
     check_keys(command, limits)
-    return decide_checked(job, command, kind, now=now, new_id=new_id, limits=limits)
+    return decide_checked(
+        job, command, kind, now=now, new_id=new_id, limits=limits, new_tag=new_tag
+    )
 
 
 def decide_checked(
@@ -198,6 +478,7 @@ def decide_checked(
     now: datetime,
     new_id: Callable[[], str],
     limits: Limits,
+    new_tag: Callable[[], str] | None = None,
 ) -> Change:
     """:func:`decide`, for a command whose ``kind`` and keys were checked already.
 
@@ -211,19 +492,21 @@ def decide_checked(
     if now.tzinfo is not UTC:
         # Times are kept in UTC, so a job reads the same from every backend.
         now = now.astimezone(UTC)
+    tag = new_id if new_tag is None else new_tag
     if isinstance(command, StartJob):
-        change = _start(command, now=now, new_id=new_id, limits=limits)
+        change = _start(command, now=now, new_id=new_id, new_tag=tag, limits=limits)
     else:
         if job is None:
             raise JobNotFoundError(command.job_id)
-        next_phase(job.id, job.phase, kind)
+        if job.status in TERMINAL_STATUSES or kind not in _ACTIVE_ACCEPTS:
+            next_phase(job.id, job.phase, kind)  # raises: the table refuses the command
         if command.etag not in (ANY_ETAG, job.etag):
             raise ConcurrencyError(job.id, command.etag, job.etag)
-        change = _change(job, command, kind, now=now, new_id=new_id, limits=limits)
+        change = _change(job, command, kind, now=now, new_tag=tag, limits=limits)
     if command.request_id is None:
         return change
     record = RequestRecord(command.request_id, fingerprint(command), change.job)
-    return attrs.evolve(change, request=record)
+    return change.with_request(record)
 
 
 def check_keys(command: Command, limits: Limits) -> None:
@@ -235,7 +518,8 @@ def check_keys(command: Command, limits: Limits) -> None:
     Raises:
         InvalidJobDataError: one of them is not a valid short name.
     """
-    _check_optional_name(command.request_id, "request_id", limits)
+    if command.request_id is not None:
+        check_name(command.request_id, field="request_id", limits=limits)
     if isinstance(command, StartJob):
         _check_optional_name(command.job_id, "job_id", limits)
     else:
@@ -246,6 +530,11 @@ def check_keys(command: Command, limits: Limits) -> None:
 def _check_optional_name(value: str | None, field: str, limits: Limits) -> None:
     if value is not None:
         check_name(value, field=field, limits=limits)
+
+
+def _actor(value: str | None, limits: Limits) -> str | None:
+    """A command's ``actor``, checked as a name: who acts, or ``None`` for no one named."""
+    return check_actor(value, limits)
 
 
 def _state(value: JsonValue, field: str, limits: Limits) -> JsonObject:
@@ -270,7 +559,12 @@ def _json_kind(value: JsonValue) -> str:
 
 
 def _start(
-    command: StartJob, *, now: datetime, new_id: Callable[[], str], limits: Limits
+    command: StartJob,
+    *,
+    now: datetime,
+    new_id: Callable[[], str],
+    new_tag: Callable[[], str],
+    limits: Limits,
 ) -> Change:
     job = Job(
         id=command.job_id if command.job_id is not None else new_id(),
@@ -282,14 +576,15 @@ def _start(
         status=JobStatus.STARTED.value,
         input=command.input,
         state=_state(command.state, "state", limits),
-        etag=new_id(),
+        etag=new_tag(),
         version=1,
         created_at=now,
         updated_at=now,
+        started_by=_actor(command.actor, limits),
     )
     check_limits(job.input, field="input", limits=limits)
     event = JobStarted(
-        event_id=new_id(),
+        event_id=new_tag(),
         job_id=job.id,
         service=job.service,
         entity=job.entity,
@@ -298,6 +593,7 @@ def _start(
         etag=job.etag,
         version=job.version,
         at=now,
+        actor=job.started_by,
         display_name=job.display_name,
         description=job.description,
         input=job.input,
@@ -312,10 +608,10 @@ def _change(
     kind: CommandKind,
     *,
     now: datetime,
-    new_id: Callable[[], str],
+    new_tag: Callable[[], str],
     limits: Limits,
 ) -> Change:
-    default_status, update_type = _OUTCOMES[kind]
+    default_status, _ = _OUTCOMES[kind]
     if isinstance(command, UpdateJob):
         status = job.status if command.status is None else _update_status(command.status, limits)
     else:
@@ -326,16 +622,21 @@ def _change(
     description = command.description
     if description is not None:
         check_text(description, field="description", limits=limits)
+    actor = _actor(command.actor, limits)
     patch: JsonObject | None = None
     state = job.state
     if not isinstance(command, CancelJob) and command.state_update is not None:
-        patch = _state(command.state_update, "state_update", limits)
-        state = _state(merge_patch(job.state, patch), "state", limits)
+        # The usual case inline (a frozen object within the limits); _state says why not.
+        patch = command.state_update  # type: ignore[assignment]  # checked just below
+        if type(patch) is not JsonObject or not within_limits(patch, limits):
+            patch = _state(command.state_update, "state_update", limits)
+        state = merge_patch(state, patch)  # type: ignore[assignment]  # an object onto an object
+        if not within_limits(state, limits):
+            check_limits(state, field="state", limits=limits)
     # The update's id is the job's version before the change: the very same int
     # object, so the log and the feed do not hold one more copy of each number.
     update_id = job.version
-    version = update_id + 1
-    etag = new_id()
+    etag = new_tag()
     # Built field by field, in field order, rather than with attrs.evolve or
     # keywords: this is the hot path of every command, evolve introspects the
     # class on each call, and matching thirteen keywords costs more than the rest.
@@ -350,47 +651,30 @@ def _change(
         job.input,
         state,
         etag,
-        version,
+        update_id + 1,
         job.created_at,
         now,
+        job.started_by,
     )
-    update = JobUpdate(
-        job.id, update_id, update_type, status, patch, display_name, description, etag, now
+    # The update and the event are made from this record when someone reads
+    # them: most commands of a ledger nobody listens to never need them.
+    record: ChangeRecord = (
+        _CHANGE_EVENTS[kind],
+        new_tag(),
+        job.id,
+        job.service,
+        job.entity,
+        job.type,
+        status,
+        etag,
+        now,
+        update_id,
+        display_name,
+        description,
+        patch,
+        actor,
     )
-    event_id = new_id()
-    event: JobChanged
-    if kind is CommandKind.CANCEL:
-        event = JobCanceled(
-            event_id=event_id,
-            job_id=job.id,
-            service=job.service,
-            entity=job.entity,
-            type=job.type,
-            status=status,
-            etag=etag,
-            version=version,
-            at=now,
-            update_id=update_id,
-            display_name=display_name,
-            description=description,
-        )
-    else:
-        event = _PATCH_EVENTS[kind](
-            event_id=event_id,
-            job_id=job.id,
-            service=job.service,
-            entity=job.entity,
-            type=job.type,
-            status=status,
-            etag=etag,
-            version=version,
-            at=now,
-            update_id=update_id,
-            display_name=display_name,
-            description=description,
-            state_update=patch,
-        )
-    return Change(after, update, event, job.etag, None)
+    return _Recorded.of(after, record, job.etag, None)
 
 
 def _update_status(status: object, limits: Limits) -> str:
@@ -466,13 +750,16 @@ def save_refusal(change: Change, stored: tuple[str, int] | None) -> Exception | 
     if stored is None:
         return JobNotFoundError(job_id)
     etag, version = stored
+    record = change.record
+    if record is not None:
+        update_id: int | None = record[_RECORD_UPDATE_ID]
+    else:
+        update_id = None if change.update is None else change.update.update_id
     # A change decided on an earlier version is stale even when the stored ETag
     # repeats that version's (an id factory that repeats itself).
-    if etag != change.expected_etag or (
-        change.update is not None and change.update.update_id < version
-    ):
+    if etag != change.expected_etag or (update_id is not None and update_id < version):
         return ConcurrencyError(job_id, change.expected_etag, etag)
-    if change.update is None or change.update.update_id != version:
+    if update_id != version:
         return ValueError(f"update of job {job_id!r} does not follow version {version}")
     return None
 

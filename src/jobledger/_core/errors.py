@@ -15,7 +15,8 @@ The tree::
         ├── StorageConfigurationError
         ├── StorageTimeoutError     (also TimeoutError)
         ├── ForeignDatabaseError
-        └── SchemaVersionError
+        ├── SchemaVersionError
+        └── SchemaUpgradeError      (also PermissionError)
 
 Each error carries the facts a caller needs as attributes, and its message says
 what happened in words a person can act on.
@@ -32,6 +33,7 @@ __all__ = [
     "JobNotFoundError",
     "JobledgerError",
     "RequestIdConflictError",
+    "SchemaUpgradeError",
     "SchemaVersionError",
     "StorageConfigurationError",
     "StorageError",
@@ -251,4 +253,33 @@ class SchemaVersionError(StorageError):
         )
 
     def __reduce__(self) -> tuple[type[SchemaVersionError], tuple[str, int, int]]:  # type: ignore[override]
+        return (type(self), (self.location, self.found, self.supported))
+
+
+class SchemaUpgradeError(StorageError, PermissionError):
+    """The database has an older schema that this access may not upgrade.
+
+    jobledger upgrades an older schema when it opens the database, which needs
+    write access: an SQLite file opened read-only (or without write
+    permission), or a PostgreSQL role that does not own the schema's tables,
+    cannot do it. The repository changed nothing: open the database once with
+    write access (on PostgreSQL, as the owner of the schema's tables), then it
+    opens with any access again.
+
+    Attributes:
+        found: The schema version in the database.
+        supported: The schema version this jobledger writes.
+    """
+
+    def __init__(self, location: str, found: int, supported: int) -> None:
+        self.found = found
+        self.supported = supported
+        super().__init__(
+            location,
+            f"the database has schema version {found}, which needs upgrading to {supported}, "
+            "and this access cannot write it; open it once with write access (on PostgreSQL, "
+            "as the owner of the schema's tables) to upgrade it; nothing was changed",
+        )
+
+    def __reduce__(self) -> tuple[type[SchemaUpgradeError], tuple[str, int, int]]:  # type: ignore[override]
         return (type(self), (self.location, self.found, self.supported))

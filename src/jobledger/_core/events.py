@@ -47,6 +47,7 @@ class _EventBase:
     etag: str
     version: int
     at: datetime
+    actor: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -63,6 +64,7 @@ class JobStarted(_EventBase):
         etag: The job's ETag after the start.
         version: 1.
         at: When the job started.
+        actor: Who started the job, or ``None``.
         display_name: The job's display name.
         description: The job's description.
         input: The job's input.
@@ -88,6 +90,7 @@ class JobUpdated(_ChangeBase):
 
     Attributes:
         update_id: The id of the :class:`~jobledger.JobUpdate` this event announces.
+        actor: Who made the change, or ``None``.
         status: The job's status after the update.
         state_update: The merge patch applied to the state, or ``None``.
         display_name: The new display name, or ``None`` when unchanged.
@@ -103,6 +106,7 @@ class JobCompleted(_ChangeBase):
 
     Attributes:
         update_id: The id of the :class:`~jobledger.JobUpdate` this event announces.
+        actor: Who made the change, or ``None``.
         status: ``completed``.
         state_update: The merge patch applied to the state, or ``None``.
     """
@@ -116,6 +120,7 @@ class JobFailed(_ChangeBase):
 
     Attributes:
         update_id: The id of the :class:`~jobledger.JobUpdate` this event announces.
+        actor: Who made the change, or ``None``.
         status: ``failed``.
         state_update: The merge patch applied to the state, or ``None``.
     """
@@ -129,6 +134,7 @@ class JobCanceled(_ChangeBase):
 
     Attributes:
         update_id: The id of the :class:`~jobledger.JobUpdate` this event announces.
+        actor: Who made the change, or ``None``.
         status: ``canceled``.
     """
 
@@ -164,6 +170,7 @@ def started_job(event: JobStarted) -> Job:
         version=event.version,
         created_at=event.at,
         updated_at=event.at,
+        started_by=event.actor,
     )
 
 

@@ -76,6 +76,9 @@ class Job:
         version: How many changes the job has had, its start included.
         created_at: When the job was started.
         updated_at: When the job last changed.
+        started_by: Who started the job (the start command's ``actor``), or
+            ``None`` when the start named no one. Who made each later change
+            is on its :class:`JobUpdate` (``actor``).
     """
 
     id: str
@@ -91,6 +94,7 @@ class Job:
     version: int
     created_at: datetime
     updated_at: datetime
+    started_by: str | None = None
 
     @property
     def phase(self) -> JobPhase:
@@ -112,6 +116,7 @@ class JobUpdate:
         description: The new description, or ``None`` when unchanged.
         etag: The job's ETag after the change.
         at: When the change happened.
+        actor: Who made the change (the command's ``actor``), or ``None``.
     """
 
     job_id: str
@@ -123,3 +128,4 @@ class JobUpdate:
     description: str | None
     etag: str
     at: datetime
+    actor: str | None = None

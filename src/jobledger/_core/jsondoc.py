@@ -92,10 +92,10 @@ class Limits:
             applying it), counted as compact UTF-8 JSON without escapes.
             Default 1 MiB.
         max_name_length: The longest ``service``, ``entity``, ``type``,
-            ``status``, job id, ETag and request id, in characters. Default
+            ``status``, ``actor``, job id, ETag and request id, in characters. Default
             200, at least 9 (the status ``completed``); a
             :class:`~jobledger.Jobs` with its default id factory needs at
-            least 36, the length of the ids and ETags it makes.
+            least 36, the length of the job ids it makes.
         max_text_length: The longest ``display_name`` and ``description``, in
             characters. Default 10,000.
     """
@@ -206,18 +206,22 @@ if not TYPE_CHECKING:
     JsonValue = Union[None, bool, int, float, str, JsonArray, JsonObject]  # noqa: UP007
 
 
-def _scalar_size(value: JsonValue) -> int:
+def _scalar_size(value: JsonValue) -> int:  # noqa: PLR0911  (one return per kind of value)
     """Encoded size of an already-checked scalar, or a container's cached size."""
+    # By exact type, the most frequent first: a frozen value holds exact types only.
+    kind = type(value)
+    if kind is int or kind is float:
+        return len(repr(value))
+    if kind is str:
+        if value.isascii():  # type: ignore[union-attr]
+            return len(value) + 2  # type: ignore[arg-type]
+        return len(value.encode("utf-8", "surrogatepass")) + 2  # type: ignore[union-attr]
+    if kind is JsonObject or kind is JsonArray:
+        return value._size  # type: ignore[union-attr]  # noqa: SLF001  (this module's own cache)
     if value is None or value is True:
         return 4
     if value is False:
         return 5
-    if isinstance(value, str):
-        if value.isascii():
-            return len(value) + 2
-        return len(value.encode("utf-8", "surrogatepass")) + 2
-    if isinstance(value, (JsonObject, JsonArray)):
-        return value._size  # noqa: SLF001  (the cache is this module's own)
     return len(repr(value))
 
 
@@ -438,7 +442,9 @@ def freeze(value: object, *, field: str, limits: Limits = DEFAULT_LIMITS) -> Jso
     """Check ``value`` against the I-JSON rules and ``limits``; return it read-only.
 
     Objects may be any ``Mapping`` with string keys, arrays any ``list`` or
-    ``tuple``. The result shares nothing mutable with ``value``.
+    ``tuple``. The result shares nothing mutable with ``value``. A value this
+    function (or the ledger) froze already is returned as it is once it keeps
+    ``limits``, in constant time: freeze a value used in many commands once.
 
     Raises:
         InvalidJobDataError: naming ``field`` and the JSON Pointer of the first
@@ -459,6 +465,10 @@ def freeze(value: object, *, field: str, limits: Limits = DEFAULT_LIMITS) -> Jso
         quick = _quick(value, 1, limits.max_depth, limits.max_bytes)  # type: ignore[arg-type]
         if quick is not _UNUSUAL:
             return quick
+    elif (kind is JsonObject or kind is JsonArray) and within_limits(value, limits):  # type: ignore[arg-type]
+        # Frozen already, so I-JSON already (only this module makes them): only
+        # the limits are left, and the container knows its size and depth.
+        return value  # type: ignore[return-value]
     return _Freezer(field, limits).freeze(value)
 
 
@@ -517,7 +527,7 @@ def _quick_member(
     return frozen, frozen._size, frozen._depth  # noqa: SLF001
 
 
-def _quick(
+def _quick(  # noqa: C901  (the common members inline, on purpose: it runs per command)
     value: dict[object, object] | list[object], depth: int, max_depth: int, max_bytes: int
 ) -> JsonObject | JsonArray:
     """Freeze plain JSON (exact dicts, lists, strings, ints, floats) in one pass.
@@ -536,10 +546,21 @@ def _quick(
     replaced: list[tuple[object, JsonValue]] = []
     for key, member in entries:
         if is_object:
-            key_size = _quick_text(key) if type(key) is str else -1
-            if key_size < 0:
-                return _UNUSUAL
-            size += key_size + 1
+            if type(key) is str and key.isascii() and "\x00" not in key:
+                size += len(key) + 3
+            else:
+                key_size = _quick_text(key) if type(key) is str else -1
+                if key_size < 0:
+                    return _UNUSUAL
+                size += key_size + 1
+        # The commonest members inline (ints, ASCII strings): the rest below.
+        kind = type(member)
+        if kind is int and -MAX_SAFE_INTEGER <= member <= MAX_SAFE_INTEGER:  # type: ignore[operator]
+            size += len(repr(member))
+            continue
+        if kind is str and member.isascii() and "\x00" not in member:  # type: ignore[union-attr,operator]
+            size += len(member) + 2  # type: ignore[arg-type]
+            continue
         quick = _quick_member(member, depth, max_depth, max_bytes)
         if quick is None:
             return _UNUSUAL
@@ -579,7 +600,15 @@ def _quick_result(
 
 
 def freeze_for_command(value: object, *, field: str) -> JsonValue:
-    """Freeze with only the hard caps; the ledger checks its own limits later."""
+    """Freeze with only the hard caps; the ledger checks its own limits later.
+
+    A value frozen already is returned as it is: it keeps the hard caps, since
+    no :class:`Limits` allow deeper nesting, and no document that large fits
+    in memory.
+    """
+    kind = type(value)
+    if kind is JsonObject or kind is JsonArray:
+        return value  # type: ignore[return-value]
     return freeze(value, field=field, limits=_COMMAND_LIMITS)
 
 
@@ -646,7 +675,7 @@ def merge_patch(target: JsonValue, patch: JsonValue) -> JsonValue:
     return _merge_objects(target if isinstance(target, JsonObject) else _EMPTY_OBJECT, patch)
 
 
-def _merge_objects(target: JsonObject, patch: JsonObject) -> JsonObject:
+def _merge_objects(target: JsonObject, patch: JsonObject) -> JsonObject:  # noqa: C901  (hot: numbers inline)
     """:func:`merge_patch` of an object patch.
 
     The result is filled in place (through dict's own methods, which the
@@ -667,8 +696,13 @@ def _merge_objects(target: JsonObject, patch: JsonObject) -> JsonObject:
         old = dict.get(merged, key, _ABSENT)
         old_depth = 0
         if old is not _ABSENT:
-            members_size -= key_size + _scalar_size(old)
-            old_depth = _depth_of(old)
+            old_kind = type(old)
+            if old_kind is int or old_kind is float:  # the commonest, inline
+                members_size -= key_size + len(repr(old))
+            else:
+                members_size -= key_size + _scalar_size(old)
+                if old_kind is JsonObject or old_kind is JsonArray:
+                    old_depth = old._depth  # noqa: SLF001
         if value is None:
             if old is not _ABSENT:
                 dict.__delitem__(merged, key)
@@ -676,12 +710,18 @@ def _merge_objects(target: JsonObject, patch: JsonObject) -> JsonObject:
                 lost_deepest = lost_deepest or (old_depth > 0 and old_depth == deepest)
             continue
         new: JsonValue
-        if isinstance(value, JsonObject):
-            new = _merge_objects(old if isinstance(old, JsonObject) else _EMPTY_OBJECT, value)
+        kind = type(value)
+        if kind is int or kind is float:  # the commonest, inline
+            dict.__setitem__(merged, key, value)
+            members_size += key_size + len(repr(value))
+            lost_deepest = lost_deepest or 0 < old_depth == deepest
+            continue
+        if kind is JsonObject:
+            new = _merge_objects(old if type(old) is JsonObject else _EMPTY_OBJECT, value)  # type: ignore[arg-type]
             new_depth = new._depth  # noqa: SLF001
         else:
             new = value
-            new_depth = value._depth if isinstance(value, JsonArray) else 0  # noqa: SLF001
+            new_depth = value._depth if kind is JsonArray else 0  # type: ignore[union-attr]  # noqa: SLF001
         dict.__setitem__(merged, key, new)
         members_size += key_size + _scalar_size(new)
         lost_deepest = lost_deepest or new_depth < old_depth == deepest

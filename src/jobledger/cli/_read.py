@@ -198,6 +198,9 @@ def _show_job(job: Job, *, as_json: bool) -> None:
 def history(ctx: click.Context, job_id: str, store: str, as_json: bool) -> None:  # noqa: FBT001
     """Show the update log of job or run ID, oldest first; for a run, its launch groups too.
 
+    Row 0 is the start; each row says who acted in its "by" column (the
+    command's actor, "-" when none was named).
+
     A run's launch groups say which tasks each step launched, in which drive
     (1 for the invoke, then one per resume or takeover) and how each launch
     ended, read from the launches' own jobs. Each launch is a job, ID/N (N
@@ -214,7 +217,7 @@ def history(ctx: click.Context, job_id: str, store: str, as_json: bool) -> None:
         return
     out = console()
     out.print(literal(f"Job {job.id}: started {when(job.created_at)}, {len(updates)} updates"))
-    emit(out, updates_table(updates))
+    emit(out, updates_table(job, updates))
     if records is not None:
         out.print()
         out.print(Text("Launch groups:", style="bold"))
@@ -411,7 +414,8 @@ def watch(  # noqa: PLR0917  (one parameter per option)
     """Follow the ledger's events live, as they are committed, until Ctrl-C.
 
     Every change of every job (from any process sharing the store) is one
-    event, with its feed position. The filters are those of list, plus the
+    event, with its feed position (and "by ACTOR" when the change named its
+    actor). The filters are those of list, plus the
     event kind and --run: a run's events and its task launches' (a launch's
     end, its progress) together. With --json, one JSON object per line:
     {"Position": N, "Event": <the event in the wire format>}.

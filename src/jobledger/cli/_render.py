@@ -21,7 +21,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from jobledger import JsonObject, JsonValue, thaw, wire
+from jobledger import JobStatus, JsonObject, JsonValue, thaw, wire
 from jobledger.cli._password import masked
 from jobledger.cli._printable import literal, printable
 from jobledger.runner import (
@@ -507,6 +507,7 @@ def job_view(job: Job, result: RunResult | None = None) -> RenderableType:
         ("version", str(job.version)),
         ("etag", job.etag),
         ("created", when(job.created_at)),
+        ("started by", _actor_text(job.started_by)),
         ("updated", when(job.updated_at)),
     ]
     rows.append(("input", compact(job.input, 10_000)))
@@ -522,17 +523,31 @@ def job_view(job: Job, result: RunResult | None = None) -> RenderableType:
     return Group(table, Text(""), run_table(result.outcomes.values()))
 
 
-def updates_table(updates: Sequence[JobUpdate]) -> Table:
-    """A job's update log, for ``history``."""
+def _actor_text(actor: str | None) -> Text:
+    """Who acted, or ``-`` when no one was named."""
+    return Text("-", style="dim") if actor is None else literal(actor)
+
+
+def updates_table(job: Job, updates: Sequence[JobUpdate]) -> Table:
+    """A job's log, for ``history``: its start (row 0), then each update, with who acted."""
     table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
-    for column in ("#", "kind", "status", "at", "change"):
+    for column in ("#", "kind", "status", "by", "at", "change"):
         table.add_column(column, no_wrap=column in {"#", "kind", "at"}, overflow="fold")
+    table.add_row(
+        "0",
+        "started",
+        _status_text(JobStatus.STARTED.value),
+        _actor_text(job.started_by),
+        when(job.created_at),
+        Text(""),
+    )
     for update in updates:
         change = "" if update.state_update is None else compact(update.state_update, 100)
         table.add_row(
             str(update.update_id),
             update.update_type.name.lower(),
             _status_text(update.status),
+            _actor_text(update.actor),
             when(update.at),
             Text(change),
         )
@@ -603,6 +618,7 @@ def history_json(
     """``history --json``: the job's id, its updates on the wire, and a run's launch groups."""
     document: dict[str, Any] = {
         "JobId": job.id,
+        "StartedBy": job.started_by,
         "Updates": [wire.encode(update) for update in updates],
     }
     if records is not None:
@@ -765,6 +781,8 @@ def event_line(entry: FeedEntry) -> Text:
     line.append(printable(f"{event.service}/{event.entity}/{event.type}  "))
     line.append_text(_status_text(event.status))
     line.append(f"  v{event.version}")
+    if event.actor is not None:
+        line.append(printable(f"  by {event.actor}"))
     patch = getattr(event, "state_update", None)
     if patch is not None:
         line.append(f"  {compact(patch, 100)}")

@@ -35,12 +35,15 @@ if TYPE_CHECKING:
     from jobledger import Repository
 
 __all__ = [
+    "ACTOR_ENV",
     "API_CLIENT_ID_ENV",
     "API_SECRET_ENV",
     "API_URL_ENV",
     "FORCE",
     "ApiAccess",
     "Settings",
+    "actor_of",
+    "actor_option",
     "api_options",
     "app_option",
     "cli",
@@ -87,6 +90,8 @@ class ApiAccess:
 API_URL_ENV = "JOBLEDGER_API_URL"
 API_CLIENT_ID_ENV = "JOBLEDGER_API_CLIENT_ID"
 API_SECRET_ENV = "JOBLEDGER_API_SECRET"  # noqa: S105  (the variable's name, not a secret)
+#: The environment variable of ``--actor``.
+ACTOR_ENV = "JOBLEDGER_ACTOR"
 
 
 @attrs.define
@@ -228,6 +233,34 @@ def api_options(function: F) -> F:
             help=text,
         )(function)
     return function
+
+
+def actor_option(function: F) -> F:
+    """Decorator: the ``--actor`` option (``JOBLEDGER_ACTOR``), who the command's changes name."""
+    return click.option(
+        "--actor",
+        envvar=ACTOR_ENV,
+        show_envvar=True,
+        metavar="NAME",
+        help=(
+            "Who is acting (a person or a service): recorded as the actor of the changes "
+            "this command makes; none by default. Through --api-url the service records its "
+            "client as the actor, and refuses any other NAME; JOBLEDGER_ACTOR is then ignored."
+        ),
+    )(function)
+
+
+def actor_of(ctx: click.Context, actor: str | None) -> str | None:
+    """The ``--actor`` to send: ``JOBLEDGER_ACTOR`` is ignored with ``--api-url``.
+
+    The service records its client as the actor and refuses any other, so an
+    actor from the environment (set for local stores, say) would make every
+    command through the service fail; one given as ``--actor`` is sent.
+    """
+    from_environment = ctx.get_parameter_source("actor") is ParameterSource.ENVIRONMENT
+    if from_environment and settings(ctx).api.url is not None:
+        return None
+    return actor
 
 
 def store_option(function: F) -> F:

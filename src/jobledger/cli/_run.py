@@ -38,6 +38,8 @@ from jobledger.cli._render import (
 )
 from jobledger.cli._root import (
     FORCE,
+    actor_of,
+    actor_option,
     app_option,
     cli,
     debug_option,
@@ -517,14 +519,16 @@ def resume(  # noqa: PLR0917  (one parameter per option)
         "without it, the job is canceled whatever changed since you last looked."
     ),
 )
+@actor_option
 @store_option
 @json_option
 @debug_option
 @click.pass_context
-def cancel(
+def cancel(  # noqa: PLR0917  (click passes one argument per option)
     ctx: click.Context,
     job_id: str,
     etag: str | None,
+    actor: str | None,
     store: str,
     as_json: bool,  # noqa: FBT001
 ) -> None:
@@ -535,20 +539,21 @@ def cancel(
     tasks finish, starts no new task, and ends the run canceled. A run
     nobody drives (blocked, let go by its runner, or whose runner's lease
     ran out) is canceled at once, its running tasks with it. Any other job
-    is canceled at once.
+    is canceled at once. --actor names who cancels (see jobledger history).
     """
     jobs = open_ledger(ctx, store)
+    actor = actor_of(ctx, actor)
     job = jobs.get(job_id)
     if etag is not None and etag != job.etag:
         raise ConcurrencyError(job_id, etag, job.etag)
     if job.phase.is_terminal:
         raise InvalidTransitionError(job_id, job.phase.value, "cancel")
     if not is_run(job):
-        job = jobs.cancel(job_id, etag=job.etag)
+        job = jobs.cancel(job_id, etag=job.etag, actor=actor)
         message = f"Job {job_id} canceled."
         document = wire.encode(job)
     else:
-        asked = request_cancel(jobs, job_id)
+        asked = request_cancel(jobs, job_id, actor=actor)
         lease = asked.state.lease if asked.state is not None else None
         if asked.status.is_terminal or lease is None:
             message = f"Run {job_id} canceled."

@@ -13,9 +13,17 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from jobledger import Jobs
+from jobledger.cli._app import APP_ENV, load_app
 from jobledger.cli._printable import printable
 from jobledger.cli._render import console
-from jobledger.cli._root import cli, debug_option, json_option, open_repository, store_option
+from jobledger.cli._root import (
+    cli,
+    debug_option,
+    json_option,
+    make_runner,
+    open_repository,
+    store_option,
+)
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -54,6 +62,14 @@ def _client_store(ctx: click.Context, repository: Repository) -> Any:  # noqa: A
     help="Seconds an access token is valid.",
 )
 @click.option(
+    "--token-recheck-seconds",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds a verified token's client is trusted before it is read again: a removed "
+    "or rotated client's tokens stop working within this time (0: at once, one read a request).",
+)
+@click.option(
     "--keepalive-seconds",
     default=15.0,
     show_default=True,
@@ -82,6 +98,38 @@ def _client_store(ctx: click.Context, repository: Repository) -> Any:  # noqa: A
     default=None,
     help="Proxies (comma-separated IPs, or *) whose X-Forwarded-* headers are trusted.",
 )
+@click.option(
+    "--access-log/--no-access-log",
+    default=False,
+    show_default=True,
+    help="Log a line for every request (about a tenth of the server's time per command).",
+)
+@click.option(
+    "--app",
+    envvar=APP_ENV,
+    default=None,
+    show_envvar=True,
+    metavar="MODULE:ATTRIBUTE",
+    help=(
+        "The job definitions, as for `jobledger invoke`: with them the dashboard offers to "
+        "resume blocked runs, and the server drives the resumed runs. Without it, it does not."
+    ),
+)
+@click.option(
+    "--secure-cookie",
+    is_flag=True,
+    help=(
+        "Send the dashboard's session cookie over HTTPS only: for a proxy that terminates TLS "
+        "(on by itself with --ssl-certfile)."
+    ),
+)
+@click.option(
+    "--session-seconds",
+    default=8 * 3600,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Seconds a dashboard session lasts after its sign-in.",
+)
 @debug_option
 @click.pass_context
 def serve(  # noqa: PLR0917  (click passes one parameter per option)
@@ -90,33 +138,51 @@ def serve(  # noqa: PLR0917  (click passes one parameter per option)
     host: str,
     port: int,
     token_lifetime: int,
+    token_recheck_seconds: float,
     keepalive_seconds: float,
     stream_seconds: float,
     ssl_certfile: str | None,
     ssl_keyfile: str | None,
     forwarded_allow_ips: str | None,
+    access_log: bool,  # noqa: FBT001  (a click flag)
+    app: str | None,
+    session_seconds: int,
+    *,
+    secure_cookie: bool,
 ) -> None:
-    """Serve the ledger over HTTP: the jobs service, until interrupted.
+    """Serve the ledger over HTTP: the jobs service and its dashboard, until interrupted.
 
     Clients authenticate with OAuth2 client credentials (POST /token); add
-    them with `jobledger clients add`. It listens on 127.0.0.1 unless --host
-    says otherwise; serve HTTPS with --ssl-certfile/--ssl-keyfile, or put it
-    behind a reverse proxy. The routes are in GET /openapi.json.
+    them with `jobledger clients add`. People sign in to the dashboard (/,
+    which leads to /dashboard/) with a client's id and secret. It listens on
+    127.0.0.1 unless --host says otherwise; serve HTTPS with
+    --ssl-certfile/--ssl-keyfile, or put it behind a reverse proxy. The routes
+    are in GET /openapi.json.
     """
     http = _http()
     import uvicorn  # noqa: PLC0415  (part of the server extra, checked just above)
 
     # A service is set up on a new store as the commands that start runs are: it makes it.
     repository = open_repository(ctx, store, create=True)
-    app = http.create_app(
-        Jobs(repository),
+    loaded = load_app(app) if app is not None else None
+    limits = loaded.limits if loaded is not None else None
+    jobs = Jobs(repository) if limits is None else Jobs(repository, limits=limits)
+    runner = make_runner(ctx, loaded, jobs) if loaded is not None else None
+    if runner is not None:
+        ctx.call_on_close(runner.close)
+    served = http.create_app(
+        jobs,
         _client_store(ctx, repository),
         token_lifetime=token_lifetime,
+        token_recheck_seconds=token_recheck_seconds,
         keepalive_seconds=keepalive_seconds,
         stream_seconds=stream_seconds,
+        runner=runner,
+        session_seconds=session_seconds,
+        https_only=secure_cookie or ssl_certfile is not None,
     )
     uvicorn.run(
-        app,
+        served,
         host=host,
         port=port,
         ssl_certfile=ssl_certfile,
@@ -125,6 +191,7 @@ def serve(  # noqa: PLR0917  (click passes one parameter per option)
         forwarded_allow_ips=forwarded_allow_ips,
         timeout_graceful_shutdown=5,
         log_level="info",
+        access_log=access_log,
     )
 
 

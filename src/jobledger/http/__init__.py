@@ -20,6 +20,7 @@ from jobledger.http._clients import (
     client_store_beside,
 )
 from jobledger.http._errors import (
+    ActorMismatchError,
     AuthenticationError,
     ClientExistsError,
     PermissionDeniedError,
@@ -38,6 +39,7 @@ __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_TOKEN_SECONDS",
     "PROBLEM_TYPE_PREFIX",
+    "ActorMismatchError",
     "AuthenticationError",
     "Client",
     "ClientExistsError",

@@ -9,17 +9,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import json
 import logging
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, quote, unquote
 
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
+from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
 
 from jobledger import (
     ANY_ETAG,
@@ -37,6 +38,7 @@ from jobledger import (
     WireFormatError,
     wire,
 )
+from jobledger.http._actors import as_client
 from jobledger.http._errors import (
     AuthenticationError,
     PermissionDeniedError,
@@ -45,24 +47,31 @@ from jobledger.http._errors import (
 )
 from jobledger.http._openapi import OPERATIONS, Operation, openapi_document
 from jobledger.http._problems import problem, problem_of
-from jobledger.http._tokens import DEFAULT_TOKEN_SECONDS, TokenIssuer
+from jobledger.http._tokens import DEFAULT_RECHECK_SECONDS, DEFAULT_TOKEN_SECONDS, TokenIssuer
+from jobledger.http.dashboard import DEFAULT_SESSION_SECONDS, create_dashboard
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
     from starlette.requests import Request
 
-    from jobledger import Job, Jobs
+    from jobledger import Command, Job, Jobs
     from jobledger.http._clients import Client, ClientStore
+    from jobledger.runner import Runner
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app"]
 
 logger = logging.getLogger(__name__)
 
+_T = TypeVar("_T")
+_Change = UpdateJob | CompleteJob | FailJob | CancelJob
+
 #: The largest request body the service reads, by default (1 MiB).
 DEFAULT_MAX_BODY_BYTES = 2**20
 _MAX_PAGE = 1000
 _FEED_BATCH = 500
+# Services of the job versions the service answered with, kept at most (see _Service._services).
+_MAX_SERVICES = 10_000
 _EVENT_NAMES = {kind.__name__: kind for kind in EVENT_TYPES}
 _VERB_OF: dict[type, str] = {
     UpdateJob: "update",
@@ -171,6 +180,10 @@ class _Service:
         self._keepalive = keepalive_seconds
         self._poll = poll_seconds
         self._stream_seconds = stream_seconds
+        # (job id, ETag) -> service, from the jobs this service answered with. An ETag is
+        # drawn anew for every version (UUIDv7), so a command that names one succeeds only
+        # on that version of that job: its service is known without reading the job.
+        self._services: dict[tuple[str, str], str] = {}
 
     # -- what every route shares -----------------------------------------------------
 
@@ -204,7 +217,53 @@ class _Service:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthenticationError("no bearer token; get one from POST /token")
-        return await run_in_threadpool(self._issuer.verify, token.strip())
+        token = token.strip()
+        client = self._issuer.verified(token)
+        if client is None:
+            client = await self._worker(self._issuer.verify, token)
+        return client
+
+    @staticmethod
+    async def _worker(call: Callable[..., _T], *args: object, **kwargs: object) -> _T:
+        """``call(*args, **kwargs)`` in a worker thread: never block the event loop on storage."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, functools.partial(call, *args, **kwargs))
+
+    def _remember(self, job: Job, replaced: str | None = None) -> None:
+        """Keep ``job``'s service under its id and ETag (forgetting ``replaced``, its last)."""
+        services = self._services
+        if replaced is not None:
+            services.pop((job.id, replaced), None)
+        if len(services) >= _MAX_SERVICES:
+            services.pop(next(iter(services)))  # the oldest
+        services[job.id, job.etag] = job.service
+
+    async def _handle_permitted(self, client: Client | None, verb: str, command: _Change) -> Job:
+        """Carry out ``command`` as ``client`` (its actor) if it may ``verb`` the job's service."""
+        service = self._services.get((command.job_id, command.etag))
+        if service is None:
+            job = await self._worker(self._read_check_handle, client, verb, command)
+        else:
+            self._may(client, verb, service)
+            as_client = self._as_client(command, client)
+            try:
+                job = await self._worker(self._jobs.handle, as_client)
+            except JobledgerError:
+                # Not that version (or no longer that job): the refusal goes only to a
+                # client that may act on the job as it is now.
+                await self._worker(self._read_check, client, verb, command.job_id)
+                raise
+        self._remember(job, command.etag)
+        return job
+
+    def _read_check(self, client: Client | None, verb: str, job_id: str) -> None:
+        """Raise 403 unless ``client`` may ``verb`` the job as stored (in a worker)."""
+        self._may(client, verb, self._jobs.get(job_id).service)
+
+    def _read_check_handle(self, client: Client | None, verb: str, command: _Change) -> Job:
+        """The job's service read, the permission checked, then the command (in a worker)."""
+        self._read_check(client, verb, command.job_id)
+        return self._jobs.handle(self._as_client(command, client))
 
     async def _body(self, request: Request) -> bytes:
         length = request.headers.get("content-length", "")
@@ -253,6 +312,11 @@ class _Service:
         elif not client.permissions.allows(action, service):
             raise PermissionDeniedError(client.client_id, action, service)
 
+    def _as_client(self, command: Command, client: Client | None) -> Command:
+        """``command`` with ``client`` as its actor (``as_client``): a client acts as itself."""
+        assert client is not None  # noqa: S101  (routes with an action authenticate first)
+        return as_client(command, client.client_id, self._jobs.limits)
+
     def _scoped(self, client: Client | None, services: list[str] | None) -> list[str] | None:
         """The services a read may cover: those asked for, within the client's permission."""
         self._may(client, "read")
@@ -296,7 +360,7 @@ class _Service:
             basic_id, _, basic_secret = pair.partition(":")
             client_id, secret = unquote(basic_id), unquote(basic_secret)
         try:
-            client = await run_in_threadpool(self._clients.authenticate, client_id, secret)
+            client = await self._worker(self._clients.authenticate, client_id, secret)
         except AuthenticationError as err:
             document = problem_of(err)
             document["error"] = "invalid_client"
@@ -317,7 +381,9 @@ class _Service:
         self._may(client, "start")
         command = wire.decode_command(await self._message(request, "StartJob"))
         self._may(client, "start", command.service)  # type: ignore[union-attr]
-        job = await run_in_threadpool(self._jobs.handle, command)
+        command = self._as_client(command, client)
+        job = await self._worker(self._jobs.handle, command)
+        self._remember(job)
         return _job_response(job, 201, {"Location": f"/jobs/{quote(job.id, safe='')}"})
 
     async def handleAll(self, request: Request, client: Client | None) -> Response:  # noqa: N802  (the operation's id)
@@ -350,10 +416,11 @@ class _Service:
             verb = _VERB_OF[type(command)]
             self._may(client, verb)
             if command.job_id not in services:
-                job = await run_in_threadpool(self._jobs.get, command.job_id)
+                job = await self._worker(self._jobs.get, command.job_id)
                 services[command.job_id] = job.service
             self._may(client, verb, services[command.job_id])
-        jobs = await run_in_threadpool(self._jobs.handle_all, commands)
+        commands = [self._as_client(command, client) for command in commands]
+        jobs = await self._worker(self._jobs.handle_all, commands)
         return _json({"Jobs": [wire.encode(job) for job in jobs]})
 
     async def findJobs(self, request: Request, client: Client | None) -> Response:  # noqa: N802  (the operation's id)
@@ -369,7 +436,7 @@ class _Service:
             limit=_integer(request, "page_size", 100, _MAX_PAGE),
             cursor=request.query_params.get("page_token"),
         )
-        page = await run_in_threadpool(self._jobs.find, query)
+        page = await self._worker(self._jobs.find, query)
         return _json(
             {"Jobs": [wire.encode(job) for job in page.jobs], "NextPageToken": page.next_cursor}
         )
@@ -377,8 +444,9 @@ class _Service:
     async def getJob(self, request: Request, client: Client | None) -> Response:  # noqa: N802  (the operation's id)
         """GET /jobs/{id}: GetJobById, 304 when If-None-Match holds its ETag."""
         self._may(client, "read")
-        job = await run_in_threadpool(self._jobs.get, request.path_params["id"])
+        job = await self._worker(self._jobs.get, request.path_params["id"])
         self._may(client, "read", job.service)
+        self._remember(job)
         seen = request.headers.get("if-none-match")
         if seen is not None:
             tags = {_unquoted(tag.strip().removeprefix("W/")) for tag in seen.split(",")}
@@ -395,9 +463,8 @@ class _Service:
         etag = ANY_ETAG if if_match.strip() == "*" else _unquoted(if_match)
         message = await self._message(request, _COMMAND_OF[verb], JobId=job_id, ETag=etag)
         command = wire.decode_command(message)
-        current = await run_in_threadpool(self._jobs.get, job_id)
-        self._may(client, verb, current.service)
-        job = await run_in_threadpool(self._jobs.handle, command)
+        # The client's permission (and the job) is checked before its actor (_handle_permitted).
+        job = await self._handle_permitted(client, verb, command)  # type: ignore[arg-type]
         return _job_response(job)
 
     async def updateJob(self, request: Request, client: Client | None) -> Response:  # noqa: N802  (the operation's id)
@@ -422,9 +489,9 @@ class _Service:
         after = _integer(request, "after", 0)
         limit = _integer(request, "limit", 100, _MAX_PAGE)
         job_id = request.path_params["id"]
-        job = await run_in_threadpool(self._jobs.get, job_id)
+        job = await self._worker(self._jobs.get, job_id)
         self._may(client, "read", job.service)
-        updates: Sequence[Any] = await run_in_threadpool(
+        updates: Sequence[Any] = await self._worker(
             lambda: self._jobs.repository.updates(job_id, after=after)
         )
         page = updates[:limit]
@@ -461,14 +528,14 @@ class _Service:
             after = int(text)
         if after < 0:
             # Neither given: from now on, like a subscription to a local ledger.
-            after = await run_in_threadpool(self._jobs.repository.feed_head)
+            after = await self._worker(self._jobs.repository.feed_head)
         return StreamingResponse(
-            self._feed(after, event_filter),
+            self.feed(after, event_filter),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
 
-    async def _feed(self, after: int, event_filter: EventFilter) -> AsyncIterator[str]:
+    async def feed(self, after: int, event_filter: EventFilter) -> AsyncIterator[str]:
         """The feed after ``after``, until the stream's time is up (the client then resumes)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._stream_seconds
@@ -477,7 +544,7 @@ class _Service:
         yield f"retry: {int(self._poll * 1000) + 500}\n: feed after {after}\n\n"
         while loop.time() < deadline:
             try:
-                entries = await run_in_threadpool(
+                entries = await self._worker(
                     self._jobs.repository.read_feed, after=position, limit=_FEED_BATCH
                 )
             except JobledgerError as err:
@@ -515,11 +582,16 @@ def create_app(
     clients: ClientStore,
     *,
     token_lifetime: int = DEFAULT_TOKEN_SECONDS,
+    token_recheck_seconds: float = DEFAULT_RECHECK_SECONDS,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     keepalive_seconds: float = 15.0,
     poll_seconds: float = 0.25,
     stream_seconds: float = 300.0,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    dashboard: bool = True,
+    runner: Runner | None = None,
+    session_seconds: int = DEFAULT_SESSION_SECONDS,
+    https_only: bool = False,
 ) -> Starlette:
     """The jobs service as an ASGI app, over ``jobs`` and its ``clients``.
 
@@ -527,20 +599,33 @@ def create_app(
         jobs: The ledger to serve.
         clients: Who may use it (:func:`~jobledger.http.client_store_beside`).
         token_lifetime: Seconds an access token is valid.
+        token_recheck_seconds: Seconds a verified token's client is trusted
+            before it is read from the store again: a removed or rotated
+            client's tokens stop working within this time (0: at once, at the
+            cost of a store read per request).
         max_body_bytes: The largest request body read; larger ones get 413.
         keepalive_seconds: Seconds of a quiet event feed before a keep-alive comment.
         poll_seconds: Seconds between the event feed's reads of the ledger.
         stream_seconds: Seconds one event feed response lasts; clients then
             reconnect with ``Last-Event-ID`` (so no stream holds the server forever).
         clock: Returns the current time; tokens expire by it.
+        dashboard: Whether to serve the web dashboard under ``/dashboard``
+            (``/`` leads there).
+        runner: The runner the dashboard resumes runs with (its job
+            definitions); ``None`` offers no resume. Its resumes are let go
+            when the app shuts down.
+        session_seconds: Seconds a dashboard session lasts after its sign-in.
+        https_only: Whether the dashboard's session cookie goes over HTTPS only.
 
     >>> from jobledger import Jobs
     >>> from jobledger.http import InMemoryClientStore, create_app
     >>> app = create_app(Jobs(), InMemoryClientStore())
     >>> sorted(route.name for route in app.routes)[:3]
-    ['cancelJob', 'completeJob', 'events']
+    ['cancelJob', 'completeJob', 'dashboard']
     """
-    issuer = TokenIssuer(clients, lifetime=token_lifetime, clock=clock)
+    issuer = TokenIssuer(
+        clients, lifetime=token_lifetime, clock=clock, recheck_seconds=token_recheck_seconds
+    )
     service = _Service(
         jobs,
         clients,
@@ -550,11 +635,38 @@ def create_app(
         poll_seconds=poll_seconds,
         stream_seconds=stream_seconds,
     )
+    # Routes with more after the job id first: /jobs/{id}/updates is not the job "x/updates".
+    routes: list[Route | Mount] = [
+        service.route(operation)
+        for operation in sorted(OPERATIONS, key=lambda op: op.path.endswith("{id}"))
+    ]
+    resumes = None
+    if dashboard:
+        board, resumes = create_dashboard(
+            jobs,
+            clients,
+            feed=service.feed,
+            runner=runner,
+            session_seconds=session_seconds,
+            https_only=https_only,
+            clock=clock,
+        )
+        routes.append(Mount("/dashboard", board, name="dashboard"))
+        routes.append(Route("/", _to_dashboard, methods=["GET"], name="root"))
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        yield
+        if resumes is not None:
+            # Runs the dashboard resumed are let go, so that another process resumes them at once.
+            resumes.stop()
+
     return Starlette(
-        # Routes with more after the job id first: /jobs/{id}/updates is not the job "x/updates".
-        routes=[
-            service.route(operation)
-            for operation in sorted(OPERATIONS, key=lambda op: op.path.endswith("{id}"))
-        ],
+        routes=routes,
         exception_handlers={HTTPException: _not_found, Exception: _not_found},
+        lifespan=lifespan,
     )
+
+
+async def _to_dashboard(_request: Request) -> Response:
+    return RedirectResponse("/dashboard/", status_code=307)

@@ -149,7 +149,7 @@ class ClientStore(Protocol):
         ...
 
     def remove(self, client_id: str) -> None:
-        """Remove a client: its tokens stop working at once.
+        """Remove a client: its tokens stop working (a server notices within its recheck time).
 
         Raises:
             UnknownClientError: there is none.
@@ -274,11 +274,15 @@ class _SQLClientStore:
     def _transaction(self) -> Any:  # noqa: ANN401  (a context manager giving a cursor-like object)
         raise NotImplementedError
 
+    def _reading(self) -> Any:  # noqa: ANN401  (a context manager giving a cursor-like object)
+        """A transaction that only reads (by default the same as a write's)."""
+        return self._transaction()
+
     def _sql(self, text: str) -> str:
         return text.format(clients=self._clients_table, keys=self._keys_table)
 
     def _fetch(self, text: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        with self._transaction() as run:
+        with self._reading() as run:
             return list(run(self._sql(text), params))
 
     def _row(self, client_id: str) -> Any:  # noqa: ANN401  (a database row)
@@ -291,6 +295,7 @@ class _SQLClientStore:
         _check_client_id(client_id)
         secret = secrets.token_urlsafe(32)
         client = Client(client_id, permissions, 1, self._clock())
+        hashed = hash_secret(secret)  # slow: before the transaction
         with self._transaction() as run:
             inserted = list(
                 run(
@@ -301,7 +306,7 @@ class _SQLClientStore:
                     (
                         client_id,
                         str(permissions),
-                        hash_secret(secret),
+                        hashed,
                         1,
                         client.created_at.isoformat(),
                     ),
@@ -331,6 +336,7 @@ class _SQLClientStore:
 
     def rotate(self, client_id: str) -> tuple[Client, str]:
         secret = secrets.token_urlsafe(32)
+        hashed = hash_secret(secret)  # slow: before the transaction
         with self._transaction() as run:
             rows = list(
                 run(
@@ -338,7 +344,7 @@ class _SQLClientStore:
                         "UPDATE {clients} SET secret_hash = ?, generation = generation + 1 "  # noqa: S608  (constant names)
                         f"WHERE client_id = ? RETURNING {_ROW}"
                     ),
-                    (hash_secret(secret), client_id),
+                    (hashed, client_id),
                 )
             )
         if not rows:
@@ -414,6 +420,10 @@ class SQLiteClientStore(_SQLClientStore):
     def _transaction(self) -> Any:  # noqa: ANN401  (a context manager)
         return _SQLiteTransaction(self._conn, self._lock, self._path)
 
+    def _reading(self) -> Any:  # noqa: ANN401  (a context manager)
+        # WAL readers take no lock that writers wait for: no BEGIN IMMEDIATE for a read.
+        return _SQLiteTransaction(self._conn, self._lock, self._path, write=False)
+
     def close(self) -> None:
         """Close the file."""
         with self._lock:
@@ -421,17 +431,21 @@ class SQLiteClientStore(_SQLClientStore):
 
 
 class _SQLiteTransaction:
-    """One write transaction on the store's connection, under its lock."""
+    """One transaction on the store's connection, under its lock (a write's, or one statement's)."""
 
-    def __init__(self, conn: sqlite3.Connection, lock: threading.Lock, path: str) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, lock: threading.Lock, path: str, *, write: bool = True
+    ) -> None:
         self._conn = conn
         self._lock = lock
         self._path = path
+        self._write = write
 
     def __enter__(self) -> Callable[[str, tuple[Any, ...]], Iterator[Any]]:
         self._lock.acquire()
         try:
-            self._conn.execute("BEGIN IMMEDIATE")
+            if self._write:
+                self._conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as err:
             self._lock.release()
             raise StorageError(self._path, f"cannot keep clients: {err}") from err
@@ -446,7 +460,8 @@ class _SQLiteTransaction:
 
     def __exit__(self, kind: object, error: object, _traceback: object) -> None:
         try:
-            self._conn.execute("COMMIT" if error is None else "ROLLBACK")
+            if self._write:
+                self._conn.execute("COMMIT" if error is None else "ROLLBACK")
         except sqlite3.Error as err:
             raise StorageError(self._path, f"cannot keep clients: {err}") from err
         finally:

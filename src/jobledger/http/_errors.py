@@ -6,6 +6,8 @@ The HTTP edge's branch of the tree::
     ├── AuthenticationError        401: no token, a bad or expired one, wrong credentials
     │                              (also PermissionError)
     ├── PermissionDeniedError      403: the client may not do this (also PermissionError)
+    ├── ActorMismatchError         403: a command names another actor than the client
+    │                              (also PermissionError)
     ├── PreconditionRequiredError  428: a change without If-Match
     ├── RequestTooLargeError       413: a body over the service's limit (also ValueError)
     ├── ClientExistsError          a client id that is taken (also ValueError)
@@ -20,6 +22,7 @@ from typing import Any
 from jobledger import JobledgerError
 
 __all__ = [
+    "ActorMismatchError",
     "AuthenticationError",
     "ClientExistsError",
     "PermissionDeniedError",
@@ -67,6 +70,29 @@ class PermissionDeniedError(JobledgerError, PermissionError):
 
     def __reduce__(self) -> tuple[type[PermissionDeniedError], tuple[str, str, str]]:
         return (type(self), (self.client_id, self.action, self.service))
+
+
+class ActorMismatchError(JobledgerError, PermissionError):
+    """A command sent to the service names an actor that is not the client sending it.
+
+    The service records the authenticated client as the actor of every change
+    it makes: a client acts as itself, never on behalf of another.
+
+    Attributes:
+        client_id: The client that sent the command.
+        actor: The actor the command named.
+    """
+
+    def __init__(self, client_id: str, actor: str) -> None:
+        self.client_id = client_id
+        self.actor = actor
+        super().__init__(
+            f"client {client_id!r} sent a command whose actor is {actor!r}: a client acts "
+            f"as itself; leave Actor out (the service records {client_id!r}) or log in as {actor!r}"
+        )
+
+    def __reduce__(self) -> tuple[type[ActorMismatchError], tuple[str, str]]:
+        return (type(self), (self.client_id, self.actor))
 
 
 class PreconditionRequiredError(JobledgerError):

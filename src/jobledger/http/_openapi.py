@@ -44,6 +44,23 @@ def _object(
 
 
 _CHANGE_FIELDS = {"DisplayName": _NULLABLE_STRING, "Description": _NULLABLE_STRING}
+_ACTOR = {
+    "type": ["string", "null"],
+    "description": (
+        "Who made the change, or null when no one was named (changes made through the "
+        "service name their client)."
+    ),
+}
+# A command's Actor: the service fills it in; another client's id is refused (403).
+_COMMAND_ACTOR = {
+    "Actor": {
+        "type": ["string", "null"],
+        "description": (
+            "Leave it out: the service records the authenticated client as the actor. "
+            "Any other id than the client's is refused (403 actor-not-client)."
+        ),
+    }
+}
 _EVENT_HEAD = {
     "MessageType": _STRING,
     "EventId": _STRING,
@@ -55,6 +72,7 @@ _EVENT_HEAD = {
     "ETag": _STRING,
     "Version": _POSITIVE,
     "At": _TIME,
+    "Actor": _ACTOR,
 }
 
 
@@ -81,6 +99,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "Version": _POSITIVE,
             "CreatedAt": _TIME,
             "UpdatedAt": _TIME,
+            "StartedBy": {
+                "type": ["string", "null"],
+                "description": "Who started the job, or null when no one was named.",
+            },
         },
         description="A job (the seed's Job entity).",
     ),
@@ -97,6 +119,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             **_CHANGE_FIELDS,
             "ETag": _STRING,
             "At": _TIME,
+            "Actor": _ACTOR,
         },
         description="One change of a job, after its start.",
     ),
@@ -110,21 +133,24 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "Input": _JSON,
             "State": _NULLABLE_OBJECT,
             "JobId": _NULLABLE_STRING,
+            **_COMMAND_ACTOR,
         },
         required=("Service", "Entity", "Type"),
         description="StartJob's fields; the Idempotency-Key header is its RequestId.",
     ),
     "UpdateJob": _object(
-        {"Status": _NULLABLE_STRING, **_CHANGE_FIELDS, "StateUpdate": _JSON},
+        {"Status": _NULLABLE_STRING, **_CHANGE_FIELDS, "StateUpdate": _JSON, **_COMMAND_ACTOR},
         required=(),
         description="UpdateJob's fields; the job comes from the path, its ETag from If-Match.",
     ),
     "EndJob": _object(
-        {**_CHANGE_FIELDS, "StateUpdate": _JSON},
+        {**_CHANGE_FIELDS, "StateUpdate": _JSON, **_COMMAND_ACTOR},
         required=(),
         description="CompleteJob's or FailJob's fields.",
     ),
-    "CancelJob": _object(_CHANGE_FIELDS, required=(), description="CancelJob's fields."),
+    "CancelJob": _object(
+        {**_CHANGE_FIELDS, **_COMMAND_ACTOR}, required=(), description="CancelJob's fields."
+    ),
     "JobPage": _object(
         {"Jobs": {"type": "array", "items": _ref("Job")}, "NextPageToken": _NULLABLE_STRING},
         description="A page of jobs, newest first; NextPageToken gets the next page.",

@@ -33,6 +33,7 @@ from jobledger import (
     WireFormatError,
 )
 from jobledger.http._errors import (
+    ActorMismatchError,
     AuthenticationError,
     PermissionDeniedError,
     PreconditionRequiredError,
@@ -93,6 +94,13 @@ PROBLEM_KINDS: tuple[ProblemKind, ...] = (
         "forbidden",
         "Not permitted",
         (("client_id", "ClientId"), ("action", "Action"), ("service", "Service")),
+    ),
+    ProblemKind(
+        ActorMismatchError,
+        403,
+        "actor-not-client",
+        "Actor is not the client",
+        (("client_id", "ClientId"), ("actor", "Actor")),
     ),
     ProblemKind(JobNotFoundError, 404, "job-not-found", "Job not found", (("job_id", "JobId"),)),
     ProblemKind(JobAlreadyExistsError, 409, "job-exists", "Job exists", (("job_id", "JobId"),)),

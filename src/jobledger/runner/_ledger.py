@@ -317,7 +317,12 @@ def run_result(
 
 
 def _run_commands(
-    job: Job, patch: dict[str, object], *, status: str | None, end: RunTrigger | None
+    job: Job,
+    patch: dict[str, object],
+    *,
+    status: str | None,
+    end: RunTrigger | None,
+    state: RunState,
 ) -> list[Command]:
     etag = job.etag
     if end is RunTrigger.COMPLETE:
@@ -327,7 +332,8 @@ def _run_commands(
     update = UpdateJob(job_id=job.id, etag=etag, status=status, state_update=patch or None)
     if end is RunTrigger.CANCEL:
         # CancelJob carries no state: the state goes first, in the same batch.
-        return [update, CancelJob(job_id=job.id, etag=ANY_ETAG)]
+        # The cancel is the requester's: it names who asked for it.
+        return [update, CancelJob(job_id=job.id, etag=ANY_ETAG, actor=state.cancel_requested_by)]
     return [update]
 
 
@@ -420,7 +426,7 @@ class RunWriter:
             ):
                 return None
             patch, after = run_state_patch(self.state, self._held(), state)
-            run = _run_commands(self.job, patch, status=status, end=end)
+            run = _run_commands(self.job, patch, status=status, end=end, state=state)
             try:
                 written = write_all(self.jobs, [*run, *commands])
             except (ConcurrencyError, InvalidTransitionError, JobAlreadyExistsError) as error:
@@ -432,7 +438,9 @@ class RunWriter:
                     raise
                 self.observe(with_storage_retry(lambda: self.jobs.get(self.run_id)))
                 state = attrs.evolve(
-                    state, cancel_requested=state.cancel_requested or self.state.cancel_requested
+                    state,
+                    cancel_requested=state.cancel_requested or self.state.cancel_requested,
+                    cancel_requested_by=state.cancel_requested_by or self.state.cancel_requested_by,
                 )
                 continue
             self.job = written[len(run) - 1]
@@ -529,8 +537,12 @@ def request_cancel(
     *,
     service: str = RUN_SERVICE,
     clock: Callable[[], datetime] | None = None,
+    actor: str | None = None,
 ) -> RunResult:
     """Ask a run to stop, from any thread or process that shares the ledger.
+
+    ``actor`` (who asks) is recorded as the actor of every change the request
+    makes, and of the run's cancel when its driver ends the run.
 
     A run driven by a live drive gets ``cancel_requested`` in its state: its
     driver notices it at its next write or poll, asks the running tasks to
@@ -559,26 +571,26 @@ def request_cancel(
             and state.lease is not None
             and not state.lease.expired(now)
         )
-        new = attrs.evolve(state, cancel_requested=True)
+        new = attrs.evolve(state, cancel_requested=True, cancel_requested_by=actor)
         try:
             if driven:
                 if not state.cancel_requested:
                     patch = state_patch(encode(state), encode(new))
-                    job = jobs.handle(UpdateJob(job_id=run_id, etag=job.etag, state_update=patch))
+                    job = jobs.handle(
+                        UpdateJob(job_id=run_id, etag=job.etag, state_update=patch, actor=actor)
+                    )
                 return result_of(job, {})
             new = attrs.evolve(new, lease=None)
             patch = state_patch(encode(state), encode(new))
             orphans = cancel_launches(
                 running_launches(jobs, run_id, state), "the run was canceled", now
             )
-            written = write_all(
-                jobs,
-                [
-                    UpdateJob(job_id=run_id, etag=job.etag, state_update=patch),
-                    CancelJob(job_id=run_id, etag=ANY_ETAG),
-                    *orphans,
-                ],
-            )
+            commands = [
+                UpdateJob(job_id=run_id, etag=job.etag, state_update=patch),
+                CancelJob(job_id=run_id, etag=ANY_ETAG),
+                *orphans,
+            ]
+            written = write_all(jobs, [attrs.evolve(command, actor=actor) for command in commands])
             return result_of(written[1], {})
         except (ConcurrencyError, InvalidTransitionError):
             continue

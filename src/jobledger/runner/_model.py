@@ -168,6 +168,8 @@ class RunState:
         force: The force threshold the current drive hands to guarded tasks.
         breakpoint: Where a blocked run stopped.
         cancel_requested: Whether someone asked the run to stop.
+        cancel_requested_by: Who asked the run to stop (the request's actor),
+            the actor of the run's cancel; ``None`` when no one was named.
         failure: Why the run failed when no task's error says it.
         released: Set when the last drive let go of the run on purpose.
     """
@@ -183,6 +185,7 @@ class RunState:
     force: int | None = None
     breakpoint: Breakpoint | None = None
     cancel_requested: bool = False
+    cancel_requested_by: str | None = None
     failure: str | None = None
     released: Release | None = None
 

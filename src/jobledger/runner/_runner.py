@@ -697,9 +697,11 @@ class Runner:
         with self._drives_lock:
             return self._abandoned or any(driver.abandoned for driver in self._drives.values())
 
-    def request_cancel(self, run_id: str) -> RunResult:
-        """Ask a run to stop; see :func:`jobledger.runner.request_cancel`."""
-        return request_cancel(self.jobs, run_id, service=self.service, clock=self.clock)
+    def request_cancel(self, run_id: str, *, actor: str | None = None) -> RunResult:
+        """Ask a run to stop, ``actor`` naming who; see :func:`jobledger.runner.request_cancel`."""
+        return request_cancel(
+            self.jobs, run_id, service=self.service, clock=self.clock, actor=actor
+        )
 
     def result(self, run_id: str) -> RunResult:
         """The run as the ledger records it now; with its definition known, pending tasks too.

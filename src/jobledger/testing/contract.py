@@ -687,6 +687,46 @@ class RepositoryContract:
         assert [_exact_job(job) for job in seen] == [_exact_job(job) for job in rebuilt]
         assert repository.get(seen[0].id) == rebuilt[-1]
 
+    def test_actors_read_back_from_every_read(self, jobs: Jobs, repository: Repository) -> None:
+        """Who started and who changed a job reads back from get, updates, the feed and as-of."""
+        starter = "svc 'O''Brien'; --"
+        seen = [jobs.start(service="hr", entity="e", type="t", actor=starter, request_id="r-1")]
+        for actor in ("alice", None, "Zoë"):
+            seen.append(jobs.update(seen[-1].id, etag=seen[-1].etag, status="x", actor=actor))
+        seen.append(jobs.complete(seen[-1].id, etag=seen[-1].etag, actor="bob"))
+        job_id = seen[0].id
+        record = repository.find_request("r-1")
+
+        assert [starter] * 5 == [job.started_by for job in seen]
+        assert starter == repository.get(job_id).started_by
+        assert ["alice", None, "Zoë", "bob"] == [u.actor for u in repository.updates(job_id)]
+        assert [starter, "alice", None, "Zoë", "bob"] == [
+            entry.event.actor for entry in repository.read_feed()
+        ]
+        assert isinstance(repository, StartRecords)
+        assert starter == repository.started(job_id).actor
+        assert [_exact_job(job) for job in seen] == [
+            _exact_job(jobs.get(job_id, version=version)) for version in range(1, 6)
+        ]
+        assert record is not None
+        assert starter == record.job.started_by
+
+    def test_a_request_retried_by_another_actor_is_another_command(self, jobs: Jobs) -> None:
+        """A request id sent again by the same actor is answered; by another, it conflicts."""
+        job = jobs.start(service="hr", entity="e", type="t", actor="alice", request_id="r-1")
+        update = functools.partial(jobs.update, job.id, etag=job.etag, request_id="r-2")
+        changed = update(status="x", actor="alice")
+
+        assert job == jobs.start(
+            service="hr", entity="e", type="t", actor="alice", request_id="r-1"
+        )
+        assert changed == update(status="x", actor="alice")
+        for actor in ("bob", None):
+            with pytest.raises(RequestIdConflictError):
+                jobs.start(service="hr", entity="e", type="t", actor=actor, request_id="r-1")
+            with pytest.raises(RequestIdConflictError):
+                update(status="x", actor=actor)
+
     def test_parked_events_are_kept_by_name_and_position(
         self, jobs: Jobs, repository: Repository
     ) -> None:
@@ -997,6 +1037,13 @@ class RepositoryContract:
             {"state": ["not", "an", "object"]},
             {"job_id": "new\nline"},
             {"request_id": ""},
+            {"actor": ""},
+            {"actor": "nul\x00"},
+            {"actor": "bell\x07"},
+            {"actor": "\ud800"},
+            {"actor": "x" * 201},
+            {"actor": 42},
+            {"actor": " alice"},
         ]
         for case in cases:
             arguments: dict[str, Any] = {
@@ -1011,6 +1058,7 @@ class RepositoryContract:
             assert expected == actual, case
         too_big: list[dict[str, Any]] = [
             {"service": "a-long-service"},
+            {"actor": "a-long-actor"},
             {"state": {"deep": {"deeper": {"deepest": [1]}}}},
             {"input": ["x" * 100]},
         ]
@@ -1026,6 +1074,8 @@ class RepositoryContract:
             {"status": ""},
             {"state_update": [1]},
             {"display_name": "\udfff"},
+            {"actor": ""},
+            {"actor": "tab\there"},
         ]
         for case in bad_changes:
             actual = _refusal(functools.partial(jobs.update, "job-1", etag=job.etag, **case))

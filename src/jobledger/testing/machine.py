@@ -158,6 +158,7 @@ class _Resend(enum.Enum):
 
     SAME_COMMAND = "same command"
     OTHER_FIELDS = "same kind, other fields"
+    OTHER_ACTOR = "same fields, another actor"
     OTHER_KIND = "a cancel"
 
 
@@ -226,6 +227,7 @@ class _ModelUpdate:
     state_update: Any
     display_name: str | None
     description: str | None
+    actor: str | None
 
 
 @attrs.define
@@ -244,6 +246,7 @@ class _ModelJob:
     version: int
     etag: str
     log: list[_ModelUpdate]
+    started_by: str | None
     #: The job as it was at each version before this one, oldest first.
     history: list[Job] = attrs.Factory(list)
     #: The job as the ledger last returned it.
@@ -530,6 +533,9 @@ class _LedgerMachine(RuleBasedStateMachine):
         if resend is _Resend.OTHER_FIELDS:
             description = f"{recorded.description or ''} (another command)"
             command = attrs.evolve(recorded, description=description)
+        elif resend is _Resend.OTHER_ACTOR:
+            actor = "someone else" if recorded.actor != "someone else" else "another one"
+            command = attrs.evolve(recorded, actor=actor)
         else:
             command = CancelJob(job_id=job_id, etag=ANY_ETAG, request_id=request_id)
         self.attempt(command, via_facade=request.via_facade)
@@ -598,6 +604,7 @@ class _LedgerMachine(RuleBasedStateMachine):
                 state=command.state,
                 job_id=command.job_id,
                 request_id=command.request_id,
+                actor=command.actor,
             )
         if isinstance(command, CancelJob):
             return jobs.cancel(
@@ -606,6 +613,7 @@ class _LedgerMachine(RuleBasedStateMachine):
                 display_name=command.display_name,
                 description=command.description,
                 request_id=command.request_id,
+                actor=command.actor,
             )
         if isinstance(command, UpdateJob):
             return jobs.update(
@@ -616,6 +624,7 @@ class _LedgerMachine(RuleBasedStateMachine):
                 description=command.description,
                 state_update=command.state_update,
                 request_id=command.request_id,
+                actor=command.actor,
             )
         finish = jobs.complete if isinstance(command, CompleteJob) else jobs.fail
         return finish(
@@ -625,6 +634,7 @@ class _LedgerMachine(RuleBasedStateMachine):
             description=command.description,
             state_update=command.state_update,
             request_id=command.request_id,
+            actor=command.actor,
         )
 
     def attempt(self, command: Command, *, via_facade: bool) -> Job | None:
@@ -710,6 +720,7 @@ class _LedgerMachine(RuleBasedStateMachine):
             version=1,
             etag=job.etag,
             log=[],
+            started_by=command.actor,
             latest=job,
         )
         self.model[job.id] = model
@@ -738,6 +749,7 @@ class _LedgerMachine(RuleBasedStateMachine):
                 state_update=patch,
                 display_name=command.display_name,
                 description=command.description,
+                actor=command.actor,
             )
         )
         model.status = status
@@ -783,6 +795,7 @@ class _LedgerMachine(RuleBasedStateMachine):
             ("etag", model.etag, job.etag),
             ("input", _exact(model.input), _exact(job.input)),
             ("state", _exact(model.state), _exact(job.state)),
+            ("started_by", model.started_by, job.started_by),
         )
         for name, expected, actual in facts:
             _require_equal(expected, actual, f"{name} of job {model.id!r}")
@@ -797,6 +810,7 @@ class _LedgerMachine(RuleBasedStateMachine):
                 state_update=None if update.state_update is None else thaw(update.state_update),
                 display_name=update.display_name,
                 description=update.description,
+                actor=update.actor,
             )
             for update in log
         ]
@@ -857,6 +871,7 @@ class _LedgerMachine(RuleBasedStateMachine):
         _require_equal(replayed, actual, f"job {job.id!r} replayed from its log")
         _require_equal(_exact(started.input), _exact(job.input), f"input of job {job.id!r}")
         _require_equal(started.at, job.created_at, f"created_at of job {job.id!r}")
+        _require_equal(started.actor, job.started_by, f"started_by of job {job.id!r}")
         last_change = log[-1].at if log else started.at
         _require_equal(last_change, job.updated_at, f"updated_at of job {job.id!r}")
 
@@ -891,6 +906,7 @@ class _LedgerMachine(RuleBasedStateMachine):
                 update.display_name,
                 update.description,
                 update.at,
+                update.actor,
                 (job.service, job.entity, job.type),
             )
             told = (
@@ -902,6 +918,7 @@ class _LedgerMachine(RuleBasedStateMachine):
                 event.display_name,
                 event.description,
                 event.at,
+                event.actor,
                 (event.service, event.entity, event.type),
             )
             _require_equal(said, told, f"the event of update {update.update_id} of {job.id!r}")

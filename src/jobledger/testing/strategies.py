@@ -73,6 +73,7 @@ if TYPE_CHECKING:
     from jobledger.testing.runs import OutcomeKind
 
 __all__ = [
+    "actors",
     "cancel_commands",
     "change_commands",
     "command_sequences",
@@ -149,6 +150,15 @@ def names() -> SearchStrategy[str]:
     return st.one_of(
         st.sampled_from(_TRICKY_NAMES),
         st.text(_NAME_CHARACTERS, min_size=1, max_size=12).filter(str.isprintable),
+    )
+
+
+def actors() -> SearchStrategy[str | None]:
+    """Who acts in a command: ``None`` (no one named) or a valid name, no blanks around it."""
+    return st.one_of(
+        st.none(),
+        st.sampled_from(("alice", "hr-sync-service")),
+        names().filter(lambda name: name == name.strip()),
     )
 
 
@@ -320,6 +330,7 @@ _LATER = st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=366))
 _VERSIONS = st.integers(min_value=1, max_value=1_000)
 _UPDATE_TYPES = st.sampled_from(UpdateType)
 _OPTIONAL_IDS = st.one_of(st.none(), _IDS)
+_ACTORS = actors()
 _OPTIONAL_TEXTS = st.one_of(st.none(), _TEXTS)
 _INPUTS = json_values().map(lambda value: freeze(value, field="input"))
 _STATES = _frozen_object(json_objects(), "state")
@@ -353,6 +364,7 @@ def start_commands(
         state=json_objects(),
         job_id=_fixed_or(job_id),
         request_id=_fixed_or(request_id),
+        actor=_ACTORS,
     )
 
 
@@ -371,6 +383,7 @@ def _changes(
         display_name=_OPTIONAL_TEXTS,
         description=_OPTIONAL_TEXTS,
         request_id=_fixed_or(request_id),
+        actor=_ACTORS,
         **fields,
     )
 
@@ -529,6 +542,7 @@ def _jobs(draw: DrawFn) -> Job:
         version=version,
         created_at=created_at,
         updated_at=updated_at,
+        started_by=draw(_ACTORS),
     )
 
 
@@ -565,6 +579,7 @@ def _job_updates(draw: DrawFn) -> JobUpdate:
         description=draw(_OPTIONAL_TEXTS),
         etag=draw(_IDS),
         at=draw(_DATETIMES),
+        actor=draw(_ACTORS),
     )
 
 
@@ -585,6 +600,7 @@ def _event_base(draw: DrawFn) -> dict[str, Any]:
         "type": draw(_NAMES),
         "etag": draw(_IDS),
         "at": draw(_DATETIMES),
+        "actor": draw(_ACTORS),
     }
 
 

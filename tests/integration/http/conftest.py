@@ -1,7 +1,10 @@
 """A real ``jobledger serve`` (uvicorn) process on a free loopback port, over SQLite or PostgreSQL.
 
 The server is the command line's, started as ``python -m jobledger serve``;
-the tests wait for it to answer (bounded) and stop it at the end.
+the tests wait for it to answer (bounded) and stop it at the end. By default
+each test has a new store and its own server; a module whose tests need no new
+store shares one server per backend (:func:`shared_store`, :class:`Namespaced`):
+each test then names its clients, jobs and services with a prefix of its own.
 """
 
 from __future__ import annotations
@@ -130,26 +133,33 @@ def open_repository(store: str) -> Repository:
     return SQLiteRepository(store)
 
 
+def new_store(request: pytest.FixtureRequest, directory: Path) -> str:
+    """A new, empty store for ``request.param``: an SQLite file, or a PostgreSQL schema."""
+    if request.param == "sqlite":
+        return str(directory / "jobs.db")
+    conninfo: str = request.getfixturevalue("postgres_conninfo")
+    return f"{conninfo}?schema=http_{uuid.uuid4().hex[:12]}"
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A new, empty store: an SQLite file, or a PostgreSQL schema of its own."""
-    if request.param == "sqlite":
-        return str(tmp_path / "jobs.db")
-    conninfo: str = request.getfixturevalue("postgres_conninfo")
-    return f"{conninfo}?schema=http_{uuid.uuid4().hex[:12]}"
+    return new_store(request, tmp_path)
 
 
 class Clients:
     """Adds clients to a store, and gets their tokens from a server."""
 
-    def __init__(self, store: str) -> None:
-        """The client store beside the ledger at ``store``."""
+    def __init__(self, store: str, prefix: str = "") -> None:
+        """The client store beside the ledger at ``store``; client ids get ``prefix``."""
+        self.store_location = store
         self.repository = open_repository(store)
         self.store = client_store_beside(self.repository)
+        self.prefix = prefix
 
     def add(self, client_id: str, *allow: str) -> str:
-        """Add a client with these permissions; return its secret."""
-        _client, secret = self.store.add(client_id, Permissions.parse(allow))
+        """Add a client (its id with the prefix) with these permissions; return its secret."""
+        _client, secret = self.store.add(self.prefix + client_id, Permissions.parse(allow))
         return secret
 
     def close(self) -> None:
@@ -158,6 +168,38 @@ class Clients:
         close = getattr(self.repository, "close", None)
         if callable(close):
             close()
+
+
+class Namespaced:
+    """A server as one test of a module that shares it sees it: names get the test's prefix.
+
+    ``id(name)`` is the name a test's client, job, service or request id has in
+    the shared store; ``token`` and ``bearer`` take the client ids as the test
+    wrote them, as :class:`Clients` adds them.
+    """
+
+    def __init__(self, server: Server, prefix: str) -> None:
+        """A view of ``server`` for the test whose names start with ``prefix``."""
+        self.server = server
+        self.url = server.url
+        self.prefix = prefix
+
+    def id(self, name: str) -> str:
+        """``name`` as this test's (its prefix first)."""
+        return self.prefix + name
+
+    def token(self, client_id: str, secret: str) -> str:
+        """A token for this test's client ``client_id``."""
+        return self.server.token(self.id(client_id), secret)
+
+    def bearer(self, client_id: str, secret: str) -> dict[str, str]:
+        """The Authorization header of a fresh token for this test's client ``client_id``."""
+        return self.server.bearer(self.id(client_id), secret)
+
+
+def unique_prefix() -> str:
+    """A prefix no other test's names have."""
+    return f"t{uuid.uuid4().hex[:10]}-"
 
 
 @pytest.fixture
@@ -189,3 +231,52 @@ def make_server(store: str, clients: Clients) -> Iterator[Callable[..., Server]]
 def server(make_server: Callable[..., Server]) -> Server:
     """A running server over ``store``."""
     return make_server()
+
+
+# -- one server per backend, shared by the tests that need no new store ----------------------
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def shared_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One store per backend for every test that shares a server."""
+    return new_store(request, tmp_path_factory.mktemp("shared"))
+
+
+@pytest.fixture(scope="session")
+def shared_server(shared_store: str) -> Iterator[Server]:
+    """The server over ``shared_store``, for the whole run."""
+    Clients(shared_store).close()  # the clients' tables exist before the server starts
+    running = Server(shared_store, "--keepalive-seconds", "0.5")
+    running.start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def shared_clients(shared_store: str) -> Iterator[Clients]:
+    """The client store beside ``shared_store``; this test's client ids get its prefix."""
+    kept = Clients(shared_store, unique_prefix())
+    yield kept
+    kept.close()
+
+
+@pytest.fixture
+def on_shared(shared_server: Server, shared_clients: Clients) -> Namespaced:
+    """The shared server, seen with this test's prefix."""
+    return Namespaced(shared_server, shared_clients.prefix)
+
+
+@pytest.fixture
+def make_shared(shared_store: str, shared_clients: Clients) -> Iterator[Callable[..., Namespaced]]:
+    """Starts more servers over ``shared_store`` with more options; stops them at the end."""
+    started: list[Server] = []
+
+    def make(*options: str) -> Namespaced:
+        running = Server(shared_store, "--keepalive-seconds", "0.5", *options)
+        started.append(running)
+        running.start()
+        return Namespaced(running, shared_clients.prefix)
+
+    yield make
+    for running in started:
+        running.stop()

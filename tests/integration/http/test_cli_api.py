@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 from tests.integration.http.conftest import environment
 
+from jobledger import Jobs
+
 if TYPE_CHECKING:
     from tests.integration.http.conftest import Clients, Server
 
@@ -21,8 +23,13 @@ if TYPE_CHECKING:
 COMMAND_SECONDS = 120
 
 
-def jobledger(server: Server, secret: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run ``jobledger ARGS`` as an agent of ``server`` with the client ``agent``."""
+def jobledger(
+    server: Server, secret: str, *args: str, actor: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``jobledger ARGS`` as an agent of ``server`` with the client ``agent``.
+
+    ``actor`` is set as ``JOBLEDGER_ACTOR`` in the command's environment.
+    """
     return subprocess.run(  # noqa: S603  (our own command line, with fixed arguments)
         [
             sys.executable,
@@ -36,7 +43,7 @@ def jobledger(server: Server, secret: str, *args: str) -> subprocess.CompletedPr
             "--api-secret",
             secret,
         ],
-        env=environment(),
+        env={**environment(), **({} if actor is None else {"JOBLEDGER_ACTOR": actor})},
         capture_output=True,
         text=True,
         timeout=COMMAND_SECONDS,
@@ -148,3 +155,28 @@ class TestWatchThroughTheService:
         events = [json.loads(line)["Event"] for line in watched.stdout.splitlines()]
         assert 3 == len(events)
         assert all(event["JobId"] in {run_id, f"{run_id}/1", f"{run_id}/2"} for event in events)
+
+
+class TestActorThroughTheService:
+    """``cancel --actor`` and ``JOBLEDGER_ACTOR`` with --api-url."""
+
+    def test_the_environments_actor_is_ignored(self, server: Server, clients: Clients) -> None:
+        """With JOBLEDGER_ACTOR set to another name, cancel works and records the client."""
+        secret = clients.add("agent", "*")
+        job = Jobs(clients.repository).start(service="hr", entity="e", type="t")
+
+        canceled = jobledger(server, secret, "cancel", job.id, actor="alice")
+
+        assert 0 == canceled.returncode, canceled.stderr
+        assert ["agent"] == [update.actor for update in clients.repository.updates(job.id)]
+
+    def test_an_explicit_other_actor_is_refused(self, server: Server, clients: Clients) -> None:
+        """An explicit --actor alice through the service is refused, naming the client."""
+        secret = clients.add("agent", "*")
+        job = Jobs(clients.repository).start(service="hr", entity="e", type="t")
+
+        canceled = jobledger(server, secret, "cancel", job.id, "--actor", "alice")
+
+        assert 0 != canceled.returncode
+        assert "agent" in canceled.stderr
+        assert () == tuple(clients.repository.updates(job.id))

@@ -29,22 +29,38 @@ from jobledger.http import AuthenticationError, JobsClient, PermissionDeniedErro
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from tests.integration.http.conftest import Clients, Server
+    from tests.integration.http.conftest import Clients, Namespaced, Server
 
 #: A bound on every wait; nothing is timed.
 PATIENCE = 60.0
 
 
-def client(server: Server, clients: Clients, *allow: str) -> JobsClient:
+def client(server: Server | Namespaced, clients: Clients, *allow: str) -> JobsClient:
     """A JobsClient for a new client with these permissions (everything if none)."""
     client_id = f"client-{len(clients.store.clients())}"
-    return JobsClient(server.url, client_id, clients.add(client_id, *(allow or ("*",))))
+    secret = clients.add(client_id, *(allow or ("*",)))
+    return JobsClient(server.url, clients.prefix + client_id, secret)
 
 
 class TestTypedErrors:
-    """JobsClient raises the library's own errors, with their facts."""
+    """JobsClient raises the library's own errors, with their facts.
 
-    def test_a_stale_etag_raises_concurrency_error(self, server: Server, clients: Clients) -> None:
+    These tests share one server per backend: their names get the test's prefix (``server.id``).
+    """
+
+    @pytest.fixture
+    def server(self, on_shared: Namespaced) -> Namespaced:
+        """The shared server, seen with this test's prefix."""
+        return on_shared
+
+    @pytest.fixture
+    def clients(self, shared_clients: Clients) -> Clients:
+        """The shared store's clients, with this test's prefix."""
+        return shared_clients
+
+    def test_a_stale_etag_raises_concurrency_error(
+        self, server: Namespaced, clients: Clients
+    ) -> None:
         """A stale ETag raises ConcurrencyError carrying the current ETag."""
         with client(server, clients) as jobs:
             job = jobs.start(service="hr", entity="employee", type="sync")
@@ -53,18 +69,19 @@ class TestTypedErrors:
                 jobs.update(job.id, etag=job.etag)
         assert (job.etag, changed.etag) == (raised.value.expected_etag, raised.value.current_etag)
 
-    def test_each_refusal_is_its_library_error(self, server: Server, clients: Clients) -> None:
+    def test_each_refusal_is_its_library_error(self, server: Namespaced, clients: Clients) -> None:
         """Not found, exists, invalid transition, bad data and a reused request id are typed."""
         with client(server, clients) as jobs:
-            job = jobs.start(service="hr", entity="e", type="t", job_id="j1", request_id="r1")
+            j1, r1 = server.id("j1"), server.id("r1")
+            job = jobs.start(service="hr", entity="e", type="t", job_id=j1, request_id=r1)
             ended = jobs.complete(job.id, etag="*")
             raised = []
             attempts: tuple[Callable[[], object], ...] = (
-                lambda: jobs.get("nope"),
-                lambda: jobs.start(service="hr", entity="e", type="t", job_id="j1"),
+                lambda: jobs.get(server.id("nope")),
+                lambda: jobs.start(service="hr", entity="e", type="t", job_id=j1),
                 lambda: jobs.cancel(job.id, etag=ended.etag),
                 lambda: jobs.start(service="hr", entity="e", type="t", state={"x": float("inf")}),
-                lambda: jobs.start(service="it", entity="e", type="t", request_id="r1"),
+                lambda: jobs.start(service="it", entity="e", type="t", request_id=r1),
             )
             for attempt in attempts:
                 with pytest.raises(Exception) as error:  # noqa: PT011  (each is checked below)
@@ -79,7 +96,7 @@ class TestTypedErrors:
         ] == raised
 
     def test_a_refused_permission_and_a_wrong_secret_are_typed(
-        self, server: Server, clients: Clients
+        self, server: Namespaced, clients: Clients
     ) -> None:
         """403 raises PermissionDeniedError; a wrong secret AuthenticationError."""
         with (
@@ -88,7 +105,7 @@ class TestTypedErrors:
         ):
             limited.start(service="finance", entity="e", type="t")
         with (
-            JobsClient(server.url, "client-0", "guess") as wrong,
+            JobsClient(server.url, server.id("client-0"), "guess") as wrong,
             pytest.raises(AuthenticationError),
         ):
             wrong.get("x")
@@ -102,49 +119,53 @@ class TestTypedErrors:
         ):
             jobs.get("x")
 
-    def test_queries_read_back_what_commands_did(self, server: Server, clients: Clients) -> None:
+    def test_queries_read_back_what_commands_did(
+        self, server: Namespaced, clients: Clients
+    ) -> None:
         """get, updates and find answer as the local ledger does."""
         with client(server, clients) as jobs:
-            job = jobs.start(service="hr", entity="e", type="t", state={"done": 0})
+            hr = server.id("hr")
+            job = jobs.start(service=hr, entity="e", type="t", state={"done": 0})
             for done in range(3):
                 job = jobs.update(job.id, etag=job.etag, state_update={"done": done + 1})
             assert job == jobs.get(job.id)
             assert [1, 2, 3] == [update.update_id for update in jobs.updates(job.id)]
-            assert [job.id] == [found.id for found in jobs.find(service="hr").jobs]
+            assert [job.id] == [found.id for found in jobs.find(service=hr).jobs]
 
-    def test_a_batch_is_all_or_nothing(self, server: Server, clients: Clients) -> None:
+    def test_a_batch_is_all_or_nothing(self, server: Namespaced, clients: Clients) -> None:
         """handle_all applies every command, or none when one is refused."""
         with client(server, clients) as jobs:
             done = jobs.handle_all(
                 [
-                    StartJob(service="hr", entity="e", type="t", job_id="b1"),
-                    UpdateJob(job_id="b1", etag="*", status="exporting"),
+                    StartJob(service="hr", entity="e", type="t", job_id=server.id("b1")),
+                    UpdateJob(job_id=server.id("b1"), etag="*", status="exporting"),
                 ]
             )
             with pytest.raises(JobNotFoundError):
                 jobs.handle_all(
                     [
-                        StartJob(service="hr", entity="e", type="t", job_id="b2"),
-                        UpdateJob(job_id="missing", etag="*"),
+                        StartJob(service="hr", entity="e", type="t", job_id=server.id("b2")),
+                        UpdateJob(job_id=server.id("missing"), etag="*"),
                     ]
                 )
             with pytest.raises(JobNotFoundError):
-                jobs.get("b2")
+                jobs.get(server.id("b2"))
         assert ["started", "exporting"] == [job.status for job in done]
 
     def test_a_batch_checks_each_commands_permission(
-        self, server: Server, clients: Clients
+        self, server: Namespaced, clients: Clients
     ) -> None:
         """A batch with one command the client may not send is refused whole."""
-        with client(server, clients, "start:hr") as limited:
+        hr = server.id("hr")
+        with client(server, clients, f"start:{hr}") as limited:
             with pytest.raises(PermissionDeniedError):
                 limited.handle_all(
                     [
-                        StartJob(service="hr", entity="e", type="t", job_id="p1"),
-                        UpdateJob(job_id="p1", etag="*"),
+                        StartJob(service=hr, entity="e", type="t", job_id=server.id("p1")),
+                        UpdateJob(job_id=server.id("p1"), etag="*"),
                     ]
                 )
-            assert 0 == len(clients.repository.find(JobQuery()).jobs)
+            assert 0 == len(clients.repository.find(JobQuery(service=[hr])).jobs)
 
 
 def _collect(

@@ -32,7 +32,7 @@ from jobledger import (
 )
 from jobledger._adapters.postgres import SAVE_ATTEMPTS
 from jobledger._core.decide import decide
-from jobledger.postgres import PostgresRepository
+from jobledger.postgres import SCHEMA_VERSION, PostgresRepository
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -352,7 +352,7 @@ class TestSchemaChecks:
         with pytest.raises(SchemaVersionError) as raised:
             PostgresRepository(postgres_conninfo, schema=schema)
 
-        assert (99, 1) == (raised.value.found, raised.value.supported)
+        assert (99, SCHEMA_VERSION) == (raised.value.found, raised.value.supported)
 
     @pytest.mark.usefixtures("repository")
     def test_an_unreadable_schema_version_is_refused(

@@ -117,6 +117,42 @@ class TestCancel:
             ledger.get("job-1").status,
         )
 
+    def test_actor_names_who_canceled_the_job(
+        self, jobledger: Jobledger, store: str, ledger: Jobs
+    ) -> None:
+        """--actor is recorded as the cancel's actor; without it, no one is named."""
+        ledger.start(service="hr", entity="employee", type="sync", job_id="job-1")
+        ledger.start(service="hr", entity="employee", type="sync", job_id="job-2")
+
+        jobledger("cancel", "job-1", "--actor", "alice", "--store", store)
+        jobledger("cancel", "job-2", "--store", store)
+
+        assert (["alice"], [None]) == (
+            [update.actor for update in ledger.updates("job-1")],
+            [update.actor for update in ledger.updates("job-2")],
+        )
+
+    def test_the_actor_may_come_from_the_environment(
+        self, jobledger: Jobledger, store: str, ledger: Jobs
+    ) -> None:
+        """JOBLEDGER_ACTOR gives the actor when --actor is not given."""
+        ledger.start(service="hr", entity="employee", type="sync", job_id="job-1")
+
+        jobledger("cancel", "job-1", "--store", store, env={"JOBLEDGER_ACTOR": "ops"})
+
+        assert ["ops"] == [update.actor for update in ledger.updates("job-1")]
+
+    def test_a_runs_cancel_names_its_actor(
+        self, jobledger: Jobledger, store: str, ledger: Jobs
+    ) -> None:
+        """Canceling a blocked run with --actor records the actor on the run's own changes."""
+        run_id = jobledger.invoke_blocked(store)
+        before = len(ledger.updates(run_id))
+
+        jobledger("cancel", run_id, "--actor", "alice", "--store", store)
+
+        assert ["alice", "alice"] == [update.actor for update in ledger.updates(run_id)[before:]]
+
     def test_a_stale_etag_is_a_conflicting_edit(
         self, jobledger: Jobledger, store: str, ledger: Jobs
     ) -> None:

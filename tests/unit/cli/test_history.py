@@ -20,7 +20,7 @@ class TestHistory:
     def test_a_jobs_log_lists_each_update(
         self, jobledger: Jobledger, store: str, ledger: Jobs
     ) -> None:
-        """Each update: its number, kind, status and merge patch, oldest first."""
+        """The start (row 0), then each update: number, kind, status, actor, merge patch."""
         job = ledger.start(service="hr", entity="employee", type="sync", job_id="job-1")
         job = ledger.update(job.id, etag=job.etag, status="exporting", state_update={"done": 3})
         ledger.complete(job.id, etag=job.etag, state_update={"done": 9})
@@ -32,13 +32,31 @@ class TestHistory:
         assert printed[0].startswith("Job job-1: started ")
         assert printed[0].endswith(", 2 updates")
         assert [
-            ("#", "kind", "status"),
-            ("1", "updated", "exporting"),
-            ("2", "completed", "completed"),
-        ] == [tuple(line.split()[:3]) for line in printed[1:]]
+            ("#", "kind", "status", "by"),
+            ("0", "started", "started", "-"),
+            ("1", "updated", "exporting", "-"),
+            ("2", "completed", "completed", "-"),
+        ] == [tuple(line.split()[:4]) for line in printed[1:]]
         assert (True, True) == (
-            printed[2].endswith('{"done": 3}'),
-            printed[3].endswith('{"done": 9}'),
+            printed[3].endswith('{"done": 3}'),
+            printed[4].endswith('{"done": 9}'),
+        )
+
+    def test_each_row_says_who_acted(self, jobledger: Jobledger, store: str, ledger: Jobs) -> None:
+        """The by column holds the start's and each change's actor; --json has them too."""
+        job = ledger.start(service="hr", entity="e", type="t", job_id="job-1", actor="hr-app")
+        job = ledger.update(job.id, etag=job.etag, status="exporting", actor="alice")
+        ledger.cancel(job.id, etag=job.etag)
+
+        printed = jobledger.lines(jobledger("history", "job-1", "--store", store).stdout)
+        document = json.loads(jobledger("history", "job-1", "--store", store, "--json").stdout)
+
+        assert [("0", "hr-app"), ("1", "alice"), ("2", "-")] == [
+            (line.split()[0], line.split()[3]) for line in printed[2:]
+        ]
+        assert ("hr-app", ["alice", None]) == (
+            document["StartedBy"],
+            [update["Actor"] for update in document["Updates"]],
         )
 
     def test_a_runs_launch_groups_show_each_launch_and_how_it_ended(

@@ -27,7 +27,7 @@ class TestShow:
     """Reading one job or run."""
 
     def test_a_job_shows_every_field(self, jobledger: Jobledger, store: str, ledger: Jobs) -> None:
-        """Id, service, entity, type, name, status and phase, version, ETag, times, input, state."""
+        """Id, service, entity, type, name, status, version, ETag, times, starter, input, state."""
         job = ledger.start(
             service="hr",
             entity="employee",
@@ -52,10 +52,23 @@ class TestShow:
             "version       2",
             f"etag          {job.etag}",
             f"created       {when(job.created_at)}",
+            "started by    -",
             f"updated       {when(job.updated_at)}",
             'input         {"source": "hr"}',
             'state         {"done": 3}',
         ] == jobledger.lines(result.stdout)
+
+    def test_a_job_started_by_someone_says_who(
+        self, jobledger: Jobledger, store: str, ledger: Jobs
+    ) -> None:
+        """A job whose start named an actor shows it as started by, after created."""
+        ledger.start(service="hr", entity="e", type="t", job_id="job-1", actor="scheduler")
+
+        printed = jobledger.lines(jobledger("show", "job-1", "--store", store).stdout)
+
+        labels = [line[:12].rstrip() for line in printed]
+        created = labels.index("created")
+        assert ("started by", "scheduler") == (labels[created + 1], printed[created + 1][12:])
 
     def test_a_run_shows_its_tasks_and_how_to_go_on(self, jobledger: Jobledger, store: str) -> None:
         """A blocked run lists each task's status by step, then what blocked and how to resume."""

@@ -44,6 +44,19 @@ class TestWatch:
         ] == [line.split()[:1] + line.split()[3:] for line in jobledger.lines(result.stdout)]
         assert "Watching the events after #0 (Ctrl-C stops)." in result.stderr
 
+    def test_an_event_with_an_actor_says_who(
+        self, jobledger: Jobledger, store: str, ledger: Jobs
+    ) -> None:
+        """An event whose change named an actor ends its line with by ACTOR."""
+        job = ledger.start(service="hr", entity="e", type="t", job_id="job-1", actor="ops")
+        ledger.cancel(job.id, etag=job.etag)
+
+        result = jobledger("watch", "--from-start", "--timeout", "0", "--store", store)
+
+        assert [["v1", "by", "ops"], ["v2"]] == [
+            line.split()[7:] for line in jobledger.lines(result.stdout)
+        ]
+
     @pytest.mark.usefixtures("two_jobs")
     @pytest.mark.parametrize(
         ("filters", "expected"),

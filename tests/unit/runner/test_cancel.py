@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from jobledger import ANY_ETAG, JobFailed, Jobs
+from jobledger import ANY_ETAG, JobFailed, Jobs, UpdateType
 from jobledger.runner import (
     TASK_ENTITY,
     JobDefinition,
@@ -87,6 +87,22 @@ class TestCancel:
             export.status,
             export.state.summary,
         )
+
+    def test_the_driven_runs_cancel_names_who_asked(self, jobs: Jobs) -> None:
+        """Runner.request_cancel(actor=) names the requester on the request and the run's cancel."""
+        started, ids = threading.Event(), list[str]()
+        definition = JobDefinition("Long", [Task("export", waits_for_cancel(started, ids))])
+        runner = Runner(jobs, [definition])
+
+        result = invoke_then(
+            runner, "Long", started, lambda: runner.request_cancel(ids[0], actor="alice")
+        )
+
+        requests = [u for u in jobs.updates(ids[0]) if "cancel_requested" in (u.state_update or {})]
+        end = jobs.updates(ids[0])[-1]
+        assert RunStatus.CANCELED == result.status
+        assert ["alice"] == [update.actor for update in requests]
+        assert (UpdateType.CANCELED, "alice") == (end.update_type, end.actor)
 
     def test_a_cancel_through_the_ledger_alone_is_seen_by_polling(self) -> None:
         """A cancel written by another ledger on the same storage is seen at the next poll."""

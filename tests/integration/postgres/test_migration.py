@@ -1,0 +1,248 @@
+"""Schema migrations of the PostgreSQL repository: an older schema is brought up to date.
+
+A "version 1" schema is made by undoing the later steps on a current one (the
+columns of step 2 dropped, step 3's foreign key and table options put back),
+since the adapter writes the current version's rows only.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from jobledger import Jobs, RequestIdConflictError, SchemaUpgradeError
+from jobledger.postgres import SCHEMA_VERSION, PostgresRepository
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from jobledger import JobEvent, JobUpdate
+
+pytestmark = pytest.mark.postgres
+
+
+def _table(schema: str, name: str) -> sql.Identifier:
+    return sql.Identifier(schema, f"jobledger_{name}")
+
+
+def _as_version_1(conninfo: str, schema: str) -> None:
+    """Turn the schema back into version 1: no actor columns, the update rows' foreign key."""
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("ALTER TABLE {} DROP COLUMN started_by").format(_table(schema, "jobs"))
+        )
+        for name in ("updates", "feed"):
+            conn.execute(sql.SQL("ALTER TABLE {} DROP COLUMN actor").format(_table(schema, name)))
+        # Request records of version 1 keep a job document without the key.
+        conn.execute(
+            sql.SQL(
+                "UPDATE {} SET job = job - 'started_by', "
+                "job_exact = (job_exact::jsonb - 'started_by')::text"
+            ).format(_table(schema, "requests"))
+        )
+        conn.execute(
+            sql.SQL(
+                "ALTER TABLE {} ADD CONSTRAINT jobledger_updates_job_id_fkey "
+                "FOREIGN KEY (job_id) REFERENCES {} (id)"
+            ).format(_table(schema, "updates"), _table(schema, "jobs"))
+        )
+        conn.execute(sql.SQL("ALTER TABLE {} RESET (fillfactor)").format(_table(schema, "jobs")))
+        conn.execute(
+            sql.SQL("UPDATE {} SET value = '1' WHERE name = 'schema_version'").format(
+                _table(schema, "meta")
+            )
+        )
+
+
+@pytest.fixture
+def reader(postgres_conninfo: str) -> Iterator[str]:
+    """A new role that may log in, and nothing else (dropped at the end)."""
+    role = f"jl_reader_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_conninfo, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+    yield role
+    with psycopg.connect(postgres_conninfo, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def _grant_reads(conninfo: str, schema: str, reader: str) -> None:
+    """Let the role ``reader`` read (only) every table of ``schema``."""
+    role = sql.Identifier(reader)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(schema), role))
+        conn.execute(
+            sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(
+                sql.Identifier(schema), role
+            )
+        )
+
+
+def _version(conninfo: str, schema: str) -> str:
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        row = conn.execute(
+            sql.SQL("SELECT value FROM {} WHERE name = 'schema_version'").format(
+                _table(schema, "meta")
+            )
+        ).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+class TestActorMigration:
+    """Step 2 adds who acted; a version 1 schema is migrated when opened."""
+
+    def test_a_version_1_schema_is_migrated_and_its_rows_have_no_actor(
+        self, postgres_conninfo: str, schema: str
+    ) -> None:
+        """Jobs, updates, events and request records written at version 1 read actor None."""
+        with PostgresRepository(postgres_conninfo, schema=schema) as repository:
+            jobs = Jobs(repository)
+            job = jobs.start(service="hr", entity="e", type="t", request_id="r-1")
+            job = jobs.update(job.id, etag=job.etag, status="exporting")
+        _as_version_1(postgres_conninfo, schema)
+        assert "1" == _version(postgres_conninfo, schema)
+
+        with PostgresRepository(postgres_conninfo, schema=schema) as repository:
+            jobs = Jobs(repository)
+            upgraded = jobs.get(job.id)
+            old_actors = [update.actor for update in jobs.updates(job.id)]
+            events = [entry.event.actor for entry in repository.read_feed()]
+            retried = jobs.start(service="hr", entity="e", type="t", request_id="r-1")
+            jobs.cancel(job.id, etag=job.etag, actor="alice")
+            actors = [update.actor for update in jobs.updates(job.id)]
+
+        assert str(SCHEMA_VERSION) == _version(postgres_conninfo, schema)
+        assert (None, [None], [None, None]) == (upgraded.started_by, old_actors, events)
+        assert (job.id, None) == (retried.id, retried.started_by)
+        assert [None, "alice"] == actors
+
+    def test_a_request_of_version_1_retried_naming_an_actor_is_answered(
+        self, postgres_conninfo: str, schema: str
+    ) -> None:
+        """A version 1 request record answers its retry with an actor; another command conflicts."""
+        with PostgresRepository(postgres_conninfo, schema=schema) as repository:
+            job = Jobs(repository).start(service="hr", entity="e", type="t", request_id="r-1")
+        _as_version_1(postgres_conninfo, schema)
+
+        with PostgresRepository(postgres_conninfo, schema=schema) as repository:
+            jobs = Jobs(repository)
+            retried = jobs.start(service="hr", entity="e", type="t", request_id="r-1", actor="a")
+            with pytest.raises(RequestIdConflictError):
+                jobs.start(service="hr", entity="e", type="u", request_id="r-1", actor="a")
+            head = repository.feed_head()
+
+        assert (job.id, job.etag, 1) == (retried.id, retried.etag, head)
+
+    def test_a_version_1_schema_opened_by_a_reader_raises_schema_upgrade_error(
+        self, postgres_conninfo: str, schema: str, reader: str
+    ) -> None:
+        """A role that only reads a version 1 schema gets SchemaUpgradeError; nothing changes."""
+        PostgresRepository(postgres_conninfo, schema=schema).close()
+        _as_version_1(postgres_conninfo, schema)
+        _grant_reads(postgres_conninfo, schema, reader)
+
+        with pytest.raises(SchemaUpgradeError) as raised:
+            PostgresRepository(make_conninfo(postgres_conninfo, user=reader), schema=schema)
+
+        assert (1, SCHEMA_VERSION) == (raised.value.found, raised.value.supported)
+        assert "as the owner of the schema's tables" in str(raised.value)
+        assert "1" == _version(postgres_conninfo, schema)
+
+    def test_a_migrated_schema_keeps_actors_of_new_changes(
+        self, postgres_conninfo: str, schema: str
+    ) -> None:
+        """After the migration, a start's and a change's actors are stored and read back."""
+        PostgresRepository(postgres_conninfo, schema=schema).close()
+        _as_version_1(postgres_conninfo, schema)
+
+        with PostgresRepository(postgres_conninfo, schema=schema) as repository:
+            jobs = Jobs(repository)
+            job = jobs.start(service="hr", entity="e", type="t", actor="svc")
+            jobs.cancel(job.id, etag=job.etag, actor="alice")
+            read = (
+                jobs.get(job.id).started_by,
+                [update.actor for update in jobs.updates(job.id)],
+            )
+
+        assert ("svc", ["alice"]) == read
+
+
+def _catalog(conninfo: str, schema: str) -> tuple[str, list[str], list[str] | None]:
+    """The schema's version, its update rows' foreign keys and its jobs table's options."""
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        version = conn.execute(
+            sql.SQL("SELECT value FROM {}.jobledger_meta WHERE name = 'schema_version'").format(
+                sql.Identifier(schema)
+            )
+        ).fetchone()
+        keys = conn.execute(
+            "SELECT conname FROM pg_constraint WHERE contype = 'f' AND conrelid = %s::regclass",
+            (sql.Identifier(schema, "jobledger_updates").as_string(conn),),
+        ).fetchall()
+        options = conn.execute(
+            "SELECT reloptions FROM pg_class WHERE oid = %s::regclass",
+            (sql.Identifier(schema, "jobledger_jobs").as_string(conn),),
+        ).fetchone()
+    assert version is not None
+    assert options is not None
+    return str(version[0]), [str(row[0]) for row in keys], options[0]
+
+
+def _contents(
+    repository: PostgresRepository, job_ids: list[str]
+) -> tuple[Any, list[tuple[int, JobEvent]], dict[str, tuple[JobUpdate, ...]], int]:
+    """Everything a repository holds that a migration must keep."""
+    return (
+        [repository.get(job_id) for job_id in job_ids],
+        [(entry.position, entry.event) for entry in repository.read_feed()],
+        {job_id: tuple(repository.updates(job_id)) for job_id in job_ids},
+        repository.load_checkpoint("reader"),
+    )
+
+
+class TestLighterSaves:
+    """The lighter-saves step: the update rows' foreign key goes, the jobs table leaves room."""
+
+    def test_a_version_1_schema_migrates_with_its_jobs_updates_and_feed_positions(
+        self, postgres_conninfo: str, schema: str
+    ) -> None:
+        """Jobs, updates, requests, checkpoints and feed positions survive; new saves go on."""
+        with PostgresRepository(postgres_conninfo, schema=schema) as old:
+            jobs = Jobs(old)
+            first = jobs.start(service="m", entity="e", type="t", state={"n": -0.0})
+            second = jobs.start(service="m", entity="e", type="t", request_id="req-1")
+            first = jobs.update(first.id, etag=first.etag, state_update={"n": 1e300})
+            jobs.complete(second.id, etag=second.etag, state_update={"done": True})
+            old.save_checkpoint("reader", 3)
+            before = _contents(old, [first.id, second.id])
+        _as_version_1(postgres_conninfo, schema)
+        catalog_before = _catalog(postgres_conninfo, schema)
+
+        with PostgresRepository(postgres_conninfo, schema=schema) as migrated:
+            after = _contents(migrated, [first.id, second.id])
+            request = migrated.find_request("req-1")
+            later = Jobs(migrated).update(first.id, etag=first.etag, status="later")
+            positions = [entry.position for entry in migrated.read_feed()]
+        catalog_after = _catalog(postgres_conninfo, schema)
+
+        assert ("1", ["jobledger_updates_job_id_fkey"], None) == catalog_before
+        assert (str(SCHEMA_VERSION), [], ["fillfactor=80"]) == catalog_after
+        assert before == after
+        assert request is not None
+        assert second.id == request.job.id
+        assert ("later", [1, 2, 3, 4, 5]) == (later.status, positions)
+
+    def test_a_new_schema_is_made_at_the_current_version_without_the_foreign_key(
+        self, postgres_conninfo: str, schema: str
+    ) -> None:
+        """A schema made from nothing runs every step: it ends where a migrated one does."""
+        with PostgresRepository(postgres_conninfo, schema=schema) as repository:
+            Jobs(repository).start(service="m", entity="e", type="t")
+
+        assert (str(SCHEMA_VERSION), [], ["fillfactor=80"]) == _catalog(postgres_conninfo, schema)
