@@ -25,7 +25,8 @@ from jobledger import (
     freeze,
     thaw,
 )
-from jobledger._core.jsondoc import HARD_MAX_DEPTH, MAX_SAFE_INTEGER
+from jobledger._core import jsondoc
+from jobledger._core.jsondoc import HARD_MAX_DEPTH, MAX_SAFE_INTEGER, encoded_size
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -87,6 +88,12 @@ class Color(enum.IntEnum):
     """An int subclass, to prove that freezing keeps plain ints only."""
 
     RED = 1
+
+
+class Phase(enum.StrEnum):
+    """A StrEnum, as the runner's statuses are."""
+
+    DONE = "done"
 
 
 class Label(str):
@@ -169,6 +176,16 @@ class TestFreezeAcceptedValues:
         frozen = frozen_object({"label": Label("x"), "color": Color.RED, Label("k"): 1})
         assert (str, int) == (type(frozen["label"]), type(frozen["color"]))
         assert [str, str, str] == [type(key) for key in frozen]
+
+    def test_str_enum_members_take_the_one_pass_path(self) -> None:
+        """A StrEnum member among plain values is frozen in the one pass, as its plain text."""
+        document: dict[object, object] = {"status": Phase.DONE, "log": [Phase.DONE, "x"]}
+        one_pass = jsondoc._quick(document, 0, HARD_MAX_DEPTH, MIB)
+        plain = frozen_object({"status": "done", "log": ["done", "x"]})
+        assert isinstance(one_pass, JsonObject)
+        assert one_pass is not jsondoc._UNUSUAL
+        assert (plain, str) == (one_pass, type(one_pass["status"]))
+        assert encoded_size(plain) == encoded_size(one_pass)
 
     def test_a_frozen_value_is_shared_not_copied(self) -> None:
         """Freezing an already frozen document returns that very document."""

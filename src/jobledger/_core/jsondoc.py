@@ -522,6 +522,12 @@ def _quick_member(
         frozen = member  # type: ignore[assignment]
         if depth + frozen._depth > max_depth:  # noqa: SLF001
             return None
+    elif isinstance(member, str):
+        # A str subclass (a StrEnum member, say) stands for its plain text, as
+        # the _Freezer makes it: taken here, it keeps the document on this path.
+        plain = str.__str__(member)
+        size = _quick_text(plain)
+        return None if size < 0 else (plain, size, 0)
     else:
         return None
     return frozen, frozen._size, frozen._depth  # noqa: SLF001
