@@ -181,7 +181,7 @@ class _Service:
         self._poll = poll_seconds
         self._stream_seconds = stream_seconds
         # (job id, ETag) -> service, from the jobs this service answered with. An ETag is
-        # drawn anew for every version (UUIDv7), so a command that names one succeeds only
+        # drawn anew for every version and never reused, so a command that names one succeeds only
         # on that version of that job: its service is known without reading the job.
         self._services: dict[tuple[str, str], str] = {}
 
