@@ -300,6 +300,24 @@ class TestTasksElsewhere:
         assert workers.pids is None or pids <= workers.pids
         assert {"pid": os.getpid()} == result.outcomes["synchronize"].summary
 
+    def test_a_workers_writes_name_the_drives_actor(
+        self, sqlite_jobs: Jobs, process_pool: Workers
+    ) -> None:
+        """The start and progress a task writes from its worker name who invoked the run."""
+        # With a timeout, the worker records where and when the task started.
+        task = Task("export", executor_tasks.report_where, side=AGENT, timeout=PATIENCE)
+        runner = runner_for(sqlite_jobs, process_pool, task)
+
+        with runner:
+            result = runner.invoke("Agents", actor="scheduler")
+        updates = sqlite_jobs.updates(launches(sqlite_jobs, result.run_id)["export"].job_id)
+
+        assert RunStatus.COMPLETED == result.status
+        assert {"scheduler"} == {update.actor for update in updates}
+        written = [set(update.state_update or {}) for update in updates]
+        assert any("worker" in keys for keys in written)
+        assert any("progress" in keys for keys in written[:-1])
+
     def test_a_cancel_request_reaches_a_task_in_a_worker(
         self, jobs: Jobs, workers: Workers, tmp_path: Path
     ) -> None:

@@ -200,6 +200,7 @@ def _run_new(
     force: int | None,
     run_input: object,
     concurrent: bool = False,
+    actor: str | None = None,
     as_json: bool,
 ) -> RunResult:
     """Invoke ``definition`` as a new run, showing it; return how it ended."""
@@ -219,6 +220,7 @@ def _run_new(
             input=run_input,
             run_id=run_id,
             exclusive=not concurrent,
+            actor=actor,
         ),
         headline=literal(f"Run {run_id} of {definition.identifier}{name}", style="bold"),
         as_json=as_json,
@@ -234,6 +236,7 @@ def _resume(
     *,
     repair: bool,
     force: int | None,
+    actor: str | None,
     as_json: bool,
 ) -> tuple[RunResult, JobDefinition]:
     """Resume the run ``job``, showing it; return how it ended, and its definition."""
@@ -253,7 +256,7 @@ def _resume(
             jobs,
             runner,
             RunTracker(jobs, job.id, known=known),
-            functools.partial(runner.resume, job.id, repair=repair, force=force),
+            functools.partial(runner.resume, job.id, repair=repair, force=force, actor=actor),
             headline=literal(f"Resuming run {job.id} of {job.type}{how}{forced}", style="bold"),
             as_json=as_json,
         ),
@@ -366,6 +369,7 @@ def _parse_input(value: str | None) -> object:
         "such an invoke is refused (exit code 10), as Usercube never runs one job twice at once."
     ),
 )
+@actor_option
 @app_option
 @store_option
 @json_option
@@ -383,6 +387,7 @@ def invoke(  # noqa: PLR0917  (one parameter per option)
     contains: str | None,
     run_input: str | None,
     concurrent: bool,  # noqa: FBT001
+    actor: str | None,
     app: str,
     store: str,
     as_json: bool,  # noqa: FBT001
@@ -407,8 +412,12 @@ def invoke(  # noqa: PLR0917  (one parameter per option)
     cancel cancels it; after a second Ctrl-C, the first one's cancel request
     stands, so both end it canceled).
 
+    --actor names who invokes: the actor of every change the run makes (see
+    jobledger history).
+
     The exit code tells how the run ended (see jobledger --help).
     """
+    actor = actor_of(ctx, actor)
     selection = Selection(
         begin_step=begin, end_step=end, task=task, task_type=task_type, contains=contains
     )
@@ -434,7 +443,15 @@ def invoke(  # noqa: PLR0917  (one parameter per option)
         if not page.jobs:
             raise NothingToRepairError(job)
         result, definition = _resume(
-            ctx, jobs, runner, loaded, page.jobs[0], repair=True, force=force, as_json=as_json
+            ctx,
+            jobs,
+            runner,
+            loaded,
+            page.jobs[0],
+            repair=True,
+            force=force,
+            actor=actor,
+            as_json=as_json,
         )
         _exit(ctx, runner, _finish(ctx, jobs, result, definition, as_json=as_json))
     result = _run_new(
@@ -446,6 +463,7 @@ def invoke(  # noqa: PLR0917  (one parameter per option)
         force=force,
         run_input=value,
         concurrent=concurrent,
+        actor=actor,
         as_json=as_json,
     )
     repair_hint = hints_of(ctx).command("invoke", "-j", job, "--repair-job", app=True)
@@ -470,6 +488,7 @@ def invoke(  # noqa: PLR0917  (one parameter per option)
     metavar="N",
     help="A new force threshold for guarded tasks; without it the run keeps its own.",
 )
+@actor_option
 @app_option
 @store_option
 @json_option
@@ -480,6 +499,7 @@ def resume(  # noqa: PLR0917  (one parameter per option)
     run_id: str,
     repair: bool,  # noqa: FBT001
     force: int | None,
+    actor: str | None,
     app: str,
     store: str,
     as_json: bool,  # noqa: FBT001
@@ -497,14 +517,18 @@ def resume(  # noqa: PLR0917  (one parameter per option)
     "Resuming run ..." is printed once this command has claimed the run. The
     run's job definition must be in --app.
 
+    --actor names who resumes: the actor of every change the run makes from
+    its claim on (see jobledger history).
+
     The exit code tells how the run ended, as for invoke.
     """
+    actor = actor_of(ctx, actor)
     loaded = load_app(app)
     jobs = open_ledger(ctx, store, loaded)
     job = _load_run(jobs, run_id)
     runner = make_runner(ctx, loaded, jobs)
     result, definition = _resume(
-        ctx, jobs, runner, loaded, job, repair=repair, force=force, as_json=as_json
+        ctx, jobs, runner, loaded, job, repair=repair, force=force, actor=actor, as_json=as_json
     )
     _exit(ctx, runner, _finish(ctx, jobs, result, definition, as_json=as_json))
 

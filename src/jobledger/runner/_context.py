@@ -188,9 +188,9 @@ class LaunchChannel(Protocol):
         ...
 
 
-def _progress_write(jobs: Jobs, launch_job: str, patch: JsonObject) -> bool:
+def _progress_write(jobs: Jobs, launch_job: str, patch: JsonObject, actor: str | None) -> bool:
     try:
-        jobs.update(launch_job, etag=ANY_ETAG, state_update={"progress": patch})
+        jobs.update(launch_job, etag=ANY_ETAG, state_update={"progress": patch}, actor=actor)
     except InvalidJobDataError as refused:
         logger.warning(
             "the ledger refused progress of launch %r, which is left out: %s",
@@ -209,13 +209,15 @@ class LocalChannel:
     """The channel of a launch on an executor in the runner's process.
 
     The driver sets :attr:`flag` on a cancel request or a timeout; progress goes
-    to the launch's job through the runner's own ledger.
+    to the launch's job through the runner's own ledger, naming the drive's
+    ``actor``.
     """
 
     jobs: Jobs
     launch_job: str
     flag: threading.Event = attrs.field(factory=threading.Event)
     on_start: Callable[[datetime], None] | None = None
+    actor: str | None = attrs.field(default=None, kw_only=True)
 
     def cancel_requested(self) -> bool:
         return self.flag.is_set()
@@ -228,7 +230,7 @@ class LocalChannel:
             self.on_start(at)
 
     def write_progress(self, patch: JsonObject) -> bool:
-        return _progress_write(self.jobs, self.launch_job, patch)
+        return _progress_write(self.jobs, self.launch_job, patch, self.actor)
 
 
 @attrs.define
@@ -238,10 +240,12 @@ class LedgerChannel:
     Picklable: it carries the :class:`LedgerHandle` and opens the ledger in the
     worker. A cancel request is read from the launch's job, at most every
     :data:`CANCEL_POLL_SECONDS`; the start is written there with where it runs.
+    Its writes (the start, progress) name the drive's ``actor``.
     """
 
     ledger: LedgerHandle | None
     launch_job: str
+    actor: str | None = attrs.field(default=None, kw_only=True)
     _seen_cancel: bool = False
     _last_look: float = -1e9
 
@@ -280,6 +284,7 @@ class LedgerChannel:
                 self.launch_job,
                 etag=ANY_ETAG,
                 state_update={"started_at": at.isoformat(), "worker": worker},
+                actor=self.actor,
             )
         except JobledgerError:
             logger.warning("could not record the start of launch %r", self.launch_job)
@@ -287,7 +292,7 @@ class LedgerChannel:
     def write_progress(self, patch: JsonObject) -> bool:
         if self.ledger is None:
             return False
-        return _progress_write(self.ledger.open(), self.launch_job, patch)
+        return _progress_write(self.ledger.open(), self.launch_job, patch, self.actor)
 
 
 class _Unlinked:

@@ -338,6 +338,8 @@ class Driver:
         self.step_index = 0
         self.writer = writer
         self.drive = drive
+        # Who the drive acts for: every command it makes names them.
+        self.actor = drive.actor
         self.run_input = run_input
         self.executor_for = executor_for
         self.replace_executor = replace_executor
@@ -477,7 +479,11 @@ class Driver:
                 record = self._record(task, number, None, repair=False)
                 outcome = LaunchState(outcome=TaskStatus.SKIPPED, skip_reason=reason, ended_at=now)
                 commands.append(self._start(task, record, outcome))
-                commands.append(CancelJob(job_id=launch_id(self.run_id, number), etag=ANY_ETAG))
+                commands.append(
+                    CancelJob(
+                        job_id=launch_id(self.run_id, number), etag=ANY_ETAG, actor=self.actor
+                    )
+                )
                 made.append((task, record, outcome))
             for task in plan.launch:
                 number += 1
@@ -591,6 +597,7 @@ class Driver:
             # A launch starts with the empty state (LaunchState()'s JSON): None says so.
             state=None if state is _LAUNCHED else encode(state),
             job_id=launch_id(self.run_id, record.launch),
+            actor=self.actor,
         )
 
     def _outcome(
@@ -617,7 +624,8 @@ class Driver:
         except Exception as err:  # noqa: BLE001  (a side that cannot start fails its task)
             future: Future[TaskReport] = Future()
             future.set_exception(err)
-            self._track(task, record, future, LedgerChannel(None, job_id), local=True)
+            unlinked = LedgerChannel(None, job_id, actor=self.actor)
+            self._track(task, record, future, unlinked, local=True)
             return
         local = runs_in_process(executor)
         channel: LaunchChannel
@@ -628,9 +636,10 @@ class Driver:
                 on_start=None
                 if task.timeout is None
                 else functools.partial(self._started_here, record.launch),
+                actor=self.actor,
             )
         else:
-            channel = LedgerChannel(self.settings.ledger_handle, job_id)
+            channel = LedgerChannel(self.settings.ledger_handle, job_id, actor=self.actor)
             if self.settings.ledger_handle is None and not self.warned_unreachable:
                 self.warned_unreachable = True
                 logger.warning(
@@ -687,7 +696,11 @@ class Driver:
 
     def _track_inline(self, task: Task, record: LaunchInput) -> TaskCall:
         """Track ``task``'s launch as running in this thread (under the lock); its call."""
-        channel = LocalChannel(self.jobs, launch_id(self.run_id, record.launch))  # type: ignore[arg-type]
+        channel = LocalChannel(
+            self.jobs,  # type: ignore[arg-type]
+            launch_id(self.run_id, record.launch),
+            actor=self.actor,
+        )
         call = self._call(task, record, channel, PROGRESS_INTERVAL)
         running = _Running(task, record, _NOT_SUBMITTED, channel, local=True)
         self.running[record.launch] = running
@@ -912,6 +925,7 @@ class Driver:
             job_id=launch_id(self.run_id, running.input.launch),
             etag=ANY_ETAG,
             state_update={"cancel_requested": True},
+            actor=self.actor,
         )
 
     def _expire(self) -> None:
@@ -1066,7 +1080,7 @@ class Driver:
         if state.outcome in {TaskStatus.FAILED, TaskStatus.BLOCKED}:
             self.halted = True
         task, record = running.task, running.input
-        commands = _end_commands(launch_id(self.run_id, record.launch), state)
+        commands = _end_commands(launch_id(self.run_id, record.launch), state, self.actor)
         status = TaskStatus.RUNNING if state.outcome is None else state.outcome
         launch = self.latest.get(task.identifier)
         if launch is None or launch.input.launch != record.launch:
@@ -1290,22 +1304,24 @@ class Driver:
                 released=Release(self.drive.number, now, reason),
             )
             try:
-                self.writer.write(state, commands=cancel_launches(orphans, reason, now))
+                self.writer.write(
+                    state, commands=cancel_launches(orphans, reason, now, actor=self.actor)
+                )
             except JobledgerError as error:
                 logger.warning("could not release run %r: %s", self.run_id, error)
             self.released = True
             self.running.clear()
 
 
-def _end_commands(job_id: str, state: LaunchState) -> list[Command]:
+def _end_commands(job_id: str, state: LaunchState, actor: str | None) -> list[Command]:
     patch = encode(state)
     if state.outcome in {TaskStatus.COMPLETED, TaskStatus.WARNING}:
-        return [CompleteJob(job_id=job_id, etag=ANY_ETAG, state_update=patch)]
+        return [CompleteJob(job_id=job_id, etag=ANY_ETAG, state_update=patch, actor=actor)]
     if state.outcome in {TaskStatus.FAILED, TaskStatus.BLOCKED}:
-        return [FailJob(job_id=job_id, etag=ANY_ETAG, state_update=patch)]
+        return [FailJob(job_id=job_id, etag=ANY_ETAG, state_update=patch, actor=actor)]
     return [
-        UpdateJob(job_id=job_id, etag=ANY_ETAG, state_update=patch),
-        CancelJob(job_id=job_id, etag=ANY_ETAG),
+        UpdateJob(job_id=job_id, etag=ANY_ETAG, state_update=patch, actor=actor),
+        CancelJob(job_id=job_id, etag=ANY_ETAG, actor=actor),
     ]
 
 

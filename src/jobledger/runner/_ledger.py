@@ -323,13 +323,16 @@ def _run_commands(
     status: str | None,
     end: RunTrigger | None,
     state: RunState,
+    actor: str | None,
 ) -> list[Command]:
     etag = job.etag
     if end is RunTrigger.COMPLETE:
-        return [CompleteJob(job_id=job.id, etag=etag, state_update=patch)]
+        return [CompleteJob(job_id=job.id, etag=etag, state_update=patch, actor=actor)]
     if end is RunTrigger.FAIL:
-        return [FailJob(job_id=job.id, etag=etag, state_update=patch)]
-    update = UpdateJob(job_id=job.id, etag=etag, status=status, state_update=patch or None)
+        return [FailJob(job_id=job.id, etag=etag, state_update=patch, actor=actor)]
+    update = UpdateJob(
+        job_id=job.id, etag=etag, status=status, state_update=patch or None, actor=actor
+    )
     if end is RunTrigger.CANCEL:
         # CancelJob carries no state: the state goes first, in the same batch.
         # The cancel is the requester's: it names who asked for it.
@@ -351,6 +354,7 @@ class RunWriter:
         job: The run's job as last written or read.
         state: The run's state as last written or read.
         owner: The id of the drive that holds the run.
+        actor: Who the drive acts for: the actor of its writes (``None``: no one named).
         closed: Whether someone else ended the run.
         last_write: When the last write of the run succeeded (``time.monotonic``).
         renewed: When the last write that recorded a new lease succeeded (``time.monotonic``).
@@ -360,6 +364,7 @@ class RunWriter:
     job: Job
     state: RunState
     owner: str
+    actor: str | None = None
     closed: bool = False
     last_write: float = attrs.field(factory=time.monotonic)
     renewed: float = attrs.field(factory=time.monotonic)
@@ -426,7 +431,9 @@ class RunWriter:
             ):
                 return None
             patch, after = run_state_patch(self.state, self._held(), state)
-            run = _run_commands(self.job, patch, status=status, end=end, state=state)
+            run = _run_commands(
+                self.job, patch, status=status, end=end, state=state, actor=self.actor
+            )
             try:
                 written = write_all(self.jobs, [*run, *commands])
             except (ConcurrencyError, InvalidTransitionError, JobAlreadyExistsError) as error:
@@ -495,8 +502,10 @@ class RunWriter:
         return self.closed
 
 
-def cancel_launches(launches: Iterable[Launch], reason: str, at: datetime) -> list[Command]:
-    """The commands that end ``launches`` still running as canceled, saying why."""
+def cancel_launches(
+    launches: Iterable[Launch], reason: str, at: datetime, *, actor: str | None = None
+) -> list[Command]:
+    """The commands that end ``launches`` still running as canceled, saying why, by ``actor``."""
     commands: list[Command] = []
     for launch in launches:
         if launch.status is not TaskStatus.RUNNING:
@@ -510,9 +519,10 @@ def cancel_launches(launches: Iterable[Launch], reason: str, at: datetime) -> li
                     "ended_at": at.isoformat(),
                     "error": {"type": "jobledger.runner.TaskCanceled", "message": reason},
                 },
+                actor=actor,
             )
         )
-        commands.append(CancelJob(job_id=launch.job_id, etag=ANY_ETAG))
+        commands.append(CancelJob(job_id=launch.job_id, etag=ANY_ETAG, actor=actor))
     return commands
 
 
@@ -583,14 +593,14 @@ def request_cancel(
             new = attrs.evolve(new, lease=None)
             patch = state_patch(encode(state), encode(new))
             orphans = cancel_launches(
-                running_launches(jobs, run_id, state), "the run was canceled", now
+                running_launches(jobs, run_id, state), "the run was canceled", now, actor=actor
             )
             commands = [
-                UpdateJob(job_id=run_id, etag=job.etag, state_update=patch),
-                CancelJob(job_id=run_id, etag=ANY_ETAG),
+                UpdateJob(job_id=run_id, etag=job.etag, state_update=patch, actor=actor),
+                CancelJob(job_id=run_id, etag=ANY_ETAG, actor=actor),
                 *orphans,
             ]
-            written = write_all(jobs, [attrs.evolve(command, actor=actor) for command in commands])
+            written = write_all(jobs, commands)
             return result_of(written[1], {})
         except (ConcurrencyError, InvalidTransitionError):
             continue

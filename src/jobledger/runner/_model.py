@@ -110,6 +110,10 @@ class Drive:
         owner: The drive's id (its lease's owner).
         repair: Whether it runs the blocked tasks' repair variants.
         claimed_at: When it claimed the run.
+        actor: Who invoked or resumed the run (the ``actor`` given to
+            :meth:`~jobledger.runner.Runner.invoke` or
+            :meth:`~jobledger.runner.Runner.resume`), the actor of every write
+            of the drive; ``None`` when no one was named.
     """
 
     number: int
@@ -117,6 +121,7 @@ class Drive:
     owner: str
     repair: bool
     claimed_at: datetime
+    actor: str | None = None
 
 
 @attrs.frozen
@@ -315,6 +320,12 @@ def _converter() -> cattrs.Converter:
         converter.register_unstructure_hook(
             sparse, make_dict_unstructure_fn(sparse, converter, _cattrs_omit_if_default=True)
         )
+    # A drive names its actor only when it has one (and the runs recorded before
+    # drives had actors decode as naming no one).
+    converter.register_unstructure_hook(
+        Drive,
+        make_dict_unstructure_fn(Drive, converter, actor=override(omit_if_default=True)),
+    )
     # A launch's end is written as a merge patch, which would drop the nulls inside a
     # task's summary or a blockage's details: those values are kept boxed in a
     # one-element array, which a merge patch replaces whole.

@@ -372,6 +372,7 @@ class Runner:
         input: object = None,
         run_id: str | None = None,
         exclusive: bool = True,
+        actor: str | None = None,
     ) -> RunResult:
         """Run a job definition; return when the run completes, fails, blocks or is canceled.
 
@@ -390,6 +391,10 @@ class Runner:
             exclusive: Refuse to start while another run of the definition is
                 running or blocked (the default, as Usercube never runs a job
                 twice at once); ``False`` starts a concurrent run.
+            actor: Who invokes the run (a person or a service): the actor of
+                every write of this drive (the run's job, its launches' jobs,
+                the definition's record) and recorded on its :class:`Drive`;
+                ``None`` names no one.
 
         Returns:
             The run, as the ledger records it at its end.
@@ -398,7 +403,7 @@ class Runner:
             UnknownDefinitionError: no definition has ``definition_id``.
             SelectionError: the selection is invalid or selects nothing.
             InvalidJobDataError: ``input`` is not JSON, ``force`` not an
-                integer, or ``run_id`` not a valid id.
+                integer, ``run_id`` not a valid id, or ``actor`` not a valid actor.
             JobAlreadyExistsError: ``run_id`` is taken.
             DefinitionBusyError: another run of the definition is running or blocked.
             RunTakenOverError: another runner took the run over meanwhile.
@@ -426,7 +431,9 @@ class Runner:
             definition=definition.identifier, selection=selection, force=force, input=input
         )
         now = self.clock()
-        drive = Drive(1, RunTrigger.INVOKE, self.id_factory(), repair=False, claimed_at=now)
+        drive = Drive(
+            1, RunTrigger.INVOKE, self.id_factory(), repair=False, claimed_at=now, actor=actor
+        )
         state = RunState(
             tasks=len(tasks),
             counts=counts_of(tasks, {}),
@@ -442,10 +449,11 @@ class Runner:
             input=encode(request),
             state=encode(state),
             job_id=run_id,
+            actor=actor,
         )
         job = self._start(definition.identifier, start, exclusive=exclusive)
         logger.info("run started", extra={"run_id": job.id, "definition": definition.identifier})
-        writer = RunWriter(self.jobs, job, state, drive.owner)
+        writer = RunWriter(self.jobs, job, state, drive.owner, actor=actor)
         return self._drive(
             definition, tasks, writer, drive, request, latest={}, attempts={}, history=((), ())
         )
@@ -466,7 +474,10 @@ class Runner:
                 if isinstance(active, str) and active != start.job_id:
                     self._refuse_if_active(definition, active)
                 claim = UpdateJob(
-                    job_id=record_id, etag=record.etag, state_update={"active_run": start.job_id}
+                    job_id=record_id,
+                    etag=record.etag,
+                    state_update={"active_run": start.job_id},
+                    actor=start.actor,
                 )
             else:
                 claim = StartJob(
@@ -477,6 +488,7 @@ class Runner:
                     description="which run of the definition is active",
                     state={"active_run": start.job_id},
                     job_id=record_id,
+                    actor=start.actor,
                 )
             try:
                 return write_all(self.jobs, [claim, start])[1]
@@ -497,7 +509,14 @@ class Runner:
 
     # -- resume ------------------------------------------------------------------------
 
-    def resume(self, run_id: str, *, repair: bool = False, force: int | None = None) -> RunResult:
+    def resume(
+        self,
+        run_id: str,
+        *,
+        repair: bool = False,
+        force: int | None = None,
+        actor: str | None = None,
+    ) -> RunResult:
         """Drive a blocked run on from its breakpoint, or take over a run nobody drives.
 
         A ``blocked`` run runs its blocked tasks again (with ``repair=True``,
@@ -512,6 +531,9 @@ class Runner:
             run_id: The run.
             repair: Run the blocked tasks' repair variants.
             force: A new force threshold; ``None`` keeps the run's.
+            actor: Who resumes the run: the actor of every write of this drive
+                (the claim included) and recorded on its :class:`Drive`;
+                ``None`` names no one.
 
         Returns:
             The run, as the ledger records it at its end.
@@ -523,6 +545,7 @@ class Runner:
             RunNotResumableError: the run is over, was claimed by another
                 runner first, or cannot be repaired.
             RunTakenOverError: another runner took the run over meanwhile.
+            InvalidJobDataError: ``actor`` is not a valid actor.
         """
         _check_force(force)
         for _ in range(_SLOT_RETRIES):
@@ -547,7 +570,14 @@ class Runner:
                 names = ", ".join(map(repr, lacking))
                 raise RunNotResumableError(run_id, job.status, f"no repair variant for {names}")
             previous = state.drive.number if state.drive is not None else 0
-            drive = Drive(previous + 1, trigger, self.id_factory(), repair=repair, claimed_at=now)
+            drive = Drive(
+                previous + 1,
+                trigger,
+                self.id_factory(),
+                repair=repair,
+                claimed_at=now,
+                actor=actor,
+            )
             orphans = [launch for launch in latest.values() if launch.status is TaskStatus.RUNNING]
             reason = f"abandoned: drive {drive.number} took the run over"
             new = attrs.evolve(
@@ -558,12 +588,12 @@ class Runner:
                 released=None,
                 force=state.force if force is None else force,
             )
-            writer = RunWriter(self.jobs, job, state, drive.owner)
+            writer = RunWriter(self.jobs, job, state, drive.owner, actor=actor)
             try:
                 writer.write(
                     new,
                     status=RunStatus.RUNNING.value,
-                    commands=cancel_launches(orphans, reason, now),
+                    commands=cancel_launches(orphans, reason, now, actor=actor),
                     attempt_once=True,
                 )
             except (ConcurrencyError, InvalidTransitionError):
@@ -631,7 +661,7 @@ class Runner:
                 sides.pop(side, None) is not None and self._replace_executor(side, broken)
             ),
             inline_sides=frozenset(self._pools.widths),
-            freeing=lambda: self._freeing(definition.identifier, writer.run_id),
+            freeing=lambda: self._freeing(definition.identifier, writer.run_id, drive.actor),
             watcher=self._watcher,
             **known,  # type: ignore[arg-type]
         )
@@ -649,10 +679,10 @@ class Runner:
             for side, pool in borrowed:
                 self._pools.give_back(side, pool, idle=idle)
         if result.status.is_terminal and not driver.freed:
-            self._free(definition.identifier, writer.run_id)
+            self._free(definition.identifier, writer.run_id, drive.actor)
         return result
 
-    def _freeing(self, definition: str, run_id: str) -> list[Command]:
+    def _freeing(self, definition: str, run_id: str, actor: str | None) -> list[Command]:
         """The write that clears the definition's record of its active run, if it names this one."""
         record_id = definition_record_id(self.service, definition)
         try:
@@ -661,12 +691,16 @@ class Runner:
             return []
         if record.state.get("active_run") != run_id:
             return []
-        return [UpdateJob(job_id=record_id, etag=record.etag, state_update={"active_run": None})]
+        return [
+            UpdateJob(
+                job_id=record_id, etag=record.etag, state_update={"active_run": None}, actor=actor
+            )
+        ]
 
-    def _free(self, definition: str, run_id: str) -> None:
+    def _free(self, definition: str, run_id: str, actor: str | None) -> None:
         """Clear the definition's record of its active run, if it still names this one."""
         try:
-            write_all(self.jobs, self._freeing(definition, run_id))
+            write_all(self.jobs, self._freeing(definition, run_id, actor))
         except JobledgerError as error:
             # A later invoke finds the run over and takes the record anyway.
             logger.info("the record of %r still names run %r: %s", definition, run_id, error)

@@ -170,6 +170,20 @@ class TestActorThroughTheService:
         assert 0 == canceled.returncode, canceled.stderr
         assert ["agent"] == [update.actor for update in clients.repository.updates(job.id)]
 
+    def test_invoke_and_resume_ignore_the_environments_actor(
+        self, server: Server, clients: Clients
+    ) -> None:
+        """With JOBLEDGER_ACTOR set, invoke and resume through the service name its client."""
+        secret = clients.add("agent", "run")
+
+        invoked = jobledger(server, secret, "invoke", "-j", "hr-nightly", "--json", actor="alice")
+        assert 5 == invoked.returncode, invoked.stderr  # blocked at its breakpoint
+        run_id = run_id_of(invoked.stdout)
+        resumed = jobledger(server, secret, "resume", run_id, "--repair", "--json", actor="alice")
+
+        assert 0 == resumed.returncode, resumed.stderr
+        assert {"agent"} == {update.actor for update in clients.repository.updates(run_id)}
+
     def test_an_explicit_other_actor_is_refused(self, server: Server, clients: Clients) -> None:
         """An explicit --actor alice through the service is refused, naming the client."""
         secret = clients.add("agent", "*")

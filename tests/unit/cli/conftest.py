@@ -27,6 +27,7 @@ from jobledger.runner import (
     TaskBlocked,
     TaskContext,
     TaskResult,
+    load_run,
 )
 from jobledger.sqlite import SQLiteRepository
 
@@ -194,6 +195,14 @@ def ledger(store: str) -> Iterator[Jobs]:
     repository = SQLiteRepository(store)
     yield Jobs(repository=repository)
     repository.close()
+
+
+def last_drive(ledger: Jobs, run_id: str) -> tuple[int, str | None]:
+    """Return the number and actor of the last drive of run ``run_id``."""
+    state = load_run(ledger, run_id).state
+    assert state is not None
+    assert state.drive is not None
+    return state.drive.number, state.drive.actor
 
 
 class Jobledger:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 import pytest
+from tests.unit.cli.conftest import last_drive
 
 from jobledger import Jobs, wire
 from jobledger.cli import ExitCode
@@ -376,6 +377,71 @@ class TestInvoke:
             jobledger.task(document, "after")["Status"],
         )
         assert "Ctrl-C: cancel requested" in result.stderr
+
+
+class TestInvokeActor:
+    """``invoke --actor`` and ``JOBLEDGER_ACTOR``: who the run's changes name."""
+
+    def test_actor_names_every_change_of_the_run_and_its_drive(
+        self, jobledger: Jobledger, store: str, ledger: Jobs
+    ) -> None:
+        """--actor names the run's and its launches' starts and updates, and its drive."""
+        result = jobledger(
+            "invoke", "-j", "nightly", "--actor", "alice", "--app", jobledger.app, "--store", store
+        )
+        run_id = jobledger.run_id(result.stdout)
+
+        assert ExitCode.OK == result.exit_code
+        assert {"alice"} == {
+            ledger.get(run_id).started_by,
+            ledger.get(f"{run_id}/1").started_by,
+            *(update.actor for update in ledger.updates(run_id)),
+            *(update.actor for update in ledger.updates(f"{run_id}/1")),
+        }
+        assert (1, "alice") == last_drive(ledger, run_id)
+
+    def test_the_actor_may_come_from_the_environment(
+        self, jobledger: Jobledger, store: str, ledger: Jobs
+    ) -> None:
+        """JOBLEDGER_ACTOR gives the actor when --actor is not given; without both, no one."""
+        named = jobledger(
+            "invoke",
+            "-j",
+            "nightly",
+            "--app",
+            jobledger.app,
+            "--store",
+            store,
+            env={"JOBLEDGER_ACTOR": "scheduler"},
+        )
+        anonymous = jobledger("invoke", "-j", "nightly", "--app", jobledger.app, "--store", store)
+
+        assert ({"scheduler"}, {None}) == (
+            {update.actor for update in ledger.updates(jobledger.run_id(named.stdout))},
+            {update.actor for update in ledger.updates(jobledger.run_id(anonymous.stdout))},
+        )
+
+    def test_repair_job_names_the_actor_of_its_resume(
+        self, jobledger: Jobledger, store: str, ledger: Jobs
+    ) -> None:
+        """-r --actor records the actor on the drive that resumes the blocked run."""
+        run_id = jobledger.invoke_blocked(store)
+
+        result = jobledger(
+            "invoke",
+            "-j",
+            "nightly",
+            "-r",
+            "--actor",
+            "bob",
+            "--app",
+            jobledger.app,
+            "--store",
+            store,
+        )
+
+        assert ExitCode.OK == result.exit_code
+        assert (2, "bob") == last_drive(ledger, run_id)
 
 
 class TestOneRunAtATime:

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import pytest
-from tests.unit.cli.conftest import RELEASE, STARTED, nightly_definitions
+from tests.unit.cli.conftest import RELEASE, STARTED, last_drive, nightly_definitions
 
 from jobledger import Jobs
 from jobledger.cli import ExitCode
@@ -124,6 +124,50 @@ class TestResume:
                 )
             ],
         ) == (result.exit_code, jobledger.lines(result.stderr))
+
+
+class TestResumeActor:
+    """``resume --actor`` and ``JOBLEDGER_ACTOR``: who the resume's changes name."""
+
+    def test_actor_names_the_resumes_changes_and_its_drive(
+        self, jobledger: Jobledger, store: str, ledger: Jobs, blocked_run: str
+    ) -> None:
+        """--actor is the actor of every change of the run from the claim on, and of its drive."""
+        before = len(ledger.updates(blocked_run))
+
+        result = jobledger(
+            "resume",
+            blocked_run,
+            "--repair",
+            "--actor",
+            "bob",
+            "--app",
+            jobledger.app,
+            "--store",
+            store,
+        )
+
+        assert ExitCode.OK == result.exit_code
+        assert {"bob"} == {update.actor for update in ledger.updates(blocked_run)[before:]}
+        assert (2, "bob") == last_drive(ledger, blocked_run)
+
+    def test_the_actor_may_come_from_the_environment(
+        self, jobledger: Jobledger, store: str, ledger: Jobs, blocked_run: str
+    ) -> None:
+        """JOBLEDGER_ACTOR gives the resume's actor when --actor is not given."""
+        result = jobledger(
+            "resume",
+            blocked_run,
+            "--repair",
+            "--app",
+            jobledger.app,
+            "--store",
+            store,
+            env={"JOBLEDGER_ACTOR": "ops"},
+        )
+
+        assert ExitCode.OK == result.exit_code
+        assert (2, "ops") == last_drive(ledger, blocked_run)
 
 
 class TestResumeAndLeases:

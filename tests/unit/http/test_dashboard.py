@@ -487,6 +487,25 @@ class TestActions:
         page = browser.get(f"/dashboard/runs/{run.run_id}")
         assert "<td>resume</td><td>yes</td>" in page.text
 
+    def test_a_resume_records_the_signed_in_client_as_its_actor(self, board: Dashboard) -> None:
+        """The resume's drive and every change from its claim on name the operator; the page too."""
+        run = board.blocked_run()
+        before = len(board.jobs.updates(run.run_id))
+        browser = board.signed_in("operator")
+        confirm_and_post(browser, "repair", run.run_id)
+        assert {"operator"} == {update.actor for update in board.jobs.updates(run.run_id)[before:]}
+        state = load_run(board.jobs, run.run_id).state
+        assert state is not None
+        assert state.drive is not None
+        assert (2, "operator") == (state.drive.number, state.drive.actor)
+        page = browser.get(f"/dashboard/runs/{run.run_id}")
+        invoke_row = re.search(r"<tr><td>1</td><td>invoke</td>.*?</tr>", page.text)
+        resume_row = re.search(r"<tr><td>2</td><td>resume</td>.*?</tr>", page.text)
+        assert invoke_row is not None
+        assert resume_row is not None
+        assert "<td>-</td>" in invoke_row.group(0)
+        assert "<td>operator</td>" in resume_row.group(0)
+
     def test_resume_with_a_force_threshold_completes_the_run(self, board: Dashboard) -> None:
         """A threshold over the 66 changes lets the synchronization through."""
         run = board.blocked_run()
@@ -712,6 +731,17 @@ class TestViews:
             (drive.number, drive.kind.value, drive.repair) for drive in drives
         ]
         assert RunStatus.COMPLETED == run_result(jobs.get(run.run_id)).status
+
+    def test_each_drive_keeps_its_actor(self) -> None:
+        """Replaying the log finds who invoked the run and who resumed it."""
+        jobs = Jobs()
+        with Runner(jobs, definitions()) as runner:
+            run = runner.invoke("hr-nightly", input={"pace": 0}, actor="scheduler")
+            runner.resume(run.run_id, repair=True, actor="operator")
+        drives = drives_of(jobs.get(run.run_id, version=1), jobs.updates(run.run_id))
+        assert [(1, "scheduler"), (2, "operator")] == [
+            (drive.number, drive.actor) for drive in drives
+        ]
 
 
 class TestWheel:

@@ -58,6 +58,7 @@ def drives() -> SearchStrategy[Drive]:
         owner=NAMES,
         repair=st.booleans(),
         claimed_at=jst.datetimes(),
+        actor=maybe(NAMES),
     )
 
 
@@ -186,6 +187,26 @@ class TestCodec:
         state = RunState(tasks=3, counts={"pending": 3, "completed": 0})
 
         assert {"layout": 2, "tasks": 3, "counts": {"pending": 3}} == encode(state)
+
+    def test_a_drive_names_its_actor_only_when_it_has_one(self) -> None:
+        """A drive's ``actor`` is written when set, left out when ``None``, and read back."""
+        at = datetime(2026, 1, 1, 12, tzinfo=UTC)
+        named = Drive(2, RunTrigger.RESUME, "drive-2", repair=True, claimed_at=at, actor="alice")
+        anonymous = Drive(1, RunTrigger.INVOKE, "drive-1", repair=False, claimed_at=at)
+
+        assert {
+            "number": 2,
+            "kind": "resume",
+            "owner": "drive-2",
+            "repair": True,
+            "claimed_at": "2026-01-01T12:00:00+00:00",
+            "actor": "alice",
+        } == encode(named)
+        assert "actor" not in encode(anonymous)
+        assert (named, anonymous) == (
+            decode(encode(named), Drive),
+            decode(encode(anonymous), Drive),
+        )
 
     def test_a_launch_input_keeps_every_field(self) -> None:
         """A launch input is written whole: its group too, even a skip's None."""

@@ -72,8 +72,13 @@ class Resumes:
     _lock: threading.Lock = attrs.field(factory=threading.Lock)
     _stopping: bool = False
 
-    def start(self, run_id: str, *, repair: bool, force: int | None) -> Future[RunResult]:
+    def start(
+        self, run_id: str, *, repair: bool, force: int | None, actor: str | None = None
+    ) -> Future[RunResult]:
         """Start driving run ``run_id`` on from its breakpoint; the future gives how it ended.
+
+        ``actor`` (the signed-in client) is recorded on the drive and as the
+        actor of every change it makes.
 
         The future raises what :meth:`~jobledger.runner.Runner.resume` raises
         (the run is driven elsewhere, is over, cannot be repaired, ...), and
@@ -99,7 +104,7 @@ class Resumes:
             if not future.set_running_or_notify_cancel():
                 return
             try:
-                result = self.runner.resume(run_id, repair=repair, force=force)
+                result = self.runner.resume(run_id, repair=repair, force=force, actor=actor)
             except BaseException as error:  # noqa: BLE001  (handed to whoever waits)
                 future.set_exception(error)
                 logger.info("a resume from the dashboard ended: %s", type(error).__name__)

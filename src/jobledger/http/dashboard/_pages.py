@@ -557,7 +557,9 @@ class _Dashboard:
             )
         force = _force(form.get("force")) if action == "force" else None
         assert self.resumes is not None  # noqa: S101  (offered only with a runner)
-        future = self.resumes.start(run_id, repair=action == "repair", force=force)
+        future = self.resumes.start(
+            run_id, repair=action == "repair", force=force, actor=client.client_id
+        )
         message, ok = await run_in_threadpool(_resume_said, future)
         return self.result(request, action, run_id, message, ok=ok, status=200 if ok else 409)
 
