@@ -245,22 +245,26 @@ def actor_option(function: F) -> F:
         help=(
             "Who is acting (a person or a service): recorded as the actor of the changes "
             "this command makes; none by default. Through --api-url the service records its "
-            "client as the actor, and refuses any other NAME; JOBLEDGER_ACTOR is then ignored."
+            "client as the actor, and refuses any other NAME; JOBLEDGER_ACTOR is then ignored "
+            "and the client's id named (a run's drive records it too)."
         ),
     )(function)
 
 
 def actor_of(ctx: click.Context, actor: str | None) -> str | None:
-    """The ``--actor`` to send: ``JOBLEDGER_ACTOR`` is ignored with ``--api-url``.
+    """The ``--actor`` to send: with ``--api-url``, the client's id unless given as ``--actor``.
 
     The service records its client as the actor and refuses any other, so an
-    actor from the environment (set for local stores, say) would make every
-    command through the service fail; one given as ``--actor`` is sent.
+    actor from the environment (``JOBLEDGER_ACTOR``, set for local stores, say)
+    would make every command through the service fail: it is ignored there, and
+    the client's id named instead, so that what the command records itself (a
+    run's drive) names who the service records. One given as ``--actor`` is sent.
     """
+    api = settings(ctx).api
+    if api.url is None:
+        return actor
     from_environment = ctx.get_parameter_source("actor") is ParameterSource.ENVIRONMENT
-    if from_environment and settings(ctx).api.url is not None:
-        return None
-    return actor
+    return api.client_id if actor is None or from_environment else actor
 
 
 def store_option(function: F) -> F:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from tests.integration.http.conftest import environment
 
 from jobledger import Jobs
+from jobledger.runner import load_run
 
 if TYPE_CHECKING:
     from tests.integration.http.conftest import Clients, Server
@@ -183,6 +184,10 @@ class TestActorThroughTheService:
 
         assert 0 == resumed.returncode, resumed.stderr
         assert {"agent"} == {update.actor for update in clients.repository.updates(run_id)}
+        state = load_run(Jobs(clients.repository), run_id).state
+        assert state is not None
+        assert state.drive is not None
+        assert "agent" == state.drive.actor
 
     def test_an_explicit_other_actor_is_refused(self, server: Server, clients: Clients) -> None:
         """An explicit --actor alice through the service is refused, naming the client."""
