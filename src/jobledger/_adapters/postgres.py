@@ -1836,24 +1836,17 @@ def _add_start_index(conn: psycopg.Connection[Any], names: _Names) -> None:
     ).fetchone()
     if present is None:
         conn.execute(sql.SQL(_START_INDEX).format(**names.mapping()))
-    parked = conn.execute(
-        "SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename = 'jobledger_parked'",
-        (names.schema,),
-    ).fetchone()
-    if parked is None:
-        conn.execute(sql.SQL(_PARKED_TABLE).format(**names.mapping()))
-    consumers = conn.execute(
-        "SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename = 'jobledger_consumers'",
-        (names.schema,),
-    ).fetchone()
-    if consumers is None:
-        conn.execute(sql.SQL(_CONSUMERS_TABLE).format(**names.mapping()))
-    holds = conn.execute(
-        "SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename = 'jobledger_holds'",
-        (names.schema,),
-    ).fetchone()
-    if holds is None:
-        conn.execute(sql.SQL(_HOLDS_TABLE).format(**names.mapping()))
+    for table, create in (
+        ("jobledger_parked", _PARKED_TABLE),
+        ("jobledger_consumers", _CONSUMERS_TABLE),
+        ("jobledger_holds", _HOLDS_TABLE),
+    ):
+        found = conn.execute(
+            "SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename = %s",
+            (names.schema, table),
+        ).fetchone()
+        if found is None:
+            conn.execute(sql.SQL(create).format(**names.mapping()))
 
 
 def _installed_version(conn: psycopg.Connection[Any], names: _Names, location: str) -> int:

@@ -495,12 +495,7 @@ class Jobs(JobCommands):
         Raises:
             InvalidJobDataError: a filter or the cursor is not valid.
         """
-        if query is None:
-            query = JobQuery(**filters)  # type: ignore[arg-type]
-        elif filters:
-            msg = "give either a JobQuery or filter keywords, not both"
-            raise TypeError(msg)
-        return self._repository.find(query)
+        return self._repository.find(JobQuery.given(query, **filters))
 
     def subscribe(
         self,

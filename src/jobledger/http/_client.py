@@ -294,11 +294,7 @@ class JobsClient(JobCommands):
         Raises:
             InvalidJobDataError: a filter or the cursor is not valid.
         """
-        if query is None:
-            query = JobQuery(**filters)  # type: ignore[arg-type]
-        elif filters:
-            msg = "give either a JobQuery or filter keywords, not both"
-            raise TypeError(msg)
+        query = JobQuery.given(query, **filters)
         params: list[tuple[str, str | int]] = [("page_size", query.limit)]
         for name in ("service", "entity", "type", "status"):
             params.extend((name, value) for value in sorted(getattr(query, name) or ()))
