@@ -251,6 +251,32 @@ class TestJobQuery:
         )
 
 
+class TestJobQueryGiven:
+    """JobQuery.given takes a query or its fields as keywords, as find does."""
+
+    def test_a_query_is_returned_as_given(self) -> None:
+        """A query with no keywords comes back unchanged."""
+        query = JobQuery(service="hr", limit=5)
+        assert query is JobQuery.given(query)
+
+    def test_keywords_make_a_query(self) -> None:
+        """With no query, the keywords are the query's fields (with no keywords, every job)."""
+        assert (JobQuery(service="hr", limit=5), JobQuery()) == (
+            JobQuery.given(None, service="hr", limit=5),
+            JobQuery.given(None),
+        )
+
+    def test_a_query_and_keywords_together_are_refused(self) -> None:
+        """Giving both a query and keywords is a TypeError."""
+        with pytest.raises(TypeError, match="not both"):
+            JobQuery.given(JobQuery(), service="hr")
+
+    def test_a_keyword_named_like_its_parameters_is_refused_as_unknown(self) -> None:
+        """``query`` and ``cls`` are no JobQuery fields: refused as unknown keywords."""
+        with pytest.raises(TypeError, match="unexpected keyword"):
+            JobQuery.given(None, query=1, cls=2)
+
+
 class TestCursor:
     """A cursor encodes where a page ended, opaquely and losslessly."""
 

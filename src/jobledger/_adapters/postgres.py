@@ -98,6 +98,7 @@ from jobledger._adapters.rows import (
     find_clause,
     job_from_row,
     job_row,
+    parked_from_row,
     refuse_save,
     request_from_row,
     request_row,
@@ -120,7 +121,6 @@ from jobledger._core.errors import (
 )
 from jobledger._core.events import JobStarted
 from jobledger._core.jsondoc import is_storable_key
-from jobledger._core.parked import ParkedEvent
 from jobledger._core.positions import check_position, check_subscriber_name, window
 from jobledger._core.query import JobPage
 from jobledger._core.retention import PurgeRule, check_reason
@@ -132,6 +132,7 @@ if TYPE_CHECKING:
 
     from jobledger._core.decide import Change, RequestRecord
     from jobledger._core.job import Job, JobUpdate
+    from jobledger._core.parked import ParkedEvent
     from jobledger._core.query import JobQuery
 
 __all__ = ["SAVE_ATTEMPTS", "SCHEMA_VERSION", "PostgresRepository", "translate_error"]
@@ -1099,17 +1100,8 @@ class PostgresRepository:
         name = check_subscriber_name(name)
         with self._translated(), self._connection() as conn:
             rows = conn.execute(self._sql.select_parked, (name,)).fetchall()
-        return tuple(
-            ParkedEvent(
-                name=name,
-                position=row[0],
-                error=row[1],
-                attempts=row[2],
-                retry=bool(row[3]),
-                event=self._decoded(event_from_row, row[4:]),
-            )
-            for row in rows
-        )
+        read = functools.partial(parked_from_row, name=name)
+        return tuple(self._decoded(read, row) for row in rows)
 
     def unpark(self, name: str, position: int) -> None:
         """Forget a parked event; see :meth:`jobledger.ParkedEvents.unpark`."""
@@ -1844,24 +1836,17 @@ def _add_start_index(conn: psycopg.Connection[Any], names: _Names) -> None:
     ).fetchone()
     if present is None:
         conn.execute(sql.SQL(_START_INDEX).format(**names.mapping()))
-    parked = conn.execute(
-        "SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename = 'jobledger_parked'",
-        (names.schema,),
-    ).fetchone()
-    if parked is None:
-        conn.execute(sql.SQL(_PARKED_TABLE).format(**names.mapping()))
-    consumers = conn.execute(
-        "SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename = 'jobledger_consumers'",
-        (names.schema,),
-    ).fetchone()
-    if consumers is None:
-        conn.execute(sql.SQL(_CONSUMERS_TABLE).format(**names.mapping()))
-    holds = conn.execute(
-        "SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename = 'jobledger_holds'",
-        (names.schema,),
-    ).fetchone()
-    if holds is None:
-        conn.execute(sql.SQL(_HOLDS_TABLE).format(**names.mapping()))
+    for table, create in (
+        ("jobledger_parked", _PARKED_TABLE),
+        ("jobledger_consumers", _CONSUMERS_TABLE),
+        ("jobledger_holds", _HOLDS_TABLE),
+    ):
+        found = conn.execute(
+            "SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename = %s",
+            (names.schema, table),
+        ).fetchone()
+        if found is None:
+            conn.execute(sql.SQL(create).format(**names.mapping()))
 
 
 def _installed_version(conn: psycopg.Connection[Any], names: _Names, location: str) -> int:

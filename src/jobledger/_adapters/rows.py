@@ -43,6 +43,7 @@ from jobledger._core.events import (
 )
 from jobledger._core.job import Job, JobUpdate, UpdateType
 from jobledger._core.jsondoc import HARD_MAX_DEPTH, JsonObject, JsonValue, Limits, freeze
+from jobledger._core.parked import ParkedEvent
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -72,6 +73,7 @@ __all__ = [
     "job_from_document",
     "job_from_row",
     "job_row",
+    "parked_from_row",
     "refuse_save",
     "request_from_row",
     "request_row",
@@ -478,6 +480,22 @@ def _freeze_object(value: object, *, field: str) -> JsonObject:
         msg = f"stored {field} is not a JSON object"
         raise TypeError(msg)
     return frozen
+
+
+def parked_from_row(row: Row, *, name: str) -> ParkedEvent:
+    """The event parked under ``name`` that ``row`` holds.
+
+    ``row`` holds the ``parked`` table's ``position``, ``error``, ``attempts``
+    and ``retry``, then the parked event's :data:`EVENT_COLUMNS` from the feed.
+    """
+    return ParkedEvent(
+        name=name,
+        position=row[0],
+        error=row[1],
+        attempts=row[2],
+        retry=bool(row[3]),
+        event=event_from_row(row[4:]),
+    )
 
 
 def request_row(record: RequestRecord) -> tuple[str, str, str]:

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
 import logging
 import os
 import sqlite3
@@ -62,6 +63,7 @@ from jobledger._adapters.rows import (
     find_clause,
     job_from_row,
     job_row,
+    parked_from_row,
     refuse_save,
     request_from_row,
     request_row,
@@ -83,7 +85,6 @@ from jobledger._core.errors import (
 from jobledger._core.events import JobStarted
 from jobledger._core.job import UpdateType
 from jobledger._core.jsondoc import is_storable_key
-from jobledger._core.parked import ParkedEvent
 from jobledger._core.positions import check_position, check_subscriber_name, window
 from jobledger._core.query import JobPage
 from jobledger._core.recent import RecentJobs
@@ -96,6 +97,7 @@ if TYPE_CHECKING:
 
     from jobledger._core.decide import Change, RequestRecord
     from jobledger._core.job import Job, JobUpdate
+    from jobledger._core.parked import ParkedEvent
     from jobledger._core.query import JobQuery
 
 __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "Durability", "SQLiteRepository"]
@@ -821,17 +823,8 @@ class SQLiteRepository:
         name = check_subscriber_name(name)
         with self._translated(), self._connection() as conn:
             rows = conn.execute(_SELECT_PARKED, (name,)).fetchall()
-        return tuple(
-            ParkedEvent(
-                name=name,
-                position=row[0],
-                error=row[1],
-                attempts=row[2],
-                retry=bool(row[3]),
-                event=self._decoded(event_from_row, row[4:]),
-            )
-            for row in rows
-        )
+        read = functools.partial(parked_from_row, name=name)
+        return tuple(self._decoded(read, row) for row in rows)
 
     def unpark(self, name: str, position: int) -> None:
         """Forget a parked event; see :meth:`jobledger.ParkedEvents.unpark`."""

@@ -22,15 +22,8 @@ from jobledger._application.handling import (
     handling,
     handling_all,
 )
+from jobledger._application.job_commands import JobCommands
 from jobledger._application.subscriber import DurableSubscriber
-from jobledger._core.commands import (
-    CancelJob,
-    Command,
-    CompleteJob,
-    FailJob,
-    StartJob,
-    UpdateJob,
-)
 from jobledger._core.errors import InvalidJobDataError, JobledgerError
 from jobledger._core.events import EventFilter, EventKinds, changed_job, started_job
 from jobledger._core.job import TERMINAL_STATUSES
@@ -46,6 +39,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from jobledger._application.delivery import Handler, Subscription
+    from jobledger._core.commands import Command
     from jobledger._core.decide import Change
     from jobledger._core.job import Job, JobUpdate
     from jobledger._core.parked import ParkedEvent
@@ -76,7 +70,7 @@ class _PartlySaved(Exception):  # noqa: N818  (never escapes: handle_all raises 
         self.error = error
 
 
-class Jobs:
+class Jobs(JobCommands):
     """The ledger of jobs: start, change and read jobs, and subscribe to their events.
 
     Args:
@@ -377,135 +371,6 @@ class Jobs:
         """``value`` frozen under this ledger's limits, so a refusal names them and the path."""
         return None if value is None else freeze(value, field=field, limits=self._limits)
 
-    def start(
-        self,
-        *,
-        service: str,
-        entity: str,
-        type: str,
-        display_name: str = "",
-        description: str = "",
-        input: object = None,
-        state: object = None,
-        job_id: str | None = None,
-        request_id: str | None = None,
-        actor: str | None = None,
-    ) -> Job:
-        """Start a job; see :class:`~jobledger.StartJob` for the fields.
-
-        ``input`` and ``state`` default to ``{}``.
-        """
-        return self.handle(
-            StartJob(
-                service=service,
-                entity=entity,
-                type=type,
-                display_name=display_name,
-                description=description,
-                input=self._json(input, "input"),
-                state=self._json(state, "state"),
-                job_id=job_id,
-                request_id=request_id,
-                actor=actor,
-            )
-        )
-
-    def update(
-        self,
-        job_id: str,
-        *,
-        etag: str,
-        status: str | None = None,
-        display_name: str | None = None,
-        description: str | None = None,
-        state_update: object = None,
-        request_id: str | None = None,
-        actor: str | None = None,
-    ) -> Job:
-        """Update an active job; see :class:`~jobledger.UpdateJob` for the fields."""
-        return self.handle(
-            UpdateJob(
-                job_id=job_id,
-                etag=etag,
-                status=status,
-                display_name=display_name,
-                description=description,
-                state_update=self._json(state_update, "state_update"),
-                request_id=request_id,
-                actor=actor,
-            )
-        )
-
-    def complete(
-        self,
-        job_id: str,
-        *,
-        etag: str,
-        display_name: str | None = None,
-        description: str | None = None,
-        state_update: object = None,
-        request_id: str | None = None,
-        actor: str | None = None,
-    ) -> Job:
-        """Complete an active job; see :class:`~jobledger.CompleteJob`."""
-        return self.handle(
-            CompleteJob(
-                job_id=job_id,
-                etag=etag,
-                display_name=display_name,
-                description=description,
-                state_update=self._json(state_update, "state_update"),
-                request_id=request_id,
-                actor=actor,
-            )
-        )
-
-    def fail(
-        self,
-        job_id: str,
-        *,
-        etag: str,
-        display_name: str | None = None,
-        description: str | None = None,
-        state_update: object = None,
-        request_id: str | None = None,
-        actor: str | None = None,
-    ) -> Job:
-        """Fail an active job; see :class:`~jobledger.FailJob`."""
-        return self.handle(
-            FailJob(
-                job_id=job_id,
-                etag=etag,
-                display_name=display_name,
-                description=description,
-                state_update=self._json(state_update, "state_update"),
-                request_id=request_id,
-                actor=actor,
-            )
-        )
-
-    def cancel(
-        self,
-        job_id: str,
-        *,
-        etag: str,
-        display_name: str | None = None,
-        description: str | None = None,
-        request_id: str | None = None,
-        actor: str | None = None,
-    ) -> Job:
-        """Cancel an active job; see :class:`~jobledger.CancelJob`."""
-        return self.handle(
-            CancelJob(
-                job_id=job_id,
-                etag=etag,
-                display_name=display_name,
-                description=description,
-                request_id=request_id,
-                actor=actor,
-            )
-        )
-
     def get(self, job_id: str, *, version: int | None = None) -> Job:
         """The job with ``job_id`` (the GetJobById query), now or as it was at ``version``.
 
@@ -630,12 +495,7 @@ class Jobs:
         Raises:
             InvalidJobDataError: a filter or the cursor is not valid.
         """
-        if query is None:
-            query = JobQuery(**filters)  # type: ignore[arg-type]
-        elif filters:
-            msg = "give either a JobQuery or filter keywords, not both"
-            raise TypeError(msg)
-        return self._repository.find(query)
+        return self._repository.find(JobQuery.given(query, **filters))
 
     def subscribe(
         self,

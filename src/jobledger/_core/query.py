@@ -144,6 +144,21 @@ class JobQuery:
     limit: int = attrs.field(default=100, validator=_page_size)
     cursor: str | None = None
 
+    @classmethod
+    def given(cls, query: JobQuery | None, /, **filters: object) -> JobQuery:
+        """``query``, or one made of the ``filters`` keywords: what a listing was given.
+
+        Raises:
+            TypeError: both a query and keywords were given.
+            InvalidJobDataError: a filter or the cursor is not valid.
+        """
+        if query is None:
+            return cls(**filters)  # type: ignore[arg-type]
+        if filters:
+            msg = "give either a JobQuery or filter keywords, not both"
+            raise TypeError(msg)
+        return query
+
     def after(self) -> Cursor | None:
         """The decoded cursor, or ``None`` for the first page.
 

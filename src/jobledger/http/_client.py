@@ -26,6 +26,7 @@ from jobledger import (
     UpdateJob,
     wire,
 )
+from jobledger._application.job_commands import JobCommands
 from jobledger.http._errors import AuthenticationError
 from jobledger.http._problems import error_of
 
@@ -52,7 +53,7 @@ _TOKEN_MARGIN = 30.0
 _PAGE = 1000
 
 
-class JobsClient:
+class JobsClient(JobCommands):
     """A remote ledger: :class:`~jobledger.Jobs`'s methods, over the jobs service.
 
     Args:
@@ -262,52 +263,6 @@ class JobsClient:
         jobs = self._call("POST", "/jobs:batch", body=body).json()["Jobs"]
         return tuple(map(wire.decode_job, jobs))
 
-    def start(
-        self,
-        *,
-        service: str,
-        entity: str,
-        type: str,
-        display_name: str = "",
-        description: str = "",
-        input: object = None,
-        state: object = None,
-        job_id: str | None = None,
-        request_id: str | None = None,
-        actor: str | None = None,
-    ) -> Job:
-        """Start a job; see :meth:`jobledger.Jobs.start`."""
-        return self.handle(
-            StartJob(
-                service=service,
-                entity=entity,
-                type=type,
-                display_name=display_name,
-                description=description,
-                input=input,
-                state=state,
-                job_id=job_id,
-                request_id=request_id,
-                actor=actor,
-            )
-        )
-
-    def update(self, job_id: str, *, etag: str, **fields: Any) -> Job:  # noqa: ANN401  (UpdateJob's fields)
-        """Update an active job; see :meth:`jobledger.Jobs.update`."""
-        return self.handle(UpdateJob(job_id=job_id, etag=etag, **fields))
-
-    def complete(self, job_id: str, *, etag: str, **fields: Any) -> Job:  # noqa: ANN401  (CompleteJob's fields)
-        """Complete an active job; see :meth:`jobledger.Jobs.complete`."""
-        return self.handle(CompleteJob(job_id=job_id, etag=etag, **fields))
-
-    def fail(self, job_id: str, *, etag: str, **fields: Any) -> Job:  # noqa: ANN401  (FailJob's fields)
-        """Fail an active job; see :meth:`jobledger.Jobs.fail`."""
-        return self.handle(FailJob(job_id=job_id, etag=etag, **fields))
-
-    def cancel(self, job_id: str, *, etag: str, **fields: Any) -> Job:  # noqa: ANN401  (CancelJob's fields)
-        """Cancel an active job; see :meth:`jobledger.Jobs.cancel`."""
-        return self.handle(CancelJob(job_id=job_id, etag=etag, **fields))
-
     # -- queries ---------------------------------------------------------------------
 
     def get(self, job_id: str) -> Job:
@@ -339,11 +294,7 @@ class JobsClient:
         Raises:
             InvalidJobDataError: a filter or the cursor is not valid.
         """
-        if query is None:
-            query = JobQuery(**filters)  # type: ignore[arg-type]
-        elif filters:
-            msg = "give either a JobQuery or filter keywords, not both"
-            raise TypeError(msg)
+        query = JobQuery.given(query, **filters)
         params: list[tuple[str, str | int]] = [("page_size", query.limit)]
         for name in ("service", "entity", "type", "status"):
             params.extend((name, value) for value in sorted(getattr(query, name) or ()))

@@ -246,3 +246,40 @@ class TestLighterSaves:
             Jobs(repository).start(service="m", entity="e", type="t")
 
         assert (str(SCHEMA_VERSION), [], ["fillfactor=80"]) == _catalog(postgres_conninfo, schema)
+
+
+class TestTablesAddedOnOpening:
+    """A schema made before the start-record index and the later tables gains them when opened."""
+
+    def test_the_missing_index_and_tables_are_created(
+        self, postgres_conninfo: str, schema: str
+    ) -> None:
+        """Opening a schema without the start index and the three later tables creates them."""
+        later = ("parked", "consumers", "holds")
+        with PostgresRepository(postgres_conninfo, schema=schema) as repository:
+            Jobs(repository).start(service="hr", entity="e", type="t")
+        with psycopg.connect(postgres_conninfo, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP INDEX {}").format(sql.Identifier(schema, "jobledger_feed_starts"))
+            )
+            for name in later:
+                conn.execute(sql.SQL("DROP TABLE {}").format(_table(schema, name)))
+
+        with PostgresRepository(postgres_conninfo, schema=schema) as repository:
+            parked = repository.parked_events("billing")
+        with psycopg.connect(postgres_conninfo, autocommit=True) as conn:
+            tables = {
+                row[0]
+                for row in conn.execute(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,)
+                )
+            }
+            index = conn.execute(
+                "SELECT 1 FROM pg_indexes WHERE schemaname = %s "
+                "AND indexname = 'jobledger_feed_starts'",
+                (schema,),
+            ).fetchone()
+
+        assert () == tuple(parked)
+        assert {f"jobledger_{name}" for name in later} <= tables
+        assert (1,) == index

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import sqlite3
 from datetime import UTC, datetime, timedelta
@@ -557,3 +558,13 @@ class TestJobsClientTransport:
             ("POST", path, "Bearer t1", tag, "application/json", "s"),
             ("POST", path, "Bearer t2", tag, "application/json", "s"),
         ] == sent
+
+
+class TestJobsClientCommands:
+    """JobsClient's command methods are Jobs's: the same keywords, the same defaults."""
+
+    @pytest.mark.parametrize("verb", ["start", "update", "complete", "fail", "cancel"])
+    def test_a_command_method_takes_what_jobs_takes(self, verb: str) -> None:
+        """Each command method's signature on JobsClient is the one on Jobs."""
+        expected = inspect.signature(getattr(Jobs, verb))
+        assert expected == inspect.signature(getattr(jobledger.http.JobsClient, verb))
