@@ -80,7 +80,13 @@ def _forget_actors_of_requests(store: str) -> None:
         conninfo, _, schema = store.partition("?schema=")
         table = sql.Identifier(schema, "jobledger_requests")
         with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(sql.SQL("UPDATE {} SET job = job - 'started_by'").format(table))
+            # The exact text beside the document, where one is kept, loses the key too.
+            conn.execute(
+                sql.SQL(
+                    "UPDATE {} SET job = job - 'started_by', "
+                    "job_exact = (job_exact::jsonb - 'started_by')::text"
+                ).format(table)
+            )
         return
     ledger = sqlite3.connect(store, isolation_level=None)
     try:
