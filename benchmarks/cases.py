@@ -204,46 +204,31 @@ def case_w_jobledger_postgres(setting: Setting) -> dict[str, Metric]:
     return _w_metric(values, {"jobs": sizes.sql_jobs, "updates": sizes.updates})
 
 
-def case_w_floor_psycopg(setting: Setting) -> dict[str, Metric]:
-    """W, the raw psycopg floor over loopback."""
-    import psycopg  # noqa: PLC0415
+def case_w_floor_psycopg(
+    ledger: type[PsycopgLedger | PsycopgOneLedger], prefix: str
+) -> Callable[[Setting], dict[str, Metric]]:
+    """W, a raw psycopg floor (``ledger``) over loopback, each repetition in a new schema."""
 
-    if setting.postgres is None:
-        return {}
-    conninfo = setting.postgres
-    sizes = setting.sizes
+    def run(setting: Setting) -> dict[str, Metric]:
+        import psycopg  # noqa: PLC0415
 
-    def once() -> float:
-        with (
-            fresh_schema(conninfo, "bench_floor") as schema,
-            psycopg.connect(conninfo, autocommit=True) as conn,
-        ):
-            postgres_floor_schema(conn, schema)
-            return w_floor(PsycopgLedger(conn, schema), sizes.sql_jobs, sizes.updates)
+        if setting.postgres is None:
+            return {}
+        conninfo = setting.postgres
+        sizes = setting.sizes
 
-    values = repeat(once, sizes)
-    return _w_metric(values, {"jobs": sizes.sql_jobs, "updates": sizes.updates})
+        def once() -> float:
+            with (
+                fresh_schema(conninfo, prefix) as schema,
+                psycopg.connect(conninfo, autocommit=True) as conn,
+            ):
+                postgres_floor_schema(conn, schema)
+                return w_floor(ledger(conn, schema), sizes.sql_jobs, sizes.updates)
 
+        values = repeat(once, sizes)
+        return _w_metric(values, {"jobs": sizes.sql_jobs, "updates": sizes.updates})
 
-def case_w_floor_psycopg_one(setting: Setting) -> dict[str, Metric]:
-    """W, the one-statement psycopg floor over loopback (autocommit, one round trip)."""
-    import psycopg  # noqa: PLC0415
-
-    if setting.postgres is None:
-        return {}
-    conninfo = setting.postgres
-    sizes = setting.sizes
-
-    def once() -> float:
-        with (
-            fresh_schema(conninfo, "bench_floor_one") as schema,
-            psycopg.connect(conninfo, autocommit=True) as conn,
-        ):
-            postgres_floor_schema(conn, schema)
-            return w_floor(PsycopgOneLedger(conn, schema), sizes.sql_jobs, sizes.updates)
-
-    values = repeat(once, sizes)
-    return _w_metric(values, {"jobs": sizes.sql_jobs, "updates": sizes.updates})
+    return run
 
 
 def _postgres_settings(conninfo: str, schema: str) -> dict[str, str]:
@@ -1273,8 +1258,9 @@ CASES: dict[str, Callable[[Setting], dict[str, Metric]]] = {
     "w/eventsourcing/sqlite/cache": case_w_peer("sqlite", "cache"),
     "w/eventsourcing/sqlite/cache-noff": case_w_peer("sqlite", "cache-noff"),
     "w/jobledger/postgres": case_w_jobledger_postgres,
-    "w/floor/psycopg": case_w_floor_psycopg,
-    "w/floor/psycopg-one": case_w_floor_psycopg_one,
+    # The five-round-trip floor (a reference) and the one-statement floor (the target's).
+    "w/floor/psycopg": case_w_floor_psycopg(PsycopgLedger, "bench_floor"),
+    "w/floor/psycopg-one": case_w_floor_psycopg(PsycopgOneLedger, "bench_floor_one"),
     "w/eventsourcing/postgres/nocache": case_w_peer("postgres", "nocache"),
     "w/eventsourcing/postgres/cache": case_w_peer("postgres", "cache"),
     "w/eventsourcing/postgres/cache-noff": case_w_peer("postgres", "cache-noff"),
