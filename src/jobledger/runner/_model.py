@@ -306,8 +306,8 @@ def _converter() -> cattrs.Converter:
         lambda kind: kind in (JsonValue, JsonObject), lambda value: value
     )
     # The statuses are str enums: written as their plain values, which the ledger
-    # takes in as the plain JSON strings they are (an enum member is a str subclass,
-    # which its JSON freezer checks the slow way).
+    # takes in as the plain JSON strings they are (an enum member, a str subclass,
+    # it would convert to one on every write).
     for status in (TaskStatus, RunTrigger):
         converter.register_unstructure_hook(status, _value_of)
     converter.register_structure_hook(Selection, lambda value, _: Selection.from_json(value))
