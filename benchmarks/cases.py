@@ -1154,9 +1154,9 @@ def _service_repetition(
     setting: Setting,
     backend: str,
     rounds: dict[tuple[str, int], list[service.Round]],
-    floors: list[float],
+    floors: dict[tuple[str, int], list[float]],
 ) -> None:
-    """One repetition of the service case: each side at each width, then the HTTP floor."""
+    """One repetition of the service case: each side at each width, then the HTTP floors."""
     sizes = setting.sizes
     widths = sorted({width for _, width in rounds}, reverse=True)
 
@@ -1181,11 +1181,27 @@ def _service_repetition(
         log = os.path.join(setting.directory, "serve.log")  # noqa: PTH118
         server = stack.enter_context(service.serve(store, log))
         clients = [service.client_for(server.url, secret) for _ in range(max(widths))]
-        for client in clients:
+        raw_clients = [service.raw_client_for(server.url, secret) for _ in range(max(widths))]
+        for client in (*clients, *raw_clients):
             stack.callback(client.close)
         timed("service", clients, server)
-        refused = service.http_floor(server.url, sizes.service_floor_requests)
-        floors.append(service.Round.quantile(refused, 0.5))
+        timed("raw", raw_clients, server)
+        for (prefix, width), values in floors.items():
+            refused = service.http_floor(
+                server.url, sizes.service_floor_requests, clients=width, raw=prefix == "raw/"
+            )
+            values.append(service.Round.quantile(refused, 0.5))
+
+
+def _server_cpu(side: str, clients: int, rounds: list[service.Round]) -> dict[str, Metric]:
+    """The server process's CPU per command (the service's own cost, whatever the client)."""
+    return {
+        f"{side}/server-cpu@{clients}": {
+            "unit": "us",
+            "values": [done.cpu_per_command()["server"] for done in rounds],
+            "info": {"what": "CPU time of the server process / commands, over the timed part"},
+        }
+    }
 
 
 def case_service(backend: str) -> Callable[[Setting], dict[str, Metric]]:
@@ -1194,8 +1210,10 @@ def case_service(backend: str) -> Callable[[Setting], dict[str, Metric]]:
     Each repetition, on fresh stores: the workload with ``service_clients``
     concurrent clients and then with one, directly (threads sharing one
     ``Jobs``, as the server shares one) and through a ``jobledger serve``
-    process of its own (a ``JobsClient`` per thread); then the HTTP floor,
-    requests the service refuses before any token check. At least three
+    process of its own, first with a ``JobsClient`` per thread, then with a
+    ``RawClient`` (``http.client``) per thread; then the HTTP floors, requests
+    the service refuses before any token check, from one client and from
+    ``service_clients`` together, on each client side. At least three
     repetitions, up to ``reps`` while ``3 * case_seconds`` last.
     """
 
@@ -1207,9 +1225,11 @@ def case_service(backend: str) -> Callable[[Setting], dict[str, Metric]]:
         sizes = setting.sizes
         widths = (sizes.service_clients, 1)
         rounds: dict[tuple[str, int], list[service.Round]] = {
-            (side, width): [] for side in ("direct", "service") for width in widths
+            (side, width): [] for side in ("direct", "service", "raw") for width in widths
         }
-        floors: list[float] = []
+        floors: dict[tuple[str, int], list[float]] = {
+            (prefix, width): [] for prefix in ("", "raw/") for width in widths
+        }
         began = time.perf_counter()
         for done in range(1, sizes.reps + 1):
             _service_repetition(setting, backend, rounds, floors)
@@ -1217,25 +1237,34 @@ def case_service(backend: str) -> Callable[[Setting], dict[str, Metric]]:
                 break
         metrics: dict[str, Metric] = {}
         for width in widths:
-            here, there = rounds["direct", width], rounds["service", width]
+            here = rounds["direct", width]
             metrics.update(_latency_metrics("direct", width, here))
-            metrics.update(_latency_metrics("service", width, there))
-            metrics[f"added-p50@{width}"] = {
+            # JobsClient's figures keep their first names; the lean client's go under raw/.
+            for side, added in (("service", "added-p50"), ("raw", "raw/added-p50")):
+                there = rounds[side, width]
+                metrics.update(_latency_metrics(side, width, there))
+                metrics.update(_server_cpu(side, width, there))
+                metrics[f"{added}@{width}"] = {
+                    "unit": "us",
+                    "values": [
+                        service.Round.quantile(far.all(), 0.5)
+                        - service.Round.quantile(near.all(), 0.5)
+                        for near, far in zip(here, there, strict=True)
+                    ],
+                    "info": {"what": f"{side} p50 - direct p50, per repetition"},
+                }
+        for (prefix, width), values in floors.items():
+            client = "http.client (RawClient)" if prefix else "httpx (as JobsClient)"
+            metrics[f"{prefix}http-floor/p50@{width}"] = {
                 "unit": "us",
-                "values": [
-                    service.Round.quantile(far.all(), 0.5) - service.Round.quantile(near.all(), 0.5)
-                    for near, far in zip(here, there, strict=True)
-                ],
-                "info": {"what": "service p50 - direct p50, per repetition"},
+                "values": values,
+                "info": {
+                    "requests": sizes.service_floor_requests * width,
+                    "clients": width,
+                    "what": f"POST /jobs without a token (401): uvicorn, routing, {client}; "
+                    "no ledger",
+                },
             }
-        metrics["http-floor/p50@1"] = {
-            "unit": "us",
-            "values": floors,
-            "info": {
-                "requests": sizes.service_floor_requests,
-                "what": "POST /jobs without a token (401): uvicorn, routing, httpx; no ledger",
-            },
-        }
         return metrics
 
     return run

@@ -1,17 +1,22 @@
 """The jobs service over HTTP against the library called directly: the cases of issue 16.
 
-One workload on both sides: each of C concurrent clients (threads) runs jobs of
+One workload on every side: each of C concurrent clients (threads) runs jobs of
 one start, U updates (each sent with the ETag the previous command returned,
 ``If-Match`` over HTTP) and one complete. Directly, the threads share one
-:class:`~jobledger.Jobs`; through the service, each thread has its own
-:class:`~jobledger.http.JobsClient` (its own connection) talking to a real
-``python -m jobledger serve`` process on a free loopback port, started and
-stopped here. Every command's latency is taken on the caller's side.
+:class:`~jobledger.Jobs`; through the service, each thread has a client of its
+own (its own connection) talking to a real ``python -m jobledger serve``
+process on a free loopback port, started and stopped here: either
+:class:`~jobledger.http.JobsClient` (httpx), or :class:`RawClient`, a lean
+client on the standard library's ``http.client`` that sends the same requests
+(what a service written in any language pays, not what our client library
+costs). Every command's latency is taken on the caller's side.
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.client
+import json
 import os
 import signal
 import socket
@@ -20,22 +25,24 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from urllib.parse import quote, urlsplit
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
-    from jobledger import Job
+    from collections.abc import Callable, Iterator
 
 __all__ = [
     "KINDS",
     "Ledger",
+    "RawClient",
     "Round",
     "Server",
+    "Version",
     "add_client",
     "client_for",
     "free_port",
     "http_floor",
+    "raw_client_for",
     "run_round",
     "serve",
 ]
@@ -50,16 +57,26 @@ STOP_SECONDS = 15.0
 _CLIENT_ID = "bench"
 
 
+class Versioned(Protocol):
+    """What the workload reads of a command's answer: the job's id and its new ETag."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def etag(self) -> str: ...
+
+
 class Ledger(Protocol):
-    """What the workload calls: :class:`~jobledger.Jobs` and :class:`~jobledger.http.JobsClient`."""
+    """What the workload calls: ``Jobs``, ``JobsClient`` and :class:`RawClient`."""
 
-    def start(self, *, service: str, entity: str, type: str, state: object = None) -> Job:  # noqa: D102
+    def start(self, *, service: str, entity: str, type: str, state: object = None) -> Versioned:  # noqa: D102
         ...
 
-    def update(self, job_id: str, *, etag: str, state_update: object) -> Job:  # noqa: D102
+    def update(self, job_id: str, *, etag: str, state_update: object) -> Versioned:  # noqa: D102
         ...
 
-    def complete(self, job_id: str, *, etag: str, state_update: object) -> Job:  # noqa: D102
+    def complete(self, job_id: str, *, etag: str, state_update: object) -> Versioned:  # noqa: D102
         ...
 
 
@@ -274,30 +291,172 @@ def client_for(url: str, secret: str) -> Any:  # noqa: ANN401  (a JobsClient; th
     return JobsClient(url, _CLIENT_ID, secret, timeout=60.0)
 
 
-def http_floor(url: str, requests: int) -> list[float]:
-    """Latencies (seconds) of ``requests`` requests the service refuses at once.
+def raw_client_for(url: str, secret: str) -> RawClient:
+    """A :class:`RawClient` of the benchmark's client at ``url``, its token fetched."""
+    return RawClient(url, _CLIENT_ID, secret)
+
+
+class Version(NamedTuple):
+    """A command's answer as :class:`RawClient` reads it: the job's id and its new ETag."""
+
+    id: str
+    etag: str
+
+
+class RawClient:
+    """A lean client of the service: ``http.client``, one kept-alive connection, no library.
+
+    It sends what :class:`~jobledger.http.JobsClient` sends for the workload's
+    commands (the same routes, the bearer token, ``If-Match`` with the quoted
+    ETag, ``Content-Type: application/json`` and the same JSON body, byte for
+    byte) and reads what a caller needs of the answer (the job's id and ETag
+    from its JSON). Not thread-safe: one per thread, as one connection each.
+    """
+
+    def __init__(self, url: str, client_id: str, secret: str) -> None:
+        """Connect to the service at ``url`` and fetch a token for ``client_id``."""
+        parts = urlsplit(url)
+        self._connection = http.client.HTTPConnection(
+            parts.hostname or "127.0.0.1", parts.port, timeout=60.0
+        )
+        form = f"grant_type=client_credentials&client_id={quote(client_id)}"
+        form += f"&client_secret={quote(secret)}"
+        token = self._send(
+            "POST", "/token", form.encode(), {"Content-Type": "application/x-www-form-urlencoded"}
+        )["access_token"]
+        self._headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._connection.close()
+
+    def _send(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> Any:  # noqa: ANN401  (JSON)
+        self._connection.request(method, path, body, headers)
+        response = self._connection.getresponse()
+        content = response.read()
+        if response.status >= 400:  # noqa: PLR2004
+            msg = f"{method} {path}: {response.status} {content[:300]!r}"
+            raise RuntimeError(msg)
+        return json.loads(content)
+
+    def _command(self, path: str, body: dict[str, object], etag: str | None = None) -> Version:
+        headers = self._headers
+        if etag is not None:
+            headers = {**headers, "If-Match": f'"{etag}"'}
+        text = json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        job = self._send("POST", path, text.encode(), headers)
+        return Version(job["JobId"], job["ETag"])
+
+    def start(self, *, service: str, entity: str, type: str, state: object = None) -> Version:
+        """StartJob: ``POST /jobs``."""
+        body = {
+            "Service": service,
+            "Entity": entity,
+            "Type": type,
+            "DisplayName": "",
+            "Description": "",
+            "Input": {},
+            "State": {} if state is None else state,
+            "Actor": None,
+        }
+        return self._command("/jobs", body)
+
+    def update(self, job_id: str, *, etag: str, state_update: object) -> Version:
+        """UpdateJob: ``POST /jobs/{id}:update`` with ``If-Match``."""
+        body = {
+            "Status": None,
+            "DisplayName": None,
+            "Description": None,
+            "StateUpdate": state_update,
+            "Actor": None,
+        }
+        return self._command(f"/jobs/{quote(job_id, safe='')}:update", body, etag)
+
+    def complete(self, job_id: str, *, etag: str, state_update: object) -> Version:
+        """CompleteJob: ``POST /jobs/{id}:complete`` with ``If-Match``."""
+        body = {
+            "DisplayName": None,
+            "Description": None,
+            "StateUpdate": state_update,
+            "Actor": None,
+        }
+        return self._command(f"/jobs/{quote(job_id, safe='')}:complete", body, etag)
+
+
+def _httpx_refusals(url: str) -> Callable[[], int]:
+    """A sender of one refused request on httpx's transport (as ``JobsClient``); its status."""
+    import httpx  # noqa: PLC0415  (the server extra is optional)
+
+    transport = httpx.HTTPTransport()
+    target = httpx.URL(f"{url}/jobs")
+
+    def send() -> int:
+        response = transport.handle_request(
+            httpx.Request("POST", target, content=_REFUSED_BODY, headers=_REFUSED_HEADERS)
+        )
+        response.read()
+        response.close()
+        return response.status_code
+
+    return send
+
+
+def _raw_refusals(url: str) -> Callable[[], int]:
+    """A sender of one refused request on ``http.client`` (as :class:`RawClient`); its status."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=60)
+
+    def send() -> int:
+        connection.request("POST", "/jobs", _REFUSED_BODY, _REFUSED_HEADERS)
+        response = connection.getresponse()
+        response.read()
+        return response.status
+
+    return send
+
+
+_REFUSED_BODY = b'{"Service":"bench"}'
+_REFUSED_HEADERS = {"Content-Type": "application/json"}
+
+
+def http_floor(url: str, requests: int, *, clients: int = 1, raw: bool = False) -> list[float]:
+    """Latencies (seconds) of requests the service refuses at once, ``requests`` per client.
 
     ``POST /jobs`` without a token: uvicorn, Starlette's routing, a 401 problem
     document, and on the client's side httpx's transport on one kept-alive
-    connection (as :class:`~jobledger.http.JobsClient` sends its requests); no
-    token check, no ledger. The least any command costs through the service.
+    connection (as :class:`~jobledger.http.JobsClient` sends its requests), or
+    with ``raw`` ``http.client`` (as :class:`RawClient`); no token check, no
+    ledger. The least any command costs through the service. ``clients``
+    threads send together, each on a connection of its own (after a barrier).
     """
-    import httpx  # noqa: PLC0415  (the server extra is optional)
+    senders = [(_raw_refusals if raw else _httpx_refusals)(url) for _ in range(clients)]
+    own: list[list[float]] = [[] for _ in senders]
+    barrier = threading.Barrier(clients, timeout=START_SECONDS)
+    errors: list[BaseException] = []
 
-    latencies = []
-    body = b'{"Service":"bench"}'
-    headers = {"Content-Type": "application/json"}
-    target = httpx.URL(f"{url}/jobs")
-    with httpx.HTTPTransport() as transport:
-        for _ in range(requests):
-            began = time.perf_counter()
-            response = transport.handle_request(
-                httpx.Request("POST", target, content=body, headers=headers)
-            )
-            response.read()
-            response.close()
-            latencies.append(time.perf_counter() - began)
-            if response.status_code != 401:  # noqa: PLR2004
-                msg = f"expected 401 from POST /jobs without a token, got {response.status_code}"
-                raise RuntimeError(msg)
-    return latencies
+    def refused(send: Callable[[], int], latencies: list[float]) -> None:
+        began = time.perf_counter()
+        status = send()
+        latencies.append(time.perf_counter() - began)
+        if status != 401:  # noqa: PLR2004
+            msg = f"expected 401 from POST /jobs without a token, got {status}"
+            raise RuntimeError(msg)
+
+    def work(index: int) -> None:
+        try:
+            barrier.wait()
+            for _ in range(requests):
+                refused(senders[index], own[index])
+        except BaseException as err:
+            errors.append(err)
+            barrier.abort()
+            raise
+
+    threads = [threading.Thread(target=work, args=(index,)) for index in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=600)
+    if errors:
+        raise errors[0]
+    return [value for latencies in own for value in latencies]
