@@ -48,6 +48,7 @@ from jobledger.http._errors import (
 from jobledger.http._openapi import OPERATIONS, Operation, openapi_document
 from jobledger.http._problems import problem, problem_of
 from jobledger.http._tokens import DEFAULT_RECHECK_SECONDS, DEFAULT_TOKEN_SECONDS, TokenIssuer
+from jobledger.http._writer import ALONE, CommandWriter
 from jobledger.http.dashboard import DEFAULT_SESSION_SECONDS, create_dashboard
 
 if TYPE_CHECKING:
@@ -184,6 +185,8 @@ class _Service:
         # drawn anew for every version and never reused, so a command that names one succeeds only
         # on that version of that job: its service is known without reading the job.
         self._services: dict[tuple[str, str], str] = {}
+        #: Carries out the commands of requests in flight together (started with the app).
+        self.writer = CommandWriter(jobs)
 
     # -- what every route shares -----------------------------------------------------
 
@@ -229,6 +232,17 @@ class _Service:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(None, functools.partial(call, *args, **kwargs))
 
+    async def _carry_out(self, command: Command) -> Job:
+        """``command`` carried out, in a batch with other requests' commands when it can be.
+
+        Its outcome and error are its own either way (see :mod:`jobledger.http._writer`).
+        """
+        if self.writer.takes(command):
+            outcome = await self.writer.handle(command)
+            if outcome is not ALONE:
+                return outcome  # type: ignore[return-value]
+        return await self._worker(self._jobs.handle, command)
+
     def _remember(self, job: Job, replaced: str | None = None) -> None:
         """Keep ``job``'s service under its id and ETag (forgetting ``replaced``, its last)."""
         services = self._services
@@ -247,7 +261,7 @@ class _Service:
             self._may(client, verb, service)
             as_client = self._as_client(command, client)
             try:
-                job = await self._worker(self._jobs.handle, as_client)
+                job = await self._carry_out(as_client)
             except JobledgerError:
                 # Not that version (or no longer that job): the refusal goes only to a
                 # client that may act on the job as it is now.
@@ -382,7 +396,7 @@ class _Service:
         command = wire.decode_command(await self._message(request, "StartJob"))
         self._may(client, "start", command.service)  # type: ignore[union-attr]
         command = self._as_client(command, client)
-        job = await self._worker(self._jobs.handle, command)
+        job = await self._carry_out(command)
         self._remember(job)
         return _job_response(job, 201, {"Location": f"/jobs/{quote(job.id, safe='')}"})
 
@@ -656,10 +670,15 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        yield
-        if resumes is not None:
-            # Runs the dashboard resumed are let go, so that another process resumes them at once.
-            resumes.stop()
+        service.writer.start()
+        try:
+            yield
+        finally:
+            # The commands queued are carried out and answered before the loop ends.
+            await asyncio.get_running_loop().run_in_executor(None, service.writer.stop)
+            if resumes is not None:
+                # Runs the dashboard resumed are let go, so another process resumes them at once.
+                resumes.stop()
 
     return Starlette(
         routes=routes,

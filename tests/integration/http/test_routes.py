@@ -7,15 +7,18 @@ with a prefix of its own (``server.id``).
 
 from __future__ import annotations
 
+import functools
 import json
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from tests.integration.http.conftest import Clients, Namespaced
 
@@ -344,6 +347,95 @@ class TestCommands:
         response = start(server, admin(server, clients), State="nope")
         assert "Traceback" not in response.text
         assert ".py" not in response.text
+
+
+def update_sender(
+    server: Namespaced, job_id: str, etag: str, body: dict[str, Any], headers: dict[str, str]
+) -> Callable[[], httpx.Response]:
+    """A sender of ``POST /jobs/{job_id}:update`` with ``If-Match: etag`` and ``body``."""
+    return functools.partial(
+        httpx.post,
+        f"{server.url}/jobs/{job_id}:update",
+        json=body,
+        headers={**headers, "If-Match": etag},
+    )
+
+
+def concurrently(sends: Sequence[Callable[[], httpx.Response]]) -> list[httpx.Response]:
+    """Each request sent from a thread of its own, all at once (after a barrier)."""
+    barrier = threading.Barrier(len(sends), timeout=PATIENCE)
+
+    def send(one: Callable[[], httpx.Response]) -> httpx.Response:
+        barrier.wait()
+        return one()
+
+    with ThreadPoolExecutor(len(sends)) as pool:
+        return list(pool.map(send, sends))
+
+
+class TestConcurrentCommands:
+    """Commands of requests in flight together (written as one batch by the service)."""
+
+    def test_a_stale_request_among_concurrent_ones_fails_alone(
+        self, server: Namespaced, clients: Clients
+    ) -> None:
+        """Eight updates at once, one with a stale ETag: only it gets 412, the others are saved."""
+        headers = admin(server, clients)
+        ids = [server.id(f"job-{n}") for n in range(8)]
+        etags = [start(server, headers, JobId=job_id).headers["etag"] for job_id in ids]
+        statuses = []
+        for round_ in range(5):
+            stale = round_ % 8
+            sent = [
+                update_sender(
+                    server,
+                    ids[n],
+                    '"stale"' if n == stale else etag,
+                    {"StateUpdate": {"done": round_}},
+                    headers,
+                )
+                for n, etag in enumerate(etags)
+            ]
+            answers = concurrently(sent)
+            statuses.append([answer.status_code for answer in answers])
+            assert etags[stale] == answers[stale].headers["etag"]
+            etags = [answer.headers["etag"] for answer in answers]
+        expected = [[412 if n == round_ else 200 for n in range(8)] for round_ in range(5)]
+        assert expected == statuses
+        versions = [
+            httpx.get(f"{server.url}/jobs/{job_id}", headers=headers).json()["Version"]
+            for job_id in ids
+        ]
+        assert [5, 5, 5, 5, 5, 6, 6, 6] == versions
+
+    def test_concurrent_requests_with_one_etag_exactly_one_wins(
+        self, server: Namespaced, clients: Clients
+    ) -> None:
+        """Four updates of one job with the same ETag at once: one 200 and three 412, each round."""
+        headers = admin(server, clients)
+        etag = start(server, headers, JobId=server.id("job-1")).headers["etag"]
+        outcomes = []
+        for round_ in range(5):
+            sent = [
+                update_sender(
+                    server,
+                    server.id("job-1"),
+                    etag,
+                    {"Status": f"by-{n}", "StateUpdate": {"round": round_}},
+                    headers,
+                )
+                for n in range(4)
+            ]
+            answers = concurrently(sent)
+            outcomes.append(sorted(answer.status_code for answer in answers))
+            (won,) = [answer for answer in answers if answer.status_code == 200]
+            assert {won.headers["etag"]} == {
+                answer.headers["etag"] for answer in answers if answer.status_code == 412
+            }
+            etag = won.headers["etag"]
+        assert [[200, 412, 412, 412]] * 5 == outcomes
+        job = httpx.get(f"{server.url}/jobs/{server.id('job-1')}", headers=headers).json()
+        assert 6 == job["Version"]
 
 
 class TestQueries:
