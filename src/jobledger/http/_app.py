@@ -609,6 +609,12 @@ def create_app(
 ) -> Starlette:
     """The jobs service as an ASGI app, over ``jobs`` and its ``clients``.
 
+    While the app's lifespan runs (uvicorn runs it), the commands of requests
+    in flight together are carried out by one writer thread as one batch,
+    each keeping its own outcome (the how-to on running the service says how,
+    under *Performance*); served without its lifespan, each command goes to a
+    worker thread alone.
+
     Args:
         jobs: The ledger to serve.
         clients: Who may use it (:func:`~jobledger.http.client_store_beside`).
