@@ -88,8 +88,13 @@ _COMMAND_OF = {
 }
 
 
+# One encoder and one decoder for every request: json.dumps and json.loads make a new one
+# on each call that passes options.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
 def _json(body: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    text = json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    text = _ENCODER.encode(body)
     media = "application/problem+json" if status >= 400 else "application/json"  # noqa: PLR2004
     return Response(text, status_code=status, headers=headers, media_type=media)
 
@@ -158,6 +163,19 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise ValueError(msg)
         result[key] = value
     return result
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_reject_duplicates)
+
+
+def _parsed(body: bytes) -> object:
+    """``body`` as JSON, as ``json.loads`` reads bytes; an object with a key twice is refused.
+
+    Raises:
+        ValueError: not JSON (or not in UTF-8, -16 or -32), or a key twice.
+        RecursionError: nested too deeply.
+    """
+    return _DECODER.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
 
 
 class _Service:
@@ -300,7 +318,7 @@ class _Service:
         data: object = {}
         if body.strip():
             try:
-                data = json.loads(body, object_pairs_hook=_reject_duplicates)
+                data = _parsed(body)
             except (ValueError, RecursionError) as err:
                 raise WireFormatError(message_type, "", f"the body is not JSON: {err}") from None
         if not isinstance(data, dict):
@@ -404,7 +422,7 @@ class _Service:
         """POST /jobs:batch: commands in order, all or none, each with its own permission."""
         body = await self._body(request)
         try:
-            data = json.loads(body, object_pairs_hook=_reject_duplicates)
+            data = _parsed(body)
         except (ValueError, RecursionError) as err:
             raise WireFormatError("Batch", "", f"the body is not JSON: {err}") from None
         if not isinstance(data, dict) or set(data) != {"Commands"}:

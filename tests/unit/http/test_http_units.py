@@ -568,3 +568,29 @@ class TestJobsClientCommands:
         """Each command method's signature on JobsClient is the one on Jobs."""
         expected = inspect.signature(getattr(Jobs, verb))
         assert expected == inspect.signature(getattr(jobledger.http.JobsClient, verb))
+
+
+class TestRequestBodies:
+    """How the service reads a request's JSON body."""
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            b'{"State": {"done": 1}}',
+            '{"Service": "h\u00e9"}'.encode("utf-16"),
+            '{"Service": "hr"}'.encode("utf-32"),
+            b'\xef\xbb\xbf{"Service": "hr"}',
+        ],
+    )
+    def test_a_body_is_read_as_json_loads_reads_bytes(self, body: bytes) -> None:
+        """UTF-8 (with or without a BOM), UTF-16 and UTF-32 bodies read as json.loads reads them."""
+        from jobledger.http._app import _parsed  # noqa: PLC0415  (the service's own reader)
+
+        assert json.loads(body) == _parsed(body)
+
+    def test_a_key_twice_is_refused(self) -> None:
+        """An object with the same key twice, at any depth, is not read."""
+        from jobledger.http._app import _parsed  # noqa: PLC0415  (the service's own reader)
+
+        with pytest.raises(ValueError, match="the key 'done' appears twice"):
+            _parsed(b'{"State": {"done": 1, "done": 2}}')
