@@ -75,7 +75,7 @@ import threading
 import time
 import weakref
 from collections.abc import Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any, NoReturn, Self, TypeVar
 
 import attrs
@@ -105,7 +105,7 @@ from jobledger._adapters.rows import (
     to_micros,
     update_from_row,
 )
-from jobledger._core.decide import batch_refusal
+from jobledger._core.decide import UPDATE_TYPES, batch_refusal
 from jobledger._core.errors import (
     ForeignDatabaseError,
     JobAlreadyExistsError,
@@ -130,7 +130,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
     from datetime import datetime
 
-    from jobledger._core.decide import Change, RequestRecord
+    from jobledger._core.decide import Change, ChangeRecord, RequestRecord
+    from jobledger._core.events import JobEvent
     from jobledger._core.job import Job, JobUpdate
     from jobledger._core.parked import ParkedEvent
     from jobledger._core.query import JobQuery
@@ -156,6 +157,10 @@ SAVE_ATTEMPTS = 5
 
 # PostgreSQL truncates longer identifiers; a truncated schema name would not be the one asked for.
 _MAX_IDENTIFIER_BYTES = 63
+
+# How long the repository keeps one connection before it hands it back to the pool
+# and borrows again (see _KeptConnection).
+_KEPT_SECONDS = 60.0
 
 # How often the listener thread looks at its stop flag while no notification comes.
 _LISTEN_TICK_SECONDS = 0.2
@@ -906,6 +911,12 @@ class PostgresRepository:
             )
             pool.open(wait=False)
         self._pool = pool
+        # On a pool of its own with room for others, the repository keeps one
+        # connection between calls (see _KeptConnection); a pool given to it is
+        # the application's, and every call hands its connection back.
+        self._kept = _KeptConnection(
+            pool, self._timeout, keep=self._owns_pool and pool.max_size > 1
+        )
         try:
             with self._translated(), self._connection() as conn:
                 self._names = _migrate(conn, schema, self._location)
@@ -972,15 +983,15 @@ class PostgresRepository:
         self._close_pool()
 
     def _close_pool(self) -> None:
+        self._kept.close()
         if self._owns_pool:
             self._pool.close()
 
     # -- connections and errors -------------------------------------------------------------
 
-    @contextmanager
-    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
-        with self._pool.connection(timeout=self._timeout) as conn:
-            yield conn
+    def _connection(self) -> AbstractContextManager[psycopg.Connection[Any]]:
+        """A connection for one call: the kept one when it is free, else one from the pool."""
+        return self._kept.borrow()
 
     @contextmanager
     def _translated(self) -> Iterator[None]:
@@ -1000,7 +1011,7 @@ class PostgresRepository:
         if not is_storable_key(job_id):
             raise JobNotFoundError(job_id)
         try:
-            with self._pool.connection(timeout=self._timeout) as conn:
+            with self._connection() as conn:
                 row = conn.execute(self._sql.select_job_by_id, (job_id,)).fetchone()
         except psycopg.Error as err:
             raise translate_error(err, self._location) from err
@@ -1160,7 +1171,7 @@ class PostgresRepository:
                 ``request_id`` to find out safely).
             StorageError: PostgreSQL failed otherwise; nothing was written.
         """
-        if change.expected_etag is not None and change.update is None:
+        if _lacks_update(change):
             return self._save_alone(change)  # a change without its update: always refused
         pending = _Pending(change)
         self._group.run(pending, self._send_group)
@@ -1179,7 +1190,7 @@ class PostgresRepository:
         while True:
             attempt += 1
             try:
-                with self._pool.connection(timeout=self._timeout) as conn:
+                with self._connection() as conn:
                     if conn.autocommit:
                         # Idle in autocommit mode: the write opens and commits its own transaction.
                         return self._write_change(conn, change)
@@ -1215,7 +1226,7 @@ class PostgresRepository:
                 pending.error = err
             return
         try:
-            with self._pool.connection(timeout=self._timeout) as conn:
+            with self._connection() as conn:
                 rows = self._write_group(conn, [pending.change for pending in group])
         except psycopg.Error as err:
             if err.sqlstate is not None and not _is_unavailable(err):
@@ -1298,7 +1309,7 @@ class PostgresRepository:
         while True:
             attempt += 1
             try:
-                with self._pool.connection(timeout=self._timeout) as conn:
+                with self._connection() as conn:
                     positions = self._write_batch(conn, changes)
                     if positions is not None:
                         return positions
@@ -1331,7 +1342,7 @@ class PostgresRepository:
         Raises:
             psycopg.Error: the driver's errors, untranslated.
         """
-        if any(change.expected_etag is not None and change.update is None for change in changes):
+        if any(_lacks_update(change) for change in changes):
             return None  # a change without its update: always refused
         cursors: list[psycopg.Cursor[Any]] = []
         locked = sorted({change.job.id for change in changes if change.expected_etag is not None})
@@ -1389,7 +1400,7 @@ class PostgresRepository:
             ValueError: the change's update does not follow the stored version.
             psycopg.Error: the driver's errors, untranslated.
         """
-        if change.expected_etag is not None and change.update is None:
+        if _lacks_update(change):
             self._refuse(conn, change)  # a change without its update: always refused
         try:
             if not (conn.autocommit and conn.info.transaction_status == _IDLE):
@@ -1455,7 +1466,6 @@ class PostgresRepository:
         if notify is None:
             notify = self._notify
         job = change.job
-        update = change.update
         request = (
             () if change.request is None else _values(REQUEST_COLUMNS, request_row(change.request))
         )
@@ -1465,10 +1475,20 @@ class PostgresRepository:
         statement = statements[start, change.request is not None, notify]
         if start:
             written: tuple[Any, ...] = _values(JOB_COLUMNS, job_row(job))
+            event = (change.event.event_id, "started")
         else:
-            assert update is not None  # noqa: S101  (refused in _write_change)
+            # The change's facts as one tuple: its update and event need not be made.
+            record = change.record
+            if record is None:
+                update = change.update
+                assert update is not None  # noqa: S101  (refused in _write_change)
+                record = _record_of(update, change.event)
+            kind, event_id, _, _, _, _, status, etag, at, update_id, name, text, patch, actor = (
+                record
+            )
             state = encode_json(job.state)
-            patch = encode_optional(update.state_update)
+            patch_text = encode_optional(patch)
+            micros = to_micros(at)
             written = (
                 job.display_name,
                 job.description,
@@ -1477,23 +1497,23 @@ class PostgresRepository:
                 state,
                 job.etag,
                 job.version,
-                to_micros(job.updated_at),
+                micros if job.updated_at is at else to_micros(job.updated_at),
                 _exact_text(state),
                 job.id,
                 change.expected_etag,
-                update.update_id,
-                update.update_id,
-                int(update.update_type),
-                update.status,
-                patch,
-                update.display_name,
-                update.description,
-                update.etag,
-                to_micros(update.at),
-                update.actor,
-                _exact_text(patch),
+                update_id,
+                update_id,
+                UPDATE_TYPES[kind].value,
+                status,
+                patch_text,
+                name,
+                text,
+                etag,
+                micros,
+                actor,
+                _exact_text(patch_text),
             )
-        event = (change.event.event_id, EVENT_KIND_NAMES[type(change.event)])
+            event = (event_id, EVENT_KIND_NAMES[kind])
         return conn.execute(statement, (*written, *request, *event, *channel))
 
     def _refuse(self, conn: psycopg.Connection[Any], change: Change) -> NoReturn:
@@ -1542,6 +1562,68 @@ class PostgresRepository:
             Whether an event after position ``after`` is committed and readable.
         """
         return self._listener.wait(after, timeout)
+
+
+class _KeptConnection:
+    """A connection of the pool kept between calls, lent to whichever thread finds it free.
+
+    Borrowing from a :class:`psycopg_pool.ConnectionPool` and handing back
+    costs more than a save's own work on the client, so the repository keeps
+    one connection and lends it, behind a lock that is only ever tried: a
+    thread that finds it lent borrows from the pool as before (so concurrent
+    calls never wait for one another here, and group commit's lanes each have
+    a connection). The kept connection goes back to the pool, which rolls back
+    or replaces it, whenever a call leaves it in a transaction or broken, when
+    it has been kept for :data:`_KEPT_SECONDS` (so the pool's checks and
+    lifetimes still apply), and on :meth:`close`.
+    """
+
+    def __init__(self, pool: ConnectionPool[Any], timeout: float, *, keep: bool) -> None:
+        self._pool = pool
+        self._timeout = timeout
+        self._keep = keep
+        self._lock = threading.Lock()
+        self._conn: psycopg.Connection[Any] | None = None
+        self._until = 0.0
+
+    @contextmanager
+    def borrow(self) -> Iterator[psycopg.Connection[Any]]:
+        """The kept connection while no one else has it, else one of the pool's."""
+        if not (self._keep and self._lock.acquire(blocking=False)):
+            with self._pool.connection(timeout=self._timeout) as conn:
+                yield conn
+            return
+        try:
+            conn = self._conn
+            if conn is None:
+                conn = self._pool.getconn(timeout=self._timeout)
+                self._conn, self._until = conn, time.monotonic() + _KEPT_SECONDS
+            try:
+                yield conn
+            finally:
+                if (
+                    conn.info.transaction_status != _IDLE
+                    or not self._keep
+                    or time.monotonic() > self._until
+                ):
+                    self._give_back()
+        finally:
+            self._lock.release()
+
+    def close(self) -> None:
+        """Hand the kept connection back to the pool and keep none from now on."""
+        self._keep = False
+        # A call that has it now hands it back when it ends (it sees _keep is off).
+        if self._lock.acquire(timeout=self._timeout):
+            try:
+                self._give_back()
+            finally:
+                self._lock.release()
+
+    def _give_back(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            self._pool.putconn(conn)
 
 
 # The states of a save in a group commit's queue (see ``_Group``).
@@ -1643,6 +1725,39 @@ class _Group:
                     return True
         woken.wait()
         return False
+
+
+def _lacks_update(change: Change) -> bool:
+    """Whether ``change`` changes a job yet has no update to append (it is always refused).
+
+    A change that keeps its record has its update (made from the record when
+    read), so only a change made with its values is asked for it.
+    """
+    return change.expected_etag is not None and change.record is None and change.update is None
+
+
+def _record_of(update: JobUpdate, event: JobEvent) -> ChangeRecord:
+    """The record of a change made with its values: its ``update``, its ``event``'s id and kind.
+
+    The update row and the feed entry are written from the update (the feed
+    entry copies the update row), as they were before changes kept records.
+    """
+    return (  # type: ignore[return-value]  # a change's event: never a JobStarted
+        type(event),
+        event.event_id,
+        update.job_id,
+        event.service,
+        event.entity,
+        event.type,
+        update.status,
+        update.etag,
+        update.at,
+        update.update_id,
+        update.display_name,
+        update.description,
+        update.state_update,
+        update.actor,
+    )
 
 
 def _taken(err: pg_errors.UniqueViolation, change: Change) -> JobledgerError | None:

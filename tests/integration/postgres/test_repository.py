@@ -148,6 +148,35 @@ class TestPools:
             time.sleep(0.02)
         assert (2, 0) == (before, sessions())
 
+    def test_calls_of_one_thread_borrow_nothing_more_from_the_repositorys_own_pool(
+        self, repository: PostgresRepository
+    ) -> None:
+        """Saves and reads one after another use the connection the repository keeps."""
+        jobs = Jobs(repository)
+        job = jobs.start(service="hr", entity="employee", type="sync")
+        before = repository.pool.get_stats().get("requests_num", 0)
+
+        for done in range(1, 4):
+            job = jobs.update(job.id, etag=job.etag, state_update={"done": done})
+        repository.get(job.id)
+        repository.read_feed()
+
+        assert before == repository.pool.get_stats().get("requests_num", 0)
+
+    def test_a_pool_of_ones_own_gets_each_connection_back_after_each_call(
+        self, postgres_conninfo: str, schema: str
+    ) -> None:
+        """Over the application's pool, no connection stays out of the pool between calls."""
+        with ConnectionPool(postgres_conninfo, min_size=2, max_size=2, open=False) as pool:
+            pool.open(wait=True)
+            with PostgresRepository(pool=pool, schema=schema) as repository:
+                jobs = Jobs(repository)
+                job = jobs.start(service="hr", entity="employee", type="sync")
+                jobs.update(job.id, etag=job.etag, status="exporting")
+                stats = pool.get_stats()
+
+        assert (2, 2) == (stats.get("pool_size"), stats.get("pool_available"))
+
     def test_neither_conninfo_nor_pool_is_refused(self) -> None:
         """A repository needs a conninfo or a pool: ValueError without either."""
         with pytest.raises(ValueError, match="conninfo"):
