@@ -1186,23 +1186,46 @@ class PostgresRepository:
 
     def _save_alone(self, change: Change) -> int:
         """Save ``change`` in a transaction of its own (see :meth:`save`)."""
+
+        def write(conn: psycopg.Connection[Any]) -> int:
+            if conn.autocommit:
+                # Idle in autocommit mode: the write opens and commits its own transaction.
+                return self._write_change(conn, change)
+            with conn.transaction():
+                return self._write_change(conn, change)
+
+        return self._retried(write, f"the save of job {change.job.id}")
+
+    def _retried(self, write: Callable[[psycopg.Connection[Any]], _V], what: str) -> _V:
+        """``write`` on a connection, tried again when its transaction was rolled back and may pass.
+
+        PostgreSQL aborts a transaction for a serialization failure or a
+        deadlock; ``write`` raises :class:`_TryAgain` when it was refused over
+        stored values that have changed since. Either way nothing was written,
+        so it is tried again, up to :data:`SAVE_ATTEMPTS` times in all.
+
+        Raises:
+            StorageError: the driver's errors, translated; or the last attempt
+                still had to be tried again.
+        """
         attempt = 0
         while True:
             attempt += 1
             try:
                 with self._connection() as conn:
-                    if conn.autocommit:
-                        # Idle in autocommit mode: the write opens and commits its own transaction.
-                        return self._write_change(conn, change)
-                    with conn.transaction():
-                        return self._write_change(conn, change)
+                    return write(conn)
             except (pg_errors.SerializationFailure, pg_errors.DeadlockDetected) as err:
                 if attempt >= SAVE_ATTEMPTS:
                     raise translate_error(err, self._location) from err
-                logger.debug("save of job %s rolled back (%s); trying again", change.job.id, err)
-                time.sleep(0.002 * attempt)
+                reason: Exception = err
+            except _TryAgain as err:
+                if attempt >= SAVE_ATTEMPTS:
+                    raise StorageError(self._location, str(err)) from None
+                reason = err
             except psycopg.Error as err:
                 raise translate_error(err, self._location) from err
+            logger.debug("%s rolled back (%s); trying again", what, reason)
+            time.sleep(0.002 * attempt)
 
     def _send_group(self, group: Sequence[_Pending]) -> None:
         """Save the changes of ``group`` (see :class:`_Group`); each gets its own outcome.
@@ -1265,20 +1288,32 @@ class PostgresRepository:
             and _default_transactions(conn)
         ):
             return None
-        cursors: list[psycopg.Cursor[Any]] = []
-        # The rows of the jobs they change are locked first, in id order, as a batch
-        # locks them: a later statement of the group must not wait for a job row while
-        # the group holds the counter row, which the transaction holding that job row
-        # may be waiting for.
-        locked = sorted({change.job.id for change in changes if change.expected_etag is not None})
-
-        def send() -> None:
-            if locked:
-                conn.execute(self._sql.lock_jobs, (locked,))
-            cursors.extend(self._send_change(conn, change) for change in changes)
-
-        _in_one_transaction(conn, send)
+        cursors = _in_one_transaction(conn, lambda: self._send_together(conn, changes))
         return [cursor.fetchone() for cursor in cursors]
+
+    def _send_together(
+        self, conn: psycopg.Connection[Any], changes: Sequence[Change], *, batch: bool = False
+    ) -> list[psycopg.Cursor[Any]]:
+        """Send the statements of ``changes`` saved in one transaction; return their cursors.
+
+        The rows of the jobs they change are locked first, in id order: a later
+        statement must not wait for a job row while the transaction holds the
+        counter row, which the transaction holding that job row may be waiting
+        for, and two transactions that lock in the same order never wait for
+        one another in a circle. The changes of a ``batch`` fail instead of
+        matching no row (see :func:`_save_text`), and it notifies once, with
+        its last change.
+        """
+        locked = sorted({change.job.id for change in changes if change.expected_etag is not None})
+        if locked:
+            conn.execute(self._sql.lock_jobs, (locked,))
+        if not batch:
+            return [self._send_change(conn, change) for change in changes]
+        last = len(changes) - 1
+        return [
+            self._send_change(conn, change, batch=True, notify=self._notify and index == last)
+            for index, change in enumerate(changes)
+        ]
 
     def save_all(self, changes: Sequence[Change]) -> Sequence[int]:
         """Save ``changes`` in one transaction; see :meth:`jobledger.AtomicBatches.save_all`.
@@ -1305,32 +1340,23 @@ class PostgresRepository:
         changes = tuple(changes)
         if len(changes) <= 1:
             return tuple(self.save(change) for change in changes)
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                with self._connection() as conn:
-                    positions = self._write_batch(conn, changes)
-                    if positions is not None:
-                        return positions
-                    refusal = self._batch_refusal(conn, changes)
-            except (pg_errors.SerializationFailure, pg_errors.DeadlockDetected) as err:
-                if attempt >= SAVE_ATTEMPTS:
-                    raise translate_error(err, self._location) from err
-                logger.debug(
-                    "a batch of %d changes rolled back (%s); trying again", len(changes), err
-                )
-                time.sleep(0.002 * attempt)
-                continue
-            except psycopg.Error as err:
-                raise translate_error(err, self._location) from err
-            if refusal is not None:
-                raise refusal
-            # Refused, yet nothing stored refuses it now: the jobs it was refused
-            # over changed since. Try again, as for a serialization failure.
-            if attempt >= SAVE_ATTEMPTS:
+
+        def write(conn: psycopg.Connection[Any]) -> tuple[int, ...] | Exception:
+            positions = self._write_batch(conn, changes)
+            if positions is not None:
+                return positions
+            refusal = self._batch_refusal(conn, changes)
+            if refusal is None:
+                # Refused, yet nothing stored refuses it now: the jobs it was refused
+                # over changed since. Try again, as for a serialization failure.
                 message = "a batch kept being refused while the jobs it changes kept changing"
-                raise StorageError(self._location, message)
+                raise _TryAgain(message)
+            return refusal
+
+        outcome = self._retried(write, f"a batch of {len(changes)} changes")
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
 
     def _write_batch(
         self, conn: psycopg.Connection[Any], changes: tuple[Change, ...]
@@ -1344,20 +1370,10 @@ class PostgresRepository:
         """
         if any(_lacks_update(change) for change in changes):
             return None  # a change without its update: always refused
-        cursors: list[psycopg.Cursor[Any]] = []
-        locked = sorted({change.job.id for change in changes if change.expected_etag is not None})
-        last = len(changes) - 1
-
-        def send() -> None:
-            if locked:
-                conn.execute(self._sql.lock_jobs, (locked,))
-            cursors.extend(
-                self._send_change(conn, change, batch=True, notify=self._notify and index == last)
-                for index, change in enumerate(changes)
-            )
-
         try:
-            _in_one_transaction(conn, send)
+            cursors = _in_one_transaction(
+                conn, lambda: self._send_together(conn, changes, batch=True)
+            )
         except (pg_errors.UniqueViolation, pg_errors.CheckViolation) as err:
             if err.diag.table_name not in _REFUSING_TABLES:
                 raise
@@ -1408,11 +1424,8 @@ class PostgresRepository:
             elif _default_transactions(conn):
                 # In autocommit mode one statement is a transaction of its own.
                 feed = self._send_change(conn, change)
-            elif _PIPELINES:
-                feed = self._write_pipelined(conn, change)
             else:
-                with conn.transaction():
-                    feed = self._send_change(conn, change)
+                feed = _in_one_transaction(conn, lambda: self._send_change(conn, change))
         except pg_errors.UniqueViolation as err:
             taken = _taken(err, change)
             if taken is None:
@@ -1424,29 +1437,6 @@ class PostgresRepository:
             self._refuse(conn, change)
         position: int = row[0]
         return position
-
-    def _write_pipelined(
-        self, conn: psycopg.Connection[Any], change: Change
-    ) -> psycopg.Cursor[Any]:
-        """Write ``change`` in a transaction of its own, sent in pipeline mode.
-
-        ``BEGIN`` (with the connection's transaction settings), the save's one
-        statement (see :func:`_save_text`) and ``COMMIT`` go in one round trip.
-        Returns the cursor of the statement.
-        """
-        try:
-            with conn.pipeline() as pipeline:
-                try:
-                    conn.execute(_begin_statement(conn), prepare=False)
-                    feed = self._send_change(conn, change)
-                    conn.execute("COMMIT", prepare=False)
-                except psycopg.Error:
-                    _settle(pipeline)
-                    raise
-        except BaseException:
-            _roll_back(conn)
-            raise
-        return feed
 
     def _send_change(
         self,
@@ -1630,6 +1620,10 @@ class _KeptConnection:
 _QUEUED, _TAKEN, _LEADING = 0, 1, 2
 
 
+class _TryAgain(Exception):  # noqa: N818  (a signal to retry, caught inside the repository)
+    """A write was refused over stored values that have changed since: try it again."""
+
+
 class _Pending:
     """One thread's save waiting in a :class:`_Group`, and its outcome.
 
@@ -1798,27 +1792,26 @@ def _begin_statement(conn: psycopg.Connection[Any]) -> str:
     return " ".join(parts)
 
 
-def _in_one_transaction(conn: psycopg.Connection[Any], send: Callable[[], None]) -> None:
+def _in_one_transaction(conn: psycopg.Connection[Any], send: Callable[[], _V]) -> _V:
     """Run ``send``'s statements in one transaction on ``conn``, in one round trip if it can.
 
     On an idle connection in autocommit mode, ``BEGIN`` (with the connection's
     transaction settings), the statements and ``COMMIT`` go in one pipeline;
     otherwise they go in pipeline mode inside :meth:`psycopg.Connection.transaction`.
-    Either way a failed statement rolls the whole transaction back.
+    Either way a failed statement rolls the whole transaction back. Returns
+    what ``send`` returns (the cursors of its statements).
     """
     if not (conn.autocommit and conn.info.transaction_status == _IDLE and _PIPELINES):
         with conn.transaction():
-            if _PIPELINES:
-                with conn.pipeline():
-                    send()
-            else:
-                send()
-        return
+            if not _PIPELINES:
+                return send()
+            with conn.pipeline():
+                return send()
     try:
         with conn.pipeline() as pipeline:
             try:
                 conn.execute(_begin_statement(conn), prepare=False)
-                send()
+                sent = send()
                 conn.execute("COMMIT", prepare=False)
             except psycopg.Error:
                 _settle(pipeline)
@@ -1826,6 +1819,7 @@ def _in_one_transaction(conn: psycopg.Connection[Any], send: Callable[[], None])
     except BaseException:
         _roll_back(conn)
         raise
+    return sent
 
 
 def _settle(pipeline: psycopg.Pipeline) -> None:

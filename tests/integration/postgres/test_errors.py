@@ -13,8 +13,8 @@ import psycopg
 import pytest
 from psycopg import errors as pg_errors
 from psycopg import sql
-from psycopg_pool import ConnectionPool
 from psycopg.conninfo import make_conninfo
+from psycopg_pool import ConnectionPool
 
 from jobledger import (
     ForeignDatabaseError,
