@@ -1,7 +1,9 @@
 """The PostgreSQL repository: jobs shared by every process and machine that reaches one server.
 
 psycopg 3 with a :class:`psycopg_pool.ConnectionPool`. Each call borrows a
-connection for its own length; :meth:`PostgresRepository.save` runs one
+connection for its own length (on its own pool the repository keeps one
+between calls, lent to whichever thread finds it free, see
+``_KeptConnection``); :meth:`PostgresRepository.save` runs one
 ``READ COMMITTED`` transaction. Every value is a bound parameter, and every
 name (schema, table, channel) is built with :class:`psycopg.sql.Identifier`.
 
@@ -20,9 +22,12 @@ transaction ends, so:
 * a rollback also undoes its increment, so the next writer takes the same
   number: no hole.
 
-Only the tail of a save is serialized: the compare-and-set of the job row,
-the update row and the request record run concurrently across writers; the
-counter lock is held from the feed insert to the end of the commit. The
+Only the tail of a save is serialized: the compare-and-set of the job row
+and the request record (the parts that may wait for another transaction)
+run concurrently across writers; the counter lock is held from the feed
+entry's insert to the end of the commit. A change's feed entry is its update
+row, which carries the position; the feed table holds the starts' entries
+(and the change entries of purged jobs), and the feed is read from both. The
 trade-off is throughput: saves commit one after another, so their rate is
 bounded by one commit's latency (a WAL flush with ``synchronous_commit=on``),
 however many writers there are. So saves that threads of one process make
@@ -143,7 +148,7 @@ logger = logging.getLogger(__name__)
 _V = TypeVar("_V")
 
 #: The schema version this jobledger writes, kept in the schema's meta table.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: The most saves of concurrent threads that one group commit carries (see ``_Group``).
 GROUP_LIMIT = 64
@@ -395,11 +400,40 @@ def _lighter_saves(names: _Names) -> tuple[sql.Composed, ...]:
     return tuple(sql.SQL(text).format(**tables) for text in statements)
 
 
+def _updates_in_the_feed(names: _Names) -> tuple[sql.Composed, ...]:
+    """Schema step 4: a change's update row is its feed entry; the feed table keeps the others.
+
+    A change wrote its update row and then a feed row repeating it (some 400
+    bytes of WAL, a heap row and an index entry more per change). Now the
+    update row carries the change's feed position and event id, and the
+    change's event is read from it and from its job's service, entity and
+    type (see :data:`_CHANGE_EVENT`). The feed table keeps the start events,
+    and the change events of purged jobs: a purge copies a job's update rows
+    into it before it deletes them, so the events stay in the feed. The step
+    moves the position and event id of every change entry onto its update row
+    and deletes the entry; entries whose update row a purge deleted stay.
+    """
+    statements = (
+        "ALTER TABLE {updates} ADD COLUMN position bigint, ADD COLUMN event_id text",
+        (
+            "UPDATE {updates} AS u SET position = f.position, event_id = f.event_id "
+            "FROM {feed} AS f "
+            "WHERE f.job_id = u.job_id AND f.update_id = u.update_id AND f.kind <> 'started'"
+        ),
+        "DELETE FROM {feed} AS f USING {updates} AS u WHERE u.position = f.position",
+        "ALTER TABLE {updates} ALTER position SET NOT NULL, ALTER event_id SET NOT NULL",
+        "CREATE UNIQUE INDEX jobledger_updates_by_position ON {updates} (position)",
+    )
+    tables = names.mapping()
+    return tuple(sql.SQL(text).format(**tables) for text in statements)
+
+
 # Each schema version's migration from the one before; version 1 creates everything.
 _MIGRATIONS: dict[int, Callable[[_Names], tuple[sql.Composed, ...]]] = {
     1: _schema_ddl,
     2: _actor_ddl,
     3: _lighter_saves,
+    4: _updates_in_the_feed,
 }
 
 
@@ -445,18 +479,39 @@ _CHANGED_COLUMNS = (
     "updated_at",
 )
 
-# The feed entry's columns, in :data:`EVENT_COLUMNS` order after its kind, taken
-# from the rows the save wrote (``w``: the job row of a start, the update row of a
-# change; ``c``: the changed job row), so that no value is sent, nor parsed, twice.
+# A start's feed entry: its columns in :data:`EVENT_COLUMNS` order after the event's
+# id and kind, copied from the job row the start wrote (``w``), so that no value is
+# sent, nor parsed, twice.
 _START_ENTRY = (
     "w.id, w.service, w.entity, w.type, w.status, w.etag, w.version, w.created_at, NULL, "
     "w.display_name, w.description, w.input, w.state, NULL, w.started_by, w.input_exact, "
     "w.state_exact, NULL"
 )
-_CHANGE_ENTRY = (
-    "w.job_id, c.service, c.entity, c.type, w.status, w.etag, w.update_id + 1, w.at, "
-    "w.update_id, w.display_name, w.description, NULL, NULL, w.state_update, w.actor, NULL, "
-    "NULL, w.state_update_exact"
+
+# The stored name of a change's event, from its update row's type.
+_CHANGE_KIND = (
+    "CASE u.update_type "
+    + " ".join(
+        f"WHEN {update_type.value} THEN '{EVENT_KIND_NAMES[kind]}'"
+        for kind, update_type in UPDATE_TYPES.items()
+    )
+    + " END"
+)
+
+# A change's event, from its update row (``u``) and its job row (``j``), as the
+# feed table's columns after its position: :data:`EVENT_COLUMNS`, then the exact
+# text of each JSON column (see _updates_in_the_feed).
+_CHANGE_EVENT = (
+    f"u.event_id, {_CHANGE_KIND}, u.job_id, j.service, j.entity, j.type, u.status, u.etag, "
+    "u.update_id + 1, u.at, u.update_id, u.display_name, u.description, NULL, NULL, "
+    "u.state_update, u.actor, NULL, NULL, u.state_update_exact"
+)
+
+# The same as read: :data:`EVENT_COLUMNS`, each JSON column as its exact text (see _selected).
+_CHANGE_EVENT_READ = (
+    f"u.event_id, {_CHANGE_KIND}, u.job_id, j.service, j.entity, j.type, u.status, u.etag, "
+    "u.update_id + 1, u.at, u.update_id, u.display_name, u.description, NULL::text, NULL::text, "
+    "COALESCE(u.state_update_exact, u.state_update::text), u.actor"
 )
 
 
@@ -464,17 +519,17 @@ def _save_text(*, start: bool, request: bool, notify: bool, batch: bool = False)
     """The one statement that saves a change, for :meth:`_Statements.of` to render.
 
     Each part is written from the rows the one before returned: the job row
-    (a start inserts it; a change compare-and-sets it and appends the update
-    row), the request record, then the feed position and entry. When the
-    compare-and-set matches no row, nothing at all is written and the statement
-    returns no row. Reading the previous part's rows also orders the parts, so
-    the counter row is locked last (see the module docstring).
+    (a start inserts it; a change compare-and-sets it), the request record,
+    then the feed position, and last the feed entry: a start's feed row, or
+    a change's update row, which is its feed entry (see
+    :func:`_updates_in_the_feed`). When the compare-and-set matches no row,
+    nothing at all is written and the statement returns no row. Reading the
+    previous part's rows also orders the parts, so the counter row is locked
+    after everything that may wait for another transaction (see the module
+    docstring).
 
-    The feed entry is copied from the rows written before it: a start's event
-    repeats its job row, a change's event its update row and the job's service,
-    entity and type (as :mod:`jobledger._core.decide` builds them). Only the
-    event's id and kind are sent for it, and its JSON is parsed once, for the
-    job or update row.
+    A start's feed entry is copied from its job row: only the event's id and
+    kind are sent for it, and its JSON is parsed once.
 
     A statement of a ``batch`` fails instead when its compare-and-set matches
     no row: it sets the counter row's ``singleton`` column to false, which the
@@ -485,16 +540,18 @@ def _save_text(*, start: bool, request: bool, notify: bool, batch: bool = False)
     if start:
         parts.append("WITH written AS (INSERT INTO {jobs} ({job_columns}) VALUES ({job_values}) ")
         parts.append("RETURNING *), ")
+        last = "written"
     else:
         parts.append("WITH changed AS (UPDATE {jobs} SET ({changed_columns}) = ({changed_values}) ")
-        parts.append("WHERE id = %s AND etag = %s AND version = %s ")
-        parts.append("RETURNING id, service, entity, type), ")
-        parts.append("written AS (INSERT INTO {updates} ({update_columns}) ")
-        parts.append("SELECT id, {update_values} FROM changed RETURNING *), ")
-    last = "written"
+        parts.append("WHERE id = %s AND etag = %s AND version = %s RETURNING id), ")
+        last = "changed"
     if request:
         parts.append("requested AS (INSERT INTO {requests} ({request_columns}) ")
-        parts.append("SELECT {request_values} FROM written RETURNING request_id), ")
+        parts.append(
+            "SELECT {request_values} FROM written RETURNING request_id), "
+            if start
+            else "SELECT {request_values} FROM changed RETURNING request_id), "
+        )
         last = "requested"
     # The names joined in here are this function's own literals, never a value.
     parts.append("next AS (UPDATE {feed_counter} SET last = last + 1 ")
@@ -502,9 +559,12 @@ def _save_text(*, start: bool, request: bool, notify: bool, batch: bool = False)
         parts.append(", singleton = EXISTS (SELECT FROM " + last + ") RETURNING last) ")
     else:
         parts.append("WHERE EXISTS (SELECT FROM " + last + ") RETURNING last) ")
-    parts.append("INSERT INTO {feed} (position, {event_columns}) ")
-    parts.append("SELECT n.last, %s, %s, " + (_START_ENTRY if start else _CHANGE_ENTRY))
-    parts.append(" FROM next AS n, written AS w" + ("" if start else ", changed AS c"))
+    if start:
+        parts.append("INSERT INTO {feed} (position, {event_columns}) ")
+        parts.append("SELECT n.last, %s, %s, {start_entry} FROM next AS n, written AS w")
+    else:
+        parts.append("INSERT INTO {updates} (position, event_id, {update_columns}) ")
+        parts.append("SELECT n.last, %s, c.id, {update_values} FROM next AS n, changed AS c")
     parts.append(" RETURNING position")
     if notify:
         parts.append(", pg_notify(%s, position::text)")
@@ -550,6 +610,8 @@ class _Statements:
     purge_lock: str
     purge_job: str
     purge_updates: str
+    #: Copies a job's change events from its update rows into the feed table, before a purge.
+    keep_events: str
     purge_requests: str
     consumer_holder: str
     release_consumer: str
@@ -569,7 +631,7 @@ class _Statements:
         def statement(text: str, **parts: sql.Composable) -> str:
             return sql.SQL(text).format(**tables, **lists, **parts).as_string(conn)
 
-        lists = {
+        lists: dict[str, sql.Composable] = {
             f"{kind}_{part}": render(columns)
             for kind, columns in (
                 ("job", JOB_COLUMNS),
@@ -582,6 +644,10 @@ class _Statements:
         }
         # A change's update row takes its job id from the changed job row.
         lists["update_values"] = _placeholders(UPDATE_COLUMNS[1:])
+        # Expressions of jobledger's own: no value of anyone's is ever in them.
+        lists["start_entry"] = sql.SQL(_START_ENTRY)
+        lists["change_event"] = sql.SQL(_CHANGE_EVENT)
+        lists["change_event_read"] = sql.SQL(_CHANGE_EVENT_READ)
         return cls(
             save={
                 (start, request, notify): statement(
@@ -619,16 +685,22 @@ class _Statements:
                 "SELECT {columns} FROM {requests} WHERE request_id = %s",
                 columns=_selected(REQUEST_COLUMNS),
             ),
+            # The first entries of each table after a position, merged in position order.
             select_feed=statement(
-                "SELECT position, {columns} FROM {feed} WHERE position > %s "
-                "ORDER BY position LIMIT %s",
+                "SELECT * FROM ((SELECT position, {columns} FROM {feed} WHERE position > %s "
+                "ORDER BY position LIMIT %s) UNION ALL (SELECT u.position, {change_event_read} "
+                "FROM {updates} AS u JOIN {jobs} AS j ON j.id = u.job_id "
+                "WHERE u.position > %s ORDER BY u.position LIMIT %s)) AS e "
+                "ORDER BY 1 LIMIT %s",
                 columns=_selected(EVENT_COLUMNS),
             ),
             feed_head=statement("SELECT last FROM {feed_counter}"),
             select_parked=statement(
-                "SELECT p.position, p.error, p.attempts, p.retry, {columns} "
-                "FROM {parked} AS p JOIN {feed} AS f ON f.position = p.position "
-                "WHERE p.name = %s ORDER BY p.position",
+                "SELECT p.position, p.error, p.attempts, p.retry, e.* FROM {parked} AS p "
+                "CROSS JOIN LATERAL (SELECT {columns} FROM {feed} AS f "
+                "WHERE f.position = p.position UNION ALL SELECT {change_event_read} "
+                "FROM {updates} AS u JOIN {jobs} AS j ON j.id = u.job_id "
+                "WHERE u.position = p.position) AS e WHERE p.name = %s ORDER BY p.position",
                 columns=_selected(EVENT_COLUMNS),
             ),
             upsert_parked=statement(
@@ -662,6 +734,10 @@ class _Statements:
             ),
             purge_job=statement("DELETE FROM {jobs} WHERE id = %s"),
             purge_updates=statement("DELETE FROM {updates} WHERE job_id = %s"),
+            keep_events=statement(
+                "INSERT INTO {feed} (position, {event_columns}) SELECT u.position, {change_event} "
+                "FROM {updates} AS u JOIN {jobs} AS j ON j.id = u.job_id WHERE u.job_id = %s"
+            ),
             purge_requests=statement("DELETE FROM {requests} WHERE job->>'id' = %s"),
             delete_parked=statement("DELETE FROM {parked} WHERE name = %s AND position = %s"),
             select_start=statement(
@@ -1074,7 +1150,8 @@ class PostgresRepository:
             with self._translated(), self._connection() as conn, conn.transaction():
                 if conn.execute(self._sql.purge_lock, (job_id, cut)).fetchone() is None:
                     continue  # changed or held meanwhile
-                # Updates first: they reference the job.
+                # The job's change events stay in the feed: its update rows were its entries.
+                conn.execute(self._sql.keep_events, (job_id,))
                 conn.execute(self._sql.purge_updates, (job_id,))
                 conn.execute(self._sql.purge_job, (job_id,))
                 conn.execute(self._sql.purge_requests, (job_id,))
@@ -1465,7 +1542,7 @@ class PostgresRepository:
         statement = statements[start, change.request is not None, notify]
         if start:
             written: tuple[Any, ...] = _values(JOB_COLUMNS, job_row(job))
-            event = (change.event.event_id, "started")
+            entry: tuple[Any, ...] = (change.event.event_id, "started")
         else:
             # The change's facts as one tuple: its update and event need not be made.
             record = change.record
@@ -1492,6 +1569,10 @@ class PostgresRepository:
                 job.id,
                 change.expected_etag,
                 update_id,
+            )
+            # The update row, which is the change's feed entry.
+            entry = (
+                event_id,
                 update_id,
                 UPDATE_TYPES[kind].value,
                 status,
@@ -1503,8 +1584,7 @@ class PostgresRepository:
                 actor,
                 _exact_text(patch_text),
             )
-            event = (event_id, EVENT_KIND_NAMES[kind])
-        return conn.execute(statement, (*written, *request, *event, *channel))
+        return conn.execute(statement, (*written, *request, *entry, *channel))
 
     def _refuse(self, conn: psycopg.Connection[Any], change: Change) -> NoReturn:
         """Say why the compare-and-set of ``change`` matched no row."""
@@ -1515,7 +1595,9 @@ class PostgresRepository:
         """Feed entries after ``after``; see :meth:`jobledger.Repository.read_feed`."""
         after, limit = window(after, limit)
         with self._translated(), self._connection() as conn:
-            rows = conn.execute(self._sql.select_feed, (after, limit)).fetchall()
+            rows = conn.execute(
+                self._sql.select_feed, (after, limit, after, limit, limit)
+            ).fetchall()
         return tuple(FeedEntry(row[0], self._decoded(event_from_row, row[1:])) for row in rows)
 
     def feed_head(self) -> int:
