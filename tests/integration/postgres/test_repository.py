@@ -20,6 +20,7 @@ from psycopg.conninfo import make_conninfo
 from psycopg_pool import ConnectionPool
 
 from jobledger import JobQuery, Jobs, StorageError, freeze
+from jobledger._adapters import postgres as postgres_adapter
 from jobledger._adapters.postgres import _exact_text
 from jobledger._adapters.rows import encode_json, find_clause
 from jobledger.postgres import PostgresRepository
@@ -162,6 +163,22 @@ class TestPools:
         repository.read_feed()
 
         assert before == repository.pool.get_stats().get("requests_num", 0)
+
+    def test_the_kept_connection_goes_back_to_the_pool_once_kept_long_enough(
+        self, postgres_conninfo: str, schema: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Past its keeping time, the kept connection is handed back and borrowed anew."""
+        monkeypatch.setattr(postgres_adapter, "_KEPT_SECONDS", 0.0)
+        with PostgresRepository(postgres_conninfo, schema=schema) as repository:
+            jobs = Jobs(repository)
+            job = jobs.start(service="hr", entity="employee", type="sync")
+            before = repository.pool.get_stats().get("requests_num", 0)
+
+            for done in range(1, 4):
+                job = jobs.update(job.id, etag=job.etag, state_update={"done": done})
+            after = repository.pool.get_stats().get("requests_num", 0)
+
+        assert before + 3 == after
 
     def test_a_pool_of_ones_own_gets_each_connection_back_after_each_call(
         self, postgres_conninfo: str, schema: str
