@@ -1361,7 +1361,7 @@ class PostgresRepository:
         if not (
             _PIPELINES
             and conn.autocommit
-            and conn.info.transaction_status == _IDLE
+            and conn.pgconn.transaction_status == _IDLE
             and _default_transactions(conn)
         ):
             return None
@@ -1496,7 +1496,7 @@ class PostgresRepository:
         if _lacks_update(change):
             self._refuse(conn, change)  # a change without its update: always refused
         try:
-            if not (conn.autocommit and conn.info.transaction_status == _IDLE):
+            if not (conn.autocommit and conn.pgconn.transaction_status == _IDLE):
                 feed = self._send_change(conn, change)  # in the transaction open on conn
             elif _default_transactions(conn):
                 # In autocommit mode one statement is a transaction of its own.
@@ -1639,9 +1639,11 @@ class PostgresRepository:
 class _KeptConnection:
     """A connection of the pool kept between calls, lent to whichever thread finds it free.
 
-    Borrowing from a :class:`psycopg_pool.ConnectionPool` and handing back
-    costs more than a save's own work on the client, so the repository keeps
-    one connection and lends it, behind a lock that is only ever tried: a
+    A :class:`psycopg_pool.ConnectionPool` hands its idle connections out in
+    turn, so one thread's calls would alternate between connections, each
+    served by a server process of its own whose caches the others' turns left
+    cold, and borrowing and handing back cost a few microseconds more. So the
+    repository keeps one connection and lends it, behind a lock that is only ever tried: a
     thread that finds it lent borrows from the pool as before (so concurrent
     calls never wait for one another here, and group commit's lanes each have
     a connection). The kept connection goes back to the pool, which rolls back
@@ -1658,27 +1660,32 @@ class _KeptConnection:
         self._conn: psycopg.Connection[Any] | None = None
         self._until = 0.0
 
-    @contextmanager
-    def borrow(self) -> Iterator[psycopg.Connection[Any]]:
+    def borrow(self) -> AbstractContextManager[psycopg.Connection[Any]]:
         """The kept connection while no one else has it, else one of the pool's."""
-        if not (self._keep and self._lock.acquire(blocking=False)):
-            with self._pool.connection(timeout=self._timeout) as conn:
-                yield conn
-            return
+        if self._keep and self._lock.acquire(blocking=False):
+            return self  # lent until __exit__, which releases the lock
+        return self._pool.connection(timeout=self._timeout)
+
+    def __enter__(self) -> psycopg.Connection[Any]:
         try:
             conn = self._conn
             if conn is None:
                 conn = self._pool.getconn(timeout=self._timeout)
                 self._conn, self._until = conn, time.monotonic() + _KEPT_SECONDS
-            try:
-                yield conn
-            finally:
-                if (
-                    conn.info.transaction_status != _IDLE
-                    or not self._keep
-                    or time.monotonic() > self._until
-                ):
-                    self._give_back()
+        except BaseException:
+            self._lock.release()
+            raise
+        return conn
+
+    def __exit__(self, *_exc: object) -> None:
+        try:
+            conn = self._conn
+            if conn is not None and (
+                conn.pgconn.transaction_status != _IDLE
+                or not self._keep
+                or time.monotonic() > self._until
+            ):
+                self._give_back()
         finally:
             self._lock.release()
 
@@ -1883,7 +1890,7 @@ def _in_one_transaction(conn: psycopg.Connection[Any], send: Callable[[], _V]) -
     Either way a failed statement rolls the whole transaction back. Returns
     what ``send`` returns (the cursors of its statements).
     """
-    if not (conn.autocommit and conn.info.transaction_status == _IDLE and _PIPELINES):
+    if not (conn.autocommit and conn.pgconn.transaction_status == _IDLE and _PIPELINES):
         with conn.transaction():
             if not _PIPELINES:
                 return send()
@@ -1918,7 +1925,7 @@ def _settle(pipeline: psycopg.Pipeline) -> None:
 
 def _roll_back(conn: psycopg.Connection[Any]) -> None:
     """Roll back the transaction a failed write left open on ``conn``, if any."""
-    if conn.info.transaction_status == _IDLE:
+    if conn.pgconn.transaction_status == _IDLE:
         return
     try:
         conn.rollback()
