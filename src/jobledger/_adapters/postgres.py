@@ -1,7 +1,9 @@
 """The PostgreSQL repository: jobs shared by every process and machine that reaches one server.
 
 psycopg 3 with a :class:`psycopg_pool.ConnectionPool`. Each call borrows a
-connection for its own length; :meth:`PostgresRepository.save` runs one
+connection for its own length (on its own pool the repository keeps one
+between calls, lent to whichever thread finds it free, see
+``_KeptConnection``); :meth:`PostgresRepository.save` runs one
 ``READ COMMITTED`` transaction. Every value is a bound parameter, and every
 name (schema, table, channel) is built with :class:`psycopg.sql.Identifier`.
 
@@ -20,9 +22,12 @@ transaction ends, so:
 * a rollback also undoes its increment, so the next writer takes the same
   number: no hole.
 
-Only the tail of a save is serialized: the compare-and-set of the job row,
-the update row and the request record run concurrently across writers; the
-counter lock is held from the feed insert to the end of the commit. The
+Only the tail of a save is serialized: the compare-and-set of the job row
+and the request record (the parts that may wait for another transaction)
+run concurrently across writers; the counter lock is held from the feed
+entry's insert to the end of the commit. A change's feed entry is its update
+row, which carries the position; the feed table holds the starts' entries
+(and the change entries of purged jobs), and the feed is read from both. The
 trade-off is throughput: saves commit one after another, so their rate is
 bounded by one commit's latency (a WAL flush with ``synchronous_commit=on``),
 however many writers there are. So saves that threads of one process make
@@ -75,7 +80,7 @@ import threading
 import time
 import weakref
 from collections.abc import Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any, NoReturn, Self, TypeVar
 
 import attrs
@@ -105,7 +110,7 @@ from jobledger._adapters.rows import (
     to_micros,
     update_from_row,
 )
-from jobledger._core.decide import batch_refusal
+from jobledger._core.decide import UPDATE_TYPES, batch_refusal
 from jobledger._core.errors import (
     ForeignDatabaseError,
     JobAlreadyExistsError,
@@ -130,7 +135,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
     from datetime import datetime
 
-    from jobledger._core.decide import Change, RequestRecord
+    from jobledger._core.decide import Change, ChangeRecord, RequestRecord
+    from jobledger._core.events import JobEvent
     from jobledger._core.job import Job, JobUpdate
     from jobledger._core.parked import ParkedEvent
     from jobledger._core.query import JobQuery
@@ -142,7 +148,7 @@ logger = logging.getLogger(__name__)
 _V = TypeVar("_V")
 
 #: The schema version this jobledger writes, kept in the schema's meta table.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: The most saves of concurrent threads that one group commit carries (see ``_Group``).
 GROUP_LIMIT = 64
@@ -156,6 +162,10 @@ SAVE_ATTEMPTS = 5
 
 # PostgreSQL truncates longer identifiers; a truncated schema name would not be the one asked for.
 _MAX_IDENTIFIER_BYTES = 63
+
+# How long the repository keeps one connection before it hands it back to the pool
+# and borrows again (see _KeptConnection).
+_KEPT_SECONDS = 60.0
 
 # How often the listener thread looks at its stop flag while no notification comes.
 _LISTEN_TICK_SECONDS = 0.2
@@ -390,11 +400,40 @@ def _lighter_saves(names: _Names) -> tuple[sql.Composed, ...]:
     return tuple(sql.SQL(text).format(**tables) for text in statements)
 
 
+def _updates_in_the_feed(names: _Names) -> tuple[sql.Composed, ...]:
+    """Schema step 4: a change's update row is its feed entry; the feed table keeps the others.
+
+    A change wrote its update row and then a feed row repeating it (some 400
+    bytes of WAL, a heap row and an index entry more per change). Now the
+    update row carries the change's feed position and event id, and the
+    change's event is read from it and from its job's service, entity and
+    type (see :data:`_CHANGE_EVENT`). The feed table keeps the start events,
+    and the change events of purged jobs: a purge copies a job's update rows
+    into it before it deletes them, so the events stay in the feed. The step
+    moves the position and event id of every change entry onto its update row
+    and deletes the entry; entries whose update row a purge deleted stay.
+    """
+    statements = (
+        "ALTER TABLE {updates} ADD COLUMN position bigint, ADD COLUMN event_id text",
+        (
+            "UPDATE {updates} AS u SET position = f.position, event_id = f.event_id "
+            "FROM {feed} AS f "
+            "WHERE f.job_id = u.job_id AND f.update_id = u.update_id AND f.kind <> 'started'"
+        ),
+        "DELETE FROM {feed} AS f USING {updates} AS u WHERE u.position = f.position",
+        "ALTER TABLE {updates} ALTER position SET NOT NULL, ALTER event_id SET NOT NULL",
+        "CREATE UNIQUE INDEX jobledger_updates_by_position ON {updates} (position)",
+    )
+    tables = names.mapping()
+    return tuple(sql.SQL(text).format(**tables) for text in statements)
+
+
 # Each schema version's migration from the one before; version 1 creates everything.
 _MIGRATIONS: dict[int, Callable[[_Names], tuple[sql.Composed, ...]]] = {
     1: _schema_ddl,
     2: _actor_ddl,
     3: _lighter_saves,
+    4: _updates_in_the_feed,
 }
 
 
@@ -440,18 +479,39 @@ _CHANGED_COLUMNS = (
     "updated_at",
 )
 
-# The feed entry's columns, in :data:`EVENT_COLUMNS` order after its kind, taken
-# from the rows the save wrote (``w``: the job row of a start, the update row of a
-# change; ``c``: the changed job row), so that no value is sent, nor parsed, twice.
+# A start's feed entry: its columns in :data:`EVENT_COLUMNS` order after the event's
+# id and kind, copied from the job row the start wrote (``w``), so that no value is
+# sent, nor parsed, twice.
 _START_ENTRY = (
     "w.id, w.service, w.entity, w.type, w.status, w.etag, w.version, w.created_at, NULL, "
     "w.display_name, w.description, w.input, w.state, NULL, w.started_by, w.input_exact, "
     "w.state_exact, NULL"
 )
-_CHANGE_ENTRY = (
-    "w.job_id, c.service, c.entity, c.type, w.status, w.etag, w.update_id + 1, w.at, "
-    "w.update_id, w.display_name, w.description, NULL, NULL, w.state_update, w.actor, NULL, "
-    "NULL, w.state_update_exact"
+
+# The stored name of a change's event, from its update row's type.
+_CHANGE_KIND = (
+    "CASE u.update_type "
+    + " ".join(
+        f"WHEN {update_type.value} THEN '{EVENT_KIND_NAMES[kind]}'"
+        for kind, update_type in UPDATE_TYPES.items()
+    )
+    + " END"
+)
+
+# A change's event, from its update row (``u``) and its job row (``j``), as the
+# feed table's columns after its position: :data:`EVENT_COLUMNS`, then the exact
+# text of each JSON column (see _updates_in_the_feed).
+_CHANGE_EVENT = (
+    f"u.event_id, {_CHANGE_KIND}, u.job_id, j.service, j.entity, j.type, u.status, u.etag, "
+    "u.update_id + 1, u.at, u.update_id, u.display_name, u.description, NULL, NULL, "
+    "u.state_update, u.actor, NULL, NULL, u.state_update_exact"
+)
+
+# The same as read: :data:`EVENT_COLUMNS`, each JSON column as its exact text (see _selected).
+_CHANGE_EVENT_READ = (
+    f"u.event_id, {_CHANGE_KIND}, u.job_id, j.service, j.entity, j.type, u.status, u.etag, "
+    "u.update_id + 1, u.at, u.update_id, u.display_name, u.description, NULL::text, NULL::text, "
+    "COALESCE(u.state_update_exact, u.state_update::text), u.actor"
 )
 
 
@@ -459,17 +519,17 @@ def _save_text(*, start: bool, request: bool, notify: bool, batch: bool = False)
     """The one statement that saves a change, for :meth:`_Statements.of` to render.
 
     Each part is written from the rows the one before returned: the job row
-    (a start inserts it; a change compare-and-sets it and appends the update
-    row), the request record, then the feed position and entry. When the
-    compare-and-set matches no row, nothing at all is written and the statement
-    returns no row. Reading the previous part's rows also orders the parts, so
-    the counter row is locked last (see the module docstring).
+    (a start inserts it; a change compare-and-sets it), the request record,
+    then the feed position, and last the feed entry: a start's feed row, or
+    a change's update row, which is its feed entry (see
+    :func:`_updates_in_the_feed`). When the compare-and-set matches no row,
+    nothing at all is written and the statement returns no row. Reading the
+    previous part's rows also orders the parts, so the counter row is locked
+    after everything that may wait for another transaction (see the module
+    docstring).
 
-    The feed entry is copied from the rows written before it: a start's event
-    repeats its job row, a change's event its update row and the job's service,
-    entity and type (as :mod:`jobledger._core.decide` builds them). Only the
-    event's id and kind are sent for it, and its JSON is parsed once, for the
-    job or update row.
+    A start's feed entry is copied from its job row: only the event's id and
+    kind are sent for it, and its JSON is parsed once.
 
     A statement of a ``batch`` fails instead when its compare-and-set matches
     no row: it sets the counter row's ``singleton`` column to false, which the
@@ -480,16 +540,18 @@ def _save_text(*, start: bool, request: bool, notify: bool, batch: bool = False)
     if start:
         parts.append("WITH written AS (INSERT INTO {jobs} ({job_columns}) VALUES ({job_values}) ")
         parts.append("RETURNING *), ")
+        last = "written"
     else:
         parts.append("WITH changed AS (UPDATE {jobs} SET ({changed_columns}) = ({changed_values}) ")
-        parts.append("WHERE id = %s AND etag = %s AND version = %s ")
-        parts.append("RETURNING id, service, entity, type), ")
-        parts.append("written AS (INSERT INTO {updates} ({update_columns}) ")
-        parts.append("SELECT id, {update_values} FROM changed RETURNING *), ")
-    last = "written"
+        parts.append("WHERE id = %s AND etag = %s AND version = %s RETURNING id), ")
+        last = "changed"
     if request:
         parts.append("requested AS (INSERT INTO {requests} ({request_columns}) ")
-        parts.append("SELECT {request_values} FROM written RETURNING request_id), ")
+        parts.append(
+            "SELECT {request_values} FROM written RETURNING request_id), "
+            if start
+            else "SELECT {request_values} FROM changed RETURNING request_id), "
+        )
         last = "requested"
     # The names joined in here are this function's own literals, never a value.
     parts.append("next AS (UPDATE {feed_counter} SET last = last + 1 ")
@@ -497,9 +559,12 @@ def _save_text(*, start: bool, request: bool, notify: bool, batch: bool = False)
         parts.append(", singleton = EXISTS (SELECT FROM " + last + ") RETURNING last) ")
     else:
         parts.append("WHERE EXISTS (SELECT FROM " + last + ") RETURNING last) ")
-    parts.append("INSERT INTO {feed} (position, {event_columns}) ")
-    parts.append("SELECT n.last, %s, %s, " + (_START_ENTRY if start else _CHANGE_ENTRY))
-    parts.append(" FROM next AS n, written AS w" + ("" if start else ", changed AS c"))
+    if start:
+        parts.append("INSERT INTO {feed} (position, {event_columns}) ")
+        parts.append("SELECT n.last, %s, %s, {start_entry} FROM next AS n, written AS w")
+    else:
+        parts.append("INSERT INTO {updates} (position, event_id, {update_columns}) ")
+        parts.append("SELECT n.last, %s, c.id, {update_values} FROM next AS n, changed AS c")
     parts.append(" RETURNING position")
     if notify:
         parts.append(", pg_notify(%s, position::text)")
@@ -545,6 +610,8 @@ class _Statements:
     purge_lock: str
     purge_job: str
     purge_updates: str
+    #: Copies a job's change events from its update rows into the feed table, before a purge.
+    keep_events: str
     purge_requests: str
     consumer_holder: str
     release_consumer: str
@@ -564,7 +631,7 @@ class _Statements:
         def statement(text: str, **parts: sql.Composable) -> str:
             return sql.SQL(text).format(**tables, **lists, **parts).as_string(conn)
 
-        lists = {
+        lists: dict[str, sql.Composable] = {
             f"{kind}_{part}": render(columns)
             for kind, columns in (
                 ("job", JOB_COLUMNS),
@@ -577,6 +644,10 @@ class _Statements:
         }
         # A change's update row takes its job id from the changed job row.
         lists["update_values"] = _placeholders(UPDATE_COLUMNS[1:])
+        # Expressions of jobledger's own: no value of anyone's is ever in them.
+        lists["start_entry"] = sql.SQL(_START_ENTRY)
+        lists["change_event"] = sql.SQL(_CHANGE_EVENT)
+        lists["change_event_read"] = sql.SQL(_CHANGE_EVENT_READ)
         return cls(
             save={
                 (start, request, notify): statement(
@@ -614,16 +685,22 @@ class _Statements:
                 "SELECT {columns} FROM {requests} WHERE request_id = %s",
                 columns=_selected(REQUEST_COLUMNS),
             ),
+            # The first entries of each table after a position, merged in position order.
             select_feed=statement(
-                "SELECT position, {columns} FROM {feed} WHERE position > %s "
-                "ORDER BY position LIMIT %s",
+                "SELECT * FROM ((SELECT position, {columns} FROM {feed} WHERE position > %s "
+                "ORDER BY position LIMIT %s) UNION ALL (SELECT u.position, {change_event_read} "
+                "FROM {updates} AS u JOIN {jobs} AS j ON j.id = u.job_id "
+                "WHERE u.position > %s ORDER BY u.position LIMIT %s)) AS e "
+                "ORDER BY 1 LIMIT %s",
                 columns=_selected(EVENT_COLUMNS),
             ),
             feed_head=statement("SELECT last FROM {feed_counter}"),
             select_parked=statement(
-                "SELECT p.position, p.error, p.attempts, p.retry, {columns} "
-                "FROM {parked} AS p JOIN {feed} AS f ON f.position = p.position "
-                "WHERE p.name = %s ORDER BY p.position",
+                "SELECT p.position, p.error, p.attempts, p.retry, e.* FROM {parked} AS p "
+                "CROSS JOIN LATERAL (SELECT {columns} FROM {feed} AS f "
+                "WHERE f.position = p.position UNION ALL SELECT {change_event_read} "
+                "FROM {updates} AS u JOIN {jobs} AS j ON j.id = u.job_id "
+                "WHERE u.position = p.position) AS e WHERE p.name = %s ORDER BY p.position",
                 columns=_selected(EVENT_COLUMNS),
             ),
             upsert_parked=statement(
@@ -657,6 +734,10 @@ class _Statements:
             ),
             purge_job=statement("DELETE FROM {jobs} WHERE id = %s"),
             purge_updates=statement("DELETE FROM {updates} WHERE job_id = %s"),
+            keep_events=statement(
+                "INSERT INTO {feed} (position, {event_columns}) SELECT u.position, {change_event} "
+                "FROM {updates} AS u JOIN {jobs} AS j ON j.id = u.job_id WHERE u.job_id = %s"
+            ),
             purge_requests=statement("DELETE FROM {requests} WHERE job->>'id' = %s"),
             delete_parked=statement("DELETE FROM {parked} WHERE name = %s AND position = %s"),
             select_start=statement(
@@ -906,6 +987,12 @@ class PostgresRepository:
             )
             pool.open(wait=False)
         self._pool = pool
+        # On a pool of its own with room for others, the repository keeps one
+        # connection between calls (see _KeptConnection); a pool given to it is
+        # the application's, and every call hands its connection back.
+        self._kept = _KeptConnection(
+            pool, self._timeout, keep=self._owns_pool and pool.max_size > 1
+        )
         try:
             with self._translated(), self._connection() as conn:
                 self._names = _migrate(conn, schema, self._location)
@@ -972,15 +1059,15 @@ class PostgresRepository:
         self._close_pool()
 
     def _close_pool(self) -> None:
+        self._kept.close()
         if self._owns_pool:
             self._pool.close()
 
     # -- connections and errors -------------------------------------------------------------
 
-    @contextmanager
-    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
-        with self._pool.connection(timeout=self._timeout) as conn:
-            yield conn
+    def _connection(self) -> AbstractContextManager[psycopg.Connection[Any]]:
+        """A connection for one call: the kept one when it is free, else one from the pool."""
+        return self._kept.borrow()
 
     @contextmanager
     def _translated(self) -> Iterator[None]:
@@ -1000,7 +1087,7 @@ class PostgresRepository:
         if not is_storable_key(job_id):
             raise JobNotFoundError(job_id)
         try:
-            with self._pool.connection(timeout=self._timeout) as conn:
+            with self._connection() as conn:
                 row = conn.execute(self._sql.select_job_by_id, (job_id,)).fetchone()
         except psycopg.Error as err:
             raise translate_error(err, self._location) from err
@@ -1063,7 +1150,8 @@ class PostgresRepository:
             with self._translated(), self._connection() as conn, conn.transaction():
                 if conn.execute(self._sql.purge_lock, (job_id, cut)).fetchone() is None:
                     continue  # changed or held meanwhile
-                # Updates first: they reference the job.
+                # The job's change events stay in the feed: its update rows were its entries.
+                conn.execute(self._sql.keep_events, (job_id,))
                 conn.execute(self._sql.purge_updates, (job_id,))
                 conn.execute(self._sql.purge_job, (job_id,))
                 conn.execute(self._sql.purge_requests, (job_id,))
@@ -1160,7 +1248,7 @@ class PostgresRepository:
                 ``request_id`` to find out safely).
             StorageError: PostgreSQL failed otherwise; nothing was written.
         """
-        if change.expected_etag is not None and change.update is None:
+        if _lacks_update(change):
             return self._save_alone(change)  # a change without its update: always refused
         pending = _Pending(change)
         self._group.run(pending, self._send_group)
@@ -1175,23 +1263,46 @@ class PostgresRepository:
 
     def _save_alone(self, change: Change) -> int:
         """Save ``change`` in a transaction of its own (see :meth:`save`)."""
+
+        def write(conn: psycopg.Connection[Any]) -> int:
+            if conn.autocommit:
+                # Idle in autocommit mode: the write opens and commits its own transaction.
+                return self._write_change(conn, change)
+            with conn.transaction():
+                return self._write_change(conn, change)
+
+        return self._retried(write, f"the save of job {change.job.id}")
+
+    def _retried(self, write: Callable[[psycopg.Connection[Any]], _V], what: str) -> _V:
+        """``write`` on a connection, tried again when its transaction was rolled back and may pass.
+
+        PostgreSQL aborts a transaction for a serialization failure or a
+        deadlock; ``write`` raises :class:`_TryAgain` when it was refused over
+        stored values that have changed since. Either way nothing was written,
+        so it is tried again, up to :data:`SAVE_ATTEMPTS` times in all.
+
+        Raises:
+            StorageError: the driver's errors, translated; or the last attempt
+                still had to be tried again.
+        """
         attempt = 0
         while True:
             attempt += 1
             try:
-                with self._pool.connection(timeout=self._timeout) as conn:
-                    if conn.autocommit:
-                        # Idle in autocommit mode: the write opens and commits its own transaction.
-                        return self._write_change(conn, change)
-                    with conn.transaction():
-                        return self._write_change(conn, change)
+                with self._connection() as conn:
+                    return write(conn)
             except (pg_errors.SerializationFailure, pg_errors.DeadlockDetected) as err:
                 if attempt >= SAVE_ATTEMPTS:
                     raise translate_error(err, self._location) from err
-                logger.debug("save of job %s rolled back (%s); trying again", change.job.id, err)
-                time.sleep(0.002 * attempt)
+                reason: Exception = err
+            except _TryAgain as err:
+                if attempt >= SAVE_ATTEMPTS:
+                    raise StorageError(self._location, str(err)) from None
+                reason = err
             except psycopg.Error as err:
                 raise translate_error(err, self._location) from err
+            logger.debug("%s rolled back (%s); trying again", what, reason)
+            time.sleep(0.002 * attempt)
 
     def _send_group(self, group: Sequence[_Pending]) -> None:
         """Save the changes of ``group`` (see :class:`_Group`); each gets its own outcome.
@@ -1215,7 +1326,7 @@ class PostgresRepository:
                 pending.error = err
             return
         try:
-            with self._pool.connection(timeout=self._timeout) as conn:
+            with self._connection() as conn:
                 rows = self._write_group(conn, [pending.change for pending in group])
         except psycopg.Error as err:
             if err.sqlstate is not None and not _is_unavailable(err):
@@ -1250,24 +1361,36 @@ class PostgresRepository:
         if not (
             _PIPELINES
             and conn.autocommit
-            and conn.info.transaction_status == _IDLE
+            and conn.pgconn.transaction_status == _IDLE
             and _default_transactions(conn)
         ):
             return None
-        cursors: list[psycopg.Cursor[Any]] = []
-        # The rows of the jobs they change are locked first, in id order, as a batch
-        # locks them: a later statement of the group must not wait for a job row while
-        # the group holds the counter row, which the transaction holding that job row
-        # may be waiting for.
-        locked = sorted({change.job.id for change in changes if change.expected_etag is not None})
-
-        def send() -> None:
-            if locked:
-                conn.execute(self._sql.lock_jobs, (locked,))
-            cursors.extend(self._send_change(conn, change) for change in changes)
-
-        _in_one_transaction(conn, send)
+        cursors = _in_one_transaction(conn, lambda: self._send_together(conn, changes))
         return [cursor.fetchone() for cursor in cursors]
+
+    def _send_together(
+        self, conn: psycopg.Connection[Any], changes: Sequence[Change], *, batch: bool = False
+    ) -> list[psycopg.Cursor[Any]]:
+        """Send the statements of ``changes`` saved in one transaction; return their cursors.
+
+        The rows of the jobs they change are locked first, in id order: a later
+        statement must not wait for a job row while the transaction holds the
+        counter row, which the transaction holding that job row may be waiting
+        for, and two transactions that lock in the same order never wait for
+        one another in a circle. The changes of a ``batch`` fail instead of
+        matching no row (see :func:`_save_text`), and it notifies once, with
+        its last change.
+        """
+        locked = sorted({change.job.id for change in changes if change.expected_etag is not None})
+        if locked:
+            conn.execute(self._sql.lock_jobs, (locked,))
+        if not batch:
+            return [self._send_change(conn, change) for change in changes]
+        last = len(changes) - 1
+        return [
+            self._send_change(conn, change, batch=True, notify=self._notify and index == last)
+            for index, change in enumerate(changes)
+        ]
 
     def save_all(self, changes: Sequence[Change]) -> Sequence[int]:
         """Save ``changes`` in one transaction; see :meth:`jobledger.AtomicBatches.save_all`.
@@ -1294,32 +1417,23 @@ class PostgresRepository:
         changes = tuple(changes)
         if len(changes) <= 1:
             return tuple(self.save(change) for change in changes)
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                with self._pool.connection(timeout=self._timeout) as conn:
-                    positions = self._write_batch(conn, changes)
-                    if positions is not None:
-                        return positions
-                    refusal = self._batch_refusal(conn, changes)
-            except (pg_errors.SerializationFailure, pg_errors.DeadlockDetected) as err:
-                if attempt >= SAVE_ATTEMPTS:
-                    raise translate_error(err, self._location) from err
-                logger.debug(
-                    "a batch of %d changes rolled back (%s); trying again", len(changes), err
-                )
-                time.sleep(0.002 * attempt)
-                continue
-            except psycopg.Error as err:
-                raise translate_error(err, self._location) from err
-            if refusal is not None:
-                raise refusal
-            # Refused, yet nothing stored refuses it now: the jobs it was refused
-            # over changed since. Try again, as for a serialization failure.
-            if attempt >= SAVE_ATTEMPTS:
+
+        def write(conn: psycopg.Connection[Any]) -> tuple[int, ...] | Exception:
+            positions = self._write_batch(conn, changes)
+            if positions is not None:
+                return positions
+            refusal = self._batch_refusal(conn, changes)
+            if refusal is None:
+                # Refused, yet nothing stored refuses it now: the jobs it was refused
+                # over changed since. Try again, as for a serialization failure.
                 message = "a batch kept being refused while the jobs it changes kept changing"
-                raise StorageError(self._location, message)
+                raise _TryAgain(message)
+            return refusal
+
+        outcome = self._retried(write, f"a batch of {len(changes)} changes")
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
 
     def _write_batch(
         self, conn: psycopg.Connection[Any], changes: tuple[Change, ...]
@@ -1331,22 +1445,12 @@ class PostgresRepository:
         Raises:
             psycopg.Error: the driver's errors, untranslated.
         """
-        if any(change.expected_etag is not None and change.update is None for change in changes):
+        if any(_lacks_update(change) for change in changes):
             return None  # a change without its update: always refused
-        cursors: list[psycopg.Cursor[Any]] = []
-        locked = sorted({change.job.id for change in changes if change.expected_etag is not None})
-        last = len(changes) - 1
-
-        def send() -> None:
-            if locked:
-                conn.execute(self._sql.lock_jobs, (locked,))
-            cursors.extend(
-                self._send_change(conn, change, batch=True, notify=self._notify and index == last)
-                for index, change in enumerate(changes)
-            )
-
         try:
-            _in_one_transaction(conn, send)
+            cursors = _in_one_transaction(
+                conn, lambda: self._send_together(conn, changes, batch=True)
+            )
         except (pg_errors.UniqueViolation, pg_errors.CheckViolation) as err:
             if err.diag.table_name not in _REFUSING_TABLES:
                 raise
@@ -1389,19 +1493,16 @@ class PostgresRepository:
             ValueError: the change's update does not follow the stored version.
             psycopg.Error: the driver's errors, untranslated.
         """
-        if change.expected_etag is not None and change.update is None:
+        if _lacks_update(change):
             self._refuse(conn, change)  # a change without its update: always refused
         try:
-            if not (conn.autocommit and conn.info.transaction_status == _IDLE):
+            if not (conn.autocommit and conn.pgconn.transaction_status == _IDLE):
                 feed = self._send_change(conn, change)  # in the transaction open on conn
             elif _default_transactions(conn):
                 # In autocommit mode one statement is a transaction of its own.
                 feed = self._send_change(conn, change)
-            elif _PIPELINES:
-                feed = self._write_pipelined(conn, change)
             else:
-                with conn.transaction():
-                    feed = self._send_change(conn, change)
+                feed = _in_one_transaction(conn, lambda: self._send_change(conn, change))
         except pg_errors.UniqueViolation as err:
             taken = _taken(err, change)
             if taken is None:
@@ -1413,29 +1514,6 @@ class PostgresRepository:
             self._refuse(conn, change)
         position: int = row[0]
         return position
-
-    def _write_pipelined(
-        self, conn: psycopg.Connection[Any], change: Change
-    ) -> psycopg.Cursor[Any]:
-        """Write ``change`` in a transaction of its own, sent in pipeline mode.
-
-        ``BEGIN`` (with the connection's transaction settings), the save's one
-        statement (see :func:`_save_text`) and ``COMMIT`` go in one round trip.
-        Returns the cursor of the statement.
-        """
-        try:
-            with conn.pipeline() as pipeline:
-                try:
-                    conn.execute(_begin_statement(conn), prepare=False)
-                    feed = self._send_change(conn, change)
-                    conn.execute("COMMIT", prepare=False)
-                except psycopg.Error:
-                    _settle(pipeline)
-                    raise
-        except BaseException:
-            _roll_back(conn)
-            raise
-        return feed
 
     def _send_change(
         self,
@@ -1455,7 +1533,6 @@ class PostgresRepository:
         if notify is None:
             notify = self._notify
         job = change.job
-        update = change.update
         request = (
             () if change.request is None else _values(REQUEST_COLUMNS, request_row(change.request))
         )
@@ -1465,10 +1542,20 @@ class PostgresRepository:
         statement = statements[start, change.request is not None, notify]
         if start:
             written: tuple[Any, ...] = _values(JOB_COLUMNS, job_row(job))
+            entry: tuple[Any, ...] = (change.event.event_id, "started")
         else:
-            assert update is not None  # noqa: S101  (refused in _write_change)
+            # The change's facts as one tuple: its update and event need not be made.
+            record = change.record
+            if record is None:
+                update = change.update
+                assert update is not None  # noqa: S101  (refused in _write_change)
+                record = _record_of(update, change.event)
+            kind, event_id, _, _, _, _, status, etag, at, update_id, name, text, patch, actor = (
+                record
+            )
             state = encode_json(job.state)
-            patch = encode_optional(update.state_update)
+            patch_text = encode_optional(patch)
+            micros = to_micros(at)
             written = (
                 job.display_name,
                 job.description,
@@ -1477,24 +1564,27 @@ class PostgresRepository:
                 state,
                 job.etag,
                 job.version,
-                to_micros(job.updated_at),
+                micros if job.updated_at is at else to_micros(job.updated_at),
                 _exact_text(state),
                 job.id,
                 change.expected_etag,
-                update.update_id,
-                update.update_id,
-                int(update.update_type),
-                update.status,
-                patch,
-                update.display_name,
-                update.description,
-                update.etag,
-                to_micros(update.at),
-                update.actor,
-                _exact_text(patch),
+                update_id,
             )
-        event = (change.event.event_id, EVENT_KIND_NAMES[type(change.event)])
-        return conn.execute(statement, (*written, *request, *event, *channel))
+            # The update row, which is the change's feed entry.
+            entry = (
+                event_id,
+                update_id,
+                UPDATE_TYPES[kind].value,
+                status,
+                patch_text,
+                name,
+                text,
+                etag,
+                micros,
+                actor,
+                _exact_text(patch_text),
+            )
+        return conn.execute(statement, (*written, *request, *entry, *channel))
 
     def _refuse(self, conn: psycopg.Connection[Any], change: Change) -> NoReturn:
         """Say why the compare-and-set of ``change`` matched no row."""
@@ -1505,7 +1595,9 @@ class PostgresRepository:
         """Feed entries after ``after``; see :meth:`jobledger.Repository.read_feed`."""
         after, limit = window(after, limit)
         with self._translated(), self._connection() as conn:
-            rows = conn.execute(self._sql.select_feed, (after, limit)).fetchall()
+            rows = conn.execute(
+                self._sql.select_feed, (after, limit, after, limit, limit)
+            ).fetchall()
         return tuple(FeedEntry(row[0], self._decoded(event_from_row, row[1:])) for row in rows)
 
     def feed_head(self) -> int:
@@ -1544,8 +1636,81 @@ class PostgresRepository:
         return self._listener.wait(after, timeout)
 
 
+class _KeptConnection:
+    """A connection of the pool kept between calls, lent to whichever thread finds it free.
+
+    A :class:`psycopg_pool.ConnectionPool` hands its idle connections out in
+    turn, so one thread's calls would alternate between connections, each
+    served by a server process of its own whose caches the others' turns left
+    cold, and borrowing and handing back cost a few microseconds more. So the
+    repository keeps one connection and lends it, behind a lock that is only ever tried: a
+    thread that finds it lent borrows from the pool as before (so concurrent
+    calls never wait for one another here, and group commit's lanes each have
+    a connection). The kept connection goes back to the pool, which rolls back
+    or replaces it, whenever a call leaves it in a transaction or broken, when
+    it has been kept for :data:`_KEPT_SECONDS` (so the pool's checks and
+    lifetimes still apply), and on :meth:`close`.
+    """
+
+    def __init__(self, pool: ConnectionPool[Any], timeout: float, *, keep: bool) -> None:
+        self._pool = pool
+        self._timeout = timeout
+        self._keep = keep
+        self._lock = threading.Lock()
+        self._conn: psycopg.Connection[Any] | None = None
+        self._until = 0.0
+
+    def borrow(self) -> AbstractContextManager[psycopg.Connection[Any]]:
+        """The kept connection while no one else has it, else one of the pool's."""
+        if self._keep and self._lock.acquire(blocking=False):
+            return self  # lent until __exit__, which releases the lock
+        return self._pool.connection(timeout=self._timeout)
+
+    def __enter__(self) -> psycopg.Connection[Any]:
+        try:
+            conn = self._conn
+            if conn is None:
+                conn = self._pool.getconn(timeout=self._timeout)
+                self._conn, self._until = conn, time.monotonic() + _KEPT_SECONDS
+        except BaseException:
+            self._lock.release()
+            raise
+        return conn
+
+    def __exit__(self, *_exc: object) -> None:
+        try:
+            conn = self._conn
+            if conn is not None and (
+                conn.pgconn.transaction_status != _IDLE
+                or not self._keep
+                or time.monotonic() > self._until
+            ):
+                self._give_back()
+        finally:
+            self._lock.release()
+
+    def close(self) -> None:
+        """Hand the kept connection back to the pool and keep none from now on."""
+        self._keep = False
+        # A call that has it now hands it back when it ends (it sees _keep is off).
+        if self._lock.acquire(timeout=self._timeout):
+            try:
+                self._give_back()
+            finally:
+                self._lock.release()
+
+    def _give_back(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            self._pool.putconn(conn)
+
+
 # The states of a save in a group commit's queue (see ``_Group``).
 _QUEUED, _TAKEN, _LEADING = 0, 1, 2
+
+
+class _TryAgain(Exception):  # noqa: N818  (a signal to retry, caught inside the repository)
+    """A write was refused over stored values that have changed since: try it again."""
 
 
 class _Pending:
@@ -1645,6 +1810,39 @@ class _Group:
         return False
 
 
+def _lacks_update(change: Change) -> bool:
+    """Whether ``change`` changes a job yet has no update to append (it is always refused).
+
+    A change that keeps its record has its update (made from the record when
+    read), so only a change made with its values is asked for it.
+    """
+    return change.expected_etag is not None and change.record is None and change.update is None
+
+
+def _record_of(update: JobUpdate, event: JobEvent) -> ChangeRecord:
+    """The record of a change made with its values: its ``update``, its ``event``'s id and kind.
+
+    The update row and the feed entry are written from the update (the feed
+    entry copies the update row), as they were before changes kept records.
+    """
+    return (  # type: ignore[return-value]  # a change's event: never a JobStarted
+        type(event),
+        event.event_id,
+        update.job_id,
+        event.service,
+        event.entity,
+        event.type,
+        update.status,
+        update.etag,
+        update.at,
+        update.update_id,
+        update.display_name,
+        update.description,
+        update.state_update,
+        update.actor,
+    )
+
+
 def _taken(err: pg_errors.UniqueViolation, change: Change) -> JobledgerError | None:
     """The ledger's name for a unique violation in the save of ``change``, if it has one.
 
@@ -1683,27 +1881,26 @@ def _begin_statement(conn: psycopg.Connection[Any]) -> str:
     return " ".join(parts)
 
 
-def _in_one_transaction(conn: psycopg.Connection[Any], send: Callable[[], None]) -> None:
+def _in_one_transaction(conn: psycopg.Connection[Any], send: Callable[[], _V]) -> _V:
     """Run ``send``'s statements in one transaction on ``conn``, in one round trip if it can.
 
     On an idle connection in autocommit mode, ``BEGIN`` (with the connection's
     transaction settings), the statements and ``COMMIT`` go in one pipeline;
     otherwise they go in pipeline mode inside :meth:`psycopg.Connection.transaction`.
-    Either way a failed statement rolls the whole transaction back.
+    Either way a failed statement rolls the whole transaction back. Returns
+    what ``send`` returns (the cursors of its statements).
     """
-    if not (conn.autocommit and conn.info.transaction_status == _IDLE and _PIPELINES):
+    if not (conn.autocommit and conn.pgconn.transaction_status == _IDLE and _PIPELINES):
         with conn.transaction():
-            if _PIPELINES:
-                with conn.pipeline():
-                    send()
-            else:
-                send()
-        return
+            if not _PIPELINES:
+                return send()
+            with conn.pipeline():
+                return send()
     try:
         with conn.pipeline() as pipeline:
             try:
                 conn.execute(_begin_statement(conn), prepare=False)
-                send()
+                sent = send()
                 conn.execute("COMMIT", prepare=False)
             except psycopg.Error:
                 _settle(pipeline)
@@ -1711,6 +1908,7 @@ def _in_one_transaction(conn: psycopg.Connection[Any], send: Callable[[], None])
     except BaseException:
         _roll_back(conn)
         raise
+    return sent
 
 
 def _settle(pipeline: psycopg.Pipeline) -> None:
@@ -1727,7 +1925,7 @@ def _settle(pipeline: psycopg.Pipeline) -> None:
 
 def _roll_back(conn: psycopg.Connection[Any]) -> None:
     """Roll back the transaction a failed write left open on ``conn``, if any."""
-    if conn.info.transaction_status == _IDLE:
+    if conn.pgconn.transaction_status == _IDLE:
         return
     try:
         conn.rollback()

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from psycopg import errors as pg_errors
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 from psycopg_pool import ConnectionPool
 
 from jobledger import (
@@ -311,6 +312,36 @@ class TestTimeoutsAndConnections:
             with pytest.raises(StorageUnavailableError):
                 repository.feed_head()
             assert 0 == repository.feed_head()
+
+    def test_the_kept_connection_killed_by_the_server_is_storage_unavailable_then_replaced(
+        self, postgres_conninfo: str, schema: str
+    ) -> None:
+        """A save on the kept connection the server terminated raises; later saves reconnect."""
+        name = f"jl-kept-{uuid.uuid4().hex[:8]}"
+        named = make_conninfo(postgres_conninfo, application_name=name)
+        with PostgresRepository(named, schema=schema, min_size=1, max_size=2) as repository:
+            jobs = Jobs(repository)
+            job = jobs.start(service="hr", entity="employee", type="sync")
+            with psycopg.connect(postgres_conninfo, autocommit=True) as admin:
+                killed = admin.execute(
+                    "SELECT count(pg_terminate_backend(pid, 10000)) FROM pg_stat_activity "
+                    "WHERE application_name = %s",
+                    (name,),
+                ).fetchone()
+
+            with pytest.raises(StorageUnavailableError):
+                jobs.update(job.id, etag=job.etag, status="exporting")
+            # The pool may still hold the other connection it had, killed as well.
+            failures = 0
+            while failures <= 1:
+                try:
+                    job = jobs.update(job.id, etag=job.etag, status="exporting")
+                    break
+                except StorageUnavailableError:
+                    failures += 1
+        assert killed is not None
+        assert killed[0] >= 1
+        assert "exporting" == job.status
 
     def test_a_closed_repository_raises_storage_error(self, repository: PostgresRepository) -> None:
         """Every call on a closed repository raises StorageError saying it is closed."""

@@ -129,12 +129,13 @@ def _sessions_named(conninfo: str, name: str) -> int:
 
 
 def _transactions(conninfo: str, schema: str) -> dict[int, str]:
-    """The transaction id that wrote each feed position."""
+    """The transaction id that wrote each feed position (a change's entry is its update row)."""
     with psycopg.connect(conninfo, autocommit=True) as conn:
         rows = conn.execute(
-            sql.SQL("SELECT position, xmin::text FROM {}.jobledger_feed").format(
-                sql.Identifier(schema)
-            )
+            sql.SQL(
+                "SELECT position, xmin::text FROM {schema}.jobledger_feed "
+                "UNION ALL SELECT position, xmin::text FROM {schema}.jobledger_updates"
+            ).format(schema=sql.Identifier(schema))
         ).fetchall()
     return {int(position): str(xmin) for position, xmin in rows}
 

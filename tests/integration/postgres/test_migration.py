@@ -1,13 +1,15 @@
 """Schema migrations of the PostgreSQL repository: an older schema is brought up to date.
 
-A "version 1" schema is made by undoing the later steps on a current one (the
-columns of step 2 dropped, step 3's foreign key and table options put back),
-since the adapter writes the current version's rows only.
+A "version 1" or "version 3" schema is made by undoing the later steps on a
+current one (step 4's change entries moved back from the update rows into the
+feed table, step 2's columns dropped, step 3's foreign key and table options
+put back), since the adapter writes the current version's rows only.
 """
 
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -15,7 +17,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from jobledger import Jobs, RequestIdConflictError, SchemaUpgradeError
+from jobledger import Jobs, ParkedEvent, RequestIdConflictError, SchemaUpgradeError
 from jobledger.postgres import SCHEMA_VERSION, PostgresRepository
 
 if TYPE_CHECKING:
@@ -30,8 +32,39 @@ def _table(schema: str, name: str) -> sql.Identifier:
     return sql.Identifier(schema, f"jobledger_{name}")
 
 
+# What version 3 wrote for a change: a feed row repeating its update row and its
+# job's service, entity and type, after the update row itself.
+_VERSION_3_CHANGE_ENTRIES = """INSERT INTO {feed} (position, event_id, kind, job_id, service,
+    entity, type, status, etag, version, at, update_id, display_name, description, input, state,
+    state_update, actor, input_exact, state_exact, state_update_exact)
+SELECT u.position, u.event_id, CASE u.update_type WHEN 0 THEN 'updated' WHEN 1 THEN 'completed'
+    WHEN 2 THEN 'failed' WHEN 3 THEN 'canceled' END, u.job_id, j.service, j.entity, j.type,
+    u.status, u.etag, u.update_id + 1, u.at, u.update_id, u.display_name, u.description, NULL,
+    NULL, u.state_update, u.actor, NULL, NULL, u.state_update_exact
+FROM {updates} AS u JOIN {jobs} AS j ON j.id = u.job_id"""
+
+
+def _as_version_3(conninfo: str, schema: str) -> None:
+    """Turn the schema back into version 3: every change entry a feed row, as update rows were."""
+    tables = {name: _table(schema, name) for name in ("feed", "updates", "jobs", "meta")}
+    with psycopg.connect(conninfo, autocommit=True) as conn, conn.transaction():
+        conn.execute(sql.SQL(_VERSION_3_CHANGE_ENTRIES).format(**tables))
+        conn.execute(
+            sql.SQL("DROP INDEX {}").format(sql.Identifier(schema, "jobledger_updates_by_position"))
+        )
+        conn.execute(
+            sql.SQL("ALTER TABLE {updates} DROP COLUMN position, DROP COLUMN event_id").format(
+                **tables
+            )
+        )
+        conn.execute(
+            sql.SQL("UPDATE {meta} SET value = '3' WHERE name = 'schema_version'").format(**tables)
+        )
+
+
 def _as_version_1(conninfo: str, schema: str) -> None:
     """Turn the schema back into version 1: no actor columns, the update rows' foreign key."""
+    _as_version_3(conninfo, schema)
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute(
             sql.SQL("ALTER TABLE {} DROP COLUMN started_by").format(_table(schema, "jobs"))
@@ -283,3 +316,84 @@ class TestTablesAddedOnOpening:
         assert () == tuple(parked)
         assert {f"jobledger_{name}" for name in later} <= tables
         assert (1,) == index
+
+
+def _feed_table(conninfo: str, schema: str) -> list[tuple[int, str]]:
+    """The position and kind of each row of the feed table, in position order."""
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        rows = conn.execute(
+            sql.SQL("SELECT position, kind FROM {} ORDER BY position").format(
+                _table(schema, "feed")
+            )
+        ).fetchall()
+    return [(int(position), str(kind)) for position, kind in rows]
+
+
+class TestUpdatesInTheFeed:
+    """Step 4: a change's update row is its feed entry; the feed table keeps the others."""
+
+    def test_a_version_3_schema_migrates_with_its_feed_updates_and_purged_events(
+        self, postgres_conninfo: str, schema: str
+    ) -> None:
+        """Every event keeps its position, purged jobs' events stay; new saves go on after them."""
+        with PostgresRepository(postgres_conninfo, schema=schema) as old:
+            jobs = Jobs(old)
+            first = jobs.start(service="m", entity="e", type="t", state={"n": -0.0})
+            gone = jobs.start(service="m", entity="e", type="gone")
+            jobs.complete(gone.id, etag=gone.etag, state_update={"n": 1e300})
+            cut = datetime.now(UTC) + timedelta(seconds=1)
+            purged = jobs.purge(finished_before=cut, type="gone")
+            second = jobs.start(service="m", entity="e", type="t", request_id="req-1")
+            first = jobs.update(first.id, etag=first.etag, state_update={"n": 1e300})
+            jobs.cancel(second.id, etag=second.etag, request_id="req-2", actor="ops")
+            fifth = old.read_feed(after=4, limit=1)[0]
+            old.park(
+                ParkedEvent(name="audit", position=5, event=fifth.event, error="boom", attempts=1)
+            )
+            before = _contents(old, [first.id, second.id])
+            parked_before = old.parked_events("audit")
+        _as_version_3(postgres_conninfo, schema)
+        table_before = _feed_table(postgres_conninfo, schema)
+
+        with PostgresRepository(postgres_conninfo, schema=schema) as migrated:
+            after = _contents(migrated, [first.id, second.id])
+            parked_after = migrated.parked_events("audit")
+            request = migrated.find_request("req-2")
+            later = Jobs(migrated).update(first.id, etag=first.etag, status="later")
+            table_after = _feed_table(postgres_conninfo, schema)
+            positions = [entry.position for entry in migrated.read_feed()]
+            version = _version(postgres_conninfo, schema)
+
+        assert 1 == purged
+        assert [(1, "started"), (2, "started"), (3, "completed"), (4, "started")] == [
+            (position, kind) for position, kind in table_before if position <= 4
+        ]
+        assert [(5, "updated"), (6, "canceled")] == table_before[4:]
+        assert [(1, "started"), (2, "started"), (3, "completed"), (4, "started")] == table_after
+        assert before == after
+        assert parked_before == parked_after
+        assert 5 == parked_after[0].position
+        assert request is not None
+        assert second.id == request.job.id
+        assert ("later", [1, 2, 3, 4, 5, 6, 7]) == (later.status, positions)
+        assert str(SCHEMA_VERSION) == version
+
+    def test_a_purge_after_the_migration_keeps_the_jobs_change_events(
+        self, postgres_conninfo: str, schema: str
+    ) -> None:
+        """A purged job's update rows go, its change events move to the feed table and stay."""
+        with PostgresRepository(postgres_conninfo, schema=schema) as repository:
+            jobs = Jobs(repository)
+            job = jobs.start(service="m", entity="e", type="t")
+            job = jobs.update(job.id, etag=job.etag, state_update={"n": -0.0}, actor="ops")
+            jobs.fail(job.id, etag=job.etag)
+            feed = list(repository.read_feed())
+            table_before = _feed_table(postgres_conninfo, schema)
+            cut = datetime.now(UTC) + timedelta(seconds=1)
+            purged = jobs.purge(finished_before=cut)
+            table_after = _feed_table(postgres_conninfo, schema)
+            after = list(repository.read_feed())
+
+        assert (1, [(1, "started")]) == (purged, table_before)
+        assert [(1, "started"), (2, "updated"), (3, "failed")] == table_after
+        assert feed == after

@@ -20,6 +20,7 @@ from psycopg.conninfo import make_conninfo
 from psycopg_pool import ConnectionPool
 
 from jobledger import JobQuery, Jobs, StorageError, freeze
+from jobledger._adapters import postgres as postgres_adapter
 from jobledger._adapters.postgres import _exact_text
 from jobledger._adapters.rows import encode_json, find_clause
 from jobledger.postgres import PostgresRepository
@@ -147,6 +148,51 @@ class TestPools:
         while sessions() and time.monotonic() < deadline:
             time.sleep(0.02)
         assert (2, 0) == (before, sessions())
+
+    def test_calls_of_one_thread_borrow_nothing_more_from_the_repositorys_own_pool(
+        self, repository: PostgresRepository
+    ) -> None:
+        """Saves and reads one after another use the connection the repository keeps."""
+        jobs = Jobs(repository)
+        job = jobs.start(service="hr", entity="employee", type="sync")
+        before = repository.pool.get_stats().get("requests_num", 0)
+
+        for done in range(1, 4):
+            job = jobs.update(job.id, etag=job.etag, state_update={"done": done})
+        repository.get(job.id)
+        repository.read_feed()
+
+        assert before == repository.pool.get_stats().get("requests_num", 0)
+
+    def test_the_kept_connection_goes_back_to_the_pool_once_kept_long_enough(
+        self, postgres_conninfo: str, schema: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Past its keeping time, the kept connection is handed back and borrowed anew."""
+        monkeypatch.setattr(postgres_adapter, "_KEPT_SECONDS", 0.0)
+        with PostgresRepository(postgres_conninfo, schema=schema) as repository:
+            jobs = Jobs(repository)
+            job = jobs.start(service="hr", entity="employee", type="sync")
+            before = repository.pool.get_stats().get("requests_num", 0)
+
+            for done in range(1, 4):
+                job = jobs.update(job.id, etag=job.etag, state_update={"done": done})
+            after = repository.pool.get_stats().get("requests_num", 0)
+
+        assert before + 3 == after
+
+    def test_a_pool_of_ones_own_gets_each_connection_back_after_each_call(
+        self, postgres_conninfo: str, schema: str
+    ) -> None:
+        """Over the application's pool, no connection stays out of the pool between calls."""
+        with ConnectionPool(postgres_conninfo, min_size=2, max_size=2, open=False) as pool:
+            pool.open(wait=True)
+            with PostgresRepository(pool=pool, schema=schema) as repository:
+                jobs = Jobs(repository)
+                job = jobs.start(service="hr", entity="employee", type="sync")
+                jobs.update(job.id, etag=job.etag, status="exporting")
+                stats = pool.get_stats()
+
+        assert (2, 2) == (stats.get("pool_size"), stats.get("pool_available"))
 
     def test_neither_conninfo_nor_pool_is_refused(self) -> None:
         """A repository needs a conninfo or a pool: ValueError without either."""
