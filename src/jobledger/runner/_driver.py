@@ -47,6 +47,7 @@ from jobledger._core.errors import (
     JobledgerError,
     JobNotFoundError,
 )
+from jobledger._core.events import EventFilter, JobEvent
 from jobledger.runner._context import (
     PROGRESS_INTERVAL,
     LaunchChannel,
@@ -174,6 +175,29 @@ class _Wake:
 
 
 _Message = _Finished | _Started | _Wake
+
+
+@attrs.frozen
+class _RunNews(EventFilter):
+    """The events of one run that its drive did not make itself.
+
+    An in-process ledger matches events in the thread that committed them, so
+    the drive's own writes of its run (one per step) never wake the
+    subscription's thread. A ledger that filters elsewhere (a service) uses the
+    service and entity only; the handler checks again.
+    """
+
+    writer: RunWriter | None = attrs.field(default=None, kw_only=True, eq=False)
+
+    def matches(self, event: JobEvent) -> bool:
+        """Whether ``event`` is a change of the run that its writer did not make or see."""
+        writer = self.writer
+        return (
+            writer is not None
+            and event.job_id == writer.run_id
+            and not writer.knows(event.version, event.etag)
+            and super().matches(event)
+        )
 
 
 @attrs.define
@@ -406,7 +430,10 @@ class Driver:
         """Drive the run to its end (or its breakpoint) and return it as recorded."""
         subscribe = getattr(self.jobs, "subscribe", None)
         subscription = (
-            subscribe(self._on_event, service=self.settings.service, entity="job")
+            subscribe(
+                self._on_event,
+                _RunNews(service=self.settings.service, entity="job", writer=self.writer),
+            )
             if subscribe is not None
             else None
         )
