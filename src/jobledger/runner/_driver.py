@@ -578,10 +578,11 @@ class Driver:
                 self.groups.append(
                     LaunchGroup(group, plan.step, launched_now, launched_at, self.drive.number)
                 )
-                logger.info(
-                    "launch group started",
-                    extra={"run_id": self.run_id, "launch_group": group, "step": plan.step},
-                )
+                if logger.isEnabledFor(logging.INFO):
+                    logger.info(
+                        "launch group started",
+                        extra={"run_id": self.run_id, "launch_group": group, "step": plan.step},
+                    )
             # Under the lock: a release from another thread waits until they are tracked.
             inline = self._hand_out([(task, record) for task, record, _ in made], len(launched_now))
         if inline is not None:
@@ -1203,6 +1204,8 @@ class Driver:
         return written[len(end_commands) :]
 
     def _log_ends(self, ends: Sequence[tuple[_Running, list[Command], TaskOutcome]]) -> None:
+        if not logger.isEnabledFor(logging.INFO):
+            return
         for running, _, outcome in ends:
             logger.info(
                 "task ended",
