@@ -769,7 +769,7 @@ class Driver:
 
     def _drain_inbox(self) -> None:
         """Take in the messages that came while the driving thread ran a task."""
-        while True:
+        while not self.inbox.empty():
             try:
                 message = self.inbox.get_nowait()
             except queue.Empty:
