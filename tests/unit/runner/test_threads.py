@@ -68,17 +68,19 @@ class TestRunnerThreads:
 
     def test_a_drives_own_writes_wake_no_thread(self) -> None:
         """A run of one-task steps on a default ledger wakes no delivery thread with its writes."""
-        seen: list[str] = []
+        before = set(threading.enumerate())  # other tests' threads may still be ending
+        seen: set[threading.Thread] = set()
 
         def look(_context: TaskContext) -> None:
-            seen.extend(thread.name for thread in threading.enumerate())
+            seen.update(threading.enumerate())
 
         steps = [Task(f"t{order}", look, launch_order=order) for order in range(5)]
         with Runner(Jobs(), [JobDefinition("D", steps)]) as runner:
             result = runner.invoke("D")
 
+        started = {thread.name for thread in seen - before}
         assert RunStatus.COMPLETED == result.status
-        assert set() == {name for name in seen if name.startswith("jobledger-delivery")}
+        assert set() == {name for name in started if name.startswith("jobledger-delivery")}
 
     def test_close_ends_the_threads(self, jobs: Jobs) -> None:
         """After close, the threads the runner kept have ended."""
