@@ -1165,9 +1165,6 @@ class Driver:
             if self.writer.closed or self.released:
                 self._write_ends()
                 return
-            # The ends go first: one the ledger refuses is recorded as its task's
-            # error, which the run's end must count.
-            self._write_ends()
             statuses = {outcome.status for outcome in self.outcomes.values()}
             while True:
                 # Decided on the run as last seen, and again if it changed meanwhile (a
@@ -1187,19 +1184,55 @@ class Driver:
                     if trigger is RunTrigger.BLOCK
                     else None,
                 )
+                # The last ends, the run's end and what its being over frees, in one
+                # transaction (the ends first).
+                ends, self.ends = self.ends, []
+                end_commands = [command for _, end_batch, _ in ends for command in end_batch]
                 try:
                     if trigger is RunTrigger.BLOCK:
-                        self.writer.write(state, status=RunStatus.BLOCKED.value, attempt_once=True)
+                        written = self.writer.write(
+                            state,
+                            status=RunStatus.BLOCKED.value,
+                            before=end_commands,
+                            attempt_once=True,
+                        )
                     else:
-                        # The run's end, and what its being over frees, in one transaction.
                         freeing = self.freeing()
-                        self.writer.write(state, end=trigger, commands=freeing, attempt_once=True)
-                        self.freed = bool(freeing)
-                except (ConcurrencyError, InvalidTransitionError):
+                        written = self.writer.write(
+                            state,
+                            end=trigger,
+                            before=end_commands,
+                            commands=freeing,
+                            attempt_once=True,
+                        )
+                        self.freed = bool(freeing) and written is not None
+                except (
+                    ConcurrencyError,
+                    InvalidTransitionError,
+                    InvalidJobDataError,
+                    JobNotFoundError,
+                ) as error:
+                    self.ends = ends + self.ends
+                    if ends and getattr(error, "job_id", None) != self.run_id:
+                        # Not (or not surely) the run's refusal: the ends go alone (one the
+                        # ledger refuses is recorded as its task's error, which the run's
+                        # end must count), and the end is decided again.
+                        self._write_ends()
+                        statuses = {outcome.status for outcome in self.outcomes.values()}
+                        continue
+                    if not isinstance(error, (ConcurrencyError, InvalidTransitionError)):
+                        raise
                     current = with_storage_retry(lambda: self.jobs.get(self.run_id))
                     if self.writer.observe(current):
+                        self._write_ends()
                         return  # ended by someone else meanwhile
                     continue
+                if written is None:
+                    # Ended by someone else before this write: its ends go alone.
+                    self.ends = ends + self.ends
+                    self._write_ends()
+                    return
+                self._log_ends(ends)
                 break
             logger.info("run ended", extra={"run_id": self.run_id, "status": after.value})
 

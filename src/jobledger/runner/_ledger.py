@@ -406,6 +406,7 @@ class RunWriter:
         status: str | None = None,
         end: RunTrigger | None = None,
         commands: Sequence[Command] = (),
+        before: Sequence[Command] = (),
         launching: bool = False,
         attempt_once: bool = False,
     ) -> tuple[Job, ...] | None:
@@ -417,13 +418,17 @@ class RunWriter:
             end: The trigger that ends the run, if this write ends it.
             commands: The commands that go in the same transaction, after the
                 run's write (the launches, their ends).
+            before: The commands that go in the same transaction before the
+                run's write (the last ends, before the run's end: a ledger
+                without atomic batches then never shows an ended run with a
+                launch still running).
             launching: The write launches tasks: it is not made (``None`` is
                 returned) once a cancel request is seen.
             attempt_once: Raise on a conflict instead of reading the run again
                 (a claim must be decided on the run as it was read).
 
         Returns:
-            The jobs the other commands left, or ``None`` when nothing was
+            The jobs the ``commands`` left, or ``None`` when nothing was
             written (the run was ended by someone else, or a cancel request
             stopped a launch).
 
@@ -442,7 +447,7 @@ class RunWriter:
             )
             self._writing = self.job.version + len(run)
             try:
-                written = write_all(self.jobs, [*run, *commands])
+                written = write_all(self.jobs, [*before, *run, *commands])
             except (ConcurrencyError, InvalidTransitionError, JobAlreadyExistsError) as error:
                 self._writing = 0
                 if attempt_once or (
@@ -461,7 +466,7 @@ class RunWriter:
             except BaseException:
                 self._writing = 0
                 raise
-            self.job = written[len(run) - 1]
+            self.job = written[len(before) + len(run) - 1]
             self._writing = 0
             renewing = state.lease is not None and state.lease != self.state.lease
             self.state = state
@@ -469,7 +474,7 @@ class RunWriter:
             self.last_write = time.monotonic()
             if renewing:
                 self.renewed = self.last_write
-            return written[len(run) :]
+            return written[len(before) + len(run) :]
         msg = f"run {self.run_id!r} kept changing: {_CONFLICT_RETRIES} writes met a conflict"
         raise RuntimeError(msg)
 
