@@ -11,6 +11,7 @@ import contextlib
 import functools
 import gc
 import importlib
+import json
 import logging
 import multiprocessing
 import os
@@ -900,16 +901,21 @@ def _runner_ledger(setting: Setting, backend: str, name: str) -> Iterator[tuple[
     if backend == "memory":
         yield Jobs(), {"ledger": "Jobs()"}
         return
-    if backend == "sqlite":
+    if backend in {"sqlite", "sqlite-normal"}:
         from jobledger.sqlite import SQLiteRepository  # noqa: PLC0415
 
         path = setting.database(name)
-        repository = SQLiteRepository(path)  # the default durability: FULL
+        if backend == "sqlite":
+            repository = SQLiteRepository(path)  # the default durability: FULL
+            ledger, synchronous = "default durability", "full (durability FULL, the default)"
+        else:
+            repository = SQLiteRepository(path, durability="normal")
+            ledger, synchronous = "durability NORMAL", "normal (durability NORMAL)"
         try:
             about = {
-                "ledger": "SQLiteRepository(path): default durability",
+                "ledger": f"SQLiteRepository(path): {ledger}",
                 "journal_mode": _journal_mode(path),
-                "synchronous": "full (durability FULL, the default)",
+                "synchronous": synchronous,
             }
             yield Jobs(repository=repository), about
         finally:
@@ -984,37 +990,95 @@ def case_runner_scale(setting: Setting) -> dict[str, Metric]:
     return metrics
 
 
-def case_dbos_workflows(setting: Setting) -> dict[str, Metric]:
+def case_dbos_workflows(synchronous: str) -> Callable[[Setting], dict[str, Metric]]:
     """DBOS Transact: per-step cost of workflows of N sequential no-op steps on SQLite."""
-    from benchmarks.workflows import Workflows  # noqa: PLC0415  (the peer is optional)
+
+    def run(setting: Setting) -> dict[str, Metric]:
+        from benchmarks.workflows import Workflows  # noqa: PLC0415  (the peer is optional)
+
+        sizes = setting.sizes
+        metrics: dict[str, Metric] = {}
+        for count in sizes.sequential_tasks:
+            # A new system database for each N, as the runner's cases have a new ledger.
+            workflows = Workflows(setting.database(f"dbos-{count}"), synchronous)
+            try:
+                values = repeat(
+                    functools.partial(workflows.per_step, count),
+                    sizes,
+                    warm_up=functools.partial(workflows.per_step, 10),
+                )
+            finally:
+                workflows.close()
+            journal = sorted({mode for mode, _ in workflows.seen})
+            levels = sorted({level for _, level in workflows.seen})
+            metrics[f"sequential@{count}"] = {
+                "unit": "us/step",
+                "values": values,
+                "info": {
+                    "steps": count,
+                    "system_database": "sqlite (a local file)",
+                    "journal_mode": ",".join(journal),
+                    "synchronous": ",".join(levels),
+                    "dbos": _version("dbos"),
+                },
+            }
+        return metrics
+
+    return run
+
+
+def case_runner_floor(setting: Setting) -> dict[str, Metric]:
+    """The durable floor of a sequential task: one raw sqlite3 transaction of 3 small rows, FULL.
+
+    What a sequential task of the runner writes at least, done with nothing
+    else: in one ``BEGIN IMMEDIATE`` transaction, in WAL mode at
+    ``synchronous=FULL``, the run's row is updated, the ended task's row is
+    updated and the next task's row is inserted (each a few dozen bytes of
+    JSON). Its cost is about one fsync: the least a durable task can cost here.
+    """
+    import sqlite3  # noqa: PLC0415
 
     sizes = setting.sizes
-    metrics: dict[str, Metric] = {}
-    for count in sizes.sequential_tasks:
-        # A new system database for each N, as the runner's cases have a new ledger.
-        workflows = Workflows(setting.database(f"dbos-{count}"))
-        try:
-            values = repeat(
-                functools.partial(workflows.per_step, count),
-                sizes,
-                warm_up=functools.partial(workflows.per_step, 10),
-            )
-        finally:
-            workflows.close()
-        journal = sorted({mode for mode, _ in workflows.seen})
-        synchronous = sorted({level for _, level in workflows.seen})
-        metrics[f"sequential@{count}"] = {
-            "unit": "us/step",
-            "values": values,
-            "info": {
-                "steps": count,
-                "system_database": "sqlite (a local file)",
-                "journal_mode": ",".join(journal),
-                "synchronous": ",".join(synchronous),
-                "dbos": _version("dbos"),
-            },
-        }
-    return metrics
+    tasks = max(sizes.sequential_tasks)
+    conn = sqlite3.connect(setting.database("floor-runner"), isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("CREATE TABLE jobs (id TEXT PRIMARY KEY, version INTEGER, state TEXT)")
+        conn.execute("INSERT INTO jobs VALUES ('run', 1, '{}')")
+        made = [0]
+
+        def once() -> float:
+            began = time.perf_counter()
+            for _ in range(tasks):
+                made[0] += 1
+                number = made[0]
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute(
+                    "UPDATE jobs SET version = version + 1, state = ? WHERE id = 'run'",
+                    (json.dumps({"launches": number, "step": number}),),
+                )
+                conn.execute(
+                    "UPDATE jobs SET version = version + 1, state = ? WHERE id = ?",
+                    (json.dumps({"outcome": "completed", "output": True}), f"run/{number - 1}"),
+                )
+                conn.execute(
+                    "INSERT INTO jobs VALUES (?, 1, ?)",
+                    (f"run/{number}", json.dumps({"task": f"task-{number}", "launch": number})),
+                )
+                conn.execute("COMMIT")
+            return (time.perf_counter() - began) / tasks * 1e6
+
+        values = repeat(once, sizes)
+    finally:
+        conn.close()
+    info = {
+        "tasks": tasks,
+        "transaction": "BEGIN IMMEDIATE; 2 UPDATEs and 1 INSERT of small rows; COMMIT",
+        "journal_mode": "wal",
+        "synchronous": "full",
+    }
+    return {"transaction": {"unit": "us/task", "values": values, "info": info}}
 
 
 def _version(package: str) -> str:
@@ -1312,7 +1376,10 @@ CASES: dict[str, Callable[[Setting], dict[str, Metric]]] = {
     "runner/runs/memory": case_runner_runs("memory"),
     "runner/runs/sqlite": case_runner_runs("sqlite"),
     "runner/runs/postgres": case_runner_runs("postgres"),
-    "dbos/workflows/sqlite": case_dbos_workflows,
+    "runner/runs/sqlite-normal": case_runner_runs("sqlite-normal"),
+    "runner/floor/sqlite3-full": case_runner_floor,
+    "dbos/workflows/sqlite": case_dbos_workflows("full"),
+    "dbos/workflows/sqlite-normal": case_dbos_workflows("normal"),
     "runner/scale/sqlite": case_runner_scale,
     "batches/memory": case_batches("memory"),
     "batches/sqlite-full": case_batches("sqlite-full"),

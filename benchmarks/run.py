@@ -88,6 +88,32 @@ def _runner_targets(sizes: Sizes) -> tuple[Target, ...]:
         )
         for tasks in sizes.sequential_tasks
     )
+    longest = max(sizes.sequential_tasks)
+    also_normal = tuple(
+        Target(
+            f"  also at synchronous=NORMAL on both sides, {tasks:,} sequential tasks: "
+            "jobledger / DBOS",
+            (("runner/runs/sqlite-normal", f"sequential@{tasks}"),),
+            (("dbos/workflows/sqlite-normal", f"sequential@{tasks}"),),
+            reference=True,
+        )
+        for tasks in sizes.sequential_tasks
+    )
+    floor = (
+        Target(
+            "  durable floor: raw sqlite3, one FULL transaction of 3 small rows per task / "
+            f"DBOS per step at {longest:,}",
+            (("runner/floor/sqlite3-full", "transaction"),),
+            (("dbos/workflows/sqlite", f"sequential@{longest}"),),
+            reference=True,
+        ),
+        Target(
+            "  durable floor: raw sqlite3, one FULL transaction of 3 small rows: us per task",
+            (("runner/floor/sqlite3-full", "transaction"),),
+            absolute=True,
+            reference=True,
+        ),
+    )
     width = sizes.scale_width
     scale = Target(
         f"runner SQLite, steps of {width}: per task at {sizes.scale_tasks:,} tasks / at "
@@ -96,7 +122,6 @@ def _runner_targets(sizes: Sizes) -> tuple[Target, ...]:
         (("runner/scale/sqlite", f"{width}-wide@{sizes.scale_base}"),),
         limit=1.3,
     )
-    longest = max(sizes.sequential_tasks)
     in_memory = (
         Target(
             f"runner in-memory, {longest:,} sequential tasks, default pools: us per task",
@@ -112,7 +137,13 @@ def _runner_targets(sizes: Sizes) -> tuple[Target, ...]:
             absolute=True,
         ),
     )
-    return (*against_dbos, *((scale,) if sizes.scale_tasks else ()), *in_memory)
+    return (
+        *against_dbos,
+        *also_normal,
+        *floor,
+        *((scale,) if sizes.scale_tasks else ()),
+        *in_memory,
+    )
 
 
 def _service_targets(sizes: Sizes) -> tuple[Target, ...]:

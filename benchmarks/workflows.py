@@ -7,7 +7,8 @@ default rollback-journal mode (``journal_mode=DELETE``) with the library's
 default ``synchronous`` (FULL here); it sets neither itself. To measure it at
 jobledger's durable default, the file is put in WAL mode before DBOS opens it
 (the journal mode is kept in the file) and every connection DBOS opens is set
-to ``synchronous=FULL``; what each connection then had is recorded.
+to ``synchronous=FULL`` (or ``NORMAL``, to compare with jobledger's
+``Durability.NORMAL``); what each connection then had is recorded.
 """
 
 from __future__ import annotations
@@ -39,16 +40,22 @@ def sequential(count: int) -> int:
 
 
 class Workflows:
-    """DBOS launched on one SQLite system database, in WAL mode with ``synchronous=FULL``.
+    """DBOS launched on one SQLite system database, in WAL mode at a ``synchronous`` setting.
 
     DBOS is one instance per process: use one ``Workflows`` at a time.
 
     Args:
         path: The SQLite file of the system database (created here).
+        synchronous: The ``PRAGMA synchronous`` of every connection DBOS
+            opens: ``"full"`` (jobledger's default durability) or ``"normal"``.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, synchronous: str = "full") -> None:
         """Put ``path`` in WAL mode, then launch DBOS on it."""
+        if synchronous not in {"full", "normal"}:
+            msg = f"synchronous must be 'full' or 'normal', not {synchronous!r}"
+            raise ValueError(msg)
+        self.synchronous = synchronous
         conn = sqlite3.connect(path)
         try:
             conn.execute("PRAGMA journal_mode = WAL")
@@ -68,7 +75,7 @@ class Workflows:
     def _set_pragmas(self, dbapi_conn: Any, _record: object) -> None:  # noqa: ANN401  (any DB-API connection)
         if not isinstance(dbapi_conn, sqlite3.Connection):
             return
-        dbapi_conn.execute("PRAGMA synchronous = FULL")
+        dbapi_conn.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
         journal = dbapi_conn.execute("PRAGMA journal_mode").fetchone()[0]
         level = dbapi_conn.execute("PRAGMA synchronous").fetchone()[0]
         self.seen.add((str(journal), SYNCHRONOUS_NAMES.get(level, str(level))))

@@ -11,10 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import os
 import queue
-import signal
-import socket
 import threading
 import time
 from collections import Counter
@@ -47,6 +44,7 @@ from jobledger._core.errors import (
     JobledgerError,
     JobNotFoundError,
 )
+from jobledger._core.events import EventFilter, JobEvent
 from jobledger.runner._context import (
     PROGRESS_INTERVAL,
     LaunchChannel,
@@ -93,6 +91,8 @@ from jobledger.runner._planner import (
 )
 from jobledger.runner._states import RunStatus, RunTrigger, TaskStatus
 from jobledger.runner._steps import group_steps
+from jobledger.runner._timeouts import START_GRACE, START_POLL, recorded_start, terminate_worker
+from jobledger.runner._watcher import Watcher
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -102,19 +102,12 @@ if TYPE_CHECKING:
     from jobledger.runner._definition import JobDefinition
     from jobledger.runner._ledger import Ledger
 
-__all__ = ["DriveSettings", "Driver", "Watcher", "runs_in_process"]
+__all__ = ["DriveSettings", "Driver", "runs_in_process"]
 
 logger = logging.getLogger("jobledger.runner")
 
-#: Seconds between looks at the jobs of timed launches in other processes, for their start.
-_START_POLL: Final = 0.2
-#: Seconds a launch elsewhere that its executor says runs has to record its start,
-#: on top of its timeout, before it is timed out without one.
-_START_GRACE: Final = 1.0
 #: Parent outcomes whose summaries a task sees (the parents that ran).
 _PASSING: Final = frozenset({TaskStatus.COMPLETED, TaskStatus.WARNING})
-#: The longest the watcher sleeps without looking at its drives again.
-_WATCHER_NAP: Final = 1.0
 #: What a launch's job holds when it starts.
 _LAUNCHED: Final = LaunchState()
 #: The future of a launch run in the driving thread: never submitted, never done.
@@ -176,6 +169,29 @@ class _Wake:
 _Message = _Finished | _Started | _Wake
 
 
+@attrs.frozen
+class _RunNews(EventFilter):
+    """The events of one run that its drive did not make itself.
+
+    An in-process ledger matches events in the thread that committed them, so
+    the drive's own writes of its run (one per step) never wake the
+    subscription's thread. A ledger that filters elsewhere (a service) uses the
+    service and entity only; the handler checks again.
+    """
+
+    writer: RunWriter | None = attrs.field(default=None, kw_only=True, eq=False)
+
+    def matches(self, event: JobEvent) -> bool:
+        """Whether ``event`` is a change of the run that its writer did not make or see."""
+        writer = self.writer
+        return (
+            writer is not None
+            and event.job_id == writer.run_id
+            and not writer.knows(event.version, event.etag)
+            and super().matches(event)
+        )
+
+
 @attrs.define
 class _Running:
     """A launch of this drive that has not ended."""
@@ -188,95 +204,6 @@ class _Running:
     deadline: float | None = None
     flagged: bool = False
     started_at: datetime | None = None
-
-
-class Watcher:
-    """A thread that looks after drives: reads their runs and renews their leases when due.
-
-    A drive's own thread does this while it waits for its tasks, but not while
-    it runs a task itself (a one-task step): the watcher does it then, and
-    passes a cancel request, an end by someone else or a takeover on to the
-    task. One watcher serves all the drives of a runner; its thread starts with
-    the first drive and ends ``linger`` seconds after the last one ended (at
-    once on :meth:`close`), so a runner that invokes runs one after the other
-    starts it once.
-
-    Args:
-        linger: Seconds the thread waits for another drive before it ends.
-    """
-
-    def __init__(self, linger: float = 5.0) -> None:
-        self.linger = linger
-        self._lock = threading.Lock()
-        self._drives: list[Driver] = []
-        self._poke = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._pid = os.getpid()
-
-    def watch(self, driver: Driver) -> None:
-        """Look after ``driver`` until :meth:`forget`; start the thread if need be."""
-        with self._lock:
-            if self._pid != os.getpid():
-                # A forked child: the parent's thread stayed behind.
-                self._pid, self._thread = os.getpid(), None
-            self._drives.append(driver)
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="jobledger-runner-watcher", daemon=True
-                )
-                self._thread.start()
-        self._poke.set()  # its times count from now
-
-    def forget(self, driver: Driver) -> None:
-        """Stop looking after ``driver``."""
-        with self._lock:
-            if driver in self._drives:
-                self._drives.remove(driver)
-        if self.linger <= 0:
-            self._poke.set()
-
-    def poke(self) -> None:
-        """Look after the drives now (one of them was told its run changed)."""
-        self._poke.set()
-
-    def close(self) -> None:
-        """End the thread once no drive is left: now, waiting for it, if none is."""
-        with self._lock:
-            self.linger = 0.0
-            thread = None if self._drives else self._thread
-        self._poke.set()
-        if thread is not None and thread is not threading.current_thread():
-            thread.join()
-
-    def _run(self) -> None:
-        idle_since: float | None = None
-        while True:
-            now = time.monotonic()
-            with self._lock:
-                if self._drives:
-                    idle_since = None
-                elif idle_since is None:
-                    idle_since = now
-                if idle_since is not None and now - idle_since >= self.linger:
-                    self._thread = None
-                    return
-                wait = self._next_wake(now)
-            self._poke.wait(min(max(wait, 0.0), _WATCHER_NAP))
-            self._poke.clear()
-            self._look_after_all()
-
-    def _next_wake(self, now: float) -> float:
-        """Seconds until a drive needs looking after (called under the lock)."""
-        if not self._drives:
-            return self.linger
-        return min(driver.due() for driver in self._drives) - now
-
-    def _look_after_all(self) -> None:
-        # The drives are held only here: a drive forgotten is not kept alive by the thread.
-        with self._lock:
-            drives = tuple(self._drives)
-        for driver in drives:
-            driver.look_after()
 
 
 class Driver:
@@ -406,7 +333,10 @@ class Driver:
         """Drive the run to its end (or its breakpoint) and return it as recorded."""
         subscribe = getattr(self.jobs, "subscribe", None)
         subscription = (
-            subscribe(self._on_event, service=self.settings.service, entity="job")
+            subscribe(
+                self._on_event,
+                _RunNews(service=self.settings.service, entity="job", writer=self.writer),
+            )
             if subscribe is not None
             else None
         )
@@ -551,10 +481,11 @@ class Driver:
                 self.groups.append(
                     LaunchGroup(group, plan.step, launched_now, launched_at, self.drive.number)
                 )
-                logger.info(
-                    "launch group started",
-                    extra={"run_id": self.run_id, "launch_group": group, "step": plan.step},
-                )
+                if logger.isEnabledFor(logging.INFO):
+                    logger.info(
+                        "launch group started",
+                        extra={"run_id": self.run_id, "launch_group": group, "step": plan.step},
+                    )
             # Under the lock: a release from another thread waits until they are tracked.
             inline = self._hand_out([(task, record) for task, record, _ in made], len(launched_now))
         if inline is not None:
@@ -741,7 +672,7 @@ class Driver:
 
     def _drain_inbox(self) -> None:
         """Take in the messages that came while the driving thread ran a task."""
-        while True:
+        while not self.inbox.empty():
             try:
                 message = self.inbox.get_nowait()
             except queue.Empty:
@@ -838,7 +769,7 @@ class Driver:
             self.writer.poll()
         if self._renewal_due():
             self.writer.write(attrs.evolve(self.writer.state, lease=self._lease()))
-        if now - self.last_start_poll >= _START_POLL:
+        if now - self.last_start_poll >= START_POLL:
             self.last_start_poll = now
             self._look_for_starts()
         if self.writer.state.cancel_requested or self.writer.closed:
@@ -857,7 +788,7 @@ class Driver:
                 for r in self.running.values()
             ):
                 # A launch elsewhere is timed once its start is seen in its job.
-                wakes.append(self.last_start_poll + _START_POLL)
+                wakes.append(self.last_start_poll + START_POLL)
         try:
             return self.inbox.get(timeout=max(min(wakes) - now, 0.0))
         except queue.Empty:
@@ -881,7 +812,7 @@ class Driver:
         A launch whose future says it runs (a process pool's or loky's, once a
         worker took it) but whose start does not show in its job (its worker
         cannot write to the ledger, or lost it) is timed from when that was
-        first seen, with :data:`_START_GRACE` for the start to be recorded; a
+        first seen, with :data:`START_GRACE` for the start to be recorded; a
         start seen later times it from that start instead. A launch still
         queued, by its future, is not timed.
         """
@@ -897,14 +828,13 @@ class Driver:
                 job = self.jobs.get(launch_id(self.run_id, running.input.launch))
             except JobledgerError:
                 continue
-            started = job.state.get("started_at")
-            if isinstance(started, str):
-                began = datetime.fromisoformat(started)
+            began = recorded_start(job)
+            if began is not None:
                 elapsed = (self._now() - began).total_seconds()
                 running.deadline = time.monotonic() - elapsed + running.task.timeout
                 running.started_at = began
             elif running.deadline is None and running.future.running():
-                running.deadline = time.monotonic() + running.task.timeout + _START_GRACE
+                running.deadline = time.monotonic() + running.task.timeout + START_GRACE
 
     def _flag_running(self) -> None:
         """Ask every running launch to stop: its flag here, or its job elsewhere."""
@@ -969,16 +899,9 @@ class Driver:
             job = self.jobs.get(launch_id(self.run_id, running.input.launch))
         except JobledgerError:
             return
-        worker = job.state.get("worker")
-        if not isinstance(worker, dict):
+        pid = terminate_worker(job)
+        if pid is None:
             return
-        pid, host = worker.get("pid"), worker.get("host")
-        if not isinstance(pid, int) or host != socket.gethostname() or pid == os.getpid():
-            return
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            return  # it ended meanwhile
         logger.warning(
             "terminated worker process %d of task %r, past its timeout",
             pid,
@@ -1176,6 +1099,8 @@ class Driver:
         return written[len(end_commands) :]
 
     def _log_ends(self, ends: Sequence[tuple[_Running, list[Command], TaskOutcome]]) -> None:
+        if not logger.isEnabledFor(logging.INFO):
+            return
         for running, _, outcome in ends:
             logger.info(
                 "task ended",
@@ -1240,9 +1165,6 @@ class Driver:
             if self.writer.closed or self.released:
                 self._write_ends()
                 return
-            # The ends go first: one the ledger refuses is recorded as its task's
-            # error, which the run's end must count.
-            self._write_ends()
             statuses = {outcome.status for outcome in self.outcomes.values()}
             while True:
                 # Decided on the run as last seen, and again if it changed meanwhile (a
@@ -1262,19 +1184,55 @@ class Driver:
                     if trigger is RunTrigger.BLOCK
                     else None,
                 )
+                # The last ends, the run's end and what its being over frees, in one
+                # transaction (the ends first).
+                ends, self.ends = self.ends, []
+                end_commands = [command for _, end_batch, _ in ends for command in end_batch]
                 try:
                     if trigger is RunTrigger.BLOCK:
-                        self.writer.write(state, status=RunStatus.BLOCKED.value, attempt_once=True)
+                        written = self.writer.write(
+                            state,
+                            status=RunStatus.BLOCKED.value,
+                            before=end_commands,
+                            attempt_once=True,
+                        )
                     else:
-                        # The run's end, and what its being over frees, in one transaction.
                         freeing = self.freeing()
-                        self.writer.write(state, end=trigger, commands=freeing, attempt_once=True)
-                        self.freed = bool(freeing)
-                except (ConcurrencyError, InvalidTransitionError):
+                        written = self.writer.write(
+                            state,
+                            end=trigger,
+                            before=end_commands,
+                            commands=freeing,
+                            attempt_once=True,
+                        )
+                        self.freed = bool(freeing) and written is not None
+                except (
+                    ConcurrencyError,
+                    InvalidTransitionError,
+                    InvalidJobDataError,
+                    JobNotFoundError,
+                ) as error:
+                    self.ends = ends + self.ends
+                    if ends and getattr(error, "job_id", None) != self.run_id:
+                        # Not (or not surely) the run's refusal: the ends go alone (one the
+                        # ledger refuses is recorded as its task's error, which the run's
+                        # end must count), and the end is decided again.
+                        self._write_ends()
+                        statuses = {outcome.status for outcome in self.outcomes.values()}
+                        continue
+                    if not isinstance(error, (ConcurrencyError, InvalidTransitionError)):
+                        raise
                     current = with_storage_retry(lambda: self.jobs.get(self.run_id))
                     if self.writer.observe(current):
+                        self._write_ends()
                         return  # ended by someone else meanwhile
                     continue
+                if written is None:
+                    # Ended by someone else before this write: its ends go alone.
+                    self.ends = ends + self.ends
+                    self._write_ends()
+                    return
+                self._log_ends(ends)
                 break
             logger.info("run ended", extra={"run_id": self.run_id, "status": after.value})
 

@@ -370,6 +370,8 @@ class RunWriter:
     renewed: float = attrs.field(factory=time.monotonic)
     # The state as its job holds it (encoded), kept so that a write encodes only the new state.
     _encoded: dict[str, object] | None = attrs.field(default=None, init=False, repr=False)
+    # While a write is under way: the last version of the run it makes (0: none under way).
+    _writing: int = attrs.field(default=0, init=False, repr=False)
 
     def _held(self) -> dict[str, object]:
         if self._encoded is None:
@@ -381,11 +383,15 @@ class RunWriter:
 
         Safe to call from another thread (an event handler): a job's versions
         only grow, so an event of a version up to the one last written or read
-        here tells nothing new, however late it comes.
+        here tells nothing new, however late it comes. While a write is under
+        way, the versions it makes count as known too: the ledger publishes
+        their events before the write returns. (Should that write fail, what
+        someone else changed meanwhile is taken in by the next write of the run,
+        which meets the change, or the next poll.)
         """
         job = self.job
         if isinstance(version, int):
-            return version <= job.version
+            return version <= job.version or version <= self._writing
         return etag is not None and etag == job.etag
 
     @property
@@ -400,6 +406,7 @@ class RunWriter:
         status: str | None = None,
         end: RunTrigger | None = None,
         commands: Sequence[Command] = (),
+        before: Sequence[Command] = (),
         launching: bool = False,
         attempt_once: bool = False,
     ) -> tuple[Job, ...] | None:
@@ -411,13 +418,17 @@ class RunWriter:
             end: The trigger that ends the run, if this write ends it.
             commands: The commands that go in the same transaction, after the
                 run's write (the launches, their ends).
+            before: The commands that go in the same transaction before the
+                run's write (the last ends, before the run's end: a ledger
+                without atomic batches then never shows an ended run with a
+                launch still running).
             launching: The write launches tasks: it is not made (``None`` is
                 returned) once a cancel request is seen.
             attempt_once: Raise on a conflict instead of reading the run again
                 (a claim must be decided on the run as it was read).
 
         Returns:
-            The jobs the other commands left, or ``None`` when nothing was
+            The jobs the ``commands`` left, or ``None`` when nothing was
             written (the run was ended by someone else, or a cancel request
             stopped a launch).
 
@@ -434,9 +445,11 @@ class RunWriter:
             run = _run_commands(
                 self.job, patch, status=status, end=end, state=state, actor=self.actor
             )
+            self._writing = self.job.version + len(run)
             try:
-                written = write_all(self.jobs, [*run, *commands])
+                written = write_all(self.jobs, [*before, *run, *commands])
             except (ConcurrencyError, InvalidTransitionError, JobAlreadyExistsError) as error:
+                self._writing = 0
                 if attempt_once or (
                     # A command of another job (a launch's end) is the caller's to handle;
                     # a launch id already taken means another drive launched it.
@@ -450,14 +463,18 @@ class RunWriter:
                     cancel_requested_by=state.cancel_requested_by or self.state.cancel_requested_by,
                 )
                 continue
-            self.job = written[len(run) - 1]
+            except BaseException:
+                self._writing = 0
+                raise
+            self.job = written[len(before) + len(run) - 1]
+            self._writing = 0
             renewing = state.lease is not None and state.lease != self.state.lease
             self.state = state
             self._encoded = after
             self.last_write = time.monotonic()
             if renewing:
                 self.renewed = self.last_write
-            return written[len(run) :]
+            return written[len(before) + len(run) :]
         msg = f"run {self.run_id!r} kept changing: {_CONFLICT_RETRIES} writes met a conflict"
         raise RuntimeError(msg)
 

@@ -32,7 +32,7 @@ from jobledger._core.errors import (
 )
 from jobledger.runner._context import LedgerHandle
 from jobledger.runner._definition import AGENT, SERVER, JobDefinition
-from jobledger.runner._driver import Driver, DriveSettings, Watcher
+from jobledger.runner._driver import Driver, DriveSettings
 from jobledger.runner._errors import (
     DefinitionBusyError,
     DefinitionError,
@@ -62,6 +62,7 @@ from jobledger.runner._planner import claim_trigger, counts_of
 from jobledger.runner._selection import Selection
 from jobledger.runner._states import RunStatus, RunTrigger, TaskStatus
 from jobledger.runner._steps import group_steps
+from jobledger.runner._watcher import Watcher
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping

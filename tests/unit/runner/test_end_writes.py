@@ -79,6 +79,17 @@ class TestTaskEndWrites:
         assert {"a": "completed", "b": "completed", "c": "completed"} == result.statuses()
         assert [["run-1/1", "run-1/2"], ["run-1/3"]] == jobs.ended_in("run-1")
 
+    def test_the_last_ends_go_with_the_runs_end_in_one_batch_before_it(self) -> None:
+        """The last step's ends and the run's end are one batch, the ends first."""
+        jobs = BatchingJobs()
+        definition = JobDefinition("D", [Task("a", done), Task("b", done, launch_order=2)])
+
+        result = inline_runner(jobs, [definition]).invoke("D", run_id="run-1")
+
+        last = [(type(command).__name__, command.job_id) for command in jobs.batches[-1]]
+        assert RunStatus.COMPLETED == result.status
+        assert [("CompleteJob", "run-1/2"), ("CompleteJob", "run-1")] == last[:2]
+
     def test_an_end_is_written_as_soon_as_it_is_seen(self, jobs: Jobs) -> None:
         """A task's end is in its launch job while its sibling still runs, not at the step's end."""
         recorded = threading.Event()

@@ -10,6 +10,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
+from jobledger import Jobs
 from jobledger.runner import (
     JobDefinition,
     Runner,
@@ -21,8 +22,6 @@ from jobledger.runner import (
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-    from jobledger import Jobs
 
 
 #: A timeout no test reaches: a task with one runs on a pool thread even alone in its
@@ -66,6 +65,22 @@ class TestRunnerThreads:
         assert 2 == len(log.threads)
         assert log.threads[0] is log.threads[1]
         assert log.threads[0] is not threading.current_thread()
+
+    def test_a_drives_own_writes_wake_no_thread(self) -> None:
+        """A run of one-task steps on a default ledger wakes no delivery thread with its writes."""
+        before = set(threading.enumerate())  # other tests' threads may still be ending
+        seen: set[threading.Thread] = set()
+
+        def look(_context: TaskContext) -> None:
+            seen.update(threading.enumerate())
+
+        steps = [Task(f"t{order}", look, launch_order=order) for order in range(5)]
+        with Runner(Jobs(), [JobDefinition("D", steps)]) as runner:
+            result = runner.invoke("D")
+
+        started = {thread.name for thread in seen - before}
+        assert RunStatus.COMPLETED == result.status
+        assert set() == {name for name in started if name.startswith("jobledger-delivery")}
 
     def test_close_ends_the_threads(self, jobs: Jobs) -> None:
         """After close, the threads the runner kept have ended."""
