@@ -60,6 +60,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RECORD_EVENT_ID",
+    "UPDATE_TYPES",
     "Change",
     "ChangeRecord",
     "RequestRecord",
@@ -173,7 +174,8 @@ ChangeRecord: TypeAlias = tuple[
 RECORD_EVENT_ID: Final = 1
 _RECORD_UPDATE_ID: Final = 9
 
-_UPDATE_TYPES: dict[type[JobChanged], UpdateType] = {
+#: The update type of each change event's kind (the record's first field).
+UPDATE_TYPES: dict[type[JobChanged], UpdateType] = {
     JobUpdated: UpdateType.UPDATED,
     JobCompleted: UpdateType.COMPLETED,
     JobFailed: UpdateType.FAILED,
@@ -204,7 +206,7 @@ def record_of(event: JobChanged) -> ChangeRecord:
 def update_of(record: ChangeRecord) -> JobUpdate:
     """The :class:`~jobledger.JobUpdate` of the change ``record`` keeps."""
     kind, _, job_id, _, _, _, status, etag, at, update_id, name, text, patch, actor = record
-    update_type = _UPDATE_TYPES[kind]
+    update_type = UPDATE_TYPES[kind]
     return JobUpdate(job_id, update_id, update_type, status, patch, name, text, etag, at, actor)
 
 
