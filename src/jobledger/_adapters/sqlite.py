@@ -72,7 +72,7 @@ from jobledger._adapters.rows import (
     update_from_row,
     update_row,
 )
-from jobledger._core.decide import UPDATE_TYPES
+from jobledger._core.decide import UPDATE_TYPES, save_refusal
 from jobledger._core.errors import (
     ForeignDatabaseError,
     JobAlreadyExistsError,
@@ -97,7 +97,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from datetime import datetime
 
-    from jobledger._core.decide import Change, RequestRecord
+    from jobledger._core.decide import Change, ChangeRecord, RequestRecord
     from jobledger._core.job import Job, JobUpdate
     from jobledger._core.parked import ParkedEvent
     from jobledger._core.query import JobQuery
@@ -344,14 +344,15 @@ _UPSERT_CHECKPOINT = (
 )
 _SELECT_HEAD = "SELECT COALESCE(MAX(position), 0) FROM feed"
 
-# A change after the start, without a request record, is written by one
-# statement: a row inserted into a view of the writing connection's own (TEMP,
-# so the file's schema stays as it is), whose trigger compare-and-sets the job
-# and inserts the update and the feed entry. One statement instead of three
-# costs less Python and lets the GIL go once instead of three times; a group
-# commit writes all its changes with one statement of several rows. When the
-# compare-and-set matches no row, the trigger aborts the statement, which
-# undoes what it wrote: the transaction goes on without it.
+# A save of one change is written by one statement: a row inserted into a
+# view of the writing connection's own (TEMP, so the file's schema stays as it
+# is), whose triggers insert the job (a start) or compare-and-set it (a change),
+# then insert the update, the request record and the feed entry. One statement
+# instead of three or four costs less Python and lets the GIL go once instead
+# of at each; a group commit writes all its saves with one statement of several
+# rows. When a row is refused (the compare-and-set matched no row, the job or
+# the request id exists), the statement is aborted, which undoes what it wrote:
+# the transaction goes on without it.
 _SAVE_COLUMNS = (
     "job_id",
     "expected_etag",
@@ -375,6 +376,11 @@ _SAVE_COLUMNS = (
     "service",
     "entity",
     "type",
+    "input",
+    "created_at",
+    "request_id",
+    "fingerprint",
+    "request_job",
     "position",
 )
 _CREATE_SAVES = _statement(
@@ -390,8 +396,30 @@ _SET_CHANGED = (
     "etag = NEW.etag, version = NEW.version, updated_at = NEW.updated_at"
 )
 _MATCH = "id = NEW.job_id AND etag = NEW.expected_etag AND version = NEW.update_id"
-_CREATE_SAVE_TRIGGER = _statement(
-    "CREATE TEMP TRIGGER IF NOT EXISTS save_change INSTEAD OF INSERT ON saves BEGIN ",
+_INSERT_REQUEST_ROW = (
+    "INSERT INTO requests (request_id, fingerprint, job) SELECT NEW.request_id, "
+    "NEW.fingerprint, NEW.request_job WHERE NEW.request_id IS NOT NULL"
+)
+# A start (the job's display name and description are its event's; its starter the actor).
+_CREATE_START_TRIGGER = _statement(
+    "CREATE TEMP TRIGGER IF NOT EXISTS save_start INSTEAD OF INSERT ON saves ",
+    "WHEN NEW.expected_etag IS NULL BEGIN ",
+    "INSERT INTO jobs (",
+    _columns(JOB_COLUMNS),
+    ") VALUES (NEW.job_id, NEW.service, NEW.entity, NEW.type, NEW.display_name, ",
+    "NEW.description, NEW.status, NEW.phase, NEW.input, NEW.state, NEW.etag, NEW.version, ",
+    "NEW.created_at, NEW.updated_at, NEW.actor); ",
+    _INSERT_REQUEST_ROW,
+    "; INSERT INTO feed (position, ",
+    _columns(EVENT_COLUMNS),
+    ") VALUES (NEW.position, NEW.event_id, NEW.kind, NEW.job_id, NEW.service, NEW.entity, ",
+    "NEW.type, NEW.status, NEW.etag, NEW.version, NEW.at, NULL, NEW.display_name, ",
+    "NEW.description, NEW.input, NEW.state, NULL, NEW.actor); END",
+)
+# A change after the start.
+_CREATE_CHANGE_TRIGGER = _statement(
+    "CREATE TEMP TRIGGER IF NOT EXISTS save_change INSTEAD OF INSERT ON saves ",
+    "WHEN NEW.expected_etag IS NOT NULL BEGIN ",
     # An update mostly keeps the status, and then leaves the indexes over it alone
     # (see _UPDATE_JOB_KEEPING_STATUS); the second statement writes a new one.
     "UPDATE jobs SET ",
@@ -411,13 +439,13 @@ _CREATE_SAVE_TRIGGER = _statement(
     "; INSERT INTO updates (",
     _columns(UPDATE_COLUMNS),
     ") VALUES (NEW.job_id, NEW.update_id, NEW.update_type, NEW.status, NEW.state_update, ",
-    "NEW.new_display_name, NEW.new_description, NEW.etag, NEW.at, NEW.actor)",
+    "NEW.new_display_name, NEW.new_description, NEW.etag, NEW.at, NEW.actor); ",
+    _INSERT_REQUEST_ROW,
     "; INSERT INTO feed (position, ",
     _columns(EVENT_COLUMNS),
     ") VALUES (NEW.position, NEW.event_id, NEW.kind, NEW.job_id, NEW.service, NEW.entity, ",
     "NEW.type, NEW.status, NEW.etag, NEW.update_id + 1, NEW.at, NEW.update_id, ",
-    "NEW.new_display_name, NEW.new_description, NULL, NULL, NEW.state_update, NEW.actor)",
-    "; END",
+    "NEW.new_display_name, NEW.new_description, NULL, NULL, NEW.state_update, NEW.actor); END",
 )
 # Rows of one statement: SQLite takes at most 32766 parameters in one.
 _SAVES_PER_STATEMENT = 256
@@ -631,8 +659,8 @@ class SQLiteRepository:
         """A connection for the group commit's transactions, with the ``saves`` view."""
         conn = self._open()
         try:
-            conn.execute(_CREATE_SAVES)
-            conn.execute(_CREATE_SAVE_TRIGGER)
+            for statement in (_CREATE_SAVES, _CREATE_START_TRIGGER, _CREATE_CHANGE_TRIGGER):
+                conn.execute(statement)
         except BaseException:
             conn.close()
             raise
@@ -1285,13 +1313,34 @@ class SQLiteRepository:
         return None
 
     def _row_error(self, conn: sqlite3.Connection, change: Change, err: sqlite3.Error) -> Exception:
-        """Why the row of ``change`` was not written: a refusal, or SQLite's failure."""
-        if isinstance(err, sqlite3.IntegrityError) and _REFUSED in str(err) and conn.in_transaction:
-            try:
-                _refuse(conn, change)
-            except Exception as refusal:  # noqa: BLE001  (the refusal is the outcome)
-                return refusal
+        """Why the row of ``change`` was not written: a refusal, or SQLite's failure.
+
+        The statement was aborted, so the stored job is as it was before: the
+        same verdict as :func:`write_change` gives, in the same order (the
+        job first, then the request id).
+        """
+        if not isinstance(err, sqlite3.IntegrityError) or not conn.in_transaction:
+            return self._translation(err)
+        row = conn.execute(_SELECT_JOB_VERSION, (change.job.id,)).fetchone()
+        refusal = save_refusal(change, None if row is None else (row[0], row[1]))
+        if refusal is not None:
+            if change.expected_etag is None:  # the insert of the job failed, as in write_change
+                refusal.__cause__ = err
+            return refusal
+        request = change.request
+        if request is not None and self._recorded(conn, request.request_id):
+            conflict = RequestIdConflictError(request.request_id)
+            conflict.__cause__ = err
+            return conflict
+        if _REFUSED in str(err):
+            return ValueError(f"the compare-and-set of job {change.job.id!r} matched no row")
         return self._translation(err)
+
+    @staticmethod
+    def _recorded(conn: sqlite3.Connection, request_id: str) -> bool:
+        """Whether ``request_id`` has a request record."""
+        found = conn.execute("SELECT 1 FROM requests WHERE request_id = ?", (request_id,))
+        return found.fetchone() is not None
 
     def _translation(self, err: sqlite3.Error) -> JobledgerError:
         """The jobledger error that ``err`` is translated into (caused by it)."""
@@ -1621,13 +1670,63 @@ def _refuse(conn: sqlite3.Connection, change: Change) -> NoReturn:
 def save_row(change: Change) -> tuple[Any, ...] | None:
     """The row of the ``saves`` view that writes ``change``, short of its feed position.
 
-    ``None`` for a change :func:`write_change` writes instead: a start, a
-    change with a request record, or a change made with its values (which
-    has no record).
+    ``None`` for a change that :func:`write_change` writes instead: one made
+    with its values (which has no record), other than a start whose event
+    holds its job's own documents.
     """
+    request = change.request
+    if request is None:
+        asked: tuple[str | None, ...] = (None, None, None)
+    else:
+        asked = request_row(request)
     record = change.record
-    if record is None or change.request is not None:
+    if record is not None:
+        return _change_row(change, record, asked)
+    event = change.event
+    job = change.job
+    if (
+        change.expected_etag is not None
+        or type(event) is not JobStarted
+        or event.input is not job.input
+        or event.state is not job.state
+        or (event.display_name, event.description, event.actor)
+        != (job.display_name, job.description, job.started_by)
+    ):
         return None
+    at = to_micros(event.at)
+    return (
+        job.id,
+        None,
+        None,
+        job.display_name,
+        job.description,
+        encode_json(job.state),
+        job.etag,
+        job.version,
+        to_micros(job.updated_at),
+        job.status,
+        job.phase.value,
+        None,
+        None,
+        None,
+        None,
+        at,
+        job.started_by,
+        event.event_id,
+        EVENT_KIND_NAMES[JobStarted],
+        job.service,
+        job.entity,
+        job.type,
+        encode_json(job.input),
+        to_micros(job.created_at),
+        *asked,
+    )
+
+
+def _change_row(
+    change: Change, record: ChangeRecord, asked: tuple[str | None, ...]
+) -> tuple[Any, ...]:
+    """The ``saves`` row of a change after the start, from its ``record``."""
     kind, event_id, job_id, service, entity, type_, status, etag, at, update_id = record[:10]
     name, text, patch, actor = record[10:]
     job = change.job
@@ -1656,6 +1755,9 @@ def save_row(change: Change) -> tuple[Any, ...] | None:
         service,
         entity,
         type_,
+        None,
+        None,
+        *asked,
     )
 
 
