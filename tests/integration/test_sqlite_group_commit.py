@@ -178,6 +178,60 @@ class TestGroupCommit:
         assert ["busy"] * 7 + ["moved-on"] == [repository.get(job.id).status for job in jobs]
         assert list(range(1, 17)) == [entry.position for entry in repository.read_feed()]
 
+    def test_every_kind_of_save_in_one_group_keeps_its_own_outcome(
+        self,
+        repository: SQLiteRepository,
+        path: Path,
+        groups: Callable[[], list[tuple[int, int]]],
+    ) -> None:
+        """Starts, updates, a request and a change made with its values share one commit.
+
+        A start of a taken id, a stale update and a reused request id are
+        refused each with its own error, and leave nothing behind; the others
+        commit together at consecutive feed positions.
+        """
+        jobs = [_start(f"job-{n}").job for n in range(5)]
+        repository.save_all([_start(job.id) for job in jobs])
+        repository.save(_update(jobs[3], "moved-on"))
+        repository.save(_update(jobs[2], "asked", request_id="request-1"))
+        saves: dict[str, Callable[[], object]] = {
+            "new": lambda: repository.save(_start("job-new")),
+            "taken": lambda: repository.save(_start("job-0")),
+            "update": lambda: repository.save(_update(jobs[0], "busy")),
+            "plain": lambda: repository.save(_plain(_update(jobs[1], "busy"))),
+            "stale": lambda: repository.save(_update(jobs[3], "stale")),
+            "asked-again": lambda: repository.save(
+                _update(jobs[4], "again", request_id="request-1")
+            ),
+        }
+
+        outcomes = _saved_together(path, saves)
+
+        assert {
+            "taken": "JobAlreadyExistsError",
+            "stale": "ConcurrencyError",
+            "asked-again": "RequestIdConflictError",
+        } == {
+            name: type(outcome).__name__
+            for name, outcome in outcomes.items()
+            if isinstance(outcome, Exception)
+        }
+        assert [8, 9, 10] == sorted(
+            outcome for outcome in outcomes.values() if isinstance(outcome, int)
+        )
+        assert [(6, 3)] == groups()
+        assert ["busy", "busy", "asked", "moved-on", "started", "started"] == [
+            repository.get(job_id).status
+            for job_id in ("job-0", "job-1", "job-2", "job-3", "job-4", "job-new")
+        ]
+        assert [["busy"], ["busy"], ["asked"], ["moved-on"], []] == [
+            [update.status for update in repository.updates(job.id)] for job in jobs
+        ]
+        recorded = repository.find_request("request-1")
+        assert recorded is not None
+        assert "job-2" == recorded.job.id
+        assert list(range(1, 11)) == [entry.position for entry in repository.read_feed()]
+
     def test_a_batch_inside_a_group_stays_all_or_nothing(
         self,
         repository: SQLiteRepository,

@@ -447,8 +447,8 @@ _CREATE_CHANGE_TRIGGER = _statement(
     "NEW.type, NEW.status, NEW.etag, NEW.update_id + 1, NEW.at, NEW.update_id, ",
     "NEW.new_display_name, NEW.new_description, NULL, NULL, NEW.state_update, NEW.actor); END",
 )
-# Rows of one statement: SQLite takes at most 32766 parameters in one.
-_SAVES_PER_STATEMENT = 256
+# Rows of one statement: SQLite before 3.32 takes at most 999 parameters in one.
+_SAVES_PER_STATEMENT = 32
 # The stored kind and update type of each change event's class.
 _CHANGE_KINDS = {kind: (EVENT_KIND_NAMES[kind], int(UPDATE_TYPES[kind])) for kind in UPDATE_TYPES}
 
