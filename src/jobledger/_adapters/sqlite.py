@@ -998,6 +998,9 @@ class SQLiteRepository:
             StorageError: SQLite failed otherwise; nothing was written.
         """
         ticket = _Ticket((change,))
+        # Made here, in the saving thread, rather than by the thread that
+        # commits: that one holds the write lock meanwhile.
+        ticket.row = save_row(change)
         self._commit(ticket)
         self._recent.keep(change.job)
         return ticket.positions[0]
@@ -1219,8 +1222,7 @@ class SQLiteRepository:
         written: dict[_Ticket, tuple[int, ...]] = {}
         rows: list[tuple[_Ticket, tuple[Any, ...]]] = []
         for ticket in taken:
-            changes = ticket.changes
-            row = save_row(changes[0]) if len(changes) == 1 else None
+            row = ticket.row
             if row is not None:
                 rows.append((ticket, row))
             elif self._write_ticket(conn, ticket, written, alone=alone):
@@ -1420,10 +1422,22 @@ os.register_at_fork(after_in_child=_forked)
 class _Ticket:
     """One save (or batch) waiting in the group commit queue, and its outcome once settled."""
 
-    __slots__ = ("abandoned", "arrived", "changes", "done", "error", "positions", "taken", "wake")
+    __slots__ = (
+        "abandoned",
+        "arrived",
+        "changes",
+        "done",
+        "error",
+        "positions",
+        "row",
+        "taken",
+        "wake",
+    )
 
     def __init__(self, changes: tuple[Change, ...]) -> None:
         self.changes = changes
+        # The row of the saves view that writes a ticket of one change (see save_row).
+        self.row: tuple[Any, ...] | None = None
         self.arrived = 0.0
         self.done = False
         # Whether a leader has taken it: from then on, only that leader settles it.
