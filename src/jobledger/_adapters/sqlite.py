@@ -20,12 +20,20 @@ a reader sees, every position before it is committed and visible too.
 **Group commit.** Saves that threads make through one repository object at
 the same moment share one transaction, and so one flush of the log: the
 thread of the oldest waiting save takes the write lock, then writes every save
-queued by then and those queued while it writes (a refused save is undone
-alone, with a savepoint where it may have written before its refusal, and
-gets its own error), commits once none is left, and wakes the threads it
-settled. A save returns only once that commit is done. A
-thread alone commits at once. Positions stay gap-free and in commit order:
-the group's saves take consecutive ones inside its transaction.
+queued by then and those queued while it writes, commits once none is
+left, and wakes the threads it settled. A save returns only once that commit
+is done. A thread alone commits at once. Positions stay gap-free and in
+commit order: the group's saves take consecutive ones inside its transaction.
+
+**One statement per save.** A save of one change is a row inserted into a
+TEMP view of the committing connection (the file's schema is untouched),
+whose triggers write the job, the update, the request record and the feed
+entry, at the position the leader gives it; a group's saves are one
+statement of several rows. A refused save (or one SQLite fails) aborts its
+statement, which undoes what the statement wrote, so a refusal is undone
+alone without a savepoint: the statement's saves are then written one row
+at a time, each with its own outcome. A batch is written statement by
+statement, in a savepoint of its own inside a group.
 
 **The schema** is created on first use and versioned: the file's header holds
 jobledger's ``application_id`` and the schema version in ``user_version``.
@@ -1181,13 +1189,15 @@ class SQLiteRepository:
         """
         written: dict[_Ticket, tuple[int, ...]] = {}
         alone = True
+        # The feed's last position in the transaction, once read.
+        head: int | None = None
         while fresh := queue.take(len(taken)):
             # A ticket alone in its transaction needs no savepoint: on refusal
             # the whole transaction is rolled back. Once one is written, the
             # ones after it are never alone.
             alone = alone and not taken and len(fresh) == 1
             taken.extend(fresh)
-            more, lost = self._write_tickets(conn, fresh, alone=alone)
+            more, lost, head = self._write_tickets(conn, fresh, alone=alone, head=head)
             if lost is not None:
                 return {}, lost
             if alone and not more:
@@ -1197,27 +1207,31 @@ class SQLiteRepository:
         return written, None
 
     def _write_tickets(
-        self, conn: sqlite3.Connection, taken: list[_Ticket], *, alone: bool
-    ) -> tuple[dict[_Ticket, tuple[int, ...]], _Ticket | None]:
+        self, conn: sqlite3.Connection, taken: list[_Ticket], *, alone: bool, head: int | None
+    ) -> tuple[dict[_Ticket, tuple[int, ...]], _Ticket | None, int | None]:
         """Write each ticket of ``taken`` in the open transaction; a refused one is undone alone.
 
-        The tickets of one change after the start without a request record
-        are written last, together, by rows of the ``saves`` view (see
-        :meth:`_write_rows`): each row is one statement's worth, undone by
-        SQLite when refused. Each other ticket is written statement by
-        statement. Of those, one change without a request record is refused,
-        if at all, by its first statement (the insert of a new job, or the
-        compare-and-set), before it has written anything: nothing to undo. A batch, or a
-        change with a request record, may be refused after writing, so in a
-        transaction of several tickets it is written inside a savepoint.
-        Alone, a ticket's transaction is its own, rolled back whole.
+        The tickets with a row of the ``saves`` view (a save of one change,
+        see :func:`save_row`) are written last, together (see
+        :meth:`_write_rows`); a refused row is undone by SQLite, with its
+        statement. Each other ticket is written statement by statement (see
+        :meth:`_write_ticket`): a change made with its values and without a
+        request record is refused, if at all, by its first statement (the
+        compare-and-set), before it has written anything: nothing to undo. A
+        batch, or a change with a request record, may be refused after
+        writing, so in a transaction of several tickets it is written inside
+        a savepoint. Alone, a ticket's transaction is its own, rolled back
+        whole.
+
+        ``head`` is the feed's last position, if the transaction knows it.
 
         Returns:
-            The tickets written, with their feed positions; and the ticket
-            whose failure left writes that cannot be undone alone (or made
-            SQLite roll the whole transaction back), if one did: then nothing
-            of the others may be committed, and they stay queued for the next
-            transaction, which writes them again.
+            The tickets written, with their feed positions; the ticket whose
+            failure left writes that cannot be undone alone (or made SQLite
+            roll the whole transaction back), if one did: then nothing of the
+            others may be committed, and they stay queued for the next
+            transaction, which writes them again; and the feed's last
+            position, if known.
         """
         written: dict[_Ticket, tuple[int, ...]] = {}
         rows: list[tuple[_Ticket, tuple[Any, ...]]] = []
@@ -1225,13 +1239,17 @@ class SQLiteRepository:
             row = ticket.row
             if row is not None:
                 rows.append((ticket, row))
-            elif self._write_ticket(conn, ticket, written, alone=alone):
-                return {}, ticket
+                continue
+            head = None  # its feed entries take positions of their own
+            if self._write_ticket(conn, ticket, written, alone=alone):
+                return {}, ticket, None
         if rows:
-            lost = self._write_rows(conn, rows, written)
+            if head is None:
+                head = conn.execute(_SELECT_HEAD).fetchone()[0]
+            lost, head = self._write_rows(conn, rows, written, head)
             if lost is not None:
-                return {}, lost
-        return written, None
+                return {}, lost, None
+        return written, None, head
 
     def _write_ticket(
         self,
@@ -1277,15 +1295,18 @@ class SQLiteRepository:
         conn: sqlite3.Connection,
         rows: list[tuple[_Ticket, tuple[Any, ...]]],
         written: dict[_Ticket, tuple[int, ...]],
-    ) -> _Ticket | None:
+        head: int,
+    ) -> tuple[_Ticket | None, int]:
         """Write the tickets of ``rows`` (:func:`save_row`) into ``written``, many per statement.
 
         A statement of several rows is all or nothing: when one of its rows is
         refused or fails, its rows are written again one by one, and each
-        gets its own outcome. Returns the ticket whose failure made SQLite
-        roll the whole transaction back, if one did.
+        gets its own outcome. ``head`` is the feed's last position.
+
+        Returns:
+            The ticket whose failure made SQLite roll the whole transaction
+            back, if one did; and the feed's last position after the rows.
         """
-        head: int = conn.execute(_SELECT_HEAD).fetchone()[0]
         for start in range(0, len(rows), _SAVES_PER_STATEMENT):
             chunk = rows[start : start + _SAVES_PER_STATEMENT]
             if len(chunk) > 1:
@@ -1296,7 +1317,7 @@ class SQLiteRepository:
                         # Blamed on the first; the others are written again next time.
                         ticket = chunk[0][0]
                         ticket.error = self._translation(err)
-                        return ticket
+                        return ticket, head
                 else:
                     for ticket, _ in chunk:
                         head += 1
@@ -1308,11 +1329,11 @@ class SQLiteRepository:
                 except sqlite3.Error as err:
                     ticket.error = self._row_error(conn, ticket.changes[0], err)
                     if not conn.in_transaction:
-                        return ticket
+                        return ticket, head
                     continue
                 head += 1
                 written[ticket] = (head,)
-        return None
+        return None, head
 
     def _row_error(self, conn: sqlite3.Connection, change: Change, err: sqlite3.Error) -> Exception:
         """Why the row of ``change`` was not written: a refusal, or SQLite's failure.
