@@ -184,11 +184,12 @@ class TestGroupCommit:
         path: Path,
         groups: Callable[[], list[tuple[int, int]]],
     ) -> None:
-        """Starts, updates, a request and a change made with its values share one commit.
+        """Starts, updates, a request, a batch and a change made with its values share one commit.
 
         A start of a taken id, a stale update and a reused request id are
         refused each with its own error, and leave nothing behind; the others
-        commit together at consecutive feed positions.
+        (a batch that starts a job and updates it among them) commit together
+        at consecutive feed positions.
         """
         jobs = [_start(f"job-{n}").job for n in range(5)]
         repository.save_all([_start(job.id) for job in jobs])
@@ -203,6 +204,9 @@ class TestGroupCommit:
             "asked-again": lambda: repository.save(
                 _update(jobs[4], "again", request_id="request-1")
             ),
+            "batch": lambda: repository.save_all(
+                [_start("job-batch"), _update(_start("job-batch").job, "batched")]
+            ),
         }
 
         outcomes = _saved_together(path, saves)
@@ -216,13 +220,16 @@ class TestGroupCommit:
             for name, outcome in outcomes.items()
             if isinstance(outcome, Exception)
         }
-        assert [8, 9, 10] == sorted(
-            outcome for outcome in outcomes.values() if isinstance(outcome, int)
+        batch = outcomes.pop("batch")
+        assert isinstance(batch, tuple)
+        assert batch[0] + 1 == batch[1]
+        assert [8, 9, 10, 11, 12] == sorted(
+            [*batch, *(outcome for outcome in outcomes.values() if isinstance(outcome, int))]
         )
-        assert [(6, 3)] == groups()
-        assert ["busy", "busy", "asked", "moved-on", "started", "started"] == [
+        assert [(7, 3)] == groups()
+        assert ["busy", "busy", "asked", "moved-on", "started", "started", "batched"] == [
             repository.get(job_id).status
-            for job_id in ("job-0", "job-1", "job-2", "job-3", "job-4", "job-new")
+            for job_id in ("job-0", "job-1", "job-2", "job-3", "job-4", "job-new", "job-batch")
         ]
         assert [["busy"], ["busy"], ["asked"], ["moved-on"], []] == [
             [update.status for update in repository.updates(job.id)] for job in jobs
@@ -230,7 +237,28 @@ class TestGroupCommit:
         recorded = repository.find_request("request-1")
         assert recorded is not None
         assert "job-2" == recorded.job.id
-        assert list(range(1, 11)) == [entry.position for entry in repository.read_feed()]
+        assert list(range(1, 13)) == [entry.position for entry in repository.read_feed()]
+
+    def test_a_batch_longer_than_a_statement_stays_all_or_nothing(
+        self, repository: SQLiteRepository
+    ) -> None:
+        """A batch of more changes than one statement takes is refused whole, or saved whole."""
+        repository.save(_start("job-long"))
+        job = _start("job-long").job
+        changes = []
+        for step in range(300):
+            change = _update(job, f"step-{step}")
+            changes.append(change)
+            job = change.job
+        stale = _update(_start("job-long").job, "stale")
+
+        with pytest.raises(ConcurrencyError):
+            repository.save_all([*changes, stale])
+
+        assert [] == list(repository.updates("job-long"))
+        assert 1 == repository.feed_head()
+        assert list(range(2, 302)) == list(repository.save_all(changes))
+        assert "step-299" == repository.get("job-long").status
 
     def test_a_batch_inside_a_group_stays_all_or_nothing(
         self,

@@ -31,9 +31,10 @@ whose triggers write the job, the update, the request record and the feed
 entry, at the position the leader gives it; a group's saves are one
 statement of several rows. A refused save (or one SQLite fails) aborts its
 statement, which undoes what the statement wrote, so a refusal is undone
-alone without a savepoint: the statement's saves are then written one row
-at a time, each with its own outcome. A batch is written statement by
-statement, in a savepoint of its own inside a group.
+alone without a savepoint: the statement's saves are then written one
+statement each, each with its own outcome. A batch is one statement too (all
+or nothing); refused, it is written again statement by statement inside a
+savepoint, which tells which of its changes is refused and why.
 
 **The schema** is created on first use and versioned: the file's header holds
 jobledger's ``application_id`` and the schema version in ``user_version``.
@@ -455,13 +456,39 @@ _CREATE_CHANGE_TRIGGER = _statement(
     "NEW.type, NEW.status, NEW.etag, NEW.update_id + 1, NEW.at, NEW.update_id, ",
     "NEW.new_display_name, NEW.new_description, NULL, NULL, NEW.state_update, NEW.actor); END",
 )
-# Rows of one statement: SQLite before 3.32 takes at most 999 parameters in one.
-_SAVES_PER_STATEMENT = 32
+# The most rows of one statement (fewer where SQLite takes fewer parameters:
+# before 3.32, 999 by default).
+_MOST_ROWS = 256
 # The stored kind and update type of each change event's class.
 _CHANGE_KINDS = {kind: (EVENT_KIND_NAMES[kind], int(UPDATE_TYPES[kind])) for kind in UPDATE_TYPES}
 
 
-@functools.cache
+# Parameters per row of the saves view.
+_ROW_WIDTH = len(_SAVE_COLUMNS)
+
+
+def _statements(tickets: list[_Ticket], most: int) -> list[list[_Ticket]]:
+    """``tickets`` in order, cut into statements of at most ``most`` rows (none has more)."""
+    statements: list[list[_Ticket]] = []
+    rows = most
+    for ticket in tickets:
+        count = len(ticket.rows or ())
+        if rows + count > most:
+            statements.append([])
+            rows = 0
+        statements[-1].append(ticket)
+        rows += count
+    return statements
+
+
+def _place(ticket: _Ticket, written: dict[_Ticket, tuple[int, ...]], head: int) -> int:
+    """Record in ``written`` the positions after ``head`` that ``ticket``'s rows took; the last."""
+    last = head + len(ticket.rows or ())
+    written[ticket] = tuple(range(head + 1, last + 1))
+    return last
+
+
+@functools.lru_cache(maxsize=64)
 def _insert_saves(rows: int) -> str:
     """The statement that inserts ``rows`` rows into the ``saves`` view."""
     row = _statement("(", _marks(_SAVE_COLUMNS), ")")
@@ -1008,7 +1035,8 @@ class SQLiteRepository:
         ticket = _Ticket((change,))
         # Made here, in the saving thread, rather than by the thread that
         # commits: that one holds the write lock meanwhile.
-        ticket.row = save_row(change)
+        row = save_row(change)
+        ticket.rows = None if row is None else (row,)
         self._commit(ticket)
         self._recent.keep(change.job)
         return ticket.positions[0]
@@ -1032,6 +1060,9 @@ class SQLiteRepository:
         if not changes:
             return ()
         ticket = _Ticket(changes)
+        rows = tuple(save_row(change) for change in changes)
+        if None not in rows:
+            ticket.rows = rows  # type: ignore[assignment]  # no None among them
         self._commit(ticket)
         for change in changes:
             self._recent.keep(change.job)
@@ -1211,10 +1242,11 @@ class SQLiteRepository:
     ) -> tuple[dict[_Ticket, tuple[int, ...]], _Ticket | None, int | None]:
         """Write each ticket of ``taken`` in the open transaction; a refused one is undone alone.
 
-        The tickets with a row of the ``saves`` view (a save of one change,
-        see :func:`save_row`) are written last, together (see
+        The tickets whose changes all have rows of the ``saves`` view (see
+        :func:`save_row`) are written last, together (see
         :meth:`_write_rows`); a refused row is undone by SQLite, with its
-        statement. Each other ticket is written statement by statement (see
+        statement. Each other ticket (a change made with its values, a batch
+        too long for one statement) is written statement by statement (see
         :meth:`_write_ticket`): a change made with its values and without a
         request record is refused, if at all, by its first statement (the
         compare-and-set), before it has written anything: nothing to undo. A
@@ -1234,19 +1266,19 @@ class SQLiteRepository:
             position, if known.
         """
         written: dict[_Ticket, tuple[int, ...]] = {}
-        rows: list[tuple[_Ticket, tuple[Any, ...]]] = []
+        most = min(_MOST_ROWS, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // _ROW_WIDTH)
+        rowed: list[_Ticket] = []
         for ticket in taken:
-            row = ticket.row
-            if row is not None:
-                rows.append((ticket, row))
+            if ticket.rows is not None and len(ticket.rows) <= most:
+                rowed.append(ticket)
                 continue
             head = None  # its feed entries take positions of their own
             if self._write_ticket(conn, ticket, written, alone=alone):
                 return {}, ticket, None
-        if rows:
+        if rowed:
             if head is None:
                 head = conn.execute(_SELECT_HEAD).fetchone()[0]
-            lost, head = self._write_rows(conn, rows, written, head)
+            lost, head = self._write_rows(conn, _statements(rowed, most), written, head)
             if lost is not None:
                 return {}, lost, None
         return written, None, head
@@ -1293,47 +1325,74 @@ class SQLiteRepository:
     def _write_rows(
         self,
         conn: sqlite3.Connection,
-        rows: list[tuple[_Ticket, tuple[Any, ...]]],
+        statements: list[list[_Ticket]],
         written: dict[_Ticket, tuple[int, ...]],
         head: int,
-    ) -> tuple[_Ticket | None, int]:
-        """Write the tickets of ``rows`` (:func:`save_row`) into ``written``, many per statement.
+    ) -> tuple[_Ticket | None, int | None]:
+        """Write the tickets with rows into ``written``, one statement for each list of them.
 
-        A statement of several rows is all or nothing: when one of its rows is
-        refused or fails, its rows are written again one by one, and each
-        gets its own outcome. ``head`` is the feed's last position.
+        A statement is all or nothing: when one of its rows is refused or
+        fails, its tickets are written again one statement each, so that each
+        gets its own outcome (a batch stays one statement: all or nothing).
+        ``head`` is the feed's last position.
 
         Returns:
             The ticket whose failure made SQLite roll the whole transaction
-            back, if one did; and the feed's last position after the rows.
+            back, if one did; and the feed's last position after the rows,
+            if known.
         """
-        for start in range(0, len(rows), _SAVES_PER_STATEMENT):
-            chunk = rows[start : start + _SAVES_PER_STATEMENT]
-            if len(chunk) > 1:
+        last: int | None = head
+        for tickets in statements:
+            if last is None:
+                last = conn.execute(_SELECT_HEAD).fetchone()[0]
+            if len(tickets) > 1:
+                rows = [row for ticket in tickets for row in ticket.rows or ()]
                 try:
-                    write_rows(conn, [row for _, row in chunk], head)
+                    write_rows(conn, rows, last)
                 except sqlite3.Error as err:
                     if not conn.in_transaction:
                         # Blamed on the first; the others are written again next time.
-                        ticket = chunk[0][0]
-                        ticket.error = self._translation(err)
-                        return ticket, head
+                        tickets[0].error = self._translation(err)
+                        return tickets[0], None
                 else:
-                    for ticket, _ in chunk:
-                        head += 1
-                        written[ticket] = (head,)
+                    for ticket in tickets:
+                        last = _place(ticket, written, last)
                     continue
-            for ticket, row in chunk:
-                try:
-                    write_rows(conn, [row], head)
-                except sqlite3.Error as err:
-                    ticket.error = self._row_error(conn, ticket.changes[0], err)
-                    if not conn.in_transaction:
-                        return ticket, head
-                    continue
-                head += 1
-                written[ticket] = (head,)
-        return None, head
+            for ticket in tickets:
+                lost, last = self._write_alone(conn, ticket, written, last)
+                if lost:
+                    return ticket, None
+        return None, last
+
+    def _write_alone(
+        self,
+        conn: sqlite3.Connection,
+        ticket: _Ticket,
+        written: dict[_Ticket, tuple[int, ...]],
+        head: int | None,
+    ) -> tuple[bool, int | None]:
+        """Write the rows of ``ticket`` with a statement of their own, after ``head`` if known.
+
+        Returns:
+            Whether its failure made SQLite roll the whole transaction back;
+            and the feed's last position after it, if known.
+        """
+        if head is None:
+            head = conn.execute(_SELECT_HEAD).fetchone()[0]
+        try:
+            write_rows(conn, ticket.rows or (), head)
+        except sqlite3.Error as err:
+            if not conn.in_transaction:
+                ticket.error = self._translation(err)
+                return True, None
+            if len(ticket.changes) == 1:
+                ticket.error = self._row_error(conn, ticket.changes[0], err)
+                return False, head
+            # A batch: written again statement by statement, in a savepoint, which
+            # finds which of its changes is refused and why. Its feed entries
+            # then take positions of their own.
+            return self._write_ticket(conn, ticket, written, alone=False), None
+        return False, _place(ticket, written, head)
 
     def _row_error(self, conn: sqlite3.Connection, change: Change, err: sqlite3.Error) -> Exception:
         """Why the row of ``change`` was not written: a refusal, or SQLite's failure.
@@ -1450,15 +1509,15 @@ class _Ticket:
         "done",
         "error",
         "positions",
-        "row",
+        "rows",
         "taken",
         "wake",
     )
 
     def __init__(self, changes: tuple[Change, ...]) -> None:
         self.changes = changes
-        # The row of the saves view that writes a ticket of one change (see save_row).
-        self.row: tuple[Any, ...] | None = None
+        # The rows of the saves view that write its changes (see save_row), if they have them.
+        self.rows: tuple[tuple[Any, ...], ...] | None = None
         self.arrived = 0.0
         self.done = False
         # Whether a leader has taken it: from then on, only that leader settles it.
