@@ -469,6 +469,8 @@ _ROW_WIDTH = len(_SAVE_COLUMNS)
 
 def _statements(tickets: list[_Ticket], most: int) -> list[list[_Ticket]]:
     """``tickets`` in order, cut into statements of at most ``most`` rows (none has more)."""
+    if len(tickets) == 1:
+        return [tickets]
     statements: list[list[_Ticket]] = []
     rows = most
     for ticket in tickets:
@@ -484,7 +486,7 @@ def _statements(tickets: list[_Ticket], most: int) -> list[list[_Ticket]]:
 def _place(ticket: _Ticket, written: dict[_Ticket, tuple[int, ...]], head: int) -> int:
     """Record in ``written`` the positions after ``head`` that ``ticket``'s rows took; the last."""
     last = head + len(ticket.rows or ())
-    written[ticket] = tuple(range(head + 1, last + 1))
+    written[ticket] = (last,) if last == head + 1 else tuple(range(head + 1, last + 1))
     return last
 
 
