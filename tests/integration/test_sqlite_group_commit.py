@@ -102,25 +102,8 @@ class Interrupt(BaseException):
     """Stands for KeyboardInterrupt, reaching a thread in the middle of a commit."""
 
 
-def _interrupted(*_args: object) -> int:
+def _interrupted(_conn: object, _change: Change) -> int:
     raise Interrupt
-
-
-def _plain(change: Change) -> Change:
-    """``change`` made with its values (its update and event made now, not on demand)."""
-    return Change(change.job, change.update, change.event, change.expected_etag, change.request)
-
-
-def _stray_update(path: Path, job_id: str) -> None:
-    """Store an update 1 of ``job_id`` behind the ledger's back, so that its first update fails."""
-    stray = sqlite3.connect(path)
-    stray.execute(
-        "INSERT INTO updates (job_id, update_id, update_type, status, etag, at) "
-        "VALUES (?, 1, 0, 'stray', 'stray-etag', 0)",
-        (job_id,),
-    )
-    stray.commit()
-    stray.close()
 
 
 def _saved_together(path: Path, saves: dict[str, Callable[[], object]]) -> dict[str, object]:
@@ -177,88 +160,6 @@ class TestGroupCommit:
         assert [(8, 1)] == groups()
         assert ["busy"] * 7 + ["moved-on"] == [repository.get(job.id).status for job in jobs]
         assert list(range(1, 17)) == [entry.position for entry in repository.read_feed()]
-
-    def test_every_kind_of_save_in_one_group_keeps_its_own_outcome(
-        self,
-        repository: SQLiteRepository,
-        path: Path,
-        groups: Callable[[], list[tuple[int, int]]],
-    ) -> None:
-        """Starts, updates, a request, a batch and a change made with its values share one commit.
-
-        A start of a taken id, a stale update and a reused request id are
-        refused each with its own error, and leave nothing behind; the others
-        (a batch that starts a job and updates it among them) commit together
-        at consecutive feed positions.
-        """
-        jobs = [_start(f"job-{n}").job for n in range(5)]
-        repository.save_all([_start(job.id) for job in jobs])
-        repository.save(_update(jobs[3], "moved-on"))
-        repository.save(_update(jobs[2], "asked", request_id="request-1"))
-        saves: dict[str, Callable[[], object]] = {
-            "new": lambda: repository.save(_start("job-new")),
-            "taken": lambda: repository.save(_start("job-0")),
-            "update": lambda: repository.save(_update(jobs[0], "busy")),
-            "plain": lambda: repository.save(_plain(_update(jobs[1], "busy"))),
-            "stale": lambda: repository.save(_update(jobs[3], "stale")),
-            "asked-again": lambda: repository.save(
-                _update(jobs[4], "again", request_id="request-1")
-            ),
-            "batch": lambda: repository.save_all(
-                [_start("job-batch"), _update(_start("job-batch").job, "batched")]
-            ),
-        }
-
-        outcomes = _saved_together(path, saves)
-
-        assert {
-            "taken": "JobAlreadyExistsError",
-            "stale": "ConcurrencyError",
-            "asked-again": "RequestIdConflictError",
-        } == {
-            name: type(outcome).__name__
-            for name, outcome in outcomes.items()
-            if isinstance(outcome, Exception)
-        }
-        batch = outcomes.pop("batch")
-        assert isinstance(batch, tuple)
-        assert batch[0] + 1 == batch[1]
-        assert [8, 9, 10, 11, 12] == sorted(
-            [*batch, *(outcome for outcome in outcomes.values() if isinstance(outcome, int))]
-        )
-        assert [(7, 3)] == groups()
-        assert ["busy", "busy", "asked", "moved-on", "started", "started", "batched"] == [
-            repository.get(job_id).status
-            for job_id in ("job-0", "job-1", "job-2", "job-3", "job-4", "job-new", "job-batch")
-        ]
-        assert [["busy"], ["busy"], ["asked"], ["moved-on"], []] == [
-            [update.status for update in repository.updates(job.id)] for job in jobs
-        ]
-        recorded = repository.find_request("request-1")
-        assert recorded is not None
-        assert "job-2" == recorded.job.id
-        assert list(range(1, 13)) == [entry.position for entry in repository.read_feed()]
-
-    def test_a_batch_longer_than_a_statement_stays_all_or_nothing(
-        self, repository: SQLiteRepository
-    ) -> None:
-        """A batch of more changes than one statement takes is refused whole, or saved whole."""
-        repository.save(_start("job-long"))
-        job = _start("job-long").job
-        changes = []
-        for step in range(300):
-            change = _update(job, f"step-{step}")
-            changes.append(change)
-            job = change.job
-        stale = _update(_start("job-long").job, "stale")
-
-        with pytest.raises(ConcurrencyError):
-            repository.save_all([*changes, stale])
-
-        assert [] == list(repository.updates("job-long"))
-        assert 1 == repository.feed_head()
-        assert list(range(2, 302)) == list(repository.save_all(changes))
-        assert "step-299" == repository.get("job-long").status
 
     def test_a_batch_inside_a_group_stays_all_or_nothing(
         self,
@@ -324,16 +225,20 @@ class TestGroupCommit:
         path: Path,
         groups: Callable[[], list[tuple[int, int]]],
     ) -> None:
-        """SQLite failing midway through a save written statement by statement fails it alone."""
+        """SQLite failing midway through one save fails it alone; the rest commit next."""
         jobs = [_start(f"job-{n}").job for n in range(3)]
         repository.save_all([_start(job.id) for job in jobs])
-        _stray_update(path, "job-2")
+        # A stray log row makes job-2's first update fail after its compare-and-set wrote.
+        stray = sqlite3.connect(path)
+        stray.execute(
+            "INSERT INTO updates (job_id, update_id, update_type, status, etag, at) "
+            "VALUES ('job-2', 1, 0, 'stray', 'stray-etag', 0)"
+        )
+        stray.commit()
+        stray.close()
         saves: dict[str, Callable[[], object]] = {
-            job.id: functools.partial(repository.save, _update(job, "busy")) for job in jobs[:2]
+            job.id: functools.partial(repository.save, _update(job, "busy")) for job in jobs
         }
-        # A change made with its values is written statement by statement, and
-        # its compare-and-set has written when the insert of its update fails.
-        saves["job-2"] = functools.partial(repository.save, _plain(_update(jobs[2], "busy")))
 
         outcomes = _saved_together(path, saves)
 
@@ -344,31 +249,6 @@ class TestGroupCommit:
         assert [(2, 0)] == groups()
         assert ["busy", "busy", "started"] == [repository.get(job.id).status for job in jobs]
 
-    def test_a_change_failing_inside_a_shared_statement_fails_alone_in_the_same_commit(
-        self,
-        repository: SQLiteRepository,
-        path: Path,
-        groups: Callable[[], list[tuple[int, int]]],
-    ) -> None:
-        """SQLite failing on one row of a group's statement fails that save; the rest commit."""
-        jobs = [_start(f"job-{n}").job for n in range(3)]
-        repository.save_all([_start(job.id) for job in jobs])
-        _stray_update(path, "job-1")
-        saves: dict[str, Callable[[], object]] = {
-            job.id: functools.partial(repository.save, _update(job, "busy")) for job in jobs
-        }
-
-        outcomes = _saved_together(path, saves)
-
-        failed = outcomes.pop("job-1")
-        assert isinstance(failed, StorageError)
-        assert isinstance(failed.__cause__, sqlite3.IntegrityError)
-        assert [4, 5] == sorted(outcomes.values())  # type: ignore[type-var]
-        assert [(3, 1)] == groups()
-        assert ["busy", "started", "busy"] == [repository.get(job.id).status for job in jobs]
-        assert ["stray"] == [update.status for update in repository.updates("job-1")]
-        assert [1, 2, 3, 4, 5] == [entry.position for entry in repository.read_feed()]
-
     def test_a_leader_interrupted_midway_leaves_no_thread_waiting(
         self, repository: SQLiteRepository, path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
@@ -376,7 +256,6 @@ class TestGroupCommit:
         jobs = [_start(f"job-{n}").job for n in range(3)]
         repository.save_all([_start(job.id) for job in jobs])
         monkeypatch.setattr(sqlite_adapter, "write_change", _interrupted)
-        monkeypatch.setattr(sqlite_adapter, "write_rows", _interrupted)
         saves: dict[str, Callable[[], object]] = {
             job.id: functools.partial(repository.save, _update(job, "busy")) for job in jobs
         }

@@ -65,15 +65,6 @@ def _update(job: Job, status: str, *, request_id: str | None = None) -> Change:
     )
 
 
-def _schema(path: Path) -> list[tuple[str, str]]:
-    """The kind and name of every object of the file's schema, as another connection sees it."""
-    conn = sqlite3.connect(path)
-    try:
-        return sorted(conn.execute("SELECT type, name FROM sqlite_master").fetchall())
-    finally:
-        conn.close()
-
-
 def _pragma(path: Path, name: str) -> object:
     conn = sqlite3.connect(path)
     try:
@@ -123,17 +114,6 @@ class TestSchema:
         )
         assert 2 == SCHEMA_VERSION
         assert "wal" == _pragma(path, "journal_mode")
-
-    def test_saving_leaves_the_files_schema_as_it_was(self, path: Path) -> None:
-        """The view and triggers that write saves live in the connection, never in the file."""
-        with SQLiteRepository(path) as repository:
-            before = _schema(path)
-            jobs = Jobs(repository)
-            job = jobs.start(service="hr", entity="employee", type="sync")
-            jobs.update(job.id, etag=job.etag, status="exporting")
-
-            assert before == _schema(path)
-        assert [] == [name for _, name in before if "save" in name]
 
     def test_reopening_keeps_every_job(self, path: Path) -> None:
         """A job saved through one repository is there when the file is opened again."""

@@ -20,21 +20,12 @@ a reader sees, every position before it is committed and visible too.
 **Group commit.** Saves that threads make through one repository object at
 the same moment share one transaction, and so one flush of the log: the
 thread of the oldest waiting save takes the write lock, then writes every save
-queued by then and those queued while it writes, commits once none is
-left, and wakes the threads it settled. A save returns only once that commit
-is done. A thread alone commits at once. Positions stay gap-free and in
-commit order: the group's saves take consecutive ones inside its transaction.
-
-**One statement per save.** A save of one change is a row inserted into a
-TEMP view of the committing connection (the file's schema is untouched),
-whose triggers write the job, the update, the request record and the feed
-entry, at the position the leader gives it; a group's saves are one
-statement of several rows. A refused save (or one SQLite fails) aborts its
-statement, which undoes what the statement wrote, so a refusal is undone
-alone without a savepoint: the statement's saves are then written one
-statement each, each with its own outcome. A batch is one statement too (all
-or nothing); refused, it is written again statement by statement inside a
-savepoint, which tells which of its changes is refused and why.
+queued by then and those queued while it writes (a refused save is undone
+alone, with a savepoint where it may have written before its refusal, and
+gets its own error), commits once none is left, and wakes the threads it
+settled. A save returns only once that commit is done. A
+thread alone commits at once. Positions stay gap-free and in commit order:
+the group's saves take consecutive ones inside its transaction.
 
 **The schema** is created on first use and versioned: the file's header holds
 jobledger's ``application_id`` and the schema version in ``user_version``.
@@ -61,7 +52,6 @@ from typing import TYPE_CHECKING, Any, NoReturn, Self, TypeVar
 
 from jobledger._adapters.rows import (
     EVENT_COLUMNS,
-    EVENT_KIND_NAMES,
     JOB_COLUMNS,
     REQUEST_COLUMNS,
     UPDATE_COLUMNS,
@@ -81,7 +71,6 @@ from jobledger._adapters.rows import (
     update_from_row,
     update_row,
 )
-from jobledger._core.decide import UPDATE_TYPES, save_refusal
 from jobledger._core.errors import (
     ForeignDatabaseError,
     JobAlreadyExistsError,
@@ -106,7 +95,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from datetime import datetime
 
-    from jobledger._core.decide import Change, ChangeRecord, RequestRecord
+    from jobledger._core.decide import Change, RequestRecord
     from jobledger._core.job import Job, JobUpdate
     from jobledger._core.parked import ParkedEvent
     from jobledger._core.query import JobQuery
@@ -351,150 +340,6 @@ _UPSERT_CHECKPOINT = (
     "INSERT INTO checkpoints (name, position) VALUES (?, ?) "
     "ON CONFLICT (name) DO UPDATE SET position = excluded.position"
 )
-_SELECT_HEAD = "SELECT COALESCE(MAX(position), 0) FROM feed"
-
-# A save of one change is written by one statement: a row inserted into a
-# view of the writing connection's own (TEMP, so the file's schema stays as it
-# is), whose triggers insert the job (a start) or compare-and-set it (a change),
-# then insert the update, the request record and the feed entry. One statement
-# instead of three or four costs less Python and lets the GIL go once instead
-# of at each; a group commit writes all its saves with one statement of several
-# rows. When a row is refused (the compare-and-set matched no row, the job or
-# the request id exists), the statement is aborted, which undoes what it wrote:
-# the transaction goes on without it.
-_SAVE_COLUMNS = (
-    "job_id",
-    "expected_etag",
-    "update_id",
-    "display_name",
-    "description",
-    "state",
-    "etag",
-    "version",
-    "updated_at",
-    "status",
-    "phase",
-    "update_type",
-    "state_update",
-    "new_display_name",
-    "new_description",
-    "at",
-    "actor",
-    "event_id",
-    "kind",
-    "service",
-    "entity",
-    "type",
-    "input",
-    "created_at",
-    "request_id",
-    "fingerprint",
-    "request_job",
-    "position",
-)
-_CREATE_SAVES = _statement(
-    "CREATE TEMP VIEW IF NOT EXISTS saves (",
-    _columns(_SAVE_COLUMNS),
-    ") AS SELECT ",
-    ", ".join("NULL" for _ in _SAVE_COLUMNS),
-)
-# The message of the trigger's refusal, by which a refusal is told from other failures.
-_REFUSED = "jobledger: the compare-and-set matched no row"
-_SET_CHANGED = (
-    "display_name = NEW.display_name, description = NEW.description, state = NEW.state, "
-    "etag = NEW.etag, version = NEW.version, updated_at = NEW.updated_at"
-)
-_MATCH = "id = NEW.job_id AND etag = NEW.expected_etag AND version = NEW.update_id"
-_INSERT_REQUEST_ROW = (
-    "INSERT INTO requests (request_id, fingerprint, job) SELECT NEW.request_id, "
-    "NEW.fingerprint, NEW.request_job WHERE NEW.request_id IS NOT NULL"
-)
-# A start (the job's display name and description are its event's; its starter the actor).
-_CREATE_START_TRIGGER = _statement(
-    "CREATE TEMP TRIGGER IF NOT EXISTS save_start INSTEAD OF INSERT ON saves ",
-    "WHEN NEW.expected_etag IS NULL BEGIN ",
-    "INSERT INTO jobs (",
-    _columns(JOB_COLUMNS),
-    ") VALUES (NEW.job_id, NEW.service, NEW.entity, NEW.type, NEW.display_name, ",
-    "NEW.description, NEW.status, NEW.phase, NEW.input, NEW.state, NEW.etag, NEW.version, ",
-    "NEW.created_at, NEW.updated_at, NEW.actor); ",
-    _INSERT_REQUEST_ROW,
-    "; INSERT INTO feed (position, ",
-    _columns(EVENT_COLUMNS),
-    ") VALUES (NEW.position, NEW.event_id, NEW.kind, NEW.job_id, NEW.service, NEW.entity, ",
-    "NEW.type, NEW.status, NEW.etag, NEW.version, NEW.at, NULL, NEW.display_name, ",
-    "NEW.description, NEW.input, NEW.state, NULL, NEW.actor); END",
-)
-# A change after the start.
-_CREATE_CHANGE_TRIGGER = _statement(
-    "CREATE TEMP TRIGGER IF NOT EXISTS save_change INSTEAD OF INSERT ON saves ",
-    "WHEN NEW.expected_etag IS NOT NULL BEGIN ",
-    # An update mostly keeps the status, and then leaves the indexes over it alone
-    # (see _UPDATE_JOB_KEEPING_STATUS); the second statement writes a new one.
-    "UPDATE jobs SET ",
-    _SET_CHANGED,
-    " WHERE ",
-    _MATCH,
-    " AND status = NEW.status AND phase = NEW.phase AND NEW.update_type = ",
-    str(int(UpdateType.UPDATED)),
-    "; UPDATE jobs SET ",
-    _SET_CHANGED,
-    ", status = NEW.status, phase = NEW.phase WHERE ",
-    _MATCH,
-    # The new ETag was never the job's before: the job has it only if one of the two wrote.
-    "; SELECT RAISE(ABORT, '",
-    _REFUSED,
-    "') WHERE (SELECT etag FROM jobs WHERE id = NEW.job_id) IS NOT NEW.etag",
-    "; INSERT INTO updates (",
-    _columns(UPDATE_COLUMNS),
-    ") VALUES (NEW.job_id, NEW.update_id, NEW.update_type, NEW.status, NEW.state_update, ",
-    "NEW.new_display_name, NEW.new_description, NEW.etag, NEW.at, NEW.actor); ",
-    _INSERT_REQUEST_ROW,
-    "; INSERT INTO feed (position, ",
-    _columns(EVENT_COLUMNS),
-    ") VALUES (NEW.position, NEW.event_id, NEW.kind, NEW.job_id, NEW.service, NEW.entity, ",
-    "NEW.type, NEW.status, NEW.etag, NEW.update_id + 1, NEW.at, NEW.update_id, ",
-    "NEW.new_display_name, NEW.new_description, NULL, NULL, NEW.state_update, NEW.actor); END",
-)
-# The most rows of one statement (fewer where SQLite takes fewer parameters:
-# before 3.32, 999 by default).
-_MOST_ROWS = 256
-# The stored kind and update type of each change event's class.
-_CHANGE_KINDS = {kind: (EVENT_KIND_NAMES[kind], int(UPDATE_TYPES[kind])) for kind in UPDATE_TYPES}
-
-
-# Parameters per row of the saves view.
-_ROW_WIDTH = len(_SAVE_COLUMNS)
-
-
-def _statements(tickets: list[_Ticket], most: int) -> list[list[_Ticket]]:
-    """``tickets`` in order, cut into statements of at most ``most`` rows (none has more)."""
-    if len(tickets) == 1:
-        return [tickets]
-    statements: list[list[_Ticket]] = []
-    rows = most
-    for ticket in tickets:
-        count = len(ticket.rows or ())
-        if rows + count > most:
-            statements.append([])
-            rows = 0
-        statements[-1].append(ticket)
-        rows += count
-    return statements
-
-
-def _place(ticket: _Ticket, written: dict[_Ticket, tuple[int, ...]], head: int) -> int:
-    """Record in ``written`` the positions after ``head`` that ``ticket``'s rows took; the last."""
-    last = head + len(ticket.rows or ())
-    written[ticket] = (last,) if last == head + 1 else tuple(range(head + 1, last + 1))
-    return last
-
-
-@functools.lru_cache(maxsize=64)
-def _insert_saves(rows: int) -> str:
-    """The statement that inserts ``rows`` rows into the ``saves`` view."""
-    row = _statement("(", _marks(_SAVE_COLUMNS), ")")
-    return _statement("INSERT INTO saves VALUES ", ", ".join([row] * rows))
 
 
 class Durability(enum.StrEnum):
@@ -687,17 +532,6 @@ class SQLiteRepository:
         )
         try:
             conn.execute(f"PRAGMA synchronous = {self._durability.value.upper()}")
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    def _open_writer(self) -> sqlite3.Connection:
-        """A connection for the group commit's transactions, with the ``saves`` view."""
-        conn = self._open()
-        try:
-            for statement in (_CREATE_SAVES, _CREATE_START_TRIGGER, _CREATE_CHANGE_TRIGGER):
-                conn.execute(statement)
         except BaseException:
             conn.close()
             raise
@@ -1035,10 +869,6 @@ class SQLiteRepository:
             StorageError: SQLite failed otherwise; nothing was written.
         """
         ticket = _Ticket((change,))
-        # Made here, in the saving thread, rather than by the thread that
-        # commits: that one holds the write lock meanwhile.
-        row = save_row(change)
-        ticket.rows = None if row is None else (row,)
         self._commit(ticket)
         self._recent.keep(change.job)
         return ticket.positions[0]
@@ -1062,9 +892,6 @@ class SQLiteRepository:
         if not changes:
             return ()
         ticket = _Ticket(changes)
-        rows = tuple(save_row(change) for change in changes)
-        if None not in rows:
-            ticket.rows = rows  # type: ignore[assignment]  # no None among them
         self._commit(ticket)
         for change in changes:
             self._recent.keep(change.job)
@@ -1154,7 +981,7 @@ class SQLiteRepository:
         try:
             conn = queue.conn
             if conn is None:
-                conn = queue.conn = self._open_writer()
+                conn = queue.conn = self._open()
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as err:
             self._give_up(queue, settled, err)
@@ -1222,15 +1049,13 @@ class SQLiteRepository:
         """
         written: dict[_Ticket, tuple[int, ...]] = {}
         alone = True
-        # The feed's last position in the transaction, once read.
-        head: int | None = None
         while fresh := queue.take(len(taken)):
             # A ticket alone in its transaction needs no savepoint: on refusal
             # the whole transaction is rolled back. Once one is written, the
             # ones after it are never alone.
             alone = alone and not taken and len(fresh) == 1
             taken.extend(fresh)
-            more, lost, head = self._write_tickets(conn, fresh, alone=alone, head=head)
+            more, lost = self._write_tickets(conn, fresh, alone=alone)
             if lost is not None:
                 return {}, lost
             if alone and not more:
@@ -1240,191 +1065,51 @@ class SQLiteRepository:
         return written, None
 
     def _write_tickets(
-        self, conn: sqlite3.Connection, taken: list[_Ticket], *, alone: bool, head: int | None
-    ) -> tuple[dict[_Ticket, tuple[int, ...]], _Ticket | None, int | None]:
+        self, conn: sqlite3.Connection, taken: list[_Ticket], *, alone: bool
+    ) -> tuple[dict[_Ticket, tuple[int, ...]], _Ticket | None]:
         """Write each ticket of ``taken`` in the open transaction; a refused one is undone alone.
 
-        The tickets whose changes all have rows of the ``saves`` view (see
-        :func:`save_row`) are written last, together (see
-        :meth:`_write_rows`); a refused row is undone by SQLite, with its
-        statement. Each other ticket (a change made with its values, a batch
-        too long for one statement) is written statement by statement (see
-        :meth:`_write_ticket`): a change made with its values and without a
-        request record is refused, if at all, by its first statement (the
-        compare-and-set), before it has written anything: nothing to undo. A
-        batch, or a change with a request record, may be refused after
-        writing, so in a transaction of several tickets it is written inside
-        a savepoint. Alone, a ticket's transaction is its own, rolled back
-        whole.
-
-        ``head`` is the feed's last position, if the transaction knows it.
+        A ticket of one change without a request record is refused, if at all,
+        by its first statement (the compare-and-set, or the insert of a new
+        job), before it has written anything: nothing to undo. A batch, or a
+        change with a request record, may be refused after writing, so in a
+        transaction of several tickets it is written inside a savepoint.
+        Alone, a ticket's transaction is its own, rolled back whole.
 
         Returns:
-            The tickets written, with their feed positions; the ticket whose
-            failure left writes that cannot be undone alone (or made SQLite
-            roll the whole transaction back), if one did: then nothing of the
-            others may be committed, and they stay queued for the next
-            transaction, which writes them again; and the feed's last
-            position, if known.
+            The tickets written, with their feed positions; and the ticket
+            whose failure left writes that cannot be undone alone (or made
+            SQLite roll the whole transaction back), if one did: then nothing
+            of the others may be committed, and they stay queued for the next
+            transaction, which writes them again.
         """
         written: dict[_Ticket, tuple[int, ...]] = {}
-        most = min(_MOST_ROWS, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // _ROW_WIDTH)
-        rowed: list[_Ticket] = []
         for ticket in taken:
-            if ticket.rows is not None and len(ticket.rows) <= most:
-                rowed.append(ticket)
-                continue
-            head = None  # its feed entries take positions of their own
-            if self._write_ticket(conn, ticket, written, alone=alone):
-                return {}, ticket, None
-        if rowed:
-            if head is None:
-                head = conn.execute(_SELECT_HEAD).fetchone()[0]
-            lost, head = self._write_rows(conn, _statements(rowed, most), written, head)
-            if lost is not None:
-                return {}, lost, None
-        return written, None, head
-
-    def _write_ticket(
-        self,
-        conn: sqlite3.Connection,
-        ticket: _Ticket,
-        written: dict[_Ticket, tuple[int, ...]],
-        *,
-        alone: bool,
-    ) -> bool:
-        """Write ``ticket`` statement by statement into ``written``; return whether it was lost.
-
-        Lost: its failure left writes that cannot be undone alone, or made
-        SQLite roll the whole transaction back.
-        """
-        changes = ticket.changes
-        single = len(changes) == 1
-        savepoint = not alone and (not single or changes[0].request is not None)
-        if savepoint:
-            conn.execute("SAVEPOINT save")
-        before = conn.total_changes
-        try:
-            written[ticket] = (
-                (write_change(conn, changes[0]),)
-                if single
-                else tuple(write_change(conn, change) for change in changes)
-            )
-        except Exception as err:  # noqa: BLE001  (the ticket's own error, raised in its thread)
-            ticket.error = self._translation(err) if isinstance(err, sqlite3.Error) else err
-            if alone:
-                return False  # its transaction is rolled back whole
-            if not conn.in_transaction:
-                return True
+            changes = ticket.changes
+            single = len(changes) == 1
+            savepoint = not alone and (not single or changes[0].request is not None)
             if savepoint:
-                conn.execute("ROLLBACK TO save")
-            elif conn.total_changes != before:
-                return True
-        if savepoint:
-            conn.execute("RELEASE save")
-        return False
-
-    def _write_rows(
-        self,
-        conn: sqlite3.Connection,
-        statements: list[list[_Ticket]],
-        written: dict[_Ticket, tuple[int, ...]],
-        head: int,
-    ) -> tuple[_Ticket | None, int | None]:
-        """Write the tickets with rows into ``written``, one statement for each list of them.
-
-        A statement is all or nothing: when one of its rows is refused or
-        fails, its tickets are written again one statement each, so that each
-        gets its own outcome (a batch stays one statement: all or nothing).
-        ``head`` is the feed's last position.
-
-        Returns:
-            The ticket whose failure made SQLite roll the whole transaction
-            back, if one did; and the feed's last position after the rows,
-            if known.
-        """
-        last: int | None = head
-        for tickets in statements:
-            if last is None:
-                last = conn.execute(_SELECT_HEAD).fetchone()[0]
-            if len(tickets) > 1:
-                rows = [row for ticket in tickets for row in ticket.rows or ()]
-                try:
-                    write_rows(conn, rows, last)
-                except sqlite3.Error as err:
-                    if not conn.in_transaction:
-                        # Blamed on the first; the others are written again next time.
-                        tickets[0].error = self._translation(err)
-                        return tickets[0], None
-                else:
-                    for ticket in tickets:
-                        last = _place(ticket, written, last)
-                    continue
-            for ticket in tickets:
-                lost, last = self._write_alone(conn, ticket, written, last)
-                if lost:
-                    return ticket, None
-        return None, last
-
-    def _write_alone(
-        self,
-        conn: sqlite3.Connection,
-        ticket: _Ticket,
-        written: dict[_Ticket, tuple[int, ...]],
-        head: int | None,
-    ) -> tuple[bool, int | None]:
-        """Write the rows of ``ticket`` with a statement of their own, after ``head`` if known.
-
-        Returns:
-            Whether its failure made SQLite roll the whole transaction back;
-            and the feed's last position after it, if known.
-        """
-        if head is None:
-            head = conn.execute(_SELECT_HEAD).fetchone()[0]
-        try:
-            write_rows(conn, ticket.rows or (), head)
-        except sqlite3.Error as err:
-            if not conn.in_transaction:
-                ticket.error = self._translation(err)
-                return True, None
-            if len(ticket.changes) == 1:
-                ticket.error = self._row_error(conn, ticket.changes[0], err)
-                return False, head
-            # A batch: written again statement by statement, in a savepoint, which
-            # finds which of its changes is refused and why. Its feed entries
-            # then take positions of their own.
-            return self._write_ticket(conn, ticket, written, alone=False), None
-        return False, _place(ticket, written, head)
-
-    def _row_error(self, conn: sqlite3.Connection, change: Change, err: sqlite3.Error) -> Exception:
-        """Why the row of ``change`` was not written: a refusal, or SQLite's failure.
-
-        The statement was aborted, so the stored job is as it was before: the
-        same verdict as :func:`write_change` gives, in the same order (the
-        job first, then the request id).
-        """
-        if not isinstance(err, sqlite3.IntegrityError) or not conn.in_transaction:
-            return self._translation(err)
-        row = conn.execute(_SELECT_JOB_VERSION, (change.job.id,)).fetchone()
-        refusal = save_refusal(change, None if row is None else (row[0], row[1]))
-        if refusal is not None:
-            if change.expected_etag is None:  # the insert of the job failed, as in write_change
-                refusal.__cause__ = err
-            return refusal
-        request = change.request
-        if request is not None and self._recorded(conn, request.request_id):
-            conflict = RequestIdConflictError(request.request_id)
-            conflict.__cause__ = err
-            return conflict
-        if _REFUSED in str(err):
-            return ValueError(f"the compare-and-set of job {change.job.id!r} matched no row")
-        return self._translation(err)
-
-    @staticmethod
-    def _recorded(conn: sqlite3.Connection, request_id: str) -> bool:
-        """Whether ``request_id`` has a request record."""
-        found = conn.execute("SELECT 1 FROM requests WHERE request_id = ?", (request_id,))
-        return found.fetchone() is not None
+                conn.execute("SAVEPOINT save")
+            before = conn.total_changes
+            try:
+                written[ticket] = (
+                    (write_change(conn, changes[0]),)
+                    if single
+                    else tuple(write_change(conn, change) for change in changes)
+                )
+            except Exception as err:  # noqa: BLE001  (the ticket's own error, raised in its thread)
+                ticket.error = self._translation(err) if isinstance(err, sqlite3.Error) else err
+                if alone:
+                    break
+                if not conn.in_transaction:
+                    return {}, ticket
+                if savepoint:
+                    conn.execute("ROLLBACK TO save")
+                elif conn.total_changes != before:
+                    return {}, ticket
+            if savepoint:
+                conn.execute("RELEASE save")
+        return written, None
 
     def _translation(self, err: sqlite3.Error) -> JobledgerError:
         """The jobledger error that ``err`` is translated into (caused by it)."""
@@ -1504,22 +1189,10 @@ os.register_at_fork(after_in_child=_forked)
 class _Ticket:
     """One save (or batch) waiting in the group commit queue, and its outcome once settled."""
 
-    __slots__ = (
-        "abandoned",
-        "arrived",
-        "changes",
-        "done",
-        "error",
-        "positions",
-        "rows",
-        "taken",
-        "wake",
-    )
+    __slots__ = ("abandoned", "arrived", "changes", "done", "error", "positions", "taken", "wake")
 
     def __init__(self, changes: tuple[Change, ...]) -> None:
         self.changes = changes
-        # The rows of the saves view that write its changes (see save_row), if they have them.
-        self.rows: tuple[tuple[Any, ...], ...] | None = None
         self.arrived = 0.0
         self.done = False
         # Whether a leader has taken it: from then on, only that leader settles it.
@@ -1761,115 +1434,3 @@ def _refuse(conn: sqlite3.Connection, change: Change) -> NoReturn:
     """Say why the compare-and-set of ``change`` matched no row."""
     row = conn.execute("SELECT etag, version FROM jobs WHERE id = ?", (change.job.id,)).fetchone()
     refuse_save(change, None if row is None else (row[0], row[1]))
-
-
-def save_row(change: Change) -> tuple[Any, ...] | None:
-    """The row of the ``saves`` view that writes ``change``, short of its feed position.
-
-    ``None`` for a change that :func:`write_change` writes instead: one made
-    with its values (which has no record), other than a start whose event
-    holds its job's own documents.
-    """
-    request = change.request
-    if request is None:
-        asked: tuple[str | None, ...] = (None, None, None)
-    else:
-        asked = request_row(request)
-    record = change.record
-    if record is not None:
-        return _change_row(change, record, asked)
-    event = change.event
-    job = change.job
-    if (
-        change.expected_etag is not None
-        or type(event) is not JobStarted
-        or event.input is not job.input
-        or event.state is not job.state
-        or (event.display_name, event.description, event.actor)
-        != (job.display_name, job.description, job.started_by)
-    ):
-        return None
-    at = to_micros(event.at)
-    return (
-        job.id,
-        None,
-        None,
-        job.display_name,
-        job.description,
-        encode_json(job.state),
-        job.etag,
-        job.version,
-        to_micros(job.updated_at),
-        job.status,
-        job.phase.value,
-        None,
-        None,
-        None,
-        None,
-        at,
-        job.started_by,
-        event.event_id,
-        EVENT_KIND_NAMES[JobStarted],
-        job.service,
-        job.entity,
-        job.type,
-        encode_json(job.input),
-        to_micros(job.created_at),
-        *asked,
-    )
-
-
-def _change_row(
-    change: Change, record: ChangeRecord, asked: tuple[str | None, ...]
-) -> tuple[Any, ...]:
-    """The ``saves`` row of a change after the start, from its ``record``."""
-    kind, event_id, job_id, service, entity, type_, status, etag, at, update_id = record[:10]
-    name, text, patch, actor = record[10:]
-    job = change.job
-    kind_name, update_type = _CHANGE_KINDS[kind]
-    at_micros = to_micros(at)
-    return (
-        job_id,
-        change.expected_etag,
-        update_id,
-        job.display_name,
-        job.description,
-        encode_json(job.state),
-        etag,
-        job.version,
-        at_micros if job.updated_at is at else to_micros(job.updated_at),
-        status,
-        job.phase.value,
-        update_type,
-        None if patch is None else encode_json(patch),
-        name,
-        text,
-        at_micros,
-        actor,
-        event_id,
-        kind_name,
-        service,
-        entity,
-        type_,
-        None,
-        None,
-        *asked,
-    )
-
-
-def write_rows(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]], head: int) -> None:
-    """Write the :func:`save_row` ``rows`` with one statement, at positions after ``head``.
-
-    The connection must have the ``saves`` view (see ``_open_writer``) and an
-    open write transaction whose feed ends at ``head``. All the rows are
-    written, or (the statement raising) none.
-
-    Raises:
-        sqlite3.IntegrityError: a row's compare-and-set matched no row (the
-            message is ``_REFUSED``), or a row broke a constraint.
-    """
-    params: list[Any] = []
-    for position, row in enumerate(rows, head + 1):
-        params.extend(row)
-        params.append(position)
-    conn.execute(_insert_saves(len(rows)), params)
