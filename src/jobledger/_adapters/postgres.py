@@ -412,13 +412,21 @@ def _updates_in_the_feed(names: _Names) -> tuple[sql.Composed, ...]:
     into it before it deletes them, so the events stay in the feed. The step
     moves the position and event id of every change entry onto its update row
     and deletes the entry; entries whose update row a purge deleted stay.
+
+    An entry is matched to its update row by job id, update id *and* ETag:
+    a purge of version 3 deleted a job's update rows but kept its feed rows,
+    and a later start may take the same job id again, so the feed table may
+    hold change entries of two lives of one job with the same update ids.
+    ETags are never reused, so only the current life's entries match; the
+    earlier lives' entries stay in the feed table, as a purged job's do.
     """
     statements = (
         "ALTER TABLE {updates} ADD COLUMN position bigint, ADD COLUMN event_id text",
         (
             "UPDATE {updates} AS u SET position = f.position, event_id = f.event_id "
             "FROM {feed} AS f "
-            "WHERE f.job_id = u.job_id AND f.update_id = u.update_id AND f.kind <> 'started'"
+            "WHERE f.job_id = u.job_id AND f.update_id = u.update_id AND f.etag = u.etag "
+            "AND f.kind <> 'started'"
         ),
         "DELETE FROM {feed} AS f USING {updates} AS u WHERE u.position = f.position",
         "ALTER TABLE {updates} ALTER position SET NOT NULL, ALTER event_id SET NOT NULL",

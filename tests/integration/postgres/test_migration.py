@@ -397,3 +397,43 @@ class TestUpdatesInTheFeed:
         assert (1, [(1, "started")]) == (purged, table_before)
         assert [(1, "started"), (2, "updated"), (3, "failed")] == table_after
         assert feed == after
+
+
+# Plans the server may choose for the step's join of update rows and feed entries.
+_JOIN_PLANS = {
+    "default": "",
+    "nested loop": "-c enable_hashjoin=off -c enable_mergejoin=off",
+    "merge join": "-c enable_hashjoin=off -c enable_nestloop=off",
+}
+
+
+class TestReusedIdMigration:
+    """Step 4 on a feed holding the change entries of two lives of one job id."""
+
+    @pytest.mark.parametrize("plan", list(_JOIN_PLANS))
+    def test_a_purged_job_s_id_reused_keeps_both_lives_in_the_feed(
+        self, postgres_conninfo: str, schema: str, plan: str
+    ) -> None:
+        """Each life's change entries keep their own positions, whatever join plan is chosen."""
+        with PostgresRepository(postgres_conninfo, schema=schema) as old:
+            jobs = Jobs(old)
+            job = jobs.start(service="m", entity="e", type="t", job_id="X", state={"life": 1})
+            job = jobs.update("X", etag=job.etag, status="first", state_update={"a": 1})
+            jobs.complete("X", etag=job.etag)
+            purged = jobs.purge(finished_before=datetime.now(UTC) + timedelta(seconds=1))
+            job = jobs.start(service="m", entity="e", type="t", job_id="X", state={"life": 2})
+            job = jobs.update("X", etag=job.etag, status="second", state_update={"b": 2})
+            jobs.fail("X", etag=job.etag)
+            before = _contents(old, ["X"])
+        _as_version_3(postgres_conninfo, schema)
+        table_before = _feed_table(postgres_conninfo, schema)
+
+        conninfo = make_conninfo(postgres_conninfo, options=_JOIN_PLANS[plan] or None)
+        with PostgresRepository(conninfo, schema=schema) as migrated:
+            after = _contents(migrated, ["X"])
+        table_after = _feed_table(postgres_conninfo, schema)
+
+        assert 1 == purged
+        assert [(1, "started"), (2, "updated"), (3, "completed"), (4, "started")] == table_after
+        assert [*table_after, (5, "updated"), (6, "failed")] == table_before
+        assert before == after
