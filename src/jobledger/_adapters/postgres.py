@@ -176,18 +176,23 @@ _LISTEN_MAX_BACKOFF_SECONDS = 5.0
 # SQLSTATEs of a connection that is gone (class 08) or of a server shutting down.
 _UNAVAILABLE_STATES = frozenset({"57P01", "57P02", "57P03"})
 
-_TABLES = (
-    "meta",
-    "jobs",
-    "updates",
-    "feed",
-    "feed_counter",
-    "requests",
-    "checkpoints",
-    "parked",
-    "consumers",
-    "holds",
-)
+# Each table's name in statements, and its name in the schema after the prefix ``jobledger_``.
+_TABLES = {
+    "meta": "meta",
+    "jobs": "jobs",
+    "updates": "updates",
+    "feed": "feed_entries",
+    "feed_counter": "feed_counter",
+    "requests": "requests",
+    "checkpoints": "checkpoints",
+    "parked": "parked",
+    "consumers": "consumers",
+    "holds": "holds",
+}
+
+# The feed table's name up to schema version 3. Step 4 renames it (see _rename_feed).
+_VERSION_3_FEED = "jobledger_feed"
+_FEED_RENAMED_AT = 4
 
 # Numbers as Python's json module writes them that jsonb would not give back as written.
 _INEXACT_IN_JSONB = re.compile(r"[0-9]e[+-]|-0\.0(?![0-9])")
@@ -452,7 +457,7 @@ class _Names:
     schema: str
 
     def table(self, name: str) -> sql.Identifier:
-        return sql.Identifier(self.schema, f"jobledger_{name}")
+        return sql.Identifier(self.schema, f"jobledger_{_TABLES[name]}")
 
     def mapping(self) -> dict[str, sql.Identifier]:
         return {name: self.table(name) for name in _TABLES}
@@ -2002,6 +2007,7 @@ def _migrate(conn: psycopg.Connection[Any], schema: str | None, location: str) -
         if version > 0:
             # An older schema may predate the tables version 1 gained later.
             _upgradable(conn, names, version, location)
+            _rename_feed(conn, names, version)
             _add_start_index(conn, names)
         for target in range(version + 1, SCHEMA_VERSION + 1):
             for statement in _MIGRATIONS[target](names):
@@ -2034,6 +2040,28 @@ def _upgradable(conn: psycopg.Connection[Any], names: _Names, version: int, loca
         raise SchemaUpgradeError(location, version, SCHEMA_VERSION)
 
 
+def _rename_feed(conn: psycopg.Connection[Any], names: _Names, version: int) -> None:
+    """Part of schema step 4: the feed table of a schema of ``version`` 1 to 3 takes its new name.
+
+    A process of version 3 still running when a newer one upgrades the schema
+    would read only the feed table, which keeps the starts' entries and no
+    longer the changes' (see :func:`_updates_in_the_feed`), and so skip every
+    change event without a word (a relay or a durable subscriber would
+    checkpoint past them). Under the new name, every statement such a process
+    sends on the feed fails instead (its prepared statements too: PostgreSQL
+    looks names up again when a table is altered). The rename comes before
+    the other steps, so that every step names the table alike.
+    """
+    if version >= _FEED_RENAMED_AT:
+        return
+    conn.execute(
+        sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+            sql.Identifier(names.schema, _VERSION_3_FEED),
+            sql.Identifier(f"jobledger_{_TABLES['feed']}"),
+        )
+    )
+
+
 def _add_start_index(conn: psycopg.Connection[Any], names: _Names) -> None:
     """Give a schema made before them the start-record index and the parked table (once)."""
     present = conn.execute(
@@ -2061,7 +2089,10 @@ def _installed_version(conn: psycopg.Connection[Any], names: _Names, location: s
         row[0]
         for row in conn.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = %s AND tablename = ANY(%s)",
-            (names.schema, [f"jobledger_{table}" for table in _TABLES]),
+            (
+                names.schema,
+                [_VERSION_3_FEED, *(f"jobledger_{table}" for table in _TABLES.values())],
+            ),
         )
     }
     if not present:
