@@ -90,6 +90,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
+from jobledger._adapters.forks import after_fork_lock, forks
 from jobledger._adapters.rows import (
     EVENT_COLUMNS,
     EVENT_KIND_NAMES,
@@ -986,19 +987,12 @@ class PostgresRepository:
         self._notify = notify
         self._location = _location(self._conninfo(), schema)
         self._owns_pool = pool is None
+        self._pool_name = f"jobledger:{schema or '(default schema)'}"
+        # The connections (and locks) made from here on belong to this process (see _forked).
+        self._forks = forks()
         if pool is None:
             _check_settings(self._conninfo(), {}, self._timeout, self._location)
-            pool = ConnectionPool(
-                self._conninfo(),
-                min_size=min_size,
-                max_size=max_size,
-                kwargs={"autocommit": True},
-                configure=_configure,
-                timeout=self._timeout,
-                open=False,
-                name=f"jobledger:{schema or '(default schema)'}",
-            )
-            pool.open(wait=False)
+            pool = self._open_pool()
         self._pool = pool
         # On a pool of its own with room for others, the repository keeps one
         # connection between calls (see _KeptConnection); a pool given to it is
@@ -1016,17 +1010,65 @@ class PostgresRepository:
             self._close_pool()
             raise
         self._location = _location(self._conninfo(), self._names.schema)
+        self._listener, self._forget = self._new_listener()
+        self._group = _Group(GROUP_LIMIT, lanes=pool.max_size, patience=GROUP_PATIENCE_SECONDS)
+
+    def _open_pool(self, *, start: bool = True) -> ConnectionPool[Any]:
+        """A new pool of the repository's own; with ``start``, it opens connections meanwhile."""
+        pool: ConnectionPool[Any] = ConnectionPool(
+            self._conninfo(),
+            min_size=self._min_size,
+            max_size=self._max_size,
+            kwargs={"autocommit": True},
+            configure=_configure,
+            timeout=self._timeout,
+            open=False,
+            name=self._pool_name,
+        )
+        if start:
+            pool.open(wait=False)
+        return pool
+
+    def _new_listener(self) -> tuple[_FeedListener, weakref.finalize[Any, Any]]:
+        """A listener of the feed's notifications, and the finalizer that stops it."""
         # The listener must not hold the repository, or a repository dropped
         # without close() would live (and listen) forever.
         connect = functools.partial(
             _connect_listener, self._conninfo, self._connect_kwargs, self._timeout
         )
-        self._listener = _FeedListener(
-            connect, self._names.channel, self._sql.feed_head, self._location
-        )
+        listener = _FeedListener(connect, self._names.channel, self._sql.feed_head, self._location)
         # A repository dropped without close() must not leave its listener running.
-        self._forget = weakref.finalize(self, self._listener.stop)
-        self._group = _Group(GROUP_LIMIT, lanes=pool.max_size, patience=GROUP_PATIENCE_SECONDS)
+        return listener, weakref.finalize(self, listener.stop)
+
+    def _forked(self, *, reopen: bool = True) -> None:
+        """In a forked child of the process that made the connections, make them anew.
+
+        A child's copies of its parent's connections (the kept one, the
+        pool's, the listener's) share their sockets with the parent's: using
+        one would mix two processes' messages on one session, and closing one
+        would end the parent's session. So a child drops them, never using or
+        closing them, along with the locks of the group commit and the
+        listener, which a parent's thread may have held when it forked. With
+        ``reopen``, it then opens a pool of its own (on a pool of the
+        repository's own; an application's pool is the application's to
+        make anew); without (when closing), the new pool is never opened.
+        """
+        if self._forks == forks():
+            return
+        with after_fork_lock():
+            if self._forks == forks():
+                return
+            self._forget.detach()
+            if self._owns_pool:
+                self._pool = self._open_pool(start=reopen)
+            self._kept = _KeptConnection(
+                self._pool, self._timeout, keep=reopen and self._owns_pool and self._max_size > 1
+            )
+            self._listener, self._forget = self._new_listener()
+            self._group = _Group(
+                GROUP_LIMIT, lanes=self._pool.max_size, patience=GROUP_PATIENCE_SECONDS
+            )
+            self._forks = forks()
 
     @property
     def schema(self) -> str:
@@ -1036,6 +1078,7 @@ class PostgresRepository:
     @property
     def pool(self) -> ConnectionPool[Any]:
         """The connection pool the repository borrows connections from."""
+        self._forked()
         return self._pool
 
     def __repr__(self) -> str:
@@ -1068,6 +1111,7 @@ class PostgresRepository:
         A pool given to the repository is left open. After closing, calls
         raise :class:`~jobledger.postgres.StorageError`. Closing again does nothing.
         """
+        self._forked(reopen=False)
         self._listener.close()
         self._close_pool()
 
@@ -1080,6 +1124,7 @@ class PostgresRepository:
 
     def _connection(self) -> AbstractContextManager[psycopg.Connection[Any]]:
         """A connection for one call: the kept one when it is free, else one from the pool."""
+        self._forked()
         return self._kept.borrow()
 
     @contextmanager
@@ -1264,6 +1309,7 @@ class PostgresRepository:
         if _lacks_update(change):
             return self._save_alone(change)  # a change without its update: always refused
         pending = _Pending(change)
+        self._forked()
         self._group.run(pending, self._send_group)
         if pending.position is not None:
             return pending.position
@@ -1646,6 +1692,7 @@ class PostgresRepository:
         Returns:
             Whether an event after position ``after`` is committed and readable.
         """
+        self._forked()
         return self._listener.wait(after, timeout)
 
 
