@@ -90,6 +90,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
+from jobledger._adapters.forks import after_fork_lock, forks
 from jobledger._adapters.rows import (
     EVENT_COLUMNS,
     EVENT_KIND_NAMES,
@@ -176,18 +177,23 @@ _LISTEN_MAX_BACKOFF_SECONDS = 5.0
 # SQLSTATEs of a connection that is gone (class 08) or of a server shutting down.
 _UNAVAILABLE_STATES = frozenset({"57P01", "57P02", "57P03"})
 
-_TABLES = (
-    "meta",
-    "jobs",
-    "updates",
-    "feed",
-    "feed_counter",
-    "requests",
-    "checkpoints",
-    "parked",
-    "consumers",
-    "holds",
-)
+# Each table's name in statements, and its name in the schema after the prefix ``jobledger_``.
+_TABLES = {
+    "meta": "meta",
+    "jobs": "jobs",
+    "updates": "updates",
+    "feed": "feed_entries",
+    "feed_counter": "feed_counter",
+    "requests": "requests",
+    "checkpoints": "checkpoints",
+    "parked": "parked",
+    "consumers": "consumers",
+    "holds": "holds",
+}
+
+# The feed table's name up to schema version 3. Step 4 renames it (see _rename_feed).
+_VERSION_3_FEED = "jobledger_feed"
+_FEED_RENAMED_AT = 4
 
 # Numbers as Python's json module writes them that jsonb would not give back as written.
 _INEXACT_IN_JSONB = re.compile(r"[0-9]e[+-]|-0\.0(?![0-9])")
@@ -412,13 +418,21 @@ def _updates_in_the_feed(names: _Names) -> tuple[sql.Composed, ...]:
     into it before it deletes them, so the events stay in the feed. The step
     moves the position and event id of every change entry onto its update row
     and deletes the entry; entries whose update row a purge deleted stay.
+
+    An entry is matched to its update row by job id, update id *and* ETag:
+    a purge of version 3 deleted a job's update rows but kept its feed rows,
+    and a later start may take the same job id again, so the feed table may
+    hold change entries of two lives of one job with the same update ids.
+    ETags are never reused, so only the current life's entries match; the
+    earlier lives' entries stay in the feed table, as a purged job's do.
     """
     statements = (
         "ALTER TABLE {updates} ADD COLUMN position bigint, ADD COLUMN event_id text",
         (
             "UPDATE {updates} AS u SET position = f.position, event_id = f.event_id "
             "FROM {feed} AS f "
-            "WHERE f.job_id = u.job_id AND f.update_id = u.update_id AND f.kind <> 'started'"
+            "WHERE f.job_id = u.job_id AND f.update_id = u.update_id AND f.etag = u.etag "
+            "AND f.kind <> 'started'"
         ),
         "DELETE FROM {feed} AS f USING {updates} AS u WHERE u.position = f.position",
         "ALTER TABLE {updates} ALTER position SET NOT NULL, ALTER event_id SET NOT NULL",
@@ -444,7 +458,7 @@ class _Names:
     schema: str
 
     def table(self, name: str) -> sql.Identifier:
-        return sql.Identifier(self.schema, f"jobledger_{name}")
+        return sql.Identifier(self.schema, f"jobledger_{_TABLES[name]}")
 
     def mapping(self) -> dict[str, sql.Identifier]:
         return {name: self.table(name) for name in _TABLES}
@@ -973,19 +987,12 @@ class PostgresRepository:
         self._notify = notify
         self._location = _location(self._conninfo(), schema)
         self._owns_pool = pool is None
+        self._pool_name = f"jobledger:{schema or '(default schema)'}"
+        # The connections (and locks) made from here on belong to this process (see _forked).
+        self._forks = forks()
         if pool is None:
             _check_settings(self._conninfo(), {}, self._timeout, self._location)
-            pool = ConnectionPool(
-                self._conninfo(),
-                min_size=min_size,
-                max_size=max_size,
-                kwargs={"autocommit": True},
-                configure=_configure,
-                timeout=self._timeout,
-                open=False,
-                name=f"jobledger:{schema or '(default schema)'}",
-            )
-            pool.open(wait=False)
+            pool = self._open_pool()
         self._pool = pool
         # On a pool of its own with room for others, the repository keeps one
         # connection between calls (see _KeptConnection); a pool given to it is
@@ -1003,17 +1010,65 @@ class PostgresRepository:
             self._close_pool()
             raise
         self._location = _location(self._conninfo(), self._names.schema)
+        self._listener, self._forget = self._new_listener()
+        self._group = _Group(GROUP_LIMIT, lanes=pool.max_size, patience=GROUP_PATIENCE_SECONDS)
+
+    def _open_pool(self, *, start: bool = True) -> ConnectionPool[Any]:
+        """A new pool of the repository's own; with ``start``, it opens connections meanwhile."""
+        pool: ConnectionPool[Any] = ConnectionPool(
+            self._conninfo(),
+            min_size=self._min_size,
+            max_size=self._max_size,
+            kwargs={"autocommit": True},
+            configure=_configure,
+            timeout=self._timeout,
+            open=False,
+            name=self._pool_name,
+        )
+        if start:
+            pool.open(wait=False)
+        return pool
+
+    def _new_listener(self) -> tuple[_FeedListener, weakref.finalize[Any, Any]]:
+        """A listener of the feed's notifications, and the finalizer that stops it."""
         # The listener must not hold the repository, or a repository dropped
         # without close() would live (and listen) forever.
         connect = functools.partial(
             _connect_listener, self._conninfo, self._connect_kwargs, self._timeout
         )
-        self._listener = _FeedListener(
-            connect, self._names.channel, self._sql.feed_head, self._location
-        )
+        listener = _FeedListener(connect, self._names.channel, self._sql.feed_head, self._location)
         # A repository dropped without close() must not leave its listener running.
-        self._forget = weakref.finalize(self, self._listener.stop)
-        self._group = _Group(GROUP_LIMIT, lanes=pool.max_size, patience=GROUP_PATIENCE_SECONDS)
+        return listener, weakref.finalize(self, listener.stop)
+
+    def _forked(self, *, reopen: bool = True) -> None:
+        """In a forked child of the process that made the connections, make them anew.
+
+        A child's copies of its parent's connections (the kept one, the
+        pool's, the listener's) share their sockets with the parent's: using
+        one would mix two processes' messages on one session, and closing one
+        would end the parent's session. So a child drops them, never using or
+        closing them, along with the locks of the group commit and the
+        listener, which a parent's thread may have held when it forked. With
+        ``reopen``, it then opens a pool of its own (on a pool of the
+        repository's own; an application's pool is the application's to
+        make anew); without (when closing), the new pool is never opened.
+        """
+        if self._forks == forks():
+            return
+        with after_fork_lock():
+            if self._forks == forks():
+                return
+            self._forget.detach()
+            if self._owns_pool:
+                self._pool = self._open_pool(start=reopen)
+            self._kept = _KeptConnection(
+                self._pool, self._timeout, keep=reopen and self._owns_pool and self._max_size > 1
+            )
+            self._listener, self._forget = self._new_listener()
+            self._group = _Group(
+                GROUP_LIMIT, lanes=self._pool.max_size, patience=GROUP_PATIENCE_SECONDS
+            )
+            self._forks = forks()
 
     @property
     def schema(self) -> str:
@@ -1023,6 +1078,7 @@ class PostgresRepository:
     @property
     def pool(self) -> ConnectionPool[Any]:
         """The connection pool the repository borrows connections from."""
+        self._forked()
         return self._pool
 
     def __repr__(self) -> str:
@@ -1055,6 +1111,7 @@ class PostgresRepository:
         A pool given to the repository is left open. After closing, calls
         raise :class:`~jobledger.postgres.StorageError`. Closing again does nothing.
         """
+        self._forked(reopen=False)
         self._listener.close()
         self._close_pool()
 
@@ -1067,6 +1124,7 @@ class PostgresRepository:
 
     def _connection(self) -> AbstractContextManager[psycopg.Connection[Any]]:
         """A connection for one call: the kept one when it is free, else one from the pool."""
+        self._forked()
         return self._kept.borrow()
 
     @contextmanager
@@ -1251,6 +1309,7 @@ class PostgresRepository:
         if _lacks_update(change):
             return self._save_alone(change)  # a change without its update: always refused
         pending = _Pending(change)
+        self._forked()
         self._group.run(pending, self._send_group)
         if pending.position is not None:
             return pending.position
@@ -1633,6 +1692,7 @@ class PostgresRepository:
         Returns:
             Whether an event after position ``after`` is committed and readable.
         """
+        self._forked()
         return self._listener.wait(after, timeout)
 
 
@@ -1994,6 +2054,7 @@ def _migrate(conn: psycopg.Connection[Any], schema: str | None, location: str) -
         if version > 0:
             # An older schema may predate the tables version 1 gained later.
             _upgradable(conn, names, version, location)
+            _rename_feed(conn, names, version)
             _add_start_index(conn, names)
         for target in range(version + 1, SCHEMA_VERSION + 1):
             for statement in _MIGRATIONS[target](names):
@@ -2026,6 +2087,28 @@ def _upgradable(conn: psycopg.Connection[Any], names: _Names, version: int, loca
         raise SchemaUpgradeError(location, version, SCHEMA_VERSION)
 
 
+def _rename_feed(conn: psycopg.Connection[Any], names: _Names, version: int) -> None:
+    """Part of schema step 4: the feed table of a schema of ``version`` 1 to 3 takes its new name.
+
+    A process of version 3 still running when a newer one upgrades the schema
+    would read only the feed table, which keeps the starts' entries and no
+    longer the changes' (see :func:`_updates_in_the_feed`), and so skip every
+    change event without a word (a relay or a durable subscriber would
+    checkpoint past them). Under the new name, every statement such a process
+    sends on the feed fails instead (its prepared statements too: PostgreSQL
+    looks names up again when a table is altered). The rename comes before
+    the other steps, so that every step names the table alike.
+    """
+    if version >= _FEED_RENAMED_AT:
+        return
+    conn.execute(
+        sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+            sql.Identifier(names.schema, _VERSION_3_FEED),
+            sql.Identifier(f"jobledger_{_TABLES['feed']}"),
+        )
+    )
+
+
 def _add_start_index(conn: psycopg.Connection[Any], names: _Names) -> None:
     """Give a schema made before them the start-record index and the parked table (once)."""
     present = conn.execute(
@@ -2053,7 +2136,10 @@ def _installed_version(conn: psycopg.Connection[Any], names: _Names, location: s
         row[0]
         for row in conn.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = %s AND tablename = ANY(%s)",
-            (names.schema, [f"jobledger_{table}" for table in _TABLES]),
+            (
+                names.schema,
+                [_VERSION_3_FEED, *(f"jobledger_{table}" for table in _TABLES.values())],
+            ),
         )
     }
     if not present:

@@ -133,7 +133,7 @@ def _transactions(conninfo: str, schema: str) -> dict[int, str]:
     with psycopg.connect(conninfo, autocommit=True) as conn:
         rows = conn.execute(
             sql.SQL(
-                "SELECT position, xmin::text FROM {schema}.jobledger_feed "
+                "SELECT position, xmin::text FROM {schema}.jobledger_feed_entries "
                 "UNION ALL SELECT position, xmin::text FROM {schema}.jobledger_updates"
             ).format(schema=sql.Identifier(schema))
         ).fetchall()

@@ -2,8 +2,9 @@
 
 A "version 1" or "version 3" schema is made by undoing the later steps on a
 current one (step 4's change entries moved back from the update rows into the
-feed table, step 2's columns dropped, step 3's foreign key and table options
-put back), since the adapter writes the current version's rows only.
+feed table and the table given its version 3 name, step 2's columns dropped,
+step 3's foreign key and table options put back), since the adapter writes
+the current version's rows only.
 """
 
 from __future__ import annotations
@@ -46,9 +47,11 @@ FROM {updates} AS u JOIN {jobs} AS j ON j.id = u.job_id"""
 
 def _as_version_3(conninfo: str, schema: str) -> None:
     """Turn the schema back into version 3: every change entry a feed row, as update rows were."""
-    tables = {name: _table(schema, name) for name in ("feed", "updates", "jobs", "meta")}
+    tables = {name: _table(schema, name) for name in ("updates", "jobs", "meta")}
+    tables["feed"] = _table(schema, "feed_entries")
     with psycopg.connect(conninfo, autocommit=True) as conn, conn.transaction():
         conn.execute(sql.SQL(_VERSION_3_CHANGE_ENTRIES).format(**tables))
+        conn.execute(sql.SQL("ALTER TABLE {feed} RENAME TO jobledger_feed").format(**tables))
         conn.execute(
             sql.SQL("DROP INDEX {}").format(sql.Identifier(schema, "jobledger_updates_by_position"))
         )
@@ -318,13 +321,14 @@ class TestTablesAddedOnOpening:
         assert (1,) == index
 
 
-def _feed_table(conninfo: str, schema: str) -> list[tuple[int, str]]:
-    """The position and kind of each row of the feed table, in position order."""
+def _feed_table(conninfo: str, schema: str, name: str = "feed_entries") -> list[tuple[int, str]]:
+    """The position and kind of each row of the feed table, in position order.
+
+    The table is ``jobledger_feed`` up to version 3 (pass ``name="feed"``).
+    """
     with psycopg.connect(conninfo, autocommit=True) as conn:
         rows = conn.execute(
-            sql.SQL("SELECT position, kind FROM {} ORDER BY position").format(
-                _table(schema, "feed")
-            )
+            sql.SQL("SELECT position, kind FROM {} ORDER BY position").format(_table(schema, name))
         ).fetchall()
     return [(int(position), str(kind)) for position, kind in rows]
 
@@ -353,7 +357,7 @@ class TestUpdatesInTheFeed:
             before = _contents(old, [first.id, second.id])
             parked_before = old.parked_events("audit")
         _as_version_3(postgres_conninfo, schema)
-        table_before = _feed_table(postgres_conninfo, schema)
+        table_before = _feed_table(postgres_conninfo, schema, "feed")
 
         with PostgresRepository(postgres_conninfo, schema=schema) as migrated:
             after = _contents(migrated, [first.id, second.id])
@@ -397,3 +401,73 @@ class TestUpdatesInTheFeed:
         assert (1, [(1, "started")]) == (purged, table_before)
         assert [(1, "started"), (2, "updated"), (3, "failed")] == table_after
         assert feed == after
+
+
+# Plans the server may choose for the step's join of update rows and feed entries.
+_JOIN_PLANS = {
+    "default": "",
+    "nested loop": "-c enable_hashjoin=off -c enable_mergejoin=off",
+    "merge join": "-c enable_hashjoin=off -c enable_nestloop=off",
+}
+
+
+class TestReusedIdMigration:
+    """Step 4 on a feed holding the change entries of two lives of one job id."""
+
+    @pytest.mark.parametrize("plan", list(_JOIN_PLANS))
+    def test_a_purged_job_s_id_reused_keeps_both_lives_in_the_feed(
+        self, postgres_conninfo: str, schema: str, plan: str
+    ) -> None:
+        """Each life's change entries keep their own positions, whatever join plan is chosen."""
+        with PostgresRepository(postgres_conninfo, schema=schema) as old:
+            jobs = Jobs(old)
+            job = jobs.start(service="m", entity="e", type="t", job_id="X", state={"life": 1})
+            job = jobs.update("X", etag=job.etag, status="first", state_update={"a": 1})
+            jobs.complete("X", etag=job.etag)
+            purged = jobs.purge(finished_before=datetime.now(UTC) + timedelta(seconds=1))
+            job = jobs.start(service="m", entity="e", type="t", job_id="X", state={"life": 2})
+            job = jobs.update("X", etag=job.etag, status="second", state_update={"b": 2})
+            jobs.fail("X", etag=job.etag)
+            before = _contents(old, ["X"])
+        _as_version_3(postgres_conninfo, schema)
+        table_before = _feed_table(postgres_conninfo, schema, "feed")
+
+        conninfo = make_conninfo(postgres_conninfo, options=_JOIN_PLANS[plan] or None)
+        with PostgresRepository(conninfo, schema=schema) as migrated:
+            after = _contents(migrated, ["X"])
+        table_after = _feed_table(postgres_conninfo, schema)
+
+        assert 1 == purged
+        assert [(1, "started"), (2, "updated"), (3, "completed"), (4, "started")] == table_after
+        assert [*table_after, (5, "updated"), (6, "failed")] == table_before
+        assert before == after
+
+
+# What version 3 sent to read the feed (its columns, on the feed table alone).
+_VERSION_3_READ = (
+    "SELECT position, event_id, kind, job_id, status, etag FROM {} "
+    "WHERE position > %s ORDER BY position LIMIT %s"
+)
+
+
+class TestOlderProcessesAfterTheUpgrade:
+    """A version 3 process still running after the upgrade fails on the feed; it skips nothing."""
+
+    def test_a_version_3_read_of_the_feed_fails_after_the_upgrade(
+        self, postgres_conninfo: str, schema: str
+    ) -> None:
+        """A version 3 feed read prepared before the upgrade raises instead of missing changes."""
+        with PostgresRepository(postgres_conninfo, schema=schema) as old:
+            jobs = Jobs(old)
+            job = jobs.start(service="m", entity="e", type="t")
+            jobs.update(job.id, etag=job.etag, status="changed")
+        _as_version_3(postgres_conninfo, schema)
+        read = sql.SQL(_VERSION_3_READ).format(_table(schema, "feed"))
+        with psycopg.connect(postgres_conninfo, autocommit=True) as running:
+            before = [(row[0], row[2]) for row in running.execute(read, (0, 10), prepare=True)]
+            with PostgresRepository(postgres_conninfo, schema=schema) as upgraded:
+                Jobs(upgraded).start(service="m", entity="e", type="t")
+            with pytest.raises(psycopg.errors.UndefinedTable):
+                running.execute(read, (0, 10), prepare=True)
+
+        assert [(1, "started"), (2, "updated")] == before

@@ -5,8 +5,11 @@ from __future__ import annotations
 import gc
 import json
 import math
+import os
 import pickle
 import random
+import select
+import signal
 import struct
 import threading
 import time
@@ -448,3 +451,83 @@ def _messages_of_three_saves(repository: PostgresRepository, trace: Path) -> lis
             conn.pgconn.untrace()
     assert 3 == job.version
     return [line for line in trace.read_text().splitlines() if line.startswith("F")]
+
+
+def _in_a_forked_child(action: Callable[[], str]) -> str:
+    """What ``action`` returns in a forked child (its error's name if it raises)."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: act, report, and leave at once (no parent's cleanup)
+        try:
+            try:
+                reported = action()
+            except Exception as err:  # noqa: BLE001  (reported to the parent, which asserts)
+                reported = type(err).__name__
+            os.write(write_end, reported.encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    ready, _, _ = select.select([read_end], [], [], PATIENCE)
+    if not ready:  # the child hangs: end it, so the failure does not hang the suite
+        os.kill(pid, signal.SIGKILL)
+    with os.fdopen(read_end) as pipe:
+        reported = pipe.read() if ready else "hung"
+    os.waitpid(pid, 0)
+    return reported
+
+
+class TestForks:
+    """A forked child uses connections of its own, and leaves its parent's alone."""
+
+    def test_a_forked_child_reads_and_saves_on_connections_of_its_own(
+        self, repository: PostgresRepository
+    ) -> None:
+        """The child's calls succeed on sessions of its own; the parent's kept one goes on."""
+        jobs = Jobs(repository)
+        job = jobs.start(service="hr", entity="employee", type="sync")
+        parent_session = _session(repository)
+
+        def child() -> str:
+            sessions = {_session(repository) for _ in range(20)}
+            read = [jobs.get(job.id).status for _ in range(20)]
+            started = jobs.start(service="hr", entity="employee", type="child")
+            repository.close()
+            return f"{parent_session in sessions} {set(read)} {started.status}"
+
+        reported = _in_a_forked_child(child)
+        after = [jobs.get(job.id).status for _ in range(20)]
+        jobs.update(job.id, etag=job.etag, status="after")
+        kinds = [type(entry.event).__name__ for entry in repository.read_feed()]
+
+        assert "False {'started'} started" == reported
+        assert ["started"] * 20 == after
+        assert parent_session == _session(repository)
+        assert ["JobStarted", "JobStarted", "JobUpdated"] == kinds
+
+    def test_a_forked_child_closing_the_repository_leaves_the_parents_sessions_open(
+        self, repository: PostgresRepository
+    ) -> None:
+        """Closing in the child, before any call there, ends none of the parent's sessions."""
+        jobs = Jobs(repository)
+        job = jobs.start(service="hr", entity="employee", type="sync")
+        parent_session = _session(repository)
+
+        def child() -> str:
+            repository.close()
+            try:
+                repository.get(job.id)
+            except StorageError:
+                return "closed"
+            return "open"
+
+        reported = _in_a_forked_child(child)
+        after = jobs.update(job.id, etag=job.etag, status="after")
+
+        assert ("closed", "after") == (reported, after.status)
+        assert parent_session == _session(repository)
+
+
+def _session(repository: PostgresRepository) -> int:
+    """The server process of the session a call of this thread is served on."""
+    with repository._connection() as conn:  # the kept connection, when free
+        return conn.info.backend_pid
