@@ -50,6 +50,7 @@ import time
 import weakref
 from typing import TYPE_CHECKING, Any, NoReturn, Self, TypeVar
 
+from jobledger._adapters.forks import forks
 from jobledger._adapters.rows import (
     EVENT_COLUMNS,
     JOB_COLUMNS,
@@ -902,7 +903,7 @@ class SQLiteRepository:
     def _queue(self) -> _Queue:
         """The queue of saves waiting to commit, made anew in a forked child."""
         queue = self._saves
-        if queue.forks != _FORKS[0]:
+        if queue.forks != forks():
             # The parent's queue may hold its threads' saves, a held lock and
             # the parent's connection (never to be touched here): start afresh.
             if queue.conn is not None:
@@ -1174,18 +1175,6 @@ class SQLiteRepository:
                 self._feed_waiters -= 1
 
 
-# How many times this process was forked from its parents (its ancestors included):
-# a queue made before a fork belongs to the parent. Cheaper to compare than a getpid().
-_FORKS = [0]
-
-
-def _forked() -> None:
-    _FORKS[0] += 1
-
-
-os.register_at_fork(after_in_child=_forked)
-
-
 class _Ticket:
     """One save (or batch) waiting in the group commit queue, and its outcome once settled."""
 
@@ -1215,7 +1204,7 @@ class _Queue:
     __slots__ = ("conn", "forks", "mutex", "waiting")
 
     def __init__(self) -> None:
-        self.forks = _FORKS[0]
+        self.forks = forks()
         self.mutex = threading.Lock()
         self.waiting: list[_Ticket] = []
         self.conn: sqlite3.Connection | None = None
@@ -1371,7 +1360,7 @@ def _close_all(
     for conn in idle:
         conn.close()
     for queue in queues:
-        if queue.forks == _FORKS[0]:
+        if queue.forks == forks():
             queue.close()
 
 
