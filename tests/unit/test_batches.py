@@ -138,10 +138,11 @@ class TestAtomicity:
                 ]
             )
 
-        assert (job.id, job.etag, current.etag) == (
+        assert (job.id, job.etag, current.etag, 1) == (
             raised.value.job_id,
             raised.value.expected_etag,
             raised.value.current_etag,
+            raised.value.batch_index,
         )
         assert (before, []) == (stored(jobs), events)
         assert None is jobs.repository.find_request("request-1")
@@ -161,12 +162,15 @@ class TestAtomicity:
     def test_any_refusal_saves_nothing_of_the_batch(
         self, jobs: Jobs, refused: Command, error: type[Exception]
     ) -> None:
-        """A command refused for any reason leaves no change of the batch saved, none published."""
+        """A command refused for any reason leaves no change of the batch saved, none published.
+
+        The refusal names the refused command's position in the batch.
+        """
         jobs.start(service="hr", entity="employee", type="sync", job_id="taken")
         events = collect(jobs)
         before = stored(jobs)
 
-        with pytest.raises(error):
+        with pytest.raises(error) as raised:
             jobs.handle_all(
                 [
                     starting("new-job"),
@@ -176,6 +180,26 @@ class TestAtomicity:
             )
 
         assert (before, []) == (stored(jobs), events)
+        assert 2 == raised.value.batch_index  # type: ignore[attr-defined]
+
+    def test_a_refusal_on_saving_names_its_command_after_one_answered_from_its_record(
+        self, jobs: Jobs
+    ) -> None:
+        """A start refused on saving, after one answered from its record, is named by position."""
+        jobs.start(service="hr", entity="employee", type="sync", job_id="taken")
+        jobs.handle(starting("done", request_id="request-1"))
+
+        with pytest.raises(JobAlreadyExistsError) as raised:
+            jobs.handle_all([starting("done", request_id="request-1"), starting("taken")])
+
+        assert ("taken", 1) == (raised.value.job_id, raised.value.batch_index)
+
+    def test_an_error_outside_a_batch_names_no_command(self, jobs: Jobs) -> None:
+        """A refusal of a command handled alone has no batch position."""
+        with pytest.raises(JobNotFoundError) as raised:
+            jobs.update("no-such-job", etag="etag-1", status="x")
+
+        assert None is raised.value.batch_index
 
     def test_events_are_published_after_the_commit_in_command_order(self, jobs: Jobs) -> None:
         """Subscribers receive the batch's events in order, each after the whole batch committed."""
@@ -392,7 +416,11 @@ class TestRaces:
             jobs.handle_all([starting("task-1"), UpdateJob(job_id=job.id, etag=ANY_ETAG)])
 
         # One refusal of the decision on the remembered job, then the three attempts.
-        assert (ANY_ETAG, 4) == (raised.value.expected_etag, repository.refused_batches)
+        assert (ANY_ETAG, 4, 1) == (
+            raised.value.expected_etag,
+            repository.refused_batches,
+            raised.value.batch_index,
+        )
         with pytest.raises(JobNotFoundError):
             jobs.get("task-1")
 

@@ -31,6 +31,7 @@ from jobledger._core.errors import (
     JobAlreadyExistsError,
     JobledgerError,
     RequestIdConflictError,
+    StorageError,
 )
 from jobledger._core.job import Job
 
@@ -391,14 +392,14 @@ class _Batch:
         self.changes.append(change)
         self.commands.append(command)
 
-    def culprit(self, error: JobledgerError) -> Command | None:
-        """The command whose change ``error`` refused, if it says which."""
-        for command, change in zip(self.commands, self.changes, strict=True):
+    def refused(self, error: JobledgerError) -> int | None:
+        """The position among :attr:`changes` of the change ``error`` refused, if it says which."""
+        for at, change in enumerate(self.changes):
             if isinstance(error, RequestIdConflictError):
                 if change.request is not None and change.request.request_id == error.request_id:
-                    return command
+                    return at
             elif change.job.id == getattr(error, "job_id", None):
-                return command
+                return at
         return None
 
     def deciding(
@@ -471,7 +472,8 @@ def handling_all(
     Raises:
         JobledgerError: the first command's refusal, or the save's; a refused
             :class:`~jobledger.ConcurrencyError` names the ETag its command
-            carried.
+            carried. A refusal traced to one command carries its position in
+            ``commands`` as :attr:`~jobledger.JobledgerError.batch_index`.
     """
     commands = tuple(commands)
     attempts = 0
@@ -481,10 +483,16 @@ def handling_all(
         attempts += 1
         batch = _Batch(recall=recall)
         handled: list[Handled] = []
-        for command in commands:
-            one = yield from batch.deciding(
-                command, clock=times, new_id=ids, limits=limits, new_tag=tags
-            )
+        sources: list[int] = []  # the position in ``commands`` of each change's command
+        for index, command in enumerate(commands):
+            try:
+                one = yield from batch.deciding(
+                    command, clock=times, new_id=ids, limits=limits, new_tag=tags
+                )
+            except JobledgerError as error:
+                _name_refused(error, index)
+                raise
+            sources.extend([index] * (len(batch.changes) - len(sources)))
             handled.append(one)
         if not batch.changes:
             return tuple(handled)
@@ -502,10 +510,26 @@ def handling_all(
                 continue
             recall = False
             times, ids, tags = _Recording(clock), _Recording(new_id), _Recording(tag)
-            if (yield from _batch_may_retry(error, batch.culprit(error), attempts)):
+            at = batch.refused(error)
+            named = None if at is None else sources[at]
+            try:
+                retry = yield from _batch_may_retry(
+                    error, None if at is None else batch.commands[at], attempts
+                )
+            except JobledgerError as carried:
+                _name_refused(carried, named)
+                raise
+            if retry:
                 continue
+            _name_refused(error, named)
             raise
         return tuple(handled)
+
+
+def _name_refused(error: JobledgerError, index: int | None) -> None:
+    """Name the command at ``index`` of its batch as the one ``error`` refused (unless storage)."""
+    if not isinstance(error, StorageError):
+        error.batch_index = index
 
 
 def _batch_may_retry(

@@ -44,7 +44,16 @@ __all__ = [
 
 
 class JobledgerError(Exception):
-    """The root of every error jobledger raises on purpose."""
+    """The root of every error jobledger raises on purpose.
+
+    Attributes:
+        batch_index: In a refusal :meth:`~jobledger.Jobs.handle_all` raises,
+            the position in the batch of the command refused, when the ledger
+            can tell which one it is; ``None`` otherwise, and in every other
+            error (a storage failure is no command's refusal).
+    """
+
+    batch_index: int | None = None
 
 
 class JobNotFoundError(JobledgerError, LookupError):

@@ -15,16 +15,21 @@ Each command keeps the outcome it would have had alone:
   of a batch is decided on another's result (two requests with the same ETag:
   exactly one wins, as without the writer).
 * A batch is all or none. When the ledger refuses it (a stale ETag, an invalid
-  transition, invalid data, ...), nothing of it was written, and each of its
-  commands is answered :data:`ALONE`: its request carries it out alone, as if
-  there were no writer, and gets its own outcome and error.
+  transition, invalid data, ...), nothing of it was written. The refused
+  command (named by the error's :attr:`~jobledger.JobledgerError.batch_index`)
+  is answered with that error, its own, and the others are written again as a
+  batch without it, up to :data:`MAX_REDOS` times. A refusal that names no
+  command, and those past that bound, answer each command left :data:`ALONE`:
+  its request carries it out alone, as if there were no writer, and gets its
+  own outcome and error.
 * A failure of the storage itself (the commit's outcome unknown) is every
   command's answer, as a group commit gives it to every save it holds; no
   command is carried out twice.
 
 Commands with the wildcard ETag (retried with pauses while others win) and
 ledgers whose repository cannot save a batch atomically do not come here: see
-:meth:`CommandWriter.takes`.
+:meth:`CommandWriter.takes`. Nor do commands once the writer is stopping; a
+command queued as it stops, after its last batch, is answered :data:`ALONE`.
 """
 
 from __future__ import annotations
@@ -40,12 +45,16 @@ from jobledger import ANY_ETAG, AtomicBatches, JobledgerError, StartJob, Storage
 if TYPE_CHECKING:
     from jobledger import Command, Jobs
 
-__all__ = ["ALONE", "MAX_BATCH", "CommandWriter"]
+__all__ = ["ALONE", "MAX_BATCH", "MAX_REDOS", "CommandWriter"]
 
 logger = logging.getLogger(__name__)
 
 #: The most commands one batch holds.
 MAX_BATCH = 64
+
+#: The most times a refused batch is written again without its refused command.
+#: Each time decides the commands left again; past it, they go :data:`ALONE`.
+MAX_REDOS = 8
 
 #: The answer to a command of a refused batch: carry it out alone.
 ALONE: Final = object()
@@ -73,17 +82,28 @@ class CommandWriter:
         self._queue: queue.SimpleQueue[_Waiting | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = False
+        # Held while a command is queued, and while the thread ends: a command is
+        # either queued before the thread's last look at the queue, or sees it ended.
+        self._ending = threading.Lock()
+        self._ended = False
 
     def start(self) -> None:
         """Start the writer's thread, answering to the running event loop."""
         self._loop = asyncio.get_running_loop()
+        self._stopping = self._ended = False
         self._thread = threading.Thread(target=self._run, name="jobledger-writer", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Let the writer finish the commands queued, then end its thread."""
+        """Let the writer finish the commands queued, then end its thread.
+
+        From the call on, :meth:`takes` takes no command; one queued after the
+        thread's last batch is answered :data:`ALONE`.
+        """
         if self._thread is None:
             return
+        self._stopping = True
         self._queue.put(_STOP)
         self._thread.join(timeout)
         self._thread = None
@@ -96,6 +116,7 @@ class CommandWriter:
         """
         return (
             self._thread is not None
+            and not self._stopping
             and self._atomic
             and (isinstance(command, StartJob) or command.etag != ANY_ETAG)
         )
@@ -104,10 +125,14 @@ class CommandWriter:
         """Queue ``command``; its job, or :data:`ALONE` (see the module).
 
         Raises:
-            JobledgerError: the storage failed while writing the command's batch.
+            JobledgerError: the ledger refused the command, or the storage failed
+                while writing its batch.
         """
         future: asyncio.Future[_Outcome] = asyncio.get_running_loop().create_future()
-        self._queue.put((command, future))
+        with self._ending:
+            if self._ended:
+                return ALONE
+            self._queue.put((command, future))
         outcome = await future
         if isinstance(outcome, BaseException):
             raise outcome
@@ -118,7 +143,7 @@ class CommandWriter:
     def _run(self) -> None:
         held: list[_Waiting] = []
         while True:
-            taken = [*held, *self._taken(block=not held)]
+            taken = [*held, *self._taken(block=not held, room=MAX_BATCH - len(held))]
             held = []
             stop = any(item is _STOP for item in taken)
             waiting: list[_Waiting] = [item for item in taken if item is not _STOP]  # type: ignore[misc]
@@ -131,14 +156,24 @@ class CommandWriter:
                     held = waiting
                     break
             if stop:
+                self._end()
                 return
 
-    def _taken(self, *, block: bool) -> list[_Waiting | object]:
-        """Every queued item (waiting for one when ``block``), at most :data:`MAX_BATCH`."""
+    def _end(self) -> None:
+        """Answer :data:`ALONE` to the commands queued after the last batch taken."""
+        with self._ending:
+            self._ended = True
+            left = self._taken(block=False, room=None)
+        waiting: list[_Waiting] = [item for item in left if item is not _STOP]  # type: ignore[misc]
+        if waiting:
+            self._answer(waiting, [ALONE] * len(waiting))
+
+    def _taken(self, *, block: bool, room: int | None) -> list[_Waiting | object]:
+        """Every queued item (waiting for one when ``block``), at most ``room`` (``None``: all)."""
         items: list[_Waiting | object] = []
         if block:
             items.append(self._queue.get())
-        while len(items) < MAX_BATCH:
+        while room is None or len(items) < room:
             try:
                 items.append(self._queue.get_nowait())
             except queue.Empty:
@@ -147,19 +182,38 @@ class CommandWriter:
 
     def _outcomes(self, commands: list[Command]) -> list[_Outcome]:
         """Each command's outcome: its job, :data:`ALONE`, or its error."""
-        logger.debug("a batch of %d commands", len(commands))
-        try:
-            if len(commands) == 1:
-                return [self._jobs.handle(commands[0])]
-            return list(self._jobs.handle_all(commands))
-        except JobledgerError as err:
-            if isinstance(err, StorageError) or len(commands) == 1:
-                return [err] * len(commands)
-            # A refusal: nothing of the batch was written; each command is carried out alone.
-            return [ALONE] * len(commands)
-        except Exception as err:
-            logger.exception("the service's writer failed on a batch of %d", len(commands))
-            return [err] * len(commands)
+        outcomes: list[_Outcome] = [ALONE] * len(commands)
+        left = list(range(len(commands)))  # the positions of the commands still to write
+        for _ in range(1 + MAX_REDOS):
+            written = [commands[at] for at in left]
+            logger.debug("a batch of %d commands", len(written))
+            try:
+                jobs = (
+                    [self._jobs.handle(written[0])]
+                    if len(written) == 1
+                    else self._jobs.handle_all(written)
+                )
+            except JobledgerError as err:
+                if isinstance(err, StorageError) or len(written) == 1:
+                    for at in left:
+                        outcomes[at] = err
+                    return outcomes
+                if err.batch_index is None:
+                    # A refusal naming no command: each command is carried out alone.
+                    return outcomes
+                # Nothing of the batch was written: the refused command has its
+                # answer, the others are written again without it.
+                outcomes[left.pop(err.batch_index)] = err
+                continue
+            except Exception as err:
+                logger.exception("the service's writer failed on a batch of %d", len(written))
+                for at in left:
+                    outcomes[at] = err
+                return outcomes
+            for at, job in zip(left, jobs, strict=True):
+                outcomes[at] = job
+            return outcomes
+        return outcomes  # refused past the bound: those left go alone
 
     def _answer(self, batch: list[_Waiting], outcomes: list[_Outcome]) -> None:
         assert self._loop is not None  # noqa: S101  (started before any command is queued)
