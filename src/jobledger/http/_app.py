@@ -32,6 +32,7 @@ from jobledger import (
     FailJob,
     InvalidJobDataError,
     JobledgerError,
+    JobNotFoundError,
     JobQuery,
     StartJob,
     UpdateJob,
@@ -438,8 +439,21 @@ class _Service:
                 raise WireFormatError(
                     err.field, f"/Commands/{index}{err.path}", err.reason
                 ) from None
+        await self._may_all(client, commands)
+        commands = [self._as_client(command, client) for command in commands]
+        jobs = await self._worker(self._jobs.handle_all, commands)
+        return _json({"Jobs": [wire.encode(job) for job in jobs]})
+
+    async def _may_all(self, client: Client | None, commands: list[Command]) -> None:
+        """Check that ``client`` may carry out each command of a batch, in order.
+
+        Raises:
+            PermissionDeniedError: the client may not carry out one of them.
+            JobNotFoundError: a change names a job that does not exist; its
+                ``batch_index`` is that command's place in the batch.
+        """
         services: dict[str, str] = {}
-        for command in commands:
+        for index, command in enumerate(commands):
             if isinstance(command, StartJob):
                 self._may(client, "start", command.service)
                 if command.job_id is not None:
@@ -448,12 +462,13 @@ class _Service:
             verb = _VERB_OF[type(command)]
             self._may(client, verb)
             if command.job_id not in services:
-                job = await self._worker(self._jobs.get, command.job_id)
+                try:
+                    job = await self._worker(self._jobs.get, command.job_id)
+                except JobNotFoundError as err:
+                    err.batch_index = index
+                    raise
                 services[command.job_id] = job.service
             self._may(client, verb, services[command.job_id])
-        commands = [self._as_client(command, client) for command in commands]
-        jobs = await self._worker(self._jobs.handle_all, commands)
-        return _json({"Jobs": [wire.encode(job) for job in jobs]})
 
     async def findJobs(self, request: Request, client: Client | None) -> Response:  # noqa: N802  (the operation's id)
         """GET /jobs: a page of jobs."""

@@ -256,6 +256,8 @@ class JobsClient(JobCommands):
 
         Raises:
             the first refusal, as :meth:`handle`; then nothing of the batch was saved.
+            Its :attr:`~jobledger.JobledgerError.batch_index` is the refused
+            command's place in ``commands`` when the service says which it is.
         """
         if not commands:
             return ()

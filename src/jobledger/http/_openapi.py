@@ -226,7 +226,9 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "required": ["type", "title", "status", "detail"],
         "description": (
             "An RFC 9457 problem, with the error's facts as more members "
-            "(JobId, CurrentETag, Field, Path, Reason, ...)."
+            "(JobId, CurrentETag, Field, Path, Reason, ...); a refusal of "
+            "POST /jobs:batch also has BatchIndex, the refused command's place "
+            "in Commands (from 0), when the service can tell which it is."
         ),
     },
 }

@@ -42,6 +42,7 @@ from jobledger.http._errors import (
 )
 
 __all__ = [
+    "BATCH_INDEX",
     "PROBLEM_KINDS",
     "PROBLEM_TYPE_PREFIX",
     "ProblemKind",
@@ -52,6 +53,9 @@ __all__ = [
 
 #: What every problem type of the service starts with.
 PROBLEM_TYPE_PREFIX = "urn:jobledger:problem:"
+
+#: The member of a problem that answers ``POST /jobs:batch``: which command (from 0) was refused.
+BATCH_INDEX = "BatchIndex"
 
 
 @attrs.frozen
@@ -171,6 +175,8 @@ def problem_of(error: JobledgerError) -> dict[str, Any]:
     # A storage error's message names the server or file: the title is enough for callers.
     detail = kind.title if kind.status >= 500 else " ".join(str(error).split())  # noqa: PLR2004
     members = {member: getattr(error, attribute) for attribute, member in kind.facts}
+    if error.batch_index is not None:
+        members[BATCH_INDEX] = error.batch_index
     return problem(kind.status, kind.name, kind.title, detail, **members)
 
 
@@ -195,4 +201,7 @@ def error_of(status: int, document: dict[str, Any], *, location: str) -> Jobledg
     except KeyError:
         return ServiceError(status, document)
     error: JobledgerError = kind.error(*facts)
+    index = document.get(BATCH_INDEX)
+    if type(index) is int and index >= 0:
+        error.batch_index = index
     return error

@@ -202,8 +202,11 @@ class CommandWriter:
                     # A refusal naming no command: each command is carried out alone.
                     return outcomes
                 # Nothing of the batch was written: the refused command has its
-                # answer, the others are written again without it.
-                outcomes[left.pop(err.batch_index)] = err
+                # answer, the others are written again without it. Its request
+                # sent one command, so the error names no place in a batch.
+                culprit = left.pop(err.batch_index)
+                err.batch_index = None
+                outcomes[culprit] = err
                 continue
             except Exception as err:
                 logger.exception("the service's writer failed on a batch of %d", len(written))

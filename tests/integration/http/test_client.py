@@ -152,6 +152,31 @@ class TestTypedErrors:
                 jobs.get(server.id("b2"))
         assert ["started", "exporting"] == [job.status for job in done]
 
+    def test_a_refused_batch_names_the_refused_command(
+        self, server: Namespaced, clients: Clients
+    ) -> None:
+        """The error of a refused batch has the refused command's place as batch_index."""
+        with client(server, clients) as jobs:
+            job = jobs.start(service="hr", entity="e", type="t", job_id=server.id("n1"))
+            fresh = StartJob(service="hr", entity="e", type="t", job_id=server.id("n2"))
+            with pytest.raises(ConcurrencyError) as stale:
+                jobs.handle_all([fresh, UpdateJob(job_id=job.id, etag="stale")])
+            with pytest.raises(JobNotFoundError) as missing:
+                jobs.handle_all(
+                    [
+                        fresh,
+                        UpdateJob(job_id=job.id, etag="*"),
+                        UpdateJob(job_id=server.id("no"), etag="*"),
+                    ]
+                )
+            with pytest.raises(ConcurrencyError) as alone:
+                jobs.update(job.id, etag="stale")
+        assert (1, 2, None) == (
+            stale.value.batch_index,
+            missing.value.batch_index,
+            alone.value.batch_index,
+        )
+
     def test_a_batch_checks_each_commands_permission(
         self, server: Namespaced, clients: Clients
     ) -> None:

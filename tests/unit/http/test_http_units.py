@@ -129,6 +129,21 @@ class TestProblems:
         back = error_of(document["status"], document, location="http://x")
         assert (type(error), error.__reduce__()) == (type(back), back.__reduce__())
 
+    def test_a_refusal_in_a_batch_keeps_its_place(self) -> None:
+        """A refusal's batch_index goes as BatchIndex and comes back; others have none."""
+        refused = ConcurrencyError("j", "e1", "e2")
+        refused.batch_index = 3
+        document = problem_of(refused)
+        back = error_of(document["status"], document, location="http://x")
+        alone = problem_of(ConcurrencyError("j", "e1", "e2"))
+        assert (3, 3, False) == (document["BatchIndex"], back.batch_index, "BatchIndex" in alone)
+
+    @pytest.mark.parametrize("index", [True, -1, 1.0, "1", None])
+    def test_a_batch_index_that_is_not_a_place_is_ignored(self, index: object) -> None:
+        """Only a whole number from 0 up is read as the refused command's place."""
+        document = problem_of(ConcurrencyError("j", "e1", "e2")) | {"BatchIndex": index}
+        assert None is error_of(412, document, location="http://x").batch_index
+
     def test_a_storage_error_hides_its_location(self) -> None:
         """A storage failure is 503 without the file or server, and comes back unavailable."""
         document = problem_of(StorageError("/secret/path.db", "disk full"))
