@@ -10,7 +10,6 @@ import asyncio
 import base64
 import binascii
 import functools
-import json
 import logging
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -46,6 +45,7 @@ from jobledger.http._errors import (
     PreconditionRequiredError,
     RequestTooLargeError,
 )
+from jobledger.http._json import dumps, loads
 from jobledger.http._openapi import OPERATIONS, Operation, openapi_document
 from jobledger.http._problems import problem, problem_of
 from jobledger.http._tokens import DEFAULT_RECHECK_SECONDS, DEFAULT_TOKEN_SECONDS, TokenIssuer
@@ -89,13 +89,8 @@ _COMMAND_OF = {
 }
 
 
-# One encoder and one decoder for every request: json.dumps and json.loads make a new one
-# on each call that passes options.
-_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-
-
 def _json(body: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    text = _ENCODER.encode(body)
+    text = dumps(body)
     media = "application/problem+json" if status >= 400 else "application/json"  # noqa: PLR2004
     return Response(text, status_code=status, headers=headers, media_type=media)
 
@@ -154,29 +149,6 @@ def _time(request: Request, name: str) -> datetime | None:
     if when is None or when.tzinfo is None:
         raise InvalidJobDataError(name, "", "must be an ISO 8601 date and time with a UTC offset")
     return when
-
-
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            msg = f"the key {key!r} appears twice"
-            raise ValueError(msg)
-        result[key] = value
-    return result
-
-
-_DECODER = json.JSONDecoder(object_pairs_hook=_reject_duplicates)
-
-
-def _parsed(body: bytes) -> object:
-    """``body`` as JSON, as ``json.loads`` reads bytes; an object with a key twice is refused.
-
-    Raises:
-        ValueError: not JSON (or not in UTF-8, -16 or -32), or a key twice.
-        RecursionError: nested too deeply.
-    """
-    return _DECODER.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
 
 
 class _Service:
@@ -319,7 +291,7 @@ class _Service:
         data: object = {}
         if body.strip():
             try:
-                data = _parsed(body)
+                data = loads(body)
             except (ValueError, RecursionError) as err:
                 raise WireFormatError(message_type, "", f"the body is not JSON: {err}") from None
         if not isinstance(data, dict):
@@ -423,7 +395,7 @@ class _Service:
         """POST /jobs:batch: commands in order, all or none, each with its own permission."""
         body = await self._body(request)
         try:
-            data = _parsed(body)
+            data = loads(body)
         except (ValueError, RecursionError) as err:
             raise WireFormatError("Batch", "", f"the body is not JSON: {err}") from None
         if not isinstance(data, dict) or set(data) != {"Commands"}:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -28,6 +27,7 @@ from jobledger import (
 )
 from jobledger._application.job_commands import JobCommands
 from jobledger.http._errors import AuthenticationError
+from jobledger.http._json import dumps
 from jobledger.http._problems import error_of
 
 if TYPE_CHECKING:
@@ -184,8 +184,7 @@ class JobsClient(JobCommands):
         sent = {} if headers is None else dict(headers)
         content = None
         if body is not None:
-            text = json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-            content = text.encode("utf-8")
+            content = dumps(body).encode("utf-8")
             sent["Content-Type"] = "application/json"
         sent["Authorization"] = f"Bearer {self._bearer()}"
         try:

@@ -599,13 +599,13 @@ class TestRequestBodies:
     )
     def test_a_body_is_read_as_json_loads_reads_bytes(self, body: bytes) -> None:
         """UTF-8 (with or without a BOM), UTF-16 and UTF-32 bodies read as json.loads reads them."""
-        from jobledger.http._app import _parsed  # noqa: PLC0415  (the service's own reader)
+        from jobledger.http._json import loads  # noqa: PLC0415  (the service's own reader)
 
-        assert json.loads(body) == _parsed(body)
+        assert json.loads(body) == loads(body)
 
     def test_a_key_twice_is_refused(self) -> None:
         """An object with the same key twice, at any depth, is not read."""
-        from jobledger.http._app import _parsed  # noqa: PLC0415  (the service's own reader)
+        from jobledger.http._json import loads  # noqa: PLC0415  (the service's own reader)
 
         with pytest.raises(ValueError, match="the key 'done' appears twice"):
-            _parsed(b'{"State": {"done": 1, "done": 2}}')
+            loads(b'{"State": {"done": 1, "done": 2}}')
