@@ -256,6 +256,35 @@ class TestReads:
         """find_request of an id never recorded is None."""
         assert repository.find_request("r") is None
 
+    def test_a_record_is_found_once_its_job_is_seen(
+        self, repository: InMemoryRepository, decider: Decider
+    ) -> None:
+        """A look-up made while a save is half applied waits for the save, then finds its record."""
+        repository.save(decider.start("j"))
+        job = repository.get("j")
+        change = decider(job, UpdateJob(job_id="j", etag=job.etag, status="x", request_id="r"))
+        entered, release = threading.Event(), threading.Event()
+
+        class Paused(dict):  # type: ignore[type-arg]
+            def __setitem__(self, key: str, value: object) -> None:
+                entered.set()  # the save holds the lock; its job is already written
+                release.wait(10)
+                super().__setitem__(key, value)
+
+        repository._requests = Paused()  # pause the save inside its write of the record
+        saving = threading.Thread(target=repository.save, args=(change,))
+        saving.start()
+        assert entered.wait(10)
+        found: list[object] = []
+        looking = threading.Thread(target=lambda: found.append(repository.find_request("r")))
+        looking.start()
+        looking.join(0.2)  # without the lock, the look-up would already have answered None
+        seen = repository.get("j").status
+        release.set()
+        saving.join(10)
+        looking.join(10)
+        assert ("x", [change.request]) == (seen, found)
+
     def test_find_lists_saved_jobs(self, repository: InMemoryRepository, decider: Decider) -> None:
         """Finding lists the saved jobs that match the query."""
         repository.save(decider.start("j"))

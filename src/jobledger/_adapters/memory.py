@@ -210,7 +210,10 @@ class InMemoryRepository:
         """The record of ``request_id``; see :meth:`jobledger.Repository.find_request`."""
         if not is_storable_key(request_id):
             return None
-        return self._requests.get(request_id)
+        # Under the lock: a save makes its job visible before its record, and a
+        # twin refused on seeing that job must then find the record.
+        with self._lock:
+            return self._requests.get(request_id)
 
     def save(self, change: Change) -> int:
         """Save ``change`` atomically; see :meth:`jobledger.Repository.save`."""
