@@ -90,7 +90,7 @@ from jobledger.runner._planner import (
     run_end,
 )
 from jobledger.runner._states import RunStatus, RunTrigger, TaskStatus
-from jobledger.runner._steps import group_steps
+from jobledger.runner._steps import Step, group_steps
 from jobledger.runner._timeouts import START_GRACE, START_POLL, recorded_start, terminate_worker
 from jobledger.runner._watcher import Watcher
 
@@ -254,12 +254,13 @@ class Driver:
         inline_sides: frozenset[str] = frozenset(),
         freeing: Callable[[], Sequence[Command]] = tuple,
         watcher: Watcher | None = None,
+        steps: Sequence[Step] | None = None,
     ) -> None:
         self.jobs = jobs
         self.settings = settings
         self.definition = definition
         self.tasks = tuple(tasks)
-        self.steps = group_steps(self.tasks)
+        self.steps = group_steps(self.tasks) if steps is None else tuple(steps)
         self.in_run = frozenset(task.identifier for task in self.tasks)
         # The steps before this one are done: the planner looks from here on.
         self.step_index = 0
@@ -431,8 +432,7 @@ class Driver:
                 before = self.outcomes.get(name)
                 counts[TaskStatus.PENDING if before is None else before.status] -= 1
                 counts[planned.status] += 1
-            new = attrs.evolve(
-                state,
+            new = state.stepped(
                 launches=number,
                 groups=group,
                 step=plan.step,

@@ -61,7 +61,7 @@ from jobledger.runner._model import Drive, Lease, RunRequest, RunState, encode
 from jobledger.runner._planner import claim_trigger, counts_of
 from jobledger.runner._selection import Selection
 from jobledger.runner._states import RunStatus, RunTrigger, TaskStatus
-from jobledger.runner._steps import group_steps
+from jobledger.runner._steps import Step, group_steps
 from jobledger.runner._watcher import Watcher
 
 if TYPE_CHECKING:
@@ -261,6 +261,10 @@ class Runner:
         if problems:
             raise DefinitionError("<runner>", problems)
         self.definitions: Mapping[str, JobDefinition] = MappingProxyType(found)
+        # Each definition's steps, for the drives that run all its tasks.
+        self._steps: Mapping[str, tuple[Step, ...]] = {
+            identifier: group_steps(definition.tasks) for identifier, definition in found.items()
+        }
         lease = takeover_after if lease is None else lease
         if lease is None:
             lease = 3 * heartbeat if heartbeat is not None else 30.0
@@ -664,6 +668,10 @@ class Runner:
             inline_sides=frozenset(self._pools.widths),
             freeing=lambda: self._freeing(definition.identifier, writer.run_id, drive.actor),
             watcher=self._watcher,
+            # A selection of every task (it keeps their order) has the definition's steps.
+            steps=self._steps[definition.identifier]
+            if len(tasks) == len(definition.tasks)
+            else None,
             **known,  # type: ignore[arg-type]
         )
         with self._drives_lock:

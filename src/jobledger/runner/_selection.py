@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from jobledger.runner._errors import SelectionError
-from jobledger.runner._steps import group_steps
+from jobledger.runner._steps import in_step_order
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -94,7 +94,7 @@ class Selection:
         begin, end = self.begin_step, self.end_step
         if begin is not None and end is not None and begin > end:
             raise SelectionError(name, f"begin_step {begin} comes after end_step {end}")
-        ordered = [task for step in group_steps(definition.tasks) for task in step.tasks]
+        ordered = in_step_order(definition.tasks)
         in_range = [
             task
             for task in ordered

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from jobledger.runner._definition import JobDefinition
 
-__all__ = ["Step", "group_steps", "steps"]
+__all__ = ["Step", "group_steps", "in_step_order", "steps"]
 
 
 @attrs.frozen
@@ -36,6 +36,18 @@ class Step:
     def identifiers(self) -> tuple[str, ...]:
         """The identifiers of the step's tasks, in definition order."""
         return tuple(task.identifier for task in self.tasks)
+
+
+def _launch_order(task: Task) -> int:
+    return task.launch_order
+
+
+def in_step_order(tasks: Iterable[Task]) -> list[Task]:
+    """``tasks`` in the order their steps run, in their given order within a step.
+
+    The order of :func:`group_steps`'s tasks, without making the steps.
+    """
+    return sorted(tasks, key=_launch_order)
 
 
 def group_steps(tasks: Iterable[Task]) -> tuple[Step, ...]:

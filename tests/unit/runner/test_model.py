@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -174,6 +175,19 @@ class TestCodec:
         """decode(encode(state)) gives the launch state back."""
         assert state == decode(encode(state), LaunchState)
 
+    @given(launch_states())
+    def test_a_launch_state_writes_the_fields_not_at_their_default(
+        self, state: LaunchState
+    ) -> None:
+        """Its document has a key per field whose value is not its default, in field order."""
+        expected = [
+            field.name
+            for field in attrs.fields(LaunchState)
+            if getattr(state, field.name) != field.default
+        ]
+
+        assert expected == list(encode(state))
+
     @given(run_states())
     def test_an_encoded_run_state_is_json_the_ledger_takes(self, state: RunState) -> None:
         """The encoded state freezes as a JSON object, with its layout always written."""
@@ -318,3 +332,38 @@ class TestRunStatePatch:
         assert ({"lease": None}, {"layout": 2, "tasks": 1}) == run_state_patch(
             held, encode(held), released
         )
+
+
+class TestStepped:
+    """RunState.stepped: a step's new state, made without attrs.evolve."""
+
+    def test_it_is_evolve_of_the_step_fields_and_keeps_every_other(self) -> None:
+        """Every field not given is kept as it was (each set here to a value not its default)."""
+        at = datetime(2026, 1, 1, 12, tzinfo=UTC)
+        fields: dict[str, Any] = {
+            "layout": 2,
+            "tasks": 9,
+            "launches": 4,
+            "groups": 3,
+            "step": 2,
+            "counts": {"pending": 5, "completed": 4},
+            "drive": Drive(2, RunTrigger.RESUME, "drive-2", repair=True, claimed_at=at),
+            "lease": Lease("drive-2", at, 30.0),
+            "force": 7,
+            "breakpoint": Breakpoint(2, ("a",)),
+            "cancel_requested": True,
+            "cancel_requested_by": "alice",
+            "failure": "the ledger refused",
+            "released": Release(1, at, "interrupted"),
+        }
+        state = RunState(**fields)
+        step: dict[str, Any] = {
+            "launches": 5,
+            "groups": 4,
+            "step": 3,
+            "counts": {"pending": 4, "completed": 4, "running": 1},
+            "lease": Lease("drive-2", at.replace(hour=13), 30.0),
+        }
+
+        assert {field.name for field in attrs.fields(RunState)} == set(fields)
+        assert attrs.evolve(state, **step) == state.stepped(**step)
