@@ -108,6 +108,8 @@ logger = logging.getLogger("jobledger.runner")
 
 #: Parent outcomes whose summaries a task sees (the parents that ran).
 _PASSING: Final = frozenset({TaskStatus.COMPLETED, TaskStatus.WARNING})
+#: The run's status while it runs.
+_RUNNING: Final = RunStatus.RUNNING.value
 #: What a launch's job holds when it starts.
 _LAUNCHED: Final = LaunchState()
 #: The future of a launch run in the driving thread: never submitted, never done.
@@ -265,6 +267,7 @@ class Driver:
         # The steps before this one are done: the planner looks from here on.
         self.step_index = 0
         self.writer = writer
+        self._run_id = writer.run_id
         self.drive = drive
         # Who the drive acts for: every command it makes names them.
         self.actor = drive.actor
@@ -312,7 +315,7 @@ class Driver:
     @property
     def run_id(self) -> str:
         """The run's id."""
-        return self.writer.run_id
+        return self._run_id
 
     def _now(self) -> datetime:
         return self.settings.clock()
@@ -443,7 +446,7 @@ class Driver:
             )
             try:
                 written = self._write_with_ends(
-                    new, status=RunStatus.RUNNING.value, commands=commands, launching=True
+                    new, status=_RUNNING, commands=commands, launching=True
                 )
             except InvalidJobDataError as refused:
                 self._stop_on_refusal(refused)
@@ -451,7 +454,11 @@ class Driver:
             if written is None:
                 return
             jobs_by_id = {job.id: job for job in written}
+            launched_now: list[str] = []
+            # When the ledger made the group's first launch job, as load_run reads it.
+            launched_at: datetime | None = None
             for task, record, launched in made:
+                planned = outcomes[task.identifier]
                 job = jobs_by_id.get(launch_id(self.run_id, record.launch))
                 if job is not None:
                     self.latest[task.identifier] = Launch(
@@ -459,27 +466,25 @@ class Driver:
                         type=job.type,
                         input=record,
                         state=launched,
-                        status=outcomes[task.identifier].status,
+                        status=planned.status,
                         launched_at=job.created_at,
                         updated_at=job.updated_at,
                     )
-                self._set_outcome(outcomes[task.identifier])
+                self._set_outcome(planned)
                 if record.group is not None:
                     self.attempts[task.identifier] = record.attempt
-            launched_now = tuple(record.task for _, record, _ in made if record.group is not None)
+                    launched_now.append(record.task)
+                    if launched_at is None and job is not None:
+                        launched_at = job.created_at
             if launched_now:
-                # When the ledger made the group's first launch job, as load_run reads it.
-                launched_at = next(
-                    (
-                        job.created_at
-                        for _, record, _ in made
-                        if record.group is not None
-                        and (job := jobs_by_id.get(launch_id(self.run_id, record.launch)))
-                    ),
-                    now,
-                )
                 self.groups.append(
-                    LaunchGroup(group, plan.step, launched_now, launched_at, self.drive.number)
+                    LaunchGroup(
+                        group,
+                        plan.step,
+                        tuple(launched_now),
+                        now if launched_at is None else launched_at,
+                        self.drive.number,
+                    )
                 )
                 if logger.isEnabledFor(logging.INFO):
                     logger.info(

@@ -20,6 +20,7 @@ and :func:`state_patch` makes the merge patch between two states.
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from types import MappingProxyType
@@ -528,8 +529,9 @@ def run_state_patch(
     """
     patch: dict[str, Any] = {}
     encoded = dict(encoded_before)
-    for name, default, kind in _RUN_STATE_FIELDS:
-        old, new = getattr(before, name), getattr(after, name)
+    for (name, default, kind), old, new in zip(
+        _RUN_STATE_FIELDS, _run_state_values(before), _run_state_values(after), strict=True
+    ):
         if old is new or old == new:
             continue
         if default is not _REQUIRED and new == default:
@@ -537,8 +539,11 @@ def run_state_patch(
                 del encoded[name]
                 patch[name] = None
             continue
-        # Numbers and texts are their own JSON (most of a step's changes: the counters).
-        value = new if type(new) in _PLAIN else _CONVERTER.unstructure(new, kind)
+        if type(new) in _PLAIN:
+            # Numbers and texts are their own JSON (most of a step's changes: the counters).
+            encoded[name] = patch[name] = new
+            continue
+        value = _CONVERTER.unstructure(new, kind)
         prior = encoded.get(name)
         encoded[name] = value
         if isinstance(value, Mapping) and isinstance(prior, Mapping):
@@ -549,6 +554,8 @@ def run_state_patch(
 
 
 _RUN_STATE_FIELDS: Final = _run_state_fields()
+#: A run state's field values, in the order of _RUN_STATE_FIELDS (one call for all).
+_run_state_values: Final = operator.attrgetter(*(name for name, _, _ in _RUN_STATE_FIELDS))
 
 
 def _task_status(job: Job, state: LaunchState) -> TaskStatus:
