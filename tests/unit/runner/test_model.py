@@ -240,6 +240,17 @@ class TestCodec:
             "side": "server",
         } == encode(launch)
 
+    def test_a_run_request_keeps_every_field(self) -> None:
+        """A run's request is written whole: its selection as set, its force and input if None."""
+        request = RunRequest(definition="Nightly", selection=Selection(begin_step=2))
+
+        assert {
+            "definition": "Nightly",
+            "selection": {"begin_step": 2},
+            "force": None,
+            "input": None,
+        } == encode(request)
+
     def test_times_are_written_as_iso_8601(self) -> None:
         """A lease's expiry is its ISO text."""
         lease = Lease("drive-1", datetime(2026, 1, 1, 12, tzinfo=UTC), 30.0)
