@@ -315,6 +315,8 @@ class _Unlinked:
 
 
 _EMPTY_PROGRESS = empty_object()
+#: The parent summaries of a task with no parent that ran (read-only, so shared).
+_NO_SUMMARIES: Mapping[str, JsonValue] = MappingProxyType({})
 
 
 class TaskContext:
@@ -386,8 +388,8 @@ class TaskContext:
         self.repair = repair
         self.attempt = attempt
         self.launch_id = launch_id
-        self.parent_summaries: Mapping[str, JsonValue] = MappingProxyType(
-            dict(parent_summaries or {})
+        self.parent_summaries: Mapping[str, JsonValue] = (
+            MappingProxyType(dict(parent_summaries)) if parent_summaries else _NO_SUMMARIES
         )
         self._logger: logging.LoggerAdapter[logging.Logger] | None = None
         self.progress: JsonObject = _EMPTY_PROGRESS

@@ -468,7 +468,11 @@ class RunWriter:
                 raise
             self.job = written[len(before) + len(run) - 1]
             self._writing = 0
-            renewing = state.lease is not None and state.lease != self.state.lease
+            renewing = (
+                state.lease is not None
+                and state.lease is not self.state.lease
+                and state.lease != self.state.lease
+            )
             self.state = state
             self._encoded = after
             self.last_write = time.monotonic()
