@@ -875,11 +875,16 @@ def _steps_of(identifier: str, tasks: int, width: int) -> JobDefinition:
     )
 
 
-def _per_task(runner: Runner, identifier: str, tasks: int) -> float:
-    """Invoke ``identifier`` once; microseconds per task of the whole invoke."""
-    began = time.perf_counter()
+def _per_task(runner: Runner, identifier: str, tasks: int, cpu: list[float]) -> float:
+    """Invoke ``identifier`` once; microseconds per task of the whole invoke.
+
+    The process's CPU time per task (every thread) is appended to ``cpu``: on
+    a busy machine it moves far less than the wall time.
+    """
+    began, cpu_began = time.perf_counter(), time.process_time()
     result = runner.invoke(identifier)
     elapsed = time.perf_counter() - began
+    cpu.append(round((time.process_time() - cpu_began) / tasks * 1e6, 1))
     assert result.status == "completed", result.status  # noqa: S101
     return elapsed / tasks * 1e6
 
@@ -944,14 +949,16 @@ def _shape_runs(
     sizes = setting.sizes
     with _runner_ledger(setting, backend, f"runner-{tasks}x{width}") as (jobs, about):
         definitions = [_steps_of("Bench", tasks, width), _steps_of("WarmUp", 10 * width, width)]
+        cpu: list[float] = []
         with Runner(jobs, definitions) as runner:
             values = repeat(
-                lambda: _per_task(runner, "Bench", tasks),
+                lambda: _per_task(runner, "Bench", tasks, cpu),
                 sizes,
                 warm_up=lambda: runner.invoke("WarmUp"),
                 reps=reps,
             )
-    info = {"tasks": tasks, "steps": tasks // width, "width": width}
+    info: Metric = {"tasks": tasks, "steps": tasks // width, "width": width}
+    info["cpu_us_per_task"] = cpu
     info |= {"runner": "Runner(jobs, definitions): default executors and lease"}
     return {"unit": "us/task", "values": values, "info": info | about}
 
