@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import pytest
 
-from jobledger import JobQuery, Jobs
+from jobledger import InMemoryRepository, JobQuery, Jobs, Repository
 from jobledger._adapters.sqlite import find_statement
 from jobledger.sqlite import SQLiteRepository
 
@@ -103,3 +105,57 @@ class TestListingPlans:
             if "INDEX" not in line and "B-TREE" not in line and line != "MULTI-INDEX OR"
         ]
         assert _searches_one_of(index, plan), plan
+
+
+STATUSES = ("started", "exporting", "blocked", "completed", "failed", "canceled")
+
+
+def _populate(repository: Repository) -> None:
+    """Two jobs left in each status, started a second apart, with the same ids everywhere."""
+    ticks = itertools.count()
+    jobs = Jobs(repository, clock=lambda: WHEN + timedelta(seconds=next(ticks)))
+    for number, status in enumerate(STATUSES * 2):
+        job = jobs.start(service="hr", entity="e", type="t", job_id=f"job-{number:02d}")
+        if status in {"exporting", "blocked"}:
+            jobs.update(job.id, etag=job.etag, status=status)
+        elif status == "completed":
+            jobs.complete(job.id, etag=job.etag)
+        elif status == "failed":
+            jobs.fail(job.id, etag=job.etag)
+        elif status == "canceled":
+            jobs.cancel(job.id, etag=job.etag)
+
+
+def _listed(repository: Repository, query: JobQuery) -> list[list[str]]:
+    """The ids of every page of ``query``, following the cursors."""
+    pages = []
+    while True:
+        page = repository.find(query)
+        pages.append([job.id for job in page.jobs])
+        if page.next_cursor is None:
+            return pages
+        query = attrs.evolve(query, cursor=page.next_cursor)
+
+
+class TestListingAnswers:
+    """Naming the phases of the statuses asked for changes no listing's answer."""
+
+    def test_every_status_and_phase_filter_lists_what_memory_lists(self, tmp_path: Path) -> None:
+        """Each pair of status and phase filters, page by page, matches the in-memory ledger."""
+        reference = InMemoryRepository()
+        statuses: list[Any] = [None, [], "exporting", "completed", ["blocked", "failed"], STATUSES]
+        phases: list[Any] = [None, [], "active", "canceled", ["active", "completed"]]
+        with SQLiteRepository(tmp_path / "jobs.db") as repository:
+            for target in (repository, reference):
+                _populate(target)
+            differing = [
+                (status, phase)
+                for status, phase in itertools.product(statuses, phases)
+                if _listed(reference, JobQuery(status=status, phase=phase, limit=3))
+                != _listed(repository, JobQuery(status=status, phase=phase, limit=3))
+            ]
+
+        assert [] == differing
+        assert [["job-08", "job-07", "job-06"], ["job-02", "job-01", "job-00"]] == _listed(
+            reference, JobQuery(phase="active", limit=3)
+        )
