@@ -248,13 +248,17 @@ _UPGRADES: dict[int, tuple[str, ...]] = {
     ),
     # Lighter saves: one index over phase and status instead of one each, so a
     # start writes one index entry less and a job's end moves one entry, not two
-    # (a change of custom status rewrites its entry in place: the key's order
-    # is the phase's, newest first). A status filter also names the phases of
-    # its statuses (see _searchable), so it searches this index too.
+    # (a change between custom statuses rewrites its entry where it was: entries
+    # are ordered by phase and age, the status comes last). A status filter also
+    # names the phases of its statuses (see _searchable), so it searches this
+    # index too. IF EXISTS: a file whose old indexes were dropped by hand upgrades.
     3: (
-        "DROP INDEX jobs_by_status",
-        "DROP INDEX jobs_by_phase",
-        "CREATE INDEX jobs_by_phase_status ON jobs (phase, created_at DESC, id DESC, status)",
+        "DROP INDEX IF EXISTS jobs_by_status",
+        "DROP INDEX IF EXISTS jobs_by_phase",
+        (
+            "CREATE INDEX IF NOT EXISTS jobs_by_phase_status "
+            "ON jobs (phase, created_at DESC, id DESC, status)"
+        ),
     ),
 }
 
