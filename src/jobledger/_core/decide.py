@@ -387,13 +387,12 @@ _KINDS: dict[type, CommandKind] = {
     CancelJob: CommandKind.CANCEL,
 }
 
-_OUTCOMES: dict[CommandKind, tuple[JobStatus, UpdateType]] = {
-    CommandKind.UPDATE: (JobStatus.STARTED, UpdateType.UPDATED),
-    CommandKind.COMPLETE: (JobStatus.COMPLETED, UpdateType.COMPLETED),
-    CommandKind.FAIL: (JobStatus.FAILED, UpdateType.FAILED),
-    CommandKind.CANCEL: (JobStatus.CANCELED, UpdateType.CANCELED),
+#: The status each ending command sets, as plain text.
+_STATUSES: dict[CommandKind, str] = {
+    CommandKind.COMPLETE: JobStatus.COMPLETED.value,
+    CommandKind.FAIL: JobStatus.FAILED.value,
+    CommandKind.CANCEL: JobStatus.CANCELED.value,
 }
-
 
 _CHANGE_EVENTS: dict[CommandKind, type[JobChanged]] = {
     CommandKind.UPDATE: JobUpdated,
@@ -504,7 +503,7 @@ def decide_checked(
             next_phase(job.id, job.phase, kind)  # raises: the table refuses the command
         if command.etag not in (ANY_ETAG, job.etag):
             raise ConcurrencyError(job.id, command.etag, job.etag)
-        change = _change(job, command, kind, now=now, new_tag=tag, limits=limits)
+        change = _change(job, command, kind, now, tag, limits)
     if command.request_id is None:
         return change
     record = RequestRecord(command.request_id, fingerprint(command), change.job)
@@ -604,27 +603,28 @@ def _start(
     return Change(job=job, update=None, event=event, expected_etag=None, request=None)
 
 
-def _change(
+def _change(  # noqa: PLR0917  (positional: it runs per command)
     job: Job,
     command: UpdateJob | CompleteJob | FailJob | CancelJob,
     kind: CommandKind,
-    *,
     now: datetime,
     new_tag: Callable[[], str],
     limits: Limits,
 ) -> Change:
-    default_status, _ = _OUTCOMES[kind]
-    if isinstance(command, UpdateJob):
-        status = job.status if command.status is None else _update_status(command.status, limits)
+    if kind is CommandKind.UPDATE:
+        status = command.status  # type: ignore[union-attr]  # an UpdateJob
+        status = job.status if status is None else _update_status(status, limits)
     else:
-        status = default_status.value
+        status = _STATUSES[kind]
     display_name = command.display_name
     if display_name is not None:
         check_text(display_name, field="display_name", limits=limits)
     description = command.description
     if description is not None:
         check_text(description, field="description", limits=limits)
-    actor = _actor(command.actor, limits)
+    actor = command.actor
+    if actor is not None:
+        actor = check_actor(actor, limits)
     patch: JsonObject | None = None
     state = job.state
     if not isinstance(command, CancelJob) and command.state_update is not None:
