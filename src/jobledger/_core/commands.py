@@ -11,7 +11,7 @@ from typing import TypeAlias
 
 import attrs
 
-from jobledger._core.jsondoc import JsonValue, empty_object, freeze_for_command
+from jobledger._core.jsondoc import JsonObject, JsonValue, empty_object, freeze_for_command
 
 __all__ = [
     "ANY_ETAG",
@@ -38,7 +38,11 @@ def _state(value: object) -> JsonValue:
 
 
 def _state_update(value: object) -> JsonValue | None:
-    return None if value is None else freeze_for_command(value, field="state_update")
+    if value is None or type(value) is JsonObject:
+        # None, or a patch frozen already (the ledger's methods freeze it under
+        # its limits first): freeze_for_command would give it back as it is.
+        return value
+    return freeze_for_command(value, field="state_update")
 
 
 @attrs.frozen(kw_only=True)

@@ -42,7 +42,15 @@ from jobledger._core.events import (
     JobStarted,
     JobUpdated,
 )
-from jobledger._core.job import TERMINAL_STATUSES, Job, JobPhase, JobStatus, JobUpdate, UpdateType
+from jobledger._core.job import (
+    TERMINAL_STATUSES,
+    Job,
+    JobPhase,
+    JobStatus,
+    JobUpdate,
+    UpdateType,
+    job_of,
+)
 from jobledger._core.jsondoc import (
     JsonObject,
     JsonValue,
@@ -277,8 +285,9 @@ class _Recorded(Change):
     ``attrs.evolve`` gives a plain change made with them.
     """
 
-    __slots__ = ("_record",)
-    _record: ChangeRecord | None
+    # A slot, not Change's property: read on every save, it costs no call.
+    __slots__ = ("record",)
+    record: ChangeRecord | None
 
     def __init__(
         self,
@@ -294,7 +303,7 @@ class _Recorded(Change):
         _EVENT_SLOT.__set__(self, event)
         _SET(self, "expected_etag", expected_etag)
         _SET(self, "request", request)
-        _SET(self, "_record", None)
+        _SET(self, "record", None)
 
     @classmethod
     def of(
@@ -305,11 +314,11 @@ class _Recorded(Change):
         request: RequestRecord | None,
     ) -> _Recorded:
         """The change of ``job`` that ``record`` keeps, its update and event not yet made."""
-        change = object.__new__(cls)
-        _SET(change, "job", job)
-        _SET(change, "expected_etag", expected_etag)
-        _SET(change, "request", request)
-        _SET(change, "_record", record)
+        change = _NEW(cls)
+        _set_job(change, job)
+        _set_expected_etag(change, expected_etag)
+        _set_request(change, request)
+        _set_record(change, record)
         return change
 
     @property
@@ -317,8 +326,8 @@ class _Recorded(Change):
         try:
             return _UPDATE_SLOT.__get__(self, Change)  # type: ignore[no-any-return]
         except AttributeError:
-            assert self._record is not None  # noqa: S101  (made with values, or with a record)
-            update = update_of(self._record)
+            assert self.record is not None  # noqa: S101  (made with values, or with a record)
+            update = update_of(self.record)
             _UPDATE_SLOT.__set__(self, update)
             return update
 
@@ -327,27 +336,22 @@ class _Recorded(Change):
         try:
             return _EVENT_SLOT.__get__(self, Change)  # type: ignore[no-any-return]
         except AttributeError:
-            assert self._record is not None  # noqa: S101  (made with values, or with a record)
-            event = event_of(self._record)
+            assert self.record is not None  # noqa: S101  (made with values, or with a record)
+            event = event_of(self.record)
             _EVENT_SLOT.__set__(self, event)
             return event
 
-    @property
-    def record(self) -> ChangeRecord | None:
-        """The change's facts, or ``None`` when it was made with its values."""
-        return self._record
-
     def with_request(self, request: RequestRecord | None) -> Change:
         """This change, carrying ``request``; its update and event still not made."""
-        if self._record is None:
+        if self.record is None:
             return super().with_request(request)
-        return _Recorded.of(self.job, self._record, self.expected_etag, request)
+        return _Recorded.of(self.job, self.record, self.expected_etag, request)
 
     def expecting(self, expected_etag: str | None) -> Change:
         """This change, saved over a job with ``expected_etag`` instead."""
-        if self._record is None:
+        if self.record is None:
             return super().expecting(expected_etag)
-        return _Recorded.of(self.job, self._record, expected_etag, self.request)
+        return _Recorded.of(self.job, self.record, expected_etag, self.request)
 
     def _plain(self) -> Change:
         """The same change, made with its values."""
@@ -373,6 +377,14 @@ class _Recorded(Change):
 
     def __reduce__(self) -> tuple[type[Change], tuple[object, ...]]:
         return (Change, (self.job, self.update, self.event, self.expected_etag, self.request))
+
+
+# The slots _Recorded.of sets, set directly (a third cheaper than object.__setattr__).
+_NEW = object.__new__
+_set_job = Change.__dict__["job"].__set__
+_set_expected_etag = Change.__dict__["expected_etag"].__set__
+_set_request = Change.__dict__["request"].__set__
+_set_record = _Recorded.__dict__["record"].__set__
 
 
 #: The commands an active job accepts, read from the lifecycle table once: a
@@ -523,9 +535,23 @@ def check_keys(command: Command, limits: Limits) -> None:
         check_name(command.request_id, field="request_id", limits=limits)
     if isinstance(command, StartJob):
         _check_optional_name(command.job_id, "job_id", limits)
-    else:
-        check_name(command.job_id, field="job_id", limits=limits)
-        check_name(command.etag, field="etag", limits=limits)
+        return
+    job_id, etag = command.job_id, command.etag
+    # Both printable ASCII of a fitting length (check_name's own first test, for
+    # the two at once): the usual case, with no call.
+    longest = limits.max_name_length
+    if not (
+        type(job_id) is str
+        and type(etag) is str
+        and job_id.isascii()
+        and etag.isascii()
+        and job_id.isprintable()
+        and etag.isprintable()
+        and 0 < len(job_id) <= longest
+        and 0 < len(etag) <= longest
+    ):
+        check_name(job_id, field="job_id", limits=limits)
+        check_name(etag, field="etag", limits=limits)
 
 
 def _check_optional_name(value: str | None, field: str, limits: Limits) -> None:
@@ -642,7 +668,7 @@ def _change(  # noqa: PLR0917  (positional: it runs per command)
     # Built field by field, in field order, rather than with attrs.evolve or
     # keywords: this is the hot path of every command, evolve introspects the
     # class on each call, and matching thirteen keywords costs more than the rest.
-    after = Job(
+    after = job_of(
         job.id,
         job.service,
         job.entity,
