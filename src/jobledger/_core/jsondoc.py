@@ -678,7 +678,11 @@ def merge_patch(target: JsonValue, patch: JsonValue) -> JsonValue:
     """
     if not isinstance(patch, JsonObject):
         return patch
-    return _merge_objects(target if isinstance(target, JsonObject) else _EMPTY_OBJECT, patch)
+    if not isinstance(target, JsonObject):
+        target = _EMPTY_OBJECT
+    if patch._depth == 1 and target._depth == 1 and None not in dict.values(patch):  # noqa: SLF001
+        return _merge_flat(target, patch)
+    return _merge_objects(target, patch)
 
 
 def _merge_objects(target: JsonObject, patch: JsonObject) -> JsonObject:  # noqa: C901  (hot: numbers inline)
@@ -741,6 +745,29 @@ def _merge_objects(target: JsonObject, patch: JsonObject) -> JsonObject:  # noqa
 
 
 _ABSENT: Any = object()
+
+
+def _merge_flat(target: JsonObject, patch: JsonObject) -> JsonObject:
+    """:func:`_merge_objects` of the usual patch: scalars onto scalars, none removed.
+
+    The result's members are the target's and the patch's, less the target's
+    that the patch replaces (the only ones sized one by one), and it is flat.
+    """
+    merged = dict.__new__(JsonObject)
+    dict.__init__(merged, target)
+    members_size = target._size - 1 - (len(target) or 1)  # noqa: SLF001
+    for key in patch:
+        old = dict.get(target, key, _ABSENT)
+        if old is not _ABSENT:
+            key_size = 3 + (
+                len(key) if key.isascii() else len(key.encode("utf-8", "surrogatepass"))
+            )
+            members_size -= key_size + (len(repr(old)) if type(old) is int else _scalar_size(old))
+    dict.update(merged, patch)
+    members_size += patch._size - 1 - (len(patch) or 1)  # noqa: SLF001
+    merged._size = 1 + (len(merged) or 1) + members_size  # noqa: SLF001
+    merged._depth = 1  # noqa: SLF001
+    return merged
 
 
 def thaw(value: JsonValue) -> Any:  # noqa: ANN401  (plain JSON: dict, list or a scalar)
