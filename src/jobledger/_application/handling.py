@@ -109,6 +109,10 @@ class Handled(NamedTuple):
     change: Change | None
 
 
+# Handled(job, change) made by tuple's own constructor, with no Python frame: one per command.
+_new_tuple = tuple.__new__
+
+
 def _answer(record: RequestRecord, command: Command) -> Handled:
     if not record.answers(command):
         raise RequestIdConflictError(record.request_id)
@@ -214,7 +218,7 @@ class Handling:
                 if answer is None:
                     continue
                 return answer
-            return Handled(change.job, change)
+            return _new_tuple(Handled, (change.job, change))
 
     def all(self, commands: Sequence[Command]) -> tuple[Handled, ...]:
         """Carry out ``commands`` as one atomic batch; what each came to (:func:`handle_all`)."""

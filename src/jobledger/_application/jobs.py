@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Literal
 
 import attrs
 
-from jobledger._application.defaults import new_id, new_tag, utc_now
+from jobledger._application.defaults import UTC_NOW, new_id, new_tag, utc_now
 from jobledger._application.delivery import DEFAULT_MAX_PENDING, InProcessPublisher, Outbox
 from jobledger._application.handling import Handling, Storage
 from jobledger._application.job_commands import JobCommands
@@ -188,7 +188,7 @@ class Jobs(JobCommands):
         )
         self._handling = Handling(
             storage,
-            clock=clock,
+            clock=UTC_NOW if clock is utc_now else clock,
             new_id=id_factory,
             new_tag=self._new_tag,
             limits=limits,
@@ -218,7 +218,7 @@ class Jobs(JobCommands):
         """
         job, change = self._handling.one(command)
         if change is not None and (
-            self._publishers_given or self._subscribers.subscribed or self._outbox.pending
+            self._publishers_given or self._subscribers.subscribed or self._outbox.queued
         ):
             self._outbox.drain()
         return job
@@ -297,7 +297,8 @@ class Jobs(JobCommands):
         # commit order on their way to the subscribers.
         with self._stripes[hash(change.job.id) % _STRIPES]:
             self._repository.save(change)
-            self._saved(change)
+            if self._recall or self._publishers_given or self._subscribers.subscribed:
+                self._saved(change)  # which has nothing to do otherwise
 
     def _saved(self, change: Change) -> None:
         """Remember the job ``change`` saved, and queue its event; under the job's lock."""
