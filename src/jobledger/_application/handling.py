@@ -198,9 +198,7 @@ class Handling:
                 now = self.clock()
             change: Change | None = None
             try:
-                change = decide_checked(
-                    job, command, kind, now=now, new_id=self.new_id, limits=limits, new_tag=tags
-                )
+                change = decide_checked(job, command, kind, now, self.new_id, limits, tags)
                 storage.save(change)
             except JobledgerError as error:
                 recall = False
