@@ -52,6 +52,9 @@ __all__ = [
 
 _T = TypeVar("_T")
 
+# Read per command: a module global is cheaper to reach than an enum member.
+_START = CommandKind.START
+
 #: How often a command with the wildcard ETag is decided before it gives up.
 WILDCARD_ATTEMPTS = 100
 #: The longest pause between two attempts of a wildcard command, in seconds.
@@ -178,7 +181,7 @@ class Handling:
             if record is not None:
                 return _answer(record, command)
         attempts = 0
-        starting = kind is CommandKind.START
+        starting = kind is _START
         recall = self.recall and not starting
         now: datetime | None = None
         tags = new_tag = self.new_tag

@@ -401,6 +401,7 @@ _KINDS: dict[type, CommandKind] = {
 
 # Read per command: a module global is cheaper to reach than an enum member.
 _UPDATE: Final = CommandKind.UPDATE
+_STARTED: Final = JobStatus.STARTED.value
 
 #: The status each ending command sets, as plain text.
 _STATUSES: dict[CommandKind, str] = {
@@ -593,21 +594,23 @@ def _start(
     new_tag: Callable[[], str],
     limits: Limits,
 ) -> Change:
-    job = Job(
-        id=command.job_id if command.job_id is not None else new_id(),
-        service=check_name(command.service, field="service", limits=limits),
-        entity=check_name(command.entity, field="entity", limits=limits),
-        type=check_name(command.type, field="type", limits=limits),
-        display_name=check_text(command.display_name, field="display_name", limits=limits),
-        description=check_text(command.description, field="description", limits=limits),
-        status=JobStatus.STARTED.value,
-        input=command.input,
-        state=_state(command.state, "state", limits),
-        etag=new_tag(),
-        version=1,
-        created_at=now,
-        updated_at=now,
-        started_by=_actor(command.actor, limits),
+    # In field order (job_of), so the job id is drawn before the ETag, and the
+    # fields are checked in the order they are named.
+    job = job_of(
+        command.job_id if command.job_id is not None else new_id(),  # id
+        check_name(command.service, field="service", limits=limits),
+        check_name(command.entity, field="entity", limits=limits),
+        check_name(command.type, field="type", limits=limits),
+        check_text(command.display_name, field="display_name", limits=limits),
+        check_text(command.description, field="description", limits=limits),
+        _STARTED,  # status
+        command.input,
+        _state(command.state, "state", limits),
+        new_tag(),  # etag
+        1,  # version
+        now,  # created_at
+        now,  # updated_at
+        _actor(command.actor, limits),  # started_by
     )
     check_limits(job.input, field="input", limits=limits)
     event = JobStarted(
