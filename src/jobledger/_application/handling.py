@@ -394,13 +394,9 @@ class _Batch:
                 return at
         return None
 
-    def storage_for(self, command: Command) -> Storage:
-        """The storage ``command`` is decided through (see :class:`_CommandInBatch`)."""
-        return _CommandInBatch(self, command).storage()
-
 
 class _CommandInBatch:
-    """One command of a batch, decided on the jobs as the batch leaves them.
+    """The commands of a batch, one after the other, decided on the jobs as the batch leaves them.
 
     Its storage answers from the jobs and request records of the batch, and
     takes the command's change into the batch rather than saving it; what
@@ -409,9 +405,10 @@ class _CommandInBatch:
 
     __slots__ = ("batch", "command")
 
-    def __init__(self, batch: _Batch, command: Command) -> None:
+    def __init__(self, batch: _Batch) -> None:
         self.batch = batch
-        self.command = command
+        #: The command being decided (set before each).
+        self.command: Command | None = None
 
     def storage(self) -> Storage:
         """This command's storage."""
@@ -458,6 +455,7 @@ class _CommandInBatch:
         """
         if change.expected_etag is None and change.job.id in self.batch.jobs:
             raise JobAlreadyExistsError(change.job.id)
+        assert self.command is not None  # noqa: S101  (set before each command is decided)
         self.batch.add(self.command, change)
 
 
@@ -489,22 +487,24 @@ def handle_all(commands: Sequence[Command], handling: Handling) -> tuple[Handled
     )
     recall = handling.recall
     attempts = 0
-    times, ids, tags = _Recording(clock), _Recording(new_id), _Recording(new_tag)
+    times, ids, tags = _drawing(clock, new_id, new_tag, recall=recall)
     while True:
         attempts += 1
         batch = _Batch(storage, recall=recall)
+        in_batch = _CommandInBatch(batch)
+        # Asked for recalls always: the batch's storage answers them by its own rule.
+        deciding = Handling(
+            in_batch.storage(),
+            clock=times,
+            new_id=ids,
+            new_tag=tags,
+            limits=handling.limits,
+            recall=True,
+        )
         handled: list[Handled] = []
         sources: list[int] = []  # the position in ``commands`` of each change's command
         for index, command in enumerate(commands):
-            # Asked for recalls always: the batch's storage answers them by its own rule.
-            deciding = Handling(
-                batch.storage_for(command),
-                clock=times,
-                new_id=ids,
-                new_tag=tags,
-                limits=handling.limits,
-                recall=True,
-            )
+            in_batch.command = command
             try:
                 one = deciding.one(command)
             except JobledgerError as error:
@@ -522,12 +522,15 @@ def handle_all(commands: Sequence[Command], handling: Handling) -> tuple[Handled
                 # again on the jobs as stored, at the same times, with the same ids.
                 attempts -= 1
                 recall = False
-                times = _Recording(_Replay(times.drawn, clock))
-                ids = _Recording(_Replay(ids.drawn, new_id))
-                tags = _Recording(_Replay(tags.drawn, new_tag))
+                assert isinstance(times, _Recording)  # noqa: S101  (recorded, since it may recall)
+                assert isinstance(ids, _Recording)  # noqa: S101
+                assert isinstance(tags, _Recording)  # noqa: S101
+                times = _Replay(times.drawn, clock)
+                ids = _Replay(ids.drawn, new_id)
+                tags = _Replay(tags.drawn, new_tag)
                 continue
             recall = False
-            times, ids, tags = _Recording(clock), _Recording(new_id), _Recording(new_tag)
+            times, ids, tags = clock, new_id, new_tag
             at = batch.refused(error)
             named = None if at is None else sources[at]
             try:
@@ -542,6 +545,24 @@ def handle_all(commands: Sequence[Command], handling: Handling) -> tuple[Handled
             _name_refused(error, named)
             raise
         return tuple(handled)
+
+
+def _drawing(
+    clock: Callable[[], datetime],
+    new_id: Callable[[], str],
+    new_tag: Callable[[], str],
+    *,
+    recall: bool,
+) -> tuple[Callable[[], datetime], Callable[[], str], Callable[[], str]]:
+    """The clock and id factories an attempt of a batch decides with.
+
+    Recorded when the attempt may use remembered jobs, so that, if one was
+    stale, the batch is decided again at the same times with the same ids;
+    as they are otherwise.
+    """
+    if not recall:
+        return clock, new_id, new_tag
+    return _Recording(clock), _Recording(new_id), _Recording(new_tag)
 
 
 def _name_refused(error: JobledgerError, index: int | None) -> None:
