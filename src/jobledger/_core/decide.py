@@ -629,7 +629,7 @@ def _start(
         input=job.input,
         state=job.state,
     )
-    return Change(job=job, update=None, event=event, expected_etag=None, request=None)
+    return Change(job, None, event, None, None)  # job, update, event, expected_etag, request
 
 
 def _change(  # noqa: PLR0917  (positional: it runs per command)

@@ -533,7 +533,7 @@ def _quick_member(
     return frozen, frozen._size, frozen._depth  # noqa: SLF001
 
 
-def _quick(  # noqa: C901  (the common members inline, on purpose: it runs per command)
+def _quick(  # noqa: C901, PLR0912  (the common members inline, on purpose: it runs per command)
     value: dict[object, object] | list[object], depth: int, max_depth: int, max_bytes: int
 ) -> JsonObject | JsonArray:
     """Freeze plain JSON (exact dicts, lists, strings, ints, floats) in one pass.
@@ -559,13 +559,19 @@ def _quick(  # noqa: C901  (the common members inline, on purpose: it runs per c
                 if key_size < 0:
                     return _UNUSUAL
                 size += key_size + 1
-        # The commonest members inline (ints, ASCII strings): the rest below.
+        # The commonest members inline (ints, ASCII strings, null, booleans): the rest below.
         kind = type(member)
         if kind is int and -MAX_SAFE_INTEGER <= member <= MAX_SAFE_INTEGER:  # type: ignore[operator]
             size += len(repr(member))
             continue
         if kind is str and member.isascii() and "\x00" not in member:  # type: ignore[union-attr,operator]
             size += len(member) + 2  # type: ignore[arg-type]
+            continue
+        if member is None or member is True:
+            size += 4
+            continue
+        if member is False:
+            size += 5
             continue
         quick = _quick_member(member, depth, max_depth, max_bytes)
         if quick is None:
