@@ -472,6 +472,8 @@ def freeze(value: object, *, field: str, limits: Limits = DEFAULT_LIMITS) -> Jso
     return _Freezer(field, limits).freeze(value)
 
 
+_isfinite = math.isfinite
+
 # What _quick returns for anything it leaves to the _Freezer (compared by identity).
 _UNUSUAL: JsonObject = dict.__new__(JsonObject)
 
@@ -559,9 +561,11 @@ def _quick(  # noqa: C901, PLR0912  (the common members inline, on purpose: it r
                 if key_size < 0:
                     return _UNUSUAL
                 size += key_size + 1
-        # The commonest members inline (ints, ASCII strings, null, booleans): the rest below.
+        # The commonest members inline (numbers, ASCII strings, null, booleans): the rest below.
         kind = type(member)
-        if kind is int and -MAX_SAFE_INTEGER <= member <= MAX_SAFE_INTEGER:  # type: ignore[operator]
+        if (kind is int and -MAX_SAFE_INTEGER <= member <= MAX_SAFE_INTEGER) or (  # type: ignore[operator]
+            kind is float and _isfinite(member)  # type: ignore[arg-type]
+        ):
             size += len(repr(member))
             continue
         if kind is str and member.isascii() and "\x00" not in member:  # type: ignore[union-attr,operator]
