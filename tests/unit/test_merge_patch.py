@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jobledger import InvalidJobDataError, Jobs, JsonObject, freeze, merge_patch, thaw
+from jobledger._core.jsondoc import encoded_size
 
 
 def frozen(value: object) -> JsonObject:
@@ -128,6 +129,42 @@ class TestMergePatch:
         assert isinstance(result, JsonObject)
         encoded = json.dumps(result, ensure_ascii=False, separators=(",", ":")).encode()
         assert len(encoded) == result._size
+
+
+class TestFlatMergePatch:
+    """A flat patch with no null onto a flat state: the usual patch, merged on a short path."""
+
+    @pytest.mark.parametrize(
+        ("target", "patch", "expected"),
+        [
+            ({"done": 9}, {"done": 10}, {"done": 10}),
+            (
+                {"done": 10, "of": 12},
+                {"done": 9.5, "note": "é"},
+                {"done": 9.5, "of": 12, "note": "é"},
+            ),
+            (
+                {"ключ": "a", "b": True},
+                {"ключ": False, "c": "xyz"},
+                {"ключ": False, "b": True, "c": "xyz"},
+            ),
+            ({}, {"a": 1}, {"a": 1}),
+            ({"a": 1}, {}, {"a": 1}),
+        ],
+    )
+    def test_the_merged_state_knows_its_compact_json_size(
+        self, target: dict[str, object], patch: dict[str, object], expected: dict[str, object]
+    ) -> None:
+        """The result is the RFC's, and its remembered size is its compact UTF-8 JSON length."""
+        merged = merge_patch(frozen(target), frozen(patch))
+        compact = json.dumps(expected, ensure_ascii=False, separators=(",", ":")).encode()
+        assert (expected, len(compact), JsonObject) == (merged, encoded_size(merged), type(merged))
+
+    def test_the_target_and_the_patch_are_left_as_they_were(self) -> None:
+        """Merging shares nothing mutable: the target and the patch read as before."""
+        target, patch = frozen({"done": 1, "of": 2}), frozen({"done": 2})
+        merged = merge_patch(target, patch)
+        assert ({"done": 1, "of": 2}, {"done": 2}, {"done": 2, "of": 2}) == (target, patch, merged)
 
 
 class TestLedgerMergePatch:

@@ -185,6 +185,9 @@ class InProcessPublisher:
     def __init__(self, *, inline: bool = False) -> None:
         self._lock = threading.Lock()
         self._subscriptions: tuple[Subscription, ...] = ()
+        #: Whether any subscription is active (if none, there is nobody to
+        #: deliver to): an attribute, since every command reads it.
+        self.subscribed = False
         self.inline = inline
 
     def subscribe(
@@ -204,17 +207,14 @@ class InProcessPublisher:
         subscription = Subscription(handler, event_filter, self, max_pending)
         with self._lock:
             self._subscriptions = (*self._subscriptions, subscription)
+            self.subscribed = True
         return subscription
-
-    @property
-    def subscribed(self) -> bool:
-        """Whether any subscription is active (if none, there is nobody to deliver to)."""
-        return bool(self._subscriptions)
 
     def remove(self, subscription: Subscription) -> None:
         """Forget ``subscription``; see :meth:`Subscription.cancel`."""
         with self._lock:
             self._subscriptions = tuple(s for s in self._subscriptions if s is not subscription)
+            self.subscribed = bool(self._subscriptions)
 
     def publish(self, event: JobEvent) -> None:
         """Deliver ``event`` to every matching, active subscription (queue it, unless inline)."""
@@ -267,18 +267,19 @@ class Outbox:
 
     def __init__(self, publishers: Iterable[EventPublisher]) -> None:
         self._publishers = tuple(publishers)
-        self._pending: deque[JobEvent] = deque()
+        #: The events waiting to be handed out, oldest first (read it; :meth:`put` adds).
+        self.queued: deque[JobEvent] = deque()
         self._lock = threading.Lock()
         self._draining = threading.local()
 
     @property
     def pending(self) -> bool:
         """Whether events wait to be handed out."""
-        return bool(self._pending)
+        return bool(self.queued)
 
     def put(self, event: JobEvent) -> None:
         """Queue ``event``; call :meth:`drain` after releasing any locks."""
-        self._pending.append(event)
+        self.queued.append(event)
 
     def drain(self) -> None:
         """Hand every queued event to every publisher; return when all are out."""
@@ -287,8 +288,8 @@ class Outbox:
         with self._lock:
             self._draining.active = True
             try:
-                while self._pending:
-                    event = self._pending.popleft()
+                while self.queued:
+                    event = self.queued.popleft()
                     for publisher in self._publishers:
                         try:
                             publisher.publish(event)

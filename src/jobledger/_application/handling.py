@@ -1,17 +1,17 @@
 """How a command, or a batch of them, is handled, written once for every kind of driver.
 
-:func:`handling` is a generator that yields the storage steps it needs
-(:class:`Recall`, :class:`Load`, :class:`FindRequest`, :class:`Save`) and
-receives their results; :func:`handling_all` does the same for a batch, which
-it saves with one :class:`SaveAll`.
-The synchronous :class:`~jobledger.Jobs` drives it with a repository; an
-asyncio facade can drive the very same generator with ``await``.
+:class:`Handling` carries out one command (:meth:`Handling.one`) or a batch
+(:func:`handle_all`) with plain calls to the :class:`Storage` its driver
+gives: where jobs are recalled, loaded and saved. The synchronous :class:`~jobledger.Jobs` gives
+its repository's; a batch decides its commands through a storage of its own
+that answers from the jobs it changed and keeps their changes until the
+batch is saved with one ``save_all``.
 """
 
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING, Generic, NamedTuple, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Generic, NamedTuple, TypeVar
 
 import attrs
 
@@ -34,28 +34,26 @@ from jobledger._core.errors import (
     StorageError,
 )
 from jobledger._core.job import Job
+from jobledger._core.lifecycle import CommandKind
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Generator, Sequence
+    from collections.abc import Callable, Sequence
     from datetime import datetime
 
     from jobledger._core.jsondoc import Limits
 
 __all__ = [
-    "FindRequest",
+    "WILDCARD_ATTEMPTS",
     "Handled",
-    "Load",
-    "Pause",
-    "Recall",
-    "Save",
-    "SaveAll",
-    "Step",
-    "drive",
-    "handling",
-    "handling_all",
+    "Handling",
+    "Storage",
+    "handle_all",
 ]
 
 _T = TypeVar("_T")
+
+# Read per command: a module global is cheaper to reach than an enum member.
+_START = CommandKind.START
 
 #: How often a command with the wildcard ETag is decided before it gives up.
 WILDCARD_ATTEMPTS = 100
@@ -63,51 +61,42 @@ WILDCARD_ATTEMPTS = 100
 WILDCARD_MAX_PAUSE = 0.05
 
 
-# Steps and their outcome are named tuples rather than attrs classes: one of
-# each is made for every command, and a tuple is the cheapest immutable value.
+class Storage:
+    """What handling asks of its driver: six callables, kept as they are given.
 
+    Attributes:
+        recall: The job with an id as the driver last saved it, if it
+            remembers it, else ``None``. No I/O: a driver that remembers
+            nothing answers ``None``, and the job is loaded.
+        load: The job with an id (raises
+            :class:`~jobledger.JobNotFoundError` when there is none).
+        find_request: The record of a request id, or ``None``.
+        save: Save one change atomically.
+        save_all: Save changes as one atomic unit, in order.
+        pause: Wait so many seconds before going on.
 
-class Recall(NamedTuple):
-    """Step: the job with ``job_id`` as the driver last saved it, if it remembers it.
-
-    Answer: that :class:`Job`, or ``None``. No I/O: a driver that remembers
-    nothing answers ``None``, and the job is loaded.
+    They are plain attributes rather than methods, so a driver hands over
+    its bound methods and each call costs one call.
     """
 
-    job_id: str
+    __slots__ = ("find_request", "load", "pause", "recall", "save", "save_all")
 
-
-class Load(NamedTuple):
-    """Step: load the job with ``job_id`` (answer: the :class:`Job`)."""
-
-    job_id: str
-
-
-class FindRequest(NamedTuple):
-    """Step: look up a request record (answer: the record or ``None``)."""
-
-    request_id: str
-
-
-class Save(NamedTuple):
-    """Step: save a change atomically (answer: ignored)."""
-
-    change: Change
-
-
-class SaveAll(NamedTuple):
-    """Step: save ``changes`` as one atomic unit, in order (answer: ignored)."""
-
-    changes: tuple[Change, ...]
-
-
-class Pause(NamedTuple):
-    """Step: wait ``seconds`` before going on (answer: ignored)."""
-
-    seconds: float
-
-
-Step: TypeAlias = Recall | Load | FindRequest | Save | SaveAll | Pause
+    def __init__(
+        self,
+        *,
+        recall: Callable[[str], Job | None],
+        load: Callable[[str], Job],
+        find_request: Callable[[str], RequestRecord | None],
+        save: Callable[[Change], object],
+        save_all: Callable[[tuple[Change, ...]], object],
+        pause: Callable[[float], object],
+    ) -> None:
+        self.recall = recall
+        self.load = load
+        self.find_request = find_request
+        self.save = save
+        self.save_all = save_all
+        self.pause = pause
 
 
 class Handled(NamedTuple):
@@ -123,98 +112,118 @@ class Handled(NamedTuple):
     change: Change | None
 
 
+# Handled(job, change) made by tuple's own constructor, with no Python frame: one per command.
+_new_tuple = tuple.__new__
+
+
 def _answer(record: RequestRecord, command: Command) -> Handled:
     if not record.answers(command):
         raise RequestIdConflictError(record.request_id)
     return Handled(record.job, None)
 
 
-def handling(  # noqa: C901  (every command's path, kept in one frame on purpose)
-    command: Command,
-    *,
-    clock: Callable[[], datetime],
-    new_id: Callable[[], str],
-    limits: Limits,
-    new_tag: Callable[[], str] | None = None,
-    recall: bool = True,
-) -> Generator[Step, object, Handled]:
-    """Handle ``command``: the steps to take, and what they came to.
+class Handling:
+    """How one driver's commands are handled: its storage, clock, id factories and limits.
 
-    Job ids come from ``new_id``, ETags and event ids from ``new_tag``
-    (``new_id`` when ``None``). A driver whose loads cost no more than a
-    recall (an in-memory repository) passes ``recall=False`` and is asked for
-    no :class:`Recall`.
-
-    A change command is first decided on the job the driver remembers saving
-    (:class:`Recall`), which spares a read when the driver is the job's only
-    writer. The save's compare-and-set refuses a remembered job that another
-    writer has changed since; the command is then decided again on the job as
-    loaded, so what it comes to is what it would have come to without the
-    recall.
-
-    Raises:
-        JobledgerError: whatever :func:`~jobledger._core.decide.decide` or the
-            repository raise; a wildcard command is decided again on the new
-            version when it loses a race, after a short pause with jitter, up to
-            :data:`WILDCARD_ATTEMPTS` times.
+    Args:
+        storage: Where jobs are recalled, loaded and saved.
+        clock: The time of each change.
+        new_id: Job ids.
+        new_tag: ETags and event ids.
+        limits: The data limits to enforce.
+        recall: Whether to ask ``storage`` for remembered jobs; a driver whose
+            loads cost no more than a recall (an in-memory repository) passes
+            ``False`` and is asked for none.
     """
-    kind = command_kind(command)  # refuses what is not a command before anything is read
-    check_keys(command, limits)
-    request_id = command.request_id
-    if request_id is not None:
-        record = yield FindRequest(request_id)
-        if record is not None:
-            assert isinstance(record, RequestRecord)  # noqa: S101  (the driver's contract)
-            return _answer(record, command)
-    attempts = 0
-    starting = isinstance(command, StartJob)
-    recall = recall and not starting
-    now: datetime | None = None
-    tags = new_tag = new_id if new_tag is None else new_tag
-    while True:
-        attempts += 1
-        # The job the command is decided on (None for a start), and whether it
-        # was recalled; inline rather than a sub-generator: it is every command's.
-        job: object = None
-        recalled = False
-        if not starting:
-            if recall:
-                job = yield Recall(command.job_id)  # type: ignore[arg-type]  # not a start
-                recalled = job is not None
-            if job is None:
-                job = yield Load(command.job_id)  # type: ignore[arg-type]  # not a start
-            assert isinstance(job, Job)  # noqa: S101  (the driver's contract)
-        if now is None:
-            now = clock()
-        change: Change | None = None
-        try:
-            change = decide_checked(
-                job,  # type: ignore[arg-type]  # a Job, or None for a start
-                command,
-                kind,
-                now=now,
-                new_id=new_id,
-                limits=limits,
-                new_tag=tags,
-            )
-            yield Save(change)
-        except JobledgerError as error:
-            recall = False
-            if recalled and isinstance(error, _STALE_COPY_ERRORS):
-                # The remembered job may be behind the stored one (another writer
-                # changed it): decide again on the job as stored, at the same
-                # time and with the same ids, since nothing was written. This is
-                # no attempt of a wildcard command's.
-                attempts -= 1
-                if change is not None:
-                    tags = _Replay((change.job.etag, _event_id(change)), new_tag)
-                continue
-            now, tags = None, new_tag
-            answer = yield from _after_refusal(error, command, attempts)
-            if answer is None:
-                continue
-            return answer
-        return Handled(change.job, change)
+
+    __slots__ = ("clock", "limits", "new_id", "new_tag", "recall", "storage")
+
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        clock: Callable[[], datetime],
+        new_id: Callable[[], str],
+        new_tag: Callable[[], str],
+        limits: Limits,
+        recall: bool,
+    ) -> None:
+        self.storage = storage
+        self.clock = clock
+        self.new_id = new_id
+        self.new_tag = new_tag
+        self.limits = limits
+        self.recall = recall
+
+    def one(self, command: Command) -> Handled:  # noqa: C901  (every command's path, in one frame on purpose)
+        """Carry out ``command``; what it came to.
+
+        A change command is first decided on the job the driver remembers
+        saving (``storage.recall``), which spares a read when the driver is the
+        job's only writer. The save's compare-and-set refuses a remembered job
+        that another writer has changed since; the command is then decided
+        again on the job as loaded, so what it comes to is what it would have
+        come to without the recall.
+
+        Raises:
+            JobledgerError: whatever :func:`~jobledger._core.decide.decide` or
+                the storage raise; a wildcard command is decided again on the
+                new version when it loses a race, after a short pause with
+                jitter, up to :data:`WILDCARD_ATTEMPTS` times.
+        """
+        kind = command_kind(command)  # refuses what is not a command before anything is read
+        limits = self.limits
+        check_keys(command, limits)
+        storage = self.storage
+        request_id = command.request_id
+        if request_id is not None:
+            record = storage.find_request(request_id)
+            if record is not None:
+                return _answer(record, command)
+        attempts = 0
+        starting = kind is _START
+        recall = self.recall and not starting
+        now: datetime | None = None
+        tags = new_tag = self.new_tag
+        while True:
+            attempts += 1
+            # The job the command is decided on (None for a start), and whether it was recalled.
+            job: Job | None = None
+            recalled = False
+            if not starting:
+                job_id: str = command.job_id  # type: ignore[assignment]  # not a start
+                if recall:
+                    job = storage.recall(job_id)
+                    recalled = job is not None
+                if job is None:
+                    job = storage.load(job_id)
+            if now is None:
+                now = self.clock()
+            change: Change | None = None
+            try:
+                change = decide_checked(job, command, kind, now, self.new_id, limits, tags)
+                storage.save(change)
+            except JobledgerError as error:
+                recall = False
+                if recalled and isinstance(error, _STALE_COPY_ERRORS):
+                    # The remembered job may be behind the stored one (another
+                    # writer changed it): decide again on the job as stored, at
+                    # the same time and with the same ids, since nothing was
+                    # written. This is no attempt of a wildcard command's.
+                    attempts -= 1
+                    if change is not None:
+                        tags = _Replay((change.job.etag, _event_id(change)), new_tag)
+                    continue
+                now, tags = None, new_tag
+                answer = _after_refusal(error, command, attempts, storage)
+                if answer is None:
+                    continue
+                return answer
+            return _new_tuple(Handled, (change.job, change))
+
+    def all(self, commands: Sequence[Command]) -> tuple[Handled, ...]:
+        """Carry out ``commands`` as one atomic batch; what each came to (:func:`handle_all`)."""
+        return handle_all(commands, self)
 
 
 def _event_id(change: Change) -> str:
@@ -255,8 +264,8 @@ class _Recording(Generic[_T]):
 
 
 def _after_refusal(
-    error: JobledgerError, command: Command, attempts: int
-) -> Generator[Step, object, Handled | None]:
+    error: JobledgerError, command: Command, attempts: int, storage: Storage
+) -> Handled | None:
     """What a command refused with ``error`` comes to: a twin's answer, or ``None`` to try again.
 
     Raises:
@@ -267,13 +276,13 @@ def _after_refusal(
     if command.request_id is not None:
         # A twin of this command may have committed between our look-up and our
         # save (or our load, when it ended the job); if so, it is the answer.
-        record = yield FindRequest(command.request_id)
+        record = storage.find_request(command.request_id)
         if isinstance(record, RequestRecord):
             return _answer(record, command)
     if isinstance(error, InvalidTransitionError):
         raise error
     if _wildcard_may_retry(command, attempts):
-        yield _backoff(attempts)
+        storage.pause(_backoff(attempts))
         return None
     if (
         isinstance(error, ConcurrencyError)
@@ -284,14 +293,14 @@ def _after_refusal(
     raise error
 
 
-def _backoff(attempts: int) -> Pause:
-    """The pause before a wildcard command's next attempt.
+def _backoff(attempts: int) -> float:
+    """The pause in seconds before a wildcard command's next attempt.
 
     It grows with the attempts and has jitter, so racing writers stop
     colliding in lockstep.
     """
     ceiling = min(WILDCARD_MAX_PAUSE, 0.0005 * 2**attempts)
-    return Pause(random.uniform(0, ceiling))  # noqa: S311  (jitter, not secrecy)
+    return random.uniform(0, ceiling)  # noqa: S311  (jitter, not secrecy)
 
 
 def _as_carried(error: ConcurrencyError, command: ChangeCommand) -> ConcurrencyError:
@@ -322,31 +331,13 @@ def _wildcard_may_retry(command: Command, attempts: int) -> bool:
     )
 
 
-def drive(steps: Generator[Step, object, _T], perform: Callable[[Step], object]) -> _T:
-    """Run a :func:`handling` or :func:`handling_all` generator to the end, performing each step.
-
-    A :class:`~jobledger.JobledgerError` raised by ``perform`` is thrown back
-    into the generator, which may handle it; other exceptions propagate.
-    """
-    reply: object = None
-    error: JobledgerError | None = None
-    while True:
-        try:
-            step = steps.send(reply) if error is None else steps.throw(error)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]  # the generator's own result
-        try:
-            reply, error = perform(step), None
-        except JobledgerError as err:
-            reply, error = None, err
-
-
 @attrs.define
 class _Batch:
     """What a batch has decided so far: its changes, and the jobs as they leave them.
 
     Attributes:
-        recall: Whether jobs the driver remembers may be used (see :class:`Recall`).
+        storage: The driver's storage.
+        recall: Whether jobs the driver remembers may be used (see :class:`Storage`).
         recalled: Whether a decision used such a job.
         changes: The changes decided so far, in command order, each expecting
             the ETag the batch's changes before it leave its job with.
@@ -357,6 +348,7 @@ class _Batch:
         requests: The records of the request ids the batch's changes carry.
     """
 
+    storage: Storage
     recall: bool
     recalled: bool = False
     changes: list[Change] = attrs.Factory(list)
@@ -402,72 +394,83 @@ class _Batch:
                 return at
         return None
 
-    def deciding(
-        self,
-        command: Command,
-        *,
-        clock: Callable[[], datetime],
-        new_id: Callable[[], str],
-        limits: Limits,
-        new_tag: Callable[[], str] | None = None,
-    ) -> Generator[Step, object, Handled]:
-        """Decide ``command`` as :func:`handling` does, on the jobs as the batch leaves them.
 
-        Steps the batch can answer itself are answered here; its change is
-        taken into the batch rather than saved.
+class _CommandInBatch:
+    """The commands of a batch, one after the other, decided on the jobs as the batch leaves them.
+
+    Its storage answers from the jobs and request records of the batch, and
+    takes the command's change into the batch rather than saving it; what
+    the batch does not have, it asks the driver's storage.
+    """
+
+    __slots__ = ("batch", "command")
+
+    def __init__(self, batch: _Batch) -> None:
+        self.batch = batch
+        #: The command being decided (set before each).
+        self.command: Command | None = None
+
+    def storage(self) -> Storage:
+        """This command's storage."""
+        return Storage(
+            recall=self.recall,
+            load=self.load,
+            find_request=self.find_request,
+            save=self.save,
+            save_all=self.batch.storage.save_all,
+            pause=self.batch.storage.pause,
+        )
+
+    def recall(self, job_id: str) -> Job | None:
+        """The job as the batch leaves it, or as the driver remembers it (when the batch may)."""
+        batch = self.batch
+        if job_id in batch.jobs:
+            return batch.shown(job_id)
+        if not batch.recall:
+            return None
+        job = batch.storage.recall(job_id)
+        if job is not None:
+            batch.recalled = True
+        return job
+
+    def load(self, job_id: str) -> Job:
+        """The job as the batch leaves it, or as stored."""
+        batch = self.batch
+        if job_id in batch.jobs:
+            return batch.shown(job_id)  # type: ignore[return-value]  # the batch has it
+        return batch.storage.load(job_id)
+
+    def find_request(self, request_id: str) -> RequestRecord | None:
+        """The record of ``request_id``: the batch's, or the stored one."""
+        batch = self.batch
+        if request_id in batch.requests:
+            return batch.requests[request_id]
+        return batch.storage.find_request(request_id)
+
+    def save(self, change: Change) -> None:
+        """Take ``change`` into the batch.
+
+        Raises:
+            JobAlreadyExistsError: it starts a job the batch has, as its save would.
         """
-        steps = handling(command, clock=clock, new_id=new_id, limits=limits, new_tag=new_tag)
-        reply: object = None
-        error: JobledgerError | None = None
-        while True:
-            try:
-                step = steps.send(reply) if error is None else steps.throw(error)
-            except StopIteration as stop:
-                handled: Handled = stop.value
-                return handled
-            reply, error = None, None
-            if isinstance(step, Save):
-                if step.change.expected_etag is None and step.change.job.id in self.jobs:
-                    # A start of a job the batch has: refused as its save would be.
-                    error = JobAlreadyExistsError(step.change.job.id)
-                else:
-                    self.add(command, step.change)
-                continue
-            if isinstance(step, (Recall, Load)) and step.job_id in self.jobs:
-                reply = self.shown(step.job_id)
-                continue
-            if isinstance(step, Recall) and not self.recall:
-                continue
-            if isinstance(step, FindRequest) and step.request_id in self.requests:
-                reply = self.requests[step.request_id]
-                continue
-            try:
-                reply = yield step
-            except JobledgerError as err:
-                error = err
-            if isinstance(step, Recall) and reply is not None:
-                self.recalled = True
+        if change.expected_etag is None and change.job.id in self.batch.jobs:
+            raise JobAlreadyExistsError(change.job.id)
+        assert self.command is not None  # noqa: S101  (set before each command is decided)
+        self.batch.add(self.command, change)
 
 
-def handling_all(
-    commands: Sequence[Command],
-    *,
-    clock: Callable[[], datetime],
-    new_id: Callable[[], str],
-    limits: Limits,
-    new_tag: Callable[[], str] | None = None,
-    recall: bool = True,
-) -> Generator[Step, object, tuple[Handled, ...]]:
-    """Handle ``commands`` as one atomic batch: the steps to take, and what each came to.
+def handle_all(commands: Sequence[Command], handling: Handling) -> tuple[Handled, ...]:
+    """Carry out ``commands`` as one atomic batch, as ``handling`` says; what each came to.
 
-    Each command is decided as :func:`handling` decides it, in order, on the
-    jobs as the commands before it leave them (see :meth:`_Batch.shown`); the
-    changes are saved together with one :class:`SaveAll`. When that is refused,
-    the batch is decided again from the start, as :func:`handling` would decide
-    its refused command again: without remembered jobs when it used some (at
-    the same times and with the same ids), after a twin's answer when the
-    refused command's twin committed, or after a pause when the refused command
-    carries the wildcard ETag (up to :data:`WILDCARD_ATTEMPTS` times).
+    Each command is decided as :meth:`Handling.one` decides it, in order, on
+    the jobs as the commands before it leave them (see :meth:`_Batch.shown`);
+    the changes are saved together with one ``storage.save_all``. When that is
+    refused, the batch is decided again from the start, as :meth:`Handling.one`
+    would decide its refused command again: without remembered jobs when it
+    used some (at the same times and with the same ids), after a twin's answer
+    when the refused command's twin committed, or after a pause when the
+    refused command carries the wildcard ETag (up to :data:`WILDCARD_ATTEMPTS`
+    times).
 
     Raises:
         JobledgerError: the first command's refusal, or the save's; a refused
@@ -476,19 +479,34 @@ def handling_all(
             ``commands`` as :attr:`~jobledger.JobledgerError.batch_index`.
     """
     commands = tuple(commands)
+    storage, clock, new_id, new_tag = (
+        handling.storage,
+        handling.clock,
+        handling.new_id,
+        handling.new_tag,
+    )
+    recall = handling.recall
     attempts = 0
-    tag = new_id if new_tag is None else new_tag
-    times, ids, tags = _Recording(clock), _Recording(new_id), _Recording(tag)
+    times, ids, tags = _drawing(clock, new_id, new_tag, recall=recall)
     while True:
         attempts += 1
-        batch = _Batch(recall=recall)
+        batch = _Batch(storage, recall=recall)
+        in_batch = _CommandInBatch(batch)
+        # Asked for recalls always: the batch's storage answers them by its own rule.
+        deciding = Handling(
+            in_batch.storage(),
+            clock=times,
+            new_id=ids,
+            new_tag=tags,
+            limits=handling.limits,
+            recall=True,
+        )
         handled: list[Handled] = []
         sources: list[int] = []  # the position in ``commands`` of each change's command
         for index, command in enumerate(commands):
+            in_batch.command = command
             try:
-                one = yield from batch.deciding(
-                    command, clock=times, new_id=ids, limits=limits, new_tag=tags
-                )
+                one = deciding.one(command)
             except JobledgerError as error:
                 _name_refused(error, index)
                 raise
@@ -497,24 +515,27 @@ def handling_all(
         if not batch.changes:
             return tuple(handled)
         try:
-            yield SaveAll(tuple(batch.changes))
+            storage.save_all(tuple(batch.changes))
         except JobledgerError as error:
             if batch.recalled and isinstance(error, _STALE_COPY_ERRORS):
                 # A remembered job was behind the stored one: decide the batch
                 # again on the jobs as stored, at the same times, with the same ids.
                 attempts -= 1
                 recall = False
-                times = _Recording(_Replay(times.drawn, clock))
-                ids = _Recording(_Replay(ids.drawn, new_id))
-                tags = _Recording(_Replay(tags.drawn, tag))
+                assert isinstance(times, _Recording)  # noqa: S101  (recorded, since it may recall)
+                assert isinstance(ids, _Recording)  # noqa: S101
+                assert isinstance(tags, _Recording)  # noqa: S101
+                times = _Replay(times.drawn, clock)
+                ids = _Replay(ids.drawn, new_id)
+                tags = _Replay(tags.drawn, new_tag)
                 continue
             recall = False
-            times, ids, tags = _Recording(clock), _Recording(new_id), _Recording(tag)
+            times, ids, tags = clock, new_id, new_tag
             at = batch.refused(error)
             named = None if at is None else sources[at]
             try:
-                retry = yield from _batch_may_retry(
-                    error, None if at is None else batch.commands[at], attempts
+                retry = _batch_may_retry(
+                    error, None if at is None else batch.commands[at], attempts, storage
                 )
             except JobledgerError as carried:
                 _name_refused(carried, named)
@@ -526,6 +547,24 @@ def handling_all(
         return tuple(handled)
 
 
+def _drawing(
+    clock: Callable[[], datetime],
+    new_id: Callable[[], str],
+    new_tag: Callable[[], str],
+    *,
+    recall: bool,
+) -> tuple[Callable[[], datetime], Callable[[], str], Callable[[], str]]:
+    """The clock and id factories an attempt of a batch decides with.
+
+    Recorded when the attempt may use remembered jobs, so that, if one was
+    stale, the batch is decided again at the same times with the same ids;
+    as they are otherwise.
+    """
+    if not recall:
+        return clock, new_id, new_tag
+    return _Recording(clock), _Recording(new_id), _Recording(new_tag)
+
+
 def _name_refused(error: JobledgerError, index: int | None) -> None:
     """Name the command at ``index`` of its batch as the one ``error`` refused (unless storage)."""
     if not isinstance(error, StorageError):
@@ -533,8 +572,8 @@ def _name_refused(error: JobledgerError, index: int | None) -> None:
 
 
 def _batch_may_retry(
-    error: JobledgerError, culprit: Command | None, attempts: int
-) -> Generator[Step, object, bool]:
+    error: JobledgerError, culprit: Command | None, attempts: int, storage: Storage
+) -> bool:
     """Whether a batch refused with ``error`` for ``culprit`` is to be decided again.
 
     Raises:
@@ -546,13 +585,13 @@ def _batch_may_retry(
     if culprit.request_id is not None:
         # A twin of the refused command may have committed first: the batch
         # decided again answers it from its record.
-        record = yield FindRequest(culprit.request_id)
+        record = storage.find_request(culprit.request_id)
         if isinstance(record, RequestRecord):
             return True
     if not isinstance(error, ConcurrencyError) or isinstance(culprit, StartJob):
         return False
     if _wildcard_may_retry(culprit, attempts):
-        yield _backoff(attempts)
+        storage.pause(_backoff(attempts))
         return True
     if culprit.etag != error.expected_etag:
         raise _as_carried(error, culprit) from error

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from jobledger._core.commands import CancelJob, CompleteJob, FailJob, StartJob, UpdateJob
+from jobledger._core.commands import (
+    CancelJob,
+    FailJob,
+    StartJob,
+    complete_job,
+    update_job,
+)
 
 if TYPE_CHECKING:
     from jobledger._core.commands import Command
@@ -20,6 +26,10 @@ __all__ = ["JobCommands"]
 
 class JobCommands:
     """``start``, ``update``, ``complete``, ``fail`` and ``cancel``: build the command, handle it.
+
+    The commands of every job's life (update, complete) are built with their
+    positional constructors (:func:`~jobledger._core.commands.update_job`),
+    which give the very value their classes' keyword constructors give.
 
     A subclass gives :meth:`handle`, and may override :meth:`_json` to check
     and freeze the JSON fields before the command is built (the ledger does,
@@ -83,15 +93,15 @@ class JobCommands:
     ) -> Job:
         """Update an active job; see :class:`~jobledger.UpdateJob` for the fields."""
         return self.handle(
-            UpdateJob(
-                job_id=job_id,
-                etag=etag,
-                status=status,
-                display_name=display_name,
-                description=description,
-                state_update=self._json(state_update, "state_update"),
-                request_id=request_id,
-                actor=actor,
+            update_job(
+                job_id,
+                etag,
+                status,
+                display_name,
+                description,
+                self._json(state_update, "state_update"),
+                request_id,
+                actor,
             )
         )
 
@@ -108,14 +118,14 @@ class JobCommands:
     ) -> Job:
         """Complete an active job; see :class:`~jobledger.CompleteJob`."""
         return self.handle(
-            CompleteJob(
-                job_id=job_id,
-                etag=etag,
-                display_name=display_name,
-                description=description,
-                state_update=self._json(state_update, "state_update"),
-                request_id=request_id,
-                actor=actor,
+            complete_job(
+                job_id,
+                etag,
+                display_name,
+                description,
+                self._json(state_update, "state_update"),
+                request_id,
+                actor,
             )
         )
 

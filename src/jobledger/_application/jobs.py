@@ -8,20 +8,9 @@ from typing import TYPE_CHECKING, Literal
 
 import attrs
 
-from jobledger._application.defaults import new_id, new_tag, utc_now
+from jobledger._application.defaults import UTC_NOW, new_id, new_tag, utc_now
 from jobledger._application.delivery import DEFAULT_MAX_PENDING, InProcessPublisher, Outbox
-from jobledger._application.handling import (
-    FindRequest,
-    Load,
-    Pause,
-    Recall,
-    Save,
-    SaveAll,
-    Step,
-    drive,
-    handling,
-    handling_all,
-)
+from jobledger._application.handling import Handling, Storage
 from jobledger._application.job_commands import JobCommands
 from jobledger._application.subscriber import DurableSubscriber
 from jobledger._core.errors import InvalidJobDataError, JobledgerError
@@ -188,6 +177,23 @@ class Jobs(JobCommands):
         # A repository that holds its jobs in this process's memory loads one as
         # cheaply as the remembered jobs would recall it: remember none for it.
         self._recall = not getattr(repository, "loads_from_memory", False)
+        # What handling asks of this ledger, as bound methods: one call per step.
+        storage = Storage(
+            recall=self._recent.get,
+            load=repository.get,
+            find_request=repository.find_request,
+            save=self._save,
+            save_all=self._save_all,
+            pause=time.sleep,
+        )
+        self._handling = Handling(
+            storage,
+            clock=UTC_NOW if clock is utc_now else clock,
+            new_id=id_factory,
+            new_tag=self._new_tag,
+            limits=limits,
+            recall=self._recall,
+        )
 
     @property
     def repository(self) -> Repository:
@@ -210,17 +216,9 @@ class Jobs(JobCommands):
             InvalidJobDataError: a field breaks the data rules or limits.
             RequestIdConflictError: the ``request_id`` was used for another command.
         """
-        steps = handling(
-            command,
-            clock=self._clock,
-            new_id=self._new_id,
-            limits=self._limits,
-            new_tag=self._new_tag,
-            recall=self._recall,
-        )
-        job, change = drive(steps, self._perform)
+        job, change = self._handling.one(command)
         if change is not None and (
-            self._publishers_given or self._subscribers.subscribed or self._outbox.pending
+            self._publishers_given or self._subscribers.subscribed or self._outbox.queued
         ):
             self._outbox.drain()
         return job
@@ -278,16 +276,8 @@ class Jobs(JobCommands):
             InvalidJobDataError: a field breaks the data rules or limits.
             RequestIdConflictError: a ``request_id`` was used for another command.
         """
-        steps = handling_all(
-            commands,
-            clock=self._clock,
-            new_id=self._new_id,
-            limits=self._limits,
-            new_tag=self._new_tag,
-            recall=self._recall,
-        )
         try:
-            handled = drive(steps, self._perform)
+            handled = self._handling.all(commands)
         except _PartlySaved as partly:
             self._outbox.drain()
             raise partly.error from None
@@ -301,29 +291,14 @@ class Jobs(JobCommands):
         """Whether anyone receives this ledger's events (a ledger nobody hears skips the outbox)."""
         return self._publishers_given or self._subscribers.subscribed
 
-    def _perform(self, step: Step) -> object:
-        # By exact type, the most frequent steps first: every command takes one.
-        kind = type(step)
-        if kind is Save:
-            change: Change = step.change  # type: ignore[union-attr]
-            # Saving and queueing under the job's lock keeps each job's events in
-            # commit order on their way to the subscribers.
-            with self._stripes[hash(change.job.id) % _STRIPES]:
-                self._repository.save(change)
-                self._saved(change)
-            return None
-        if kind is Load:
-            return self._repository.get(step.job_id)  # type: ignore[union-attr]
-        if kind is Recall:
-            return self._recent.get(step.job_id)  # type: ignore[union-attr]
-        if isinstance(step, SaveAll):
-            self._save_all(step.changes)
-            return None
-        if isinstance(step, FindRequest):
-            return self._repository.find_request(step.request_id)
-        assert isinstance(step, Pause)  # noqa: S101  (the last kind of step)
-        time.sleep(step.seconds)
-        return None
+    def _save(self, change: Change) -> None:
+        """Save ``change``, remember its job and queue its event."""
+        # Saving and queueing under the job's lock keeps each job's events in
+        # commit order on their way to the subscribers.
+        with self._stripes[hash(change.job.id) % _STRIPES]:
+            self._repository.save(change)
+            if self._recall or self._publishers_given or self._subscribers.subscribed:
+                self._saved(change)  # which has nothing to do otherwise
 
     def _saved(self, change: Change) -> None:
         """Remember the job ``change`` saved, and queue its event; under the job's lock."""

@@ -7,11 +7,14 @@ its own limits.
 
 from __future__ import annotations
 
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 import attrs
 
-from jobledger._core.jsondoc import JsonValue, empty_object, freeze_for_command
+from jobledger._core.jsondoc import JsonObject, JsonValue, empty_object, freeze_for_command
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = [
     "ANY_ETAG",
@@ -22,6 +25,8 @@ __all__ = [
     "FailJob",
     "StartJob",
     "UpdateJob",
+    "complete_job",
+    "update_job",
 ]
 
 #: The explicit wildcard ETag, like HTTP's ``If-Match: *``: the command applies
@@ -38,7 +43,11 @@ def _state(value: object) -> JsonValue:
 
 
 def _state_update(value: object) -> JsonValue | None:
-    return None if value is None else freeze_for_command(value, field="state_update")
+    if value is None or type(value) is JsonObject:
+        # None, or a patch frozen already (the ledger's methods freeze it under
+        # its limits first): freeze_for_command would give it back as it is.
+        return value
+    return freeze_for_command(value, field="state_update")
 
 
 @attrs.frozen(kw_only=True)
@@ -166,3 +175,82 @@ class CancelJob:
 ChangeCommand: TypeAlias = UpdateJob | CompleteJob | FailJob | CancelJob
 #: Any command the ledger handles.
 Command: TypeAlias = StartJob | ChangeCommand
+
+
+# The positional constructors below: each command's slots, set directly.
+# attrs' keyword __init__ sets them through object.__setattr__ after matching
+# every keyword; the ledger's own methods build a command per call, so they
+# build it with these, which give the very same value (tests pin each field).
+_NEW = object.__new__
+
+
+def _setters(cls: type) -> tuple[Callable[[object, object], None], ...]:
+    """The ``__set__`` of each field's slot of ``cls``, in field order."""
+    return tuple(cls.__dict__[field.name].__set__ for field in attrs.fields(cls))
+
+
+(
+    _update_job_id,
+    _update_etag,
+    _update_status,
+    _update_display_name,
+    _update_description,
+    _update_state_update,
+    _update_request_id,
+    _update_actor,
+) = _setters(UpdateJob)
+
+
+def update_job(  # noqa: PLR0917  (UpdateJob's fields, in order: the ledger's own constructor)
+    job_id: str,
+    etag: str,
+    status: str | None,
+    display_name: str | None,
+    description: str | None,
+    state_update: object,
+    request_id: str | None,
+    actor: str | None,
+) -> UpdateJob:
+    """``UpdateJob(...)`` of these fields in field order, ``state_update`` frozen as it freezes."""
+    command = _NEW(UpdateJob)
+    _update_job_id(command, job_id)
+    _update_etag(command, etag)
+    _update_status(command, status)
+    _update_display_name(command, display_name)
+    _update_description(command, description)
+    _update_state_update(command, _state_update(state_update))
+    _update_request_id(command, request_id)
+    _update_actor(command, actor)
+    return command
+
+
+(
+    _complete_job_id,
+    _complete_etag,
+    _complete_display_name,
+    _complete_description,
+    _complete_state_update,
+    _complete_request_id,
+    _complete_actor,
+) = _setters(CompleteJob)
+
+
+def complete_job(  # noqa: PLR0917  (CompleteJob's fields, in order: the ledger's own constructor)
+    job_id: str,
+    etag: str,
+    display_name: str | None,
+    description: str | None,
+    state_update: object,
+    request_id: str | None,
+    actor: str | None,
+) -> CompleteJob:
+    """``CompleteJob(...)`` of these fields in field order (see :func:`update_job`)."""
+    command = _NEW(CompleteJob)
+    _complete_job_id(command, job_id)
+    _complete_etag(command, etag)
+    _complete_display_name(command, display_name)
+    _complete_description(command, description)
+    _complete_state_update(command, _state_update(state_update))
+    _complete_request_id(command, request_id)
+    _complete_actor(command, actor)
+    return command

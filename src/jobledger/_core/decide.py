@@ -42,7 +42,15 @@ from jobledger._core.events import (
     JobStarted,
     JobUpdated,
 )
-from jobledger._core.job import TERMINAL_STATUSES, Job, JobPhase, JobStatus, JobUpdate, UpdateType
+from jobledger._core.job import (
+    TERMINAL_STATUSES,
+    Job,
+    JobPhase,
+    JobStatus,
+    JobUpdate,
+    UpdateType,
+    job_of,
+)
 from jobledger._core.jsondoc import (
     JsonObject,
     JsonValue,
@@ -277,8 +285,9 @@ class _Recorded(Change):
     ``attrs.evolve`` gives a plain change made with them.
     """
 
-    __slots__ = ("_record",)
-    _record: ChangeRecord | None
+    # A slot, not Change's property: read on every save, it costs no call.
+    __slots__ = ("record",)
+    record: ChangeRecord | None
 
     def __init__(
         self,
@@ -294,7 +303,7 @@ class _Recorded(Change):
         _EVENT_SLOT.__set__(self, event)
         _SET(self, "expected_etag", expected_etag)
         _SET(self, "request", request)
-        _SET(self, "_record", None)
+        _SET(self, "record", None)
 
     @classmethod
     def of(
@@ -305,11 +314,11 @@ class _Recorded(Change):
         request: RequestRecord | None,
     ) -> _Recorded:
         """The change of ``job`` that ``record`` keeps, its update and event not yet made."""
-        change = object.__new__(cls)
-        _SET(change, "job", job)
-        _SET(change, "expected_etag", expected_etag)
-        _SET(change, "request", request)
-        _SET(change, "_record", record)
+        change = _NEW(cls)
+        _set_job(change, job)
+        _set_expected_etag(change, expected_etag)
+        _set_request(change, request)
+        _set_record(change, record)
         return change
 
     @property
@@ -317,8 +326,8 @@ class _Recorded(Change):
         try:
             return _UPDATE_SLOT.__get__(self, Change)  # type: ignore[no-any-return]
         except AttributeError:
-            assert self._record is not None  # noqa: S101  (made with values, or with a record)
-            update = update_of(self._record)
+            assert self.record is not None  # noqa: S101  (made with values, or with a record)
+            update = update_of(self.record)
             _UPDATE_SLOT.__set__(self, update)
             return update
 
@@ -327,27 +336,22 @@ class _Recorded(Change):
         try:
             return _EVENT_SLOT.__get__(self, Change)  # type: ignore[no-any-return]
         except AttributeError:
-            assert self._record is not None  # noqa: S101  (made with values, or with a record)
-            event = event_of(self._record)
+            assert self.record is not None  # noqa: S101  (made with values, or with a record)
+            event = event_of(self.record)
             _EVENT_SLOT.__set__(self, event)
             return event
 
-    @property
-    def record(self) -> ChangeRecord | None:
-        """The change's facts, or ``None`` when it was made with its values."""
-        return self._record
-
     def with_request(self, request: RequestRecord | None) -> Change:
         """This change, carrying ``request``; its update and event still not made."""
-        if self._record is None:
+        if self.record is None:
             return super().with_request(request)
-        return _Recorded.of(self.job, self._record, self.expected_etag, request)
+        return _Recorded.of(self.job, self.record, self.expected_etag, request)
 
     def expecting(self, expected_etag: str | None) -> Change:
         """This change, saved over a job with ``expected_etag`` instead."""
-        if self._record is None:
+        if self.record is None:
             return super().expecting(expected_etag)
-        return _Recorded.of(self.job, self._record, expected_etag, self.request)
+        return _Recorded.of(self.job, self.record, expected_etag, self.request)
 
     def _plain(self) -> Change:
         """The same change, made with its values."""
@@ -375,6 +379,14 @@ class _Recorded(Change):
         return (Change, (self.job, self.update, self.event, self.expected_etag, self.request))
 
 
+# The slots _Recorded.of sets, set directly (a third cheaper than object.__setattr__).
+_NEW = object.__new__
+_set_job = Change.__dict__["job"].__set__
+_set_expected_etag = Change.__dict__["expected_etag"].__set__
+_set_request = Change.__dict__["request"].__set__
+_set_record = _Recorded.__dict__["record"].__set__
+
+
 #: The commands an active job accepts, read from the lifecycle table once: a
 #: command on an active job is then checked without asking the table again.
 _ACTIVE_ACCEPTS = frozenset(kind for (phase, kind) in TRANSITIONS if phase is JobPhase.ACTIVE)
@@ -387,13 +399,16 @@ _KINDS: dict[type, CommandKind] = {
     CancelJob: CommandKind.CANCEL,
 }
 
-_OUTCOMES: dict[CommandKind, tuple[JobStatus, UpdateType]] = {
-    CommandKind.UPDATE: (JobStatus.STARTED, UpdateType.UPDATED),
-    CommandKind.COMPLETE: (JobStatus.COMPLETED, UpdateType.COMPLETED),
-    CommandKind.FAIL: (JobStatus.FAILED, UpdateType.FAILED),
-    CommandKind.CANCEL: (JobStatus.CANCELED, UpdateType.CANCELED),
-}
+# Read per command: a module global is cheaper to reach than an enum member.
+_UPDATE: Final = CommandKind.UPDATE
+_STARTED: Final = JobStatus.STARTED.value
 
+#: The status each ending command sets, as plain text.
+_STATUSES: dict[CommandKind, str] = {
+    CommandKind.COMPLETE: JobStatus.COMPLETED.value,
+    CommandKind.FAIL: JobStatus.FAILED.value,
+    CommandKind.CANCEL: JobStatus.CANCELED.value,
+}
 
 _CHANGE_EVENTS: dict[CommandKind, type[JobChanged]] = {
     CommandKind.UPDATE: JobUpdated,
@@ -467,26 +482,23 @@ def decide(
     """
     kind = command_kind(command)
     check_keys(command, limits)
-    return decide_checked(
-        job, command, kind, now=now, new_id=new_id, limits=limits, new_tag=new_tag
-    )
+    return decide_checked(job, command, kind, now, new_id, limits, new_tag)
 
 
-def decide_checked(
+def decide_checked(  # noqa: PLR0917  (positional: it runs per command)
     job: Job | None,
     command: Command,
     kind: CommandKind,
-    *,
     now: datetime,
     new_id: Callable[[], str],
     limits: Limits,
-    new_tag: Callable[[], str] | None = None,
+    new_tag: Callable[[], str] | None,
 ) -> Change:
     """:func:`decide`, for a command whose ``kind`` and keys were checked already.
 
     The application checks them once, before it reads anything, and then
     decides as often as a wildcard command needs; this spares each decision
-    the checks.
+    the checks. Its arguments are :func:`decide`'s, in order, all positional.
     """
     if not isinstance(now, datetime) or now.tzinfo is None:
         msg = f"the ledger's clock must return timezone-aware datetimes, not {now!r}"
@@ -504,7 +516,7 @@ def decide_checked(
             next_phase(job.id, job.phase, kind)  # raises: the table refuses the command
         if command.etag not in (ANY_ETAG, job.etag):
             raise ConcurrencyError(job.id, command.etag, job.etag)
-        change = _change(job, command, kind, now=now, new_tag=tag, limits=limits)
+        change = _change(job, command, kind, now, tag, limits)
     if command.request_id is None:
         return change
     record = RequestRecord(command.request_id, fingerprint(command), change.job)
@@ -524,9 +536,23 @@ def check_keys(command: Command, limits: Limits) -> None:
         check_name(command.request_id, field="request_id", limits=limits)
     if isinstance(command, StartJob):
         _check_optional_name(command.job_id, "job_id", limits)
-    else:
-        check_name(command.job_id, field="job_id", limits=limits)
-        check_name(command.etag, field="etag", limits=limits)
+        return
+    job_id, etag = command.job_id, command.etag
+    # Both printable ASCII of a fitting length (check_name's own first test, for
+    # the two at once): the usual case, with no call.
+    longest = limits.max_name_length
+    if not (
+        type(job_id) is str
+        and type(etag) is str
+        and job_id.isascii()
+        and etag.isascii()
+        and job_id.isprintable()
+        and etag.isprintable()
+        and 0 < len(job_id) <= longest
+        and 0 < len(etag) <= longest
+    ):
+        check_name(job_id, field="job_id", limits=limits)
+        check_name(etag, field="etag", limits=limits)
 
 
 def _check_optional_name(value: str | None, field: str, limits: Limits) -> None:
@@ -568,21 +594,23 @@ def _start(
     new_tag: Callable[[], str],
     limits: Limits,
 ) -> Change:
-    job = Job(
-        id=command.job_id if command.job_id is not None else new_id(),
-        service=check_name(command.service, field="service", limits=limits),
-        entity=check_name(command.entity, field="entity", limits=limits),
-        type=check_name(command.type, field="type", limits=limits),
-        display_name=check_text(command.display_name, field="display_name", limits=limits),
-        description=check_text(command.description, field="description", limits=limits),
-        status=JobStatus.STARTED.value,
-        input=command.input,
-        state=_state(command.state, "state", limits),
-        etag=new_tag(),
-        version=1,
-        created_at=now,
-        updated_at=now,
-        started_by=_actor(command.actor, limits),
+    # In field order (job_of), so the job id is drawn before the ETag, and the
+    # fields are checked in the order they are named.
+    job = job_of(
+        command.job_id if command.job_id is not None else new_id(),  # id
+        check_name(command.service, field="service", limits=limits),
+        check_name(command.entity, field="entity", limits=limits),
+        check_name(command.type, field="type", limits=limits),
+        check_text(command.display_name, field="display_name", limits=limits),
+        check_text(command.description, field="description", limits=limits),
+        _STARTED,  # status
+        command.input,
+        _state(command.state, "state", limits),
+        new_tag(),  # etag
+        1,  # version
+        now,  # created_at
+        now,  # updated_at
+        _actor(command.actor, limits),  # started_by
     )
     check_limits(job.input, field="input", limits=limits)
     event = JobStarted(
@@ -601,30 +629,31 @@ def _start(
         input=job.input,
         state=job.state,
     )
-    return Change(job=job, update=None, event=event, expected_etag=None, request=None)
+    return Change(job, None, event, None, None)  # job, update, event, expected_etag, request
 
 
-def _change(
+def _change(  # noqa: PLR0917  (positional: it runs per command)
     job: Job,
     command: UpdateJob | CompleteJob | FailJob | CancelJob,
     kind: CommandKind,
-    *,
     now: datetime,
     new_tag: Callable[[], str],
     limits: Limits,
 ) -> Change:
-    default_status, _ = _OUTCOMES[kind]
-    if isinstance(command, UpdateJob):
-        status = job.status if command.status is None else _update_status(command.status, limits)
+    if kind is _UPDATE:
+        status = command.status  # type: ignore[union-attr]  # an UpdateJob
+        status = job.status if status is None else _update_status(status, limits)
     else:
-        status = default_status.value
+        status = _STATUSES[kind]
     display_name = command.display_name
     if display_name is not None:
         check_text(display_name, field="display_name", limits=limits)
     description = command.description
     if description is not None:
         check_text(description, field="description", limits=limits)
-    actor = _actor(command.actor, limits)
+    actor = command.actor
+    if actor is not None:
+        actor = check_actor(actor, limits)
     patch: JsonObject | None = None
     state = job.state
     if not isinstance(command, CancelJob) and command.state_update is not None:
@@ -642,7 +671,7 @@ def _change(
     # Built field by field, in field order, rather than with attrs.evolve or
     # keywords: this is the hot path of every command, evolve introspects the
     # class on each call, and matching thirteen keywords costs more than the rest.
-    after = Job(
+    after = job_of(
         job.id,
         job.service,
         job.entity,

