@@ -5,7 +5,18 @@ connection for its own length (on its own pool the repository keeps one
 between calls, lent to whichever thread finds it free, see
 ``_KeptConnection``); :meth:`PostgresRepository.save` runs one
 ``READ COMMITTED`` transaction. Every value is a bound parameter, and every
-name (schema, table, channel) is built with :class:`psycopg.sql.Identifier`.
+name (schema, table, channel) is built with :class:`psycopg.sql.Identifier`,
+except the notification channel in the save statements: a literal there (a
+name jobledger makes of a hash of the schema's, see ``_Names.channel``), one
+parameter less per save.
+
+**A save costs the client little.** Its statement is rendered to text once
+(``_Statements``) and prepared on the server by psycopg on each connection
+(after a few executions: psycopg's ``prepare_threshold``). A save alone on
+an idle connection of the repository's own pool runs on the cursor that
+connection keeps (``_Connection``), not on a new one, and goes straight
+through the group commit's lane when no other save is in flight
+(``_Group.lead_alone``).
 
 **The feed never skips.** Positions taken from a sequence break in two ways:
 a rolled-back transaction leaves a hole, and two writers that take positions

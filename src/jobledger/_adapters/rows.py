@@ -210,7 +210,7 @@ def encode_json(value: JsonValue) -> str:
     >>> encode_json(freeze({"name": "Zoë", "n": [1, 2.5, None]}, field="state"))
     '{"name":"Zoë","n":[1,2.5,null]}'
     """
-    if _ONE_SHOT is None:  # pragma: no cover  (see _one_shot)
+    if _ONE_SHOT is None:  # see _one_shot
         return _ENCODER.encode(value)
     return "".join(_ONE_SHOT(value, 0))
 
