@@ -465,6 +465,39 @@ class TestSaveStatement:
         ]
         assert (2, "exporting") == (updated.version, repository.get(job.id).status)
 
+    def test_a_save_is_prepared_on_the_server_at_its_first_execution(
+        self, repository: PostgresRepository
+    ) -> None:
+        """After one start, its statement is prepared on the session that ran it."""
+        Jobs(repository).start(service="hr", entity="employee", type="sync")
+
+        with repository._connection() as conn:  # the kept connection, which ran the start
+            rows = conn.execute("SELECT statement FROM pg_prepared_statements").fetchall()
+
+        assert 1 == sum("jobledger_jobs" in statement for (statement,) in rows), rows
+
+    def test_connections_that_prepare_nothing_get_no_prepared_save(
+        self, postgres_conninfo: str, schema: str
+    ) -> None:
+        """Over a pool whose prepare_threshold is None (a transaction-mode PgBouncer's), none is."""
+        with ConnectionPool(
+            postgres_conninfo,
+            min_size=1,
+            max_size=1,
+            kwargs={"autocommit": True, "prepare_threshold": None},
+            open=False,
+        ) as pool:
+            pool.open(wait=True)
+            with PostgresRepository(pool=pool, schema=schema) as repository:
+                jobs = Jobs(repository)
+                job = jobs.start(service="hr", entity="employee", type="sync")
+                for done in range(1, 8):
+                    job = jobs.update(job.id, etag=job.etag, state_update={"done": done})
+                with pool.connection() as conn:
+                    rows = conn.execute("SELECT name FROM pg_prepared_statements").fetchall()
+
+        assert ([], 8) == (rows, job.version)
+
 
 def _messages_of_three_saves(repository: PostgresRepository, trace: Path) -> list[str]:
     """The protocol messages the client sends for a start, an update and a completion."""
