@@ -5,7 +5,20 @@ connection for its own length (on its own pool the repository keeps one
 between calls, lent to whichever thread finds it free, see
 ``_KeptConnection``); :meth:`PostgresRepository.save` runs one
 ``READ COMMITTED`` transaction. Every value is a bound parameter, and every
-name (schema, table, channel) is built with :class:`psycopg.sql.Identifier`.
+name (schema, table, channel) is built with :class:`psycopg.sql.Identifier`,
+except the notification channel in the save statements: a literal there (a
+name jobledger makes of a hash of the schema's, see ``_Names.channel``), one
+parameter less per save.
+
+**A save costs the client little.** Its statement is rendered to text once
+(``_Statements``) and prepared on the server at its first execution on each
+connection, rather than parsed and planned anew for its first five (psycopg's
+``prepare_threshold``); a connection whose ``prepare_threshold`` is ``None``
+(behind a transaction-mode PgBouncer older than 1.21) prepares nothing. A save
+alone on an idle connection of the repository's own pool runs on the cursor
+that connection keeps (``_Connection``), not on a new one, and goes straight
+through the group commit's lane when no other save is in flight
+(``_Group.lead_alone``).
 
 **The feed never skips.** Positions taken from a sequence break in two ways:
 a rolled-back transaction leaves a hole, and two writers that take positions
@@ -99,7 +112,6 @@ from jobledger._adapters.rows import (
     UPDATE_COLUMNS,
     decode_row,
     encode_json,
-    encode_optional,
     event_from_row,
     find_clause,
     job_from_row,
@@ -219,7 +231,9 @@ def _exact_text(text: str | None) -> str | None:
     Python writes with an exponent (``1e+16`` comes back as an integer). A
     string that merely looks like such a number only costs a redundant copy.
     """
-    if text is None or _INEXACT_IN_JSONB.search(text) is None:
+    if text is None or ("e+" not in text and "e-" not in text and "-0.0" not in text):
+        return None  # what the pattern needs is not there (a cheaper look than the pattern's)
+    if _INEXACT_IN_JSONB.search(text) is None:
         return None
     return text
 
@@ -581,7 +595,8 @@ def _save_text(*, start: bool, request: bool, notify: bool, batch: bool = False)
         parts.append("SELECT n.last, %s, c.id, {update_values} FROM next AS n, changed AS c")
     parts.append(" RETURNING position")
     if notify:
-        parts.append(", pg_notify(%s, position::text)")
+        # The channel is the schema's (see _Names.channel): a literal, not a parameter.
+        parts.append(", pg_notify({channel}, position::text)")
     return "".join(parts)
 
 
@@ -662,6 +677,8 @@ class _Statements:
         lists["start_entry"] = sql.SQL(_START_ENTRY)
         lists["change_event"] = sql.SQL(_CHANGE_EVENT)
         lists["change_event_read"] = sql.SQL(_CHANGE_EVENT_READ)
+        # Hex digits after a fixed prefix: never a quote, nor a % to double.
+        lists["channel"] = sql.Literal(names.channel)
         return cls(
             save={
                 (start, request, notify): statement(
@@ -1004,8 +1021,6 @@ class PostgresRepository:
             with self._translated(), self._connection() as conn:
                 self._names = _migrate(conn, schema, self._location)
                 self._sql = _Statements.of(self._names, conn)
-                # Every save that notifies names it (a hash of the schema's name: made once).
-                self._channel = self._names.channel
         except BaseException:
             self._close_pool()
             raise
@@ -1020,6 +1035,7 @@ class PostgresRepository:
             min_size=self._min_size,
             max_size=self._max_size,
             kwargs={"autocommit": True},
+            connection_class=_Connection,
             configure=_configure,
             timeout=self._timeout,
             open=False,
@@ -1308,9 +1324,16 @@ class PostgresRepository:
         """
         if _lacks_update(change):
             return self._save_alone(change)  # a change without its update: always refused
-        pending = _Pending(change)
         self._forked()
-        self._group.run(pending, self._send_group)
+        group = self._group
+        if group.lead_alone():
+            # Nothing in flight: this thread's save goes at once, on its own.
+            try:
+                return self._save_alone(change)
+            finally:
+                group.done()
+        pending = _Pending(change)
+        group.run(pending, self._send_group)
         if pending.position is not None:
             return pending.position
         if pending.error is not None:
@@ -1330,15 +1353,20 @@ class PostgresRepository:
             with conn.transaction():
                 return self._write_change(conn, change)
 
-        return self._retried(write, f"the save of job {change.job.id}")
+        return self._retried(write, "the save of job %s", change.job.id)
 
-    def _retried(self, write: Callable[[psycopg.Connection[Any]], _V], what: str) -> _V:
+    def _retried(
+        self, write: Callable[[psycopg.Connection[Any]], _V], what: str, *args: object
+    ) -> _V:
         """``write`` on a connection, tried again when its transaction was rolled back and may pass.
 
         PostgreSQL aborts a transaction for a serialization failure or a
         deadlock; ``write`` raises :class:`_TryAgain` when it was refused over
         stored values that have changed since. Either way nothing was written,
         so it is tried again, up to :data:`SAVE_ATTEMPTS` times in all.
+
+        ``what`` names the write in the log, a %-format of ``args`` (formatted
+        only when it is tried again).
 
         Raises:
             StorageError: the driver's errors, translated; or the last attempt
@@ -1360,7 +1388,7 @@ class PostgresRepository:
                 reason = err
             except psycopg.Error as err:
                 raise translate_error(err, self._location) from err
-            logger.debug("%s rolled back (%s); trying again", what, reason)
+            logger.debug("%s rolled back (%s); trying again", what % args, reason)
             time.sleep(0.002 * attempt)
 
     def _send_group(self, group: Sequence[_Pending]) -> None:
@@ -1444,10 +1472,12 @@ class PostgresRepository:
         if locked:
             conn.execute(self._sql.lock_jobs, (locked,))
         if not batch:
-            return [self._send_change(conn, change) for change in changes]
+            return [self._send_change(conn.cursor(), change) for change in changes]
         last = len(changes) - 1
         return [
-            self._send_change(conn, change, batch=True, notify=self._notify and index == last)
+            self._send_change(
+                conn.cursor(), change, batch=True, notify=self._notify and index == last
+            )
             for index, change in enumerate(changes)
         ]
 
@@ -1489,7 +1519,7 @@ class PostgresRepository:
                 raise _TryAgain(message)
             return refusal
 
-        outcome = self._retried(write, f"a batch of {len(changes)} changes")
+        outcome = self._retried(write, "a batch of %d changes", len(changes))
         if isinstance(outcome, Exception):
             raise outcome
         return outcome
@@ -1556,12 +1586,13 @@ class PostgresRepository:
             self._refuse(conn, change)  # a change without its update: always refused
         try:
             if not (conn.autocommit and conn.pgconn.transaction_status == _IDLE):
-                feed = self._send_change(conn, change)  # in the transaction open on conn
+                # In the transaction open on conn.
+                feed = self._send_change(conn.cursor(), change)
             elif _default_transactions(conn):
                 # In autocommit mode one statement is a transaction of its own.
-                feed = self._send_change(conn, change)
+                feed = self._send_change(_saving_cursor(conn), change)
             else:
-                feed = _in_one_transaction(conn, lambda: self._send_change(conn, change))
+                feed = _in_one_transaction(conn, lambda: self._send_change(conn.cursor(), change))
         except pg_errors.UniqueViolation as err:
             taken = _taken(err, change)
             if taken is None:
@@ -1576,15 +1607,15 @@ class PostgresRepository:
 
     def _send_change(
         self,
-        conn: psycopg.Connection[Any],
+        cursor: psycopg.Cursor[Any],
         change: Change,
         *,
         batch: bool = False,
         notify: bool | None = None,
     ) -> psycopg.Cursor[Any]:
-        """Send the one statement that writes ``change`` (see :func:`_save_text`).
+        """Send, on ``cursor``, the one statement that writes ``change`` (see :func:`_save_text`).
 
-        Returns its cursor: it holds the feed position, or no row for a change
+        Returns ``cursor``: it holds the feed position, or no row for a change
         whose compare-and-set matched nothing (and so wrote nothing). A change
         of a ``batch`` raises instead; ``notify`` overrides the repository's
         setting (a batch notifies once, with its last change).
@@ -1592,30 +1623,39 @@ class PostgresRepository:
         if notify is None:
             notify = self._notify
         job = change.job
-        request = (
-            () if change.request is None else _values(REQUEST_COLUMNS, request_row(change.request))
-        )
-        channel = (self._channel,) if notify else ()
+        request = change.request
+        # Prepared on the server at its first execution on a connection, where
+        # psycopg's prepare_threshold would have it parsed and planned anew for
+        # five (a connection whose prepare_threshold is None prepares nothing).
         start = change.expected_etag is None
         statements = self._sql.save_in_batch if batch else self._sql.save
-        statement = statements[start, change.request is not None, notify]
+        statement = statements[start, request is not None, notify]
+        requested = () if request is None else _values(REQUEST_COLUMNS, request_row(request))
         if start:
-            written: tuple[Any, ...] = _values(JOB_COLUMNS, job_row(job))
-            entry: tuple[Any, ...] = (change.event.event_id, "started")
-        else:
-            # The change's facts as one tuple: its update and event need not be made.
-            record = change.record
-            if record is None:
-                update = change.update
-                assert update is not None  # noqa: S101  (refused in _write_change)
-                record = _record_of(update, change.event)
-            kind, event_id, _, _, _, _, status, etag, at, update_id, name, text, patch, actor = (
-                record
+            return cursor.execute(
+                statement,
+                (
+                    *_values(JOB_COLUMNS, job_row(job)),
+                    *requested,
+                    change.event.event_id,
+                    "started",
+                ),
+                prepare=True,
             )
-            state = encode_json(job.state)
-            patch_text = encode_optional(patch)
-            micros = to_micros(at)
-            written = (
+        # The change's facts as one tuple: its update and event need not be made.
+        record = change.record
+        if record is None:
+            update = change.update
+            assert update is not None  # noqa: S101  (refused in _write_change)
+            record = _record_of(update, change.event)
+        kind, event_id, _, _, _, _, status, etag, at, update_id, name, text, patch, actor = record
+        state = encode_json(job.state)
+        patch_text = None if patch is None else encode_json(patch)
+        micros = to_micros(at)
+        return cursor.execute(
+            statement,
+            (
+                # The job row's compare-and-set.
                 job.display_name,
                 job.description,
                 job.status,
@@ -1628,9 +1668,8 @@ class PostgresRepository:
                 job.id,
                 change.expected_etag,
                 update_id,
-            )
-            # The update row, which is the change's feed entry.
-            entry = (
+                *requested,
+                # The update row, which is the change's feed entry.
                 event_id,
                 update_id,
                 UPDATE_TYPES[kind].value,
@@ -1642,8 +1681,9 @@ class PostgresRepository:
                 micros,
                 actor,
                 _exact_text(patch_text),
-            )
-        return conn.execute(statement, (*written, *request, *entry, *channel))
+            ),
+            prepare=True,
+        )
 
     def _refuse(self, conn: psycopg.Connection[Any], change: Change) -> NoReturn:
         """Say why the compare-and-set of ``change`` matched no row."""
@@ -1765,6 +1805,29 @@ class _KeptConnection:
             self._pool.putconn(conn)
 
 
+class _Connection(psycopg.Connection[Any]):
+    """A connection of the repository's own pool: it keeps the cursor its saves run on.
+
+    :meth:`psycopg.Connection.execute` makes a cursor for every statement; a
+    save alone on an idle connection reads its row before anything else runs
+    there, so the cursor one save used serves the next. The cursor lives and
+    dies with its connection: a connection the pool replaces, or a forked
+    child's new pool (see ``PostgresRepository._forked``), comes with none.
+    """
+
+    _saver: psycopg.Cursor[Any] | None = None
+
+
+def _saving_cursor(conn: psycopg.Connection[Any]) -> psycopg.Cursor[Any]:
+    """The cursor for a save alone on ``conn``: the one it keeps, if the repository made it."""
+    if type(conn) is not _Connection:
+        return conn.cursor()  # an application's pool: nothing is kept on its connections
+    cursor = conn._saver  # noqa: SLF001  (the class is this module's own)
+    if cursor is None:
+        cursor = conn._saver = conn.cursor()  # noqa: SLF001
+    return cursor
+
+
 # The states of a save in a group commit's queue (see ``_Group``).
 _QUEUED, _TAKEN, _LEADING = 0, 1, 2
 
@@ -1816,6 +1879,37 @@ class _Group:
         self._queue: list[_Pending] = []
         self._flying = 0
 
+    def lead_alone(self) -> bool:
+        """Take a lane when none is in flight (nothing queued either); then call :meth:`done`.
+
+        The thread that took it sends its own save at once, as a group of one
+        would be sent, without making a :class:`_Pending` for it.
+        """
+        with self._lock:
+            if self._flying:
+                return False
+            self._flying = 1
+            return True
+
+    def done(self, group: Sequence[_Pending] = (), sender: _Pending | None = None) -> None:
+        """End the lane of a group sent (of ``group`` sent by ``sender``, or of a lone save).
+
+        The lane passes to the first save queued meanwhile, which sends the
+        queue as the next group; every member of ``group`` but its sender is woken.
+        """
+        with self._lock:
+            following = self._queue[0] if self._queue else None
+            if following is None:
+                self._flying -= 1
+            else:
+                following.state = _LEADING  # the lane passes to it
+        # Those that waited (every one but the sender's thread) have their event.
+        for member in group:
+            if member.woken is not None and member is not sender:
+                member.woken.set()
+        if following is not None and following.woken is not None:
+            following.woken.set()
+
     def run(self, pending: _Pending, send: Callable[[Sequence[_Pending]], None]) -> None:
         """Return once ``pending`` was sent in a group (``send`` sets the outcomes)."""
         with self._lock:
@@ -1839,18 +1933,7 @@ class _Group:
         try:
             send(group)
         finally:
-            with self._lock:
-                following = self._queue[0] if self._queue else None
-                if following is None:
-                    self._flying -= 1
-                else:
-                    following.state = _LEADING  # the lane passes to it
-            # Those that waited (every one but this thread's) have their event.
-            for member in group:
-                if member.woken is not None and member is not pending:
-                    member.woken.set()
-            if following is not None and following.woken is not None:
-                following.woken.set()
+            self.done(group, pending)
 
     def _await_lead(self, pending: _Pending) -> bool:
         """Wait until ``pending`` was sent (``False``) or is to send a group (``True``)."""

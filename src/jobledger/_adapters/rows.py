@@ -98,6 +98,34 @@ _ENCODER = json.JSONEncoder(
     ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False
 )
 
+
+def _one_shot() -> Callable[[object, int], Any] | None:
+    """The C encoder that ``_ENCODER.encode`` makes anew for every document, made once.
+
+    Its arguments are the encoder's settings, as :meth:`json.JSONEncoder.iterencode`
+    passes them. ``None`` where the interpreter has no C accelerator, or it takes
+    other arguments: :func:`encode_json` then calls ``_ENCODER.encode``.
+    """
+    try:
+        import _json  # noqa: PLC0415  (CPython's accelerator: optional)
+
+        return _json.make_encoder(
+            None,  # no cycle check, as check_circular=False
+            _ENCODER.default,
+            _json.encode_basestring,  # ensure_ascii=False
+            None,
+            _ENCODER.key_separator,
+            _ENCODER.item_separator,
+            _ENCODER.sort_keys,
+            _ENCODER.skipkeys,
+            _ENCODER.allow_nan,
+        )
+    except (ImportError, TypeError):  # pragma: no cover  (CPython has it, with these arguments)
+        return None
+
+
+_ONE_SHOT = _one_shot()
+
 #: The stored name of each event type.
 EVENT_KIND_NAMES: Mapping[type[JobEvent], str] = MappingProxyType(
     {
@@ -182,7 +210,9 @@ def encode_json(value: JsonValue) -> str:
     >>> encode_json(freeze({"name": "Zoë", "n": [1, 2.5, None]}, field="state"))
     '{"name":"Zoë","n":[1,2.5,null]}'
     """
-    return _ENCODER.encode(value)
+    if _ONE_SHOT is None:  # see _one_shot
+        return _ENCODER.encode(value)
+    return "".join(_ONE_SHOT(value, 0))
 
 
 def decode_json(text: str | bytes, *, field: str) -> JsonValue:

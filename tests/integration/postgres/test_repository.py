@@ -22,7 +22,14 @@ from psycopg import pq, sql
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import ConnectionPool
 
-from jobledger import JobQuery, Jobs, StorageError, freeze
+from jobledger import (
+    ConcurrencyError,
+    JobAlreadyExistsError,
+    JobQuery,
+    Jobs,
+    StorageError,
+    freeze,
+)
 from jobledger._adapters import postgres as postgres_adapter
 from jobledger._adapters.postgres import _exact_text
 from jobledger._adapters.rows import encode_json, find_clause
@@ -435,6 +442,61 @@ class TestSaveStatement:
         assert all("ISOLATION LEVEL READ COMMITTED" in line for line in begins), begins
         assert 3 == sum('"COMMIT"' in line for line in sent), sent
         assert ("serializable",) == row  # the session's default is left as it was
+
+    def test_saves_on_the_kept_connection_after_a_refusal_and_an_error_get_their_own_positions(
+        self, repository: PostgresRepository
+    ) -> None:
+        """Saves on one kept connection share a cursor: what one left never answers the next."""
+        jobs = Jobs(repository)
+        job = jobs.start(service="hr", entity="employee", type="sync")
+        session = _session(repository)
+
+        with pytest.raises(ConcurrencyError):
+            jobs.update(job.id, etag="stale", status="refused")
+        with pytest.raises(JobAlreadyExistsError):
+            jobs.start(service="hr", entity="employee", type="again", job_id=job.id)
+        updated = jobs.update(job.id, etag=job.etag, status="exporting")
+        other = jobs.start(service="hr", entity="employee", type="other")
+
+        assert session == _session(repository)
+        assert [(1, job.id, "started"), (2, job.id, "exporting"), (3, other.id, "started")] == [
+            (entry.position, entry.event.job_id, entry.event.status)
+            for entry in repository.read_feed()
+        ]
+        assert (2, "exporting") == (updated.version, repository.get(job.id).status)
+
+    def test_a_save_is_prepared_on_the_server_at_its_first_execution(
+        self, repository: PostgresRepository
+    ) -> None:
+        """After one start, its statement is prepared on the session that ran it."""
+        Jobs(repository).start(service="hr", entity="employee", type="sync")
+
+        with repository._connection() as conn:  # the kept connection, which ran the start
+            rows = conn.execute("SELECT statement FROM pg_prepared_statements").fetchall()
+
+        assert 1 == sum("jobledger_jobs" in statement for (statement,) in rows), rows
+
+    def test_connections_that_prepare_nothing_get_no_prepared_save(
+        self, postgres_conninfo: str, schema: str
+    ) -> None:
+        """Over a pool whose prepare_threshold is None (a transaction-mode PgBouncer's), none is."""
+        with ConnectionPool(
+            postgres_conninfo,
+            min_size=1,
+            max_size=1,
+            kwargs={"autocommit": True, "prepare_threshold": None},
+            open=False,
+        ) as pool:
+            pool.open(wait=True)
+            with PostgresRepository(pool=pool, schema=schema) as repository:
+                jobs = Jobs(repository)
+                job = jobs.start(service="hr", entity="employee", type="sync")
+                for done in range(1, 8):
+                    job = jobs.update(job.id, etag=job.etag, state_update={"done": done})
+                with pool.connection() as conn:
+                    rows = conn.execute("SELECT name FROM pg_prepared_statements").fetchall()
+
+        assert ([], 8) == (rows, job.version)
 
 
 def _messages_of_three_saves(repository: PostgresRepository, trace: Path) -> list[str]:
