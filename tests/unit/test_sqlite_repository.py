@@ -17,7 +17,6 @@ from jobledger import (
     ConcurrencyError,
     ForeignDatabaseError,
     JobAlreadyExistsError,
-    JobQuery,
     Jobs,
     JobStarted,
     ParkedEvent,
@@ -92,7 +91,7 @@ class TestSchema:
 
     @pytest.mark.usefixtures("repository")
     def test_a_new_file_gets_the_marked_and_versioned_schema(self, path: Path) -> None:
-        """A new file holds the eight tables, jobledger's application id and schema version 3."""
+        """A new file holds the eight tables, jobledger's application id and schema version 1."""
         conn = sqlite3.connect(path)
         tables = {
             row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
@@ -109,11 +108,11 @@ class TestSchema:
             "consumers",
             "holds",
         } == tables
-        assert (APPLICATION_ID, 3) == (
+        assert (APPLICATION_ID, 2) == (
             _pragma(path, "application_id"),
             _pragma(path, "user_version"),
         )
-        assert 3 == SCHEMA_VERSION
+        assert 2 == SCHEMA_VERSION
         assert "wal" == _pragma(path, "journal_mode")
 
     def test_reopening_keeps_every_job(self, path: Path) -> None:
@@ -154,29 +153,8 @@ class TestSchema:
             SQLiteRepository(":memory:")
 
 
-# The indexes of the jobs table's phase and status up to schema version 2, as
-# version 1 created them.
-_VERSION_2_STATUS_INDEXES = (
-    "CREATE INDEX jobs_by_status ON jobs (status, created_at DESC, id DESC)",
-    "CREATE INDEX jobs_by_phase ON jobs (phase, created_at DESC, id DESC)",
-)
-
-
-def _as_version_2(path: Path) -> None:
-    """Turn the file at ``path`` back into schema version 2: one index for phase, one for status."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    try:
-        conn.execute("DROP INDEX jobs_by_phase_status")
-        for statement in _VERSION_2_STATUS_INDEXES:
-            conn.execute(statement)
-        conn.execute("PRAGMA user_version = 2")
-    finally:
-        conn.close()
-
-
 def _as_version_1(path: Path) -> None:
     """Turn the file at ``path`` back into schema version 1: no actor columns or keys."""
-    _as_version_2(path)
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute("ALTER TABLE jobs DROP COLUMN started_by")
@@ -210,7 +188,7 @@ class TestUpgrade:
             jobs.cancel(job.id, etag=job.etag, actor="alice")
             actors = [update.actor for update in jobs.updates(job.id)]
 
-        assert 3 == _pragma(path, "user_version")
+        assert 2 == _pragma(path, "user_version")
         assert (None, [None], [None, None]) == (
             upgraded.started_by,
             [update.actor for update in updates],
@@ -254,7 +232,7 @@ class TestUpgrade:
             SQLiteRepository(path)
 
         monkeypatch.undo()
-        assert (str(path), 1, 3) == (
+        assert (str(path), 1, 2) == (
             raised.value.location,
             raised.value.found,
             raised.value.supported,
@@ -275,106 +253,6 @@ class TestUpgrade:
                 jobs.get(job.id).started_by,
                 [update.actor for update in jobs.updates(job.id)],
             )
-
-
-class TestUpgradeToOneStatusIndex:
-    """A file of schema version 2 gets one index over phase and status when opened."""
-
-    def test_a_version_2_file_is_upgraded_and_lists_as_before(self, path: Path) -> None:
-        """Its status and phase indexes become one, and listings by either find the same jobs."""
-        with SQLiteRepository(path) as repository:
-            jobs = Jobs(repository)
-            started = jobs.start(service="hr", entity="e", type="t")
-            exporting = jobs.start(service="hr", entity="e", type="t")
-            exporting = jobs.update(exporting.id, etag=exporting.etag, status="exporting")
-            failed = jobs.start(service="hr", entity="e", type="t")
-            jobs.fail(failed.id, etag=failed.etag)
-        _as_version_2(path)
-        queries = [
-            JobQuery(status="exporting"),
-            JobQuery(status=["started", "failed"]),
-            JobQuery(phase="active"),
-            JobQuery(phase="failed"),
-            JobQuery(status="exporting", phase="active"),
-        ]
-        assert 2 == _pragma(path, "user_version")
-
-        with SQLiteRepository(path) as repository:
-            jobs = Jobs(repository)
-            listed = [[job.id for job in jobs.find(query).jobs] for query in queries]
-            jobs.complete(exporting.id, etag=exporting.etag)
-            completed = [job.id for job in jobs.find(status="completed").jobs]
-
-        assert 3 == _pragma(path, "user_version")
-        assert {"jobs_by_phase_status"} == _status_indexes(path)
-        assert [
-            [exporting.id],
-            [failed.id, started.id],
-            [exporting.id, started.id],
-            [failed.id],
-            [exporting.id],
-        ] == listed
-        assert [exporting.id] == completed
-
-    def test_a_version_2_file_opened_read_only_keeps_its_indexes(
-        self, path: Path, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        """A version 2 file that cannot be written raises SchemaUpgradeError, unchanged."""
-        SQLiteRepository(path).close()
-        _as_version_2(path)
-        connect = sqlite3.connect
-
-        def read_only(database: str, **kwargs: Any) -> sqlite3.Connection:  # noqa: ANN401
-            opened: sqlite3.Connection = connect(
-                f"{Path(database).resolve().as_uri()}?mode=ro", uri=True, **kwargs
-            )
-            return opened
-
-        monkeypatch.setattr(sqlite3, "connect", read_only)
-
-        with pytest.raises(SchemaUpgradeError) as raised:
-            SQLiteRepository(path)
-
-        monkeypatch.undo()
-        assert (2, 3) == (raised.value.found, raised.value.supported)
-        assert {"jobs_by_status", "jobs_by_phase"} == _status_indexes(path)
-        assert 2 == _pragma(path, "user_version")
-
-    @pytest.mark.usefixtures("repository")
-    def test_a_new_file_has_five_indexes_on_its_jobs(self, path: Path) -> None:
-        """A new file indexes its jobs by creation, service, entity, type, and phase with status."""
-        conn = sqlite3.connect(path)
-        names = {
-            row[0]
-            for row in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'jobs' "
-                "AND sql IS NOT NULL"
-            )
-        }
-        conn.close()
-
-        assert {
-            "jobs_by_created",
-            "jobs_by_service",
-            "jobs_by_entity",
-            "jobs_by_type",
-            "jobs_by_phase_status",
-        } == names
-
-
-def _status_indexes(path: Path) -> set[str]:
-    """The names of the jobs table's indexes over its phase or its status."""
-    conn = sqlite3.connect(path)
-    try:
-        return {
-            row[0]
-            for row in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'jobs' "
-                "AND (sql LIKE '%(phase%' OR sql LIKE '%(status%')"
-            )
-        }
-    finally:
-        conn.close()
 
 
 class TestForeignFiles:
@@ -421,19 +299,19 @@ class TestForeignFiles:
         assert isinstance(raised.value.__cause__, sqlite3.DatabaseError)
 
     def test_a_database_of_a_newer_schema_is_refused_unchanged(self, path: Path) -> None:
-        """A jobledger file of schema version 4 raises SchemaVersionError and keeps its bytes."""
+        """A jobledger file of schema version 3 raises SchemaVersionError and keeps its bytes."""
         SQLiteRepository(path).close()
         conn = sqlite3.connect(path)
-        conn.execute("PRAGMA user_version = 4")
+        conn.execute("PRAGMA user_version = 3")
         conn.close()
         before = path.read_bytes()
 
         with pytest.raises(SchemaVersionError) as raised:
             SQLiteRepository(path)
 
-        assert (4, 3) == (raised.value.found, raised.value.supported)
+        assert (3, 2) == (raised.value.found, raised.value.supported)
         assert before == path.read_bytes()
-        assert 4 == _pragma(path, "user_version")
+        assert 3 == _pragma(path, "user_version")
 
     def test_a_folder_is_refused_with_a_storage_error(self, tmp_path: Path) -> None:
         """A path SQLite cannot open raises StorageError caused by SQLite's error."""

@@ -50,8 +50,6 @@ import time
 import weakref
 from typing import TYPE_CHECKING, Any, NoReturn, Self, TypeVar
 
-import attrs
-
 from jobledger._adapters.forks import forks
 from jobledger._adapters.rows import (
     EVENT_COLUMNS,
@@ -86,7 +84,7 @@ from jobledger._core.errors import (
     StorageTimeoutError,
 )
 from jobledger._core.events import JobStarted
-from jobledger._core.job import JobPhase, UpdateType
+from jobledger._core.job import UpdateType
 from jobledger._core.jsondoc import is_storable_key
 from jobledger._core.positions import check_position, check_subscriber_name, window
 from jobledger._core.query import JobPage
@@ -113,7 +111,7 @@ _V = TypeVar("_V")
 APPLICATION_ID = 0x4A4C4447
 
 #: The schema version this jobledger writes, kept in ``PRAGMA user_version``.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 2
 
 # SQLite's primary result codes that the boundary translates.
 _SQLITE_BUSY = 5
@@ -245,20 +243,6 @@ _UPGRADES: dict[int, tuple[str, ...]] = {
         "ALTER TABLE jobs ADD COLUMN started_by TEXT",
         "ALTER TABLE updates ADD COLUMN actor TEXT",
         "ALTER TABLE feed ADD COLUMN actor TEXT",
-    ),
-    # Lighter saves: one index over phase and status instead of one each, so a
-    # start writes one index entry less and a job's end moves one entry, not two
-    # (a change between custom statuses rewrites its entry where it was: entries
-    # are ordered by phase and age, the status comes last). A status filter also
-    # names the phases of its statuses (see _searchable), so it searches this
-    # index too. IF EXISTS: a file whose old indexes were dropped by hand upgrades.
-    3: (
-        "DROP INDEX IF EXISTS jobs_by_status",
-        "DROP INDEX IF EXISTS jobs_by_phase",
-        (
-            "CREATE INDEX IF NOT EXISTS jobs_by_phase_status "
-            "ON jobs (phase, created_at DESC, id DESC, status)"
-        ),
     ),
 }
 
@@ -852,9 +836,9 @@ class SQLiteRepository:
 
     def find(self, query: JobQuery) -> JobPage:
         """A page of matching jobs, newest first; see :meth:`jobledger.Repository.find`."""
-        statement, params = find_statement(query)
+        clause, params = find_clause(query, placeholder="?")
         with self._translated(), self._connection() as conn:
-            rows = conn.execute(statement, params).fetchall()
+            rows = conn.execute(_statement(_SELECT_JOB, " ", clause), params).fetchall()
         jobs = [self._decoded(job_from_row, row) for row in rows[: query.limit]]
         return JobPage.of(jobs, more=len(rows) > query.limit)
 
@@ -1433,32 +1417,6 @@ def write_change(conn: sqlite3.Connection, change: Change) -> int:
     position = conn.execute(_INSERT_EVENT, event_row(change.event, patch)).lastrowid
     assert position is not None  # noqa: S101  (an INSERT always sets it)
     return position
-
-
-def find_statement(query: JobQuery) -> tuple[str, list[Any]]:
-    """The ``SELECT`` that lists the jobs ``query`` asks for, and its parameters.
-
-    Raises:
-        InvalidJobDataError: the query's cursor is not one this ledger made.
-    """
-    clause, params = find_clause(_searchable(query), placeholder="?")
-    return _statement(_SELECT_JOB, " ", clause), params
-
-
-def _searchable(query: JobQuery) -> JobQuery:
-    """``query`` with the phase filter its status filter implies, so that an index serves it.
-
-    Every status has one phase (its own name for an ended job, active for any
-    other), stored beside it: a status filter holds for the phases of its
-    statuses too. Adding them changes no answer; it lets ``jobs_by_phase_status``
-    (phase, newest first, then status) answer a status filter: one ended status
-    is read in order, a custom status among the active jobs only.
-    """
-    if query.status is None or query.phase is not None:
-        return query
-    return attrs.evolve(
-        query, phase=frozenset(JobPhase.of_status(status) for status in query.status)
-    )
 
 
 def _refuse(conn: sqlite3.Connection, change: Change) -> NoReturn:
