@@ -11,10 +11,11 @@ name jobledger makes of a hash of the schema's, see ``_Names.channel``), one
 parameter less per save.
 
 **A save costs the client little.** Its statement is rendered to text once
-(``_Statements``) and prepared on the server at its first execution on each
-connection, rather than parsed and planned anew for its first five (psycopg's
-``prepare_threshold``); a connection whose ``prepare_threshold`` is ``None``
-(behind a transaction-mode PgBouncer older than 1.21) prepares nothing. A save
+(``_Statements``) and prepared on the server by psycopg after its fifth
+execution on a connection (``prepare_threshold``; never where it is ``None``).
+Not at the first: psycopg 3.3 forgets, without deallocating it, a statement
+whose first prepared execution fails, so a save refused again and again would
+leave a new plan on the server each time (about 100 KB each). A save
 alone on an idle connection of the repository's own pool runs on the cursor
 that connection keeps (``_Connection``), not on a new one, and goes straight
 through the group commit's lane when no other save is in flight
@@ -1624,9 +1625,6 @@ class PostgresRepository:
             notify = self._notify
         job = change.job
         request = change.request
-        # Prepared on the server at its first execution on a connection, where
-        # psycopg's prepare_threshold would have it parsed and planned anew for
-        # five (a connection whose prepare_threshold is None prepares nothing).
         start = change.expected_etag is None
         statements = self._sql.save_in_batch if batch else self._sql.save
         statement = statements[start, request is not None, notify]
@@ -1640,7 +1638,6 @@ class PostgresRepository:
                     change.event.event_id,
                     "started",
                 ),
-                prepare=True,
             )
         # The change's facts as one tuple: its update and event need not be made.
         record = change.record
@@ -1682,7 +1679,6 @@ class PostgresRepository:
                 actor,
                 _exact_text(patch_text),
             ),
-            prepare=True,
         )
 
     def _refuse(self, conn: psycopg.Connection[Any], change: Change) -> NoReturn:
