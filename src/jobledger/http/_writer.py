@@ -5,9 +5,11 @@ thread (and back), and a thread of its own waiting on the ledger's group
 commit. :class:`CommandWriter` queues the commands of the requests in flight;
 its one thread takes every queued command at once and carries them out as one
 batch (:meth:`jobledger.Jobs.handle_all`: one transaction, one flush), then
-hands every outcome back to the event loop in one call. A command arriving
-while a batch is written joins the next one; a command alone is carried out
-at once, waiting for no company.
+hands every outcome back to the event loop in one call. The commands that
+requests hand over in one turn of the event loop cross to the thread together
+too, at the end of that turn (one wake-up of the thread, not one each). A
+command arriving while a batch is written joins the next one; a command alone
+is carried out at once, waiting for no company.
 
 Each command keeps the outcome it would have had alone:
 
@@ -79,7 +81,10 @@ class CommandWriter:
         """A writer for ``jobs``; see the class."""
         self._jobs = jobs
         self._atomic = isinstance(jobs.repository, AtomicBatches)
-        self._queue: queue.SimpleQueue[_Waiting | object] = queue.SimpleQueue()
+        # Items: the commands handed over in one turn of the event loop, or _STOP.
+        self._queue: queue.SimpleQueue[list[_Waiting] | object] = queue.SimpleQueue()
+        # The commands handed over in this turn of the event loop, queued at its end.
+        self._handed: list[_Waiting] = []
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
@@ -128,25 +133,33 @@ class CommandWriter:
             JobledgerError: the ledger refused the command, or the storage failed
                 while writing its batch.
         """
-        future: asyncio.Future[_Outcome] = asyncio.get_running_loop().create_future()
-        with self._ending:
-            if self._ended:
-                return ALONE
-            self._queue.put((command, future))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[_Outcome] = loop.create_future()
+        if not self._handed:
+            loop.call_soon(self._hand_over)
+        self._handed.append((command, future))
         outcome = await future
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome
+
+    def _hand_over(self) -> None:
+        """Queue the commands handed over in this turn of the event loop (in the loop)."""
+        handed, self._handed = self._handed, []
+        with self._ending:
+            if not self._ended:
+                self._queue.put(handed)
+                return
+        _settle([(future, ALONE) for _, future in handed])
 
     # -- the writer's thread -----------------------------------------------------------
 
     def _run(self) -> None:
         held: list[_Waiting] = []
         while True:
-            taken = [*held, *self._taken(block=not held, room=MAX_BATCH - len(held))]
+            taken, stop = self._taken(block=not held)
+            waiting = [*held, *taken]
             held = []
-            stop = any(item is _STOP for item in taken)
-            waiting: list[_Waiting] = [item for item in taken if item is not _STOP]  # type: ignore[misc]
             while waiting:
                 batch, rest = _batch(waiting)
                 self._answer(batch, self._outcomes([command for command, _ in batch]))
@@ -163,22 +176,24 @@ class CommandWriter:
         """Answer :data:`ALONE` to the commands queued after the last batch taken."""
         with self._ending:
             self._ended = True
-            left = self._taken(block=False, room=None)
-        waiting: list[_Waiting] = [item for item in left if item is not _STOP]  # type: ignore[misc]
+            waiting, _ = self._taken(block=False)
         if waiting:
             self._answer(waiting, [ALONE] * len(waiting))
 
-    def _taken(self, *, block: bool, room: int | None) -> list[_Waiting | object]:
-        """Every queued item (waiting for one when ``block``), at most ``room`` (``None``: all)."""
-        items: list[_Waiting | object] = []
+    def _taken(self, *, block: bool) -> tuple[list[_Waiting], bool]:
+        """Every command queued (waiting for some when ``block``), and whether a stop was."""
+        items: list[list[_Waiting] | object] = []
         if block:
             items.append(self._queue.get())
-        while room is None or len(items) < room:
+        while True:
             try:
                 items.append(self._queue.get_nowait())
             except queue.Empty:
                 break
-        return items
+        waiting: list[_Waiting] = [
+            each for item in items if isinstance(item, list) for each in item
+        ]
+        return waiting, any(item is _STOP for item in items)
 
     def _outcomes(self, commands: list[Command]) -> list[_Outcome]:
         """Each command's outcome: its job, :data:`ALONE`, or its error."""
@@ -230,13 +245,16 @@ class CommandWriter:
 def _batch(waiting: list[_Waiting]) -> tuple[list[_Waiting], list[_Waiting]]:
     """The commands of one batch (in arrival order), and those left for the next one.
 
-    A batch holds at most one command per job and per request id.
+    A batch holds at most :data:`MAX_BATCH` commands, and one per job and per request id.
     """
     batch: list[_Waiting] = []
     rest: list[_Waiting] = []
     jobs: set[str] = set()
     requests: set[str] = set()
     for item in waiting:
+        if len(batch) == MAX_BATCH:
+            rest.append(item)
+            continue
         command = item[0]
         job_id = command.job_id
         request_id = command.request_id

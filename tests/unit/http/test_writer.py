@@ -111,6 +111,28 @@ class TestCommandWriter:
         assert [f"step-{n}" for n in range(8)] == [answer.status for answer in answers]  # type: ignore[attr-defined]
         assert [jobs.get(job.id) for job in before] == answers
 
+    def test_the_commands_of_one_turn_of_the_loop_cross_in_one_handoff(
+        self, repository: SQLiteRepository
+    ) -> None:
+        """Three commands handed over in one turn are one item of the thread's queue."""
+        jobs = Jobs(repository)
+        commands = [StartJob(service="hr", entity="e", type="t") for _ in range(3)]
+
+        async def run() -> tuple[int, list[object]]:
+            writer = CommandWriter(jobs)
+            tasks = [asyncio.ensure_future(writer.handle(command)) for command in commands]
+            await asyncio.sleep(0)  # each task hands its command over
+            await asyncio.sleep(0)  # the turn's commands are queued
+            queued = writer._queue.qsize()
+            writer.start()
+            try:
+                return queued, await asyncio.gather(*tasks)
+            finally:
+                writer.stop()
+
+        queued, answers = asyncio.run(run())
+        assert (1, [Job] * 3) == (queued, [type(answer) for answer in answers])
+
     def test_a_refused_command_has_its_error_and_the_others_are_written_as_one_batch(
         self, repository: SQLiteRepository, caplog: pytest.LogCaptureFixture
     ) -> None:
