@@ -188,6 +188,51 @@ class TestCodec:
 
         assert expected == list(encode(state))
 
+    def test_the_hand_written_encoders_write_every_field(self) -> None:
+        """Each value encoded by hand, with every field off its default, has a key per field."""
+        at = datetime(2026, 1, 1, 12, tzinfo=UTC)
+        values = [
+            LaunchState(
+                outcome=TaskStatus.FAILED,
+                started_at=at,
+                ended_at=at,
+                duration=1.5,
+                output=True,
+                summary={"rows": 1},
+                error=TaskError(type="ValueError", message="bad", traceback="tb"),
+                blocked=Blockage(reason="locked", details={"by": "x"}),
+                skip_reason="parent failed",
+                progress={"done": 1},
+                cancel_requested=True,
+                worker={"pid": 1},
+            ),
+            LaunchInput(
+                run="run-1",
+                task="a",
+                launch=1,
+                step=1,
+                group=2,
+                attempt=1,
+                repair=True,
+                drive=3,
+                side="server",
+            ),
+            RunRequest(
+                definition="Nightly", selection=Selection(begin_step=2), force=1, input={"a": 1}
+            ),
+        ]
+        at_default = [
+            (type(value).__name__, field.name)
+            for value in values
+            for field in attrs.fields(type(value))
+            if getattr(value, field.name) == field.default
+        ]
+
+        assert [] == at_default  # a new field must be set above, and then written
+        assert [[field.name for field in attrs.fields(type(value))] for value in values] == [
+            list(encode(value)) for value in values
+        ]
+
     @given(run_states())
     def test_an_encoded_run_state_is_json_the_ledger_takes(self, state: RunState) -> None:
         """The encoded state freezes as a JSON object, with its layout always written."""
