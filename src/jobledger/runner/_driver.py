@@ -44,7 +44,7 @@ from jobledger._core.errors import (
     JobledgerError,
     JobNotFoundError,
 )
-from jobledger._core.events import EventFilter, JobEvent
+from jobledger._core.events import EventFilter, EventType
 from jobledger.runner._context import (
     PROGRESS_INTERVAL,
     LaunchChannel,
@@ -183,14 +183,27 @@ class _RunNews(EventFilter):
 
     writer: RunWriter | None = attrs.field(default=None, kw_only=True, eq=False)
 
-    def matches(self, event: JobEvent) -> bool:
-        """Whether ``event`` is a change of the run that its writer did not make or see."""
+    def admits(  # noqa: PLR0917  (EventFilter.admits's signature)
+        self,
+        kind: EventType,
+        job_id: str,
+        service: str,
+        entity: str,
+        type: str,
+        version: int,
+        etag: str,
+    ) -> bool:
+        """Whether the event is a change of the run that its writer did not make or see.
+
+        Told from the change's fields, so an in-process ledger makes no event
+        of the drive's own writes nor of its tasks' (nor of anything else).
+        """
         writer = self.writer
         return (
             writer is not None
-            and event.job_id == writer.run_id
-            and not writer.knows(event.version, event.etag)
-            and super().matches(event)
+            and job_id == writer.run_id
+            and not writer.knows(version, etag)
+            and super().admits(kind, job_id, service, entity, type, version, etag)
         )
 
 
