@@ -282,11 +282,14 @@ class Jobs(JobCommands):
         except _PartlySaved as partly:
             self._outbox.drain()
             raise partly.error from None
-        if any(one.change is not None for one in handled) and (
-            self._listening() or self._outbox.pending
-        ):
+        jobs = []
+        changed = False
+        for job, change in handled:
+            jobs.append(job)
+            changed = changed or change is not None
+        if changed and (self._listening() or self._outbox.pending):
             self._outbox.drain()
-        return tuple(one.job for one in handled)
+        return tuple(jobs)
 
     def _listening(self) -> bool:
         """Whether anyone receives this ledger's events (a ledger nobody hears skips the outbox)."""
