@@ -525,6 +525,26 @@ class UpdatesByMatches(EventFilter):
         return isinstance(event, JobUpdated)
 
 
+@attrs.frozen
+class RaisingFilter(EventFilter):
+    """A filter whose ``admits`` always raises."""
+
+    def admits(  # noqa: PLR0917  (EventFilter.admits's signature)
+        self,
+        kind: EventType,
+        job_id: str,
+        service: str,
+        entity: str,
+        type: str,
+        version: int,
+        etag: str,
+    ) -> bool:
+        """Raise, whatever the change."""
+        msg = f"filter down for {kind.__name__} {version} of {job_id} ({etag})"
+        msg += f" in {service}, {entity}, {type}"
+        raise RuntimeError(msg)
+
+
 class TestEventsMadeForSubscribers:
     """A change's event is made only when a subscription may want it, and is the same for all.
 
@@ -601,6 +621,19 @@ class TestEventsMadeForSubscribers:
         jobs.subscribe(events.append, UpdatesByMatches(service="nobody"))
         run_script(jobs)
         assert [("a", "JobUpdated")] == seen(events)
+
+    def test_a_raising_filter_never_fails_a_committed_command(
+        self, jobs: Jobs, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A filter whose ``admits`` raises fails no command; publishing its event logs it."""
+        jobs.subscribe(lambda _event: None, RaisingFilter())
+        with caplog.at_level(logging.ERROR, logger="jobledger"):
+            job = jobs.start(service="hr", entity="employee", type="sync", job_id="a")
+            job = jobs.update("a", etag=job.etag, status="working")
+        assert (2, "working") == (job.version, job.status)
+        assert ["filter down for JobStarted 1", "filter down for JobUpdated 2"] == [
+            str(record.exc_info[1])[:28] for record in caplog.records if record.exc_info
+        ]
 
     def test_a_subscription_canceled_admits_nothing(self, jobs: Jobs) -> None:
         """Once canceled, a subscription is asked about no change."""

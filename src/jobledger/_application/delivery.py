@@ -236,12 +236,19 @@ class InProcessPublisher:
         Asked before the event is made (see :meth:`EventFilter.admits
         <jobledger.EventFilter.admits>`): ``False`` means :meth:`publish` would
         give that event to no one, so it need not be made. A subscription
-        whose filter overrides only ``matches`` always may.
+        whose filter overrides only ``matches`` always may, and so does one
+        whose filter raises: the event is made, and ``matches`` raising again
+        when it is published is logged there, as any failure to publish is.
         """
         for subscription, admits in self._screens:
-            if subscription.active and (
-                admits is None or admits(kind, job_id, service, entity, type_, version, etag)
-            ):
+            if not subscription.active:
+                continue
+            if admits is None:
+                return True
+            try:
+                if admits(kind, job_id, service, entity, type_, version, etag):
+                    return True
+            except Exception:  # noqa: BLE001  (never fails the saved change: told at publishing)
                 return True
         return False
 

@@ -302,8 +302,10 @@ class EventFilter:
         subscription admits. A subclass that filters on more (a job id, say)
         overrides this method, not :meth:`matches`, and must answer for the
         same fields the same way whenever it is asked (or only ever turn from
-        admitting to refusing them). A subclass that overrides only
-        :meth:`matches` still works: its events are all made and matched.
+        admitting to refusing them); it is asked while the change is being
+        saved, so it must be quick and issue no command. A subclass that
+        overrides only :meth:`matches` still works: its events are all made
+        and matched.
 
         >>> from jobledger import EventFilter, JobCompleted, JobUpdated
         >>> only_ends = EventFilter(service="hr", events=JobCompleted)
