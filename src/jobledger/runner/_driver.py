@@ -175,10 +175,11 @@ _Message = _Finished | _Started | _Wake
 class _RunNews(EventFilter):
     """The events of one run that its drive did not make itself.
 
-    An in-process ledger matches events in the thread that committed them, so
-    the drive's own writes of its run (one per step) never wake the
-    subscription's thread. A ledger that filters elsewhere (a service) uses the
-    service and entity only; the handler checks again.
+    An in-process ledger asks it of each change as the committing thread saves
+    it, before the change's event is made, so the drive's own writes of its run
+    (one per step) and its tasks' changes make no event and never wake the
+    subscription's thread. A ledger that filters elsewhere (a service) uses
+    the service and entity only; the handler checks again.
     """
 
     writer: RunWriter | None = attrs.field(default=None, kw_only=True, eq=False)
