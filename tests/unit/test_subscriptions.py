@@ -8,6 +8,7 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+import attrs
 import pytest
 
 from jobledger import (
@@ -23,11 +24,14 @@ from jobledger import (
     JobStarted,
     JobUpdated,
 )
+from jobledger._core import decide
+from jobledger._core.decide import event_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from jobledger import JobEvent
+    from jobledger._core.events import EventType
 
 
 def run_script(jobs: Jobs) -> None:
@@ -486,3 +490,187 @@ class TestThreadedDelivery:
         """Delivery is 'threads' or 'inline'."""
         with pytest.raises(ValueError, match="delivery"):
             Jobs(delivery="async")  # type: ignore[arg-type]
+
+
+@attrs.frozen
+class JobsNamed(EventFilter):
+    """A filter of the events of some jobs, by id, through the ``admits`` hook; counts its asks."""
+
+    ids: frozenset[str] = attrs.field(default=frozenset(), kw_only=True)
+    asked: list[str] = attrs.field(factory=list, kw_only=True, eq=False)
+
+    def admits(  # noqa: PLR0917  (EventFilter.admits's signature)
+        self,
+        kind: EventType,
+        job_id: str,
+        service: str,
+        entity: str,
+        type: str,
+        version: int,
+        etag: str,
+    ) -> bool:
+        """Whether the job is one of :attr:`ids` (and the base filter admits it)."""
+        self.asked.append(job_id)
+        return job_id in self.ids and super().admits(
+            kind, job_id, service, entity, type, version, etag
+        )
+
+
+@attrs.frozen
+class UpdatesByMatches(EventFilter):
+    """A filter that overrides only ``matches``: it keeps the JobUpdated events."""
+
+    def matches(self, event: JobEvent) -> bool:
+        """Whether ``event`` is a JobUpdated."""
+        return isinstance(event, JobUpdated)
+
+
+@attrs.frozen
+class RaisingFilter(EventFilter):
+    """A filter whose ``admits`` always raises."""
+
+    def admits(  # noqa: PLR0917  (EventFilter.admits's signature)
+        self,
+        kind: EventType,
+        job_id: str,
+        service: str,
+        entity: str,
+        type: str,
+        version: int,
+        etag: str,
+    ) -> bool:
+        """Raise, whatever the change."""
+        msg = f"filter down for {kind.__name__} {version} of {job_id} ({etag})"
+        msg += f" in {service}, {entity}, {type}"
+        raise RuntimeError(msg)
+
+
+class TestEventsMadeForSubscribers:
+    """A change's event is made only when a subscription may want it, and is the same for all.
+
+    Each test has a ledger of its own with no publisher (a publisher gets every
+    event, so every event would be made).
+    """
+
+    @pytest.fixture
+    def jobs(self) -> Jobs:
+        """Return an in-memory ledger with inline delivery and no publisher."""
+        return Jobs(delivery="inline")
+
+    def test_filtered_and_unfiltered_subscribers_get_the_same_values(self, jobs: Jobs) -> None:
+        """A filtered subscription gets the unfiltered one's events that it matches, in order."""
+        every: list[JobEvent] = []
+        filters = [
+            EventFilter(service="hr"),
+            EventFilter(entity="account", events=JobChanged),
+            EventFilter(events=JobUpdated),
+            JobsNamed(ids=frozenset({"a", "c"})),
+            UpdatesByMatches(),
+        ]
+        received: list[list[JobEvent]] = [[] for _ in filters]
+        for event_filter, events in zip(filters, received, strict=True):
+            jobs.subscribe(events.append, event_filter)
+        jobs.subscribe(every.append)
+        run_script(jobs)
+        feed = [entry.event for entry in jobs.repository.read_feed()]
+        assert feed == every
+        for event_filter, events in zip(filters, received, strict=True):
+            assert [event for event in feed if event_filter.matches(event)] == events
+        assert [("a", "JobUpdated")] == seen(received[4])
+        assert seen(received[3]) == [pair for pair in ALL if pair[0] in {"a", "c"}]
+
+    def test_a_filtered_subscription_alone_gets_the_feeds_events(self, jobs: Jobs) -> None:
+        """A filtered subscription alone gets the feed's events it matches, ids and versions."""
+        events: list[JobEvent] = []
+        jobs.subscribe(events.append, entity="account")
+        run_script(jobs)
+        feed = [entry.event for entry in jobs.repository.read_feed()]
+        assert [event for event in feed if event.entity == "account"] == events
+        assert [("b", 1), ("c", 1), ("b", 2), ("c", 2)] == [
+            (event.job_id, event.version) for event in events
+        ]
+
+    def test_no_event_is_made_that_no_subscription_admits(
+        self, jobs: Jobs, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A change no subscription admits makes no event; one that some admits makes one."""
+        made: list[str] = []
+
+        def counted(record: decide.ChangeRecord) -> JobChanged:
+            made.append(record[2])
+            return event_of(record)
+
+        monkeypatch.setattr(decide, "event_of", counted)
+        events: list[JobEvent] = []
+        elsewhere = JobsNamed(ids=frozenset({"b"}))
+        jobs.subscribe(events.append, elsewhere)
+        job = jobs.start(service="hr", entity="employee", type="sync", job_id="a")
+        job = jobs.update("a", etag=job.etag, status="working")
+        jobs.complete("a", etag=job.etag)
+        assert [] == made
+        assert ["a", "a", "a"] == elsewhere.asked
+        assert [] == events
+        other = jobs.start(service="hr", entity="employee", type="sync", job_id="b")
+        jobs.complete("b", etag=other.etag)
+        assert ["b"] == made
+        assert [("b", "JobStarted"), ("b", "JobCompleted")] == seen(events)
+
+    def test_a_filter_overriding_only_matches_gets_every_event_it_matches(self, jobs: Jobs) -> None:
+        """A filter class that overrides only ``matches`` is never screened by ``admits``."""
+        events: list[JobEvent] = []
+        jobs.subscribe(events.append, UpdatesByMatches(service="nobody"))
+        run_script(jobs)
+        assert [("a", "JobUpdated")] == seen(events)
+
+    def test_a_raising_filter_never_fails_a_committed_command(
+        self, jobs: Jobs, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A filter whose ``admits`` raises fails no command; publishing its event logs it."""
+        jobs.subscribe(lambda _event: None, RaisingFilter())
+        with caplog.at_level(logging.ERROR, logger="jobledger"):
+            job = jobs.start(service="hr", entity="employee", type="sync", job_id="a")
+            job = jobs.update("a", etag=job.etag, status="working")
+        assert (2, "working") == (job.version, job.status)
+        assert ["filter down for JobStarted 1", "filter down for JobUpdated 2"] == [
+            str(record.exc_info[1])[:28] for record in caplog.records if record.exc_info
+        ]
+
+    def test_a_subscription_canceled_admits_nothing(self, jobs: Jobs) -> None:
+        """Once canceled, a subscription is asked about no change."""
+        asked = JobsNamed(ids=frozenset({"a"}))
+        jobs.subscribe(lambda _event: None, asked).cancel()
+        run_script(jobs)
+        assert [] == asked.asked
+
+    def test_admits_answers_what_matches_answers(self) -> None:
+        """EventFilter.admits, asked of an event's fields, says what matches says of the event."""
+        event = JobUpdated(
+            event_id="e",
+            job_id="a",
+            service="hr",
+            entity="employee",
+            type="sync",
+            status="working",
+            etag="t",
+            version=2,
+            at=datetime(2024, 1, 1, tzinfo=UTC),
+            update_id=1,
+            display_name=None,
+            description=None,
+            state_update=None,
+        )
+        filters = [
+            EventFilter(),
+            EventFilter(service="hr", entity="employee", type="sync", events=JobUpdated),
+            EventFilter(service="crm"),
+            EventFilter(entity="account"),
+            EventFilter(type="export"),
+            EventFilter(events=JobStarted),
+        ]
+        fields = ("a", "hr", "employee", "sync", 2, "t")
+        assert [True, True, False, False, False, False] == [
+            one.admits(JobUpdated, *fields) for one in filters
+        ]
+        assert [one.matches(event) for one in filters] == [
+            one.admits(JobUpdated, *fields) for one in filters
+        ]

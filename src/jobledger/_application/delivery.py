@@ -9,7 +9,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
-from jobledger._core.events import EventFilter, JobEvent
+from jobledger._core.events import EventFilter, EventType, JobEvent
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -185,6 +185,9 @@ class InProcessPublisher:
     def __init__(self, *, inline: bool = False) -> None:
         self._lock = threading.Lock()
         self._subscriptions: tuple[Subscription, ...] = ()
+        # Each subscription with what screens a change before its event is made
+        # (its filter's admits), or None when only its event can tell.
+        self._screens: tuple[tuple[Subscription, _Screen | None], ...] = ()
         #: Whether any subscription is active (if none, there is nobody to
         #: deliver to): an attribute, since every command reads it.
         self.subscribed = False
@@ -207,6 +210,7 @@ class InProcessPublisher:
         subscription = Subscription(handler, event_filter, self, max_pending)
         with self._lock:
             self._subscriptions = (*self._subscriptions, subscription)
+            self._screens = (*self._screens, (subscription, _screen(event_filter)))
             self.subscribed = True
         return subscription
 
@@ -214,7 +218,39 @@ class InProcessPublisher:
         """Forget ``subscription``; see :meth:`Subscription.cancel`."""
         with self._lock:
             self._subscriptions = tuple(s for s in self._subscriptions if s is not subscription)
+            self._screens = tuple(pair for pair in self._screens if pair[0] is not subscription)
             self.subscribed = bool(self._subscriptions)
+
+    def admits(  # noqa: PLR0917  (an event's plain fields, by position: asked per change)
+        self,
+        kind: EventType,
+        job_id: str,
+        service: str,
+        entity: str,
+        type_: str,
+        version: int,
+        etag: str,
+    ) -> bool:
+        """Whether an active subscription may want the event of ``kind`` with these fields.
+
+        Asked before the event is made (see :meth:`EventFilter.admits
+        <jobledger.EventFilter.admits>`): ``False`` means :meth:`publish` would
+        give that event to no one, so it need not be made. A subscription
+        whose filter overrides only ``matches`` always may, and so does one
+        whose filter raises: the event is made, and ``matches`` raising again
+        when it is published is logged there, as any failure to publish is.
+        """
+        for subscription, admits in self._screens:
+            if not subscription.active:
+                continue
+            if admits is None:
+                return True
+            try:
+                if admits(kind, job_id, service, entity, type_, version, etag):
+                    return True
+            except Exception:  # noqa: BLE001  (never fails the saved change: told at publishing)
+                return True
+        return False
 
     def publish(self, event: JobEvent) -> None:
         """Deliver ``event`` to every matching, active subscription (queue it, unless inline)."""
@@ -252,6 +288,26 @@ class InProcessPublisher:
                     return False
             if not waited:
                 return True
+
+
+#: A filter's :meth:`~jobledger.EventFilter.admits`, bound.
+_Screen = Callable[[EventType, str, str, str, str, int, str], bool]
+
+# The methods a filter's class may override, as EventFilter defines them.
+_MATCHES = EventFilter.matches
+_ADMITS = EventFilter.admits
+
+
+def _screen(event_filter: EventFilter) -> _Screen | None:
+    """What tells, before an event is made, whether ``event_filter`` may match it.
+
+    ``None`` for a filter whose class overrides ``matches`` but not
+    ``admits``: its ``admits`` would not say what its ``matches`` does.
+    """
+    cls = type(event_filter)
+    if cls.matches is not _MATCHES and cls.admits is _ADMITS:
+        return None
+    return event_filter.admits
 
 
 class Outbox:

@@ -492,14 +492,16 @@ def handle_all(commands: Sequence[Command], handling: Handling) -> tuple[Handled
         attempts += 1
         batch = _Batch(storage, recall=recall)
         in_batch = _CommandInBatch(batch)
-        # Asked for recalls always: the batch's storage answers them by its own rule.
+        # Asked for recalls when remembered jobs may be used (the batch's storage
+        # answers them by its own rule); otherwise its load answers the jobs
+        # the batch changed as its recall would, one call sooner.
         deciding = Handling(
             in_batch.storage(),
             clock=times,
             new_id=ids,
             new_tag=tags,
             limits=handling.limits,
-            recall=True,
+            recall=recall,
         )
         handled: list[Handled] = []
         sources: list[int] = []  # the position in ``commands`` of each change's command

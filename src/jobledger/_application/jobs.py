@@ -13,6 +13,7 @@ from jobledger._application.delivery import DEFAULT_MAX_PENDING, InProcessPublis
 from jobledger._application.handling import Handling, Storage
 from jobledger._application.job_commands import JobCommands
 from jobledger._application.subscriber import DurableSubscriber
+from jobledger._core.decide import event_admitted
 from jobledger._core.errors import InvalidJobDataError, JobledgerError
 from jobledger._core.events import EventFilter, EventKinds, changed_job, started_job
 from jobledger._core.job import TERMINAL_STATUSES
@@ -281,11 +282,14 @@ class Jobs(JobCommands):
         except _PartlySaved as partly:
             self._outbox.drain()
             raise partly.error from None
-        if any(one.change is not None for one in handled) and (
-            self._listening() or self._outbox.pending
-        ):
+        jobs = []
+        changed = False
+        for job, change in handled:
+            jobs.append(job)
+            changed = changed or change is not None
+        if changed and (self._listening() or self._outbox.pending):
             self._outbox.drain()
-        return tuple(one.job for one in handled)
+        return tuple(jobs)
 
     def _listening(self) -> bool:
         """Whether anyone receives this ledger's events (a ledger nobody hears skips the outbox)."""
@@ -309,8 +313,28 @@ class Jobs(JobCommands):
                 self._recent.forget(change.job.id)
             else:
                 self._recent.keep(change.job)
-        if self._publishers_given or self._subscribers.subscribed:  # self._listening(), inline
+        if self._publishers_given:
             self._outbox.put(change.event)
+        elif self._subscribers.subscribed and self._admitted(change):
+            # Made only when a subscription may want it (a change's event is
+            # made from its record when first read).
+            self._outbox.put(change.event)
+
+    def _admitted(self, change: Change) -> bool:
+        """Whether a subscription may want ``change``'s event, told without making it."""
+        record = change.record
+        if record is not None:
+            return event_admitted(record, self._subscribers.admits)
+        event = change.event  # made with the change (a start)
+        return self._subscribers.admits(
+            type(event),
+            event.job_id,
+            event.service,
+            event.entity,
+            event.type,
+            event.version,
+            event.etag,
+        )
 
     def _save_all(self, changes: tuple[Change, ...]) -> None:
         """Save a batch's ``changes`` under the locks of all their jobs (taken in one order).

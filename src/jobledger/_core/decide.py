@@ -34,6 +34,7 @@ from jobledger._core.errors import (
     RequestIdConflictError,
 )
 from jobledger._core.events import (
+    EventType,
     JobCanceled,
     JobChanged,
     JobCompleted,
@@ -77,6 +78,7 @@ __all__ = [
     "command_kind",
     "decide",
     "decide_checked",
+    "event_admitted",
     "event_of",
     "fingerprint",
     "record_of",
@@ -216,6 +218,17 @@ def update_of(record: ChangeRecord) -> JobUpdate:
     kind, _, job_id, _, _, _, status, etag, at, update_id, name, text, patch, actor = record
     update_type = UPDATE_TYPES[kind]
     return JobUpdate(job_id, update_id, update_type, status, patch, name, text, etag, at, actor)
+
+
+def event_admitted(
+    record: ChangeRecord, admits: Callable[[EventType, str, str, str, str, int, str], bool]
+) -> bool:
+    """What ``admits`` (an :meth:`~jobledger.EventFilter.admits`) says of :func:`event_of`'s event.
+
+    It is asked of the record's fields, so the event is not made.
+    """
+    kind, _, job_id, service, entity, type_, _, etag, _, update_id, _, _, _, _ = record
+    return admits(kind, job_id, service, entity, type_, update_id + 1, etag)
 
 
 def event_of(record: ChangeRecord) -> JobChanged:

@@ -507,20 +507,17 @@ def _quick_scalar(value: object) -> int:
     return len(repr(value)) if fits else -1
 
 
-def _quick_member(
-    member: object, depth: int, max_depth: int, max_bytes: int
-) -> tuple[JsonValue, int, int] | None:
-    """A member of a container at ``depth``: frozen, its size, its depth; ``None`` if unusual."""
+def _quick_member(member: object, depth: int, max_depth: int) -> tuple[JsonValue, int, int] | None:
+    """A member of a container at ``depth``, no plain dict or list (:func:`_quick` takes those).
+
+    Its frozen value, its size and its depth; ``None`` if unusual.
+    """
     size = _quick_scalar(member)
     if size >= 0:
         return member, size, 0  # type: ignore[return-value]
     kind = type(member)
     frozen: JsonObject | JsonArray
-    if kind is dict or kind is list:
-        frozen = _quick(member, depth + 1, max_depth, max_bytes)  # type: ignore[arg-type]
-        if frozen is _UNUSUAL:
-            return None
-    elif kind is JsonObject or kind is JsonArray:
+    if kind is JsonObject or kind is JsonArray:
         frozen = member  # type: ignore[assignment]
         if depth + frozen._depth > max_depth:  # noqa: SLF001
             return None
@@ -535,7 +532,7 @@ def _quick_member(
     return frozen, frozen._size, frozen._depth  # noqa: SLF001
 
 
-def _quick(  # noqa: C901, PLR0912  (the common members inline, on purpose: it runs per command)
+def _quick(  # noqa: C901, PLR0911, PLR0912  (the common members inline, on purpose: per command)
     value: dict[object, object] | list[object], depth: int, max_depth: int, max_bytes: int
 ) -> JsonObject | JsonArray:
     """Freeze plain JSON (exact dicts, lists, strings, ints, floats) in one pass.
@@ -577,10 +574,17 @@ def _quick(  # noqa: C901, PLR0912  (the common members inline, on purpose: it r
         if member is False:
             size += 5
             continue
-        quick = _quick_member(member, depth, max_depth, max_bytes)
-        if quick is None:
-            return _UNUSUAL
-        frozen, member_size, member_depth = quick
+        frozen: JsonValue
+        if kind is dict or kind is list:  # a nested container, with no scalar to try first
+            frozen = _quick(member, depth + 1, max_depth, max_bytes)  # type: ignore[arg-type]
+            if frozen is _UNUSUAL:
+                return _UNUSUAL
+            member_size, member_depth = frozen._size, frozen._depth  # noqa: SLF001
+        else:
+            quick = _quick_member(member, depth, max_depth)
+            if quick is None:
+                return _UNUSUAL
+            frozen, member_size, member_depth = quick
         if frozen is not member:
             replaced.append((key, frozen))
         size += member_size

@@ -44,7 +44,7 @@ from jobledger._core.errors import (
     JobledgerError,
     JobNotFoundError,
 )
-from jobledger._core.events import EventFilter, JobEvent
+from jobledger._core.events import EventFilter, EventType
 from jobledger.runner._context import (
     PROGRESS_INTERVAL,
     LaunchChannel,
@@ -175,22 +175,36 @@ _Message = _Finished | _Started | _Wake
 class _RunNews(EventFilter):
     """The events of one run that its drive did not make itself.
 
-    An in-process ledger matches events in the thread that committed them, so
-    the drive's own writes of its run (one per step) never wake the
-    subscription's thread. A ledger that filters elsewhere (a service) uses the
-    service and entity only; the handler checks again.
+    An in-process ledger asks it of each change as the committing thread saves
+    it, before the change's event is made, so the drive's own writes of its run
+    (one per step) and its tasks' changes make no event and never wake the
+    subscription's thread. A ledger that filters elsewhere (a service) uses
+    the service and entity only; the handler checks again.
     """
 
     writer: RunWriter | None = attrs.field(default=None, kw_only=True, eq=False)
 
-    def matches(self, event: JobEvent) -> bool:
-        """Whether ``event`` is a change of the run that its writer did not make or see."""
+    def admits(  # noqa: PLR0917  (EventFilter.admits's signature)
+        self,
+        kind: EventType,
+        job_id: str,
+        service: str,
+        entity: str,
+        type: str,
+        version: int,
+        etag: str,
+    ) -> bool:
+        """Whether the event is a change of the run that its writer did not make or see.
+
+        Told from the change's fields, so an in-process ledger makes no event
+        of the drive's own writes nor of its tasks' (nor of anything else).
+        """
         writer = self.writer
         return (
             writer is not None
-            and event.job_id == writer.run_id
-            and not writer.knows(event.version, event.etag)
-            and super().matches(event)
+            and job_id == writer.run_id
+            and not writer.knows(version, etag)
+            and super().admits(kind, job_id, service, entity, type, version, etag)
         )
 
 

@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from jobledger import ANY_ETAG, JobFailed, Jobs, UpdateType
+from jobledger import ANY_ETAG, JobChanged, JobFailed, Jobs, UpdateType
+from jobledger._core import decide
+from jobledger._core.decide import event_of
 from jobledger.runner import (
     TASK_ENTITY,
     JobDefinition,
@@ -116,6 +118,35 @@ class TestCancel:
 
         assert RunStatus.CANCELED == result.status
         assert {"saw_cancel": True} == result.outcomes["export"].summary
+
+    def test_a_cancel_through_the_same_ledger_is_heard_at_once(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Through the drive's ledger, a cancel reaches the task long before the next poll.
+
+        The ledger has no publisher, so the drive's subscription alone makes
+        events; of the run's changes it makes the cancel request's event only.
+        """
+        made: list[str] = []
+
+        def counted(record: decide.ChangeRecord) -> JobChanged:
+            made.append(record[2])
+            return event_of(record)
+
+        monkeypatch.setattr(decide, "event_of", counted)
+        jobs = Jobs()
+        started, ids = threading.Event(), list[str]()
+        definition = JobDefinition(
+            "Long",
+            [Task("first", done), Task("export", waits_for_cancel(started, ids), launch_order=2)],
+        )
+        runner = Runner(jobs, [definition], poll_interval=600)
+
+        result = invoke_then(runner, "Long", started, lambda: request_cancel(jobs, ids[0]))
+
+        assert RunStatus.CANCELED == result.status
+        assert {"saw_cancel": True} == result.outcomes["export"].summary
+        assert [ids[0]] == made
 
     def test_a_task_that_stops_on_the_cancel_is_recorded_canceled(self, jobs: Jobs) -> None:
         """raise_if_cancel_requested stops the task, which is recorded canceled."""
