@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import enum
 import re
 import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from functools import partial
@@ -40,6 +42,7 @@ from jobledger import (
     freeze,
     thaw,
 )
+from jobledger._application import defaults
 from jobledger._core.events import changed_job, started_job
 from jobledger.testing import SequentialIds
 
@@ -270,6 +273,24 @@ class TestConstruction:
 
 class TestChanges:
     """Update, complete, fail and cancel return the job after the change and log it."""
+
+    def test_texts_given_as_str_subclasses_are_kept_as_plain_strings(self, jobs: Jobs) -> None:
+        """An update's display name and description, given as a StrEnum, are stored as str."""
+
+        class Label(enum.StrEnum):
+            NIGHTLY = "Nightly"
+
+        job = jobs.start(service="hr", entity="employee", type="sync")
+
+        updated = jobs.update(
+            job.id, etag=job.etag, display_name=Label.NIGHTLY, description=Label.NIGHTLY
+        )
+
+        assert (str, str, "Nightly") == (
+            type(updated.display_name),
+            type(jobs.get(job.id).description),
+            updated.display_name,
+        )
 
     def test_update_returns_the_job_after(self, jobs: Jobs) -> None:
         """An update changes status, texts and state and returns the job as stored."""
@@ -965,6 +986,45 @@ class TestTimes:
             job.created_at,
             job.updated_at.tzinfo,
         )
+
+    def test_the_default_clock_reads_the_time_as_patched_after_the_ledger_was_made(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Replacing the clock module's datetime (what freezegun does) reaches a ledger's starts."""
+        frozen = datetime(2000, 1, 1, tzinfo=UTC)
+
+        class FrozenDatetime(datetime):
+            @classmethod
+            def now(cls, tz: Any = None) -> datetime:  # noqa: ANN401  (datetime's signature)
+                return frozen.astimezone(tz)
+
+        jobs = Jobs()
+        monkeypatch.setattr(defaults, "datetime", FrozenDatetime)
+
+        assert frozen == jobs.start(service="hr", entity="employee", type="sync").created_at
+
+    def test_a_retry_pauses_through_time_sleep_as_patched_after_the_ledger_was_made(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A wildcard update that lost a race sleeps through ``time.sleep`` as patched since."""
+        repository = InMemoryRepository()
+        jobs, other = Jobs(repository), Jobs(repository)
+        job = jobs.start(service="hr", entity="employee", type="sync")
+        save, raced = repository.save, []
+
+        def save_after_a_rival(change: Any) -> Any:  # noqa: ANN401  (the repository's save)
+            if not raced:
+                raced.append(change)  # first, since the rival's own save comes through here
+                other.update(job.id, etag=ANY_ETAG, status="rival")
+            return save(change)
+
+        monkeypatch.setattr(repository, "save", save_after_a_rival)
+        pauses: list[float] = []
+        monkeypatch.setattr(time, "sleep", pauses.append)
+
+        updated = jobs.update(job.id, etag=ANY_ETAG, status="mine")
+
+        assert (1, 3, "mine") == (len(pauses), updated.version, updated.status)
 
 
 class TestRebuildFromEvents:

@@ -15,6 +15,7 @@ from jobledger import (
     EVENT_TYPES,
     EventFilter,
     EventPublisher,
+    InProcessPublisher,
     Job,
     JobCanceled,
     JobChanged,
@@ -184,6 +185,15 @@ class TestFilters:
 
 class TestDelivery:
     """Events are delivered after commit, in order, and failures stay isolated."""
+
+    def test_whether_anyone_listens_is_read_only(self) -> None:
+        """A publisher says whether it has subscriptions; nobody can set it and stop delivery."""
+        publisher = InProcessPublisher(inline=True)
+        publisher.subscribe(print, EventFilter())
+
+        with pytest.raises(AttributeError):
+            publisher.subscribed = False  # type: ignore[misc]
+        assert publisher.subscribed
 
     def test_handlers_run_after_commit(self, jobs: Jobs) -> None:
         """When a handler runs, the job is already stored at the event's version."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import itertools
 import os
 import threading
@@ -13,17 +12,12 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["UTC_NOW", "new_id", "new_tag", "utc_now"]
+__all__ = ["new_id", "new_tag", "utc_now"]
 
 
 def utc_now() -> datetime:
     """The current time, in UTC."""
     return datetime.now(UTC)
-
-
-#: :func:`utc_now` as one call into C (``datetime.now`` with ``UTC`` bound):
-#: what a ledger given the default clock calls, once per command.
-UTC_NOW: Callable[[], datetime] = functools.partial(datetime.now, UTC)
 
 
 _COUNTER_MAX = 0xFFF  # rand_a is 12 bits

@@ -188,10 +188,14 @@ class InProcessPublisher:
         # Each subscription with what screens a change before its event is made
         # (its filter's admits), or None when only its event can tell.
         self._screens: tuple[tuple[Subscription, _Screen | None], ...] = ()
-        #: Whether any subscription is active (if none, there is nobody to
-        #: deliver to): an attribute, since every command reads it.
-        self.subscribed = False
+        # Whether any subscription is active (see subscribed).
+        self._subscribed = False
         self.inline = inline
+
+    @property
+    def subscribed(self) -> bool:
+        """Whether any subscription is active (if none, there is nobody to deliver to)."""
+        return self._subscribed
 
     def subscribe(
         self,
@@ -211,7 +215,7 @@ class InProcessPublisher:
         with self._lock:
             self._subscriptions = (*self._subscriptions, subscription)
             self._screens = (*self._screens, (subscription, _screen(event_filter)))
-            self.subscribed = True
+            self._subscribed = True
         return subscription
 
     def remove(self, subscription: Subscription) -> None:
@@ -219,7 +223,7 @@ class InProcessPublisher:
         with self._lock:
             self._subscriptions = tuple(s for s in self._subscriptions if s is not subscription)
             self._screens = tuple(pair for pair in self._screens if pair[0] is not subscription)
-            self.subscribed = bool(self._subscriptions)
+            self._subscribed = bool(self._subscriptions)
 
     def admits(  # noqa: PLR0917  (an event's plain fields, by position: asked per change)
         self,

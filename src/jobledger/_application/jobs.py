@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Literal
 
 import attrs
 
-from jobledger._application.defaults import UTC_NOW, new_id, new_tag, utc_now
+from jobledger._application.defaults import new_id, new_tag, utc_now
 from jobledger._application.delivery import DEFAULT_MAX_PENDING, InProcessPublisher, Outbox
 from jobledger._application.handling import Handling, Storage
 from jobledger._application.job_commands import JobCommands
@@ -45,6 +45,11 @@ _WAIT_POLL = 1.0
 
 # The length of the default job ids (a UUID's text); the default ETags are shorter.
 _DEFAULT_ID_LENGTH = 36
+
+
+def _pause(seconds: float) -> None:
+    """Sleep before a retry (``time.sleep`` looked up at each call: patching it reaches here)."""
+    time.sleep(seconds)
 
 
 class _PartlySaved(Exception):  # noqa: N818  (never escapes: handle_all raises its error)
@@ -150,8 +155,6 @@ class Jobs(JobCommands):
         self._repository = repository
         # Where batches are saved atomically; None saves them change by change.
         self._batches = repository if isinstance(repository, AtomicBatches) else None
-        self._clock = clock
-        self._new_id = id_factory
         # ETags and event ids need only be unique: with the default factory
         # they come from a cheaper source than job ids (see new_tag).
         self._new_tag = new_tag if id_factory is new_id else id_factory
@@ -185,11 +188,11 @@ class Jobs(JobCommands):
             find_request=repository.find_request,
             save=self._save,
             save_all=self._save_all,
-            pause=time.sleep,
+            pause=_pause,
         )
         self._handling = Handling(
             storage,
-            clock=UTC_NOW if clock is utc_now else clock,
+            clock=clock,
             new_id=id_factory,
             new_tag=self._new_tag,
             limits=limits,

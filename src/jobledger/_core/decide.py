@@ -660,10 +660,10 @@ def _change(  # noqa: PLR0917  (positional: it runs per command)
         status = _STATUSES[kind]
     display_name = command.display_name
     if display_name is not None:
-        check_text(display_name, field="display_name", limits=limits)
+        display_name = check_text(display_name, field="display_name", limits=limits)
     description = command.description
     if description is not None:
-        check_text(description, field="description", limits=limits)
+        description = check_text(description, field="description", limits=limits)
     actor = command.actor
     if actor is not None:
         actor = check_actor(actor, limits)
