@@ -9,7 +9,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import attrs
 import pytest
@@ -995,8 +995,8 @@ class TestTimes:
 
         class FrozenDatetime(datetime):
             @classmethod
-            def now(cls, tz: Any = None) -> datetime:  # noqa: ANN401  (datetime's signature)
-                return frozen.astimezone(tz)
+            def now(cls, tz: Any = None) -> Self:  # noqa: ANN401  (datetime's signature)
+                return cls(2000, 1, 1, tzinfo=UTC).astimezone(tz)
 
         jobs = Jobs()
         monkeypatch.setattr(defaults, "datetime", FrozenDatetime)
@@ -1010,7 +1010,7 @@ class TestTimes:
         repository = InMemoryRepository()
         jobs, other = Jobs(repository), Jobs(repository)
         job = jobs.start(service="hr", entity="employee", type="sync")
-        save, raced = repository.save, []
+        save, raced = repository.save, list[object]()
 
         def save_after_a_rival(change: Any) -> Any:  # noqa: ANN401  (the repository's save)
             if not raced:

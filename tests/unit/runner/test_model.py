@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 import pytest
@@ -191,7 +191,7 @@ class TestCodec:
     def test_the_hand_written_encoders_write_every_field(self) -> None:
         """Each value encoded by hand, with every field off its default, has a key per field."""
         at = datetime(2026, 1, 1, 12, tzinfo=UTC)
-        values = [
+        values: list[Any] = [
             LaunchState(
                 outcome=TaskStatus.FAILED,
                 started_at=at,
@@ -200,11 +200,11 @@ class TestCodec:
                 output=True,
                 summary={"rows": 1},
                 error=TaskError(type="ValueError", message="bad", traceback="tb"),
-                blocked=Blockage(reason="locked", details={"by": "x"}),
+                blocked=Blockage(reason="locked", details=freeze({"by": "x"}, field="details")),
                 skip_reason="parent failed",
-                progress={"done": 1},
+                progress=cast("JsonObject", freeze({"done": 1}, field="progress")),
                 cancel_requested=True,
-                worker={"pid": 1},
+                worker=cast("JsonObject", freeze({"pid": 1}, field="worker")),
             ),
             LaunchInput(
                 run="run-1",
