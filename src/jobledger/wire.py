@@ -378,7 +378,14 @@ class _DuplicateKeyError(ValueError):
     """A JSON text has an object with the same key twice."""
 
 
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """The ``object_pairs_hook`` that reads a JSON object, refusing a key given twice.
+
+    Not in ``__all__``: shared with the service's JSON (``jobledger.http``).
+
+    Raises:
+        ValueError: a key appears twice in the object.
+    """
     members: dict[str, Any] = {}
     for key, value in pairs:
         if key in members:
@@ -400,7 +407,7 @@ def _message(
             raise WireFormatError(message_type, "", f"the text is not UTF-8: {err}") from None
     if isinstance(data, str):
         try:
-            data = json.loads(data, object_pairs_hook=_reject_duplicates)
+            data = json.loads(data, object_pairs_hook=reject_duplicate_keys)
         except _DuplicateKeyError as err:
             raise WireFormatError(message_type, "", str(err)) from None
         except json.JSONDecodeError as err:

@@ -9,23 +9,14 @@ One encoder and one decoder serve every call: :func:`json.dumps` and
 from __future__ import annotations
 
 import json
-from typing import Any
+
+from jobledger.wire import reject_duplicate_keys
 
 __all__ = ["dumps", "loads"]
 
 
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            msg = f"the key {key!r} appears twice"
-            raise ValueError(msg)
-        result[key] = value
-    return result
-
-
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-_DECODER = json.JSONDecoder(object_pairs_hook=_reject_duplicates)
+_DECODER = json.JSONDecoder(object_pairs_hook=reject_duplicate_keys)
 
 
 def dumps(value: object) -> str:
