@@ -13,9 +13,15 @@ from jobledger._application.delivery import DEFAULT_MAX_PENDING, InProcessPublis
 from jobledger._application.handling import Handling, Storage
 from jobledger._application.job_commands import JobCommands
 from jobledger._application.subscriber import DurableSubscriber
-from jobledger._core.decide import event_admitted
+from jobledger._core.decide import record_admitted
 from jobledger._core.errors import InvalidJobDataError, JobledgerError
-from jobledger._core.events import EventFilter, EventKinds, changed_job, started_job
+from jobledger._core.events import (
+    EventFilter,
+    EventKinds,
+    changed_job,
+    event_admitted,
+    started_job,
+)
 from jobledger._core.job import TERMINAL_STATUSES
 from jobledger._core.jsondoc import DEFAULT_LIMITS, Limits, freeze
 from jobledger._core.positions import check_position, window
@@ -327,17 +333,8 @@ class Jobs(JobCommands):
         """Whether a subscription may want ``change``'s event, told without making it."""
         record = change.record
         if record is not None:
-            return event_admitted(record, self._subscribers.admits)
-        event = change.event  # made with the change (a start)
-        return self._subscribers.admits(
-            type(event),
-            event.job_id,
-            event.service,
-            event.entity,
-            event.type,
-            event.version,
-            event.etag,
-        )
+            return record_admitted(record, self._subscribers.admits)
+        return event_admitted(change.event, self._subscribers.admits)  # a start's, made with it
 
     def _save_all(self, changes: tuple[Change, ...]) -> None:
         """Save a batch's ``changes`` under the locks of all their jobs (taken in one order).

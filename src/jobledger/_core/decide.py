@@ -34,7 +34,7 @@ from jobledger._core.errors import (
     RequestIdConflictError,
 )
 from jobledger._core.events import (
-    EventType,
+    Admits,
     JobCanceled,
     JobChanged,
     JobCompleted,
@@ -78,9 +78,9 @@ __all__ = [
     "command_kind",
     "decide",
     "decide_checked",
-    "event_admitted",
     "event_of",
     "fingerprint",
+    "record_admitted",
     "record_of",
     "save_refusal",
     "terminal_look_alike",
@@ -220,9 +220,7 @@ def update_of(record: ChangeRecord) -> JobUpdate:
     return JobUpdate(job_id, update_id, update_type, status, patch, name, text, etag, at, actor)
 
 
-def event_admitted(
-    record: ChangeRecord, admits: Callable[[EventType, str, str, str, str, int, str], bool]
-) -> bool:
+def record_admitted(record: ChangeRecord, admits: Admits) -> bool:
     """What ``admits`` (an :meth:`~jobledger.EventFilter.admits`) says of :func:`event_of`'s event.
 
     It is asked of the record's fields, so the event is not made.

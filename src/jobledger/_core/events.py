@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import types
 import typing
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import datetime
 from typing import TypeAlias
 
@@ -21,6 +21,7 @@ from jobledger._core.jsondoc import JsonObject, JsonValue, merge_patch
 
 __all__ = [
     "EVENT_TYPES",
+    "Admits",
     "EventFilter",
     "JobCanceled",
     "JobChanged",
@@ -30,6 +31,7 @@ __all__ = [
     "JobStarted",
     "JobUpdated",
     "changed_job",
+    "event_admitted",
     "started_job",
 ]
 
@@ -210,6 +212,23 @@ def _names(value: str | Collection[str] | None) -> frozenset[str] | None:
 #: What ``EventFilter.events`` holds (named so the field called ``type`` cannot shadow it).
 EventType: TypeAlias = type[JobStarted | JobUpdated | JobCompleted | JobFailed | JobCanceled]
 
+#: Who is asked whether an event passes, by its plain fields in this order:
+#: kind, job id, service, entity, type, version, ETag (:meth:`EventFilter.admits`).
+Admits: TypeAlias = Callable[[EventType, str, str, str, str, int, str], bool]
+
+
+def event_admitted(event: JobEvent, admits: Admits) -> bool:
+    """What ``admits`` says of ``event``'s fields."""
+    return admits(
+        type(event),
+        event.job_id,
+        event.service,
+        event.entity,
+        event.type,
+        event.version,
+        event.etag,
+    )
+
 
 #: What a filter's ``events`` accepts: an event type, a union of them (such as
 #: :data:`JobChanged`), or a collection of event types.
@@ -275,15 +294,7 @@ class EventFilter:
 
     def matches(self, event: JobEvent) -> bool:
         """Whether ``event`` passes this filter: what :meth:`admits` says of its fields."""
-        return self.admits(
-            type(event),
-            event.job_id,
-            event.service,
-            event.entity,
-            event.type,
-            event.version,
-            event.etag,
-        )
+        return event_admitted(event, self.admits)
 
     def admits(  # noqa: PLR0917  (an event's plain fields, by position: told per change)
         self,
